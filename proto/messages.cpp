@@ -1,0 +1,143 @@
+#include "proto/messages.h"
+
+namespace geysir::proto {
+
+using nlohmann::json;
+
+// Optional fields are read with value() so that older peers, which omit newer fields, still
+// parse: every field added later must have a default.
+
+void to_json(json& j, const FunctionConfig& c) {
+  j = json{{"name", c.name},
+           {"arn", c.arn},
+           {"version", c.version},
+           {"revision_id", c.revision_id},
+           {"runtime", c.runtime},
+           {"handler", c.handler},
+           {"code_dir", c.code_dir},
+           {"code_sha256", c.code_sha256},
+           {"memory_mb", c.memory_mb},
+           {"timeout_s", c.timeout_s},
+           {"ephemeral_storage_mb", c.ephemeral_storage_mb},
+           {"environment", c.environment},
+           {"region", c.region},
+           {"log_group", c.log_group}};
+  if (c.reserved_concurrency) j["reserved_concurrency"] = *c.reserved_concurrency;
+}
+
+void from_json(const json& j, FunctionConfig& c) {
+  FunctionConfig d;
+  c.name = j.at("name").get<std::string>();
+  c.arn = j.value("arn", d.arn);
+  c.version = j.value("version", d.version);
+  c.revision_id = j.value("revision_id", d.revision_id);
+  c.runtime = j.value("runtime", d.runtime);
+  c.handler = j.value("handler", d.handler);
+  c.code_dir = j.value("code_dir", d.code_dir);
+  c.code_sha256 = j.value("code_sha256", d.code_sha256);
+  c.memory_mb = j.value("memory_mb", d.memory_mb);
+  c.timeout_s = j.value("timeout_s", d.timeout_s);
+  c.ephemeral_storage_mb = j.value("ephemeral_storage_mb", d.ephemeral_storage_mb);
+  c.environment = j.value("environment", d.environment);
+  if (j.contains("reserved_concurrency") && j["reserved_concurrency"].is_number_unsigned()) {
+    c.reserved_concurrency = j["reserved_concurrency"].get<uint32_t>();
+  } else {
+    c.reserved_concurrency.reset();
+  }
+  c.region = j.value("region", d.region);
+  c.log_group = j.value("log_group", "");
+  if (c.log_group.empty()) c.log_group = "/aws/lambda/" + c.name;
+}
+
+void to_json(json& j, const InvokeRequest& r) {
+  j = json{{"id", r.id},
+           {"request_id", r.request_id},
+           {"function", r.function},
+           {"source", r.source},
+           {"want_log_tail", r.want_log_tail},
+           {"client_context_b64", r.client_context_b64}};
+}
+
+void from_json(const json& j, InvokeRequest& r) {
+  r.id = j.at("id").get<uint64_t>();
+  r.request_id = j.at("request_id").get<std::string>();
+  r.function = j.at("function").get<FunctionConfig>();
+  r.source = j.value("source", InvokeSource::kApi);
+  r.want_log_tail = j.value("want_log_tail", false);
+  r.client_context_b64 = j.value("client_context_b64", "");
+}
+
+void to_json(json& j, const InvokeResult& r) {
+  j = json{{"id", r.id},
+           {"request_id", r.request_id},
+           {"outcome", r.outcome},
+           {"error_type", r.error_type},
+           {"executed_version", r.executed_version},
+           {"duration_ms", r.duration_ms},
+           {"billed_duration_ms", r.billed_duration_ms},
+           {"memory_size_mb", r.memory_size_mb},
+           {"max_memory_used_mb", r.max_memory_used_mb},
+           {"log_tail", r.log_tail},
+           {"worker_pid", r.worker_pid}};
+  if (r.init_duration_ms) j["init_duration_ms"] = *r.init_duration_ms;
+}
+
+void from_json(const json& j, InvokeResult& r) {
+  r.id = j.at("id").get<uint64_t>();
+  r.request_id = j.value("request_id", "");
+  r.outcome = j.value("outcome", InvokeOutcome::kInternal);
+  r.error_type = j.value("error_type", "");
+  r.executed_version = j.value("executed_version", "$LATEST");
+  r.duration_ms = j.value("duration_ms", 0.0);
+  r.billed_duration_ms = j.value("billed_duration_ms", uint64_t{0});
+  r.memory_size_mb = j.value("memory_size_mb", 0u);
+  r.max_memory_used_mb = j.value("max_memory_used_mb", 0u);
+  if (j.contains("init_duration_ms") && j["init_duration_ms"].is_number()) {
+    r.init_duration_ms = j["init_duration_ms"].get<double>();
+  } else {
+    r.init_duration_ms.reset();
+  }
+  r.log_tail = j.value("log_tail", "");
+  r.worker_pid = j.value("worker_pid", 0);
+}
+
+void to_json(json& j, const LogEvent& e) { j = json{{"ts", e.timestamp_ms}, {"msg", e.message}}; }
+void from_json(const json& j, LogEvent& e) {
+  e.timestamp_ms = j.at("ts").get<int64_t>();
+  e.message = j.at("msg").get<std::string>();
+}
+
+void to_json(json& j, const LogBatch& b) {
+  j = json{{"function_name", b.function_name},
+           {"version", b.version},
+           {"log_stream", b.log_stream},
+           {"request_id", b.request_id},
+           {"events", b.events}};
+}
+void from_json(const json& j, LogBatch& b) {
+  b.function_name = j.at("function_name").get<std::string>();
+  b.version = j.value("version", "$LATEST");
+  b.log_stream = j.value("log_stream", "");
+  b.request_id = j.value("request_id", "");
+  b.events = j.value("events", std::vector<LogEvent>{});
+}
+
+void to_json(json& j, const FunctionUrlRoute& r) {
+  j = json{{"url_id", r.url_id}, {"auth_type", r.auth_type}, {"function", r.function}, {"cors", r.cors}};
+}
+void from_json(const json& j, FunctionUrlRoute& r) {
+  r.url_id = j.at("url_id").get<std::string>();
+  r.auth_type = j.value("auth_type", "NONE");
+  r.function = j.at("function").get<FunctionConfig>();
+  r.cors = j.value("cors", json(nullptr));
+}
+
+void to_json(json& j, const RouteTable& t) {
+  j = json{{"generation", t.generation}, {"function_urls", t.function_urls}};
+}
+void from_json(const json& j, RouteTable& t) {
+  t.generation = j.at("generation").get<uint64_t>();
+  t.function_urls = j.value("function_urls", std::vector<FunctionUrlRoute>{});
+}
+
+}  // namespace geysir::proto

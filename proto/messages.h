@@ -1,0 +1,155 @@
+// The message types that cross Geysir's process boundaries, each defined once here with its
+// JSON mapping (to_json/from_json beside the struct). docs/wire-formats.md documents them.
+//
+//   gateway  --invoke-->  scheduler  --result-->  gateway        (scheduler.sock)
+//   control  --invoke-->  scheduler  --result-->  control        (scheduler.sock)
+//   scheduler --logs--> control                                   (control.sock)
+//   gateway --subscribe_routes--> control --routes--> gateway     (control.sock, pushed on change)
+//
+// Thread safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proto/frame.h"
+
+namespace geysir::proto {
+
+// Message "type" values in frame headers.
+inline constexpr const char* kMsgInvoke = "invoke";
+inline constexpr const char* kMsgResult = "result";
+inline constexpr const char* kMsgLogs = "logs";
+inline constexpr const char* kMsgSubscribeRoutes = "subscribe_routes";
+inline constexpr const char* kMsgRoutes = "routes";
+
+// A snapshot of everything the scheduler needs to run one version of a function. Control builds
+// it; it travels inside each invoke so the scheduler needs no database. `revision_id` changes on
+// every code or configuration update: the scheduler keys its template pools by (name, revision_id).
+struct FunctionConfig {
+  std::string name;
+  std::string arn;                  // arn:aws:lambda:<region>:<account>:function:<name>
+  std::string version = "$LATEST";
+  std::string revision_id;
+  std::string runtime = "python3.11";
+  std::string handler;              // "module.function", module may be dotted
+  std::string code_dir;             // absolute path of the unpacked, read-only code
+  std::string code_sha256;          // base64 of the zip's SHA-256, as Lambda reports CodeSha256
+  uint32_t memory_mb = 128;
+  uint32_t timeout_s = 3;
+  uint32_t ephemeral_storage_mb = 512;
+  std::map<std::string, std::string> environment;
+  std::optional<uint32_t> reserved_concurrency;  // unset: the scheduler's per-function default
+  std::string region = "us-east-1";
+  std::string log_group;            // "/aws/lambda/<name>"
+};
+void to_json(nlohmann::json& j, const FunctionConfig& c);
+void from_json(const nlohmann::json& j, FunctionConfig& c);
+
+// What asked for an invocation; used for logs and metrics only.
+enum class InvokeSource { kFunctionUrl, kApi, kAsync, kSchedule };
+NLOHMANN_JSON_SERIALIZE_ENUM(InvokeSource, {{InvokeSource::kFunctionUrl, "function_url"},
+                                            {InvokeSource::kApi, "api"},
+                                            {InvokeSource::kAsync, "async"},
+                                            {InvokeSource::kSchedule, "schedule"}})
+
+// Frame header of an "invoke"; the frame body is the event (JSON bytes, passed through verbatim).
+struct InvokeRequest {
+  uint64_t id = 0;                  // the caller's correlation id on this connection
+  std::string request_id;           // Lambda's aws_request_id (a UUID), made by the caller
+  FunctionConfig function;
+  InvokeSource source = InvokeSource::kApi;
+  bool want_log_tail = false;       // Invoke LogType=Tail: return the last 4 KB of the log
+  std::string client_context_b64;   // X-Amz-Client-Context, passed to context.client_context
+};
+void to_json(nlohmann::json& j, const InvokeRequest& r);
+void from_json(const nlohmann::json& j, InvokeRequest& r);
+
+// How an invocation ended. The body of the "result" frame is:
+//   kOk:         the handler's return value, serialised as JSON
+//   kUnhandled / kTimeout: Lambda's error object {"errorMessage","errorType","stackTrace"}
+//   kThrottled / kInternal: a JSON object {"message": "..."} explaining why
+enum class InvokeOutcome {
+  kOk,
+  kUnhandled,   // handler raised, init failed, the process crashed or ran out of memory
+  kTimeout,     // killed at the function's timeout
+  kThrottled,   // concurrency limit and wait queue full
+  kInternal,    // Geysir failed (sandbox setup, scheduler restart); not the function's fault
+};
+// An unknown string maps to the first pair: kInternal, never a false "ok".
+NLOHMANN_JSON_SERIALIZE_ENUM(InvokeOutcome, {{InvokeOutcome::kInternal, "internal"},
+                                             {InvokeOutcome::kOk, "ok"},
+                                             {InvokeOutcome::kUnhandled, "unhandled"},
+                                             {InvokeOutcome::kTimeout, "timeout"},
+                                             {InvokeOutcome::kThrottled, "throttled"}})
+
+struct InvokeResult {
+  uint64_t id = 0;
+  std::string request_id;
+  InvokeOutcome outcome = InvokeOutcome::kInternal;
+  std::string error_type;           // e.g. "Runtime.ImportModuleError", "Sandbox.Timedout"
+  std::string executed_version = "$LATEST";
+  double duration_ms = 0;
+  uint64_t billed_duration_ms = 0;
+  uint32_t memory_size_mb = 0;
+  uint32_t max_memory_used_mb = 0;
+  std::optional<double> init_duration_ms;  // set on a cold start
+  std::string log_tail;             // last 4 KB of this invocation's log (raw, not base64) when asked
+  int32_t worker_pid = 0;           // the pid that served it (tests use it to prove isolation)
+};
+void to_json(nlohmann::json& j, const InvokeResult& r);
+void from_json(const nlohmann::json& j, InvokeResult& r);
+
+// One captured log line of a function, as CloudWatch Logs would hold it.
+struct LogEvent {
+  int64_t timestamp_ms = 0;
+  std::string message;              // one line, without the trailing newline
+};
+void to_json(nlohmann::json& j, const LogEvent& e);
+void from_json(const nlohmann::json& j, LogEvent& e);
+
+// Frame header of "logs" (scheduler -> control); the events ride in the header.
+struct LogBatch {
+  std::string function_name;
+  std::string version;
+  std::string log_stream;           // "YYYY/MM/DD/[$LATEST]<template id>", one per template
+  std::string request_id;           // empty for init-phase lines
+  std::vector<LogEvent> events;
+};
+void to_json(nlohmann::json& j, const LogBatch& b);
+void from_json(const nlohmann::json& j, LogBatch& b);
+
+// A function URL as the gateway routes it.
+struct FunctionUrlRoute {
+  std::string url_id;               // the host label before ".lambda-url."
+  std::string auth_type = "NONE";
+  FunctionConfig function;
+  nlohmann::json cors = nullptr;    // Lambda's Cors object, or null
+};
+void to_json(nlohmann::json& j, const FunctionUrlRoute& r);
+void from_json(const nlohmann::json& j, FunctionUrlRoute& r);
+
+// Frame header of "routes" (control -> gateway): the complete table, sent on subscribe and
+// again after every change. `generation` increases with each change.
+struct RouteTable {
+  uint64_t generation = 0;
+  std::vector<FunctionUrlRoute> function_urls;
+};
+void to_json(nlohmann::json& j, const RouteTable& t);
+void from_json(const nlohmann::json& j, RouteTable& t);
+
+// Convenience: a frame whose header is `value` serialised plus {"type": type}.
+template <typename T>
+Frame MakeFrame(const char* type, const T& value, std::string body = {}) {
+  Frame f;
+  f.header = value;
+  f.header["type"] = type;
+  f.body = std::move(body);
+  return f;
+}
+
+}  // namespace geysir::proto

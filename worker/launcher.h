@@ -1,0 +1,78 @@
+// Launching a function's template process: the worker module's seam for the scheduler.
+//
+// SpawnTemplate() forks and execs `geysir-worker` (worker/main.cpp), which builds the sandbox
+// (worker/sandbox: contain()), drops privileges to spec.uid/spec.gid and execs the language
+// runtime's bootstrap (worker/runtime/python/bootstrap.py) as the *template*: it runs the
+// function's init phase once (imports the handler module), reports "ready" on the control
+// socket, then forks one child per "fork" request. The protocol on the control socket and on
+// each child's channel is specified in docs/wire-formats.md ("Scheduler <-> template").
+//
+// In the scheduler only async-signal-safe calls happen between fork and exec; a launcher that
+// fails before its runtime starts writes one fixed-size LaunchFailure {stage, errno} to the
+// error pipe and _exits. EOF on the error pipe without a record means the runtime was exec'd.
+//
+// Thread safety: SpawnTemplate may be called from the loop thread; it does not block on the child.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "proto/messages.h"
+#include "proto/status.h"
+#include "proto/unique_fd.h"
+
+namespace geysir::worker {
+
+// Fixed-size record a launcher writes on its error pipe when a step fails (STYLE.md rule 8).
+struct LaunchFailure {
+  int32_t stage;   // a LaunchStage
+  int32_t err;     // errno
+};
+
+enum LaunchStage : int32_t {
+  kStageExecLauncher = 1,  // exec of geysir-worker itself failed (in the scheduler's child)
+  kStageParseSpec,
+  kStageCgroup,
+  kStageNamespaces,
+  kStageMounts,
+  kStageRlimits,
+  kStageDropPrivileges,
+  kStageSeccomp,
+  kStageChdir,
+  kStageExecRuntime,
+};
+const char* LaunchStageName(int32_t stage);
+
+struct TemplateSpec {
+  proto::FunctionConfig function;
+  std::string template_id;       // unique per template instance, used in log stream names
+  std::string worker_binary;     // absolute path of geysir-worker
+  std::string runtime_dir;       // directory holding the runtime bootstrap (bootstrap.py)
+  std::string python;            // interpreter for python3.x runtimes, default /usr/bin/python3.11
+  uid_t uid = 65534;             // unprivileged identity the template and its children run as
+  gid_t gid = 65534;
+  std::string cgroup_dir;        // cgroup (v2 path, or v1 memory path) the template is placed in; may be empty
+};
+
+// A running template. The scheduler owns all three fds; closing `control` tells the template
+// to exit. `pid` is a direct child of the scheduler and must be reaped by it.
+struct TemplateProcess {
+  pid_t pid = -1;
+  UniqueFd control;    // SOCK_SEQPACKET, JSON messages, fds passed with SCM_RIGHTS
+  UniqueFd init_log;   // read end of the template's stdout+stderr (init-phase log lines)
+  UniqueFd error_pipe; // read end: a LaunchFailure record, or EOF once the runtime is exec'd
+};
+
+Result<TemplateProcess> SpawnTemplate(const TemplateSpec& spec);
+
+// Helpers for the control-socket protocol, usable by the scheduler (non-blocking sockets:
+// they return Unavailable with EAGAIN when nothing is ready).
+Status SendControlMessage(int control_fd, const nlohmann::json& message, const int* fds, size_t nfds);
+struct ControlMessage {
+  nlohmann::json message;
+};
+Result<ControlMessage> ReceiveControlMessage(int control_fd);
+
+}  // namespace geysir::worker
