@@ -1,0 +1,172 @@
+// SQLite access for control: RAII owners for the connection and for prepared statements, typed
+// binds and column reads, a Transaction guard, and versioned schema migrations applied at open.
+//
+// Error policy: this layer THROWS `DbError` (a std::runtime_error carrying the SQLite result
+// code) for every SQLite failure; it is control-plane code (STYLE.md rule 5). `Db::Open` is the
+// one exception: it returns Result<Db> so the daemon can print a clear start-up error. Callers
+// above (control/store) catch DbError and turn it into a Status.
+//
+// Durability: the connection runs in WAL mode with synchronous=FULL, so a committed transaction
+// has been fsync'ed to the WAL before COMMIT returns: an acknowledged write survives kill -9 and
+// power loss. foreign_keys=ON, busy_timeout as given in DbOptions.
+//
+// Migrations are a list of numbered SQL steps defined in code (see control/store.cpp). At open,
+// every step whose number is above PRAGMA user_version runs in its own IMMEDIATE transaction
+// that also bumps user_version, so a crash mid-upgrade leaves the database at the last
+// complete step. A database whose user_version is above the newest step the code knows is
+// refused (this binary is older than the data).
+//
+// Thread safety: none. A Db (and every Statement prepared from it) belongs to one thread at a
+// time; control uses it from its event-loop thread only.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/status.h"
+
+namespace geysir::control {
+
+// Any SQLite failure. `sqlite_code()` is the extended result code (SQLITE_CONSTRAINT_PRIMARYKEY,
+// SQLITE_BUSY, ...) so callers can tell a uniqueness conflict from an I/O error.
+class DbError : public std::runtime_error {
+ public:
+  DbError(int sqlite_code, const std::string& what) : std::runtime_error(what), code_(sqlite_code) {}
+  int sqlite_code() const { return code_; }
+  // True for any SQLITE_CONSTRAINT_* (unique, primary key, foreign key, check, not null).
+  bool IsConstraint() const { return (code_ & 0xff) == SQLITE_CONSTRAINT; }
+
+ private:
+  int code_;
+};
+
+struct SqliteCloser {
+  void operator()(sqlite3* db) const;
+};
+struct StmtCloser {
+  void operator()(sqlite3_stmt* stmt) const;
+};
+using SqlitePtr = std::unique_ptr<sqlite3, SqliteCloser>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtCloser>;
+
+// One schema step. `version` numbers start at 1 and increase by exactly 1; `sql` may hold
+// several statements separated by ';'.
+struct Migration {
+  int version;
+  const char* description;
+  const char* sql;
+};
+
+// A prepared statement. Move-only. Binds are 1-based like SQLite's; columns are 0-based.
+// Every method throws DbError on failure.
+class Statement {
+ public:
+  Statement(sqlite3* db, std::string_view sql);
+
+  Statement& Bind(int index, int64_t value);
+  Statement& Bind(int index, int value) { return Bind(index, static_cast<int64_t>(value)); }
+  Statement& Bind(int index, uint32_t value) { return Bind(index, static_cast<int64_t>(value)); }
+  Statement& Bind(int index, bool value) { return Bind(index, static_cast<int64_t>(value ? 1 : 0)); }
+  Statement& Bind(int index, double value);
+  Statement& Bind(int index, std::string_view text);  // copied (SQLITE_TRANSIENT)
+  Statement& Bind(int index, const std::string& text) { return Bind(index, std::string_view(text)); }
+  Statement& Bind(int index, const char* text) { return Bind(index, std::string_view(text)); }
+  Statement& Bind(int index, std::nullopt_t);          // NULL
+  template <typename T>
+  Statement& Bind(int index, const std::optional<T>& value) {
+    return value ? Bind(index, *value) : Bind(index, std::nullopt);
+  }
+  Statement& BindBlob(int index, std::string_view bytes);
+
+  // Binds args to parameters 1..N in order.
+  template <typename... Args>
+  Statement& BindAll(const Args&... args) {
+    int i = 0;
+    (Bind(++i, args), ...);
+    return *this;
+  }
+
+  // Steps once: true when a row is available, false when the statement is done.
+  bool Step();
+  // Steps to completion (for INSERT/UPDATE/DELETE); returns sqlite3_changes().
+  int Run();
+  // Resets so the statement can run again; bindings are cleared too.
+  void Reset();
+
+  bool IsNull(int column) const;
+  int64_t Int(int column) const;
+  double Double(int column) const;
+  std::string Text(int column) const;   // "" for NULL
+  std::optional<int64_t> OptInt(int column) const;
+  std::optional<std::string> OptText(int column) const;
+
+  sqlite3_stmt* get() const { return stmt_.get(); }
+
+ private:
+  sqlite3* db_;
+  StmtPtr stmt_;
+};
+
+struct DbOptions {
+  int busy_timeout_ms = 5000;
+  // Passed to sqlite3_open_v2; READWRITE|CREATE by default. The file is created with mode 0600.
+  bool create = true;
+};
+
+// An open database. Move-only.
+class Db {
+ public:
+  // Opens (creating if allowed) `path`, applies the pragmas above, then the migrations.
+  // Errors: kInternal with SQLite's message; a schema newer than `migrations` gives a
+  // kInternal Status whose message says "database schema version N is newer than this
+  // build of geysir supports (M)".
+  static Result<Db> Open(const std::string& path, const std::vector<Migration>& migrations,
+                         const DbOptions& options = {});
+
+  Db(Db&&) noexcept = default;
+  Db& operator=(Db&&) noexcept = default;
+
+  sqlite3* handle() const { return db_.get(); }
+  Statement Prepare(std::string_view sql) const { return Statement(db_.get(), sql); }
+  // Runs one or more statements without results (sqlite3_exec). Throws DbError.
+  void Exec(std::string_view sql) const;
+  // PRAGMA user_version.
+  int SchemaVersion() const;
+  int64_t LastInsertRowId() const;
+  const std::string& path() const { return path_; }
+
+  // Applies pending migrations (Open calls this). Throws DbError; throws DbError with code
+  // SQLITE_ERROR and the "newer" message for a database newer than `migrations`.
+  void Migrate(const std::vector<Migration>& migrations);
+
+ private:
+  Db() = default;
+  SqlitePtr db_;
+  std::string path_;
+};
+
+// BEGIN IMMEDIATE on construction (takes the write lock up front, so a transaction never fails
+// half-way with SQLITE_BUSY on upgrade); ROLLBACK in the destructor unless Commit() ran.
+// Not nestable. Throws DbError from the constructor and from Commit().
+class Transaction {
+ public:
+  explicit Transaction(const Db& db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  void Commit();
+
+ private:
+  const Db& db_;
+  bool done_ = false;
+};
+
+}  // namespace geysir::control
