@@ -46,7 +46,7 @@ fi
 echo "==> deploying examples/hello"
 export AWS_SHARED_CREDENTIALS_FILE="$DATA/credentials"
 ENDPOINT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["control_endpoint"])' "$DATA/run/server.json")"
-out="$("$GEYSIR" deploy "$ROOT/examples/hello" --endpoint "$ENDPOINT" --name hello --handler app.handler --url 2>&1)" || {
+out="$("$GEYSIR" deploy "$ROOT/examples/hello" --data-dir "$DATA" --name hello --handler app.handler --url 2>&1)" || {
   echo "$out" >&2
   echo "error: deploying examples/hello failed" >&2
   exit 1

@@ -1,7 +1,6 @@
 """Real command-line clients: Debian's AWS CLI v2 and our `geysir` CLI."""
 import base64
 import json
-import os
 import re
 
 from conftest import ROLE, curl, make_zip, unique, wait_until

@@ -7,7 +7,7 @@ import urllib.request
 import botocore.exceptions
 import pytest
 
-from conftest import ROLE, curl, make_zip, wait_until
+from conftest import ROLE, curl, make_zip
 
 V1 = 'def handler(event, context):\n    return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": "v1 " + event.get("rawPath", "-")}\n'
 V2 = 'def handler(event, context):\n    return {"statusCode": 201, "headers": {"x-version": "2"}, "body": "v2"}\n'

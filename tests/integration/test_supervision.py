@@ -1,5 +1,4 @@
 """Supervision: SIGKILLed daemons come back within seconds; SIGTERM under load loses no accepted request."""
-import concurrent.futures
 import http.client
 import json
 import os

@@ -3,7 +3,6 @@ import io
 import os
 import stat
 import zipfile
-import zlib
 
 import botocore.exceptions
 import pytest

@@ -1,0 +1,289 @@
+"""Geysir benchmarks (issue 2, "Performance"): run by bench/run.sh, not a pass/fail test.
+
+Starts a private `geysir server` (port 0, temp data dir) and, in one go on this machine:
+  (a) wrk against the hello handler through its function URL (16 connections);
+  (b) the Flask example in Geysir vs the same app under gunicorn -w 2 (sync workers);
+  (c) the gateway's /healthz vs nginx returning a fixed body (one worker each: one event loop);
+  (d) cold start: CreateFunction (+ CreateFunctionUrlConfig) to the first 200 from the URL,
+      for hello and for Flask, median of several.
+Prints each figure and the ratios to the issue's aims, and a JSON summary line at the end.
+"""
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import zipfile
+
+import boto3
+import botocore.config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROLE = "arn:aws:iam::000000000000:role/bench"
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def zip_dir(path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for root, dirs, files in os.walk(path):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for f in sorted(files):
+                if f.endswith(".pyc"):
+                    continue
+                full = os.path.join(root, f)
+                z.write(full, os.path.relpath(full, path))
+    return buf.getvalue()
+
+
+def wait_http(host_header, port, path="/", timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            code = http_status(port, host_header, path)
+            if code == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"error: http://{host_header}{path} did not answer 200 within {timeout}s")
+
+
+def http_status(port, host_header, path="/", timeout=5):
+    """One GET over a raw socket; returns the status code (cheap enough to poll every ms)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return int(m.group(1)) if m else 0
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_latency(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text.strip())
+    return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+
+
+def wrk(url, host_header, connections, duration, threads=2):
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency"]
+    if host_header:
+        cmd += ["-H", f"Host: {host_header}"]
+    cmd.append(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: parse_latency(re.search(rf"\s{p}%\s+(\S+)", out).group(1)) for p in ("50", "90", "99")}
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    sock_errors = sum(int(x) for x in m.groups()) if m else 0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50_ms": lat["50"], "p90_ms": lat["90"], "p99_ms": lat["99"],
+            "requests": total, "non_2xx": errors, "socket_errors": sock_errors}
+
+
+def fmt(r):
+    s = f"{r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p90 {r['p90_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
+    if r["non_2xx"] or r["socket_errors"]:
+        s += f"  (non-2xx {r['non_2xx']}, socket errors {r['socket_errors']})"
+    return s
+
+
+class Geysir:
+    def __init__(self, build_dir):
+        self.data = tempfile.mkdtemp(prefix="geysir-bench-")
+        self.logf = open(os.path.join(self.data, "server.log"), "wb")
+        self.proc = subprocess.Popen([os.path.join(build_dir, "bin", "geysir"), "server", "--data-dir", self.data,
+                                      "--http-port", "0", "--control-port", "0"],
+                                     stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+        sj = os.path.join(self.data, "run", "server.json")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sj):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"error: geysir server did not start; see {self.data}/server.log")
+            time.sleep(0.05)
+        info = json.load(open(sj))
+        self.port = info["http_port"]
+        import configparser
+        cp = configparser.ConfigParser()
+        cp.read(info["credentials_file"])
+        sec = cp["default"] if cp.has_section("default") else cp[cp.sections()[0]]
+        self.lam = boto3.client("lambda", endpoint_url=info["control_endpoint"], region_name="us-east-1",
+                                aws_access_key_id=sec["aws_access_key_id"],
+                                aws_secret_access_key=sec["aws_secret_access_key"],
+                                config=botocore.config.Config(retries={"max_attempts": 1}))
+
+    def deploy(self, name, zip_bytes, memory=128):
+        t0 = time.perf_counter()
+        self.lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                                 Code={"ZipFile": zip_bytes}, MemorySize=memory, Timeout=10)
+        url = self.lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+        host = urllib.parse.urlsplit(url).netloc
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if http_status(self.port, host) == 200:
+                    return host, (time.perf_counter() - t0) * 1000
+            except OSError:
+                pass
+            time.sleep(0.001)
+        raise SystemExit(f"error: {name} did not answer 200 within 30 s; see {self.data}/server.log")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def start_gunicorn(port):
+    p = subprocess.Popen(["gunicorn", "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+                          "app:app"], cwd=os.path.join(REPO, "examples", "flask"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(f"127.0.0.1:{port}", port)
+    return p
+
+
+def start_nginx(port, tmp):
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""daemon off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
+  }}
+}}
+""")
+    p = subprocess.Popen(["nginx", "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(f"127.0.0.1:{port}", port)
+    return p
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--cold-runs", type=int, default=7)
+    args = ap.parse_args()
+    d, c = args.duration, args.connections
+    results = {"duration_s": d, "connections": c, "nproc": os.cpu_count()}
+    hello_zip = zip_dir(os.path.join(REPO, "examples", "hello"))
+    flask_zip = zip_dir(os.path.join(REPO, "examples", "flask"))
+    tmp = tempfile.mkdtemp(prefix="geysir-bench-tmp-")
+    g = Geysir(args.build_dir)
+    try:
+        log(f"geysir server on :{g.port}; wrk {d}s per run, {c} connections, {os.cpu_count()} cores\n")
+
+        hello_host, _ = g.deploy("bench-hello", hello_zip)
+        flask_host, _ = g.deploy("bench-flask", flask_zip, memory=256)
+        base = f"http://127.0.0.1:{g.port}/"
+
+        # (a) hello through its function URL.
+        wrk(base, hello_host, c, 2)  # warm-up
+        a = wrk(base, hello_host, c, d)
+        results["a_hello"] = a
+        log(f"(a) hello via function URL      {fmt(a)}")
+        log(f"    aim >= 1000 req/s, p50 <= 2 ms, p99 <= 10 ms: "
+            f"{a['rps'] / 1000:.2f}x of the req/s aim, p50 {a['p50_ms']:.2f} ms, p99 {a['p99_ms']:.2f} ms")
+
+        # (b) Flask in Geysir vs gunicorn -w 2.
+        wrk(base, flask_host, c, 2)
+        bg = wrk(base, flask_host, c, d)
+        gport = free_port()
+        gp = start_gunicorn(gport)
+        try:
+            wrk(f"http://127.0.0.1:{gport}/", None, c, 2)
+            bu = wrk(f"http://127.0.0.1:{gport}/", None, c, d)
+        finally:
+            stop(gp)
+        results["b_flask_geysir"], results["b_flask_gunicorn"] = bg, bu
+        rb = bg["rps"] / bu["rps"] if bu["rps"] else float("nan")
+        results["b_ratio"] = rb
+        log(f"(b) Flask in Geysir             {fmt(bg)}")
+        log(f"    Flask under gunicorn -w 2    {fmt(bu)}")
+        log(f"    ratio Geysir/gunicorn = {rb:.3f}  (aim >= 0.07)")
+
+        # (c) /healthz vs nginx.
+        wrk(base + "healthz", "localhost", c, 2)
+        ch = wrk(base + "healthz", "localhost", c, d)
+        nport = free_port()
+        np_ = start_nginx(nport, tmp)
+        try:
+            wrk(f"http://127.0.0.1:{nport}/", None, c, 2)
+            cn = wrk(f"http://127.0.0.1:{nport}/", None, c, d)
+        finally:
+            stop(np_)
+        results["c_healthz"], results["c_nginx"] = ch, cn
+        rc = ch["rps"] / cn["rps"] if cn["rps"] else float("nan")
+        results["c_ratio"] = rc
+        log(f"(c) gateway /healthz            {fmt(ch)}")
+        log(f"    nginx (1 worker) fixed body  {fmt(cn)}")
+        log(f"    ratio gateway/nginx = {rc:.3f}  (aim >= 0.5)")
+
+        # (d) cold start: CreateFunction -> first 200 from the URL.
+        for label, z, mem, aim in (("hello", hello_zip, 128, 100), ("flask", flask_zip, 256, 250)):
+            times = []
+            for i in range(args.cold_runs):
+                _, ms = g.deploy(f"cold-{label}-{i}", z, memory=mem)
+                times.append(ms)
+                g.lam.delete_function(FunctionName=f"cold-{label}-{i}")
+            med = statistics.median(times)
+            results[f"d_cold_{label}_ms"] = {"median": med, "min": min(times), "max": max(times), "runs": times}
+            log(f"(d) cold start {label:5s}          median {med:7.1f} ms  (min {min(times):.1f}, max "
+                f"{max(times):.1f}, n={len(times)})  aim <= {aim} ms")
+    finally:
+        g.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    log("\nsummary: " + json.dumps(results, sort_keys=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
