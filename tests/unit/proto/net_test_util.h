@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -106,6 +107,35 @@ inline int DrainAndCloseLoop(uv_loop_t* loop) {
   for (int i = 0; i < 1000 && uv_loop_alive(loop); ++i) uv_run(loop, UV_RUN_NOWAIT);
   return uv_loop_close(loop);
 }
+
+// Runs `loop` until `done()` holds or `timeout_ms` passes; true if done() held. A ticking timer
+// makes sure the predicate is re-checked even when nothing else happens.
+inline bool RunUntil(uv_loop_t* loop, const std::function<bool()>& done, uint64_t timeout_ms = 5000) {
+  uv_timer_t tick;
+  uv_timer_init(loop, &tick);
+  uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(loop, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return done();
+}
+
+// A fresh directory under /tmp for socket files; removed (with its files) on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/geysir-net-XXXXXX";
+    path_ = mkdtemp(tmpl) ? tmpl : "";
+  }
+  ~TempDir() {
+    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // A blocking TCP client with a receive timeout.
 class RawClient {
