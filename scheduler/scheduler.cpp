@@ -1,0 +1,776 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "proto/log.h"
+#include "scheduler/lambda_format.h"
+
+namespace geysir::scheduler {
+
+using proto::InvokeOutcome;
+using proto::InvokeResult;
+using proto::LogBatch;
+using proto::LogEvent;
+
+namespace {
+
+constexpr size_t kMaxSupersededRemembered = 16;
+constexpr int kMaxStartRetries = 1;      // an invocation survives one template crash
+constexpr int kMaxChildRetries = 2;      // ... and two children found dead at hand-over
+constexpr uint32_t kMaxForkFailures = 3; // consecutive; then pre-forking pauses until a success
+constexpr size_t kMaxInitLogBytes = 64 * 1024;
+
+std::string RandomHex(size_t bytes) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  static const char* kHex = "0123456789abcdef";
+  std::string s;
+  s.reserve(bytes * 2);
+  for (size_t i = 0; i < bytes; i += 8) {
+    uint64_t v = rng();
+    for (size_t k = 0; k < 8 && i + k < bytes; ++k) {
+      s.push_back(kHex[(v >> 4) & 0xf]);
+      s.push_back(kHex[v & 0xf]);
+      v >>= 8;
+    }
+  }
+  return s;
+}
+
+std::string StreamDate(int64_t unix_ms) {
+  // "YYYY/MM/DD" as in Lambda's log stream names.
+  std::string iso = IsoTime(unix_ms);
+  return iso.substr(0, 4) + "/" + iso.substr(5, 2) + "/" + iso.substr(8, 2);
+}
+
+}  // namespace
+
+struct Scheduler::Function {
+  std::string name;
+  uint32_t uid_index = 0;
+  uint32_t active = 0;                 // admitted invocations: each holds a concurrency slot
+  std::deque<Invocation*> queue;       // waiting for a slot, FIFO
+  Pool* current = nullptr;             // the pool of the newest revision seen
+  std::deque<std::string> superseded;  // revisions replaced by a newer one (bounded)
+};
+
+struct Scheduler::Pool {
+  proto::FunctionConfig config;
+  Function* fn = nullptr;
+  bool superseded = false;
+
+  TemplateState state = TemplateState::kNone;
+  std::unique_ptr<Template> tpl;
+  std::string template_id;
+  std::string log_stream;
+  Clock::TimerId init_timer = 0;
+  double init_ms = 0;
+  bool cold_pending = false;           // the next invocation to run reports Init Duration
+
+  std::deque<std::unique_ptr<Child>> ready;
+  uint32_t forks_in_flight = 0;
+  uint32_t fork_failures = 0;
+  std::deque<Invocation*> waiting;     // admitted, waiting for a child
+  std::set<Invocation*> running;
+  uint32_t queued = 0;                 // entries of fn->queue that belong to this pool
+
+  int64_t last_used_ms = 0;
+  Clock::TimerId idle_timer = 0;
+
+  // Adaptive pre-forking: the peak concurrency of the current and the previous 1 s window.
+  int64_t window_start_ms = 0;
+  uint32_t peak_cur = 0;
+  uint32_t peak_prev = 0;
+};
+
+struct Scheduler::Invocation {
+  enum class Phase { kNew, kQueued, kWaiting, kRunning };
+  proto::InvokeRequest req;
+  std::string event;
+  Done done;
+  Pool* pool = nullptr;
+  Phase phase = Phase::kNew;
+  bool admitted = false;
+  int start_retries = 0;
+  int child_retries = 0;
+  int64_t arrival_ms = 0;              // MonoMs
+  int64_t start_ns = 0;                // MonoNs when handed to a child
+  int64_t start_wall_ms = 0;
+  Clock::TimerId deadline_timer = 0;
+  std::unique_ptr<Child> child;
+  std::optional<double> init_ms;       // cold start
+};
+
+struct Scheduler::Finishing {
+  std::unique_ptr<Child> child;
+  LogBatch batch;
+  size_t insert_at = 0;                // late log lines go here (before END)
+};
+
+Scheduler::Scheduler(SchedulerOptions options, Clock* clock, Launcher* launcher, LogSink* logs)
+    : options_(options), clock_(clock), launcher_(launcher), logs_(logs) {}
+
+Scheduler::~Scheduler() {
+  // Children and templates are destroyed with their owners; their destructors clean up.
+  for (auto& [key, pool] : pools_) {
+    clock_->Cancel(pool->idle_timer);
+    clock_->Cancel(pool->init_timer);
+  }
+  for (auto& [p, inv] : invocations_) clock_->Cancel(inv->deadline_timer);
+  clock_->Cancel(drain_timer_);
+}
+
+std::optional<uint32_t> Scheduler::UidOf(const std::string& function_name) const {
+  auto it = functions_.find(function_name);
+  if (it == functions_.end()) return std::nullopt;
+  return options_.uid_base + it->second->uid_index;
+}
+
+SchedulerStats Scheduler::stats() const {
+  SchedulerStats s;
+  s.pools = pools_.size();
+  for (const auto& [key, pool] : pools_) {
+    if (pool->tpl) ++s.templates;
+    s.ready_children += pool->ready.size();
+    s.forks_in_flight += pool->forks_in_flight;
+  }
+  s.invocations = invocations_.size();
+  s.finishing = finishing_.size();
+  s.templates_started = templates_started_;
+  s.throttled = throttled_;
+  return s;
+}
+
+Scheduler::Function& Scheduler::FunctionFor(const std::string& name) {
+  auto it = functions_.find(name);
+  if (it != functions_.end()) return *it->second;
+  auto fn = std::make_unique<Function>();
+  fn->name = name;
+  // Each function gets its own uid for its whole life in this process, so two functions never
+  // share a uid (and therefore cannot signal or ptrace each other).
+  fn->uid_index = next_uid_index_++;
+  Function& ref = *fn;
+  functions_.emplace(name, std::move(fn));
+  return ref;
+}
+
+Scheduler::Pool* Scheduler::PoolFor(Function& fn, const proto::FunctionConfig& config) {
+  const auto key = std::make_pair(config.name, config.revision_id);
+  auto it = pools_.find(key);
+  if (fn.current && fn.current->config.revision_id == config.revision_id) return fn.current;
+
+  const bool old_revision =
+      std::find(fn.superseded.begin(), fn.superseded.end(), config.revision_id) != fn.superseded.end();
+  if (!old_revision && fn.current) {
+    // A newer revision: the current pool drains and is reaped as soon as it is idle.
+    Pool* prev = fn.current;
+    fn.superseded.push_back(prev->config.revision_id);
+    if (fn.superseded.size() > kMaxSupersededRemembered) fn.superseded.pop_front();
+    fn.current = nullptr;
+    Supersede(prev);
+  }
+  if (it != pools_.end()) {
+    if (!old_revision) fn.current = it->second.get();
+    return it->second.get();
+  }
+  auto pool = std::make_unique<Pool>();
+  pool->config = config;
+  pool->fn = &fn;
+  // A late request for a revision already replaced is served by a pool that is reaped as
+  // soon as it is idle, without pre-forking.
+  pool->superseded = old_revision;
+  pool->last_used_ms = clock_->MonoMs();
+  pool->window_start_ms = pool->last_used_ms;
+  Pool* raw = pool.get();
+  pools_.emplace(key, std::move(pool));
+  if (!old_revision) fn.current = raw;
+  return raw;
+}
+
+void Scheduler::Supersede(Pool* pool) {
+  pool->superseded = true;
+  pool->ready.clear();  // idle children of old code are of no use any more
+  log::Info("pool_superseded", {{"function", pool->config.name}, {"revision_id", pool->config.revision_id}});
+  MaybeIdle(pool);  // reaped on the next loop turn if idle
+}
+
+uint32_t Scheduler::LimitOf(const Pool& pool) const {
+  return pool.config.reserved_concurrency.value_or(options_.function_concurrency);
+}
+
+// ---- admission ---------------------------------------------------------------------------
+
+void Scheduler::Submit(proto::InvokeRequest request, std::string event, Done done) {
+  auto refuse = [&](InvokeOutcome outcome, const std::string& message) {
+    InvokeResult r;
+    r.id = request.id;
+    r.request_id = request.request_id;
+    r.outcome = outcome;
+    r.executed_version = request.function.version;
+    r.memory_size_mb = request.function.memory_mb;
+    done(std::move(r), MessageObject(message));
+  };
+  if (shutting_down_) return refuse(InvokeOutcome::kInternal, "the scheduler is shutting down");
+  if (request.function.name.empty()) return refuse(InvokeOutcome::kInternal, "invoke without a function name");
+  if (request.function.timeout_s == 0) request.function.timeout_s = 3;
+  if (request.function.memory_mb == 0) request.function.memory_mb = 128;
+
+  Function& fn = FunctionFor(request.function.name);
+  Pool* pool = PoolFor(fn, request.function);
+
+  auto owned = std::make_unique<Invocation>();
+  Invocation* inv = owned.get();
+  inv->req = std::move(request);
+  inv->event = std::move(event);
+  inv->done = std::move(done);
+  inv->pool = pool;
+  inv->arrival_ms = clock_->MonoMs();
+  invocations_.emplace(inv, std::move(owned));
+
+  const uint32_t limit = LimitOf(*pool);
+  if (fn.active < limit && fn.queue.empty()) {
+    Admit(inv);
+    return;
+  }
+  if (limit > 0 && fn.queue.size() < options_.queue_depth) {
+    inv->phase = Invocation::Phase::kQueued;
+    fn.queue.push_back(inv);
+    ++pool->queued;
+    inv->deadline_timer = clock_->Schedule(int64_t{inv->req.function.timeout_s} * 1000, [this, inv] { OnDeadline(inv); });
+    return;
+  }
+  ++throttled_;
+  Fail(inv, InvokeOutcome::kThrottled, "", MessageObject("Rate exceeded"));
+}
+
+void Scheduler::Admit(Invocation* inv) {
+  ++inv->pool->fn->active;
+  inv->admitted = true;
+  Dispatch(inv);
+}
+
+void Scheduler::ReleaseSlot(Function& fn) {
+  if (fn.active > 0) --fn.active;
+  while (!fn.queue.empty()) {
+    Invocation* next = fn.queue.front();
+    if (fn.active >= LimitOf(*next->pool)) break;
+    fn.queue.pop_front();
+    --next->pool->queued;
+    Admit(next);  // keeps its deadline timer: queue time counts against it
+  }
+}
+
+void Scheduler::NoteConcurrency(Pool* pool) {
+  const int64_t now = clock_->MonoMs();
+  if (now - pool->window_start_ms >= 1000) {
+    pool->peak_prev = now - pool->window_start_ms >= 2000 ? 0 : pool->peak_cur;
+    pool->peak_cur = 0;
+    pool->window_start_ms = now;
+  }
+  uint32_t c = static_cast<uint32_t>(pool->running.size() + pool->waiting.size());
+  pool->peak_cur = std::max(pool->peak_cur, c);
+}
+
+uint32_t Scheduler::PreforkTarget(Pool* pool) {
+  NoteConcurrency(pool);
+  uint32_t target = std::max(options_.prefork, std::max(pool->peak_cur, pool->peak_prev));
+  uint32_t cap = std::min(options_.max_prefork, LimitOf(*pool));
+  return std::min(target, cap);
+}
+
+void Scheduler::Dispatch(Invocation* inv) {
+  Pool* pool = inv->pool;
+  pool->last_used_ms = clock_->MonoMs();
+  while (!pool->ready.empty()) {
+    std::unique_ptr<Child> child = std::move(pool->ready.front());
+    pool->ready.pop_front();
+    if (!child->alive()) continue;  // died while waiting: destroying it cleans up
+    Run(inv, std::move(child));
+    NoteConcurrency(pool);
+    Replenish(pool);
+    return;
+  }
+  inv->phase = Invocation::Phase::kWaiting;
+  pool->waiting.push_back(inv);
+  NoteConcurrency(pool);
+  if (inv->deadline_timer == 0) {
+    int64_t left = int64_t{inv->req.function.timeout_s} * 1000 - (clock_->MonoMs() - inv->arrival_ms);
+    inv->deadline_timer = clock_->Schedule(left, [this, inv] { OnDeadline(inv); });
+  }
+  if (pool->state == TemplateState::kNone) {
+    EnsureTemplate(pool);
+  } else {
+    Replenish(pool);
+  }
+}
+
+void Scheduler::Run(Invocation* inv, std::unique_ptr<Child> child) {
+  Pool* pool = inv->pool;
+  inv->phase = Invocation::Phase::kRunning;
+  inv->child = std::move(child);
+  pool->running.insert(inv);
+  clock_->Cancel(inv->deadline_timer);
+  const int64_t timeout_ms = int64_t{inv->req.function.timeout_s} * 1000;
+  inv->deadline_timer = clock_->Schedule(timeout_ms, [this, inv] { OnDeadline(inv); });
+  inv->start_ns = clock_->MonoNs();
+  inv->start_wall_ms = clock_->WallMs();
+  if (pool->cold_pending) {
+    inv->init_ms = pool->init_ms;
+    pool->cold_pending = false;
+  }
+  ChildInvoke ci;
+  ci.request_id = inv->req.request_id;
+  ci.deadline_ms = inv->start_wall_ms + timeout_ms;
+  ci.function_arn = inv->req.function.arn;
+  ci.client_context_b64 = inv->req.client_context_b64;
+  inv->child->Invoke(ci, inv->event, [this, inv](ChildReport report) { OnReport(inv, std::move(report)); });
+}
+
+// ---- completion --------------------------------------------------------------------------
+
+LogBatch Scheduler::BatchFor(const Pool& pool, const std::string& request_id) const {
+  LogBatch b;
+  b.function_name = pool.config.name;
+  b.version = pool.config.version;
+  b.log_stream = pool.log_stream;
+  b.request_id = request_id;
+  return b;
+}
+
+void Scheduler::OnReport(Invocation* inv, ChildReport report) {
+  Pool* pool = inv->pool;
+  if (report.kind == ChildReport::Kind::kDied && report.never_started && inv->child_retries < kMaxChildRetries) {
+    // The child was gone before it got the invocation: nothing ran, so try another one.
+    ++inv->child_retries;
+    pool->running.erase(inv);
+    inv->child.reset();
+    clock_->Cancel(inv->deadline_timer);
+    inv->deadline_timer = 0;
+    Dispatch(inv);
+    return;
+  }
+  clock_->Cancel(inv->deadline_timer);
+  inv->deadline_timer = 0;
+
+  const double duration_ms = static_cast<double>(clock_->MonoNs() - inv->start_ns) / 1e6;
+  const int64_t now_wall = clock_->WallMs();
+  const std::string& rid = inv->req.request_id;
+  std::string log_text = inv->child->DrainLog();
+  const uint64_t peak = inv->child->PeakMemoryBytes();
+
+  InvokeResult result;
+  std::string payload;
+  std::vector<std::string> error_lines;
+  if (report.kind == ChildReport::Kind::kResult) {
+    if (report.handler_error) {
+      result.outcome = InvokeOutcome::kUnhandled;
+      result.error_type = ErrorTypeOf(report.body, "Runtime.Unknown");
+    } else {
+      result.outcome = InvokeOutcome::kOk;
+    }
+    payload = std::move(report.body);
+  } else {
+    result.outcome = InvokeOutcome::kUnhandled;
+    const std::string why = "Runtime exited with error: " +
+                            (report.oom_killed ? std::string("signal: killed")
+                                               : ExitDescription(report.exit_code, report.exit_signal));
+    result.error_type = report.oom_killed ? "Runtime.OutOfMemory" : "Runtime.ExitError";
+    const std::string message = "RequestId: " + rid + " Error: " + why;
+    payload = ErrorObject(message, result.error_type);
+    error_lines.push_back(message);
+    error_lines.push_back(result.error_type);
+  }
+  result.duration_ms = duration_ms;
+  result.billed_duration_ms = BilledMs(duration_ms);
+  result.max_memory_used_mb = ToMb(peak);
+  result.init_duration_ms = inv->init_ms;
+  result.worker_pid = static_cast<int32_t>(inv->child->pid());
+
+  LogBatch batch = BatchFor(*pool, rid);
+  batch.events.push_back({inv->start_wall_ms, StartLine(rid, pool->config.version)});
+  for (auto& line : SplitLines(log_text)) batch.events.push_back({now_wall, std::move(line)});
+  for (auto& line : error_lines) batch.events.push_back({now_wall, std::move(line)});
+  const size_t insert_at = batch.events.size();
+  batch.events.push_back({now_wall, EndLine(rid)});
+  batch.events.push_back({now_wall, ReportLine(rid, duration_ms, result.billed_duration_ms, pool->config.memory_mb,
+                                               result.max_memory_used_mb, inv->init_ms)});
+  if (inv->req.want_log_tail) {
+    std::vector<std::string> lines;
+    for (const auto& e : batch.events) lines.push_back(e.message);
+    result.log_tail = Tail(lines, options_.log_tail_bytes);
+  }
+
+  std::unique_ptr<Child> child = std::move(inv->child);
+  pool->running.erase(inv);
+  Function& fn = *pool->fn;
+  Answer(inv, std::move(result), std::move(payload));
+  FinishChild(std::move(child), std::move(batch), insert_at, {});
+  ReleaseSlot(fn);
+  Replenish(pool);
+  MaybeIdle(pool);
+}
+
+void Scheduler::OnDeadline(Invocation* inv) {
+  inv->deadline_timer = 0;
+  Pool* pool = inv->pool;
+  Function& fn = *pool->fn;
+  const std::string& rid = inv->req.request_id;
+  const int64_t now_wall = clock_->WallMs();
+  switch (inv->phase) {
+    case Invocation::Phase::kQueued: {
+      fn.queue.erase(std::find(fn.queue.begin(), fn.queue.end(), inv));
+      --pool->queued;
+      const double waited = static_cast<double>(clock_->MonoMs() - inv->arrival_ms) / 1000.0;
+      Fail(inv, InvokeOutcome::kTimeout, "Sandbox.Timedout",
+           ErrorObject(TimeoutMessage(now_wall, rid, waited), "Sandbox.Timedout"));
+      MaybeIdle(pool);
+      return;
+    }
+    case Invocation::Phase::kWaiting: {
+      pool->waiting.erase(std::find(pool->waiting.begin(), pool->waiting.end(), inv));
+      const double waited = static_cast<double>(clock_->MonoMs() - inv->arrival_ms) / 1000.0;
+      Fail(inv, InvokeOutcome::kTimeout, "Sandbox.Timedout",
+           ErrorObject(TimeoutMessage(now_wall, rid, waited), "Sandbox.Timedout"));
+      ReleaseSlot(fn);
+      MaybeIdle(pool);
+      return;
+    }
+    case Invocation::Phase::kRunning:
+      break;
+    case Invocation::Phase::kNew:
+      return;
+  }
+  // The function ran out of time: kill it and everything it started.
+  inv->child->Kill();
+  const double duration_ms = static_cast<double>(clock_->MonoNs() - inv->start_ns) / 1e6;
+  std::string log_text = inv->child->DrainLog();
+  const uint64_t peak = inv->child->PeakMemoryBytes();
+  const std::string message = TimeoutMessage(now_wall, rid, duration_ms / 1000.0);
+
+  InvokeResult result;
+  result.outcome = InvokeOutcome::kTimeout;
+  result.error_type = "Sandbox.Timedout";
+  result.duration_ms = duration_ms;
+  result.billed_duration_ms = BilledMs(duration_ms);
+  result.max_memory_used_mb = ToMb(peak);
+  result.init_duration_ms = inv->init_ms;
+  result.worker_pid = static_cast<int32_t>(inv->child->pid());
+
+  LogBatch batch = BatchFor(*pool, rid);
+  batch.events.push_back({inv->start_wall_ms, StartLine(rid, pool->config.version)});
+  for (auto& line : SplitLines(log_text)) batch.events.push_back({now_wall, std::move(line)});
+  const size_t insert_at = batch.events.size();
+  batch.events.push_back({now_wall, EndLine(rid)});
+  batch.events.push_back({now_wall, ReportLine(rid, duration_ms, result.billed_duration_ms, pool->config.memory_mb,
+                                               result.max_memory_used_mb, inv->init_ms)});
+  batch.events.push_back({now_wall, message});
+  if (inv->req.want_log_tail) {
+    std::vector<std::string> lines;
+    for (const auto& e : batch.events) lines.push_back(e.message);
+    result.log_tail = Tail(lines, options_.log_tail_bytes);
+  }
+  std::unique_ptr<Child> child = std::move(inv->child);
+  pool->running.erase(inv);
+  Answer(inv, std::move(result), ErrorObject(message, "Sandbox.Timedout"));
+  FinishChild(std::move(child), std::move(batch), insert_at, {});
+  ReleaseSlot(fn);
+  Replenish(pool);
+  MaybeIdle(pool);
+}
+
+void Scheduler::Answer(Invocation* inv, InvokeResult result, std::string payload) {
+  clock_->Cancel(inv->deadline_timer);
+  result.id = inv->req.id;
+  result.request_id = inv->req.request_id;
+  result.executed_version = inv->req.function.version;
+  result.memory_size_mb = inv->req.function.memory_mb;
+  Done done = std::move(inv->done);
+  invocations_.erase(inv);  // destroys inv
+  done(std::move(result), std::move(payload));
+  CheckDrained();
+}
+
+void Scheduler::Fail(Invocation* inv, InvokeOutcome outcome, const std::string& error_type, std::string body) {
+  InvokeResult r;
+  r.outcome = outcome;
+  r.error_type = error_type;
+  Answer(inv, std::move(r), std::move(body));
+}
+
+void Scheduler::FinishChild(std::unique_ptr<Child> child, LogBatch batch, size_t insert_at,
+                            std::vector<std::string> trailer) {
+  auto owned = std::make_unique<Finishing>();
+  Finishing* f = owned.get();
+  f->child = std::move(child);
+  f->batch = std::move(batch);
+  f->insert_at = insert_at;
+  for (auto& t : trailer) f->batch.events.push_back({clock_->WallMs(), std::move(t)});
+  finishing_.emplace(f, std::move(owned));
+  f->child->Finish([this, f](std::string late_log) {
+    if (!late_log.empty() && !f->batch.events.empty()) {
+      std::vector<LogEvent> late;
+      const int64_t now = clock_->WallMs();
+      for (auto& line : SplitLines(late_log)) late.push_back({now, std::move(line)});
+      f->batch.events.insert(f->batch.events.begin() + static_cast<std::ptrdiff_t>(f->insert_at),
+                             std::make_move_iterator(late.begin()), std::make_move_iterator(late.end()));
+    }
+    if (!f->batch.events.empty()) logs_->Emit(std::move(f->batch));
+    finishing_.erase(f);  // destroys the child: allowed from inside its Finish callback
+    CheckDrained();
+  });
+}
+
+// ---- templates and children --------------------------------------------------------------
+
+void Scheduler::EnsureTemplate(Pool* pool) {
+  if (pool->tpl) return;
+  pool->template_id = RandomHex(16);
+  pool->log_stream = StreamDate(clock_->WallMs()) + "/[" + pool->config.version + "]" + pool->template_id;
+  TemplateRequest req;
+  req.function = pool->config;
+  req.template_id = pool->template_id;
+  req.uid = options_.uid_base + pool->fn->uid_index;
+  TemplateEvents ev;
+  ev.on_ready = [this, pool](double init_ms, std::string init_log) { OnTemplateReady(pool, init_ms, std::move(init_log)); };
+  ev.on_init_error = [this, pool](double init_ms, std::string error, std::string init_log) {
+    OnInitError(pool, init_ms, std::move(error), std::move(init_log));
+  };
+  ev.on_exit = [this, pool](Status why) { OnTemplateExit(pool, std::move(why)); };
+  ev.on_forked = [this, pool](Result<std::unique_ptr<Child>> child) { OnForked(pool, std::move(child)); };
+  auto started = launcher_->Start(req, std::move(ev));
+  if (!started.ok()) {
+    log::Error("template_start_failed", {{"function", pool->config.name}, {"error", started.status().ToString()}});
+    std::deque<Invocation*> waiters = std::move(pool->waiting);
+    pool->waiting.clear();
+    Function& fn = *pool->fn;
+    for (Invocation* inv : waiters) {
+      Fail(inv, InvokeOutcome::kInternal, "", MessageObject("could not start the function's sandbox: " + started.status().message()));
+    }
+    for (size_t i = 0; i < waiters.size(); ++i) ReleaseSlot(fn);
+    MaybeIdle(pool);
+    return;
+  }
+  pool->tpl = std::move(started).value();
+  pool->state = TemplateState::kStarting;
+  pool->fork_failures = 0;
+  ++templates_started_;
+  pool->init_timer = clock_->Schedule(options_.init_timeout_ms, [this, pool] {
+    pool->init_timer = 0;
+    if (pool->state != TemplateState::kStarting) return;
+    log::Warn("template_init_timeout", {{"function", pool->config.name}, {"template_id", pool->template_id}});
+    OnTemplateExit(pool, Status::Error(Code::kDeadlineExceeded, "the init phase did not finish in time"));
+  });
+}
+
+void Scheduler::EmitInitLog(Pool* pool, const std::string& init_log) {
+  if (init_log.empty()) return;
+  LogBatch b = BatchFor(*pool, "");
+  const int64_t now = clock_->WallMs();
+  std::string_view text(init_log.data(), std::min(init_log.size(), kMaxInitLogBytes));
+  for (auto& line : SplitLines(text)) b.events.push_back({now, std::move(line)});
+  logs_->Emit(std::move(b));
+}
+
+void Scheduler::OnTemplateReady(Pool* pool, double init_ms, std::string init_log) {
+  clock_->Cancel(pool->init_timer);
+  pool->init_timer = 0;
+  pool->state = TemplateState::kReady;
+  pool->init_ms = init_ms;
+  pool->cold_pending = true;
+  log::Info("template_ready", {{"function", pool->config.name}, {"template_id", pool->template_id},
+                               {"pid", pool->tpl->pid()}, {"init_ms", init_ms}});
+  EmitInitLog(pool, init_log);
+  Replenish(pool);
+  MaybeIdle(pool);
+}
+
+void Scheduler::OnInitError(Pool* pool, double init_ms, std::string error, std::string init_log) {
+  clock_->Cancel(pool->init_timer);
+  pool->init_timer = 0;
+  log::Warn("template_init_error", {{"function", pool->config.name}, {"template_id", pool->template_id}});
+  EmitInitLog(pool, init_log);
+  StopTemplate(pool);
+  // Every invocation waiting for this init gets its error; the next one re-runs init, as
+  // Lambda does.
+  std::deque<Invocation*> waiters = std::move(pool->waiting);
+  pool->waiting.clear();
+  Function& fn = *pool->fn;
+  const std::string type = ErrorTypeOf(error, "Runtime.Unknown");
+  for (Invocation* inv : waiters) {
+    const std::string& rid = inv->req.request_id;
+    const int64_t now = clock_->WallMs();
+    LogBatch batch = BatchFor(*pool, rid);
+    batch.events.push_back({now, StartLine(rid, pool->config.version)});
+    batch.events.push_back({now, EndLine(rid)});
+    batch.events.push_back({now, ReportLine(rid, 0, 1, pool->config.memory_mb, 0, init_ms)});
+    InvokeResult r;
+    r.outcome = InvokeOutcome::kUnhandled;
+    r.error_type = type;
+    r.init_duration_ms = init_ms;
+    r.billed_duration_ms = 1;
+    if (inv->req.want_log_tail) {
+      std::vector<std::string> lines = SplitLines(init_log);
+      for (const auto& e : batch.events) lines.push_back(e.message);
+      r.log_tail = Tail(lines, options_.log_tail_bytes);
+    }
+    logs_->Emit(std::move(batch));
+    Answer(inv, std::move(r), error);
+  }
+  for (size_t i = 0; i < waiters.size(); ++i) ReleaseSlot(fn);
+  MaybeIdle(pool);
+}
+
+void Scheduler::StopTemplate(Pool* pool) {
+  clock_->Cancel(pool->init_timer);
+  pool->init_timer = 0;
+  pool->tpl.reset();  // closes the control socket; the template's cgroup is killed and removed
+  pool->state = TemplateState::kNone;
+  pool->forks_in_flight = 0;  // their callbacks died with the template
+  pool->cold_pending = false;
+}
+
+void Scheduler::OnTemplateExit(Pool* pool, Status why) {
+  log::Warn("template_exited", {{"function", pool->config.name}, {"template_id", pool->template_id},
+                                {"why", why.ToString()}});
+  StopTemplate(pool);
+  // Children already forked serve on, but exit statuses would no longer be reported: drop the
+  // idle ones and fork fresh children from the new template.
+  pool->ready.clear();
+  std::deque<Invocation*> keep;
+  std::vector<Invocation*> failed;
+  for (Invocation* inv : pool->waiting) {
+    if (inv->start_retries < kMaxStartRetries) {
+      ++inv->start_retries;
+      keep.push_back(inv);
+    } else {
+      failed.push_back(inv);
+    }
+  }
+  pool->waiting = std::move(keep);
+  Function& fn = *pool->fn;
+  for (Invocation* inv : failed) {
+    Fail(inv, InvokeOutcome::kInternal, "", MessageObject("the function's sandbox failed: " + why.message()));
+  }
+  for (size_t i = 0; i < failed.size(); ++i) ReleaseSlot(fn);
+  // Rebuild at once for the invocations still waiting (each retried at most once); otherwise
+  // on the next request.
+  if (!pool->waiting.empty() && !pool->tpl) EnsureTemplate(pool);
+  MaybeIdle(pool);
+}
+
+void Scheduler::OnForked(Pool* pool, Result<std::unique_ptr<Child>> child) {
+  if (pool->forks_in_flight > 0) --pool->forks_in_flight;
+  if (!child.ok()) {
+    ++pool->fork_failures;
+    log::Warn("fork_failed", {{"function", pool->config.name}, {"error", child.status().ToString()}});
+    if (!pool->waiting.empty()) {
+      Invocation* inv = pool->waiting.front();
+      pool->waiting.pop_front();
+      Function& fn = *pool->fn;
+      Fail(inv, InvokeOutcome::kInternal, "", MessageObject("could not prepare a process for the function: " + child.status().message()));
+      ReleaseSlot(fn);
+    }
+    Replenish(pool);
+    MaybeIdle(pool);
+    return;
+  }
+  pool->fork_failures = 0;
+  std::unique_ptr<Child> c = std::move(child).value();
+  if (!pool->waiting.empty()) {
+    Invocation* inv = pool->waiting.front();
+    pool->waiting.pop_front();
+    Run(inv, std::move(c));
+  } else if (!pool->superseded && !shutting_down_) {
+    pool->ready.push_back(std::move(c));
+  }
+  Replenish(pool);
+}
+
+void Scheduler::Replenish(Pool* pool) {
+  if (pool->state != TemplateState::kReady || !pool->tpl) return;
+  // Forget children that died while waiting.
+  pool->ready.erase(std::remove_if(pool->ready.begin(), pool->ready.end(),
+                                   [](const std::unique_ptr<Child>& c) { return !c->alive(); }),
+                    pool->ready.end());
+  size_t want = pool->waiting.size();
+  if (!pool->superseded && !shutting_down_ && pool->fork_failures < kMaxForkFailures) want += PreforkTarget(pool);
+  if (pool->fork_failures >= kMaxForkFailures) want = std::min<size_t>(want, 1);
+  while (pool->ready.size() + pool->forks_in_flight < want) {
+    ++pool->forks_in_flight;
+    pool->tpl->Fork();
+  }
+}
+
+void Scheduler::MaybeIdle(Pool* pool) {
+  if (!pool->running.empty() || !pool->waiting.empty() || pool->queued > 0) return;
+  // Never removes the pool itself: callers up the stack may still hold it. Removal happens in
+  // OnIdleTimer, a top-level callback; superseded pools (and all pools at shutdown) go on the
+  // next loop turn.
+  const bool reap_now = pool->superseded || shutting_down_;
+  if (pool->idle_timer != 0) {
+    if (!reap_now) return;
+    clock_->Cancel(pool->idle_timer);
+  }
+  const int64_t due = reap_now ? 0 : pool->last_used_ms + options_.idle_timeout_ms - clock_->MonoMs();
+  pool->idle_timer = clock_->Schedule(due, [this, pool] { OnIdleTimer(pool); });
+}
+
+void Scheduler::OnIdleTimer(Pool* pool) {
+  pool->idle_timer = 0;
+  if (!pool->running.empty() || !pool->waiting.empty() || pool->queued > 0) return;  // re-armed when idle again
+  if (pool->superseded || shutting_down_) {
+    RemovePool(pool);
+    CheckDrained();
+    return;
+  }
+  const int64_t idle_for = clock_->MonoMs() - pool->last_used_ms;
+  if (idle_for < options_.idle_timeout_ms) {
+    MaybeIdle(pool);  // used since the timer was set
+    return;
+  }
+  log::Info("pool_idle_evicted", {{"function", pool->config.name}, {"revision_id", pool->config.revision_id},
+                                  {"idle_ms", idle_for}});
+  RemovePool(pool);
+}
+
+void Scheduler::RemovePool(Pool* pool) {
+  clock_->Cancel(pool->idle_timer);
+  clock_->Cancel(pool->init_timer);
+  pool->ready.clear();
+  pool->tpl.reset();
+  if (pool->fn->current == pool) pool->fn->current = nullptr;
+  pools_.erase(std::make_pair(pool->config.name, pool->config.revision_id));
+}
+
+// ---- shutdown ----------------------------------------------------------------------------
+
+void Scheduler::Shutdown(std::function<void()> drained) {
+  shutting_down_ = true;
+  drained_ = std::move(drained);
+  std::vector<Pool*> all;
+  for (auto& [key, pool] : pools_) all.push_back(pool.get());
+  for (Pool* pool : all) {
+    pool->ready.clear();
+    MaybeIdle(pool);  // idle pools go at once; busy ones when their last invocation ends
+  }
+  CheckDrained();
+}
+
+void Scheduler::CheckDrained() {
+  if (!shutting_down_ || !drained_ || drain_timer_ != 0) return;
+  if (!invocations_.empty() || !finishing_.empty()) return;
+  // Deferred to a top-level callback: the caller may still hold pools we are about to remove.
+  drain_timer_ = clock_->Schedule(0, [this] {
+    drain_timer_ = 0;
+    if (!invocations_.empty() || !finishing_.empty() || !drained_) return;
+    std::vector<Pool*> all;
+    for (auto& [key, pool] : pools_) all.push_back(pool.get());
+    for (Pool* pool : all) RemovePool(pool);
+    auto cb = std::move(drained_);
+    drained_ = nullptr;
+    cb();
+  });
+}
+
+}  // namespace geysir::scheduler

@@ -1,0 +1,142 @@
+// Scheduler: the pool logic. Admission (per-function concurrency limit, bounded FIFO wait
+// queue, throttling), one Pool per (function name, revision_id) with its template and
+// pre-forked children, deadlines, idle eviction (scale to zero), revision supersede, and the
+// Lambda log lines (START / END / REPORT) of each invocation.
+//
+// It knows nothing of sockets or processes: time comes from a Clock, processes from a
+// Launcher (scheduler/sandbox.h), logs go to a LogSink. scheduler/server.h wires the real ones.
+//
+// Critical path of one warm invocation: Submit -> a ready child -> Child::Invoke -> report ->
+// `done`. Forking (replenishing the pre-forked set), cgroup removal and log shipping happen
+// after `done`, off that path.
+//
+// Thread safety: loop thread only. `done` callbacks run from Submit's caller's loop, never
+// inside Submit() itself except for immediate refusals (throttled, shutting down, invalid).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/messages.h"
+#include "scheduler/clock.h"
+#include "scheduler/sandbox.h"
+
+namespace geysir::scheduler {
+
+// Where the scheduler's log batches go (control, over control.sock; a vector in tests).
+class LogSink {
+ public:
+  virtual ~LogSink() = default;
+  virtual void Emit(proto::LogBatch batch) = 0;
+};
+
+struct SchedulerOptions {
+  uint32_t uid_base = 200000;
+  uint32_t prefork = 2;                 // children kept forked ahead of demand, at least
+  uint32_t max_prefork = 32;            // adaptive pre-forking never goes above this
+  uint32_t function_concurrency = 32;   // default per-function limit (reserved_concurrency wins)
+  uint32_t queue_depth = 64;            // per-function FIFO of requests waiting for a slot
+  int64_t idle_timeout_ms = 300000;     // a pool unused this long is stopped (scale to zero)
+  int64_t init_timeout_ms = 10000;      // Lambda's init phase limit
+  size_t log_tail_bytes = 4096;
+};
+
+struct SchedulerStats {
+  size_t pools = 0;
+  size_t templates = 0;          // pools with a live template
+  size_t ready_children = 0;
+  size_t forks_in_flight = 0;
+  size_t invocations = 0;        // accepted and not yet answered
+  size_t finishing = 0;          // answered, child cleanup / log shipping still under way
+  uint64_t templates_started = 0;
+  uint64_t throttled = 0;
+};
+
+class Scheduler {
+ public:
+  using Done = std::function<void(proto::InvokeResult result, std::string payload)>;
+
+  Scheduler(SchedulerOptions options, Clock* clock, Launcher* launcher, LogSink* logs);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Runs one invocation; `done` is called exactly once.
+  void Submit(proto::InvokeRequest request, std::string event, Done done);
+
+  // Graceful stop: later Submit()s are refused (kInternal), accepted invocations — running or
+  // queued — finish (each bounded by its deadline), then every template is stopped and every
+  // child cleaned up, and `drained` fires.
+  void Shutdown(std::function<void()> drained);
+
+  SchedulerStats stats() const;
+  // The uid a function's processes run as (allocated on first sight; tests).
+  std::optional<uint32_t> UidOf(const std::string& function_name) const;
+
+ private:
+  struct Pool;
+  struct Function;
+  struct Invocation;
+  struct Finishing;
+  enum class TemplateState { kNone, kStarting, kReady };
+
+  Function& FunctionFor(const std::string& name);
+  Pool* PoolFor(Function& fn, const proto::FunctionConfig& config);
+  void Supersede(Pool* pool);
+  uint32_t LimitOf(const Pool& pool) const;
+
+  void Admit(Invocation* inv);
+  void Dispatch(Invocation* inv);
+  void Run(Invocation* inv, std::unique_ptr<Child> child);
+  void OnReport(Invocation* inv, ChildReport report);
+  void OnDeadline(Invocation* inv);
+  void ReleaseSlot(Function& fn);
+
+  void EnsureTemplate(Pool* pool);
+  void OnTemplateReady(Pool* pool, double init_ms, std::string init_log);
+  void OnInitError(Pool* pool, double init_ms, std::string error, std::string init_log);
+  void OnTemplateExit(Pool* pool, Status why);
+  void OnForked(Pool* pool, Result<std::unique_ptr<Child>> child);
+  void StopTemplate(Pool* pool);
+  void Replenish(Pool* pool);
+  uint32_t PreforkTarget(Pool* pool);
+  void NoteConcurrency(Pool* pool);
+  void MaybeIdle(Pool* pool);
+  void OnIdleTimer(Pool* pool);
+  void RemovePool(Pool* pool);
+
+  // Answers and forgets `inv` (its Child, if any, moves to the finishing set first).
+  void Answer(Invocation* inv, proto::InvokeResult result, std::string payload);
+  void Fail(Invocation* inv, proto::InvokeOutcome outcome, const std::string& error_type, std::string body);
+  void FinishChild(std::unique_ptr<Child> child, proto::LogBatch batch, size_t insert_at,
+                   std::vector<std::string> trailer);
+  void EmitInitLog(Pool* pool, const std::string& init_log);
+  proto::LogBatch BatchFor(const Pool& pool, const std::string& request_id) const;
+  void CheckDrained();
+
+  SchedulerOptions options_;
+  Clock* clock_;
+  Launcher* launcher_;
+  LogSink* logs_;
+
+  std::unordered_map<std::string, std::unique_ptr<Function>> functions_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<Pool>> pools_;
+  std::unordered_map<Invocation*, std::unique_ptr<Invocation>> invocations_;
+  std::unordered_map<Finishing*, std::unique_ptr<Finishing>> finishing_;
+  uint32_t next_uid_index_ = 0;
+  uint64_t templates_started_ = 0;
+  uint64_t throttled_ = 0;
+  bool shutting_down_ = false;
+  std::function<void()> drained_;
+  Clock::TimerId drain_timer_ = 0;
+};
+
+}  // namespace geysir::scheduler
