@@ -1,0 +1,41 @@
+// Small text codecs the gateway needs on its hot path: JSON string escaping (with UTF-8
+// repair), base64, ASCII case folding and the content-type test that decides whether a request
+// body travels as text or base64.
+//
+// They append to a caller's string so an event is built in one buffer without temporaries.
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace geysir::gateway {
+
+// Appends `in` as a quoted JSON string. Invalid UTF-8 sequences become U+FFFD: function input
+// is untrusted and a JSON document must be valid UTF-8 (nlohmann and Python's json both refuse
+// it otherwise).
+void AppendJsonString(std::string& out, std::string_view in);
+
+// True when `in` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
+bool IsValidUtf8(std::string_view in);
+
+// Standard base64 (RFC 4648 section 4) with padding.
+void AppendBase64(std::string& out, std::string_view in);
+// Decodes standard base64; padding optional, no whitespace. nullopt on any bad character or
+// impossible length.
+std::optional<std::string> DecodeBase64(std::string_view in);
+
+// Decodes %XX and, in a query, '+' as a space; malformed escapes are kept literally.
+std::string PercentDecode(std::string_view in, bool plus_as_space);
+
+std::string ToLowerAscii(std::string_view in);
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
+// AWS sends a function URL request body as a plain string only for textual media types:
+// text/*, application/json, application/xml and application/javascript (checked against AWS by
+// others; form-urlencoded bodies and requests without a Content-Type arrive base64-encoded).
+bool IsTextualContentType(std::string_view content_type);
+
+}  // namespace geysir::gateway

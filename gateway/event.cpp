@@ -1,0 +1,216 @@
+#include "gateway/event.h"
+
+#include <ctime>
+#include <utility>
+#include <vector>
+
+#include "gateway/codec.h"
+
+namespace geysir::gateway {
+namespace {
+
+using NameValues = std::vector<std::pair<std::string, std::string>>;
+
+// Adds value under name, joining a repeat with "," as AWS does. Linear search: requests carry
+// tens of headers at most, and a vector keeps first-seen order with no hashing or allocation
+// per lookup.
+void AddJoined(NameValues& list, std::string name, std::string_view value) {
+  for (auto& [n, v] : list) {
+    if (n == name) {
+      v.push_back(',');
+      v.append(value);
+      return;
+    }
+  }
+  list.emplace_back(std::move(name), std::string(value));
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+void AppendUint(std::string& out, uint64_t v) {
+  char buf[24];
+  int n = 0;
+  do {
+    buf[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  while (n > 0) out.push_back(buf[--n]);
+}
+
+void AppendKey(std::string& out, std::string_view key) {
+  // Keys here are our own constants: plain ASCII, no escaping needed.
+  out.push_back('"');
+  out.append(key);
+  out.append("\":");
+}
+
+void AppendObject(std::string& out, const NameValues& list) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [n, v] : list) {
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(out, n);
+    out.push_back(':');
+    AppendJsonString(out, v);
+  }
+  out.push_back('}');
+}
+
+}  // namespace
+
+std::string FormatRequestTime(uint64_t epoch_ms) {
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  time_t secs = static_cast<time_t>(epoch_ms / 1000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[40];
+  snprintf(buf, sizeof buf, "%02d/%s/%04d:%02d:%02d:%02d +0000", t.tm_mday, kMonths[t.tm_mon % 12],
+           t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec);
+  return buf;
+}
+
+std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const EventContext& ctx) {
+  // Headers and cookies.
+  NameValues headers;
+  headers.reserve(request.headers.size() + 3);
+  std::vector<std::string_view> cookies;
+  std::string_view user_agent;
+  std::string_view content_type;
+  bool have_content_type = false;
+  std::string xff;
+  for (const auto& [name, value] : request.headers) {
+    std::string lname = ToLowerAscii(name);
+    if (lname == "cookie") {
+      // "a=1; b=2" -> ["a=1", "b=2"]; several Cookie headers add up.
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        size_t semi = rest.find(';');
+        std::string_view one = Trim(rest.substr(0, semi));
+        if (!one.empty()) cookies.push_back(one);
+        if (semi == std::string_view::npos) break;
+        rest.remove_prefix(semi + 1);
+      }
+      continue;
+    }
+    if (lname == "user-agent" && user_agent.empty()) user_agent = value;
+    if (lname == "content-type" && !have_content_type) {
+      content_type = value;
+      have_content_type = true;
+    }
+    // The edge sets these itself, like AWS's front end: a client cannot claim a protocol or
+    // port, and its X-Forwarded-For is kept with our peer address appended.
+    if (lname == "x-forwarded-proto" || lname == "x-forwarded-port") continue;
+    if (lname == "x-forwarded-for") {
+      if (!xff.empty()) xff.append(", ");
+      xff.append(value);
+      continue;
+    }
+    AddJoined(headers, std::move(lname), value);
+  }
+  if (!request.remote_addr.empty()) {
+    if (!xff.empty()) xff.append(", ");
+    xff.append(request.remote_addr);
+  }
+  if (!xff.empty()) headers.emplace_back("x-forwarded-for", std::move(xff));
+  headers.emplace_back("x-forwarded-proto", std::string(ctx.forwarded_proto));
+  if (ctx.forwarded_port != 0) headers.emplace_back("x-forwarded-port", std::to_string(ctx.forwarded_port));
+
+  // Query parameters, decoded ('+' is a space in a query, as browsers encode forms).
+  NameValues query;
+  std::string_view q = request.query;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      std::string key = PercentDecode(pair.substr(0, eq), true);
+      std::string value = eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), true);
+      AddJoined(query, std::move(key), value);
+    }
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+
+  const bool body_as_text =
+      have_content_type && IsTextualContentType(content_type) && IsValidUtf8(request.body);
+
+  std::string out;
+  out.reserve(768 + request.target.size() * 2 + (body_as_text ? request.body.size() + request.body.size() / 8
+                                                               : request.body.size() * 4 / 3 + 4) +
+              request.headers.size() * 64);
+  out.append(R"({"version":"2.0","routeKey":"$default",)");
+  AppendKey(out, "rawPath");
+  AppendJsonString(out, request.path.empty() ? std::string_view("/") : std::string_view(request.path));
+  out.push_back(',');
+  AppendKey(out, "rawQueryString");
+  AppendJsonString(out, request.query);
+  out.push_back(',');
+  if (!cookies.empty()) {
+    AppendKey(out, "cookies");
+    out.push_back('[');
+    for (size_t i = 0; i < cookies.size(); ++i) {
+      if (i) out.push_back(',');
+      AppendJsonString(out, cookies[i]);
+    }
+    out.append("],");
+  }
+  AppendKey(out, "headers");
+  AppendObject(out, headers);
+  out.push_back(',');
+  if (!query.empty()) {
+    AppendKey(out, "queryStringParameters");
+    AppendObject(out, query);
+    out.push_back(',');
+  }
+  AppendKey(out, "requestContext");
+  out.append(R"({"accountId":"anonymous",)");
+  AppendKey(out, "apiId");
+  AppendJsonString(out, ctx.url_id);
+  out.push_back(',');
+  AppendKey(out, "domainName");
+  AppendJsonString(out, ctx.domain_name);
+  out.push_back(',');
+  AppendKey(out, "domainPrefix");
+  AppendJsonString(out, ctx.url_id);
+  out.append(R"(,"http":{"method":)");
+  AppendJsonString(out, request.method);
+  out.append(R"(,"path":)");
+  AppendJsonString(out, request.path.empty() ? std::string_view("/") : std::string_view(request.path));
+  out.append(R"(,"protocol":)");
+  out.append(request.http_major == 1 && request.http_minor == 0 ? R"("HTTP/1.0")" : R"("HTTP/1.1")");
+  out.append(R"(,"sourceIp":)");
+  AppendJsonString(out, request.remote_addr);
+  out.append(R"(,"userAgent":)");
+  AppendJsonString(out, user_agent);
+  out.append("},");
+  AppendKey(out, "requestId");
+  AppendJsonString(out, ctx.request_id);
+  out.append(R"(,"routeKey":"$default","stage":"$default","time":)");
+  AppendJsonString(out, FormatRequestTime(ctx.time_epoch_ms));
+  out.append(R"(,"timeEpoch":)");
+  AppendUint(out, ctx.time_epoch_ms);
+  out.append("},");
+  if (!request.body.empty()) {
+    AppendKey(out, "body");
+    if (body_as_text) {
+      AppendJsonString(out, request.body);
+    } else {
+      out.push_back('"');
+      AppendBase64(out, request.body);
+      out.push_back('"');
+    }
+    out.push_back(',');
+  }
+  AppendKey(out, "isBase64Encoded");
+  out.append(!request.body.empty() && !body_as_text ? "true" : "false");
+  out.push_back('}');
+  return out;
+}
+
+}  // namespace geysir::gateway

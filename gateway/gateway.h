@@ -1,0 +1,99 @@
+// Gateway: the public HTTP edge. Serves function URLs by host name and /healthz, with
+// proto::HttpServer; keeps control's route table (proto::FrameClient to control.sock, re-subscribing
+// after every reconnect); runs functions through proto::InvokeClient to scheduler.sock.
+//
+//   Host "<url_id>.lambda-url.<base>"  -> build the 2.0 event, invoke, map the result
+//   any other host, GET|HEAD /healthz  -> 200 {"status":"ok","scheduler":bool,"control":bool,"routes":gen}
+//   anything else                      -> 404 {"Message":...}
+//
+// It never opens SQLite and never forks: everything it holds is a cache that control rebuilds.
+// While control is down it keeps serving with the last table it received.
+//
+// Thread safety: one loop thread; every method is called on it.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "gateway/routes.h"
+#include "proto/frame_channel.h"
+#include "proto/http_server.h"
+#include "proto/invoke_client.h"
+#include "proto/status.h"
+
+namespace geysir::gateway {
+
+// The edge's HTTP limits, chosen to match what AWS's front ends accept:
+//   request line + headers  10 KiB  (API Gateway HTTP APIs' 10,240-byte limit)  -> 431
+//   body                     6 MiB  (Lambda's synchronous invocation payload)    -> 413
+//   headers must arrive within 10 s and the body within 30 s of them            -> 408
+//   an idle keep-alive connection is closed after 60 s.
+proto::HttpLimits GatewayHttpLimits();
+
+struct GatewayOptions {
+  std::string base_domain = "localhost";
+  std::string scheduler_socket;   // run/scheduler.sock
+  std::string control_socket;     // run/control.sock
+  proto::HttpLimits limits = GatewayHttpLimits();
+};
+
+// Request ids: random (version 4) UUIDs from a generator seeded once, so making one costs no
+// system call. They name a request in logs; they are not secrets.
+class RequestIdGenerator {
+ public:
+  RequestIdGenerator();
+  std::string Next();
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+class Gateway {
+ public:
+  Gateway(uv_loop_t* loop, GatewayOptions options);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Sets up the listening socket (an inherited fd, or host:port; port 0 picks one). Serving
+  // starts when the loop runs, so privileges can be dropped between Listen and uv_run.
+  Status ListenFd(int fd);
+  Status Listen(const std::string& host, uint16_t port);
+  uint16_t port() const;
+
+  // Connects to control and the scheduler; both reconnect on their own while peers restart.
+  void Start();
+
+  // Graceful: stop accepting, let in-flight requests finish, close the clients, then done().
+  void Shutdown(std::function<void()> done);
+  // Closes everything now; the loop must run once more for the close callbacks.
+  void Close();
+
+  const RouteIndex& routes() const { return routes_; }
+  bool scheduler_connected() const;
+  bool control_connected() const;
+
+ private:
+  void OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder);
+  void ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
+                        std::string url_id, std::string domain_name);
+  void OnControlFrame(proto::Frame&& frame);
+  void OnControlConnected();
+
+  uv_loop_t* loop_;
+  GatewayOptions options_;
+  proto::HttpServer http_;
+  proto::InvokeClient invoke_;
+  proto::FrameClient control_;
+  RouteIndex routes_;
+  RequestIdGenerator ids_;
+  uint16_t port_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace geysir::gateway

@@ -1,0 +1,171 @@
+#include "gateway/result.h"
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/codec.h"
+
+namespace geysir::gateway {
+namespace {
+
+using nlohmann::json;
+
+bool IsTokenChar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsValidHeaderName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!IsTokenChar(c)) return false;
+  }
+  return true;
+}
+
+bool IsSafeHeaderValue(std::string_view value) {
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
+}
+
+// Headers the HTTP server writes itself or that describe this hop only.
+bool IsReservedHeader(std::string_view name) {
+  static constexpr std::string_view kReserved[] = {
+      "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
+      "proxy-connection", "te", "trailer", "date"};
+  for (auto r : kReserved) {
+    if (EqualsIgnoreCase(name, r)) return true;
+  }
+  return false;
+}
+
+// A header value from the function's JSON: strings as they are, numbers and booleans as their
+// JSON text (JavaScript handlers commonly return {"Content-Length": 12}); null/objects/arrays
+// are skipped.
+bool ScalarToString(const json& v, std::string& out) {
+  if (v.is_string()) {
+    out = v.get_ref<const std::string&>();
+    return true;
+  }
+  if (v.is_number() || v.is_boolean()) {
+    out = v.dump();
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+proto::HttpResponse ErrorResponse(int status, std::string_view message) {
+  proto::HttpResponse r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "application/json");
+  r.body = json{{"Message", message}}.dump();
+  return r;
+}
+
+Result<proto::HttpResponse> MapHandlerOutput(std::string_view payload) {
+  // Parse without exceptions: the data plane does not throw, and this is untrusted output.
+  json v = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded()) return Status::Invalid("the function's result is not valid JSON");
+
+  if (!v.is_object() || !v.contains("statusCode")) {
+    proto::HttpResponse r;
+    r.status = 200;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = std::string(payload);
+    return r;
+  }
+
+  proto::HttpResponse r;
+  const json& sc = v["statusCode"];
+  int64_t status = 0;
+  if (sc.is_number_integer()) {
+    status = sc.get<int64_t>();
+  } else if (sc.is_number_float() && sc.get<double>() == static_cast<double>(static_cast<int64_t>(sc.get<double>()))) {
+    status = static_cast<int64_t>(sc.get<double>());  // 200.0 from a JavaScript number
+  } else {
+    return Status::Invalid("statusCode is not an integer");
+  }
+  if (status < 100 || status > 599) return Status::Invalid("statusCode " + std::to_string(status) + " is out of range");
+  r.status = static_cast<int>(status);
+
+  bool have_content_type = false;
+  if (auto it = v.find("headers"); it != v.end() && !it->is_null()) {
+    if (!it->is_object()) return Status::Invalid("headers is not an object");
+    for (const auto& [name, value] : it->items()) {
+      std::string text;
+      if (!ScalarToString(value, text)) continue;
+      if (!IsValidHeaderName(name) || !IsSafeHeaderValue(text) || IsReservedHeader(name)) continue;
+      if (EqualsIgnoreCase(name, "content-type")) have_content_type = true;
+      r.headers.emplace_back(name, std::move(text));
+    }
+  }
+  if (auto it = v.find("cookies"); it != v.end() && !it->is_null()) {
+    if (!it->is_array()) return Status::Invalid("cookies is not a list");
+    for (const auto& c : *it) {
+      if (!c.is_string()) return Status::Invalid("a cookie is not a string");
+      const auto& s = c.get_ref<const std::string&>();
+      if (!IsSafeHeaderValue(s)) continue;
+      r.headers.emplace_back("Set-Cookie", s);
+    }
+  }
+  if (!have_content_type) r.headers.emplace_back("Content-Type", "application/json");
+
+  bool base64 = false;
+  if (auto it = v.find("isBase64Encoded"); it != v.end() && it->is_boolean()) base64 = it->get<bool>();
+  if (auto it = v.find("body"); it != v.end() && !it->is_null()) {
+    if (it->is_string()) {
+      const auto& s = it->get_ref<const std::string&>();
+      if (base64) {
+        auto decoded = DecodeBase64(s);
+        if (!decoded) return Status::Invalid("isBase64Encoded is true but body is not valid base64");
+        r.body = std::move(*decoded);
+      } else {
+        r.body = s;
+      }
+    } else {
+      r.body = it->dump();  // a body given as JSON rather than as a string: send its JSON text
+    }
+  }
+  return r;
+}
+
+proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::string_view payload,
+                                    std::string* problem) {
+  switch (result.outcome) {
+    case proto::InvokeOutcome::kOk: {
+      auto mapped = MapHandlerOutput(payload);
+      if (mapped.ok()) return std::move(mapped).value();
+      if (problem) *problem = mapped.status().message();
+      return ErrorResponse(502, "Internal Server Error");
+    }
+    case proto::InvokeOutcome::kUnhandled:
+      return ErrorResponse(502, "Internal Server Error");
+    case proto::InvokeOutcome::kTimeout:
+      return ErrorResponse(504, "Endpoint request timed out");
+    case proto::InvokeOutcome::kThrottled:
+      return ErrorResponse(429, "Too Many Requests");
+    case proto::InvokeOutcome::kInternal:
+      break;
+  }
+  // kInternal: Geysir failed, not the function. An unreachable scheduler (restarting) is worth a
+  // retry, so it is 503; anything else is 502.
+  json body = json::parse(payload.begin(), payload.end(), nullptr, false);
+  std::string message;
+  if (body.is_object()) {
+    if (auto it = body.find("message"); it != body.end() && it->is_string()) message = it->get<std::string>();
+  }
+  if (problem) *problem = message;
+  if (message.rfind("scheduler unavailable", 0) == 0) return ErrorResponse(503, "Service Unavailable");
+  return ErrorResponse(502, "Internal Server Error");
+}
+
+}  // namespace geysir::gateway

@@ -1,0 +1,44 @@
+// RouteIndex: the gateway's copy of control's function URL table, keyed by url_id.
+//
+// Control pushes the whole table (a "routes" frame) on subscribe and after every change; the
+// index replaces its contents only with a table at least as new as the one it holds, so a frame
+// delayed across a reconnect cannot roll routes back. While control is down the last table keeps
+// serving: the gateway holds only this cache and can rebuild it on reconnect.
+//
+// Thread safety: loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "proto/frame.h"
+#include "proto/messages.h"
+#include "proto/status.h"
+
+namespace geysir::gateway {
+
+class RouteIndex {
+ public:
+  // Replaces the table when table.generation >= generation(). Returns whether it applied.
+  bool Apply(proto::RouteTable table);
+  // Parses a "routes" frame header (untrusted bytes from another process) and applies it.
+  Status ApplyFrame(const proto::Frame& frame);
+
+  // The route for url_id (lower-case), or nullptr. Shared so an in-flight request keeps its
+  // route alive across a table swap.
+  std::shared_ptr<const proto::FunctionUrlRoute> Find(std::string_view url_id) const;
+
+  uint64_t generation() const { return generation_; }
+  bool loaded() const { return loaded_; }
+  size_t size() const { return by_id_.size(); }
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<const proto::FunctionUrlRoute>> by_id_;
+  uint64_t generation_ = 0;
+  bool loaded_ = false;
+};
+
+}  // namespace geysir::gateway
