@@ -58,8 +58,11 @@ std::optional<VerifyError> Verify(const HttpRequest& request, const Credential& 
                                   std::string_view secret_key, int64_t now_s);
 
 // Building blocks, exposed for the AWS test-suite vectors in tests/unit/proto/.
+// `normalize_uri`: every service but S3 normalises the path (drops empty and "." segments,
+// resolves "..") and URI-encodes the wire path once more (so "%3A" signs as "%253A"); S3 signs
+// the path as sent. Sign and Verify choose by the service name ("s3" or not).
 std::string CanonicalRequest(const HttpRequest& request, const std::vector<std::string>& signed_headers,
-                             std::string_view payload_hash, bool presigned);
+                             std::string_view payload_hash, bool presigned, bool normalize_uri = true);
 std::string StringToSign(std::string_view amz_date, std::string_view scope, std::string_view canonical_request);
 std::string Signature(std::string_view secret_key, std::string_view date, std::string_view region,
                       std::string_view service, std::string_view string_to_sign);
