@@ -36,6 +36,10 @@ class Cgroup {
   virtual std::vector<pid_t> Processes() const = 0;
   virtual Status Remove() = 0;                     // KillAll, wait for empty (bounded), rmdir
   virtual const std::string& name() const = 0;
+  // The directory to pass as TemplateSpec::cgroup_dir: the v2 directory, or the v1 memory
+  // directory (the launcher joins the same relative path in the other v1 hierarchies).
+  // (Added after the first version; non-pure so existing fakes keep compiling.)
+  virtual std::string dir() const { return {}; }
 };
 
 class CgroupDriver {

@@ -42,6 +42,9 @@ enum LaunchStage : int32_t {
   kStageSeccomp,
   kStageChdir,
   kStageExecRuntime,
+  // Added after the first version (values above are fixed; new stages are appended).
+  kStageFds,               // closing inherited descriptors
+  kStageEnvironment,       // building the function's environment
 };
 const char* LaunchStageName(int32_t stage);
 
@@ -68,7 +71,9 @@ struct TemplateProcess {
 Result<TemplateProcess> SpawnTemplate(const TemplateSpec& spec);
 
 // Helpers for the control-socket protocol, usable by the scheduler (non-blocking sockets:
-// they return Unavailable with EAGAIN when nothing is ready).
+// they return Unavailable with EAGAIN when nothing is ready). ReceiveControlMessage returns
+// Unavailable with sys_errno() == 0 at EOF (the template exited), and InvalidArgument for a
+// datagram that is not a JSON object with a "type" string.
 Status SendControlMessage(int control_fd, const nlohmann::json& message, const int* fds, size_t nfds);
 struct ControlMessage {
   nlohmann::json message;

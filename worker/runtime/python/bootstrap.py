@@ -1,0 +1,459 @@
+"""Geysir's Python runtime: the template process of one function version.
+
+geysir-worker exec's this file (python -u -s -B -P bootstrap.py) inside the function's sandbox,
+as the function's unprivileged user, with the descriptors and messages of docs/wire-formats.md
+("Scheduler <-> template"):
+
+  fd 0  /dev/null        fd 1, 2  the init log        fd 3  the control socket (SEQPACKET)
+
+1. Init phase, once: import the handler module (Lambda's init), report "ready" or "init_error".
+2. Then, for each "fork" request (with a channel and a log descriptor), fork a child that
+   serves exactly one invocation and exits; report "forked", and "exited" when it is reaped.
+3. EOF on the control socket: exit (the scheduler kills what is left through cgroups).
+
+Children are cheap because everything they need is built here before the first fork: modules
+imported, logging configured, gc.freeze() so the child's collector does not touch (and thus
+copy) the template's pages. A child only swaps its stdout/stderr, reads one frame, calls the
+handler and writes one frame.
+"""
+
+import time
+
+_T0 = time.monotonic()
+
+import base64  # noqa: E402
+import decimal  # noqa: E402
+import errno  # noqa: E402
+import gc  # noqa: E402
+import importlib  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+
+CONTROL_FD = 3
+MAX_HEADER = 1 << 20
+MAX_BODY = 64 << 20
+# Stay well below the scheduler's 256 KiB receive buffer for one control datagram.
+MAX_CONTROL_MESSAGE = 200 * 1024
+
+_request_id = ""  # the invocation being served (a child only); read by the log filter
+
+
+# --- Lambda's error shape ------------------------------------------------------------------------
+
+def _error(error_type, message, stack_trace=None, request_id=None):
+    err = {"errorMessage": message, "errorType": error_type, "stackTrace": stack_trace or []}
+    if request_id is not None:
+        err["requestId"] = request_id
+    return err
+
+
+def _user_stack(tb, skip):
+    """Lambda's stackTrace: the formatted frames of the user's code, ours and importlib's left out."""
+    for _ in range(skip):
+        if tb is not None:
+            tb = tb.tb_next
+    frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith("<frozen importlib")]
+    return traceback.format_list(frames)
+
+
+def _log_error(err):
+    """The error as Lambda writes it to the function's log."""
+    text = "[ERROR] %s: %s\nTraceback (most recent call last):\n%s" % (
+        err["errorType"], err["errorMessage"], "".join(err["stackTrace"]))
+    if not text.endswith("\n"):
+        text += "\n"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+# --- logging like Lambda's Python runtime ---------------------------------------------------------
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record):
+        record.aws_request_id = _request_id
+        return True
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is now: children replace it with their invocation's log."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    def emit(self, record):
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+def _setup_logging():
+    # "[INFO]\t2026-11-27T05:30:00.123Z\t<request id>\t<message>", UTC, on the root logger, whose
+    # level stays at the default (WARNING) as on Lambda: logger.setLevel(INFO) is the user's call.
+    logging.Formatter.converter = time.gmtime
+    handler = _StdoutHandler()
+    handler.terminator = ""
+    handler.setFormatter(logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+        "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(_RequestIdFilter())
+    logging.getLogger().addHandler(handler)
+
+
+# --- init: loading the handler --------------------------------------------------------------------
+
+class _InitError(Exception):
+    def __init__(self, err):
+        super().__init__(err["errorMessage"])
+        self.err = err
+
+
+def _load_handler(handler_name):
+    try:
+        module_path, function_name = handler_name.rsplit(".", 1)
+    except ValueError as e:
+        raise _InitError(_error("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (handler_name, e)))
+    # Lambda accepts "dir/module.function" as well as dotted packages.
+    module_path = module_path.replace("/", ".")
+    if not module_path or not function_name:
+        raise _InitError(_error("Runtime.MalformedHandlerName", "Bad handler '%s'" % handler_name))
+    try:
+        module = importlib.import_module(module_path)
+    except ImportError as e:
+        raise _InitError(_error("Runtime.ImportModuleError",
+                                "Unable to import module '%s': %s" % (module_path, e)))
+    except SyntaxError as e:
+        trace = ['  File "%s" Line %s\n    %s\n' % (e.filename, e.lineno, (e.text or "").strip())]
+        raise _InitError(_error("Runtime.UserCodeSyntaxError",
+                                "Syntax error in module '%s': %s" % (module_path, e), trace))
+    except Exception as e:  # an exception raised by the module's own top-level code
+        raise _InitError(_error(type(e).__name__, str(e), _user_stack(e.__traceback__, 1)))
+    handler = getattr(module, function_name, None)
+    if handler is None:
+        raise _InitError(_error("Runtime.HandlerNotFound",
+                                "Handler '%s' missing on module '%s'" % (function_name, module_path)))
+    return handler
+
+
+# --- the context object ---------------------------------------------------------------------------
+
+class CognitoIdentity(object):
+    __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
+
+    def __init__(self, identity_id=None, pool_id=None):
+        self.cognito_identity_id = identity_id
+        self.cognito_identity_pool_id = pool_id
+
+
+class Client(object):
+    __slots__ = ["installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name"]
+
+    def __init__(self, d):
+        for k in self.__slots__:
+            setattr(self, k, d.get(k))
+
+
+class ClientContext(object):
+    __slots__ = ["custom", "env", "client"]
+
+    def __init__(self, d):
+        self.custom = d.get("custom")
+        self.env = d.get("env")
+        client = d.get("client")
+        self.client = Client(client) if isinstance(client, dict) else None
+
+
+class LambdaContext(object):
+    def __init__(self, request_id, invoked_function_arn, deadline_ms, client_context):
+        env = os.environ
+        self.aws_request_id = request_id
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = invoked_function_arn
+        # A string, as on Lambda (its runtime reads it from the environment too).
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.identity = CognitoIdentity()
+        self.client_context = client_context
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        left = self._deadline_ms - int(time.time() * 1000)
+        return left if left > 0 else 0
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return ("LambdaContext([aws_request_id=%s,log_group_name=%s,log_stream_name=%s,function_name=%s,"
+                "memory_limit_in_mb=%s,function_version=%s,invoked_function_arn=%s,client_context=%s,"
+                "identity=%s])" % (self.aws_request_id, self.log_group_name, self.log_stream_name,
+                                   self.function_name, self.memory_limit_in_mb, self.function_version,
+                                   self.invoked_function_arn, self.client_context, self.identity))
+
+
+def _client_context(b64):
+    if not b64:
+        return None
+    try:
+        d = json.loads(base64.b64decode(b64))
+    except (ValueError, TypeError):
+        return None
+    return ClientContext(d) if isinstance(d, dict) else None
+
+
+# --- frames on a child's channel ------------------------------------------------------------------
+
+def _read_exact(fd, n):
+    chunks = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(fd):
+    prefix = _read_exact(fd, 8)
+    if prefix is None:
+        return None, None
+    hlen, blen = struct.unpack(">II", prefix)
+    if not 1 <= hlen <= MAX_HEADER or blen > MAX_BODY:
+        return None, None
+    header = _read_exact(fd, hlen)
+    body = _read_exact(fd, blen) if blen else b""
+    if header is None or body is None:
+        return None, None
+    try:
+        header = json.loads(header)
+    except ValueError:
+        return None, None
+    if not isinstance(header, dict):
+        return None, None
+    return header, body
+
+
+def _write_frame(fd, header, body):
+    h = json.dumps(header, separators=(",", ":")).encode()
+    data = struct.pack(">II", len(h), len(body)) + h + body
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _json_default(o):
+    if isinstance(o, decimal.Decimal):
+        return float(o)
+    raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+
+# --- the child: one invocation --------------------------------------------------------------------
+
+def _child(handler, channel_fd, log_fd, closing):
+    global _request_id
+    for fd in closing:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # The invocation's log becomes stdout and stderr, line-buffered: a line is one write.
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    if log_fd > 2:
+        os.close(log_fd)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+    code = 0
+    try:
+        header, body = _read_frame(channel_fd)
+        if header is None:
+            code = 1
+            return
+        _request_id = request_id = str(header.get("request_id", ""))
+        deadline_ms = header.get("deadline_ms")
+        if not isinstance(deadline_ms, (int, float)):
+            deadline_ms = int(time.time() * 1000) + 3000
+        arn = header.get("function_arn") or ""
+        trace_id = header.get("trace_id")
+        if not trace_id:
+            now = int(time.time())
+            trace_id = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (now, os.urandom(12).hex(), os.urandom(8).hex())
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        context = LambdaContext(request_id, arn, int(deadline_ms), _client_context(header.get("client_context_b64")))
+        try:
+            event = json.loads(body) if body else None
+        except ValueError as e:
+            err = _error("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % e, [], request_id)
+            _log_error(err)
+            _write_frame(channel_fd, {"type": "result", "status": "error"}, json.dumps(err).encode())
+            return
+        try:
+            result = handler(event, context)
+        except SystemExit as e:
+            # The handler asked the process to exit: no result; the scheduler reports
+            # Runtime.ExitError from the exit status.
+            code = e.code if isinstance(e.code, int) else 1
+            return
+        except Exception as e:
+            err = _error(type(e).__name__, str(e), _user_stack(e.__traceback__, 1), request_id)
+            _log_error(err)
+            _write_frame(channel_fd, {"type": "result", "status": "error"}, json.dumps(err).encode())
+            return
+        try:
+            payload = json.dumps(result, default=_json_default).encode()
+        except (TypeError, ValueError, OverflowError) as e:
+            err = _error("Runtime.MarshalError", "Unable to marshal response: %s" % e, [], request_id)
+            _log_error(err)
+            _write_frame(channel_fd, {"type": "result", "status": "error"}, json.dumps(err).encode())
+            return
+        _write_frame(channel_fd, {"type": "result", "status": "ok"}, payload)
+    except BaseException:  # our own failure (a broken channel): say so in the log, exit non-zero
+        code = 1
+        try:
+            traceback.print_exc()
+        except BaseException:
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(code)
+
+
+# --- the template: the control loop ---------------------------------------------------------------
+
+def _send(ctrl, message):
+    try:
+        ctrl.send(json.dumps(message, separators=(",", ":")).encode())
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the scheduler is gone: the next poll reads EOF and the template exits
+
+
+def _reap(ctrl):
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        _send(ctrl, {"type": "exited", "pid": pid, "code": code, "signal": sig})
+
+
+def _serve(ctrl, handler):
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    # SIGCHLD wakes select() through the wakeup fd; the Python-level handler does nothing.
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.set_wakeup_fd(wake_w)
+    ctrl_fd = ctrl.fileno()
+    fd_space = socket.CMSG_SPACE(8 * struct.calcsize("i"))
+    poller = select.poll()
+    poller.register(ctrl_fd, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    while True:
+        ready = dict(poller.poll())
+        if wake_r in ready:
+            try:
+                while os.read(wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+            _reap(ctrl)
+        if ctrl_fd not in ready:
+            continue
+        try:
+            data, ancdata, _flags, _addr = ctrl.recvmsg(65536, fd_space)
+        except InterruptedError:
+            continue
+        fds = []
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                usable = len(payload) - len(payload) % struct.calcsize("i")
+                fds.extend(struct.unpack("%di" % (usable // struct.calcsize("i")), payload[:usable]))
+        if not data and not fds:
+            return  # EOF: the scheduler closed the control socket
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict) or msg.get("type") != "fork" or len(fds) < 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        channel_fd, log_fd = fds[0], fds[1]
+        for fd in fds[2:]:
+            os.close(fd)
+        child_no = msg.get("child")
+        try:
+            pid = os.fork()
+        except OSError as e:
+            os.close(channel_fd)
+            os.close(log_fd)
+            _send(ctrl, {"type": "fork_failed", "child": child_no, "errno": e.errno or errno.EAGAIN,
+                         "message": str(e)})
+            continue
+        if pid == 0:
+            _child(handler, channel_fd, log_fd, (ctrl_fd, wake_r, wake_w))
+        os.close(channel_fd)
+        os.close(log_fd)
+        _send(ctrl, {"type": "forked", "child": child_no, "pid": pid})
+
+
+def main():
+    ctrl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=CONTROL_FD)
+    task_root = os.environ.get("LAMBDA_TASK_ROOT")
+    # The code directory comes first on sys.path, whatever PYTHONPATH the function configured.
+    if task_root and task_root not in sys.path:
+        sys.path.insert(0, task_root)
+    _setup_logging()
+    try:
+        handler = _load_handler(os.environ.get("_HANDLER", ""))
+    except _InitError as e:
+        init_ms = (time.monotonic() - _T0) * 1000.0
+        err = e.err
+        _log_error(err)
+        message = {"type": "init_error", "init_ms": round(init_ms, 3), "error": err}
+        while len(json.dumps(message)) > MAX_CONTROL_MESSAGE and err["stackTrace"]:
+            err["stackTrace"] = err["stackTrace"][:-1]
+        if len(json.dumps(message)) > MAX_CONTROL_MESSAGE:
+            err["errorMessage"] = err["errorMessage"][:4096]
+        try:
+            _send(ctrl, message)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+    # Everything allocated so far is shared with the children: freezing it keeps their garbage
+    # collector from writing to (and so copying) these pages.
+    gc.collect()
+    gc.freeze()
+    init_ms = (time.monotonic() - _T0) * 1000.0
+    _send(ctrl, {"type": "ready", "init_ms": round(init_ms, 3)})
+    try:
+        _serve(ctrl, handler)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
