@@ -1,6 +1,6 @@
 #include "gateway/privileges.h"
 
-#include <grp.h>
+#include <grp.h>  // setgroups
 #include <pwd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -26,14 +26,6 @@ std::optional<Account> LookupUser(const std::string& name) {
   return Account{pw.pw_uid, pw.pw_gid};
 }
 
-std::optional<gid_t> LookupGroup(const std::string& name) {
-  std::vector<char> buf(16384);
-  group gr{};
-  group* found = nullptr;
-  if (getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || found == nullptr) return std::nullopt;
-  return gr.gr_gid;
-}
-
 }  // namespace
 
 Result<DropResult> DropPrivileges(const std::string& user) {
@@ -49,7 +41,6 @@ Result<DropResult> DropPrivileges(const std::string& user) {
     account = LookupUser("nobody");
     if (!account) return Status::Error(Code::kNotFound, "neither user " + user + " nor nobody exists");
     r.user = "nobody";
-    if (auto g = LookupGroup(user)) account->gid = *g;
   }
   if (account->uid == 0) return Status::Invalid("refusing to 'drop' to uid 0 (user " + r.user + ")");
 

@@ -22,9 +22,9 @@ struct DropResult {
   gid_t gid = 0;
 };
 
-// Becomes `user`. When that user does not exist, becomes "nobody", keeping the group named
-// `user` if one exists (the run/ sockets are group-accessible to it). Errors are fatal to the
-// caller: a gateway that stays root must not serve.
+// Becomes `user` with its primary group. When that user does not exist, becomes "nobody" (the
+// supervisor makes the same choice and gives run/ that user's group, so the sockets stay
+// reachable). Errors are fatal to the caller: a gateway that stays root must not serve.
 Result<DropResult> DropPrivileges(const std::string& user);
 
 }  // namespace geysir::gateway

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <vector>
 
 #include "proto/frame_channel.h"
@@ -355,4 +356,58 @@ TEST_CASE("graceful shutdown lets an in-flight function call finish", "[gateway]
     runner.Dispose();
   }
   CHECK(DrainAndCloseLoop(&loop) == 0);
+}
+
+// Not run by default: `gateway_tests "[.bench]"` measures the gateway's own cost per function
+// call with wrk (16 connections, 5 s) against a fake scheduler that answers at once from its own
+// thread and loop, as the real one does from its own process. Needs wrk on PATH.
+TEST_CASE("bench: function URL calls through the gateway", "[.bench]") {
+  TempDir dir;
+  uv_loop_t peer_loop;
+  uv_loop_init(&peer_loop);
+  auto scheduler = std::make_unique<FakeScheduler>(&peer_loop);
+  auto control = std::make_unique<FakeControl>(&peer_loop);
+  control->table.generation = 1;
+  control->table.function_urls = {Route("bench", "custom")};
+  REQUIRE(scheduler->server.Listen(dir.path() + "/scheduler.sock").ok());
+  REQUIRE(control->server.Listen(dir.path() + "/control.sock").ok());
+  LoopRunner peer_runner(&peer_loop);
+  std::atomic<bool> done{false};
+  std::thread peer([&] {
+    // The peers' loop runs until the bench is over.
+    while (!done) uv_run(&peer_loop, UV_RUN_ONCE);
+  });
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    GatewayOptions options;
+    options.scheduler_socket = dir.path() + "/scheduler.sock";
+    options.control_socket = dir.path() + "/control.sock";
+    Gateway gateway(&loop, options);
+    REQUIRE(gateway.Listen("127.0.0.1", 0).ok());
+    gateway.Start();
+    REQUIRE(RunUntil(&loop, [&] { return gateway.routes().loaded() && gateway.scheduler_connected(); }));
+    const std::string port = std::to_string(gateway.port());
+    LoopRunner runner(&loop);
+    runner.Run(
+        [&] {
+          std::string cmd = "wrk -t2 -c16 -d5s --latency -H 'Host: bench.lambda-url.localhost:" + port +
+                            "' http://127.0.0.1:" + port + "/ 2>&1";
+          CHECK(std::system(cmd.c_str()) == 0);
+        },
+        30000);
+    gateway.Close();
+    runner.Dispose();
+  }
+  CHECK(DrainAndCloseLoop(&loop) == 0);
+  done = true;
+  peer_runner.Post([] {});  // wakes the peer loop so its thread sees `done`
+  peer.join();
+  scheduler->server.Close();
+  control->server.Close();
+  scheduler.reset();
+  control.reset();
+  peer_runner.Dispose();
+  CHECK(DrainAndCloseLoop(&peer_loop) == 0);
 }
