@@ -348,10 +348,14 @@ int Logs(ControlClient& client, const LogsOptions& o, Io& io) {
     io.out.flush();
   };
 
+  std::string next_token;  // control's cursor within one millisecond, when a page ended there
   auto fetch = [&](bool* more) -> Status {
     *more = false;
+    // Parameters in sorted order: the order SigV4 canonicalises them in.
     std::string path = "/geysir/v1/functions/" + EncodePathSegment(o.name) + "/logs?limit=" +
-                       std::to_string(o.limit) + "&start_time=" + std::to_string(start_ms);
+                       std::to_string(o.limit) +
+                       (next_token.empty() ? "" : "&next_token=" + EncodePathSegment(next_token)) +
+                       "&start_time=" + std::to_string(start_ms);
     auto r = client.Call("GET", path);
     if (!r.ok()) return r.status();
     if (!r->ok()) return ApiError(*r);
@@ -362,9 +366,17 @@ int Logs(ControlClient& client, const LogsOptions& o, Io& io) {
       count = (*j)["events"].size();
       print_page((*j)["events"]);
     }
-    if (j->contains("nextStartTime") && (*j)["nextStartTime"].is_number()) {
+    if (j->contains("more") && (*j)["more"].is_boolean()) {
+      *more = (*j)["more"].get<bool>();
+    } else {
+      *more = count >= static_cast<size_t>(o.limit);
+    }
+    next_token = *more ? JsonString(*j, "nextToken") : "";
+    if (!next_token.empty()) {
+      // Keep start_time: the token continues this query where the page ended.
+    } else if (j->contains("nextStartTime") && (*j)["nextStartTime"].is_number()) {
       int64_t next = (*j)["nextStartTime"].get<int64_t>();
-      *more = count >= static_cast<size_t>(o.limit) && next > start_ms;
+      if (next <= start_ms) *more = false;  // no progress: do not spin
       start_ms = std::max(start_ms, next);
     } else if (newest_ts >= 0) {
       start_ms = std::max(start_ms, newest_ts);
