@@ -1,0 +1,90 @@
+#include "control/aws_error.h"
+
+#include <nlohmann/json.hpp>
+
+namespace geysir::control {
+namespace {
+
+AwsError Make(int status, const char* type, std::string message) {
+  AwsError e;
+  e.http_status = status;
+  e.type = type;
+  e.message = std::move(message);
+  e.user_fault = status < 500;
+  return e;
+}
+
+}  // namespace
+
+AwsError ResourceNotFound(std::string m) { return Make(404, "ResourceNotFoundException", std::move(m)); }
+AwsError ResourceConflict(std::string m) { return Make(409, "ResourceConflictException", std::move(m)); }
+AwsError InvalidParameterValue(std::string m) { return Make(400, "InvalidParameterValueException", std::move(m)); }
+AwsError InvalidRequestContent(std::string m) { return Make(400, "InvalidRequestContentException", std::move(m)); }
+AwsError RequestTooLarge(std::string m) { return Make(413, "RequestTooLargeException", std::move(m)); }
+AwsError RequestEntityTooLarge(std::string m) { return Make(413, "RequestEntityTooLargeException", std::move(m)); }
+AwsError TooManyRequests(std::string m, std::string reason) {
+  AwsError e = Make(429, "TooManyRequestsException", std::move(m));
+  e.reason = std::move(reason);
+  return e;
+}
+AwsError PreconditionFailed(std::string m) { return Make(412, "PreconditionFailedException", std::move(m)); }
+AwsError ServiceError(std::string m) { return Make(500, "ServiceException", std::move(m)); }
+AwsError ServiceUnavailable(std::string m) { return Make(502, "ServiceException", std::move(m)); }
+AwsError UnknownOperation(std::string m) { return Make(404, "UnknownOperationException", std::move(m)); }
+AwsError MethodNotAllowed(std::string m) { return Make(405, "MethodNotAllowedException", std::move(m)); }
+
+AwsError FromStatus(const Status& status) {
+  switch (status.code()) {
+    case Code::kNotFound: return ResourceNotFound(status.message());
+    case Code::kAlreadyExists: return ResourceConflict(status.message());
+    case Code::kInvalidArgument: return InvalidParameterValue(status.message());
+    case Code::kResourceExhausted: return RequestEntityTooLarge(status.message());
+    case Code::kUnavailable: return ServiceUnavailable(status.message());
+    case Code::kDeadlineExceeded: return ServiceUnavailable(status.message());
+    case Code::kPermissionDenied: {
+      AwsError e = Make(403, "AccessDeniedException", status.message());
+      return e;
+    }
+    case Code::kOk:
+    case Code::kInternal:
+      break;
+  }
+  // The client gets the message too: on a self-hosted platform the operator is the one who
+  // reads it, and "disk I/O error" is more useful than a generic apology.
+  return ServiceError(status.ok() ? "internal error" : status.message());
+}
+
+AwsError FromVerifyError(const proto::sigv4::VerifyError& error) {
+  using proto::sigv4::Failure;
+  const char* type = "InvalidSignatureException";
+  switch (error.failure) {
+    case Failure::kMissingAuthentication: type = "MissingAuthenticationTokenException"; break;
+    case Failure::kIncompleteSignature: type = "IncompleteSignatureException"; break;
+    case Failure::kUnknownAccessKey: type = "UnrecognizedClientException"; break;
+    case Failure::kSignatureMismatch:
+    case Failure::kRequestExpired: type = "InvalidSignatureException"; break;
+  }
+  AwsError e = Make(403, type, error.message);
+  e.auth_error = true;
+  return e;
+}
+
+proto::HttpResponse ToHttpResponse(const AwsError& error, const std::string& request_id) {
+  nlohmann::json body = nlohmann::json::object();
+  if (!error.auth_error) body["Type"] = error.user_fault ? "User" : "Service";
+  body["message"] = error.message;
+  if (!error.reason.empty()) body["Reason"] = error.reason;
+  proto::HttpResponse r;
+  r.status = error.http_status;
+  r.headers = {{"Content-Type", "application/json"},
+               {"x-amzn-RequestId", request_id},
+               {"x-amzn-ErrorType", error.type}};
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return r;
+}
+
+void ThrowIfError(const Status& status) {
+  if (!status.ok()) throw ApiException(FromStatus(status));
+}
+
+}  // namespace geysir::control

@@ -1,0 +1,983 @@
+// ControlServer: see control_server.h for what it does; this file explains how.
+//
+// Every HTTP request goes through OnRequest: route -> authenticate -> handler. Handlers throw
+// ApiException for anything the client got wrong (and DbError/std::exception escape only on
+// bugs); OnRequest catches at this one boundary and answers in Lambda's error format, so no
+// handler ever writes a half-made response.
+//
+// A deploy (CreateFunction, UpdateFunctionCode) is two-phase. Phase one runs on libuv's thread
+// pool: parse the JSON body, decode the base64 zip, CodeStore::Put (extract, verify, fsync,
+// rename into code/<hex>). Phase two runs back on the loop thread: one store transaction points
+// the function at the new code and changes its revision id, then the route table is pushed.
+// So a function never points at code that is not completely on disk, and a refused zip leaves
+// nothing behind (Put cleans its staging directory).
+#include "control/control_server.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "control/auth.h"
+#include "control/aws_error.h"
+#include "control/code_store.h"
+#include "control/db.h"
+#include "proto/frame_channel.h"
+#include "proto/http_server.h"
+#include "proto/invoke_client.h"
+#include "proto/log.h"
+#include "proto/messages.h"
+#include "proto/unique_fd.h"
+
+namespace geysir::control {
+namespace {
+
+using nlohmann::json;
+using proto::HttpRequest;
+using proto::HttpResponder;
+using proto::HttpResponse;
+using Responder = std::shared_ptr<HttpResponder>;
+
+int64_t WallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+HttpResponse JsonReply(int status, const json& body, const std::string& request_id) {
+  HttpResponse r;
+  r.status = status;
+  r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", request_id}};
+  r.body = DumpJson(body);
+  return r;
+}
+
+HttpResponse EmptyReply(int status, const std::string& request_id) {
+  HttpResponse r;
+  r.status = status;
+  r.headers = {{"x-amzn-RequestId", request_id}};
+  return r;
+}
+
+std::optional<int64_t> ParseInt(const std::string& s) {
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+Status MkdirP(const std::string& path, mode_t mode) {
+  if (path.empty()) return Status::Ok();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    return S_ISDIR(st.st_mode) ? Status::Ok() : Status::Invalid(path + " exists and is not a directory");
+  }
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) GEYSIR_RETURN_IF_ERROR(MkdirP(path.substr(0, slash), 0755));
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return Status::Sys(errno, "mkdir " + path);
+  return Status::Ok();
+}
+
+std::string Dirname(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+// Writes the AWS shared-credentials file atomically with mode 0600.
+Status WriteCredentialsFile(const std::string& path, const AccessKey& key, const std::string& region) {
+  std::string text;
+  for (const char* profile : {"geysir", "default"}) {
+    text += std::string("[") + profile + "]\n";
+    text += "aws_access_key_id = " + key.access_key_id + "\n";
+    text += "aws_secret_access_key = " + key.secret_access_key + "\n";
+    text += "region = " + region + "\n\n";
+  }
+  std::string tmp = path + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return Status::Sys(errno, "create " + tmp);
+  if (::fchmod(fd.get(), 0600) != 0) return Status::Sys(errno, "chmod " + tmp);
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return Status::Sys(errno, "write " + tmp);
+  }
+  if (::fsync(fd.get()) != 0) return Status::Sys(errno, "fsync " + tmp);
+  fd.Reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::Sys(errno, "rename " + tmp + " to " + path);
+  return Status::Ok();
+}
+
+std::string Base64Tail(const std::string& log, size_t max_bytes) {
+  return Base64Encode(log.size() > max_bytes ? std::string_view(log).substr(log.size() - max_bytes)
+                                             : std::string_view(log));
+}
+
+// The message of a {"message": "..."} body, or the raw body.
+std::string MessageOf(const std::string& payload) {
+  json j = json::parse(payload, nullptr, false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>();
+  return payload.substr(0, 1000);
+}
+
+}  // namespace
+
+struct ControlServer::Impl {
+  Impl(uv_loop_t* l, ControlOptions o) : loop(l), opt(std::move(o)) {
+    if (!opt.now_ms) opt.now_ms = WallClockMs;
+    if (opt.socket_path.empty()) opt.socket_path = opt.data_dir + "/run/control.sock";
+    if (opt.scheduler_socket.empty()) opt.scheduler_socket = opt.data_dir + "/run/scheduler.sock";
+  }
+
+  uv_loop_t* loop;
+  ControlOptions opt;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<CodeStore> code_store;
+  std::mutex put_mu;  // CodeStore::Put runs on the thread pool; one at a time
+  std::unique_ptr<Authenticator> auth;
+  std::unique_ptr<CodeUrlSigner> url_signer;
+  std::unique_ptr<proto::HttpServer> http;
+  std::unique_ptr<proto::FrameServer> frames;
+  std::unique_ptr<proto::InvokeClient> invoker;
+  AccessKey admin;
+  std::string credentials_path;
+  uint64_t generation = 0;
+  // Accepted control.sock connections; `subscribed` marks gateways that asked for routes.
+  struct Peer {
+    std::shared_ptr<proto::FrameConnection> conn;
+    bool subscribed = false;
+  };
+  std::map<proto::FrameConnection*, Peer> peers;
+  size_t deploys_in_flight = 0;
+  bool shutting_down = false;
+
+  int64_t NowMs() const { return opt.now_ms(); }
+  int64_t NowS() const { return opt.now_ms() / 1000; }
+
+  Status Start();
+  void OnRequest(HttpRequest&& req, Responder resp);
+  void Dispatch(const Route& route, HttpRequest& req, const Responder& resp, const std::string& rid);
+
+  // Handlers. Synchronous ones send before returning; async ones send later.
+  void CreateFunction(HttpRequest& req, const Responder& resp, const std::string& rid);
+  void UpdateFunctionCode(const std::string& name, HttpRequest& req, const Responder& resp, const std::string& rid);
+  void GetFunction(const std::string& name, const HttpRequest& req, const Responder& resp, const std::string& rid);
+  void UpdateFunctionConfiguration(const std::string& name, const HttpRequest& req, const Responder& resp,
+                                   const std::string& rid);
+  void DeleteFunction(const std::string& name, const Responder& resp, const std::string& rid);
+  void ListFunctions(const HttpRequest& req, const Responder& resp, const std::string& rid);
+  void Invoke(const std::string& name, HttpRequest& req, const Responder& resp, const std::string& rid);
+  void UrlConfig(Operation op, const std::string& name, const HttpRequest& req, const Responder& resp,
+                 const std::string& rid);
+  void GetLogs(const std::string& raw_name, const HttpRequest& req, const Responder& resp, const std::string& rid);
+  void GetCode(const std::string& hex, const HttpRequest& req, const Responder& resp, const std::string& rid);
+
+  // Deploys.
+  struct Deploy;
+  void StartDeploy(std::unique_ptr<Deploy> d);
+  static void DeployWork(uv_work_t* w);
+  static void DeployDone(uv_work_t* w, int status);
+  void FinishDeploy(Deploy& d);
+  void ForgetOrphanCode(const StoredCode& code);
+
+  // Routes.
+  bool HasUrl(const std::string& name);
+  void PushRoutes();
+  Result<proto::RouteTable> BuildRouteTable();
+  void OnPeer(std::shared_ptr<proto::FrameConnection> conn);
+  void OnFrame(proto::FrameConnection* conn, proto::Frame&& frame);
+
+  FunctionRecord GetOrThrow(const std::string& name) {
+    Result<FunctionRecord> f = store->GetFunction(name);
+    if (!f.ok() && f.status().code() == Code::kNotFound) {
+      throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
+    }
+    return ValueOrThrow(std::move(f));
+  }
+};
+
+struct ControlServer::Impl::Deploy {
+  uv_work_t work{};
+  Impl* self = nullptr;
+  Responder resp;
+  std::string rid;
+  bool create = false;
+  std::string name;  // UpdateFunctionCode: the resolved name from the path
+  std::string body;  // consumed on the worker thread
+  // Results of the worker phase.
+  std::optional<AwsError> error;
+  CreateFunctionInput create_input;
+  CodeUpdateInput update_input;
+  StoredCode code;
+  int64_t started_ms = 0;
+};
+
+Status ControlServer::Impl::Start() {
+  if (opt.data_dir.empty()) return Status::Invalid("--data-dir is required");
+  GEYSIR_RETURN_IF_ERROR(MkdirP(opt.data_dir, 0700));
+  StoreOptions so;
+  so.now_ms = opt.now_ms;
+  Result<std::unique_ptr<Store>> s = Store::Open(opt.data_dir + "/geysir.db", so);
+  if (!s.ok()) return s.status().Wrap("opening the database");
+  store = std::move(s).value();
+  Result<CodeStore> cs = CodeStore::Open(opt.data_dir);
+  if (!cs.ok()) return cs.status().Wrap("opening the code store");
+  code_store = std::make_unique<CodeStore>(std::move(cs).value());
+
+  // The admin key: made once, on first start; the credentials file is (re)written whenever it
+  // is missing so an operator who deleted it gets it back by restarting.
+  Result<std::vector<AccessKey>> keys = store->ListAccessKeys();
+  if (!keys.ok()) return keys.status().Wrap("reading access keys");
+  bool found = false;
+  for (const AccessKey& k : *keys) {
+    if (k.is_admin) {
+      admin = k;
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    Result<AccessKey> k = store->CreateAdminKey();
+    if (!k.ok()) return k.status().Wrap("creating the admin key");
+    admin = *k;
+    log::Info("admin_key_created", {{"access_key_id", admin.access_key_id}});
+  }
+  credentials_path = opt.data_dir + "/credentials";
+  if (::access(credentials_path.c_str(), F_OK) != 0) {
+    GEYSIR_RETURN_IF_ERROR(WriteCredentialsFile(credentials_path, admin, opt.api.region));
+  }
+  log::Info("credentials", {{"path", credentials_path}, {"access_key_id", admin.access_key_id}});
+
+  Result<std::string> url_key = LoadOrCreateSecretFile(opt.data_dir + "/code-url.key");
+  if (!url_key.ok()) return url_key.status().Wrap("loading the code URL signing key");
+  url_signer = std::make_unique<CodeUrlSigner>(*url_key);
+  auth = std::make_unique<Authenticator>(
+      [this](const std::string& akid) -> Result<std::string> {
+        Result<AccessKey> k = store->GetAccessKey(akid);
+        if (!k.ok()) return k.status();
+        return k->secret_access_key;
+      },
+      [this] { return NowS(); });
+
+  // A restarted control must never send a generation lower than one a gateway has seen.
+  generation = static_cast<uint64_t>(NowMs());
+
+  proto::HttpLimits limits;
+  limits.max_body_bytes = opt.max_body_bytes;
+  limits.body_timeout_ms = 120'000;  // a 70 MB upload over a slow link
+  http = std::make_unique<proto::HttpServer>(
+      loop, limits, [this](HttpRequest&& req, Responder resp) { OnRequest(std::move(req), std::move(resp)); },
+      "Geysir-Control");
+  if (opt.listen_fd >= 0) {
+    GEYSIR_RETURN_IF_ERROR(http->ListenFd(opt.listen_fd));
+  } else {
+    GEYSIR_RETURN_IF_ERROR(http->Listen(opt.listen_host, opt.listen_port));
+  }
+
+  GEYSIR_RETURN_IF_ERROR(MkdirP(Dirname(opt.socket_path), 0750));
+  frames = std::make_unique<proto::FrameServer>(
+      loop, [this](std::shared_ptr<proto::FrameConnection> c) { OnPeer(std::move(c)); });
+  GEYSIR_RETURN_IF_ERROR(frames->Listen(opt.socket_path));
+
+  invoker = std::make_unique<proto::InvokeClient>(loop, opt.scheduler_socket);
+  invoker->Start();
+
+  log::Info("listening", {{"port", http->port()},
+                          {"socket", opt.socket_path},
+                          {"scheduler_socket", opt.scheduler_socket},
+                          {"data_dir", opt.data_dir}});
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP boundary
+
+void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
+  const std::string rid = NewUuid();
+  Operation op = Operation::kUnknown;
+  try {
+    Route route = MatchRoute(req.method, req.path);
+    op = route.op;
+    if (op == Operation::kHealth) {
+      resp->Send(JsonReply(200, {{"status", "ok"}}, rid));
+      return;
+    }
+    if (op == Operation::kGetCode) {
+      GetCode(route.code_hex, req, resp, rid);
+      return;
+    }
+    if (auto denied = auth->Check(req)) {
+      log::Info("auth_failed", {{"op", OperationName(op)}, {"error", denied->type}, {"remote", req.remote_addr}});
+      resp->Send(ToHttpResponse(*denied, rid));
+      return;
+    }
+    Dispatch(route, req, resp, rid);
+  } catch (const ApiException& e) {
+    if (e.error().http_status >= 500) {
+      log::Error("api_error", {{"op", OperationName(op)}, {"type", e.error().type}, {"message", e.error().message}});
+    }
+    resp->Send(ToHttpResponse(e.error(), rid));
+  } catch (const std::exception& e) {
+    // A bug or an unexpected SQLite failure: the client gets a 500 and the operator a log line.
+    log::Error("api_exception", {{"op", OperationName(op)}, {"what", e.what()}});
+    resp->Send(ToHttpResponse(ServiceError(std::string("internal error: ") + e.what()), rid));
+  }
+}
+
+void ControlServer::Impl::Dispatch(const Route& route, HttpRequest& req, const Responder& resp,
+                                   const std::string& rid) {
+  auto query = ParseQuery(req.query);
+  auto qualifier = [&]() -> std::string {
+    auto it = query.find("Qualifier");
+    return it == query.end() ? "" : it->second;
+  };
+  auto name = [&]() { return ResolveFunctionName(opt.api, route.function, qualifier()); };
+  switch (route.op) {
+    case Operation::kCreateFunction: return CreateFunction(req, resp, rid);
+    case Operation::kListFunctions: return ListFunctions(req, resp, rid);
+    case Operation::kGetFunction: return GetFunction(name(), req, resp, rid);
+    case Operation::kGetFunctionConfiguration:
+      resp->Send(JsonReply(200, FunctionConfigurationJson(GetOrThrow(name())), rid));
+      return;
+    case Operation::kUpdateFunctionConfiguration: return UpdateFunctionConfiguration(name(), req, resp, rid);
+    case Operation::kUpdateFunctionCode: return UpdateFunctionCode(name(), req, resp, rid);
+    case Operation::kDeleteFunction: return DeleteFunction(name(), resp, rid);
+    case Operation::kInvoke: return Invoke(name(), req, resp, rid);
+    case Operation::kCreateFunctionUrlConfig:
+    case Operation::kGetFunctionUrlConfig:
+    case Operation::kUpdateFunctionUrlConfig:
+    case Operation::kDeleteFunctionUrlConfig:
+    case Operation::kListFunctionUrlConfigs:
+      return UrlConfig(route.op, name(), req, resp, rid);
+    case Operation::kGetLogs: return GetLogs(route.function, req, resp, rid);
+    case Operation::kHealth:
+    case Operation::kGetCode:
+    case Operation::kUnknown:
+      break;
+  }
+  throw ApiException(UnknownOperation("unknown operation"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Functions
+
+void ControlServer::Impl::ListFunctions(const HttpRequest& req, const Responder& resp, const std::string& rid) {
+  auto query = ParseQuery(req.query);
+  int max_items = 50;
+  if (auto it = query.find("MaxItems"); it != query.end()) {
+    auto v = ParseInt(it->second);
+    if (!v || *v < 1 || *v > 10000) {
+      throw ApiException(InvalidParameterValue("1 validation error detected: Value '" + it->second.substr(0, 50) +
+                                               "' at 'maxItems' failed to satisfy constraint: Member must have value "
+                                               "between 1 and 10000"));
+    }
+    max_items = static_cast<int>(*v);
+  }
+  std::string marker = query.count("Marker") ? query["Marker"] : "";
+  FunctionPage page = ValueOrThrow(store->ListFunctions(marker, max_items));
+  json functions = json::array();
+  for (const FunctionRecord& f : page.functions) functions.push_back(FunctionConfigurationJson(f));
+  json body = {{"Functions", std::move(functions)}};
+  if (!page.next_marker.empty()) body["NextMarker"] = page.next_marker;
+  resp->Send(JsonReply(200, body, rid));
+}
+
+void ControlServer::Impl::GetFunction(const std::string& name, const HttpRequest& req, const Responder& resp,
+                                      const std::string& rid) {
+  FunctionRecord f = GetOrThrow(name);
+  // The link points back at this endpoint as the client reached it.
+  const std::string* host = req.Header("Host");
+  std::string base = "http://" + (host && !host->empty() ? *host : opt.listen_host + ":" + std::to_string(http->port()));
+  json body = {
+      {"Configuration", FunctionConfigurationJson(f)},
+      {"Code", {{"RepositoryType", "S3"}, {"Location", base + url_signer->PathFor(f.code_hex, NowS() + 600)}}},
+  };
+  if (!f.tags.empty()) body["Tags"] = f.tags;
+  if (f.reserved_concurrency) body["Concurrency"] = {{"ReservedConcurrentExecutions", *f.reserved_concurrency}};
+  resp->Send(JsonReply(200, body, rid));
+}
+
+void ControlServer::Impl::GetCode(const std::string& hex, const HttpRequest& req, const Responder& resp,
+                                  const std::string& rid) {
+  if (!url_signer->Verify(hex, ParseQuery(req.query), NowS())) {
+    AwsError e;
+    e.http_status = 403;
+    e.type = "AccessDenied";
+    e.message = "Request has expired or the signature is invalid; call GetFunction for a fresh Code.Location";
+    resp->Send(ToHttpResponse(e, rid));
+    return;
+  }
+  Result<std::string> zip = code_store->ReadBlob(hex);
+  if (!zip.ok()) throw ApiException(FromStatus(zip.status()));
+  HttpResponse r;
+  r.status = 200;
+  r.headers = {{"Content-Type", "application/zip"}, {"x-amzn-RequestId", rid}};
+  r.body = std::move(zip).value();
+  resp->Send(std::move(r));
+}
+
+void ControlServer::Impl::UpdateFunctionConfiguration(const std::string& name, const HttpRequest& req,
+                                                      const Responder& resp, const std::string& rid) {
+  ConfigPatch patch = ParseUpdateFunctionConfiguration(ParseJsonObject(req.body));
+  bool precondition_failed = false;
+  Result<FunctionRecord> updated = store->UpdateFunction(name, [&](FunctionRecord& f) -> Status {
+    if (patch.revision_id && *patch.revision_id != f.revision_id) {
+      precondition_failed = true;
+      return Status::Invalid("revision mismatch");
+    }
+    ApplyPatch(patch, f);
+    return Status::Ok();
+  });
+  if (precondition_failed) {
+    throw ApiException(PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the "
+                                          "GetFunction/GetAlias API to retrieve the latest Revision Id"));
+  }
+  if (!updated.ok() && updated.status().code() == Code::kNotFound) {
+    throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
+  }
+  FunctionRecord f = ValueOrThrow(std::move(updated));
+  log::Info("function_configured", {{"function", name}, {"revision_id", f.revision_id}});
+  if (HasUrl(name)) PushRoutes();
+  resp->Send(JsonReply(200, FunctionConfigurationJson(f), rid));
+}
+
+void ControlServer::Impl::DeleteFunction(const std::string& name, const Responder& resp, const std::string& rid) {
+  bool had_url = HasUrl(name);
+  Status st = store->DeleteFunction(name);
+  if (st.code() == Code::kNotFound) {
+    throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
+  }
+  ThrowIfError(st);
+  log::Info("function_deleted", {{"function", name}});
+  if (had_url) PushRoutes();
+  resp->Send(EmptyReply(204, rid));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deploys
+
+void ControlServer::Impl::CreateFunction(HttpRequest& req, const Responder& resp, const std::string& rid) {
+  auto d = std::make_unique<Deploy>();
+  d->create = true;
+  d->resp = resp;
+  d->rid = rid;
+  d->body = std::move(req.body);
+  StartDeploy(std::move(d));
+}
+
+void ControlServer::Impl::UpdateFunctionCode(const std::string& name, HttpRequest& req, const Responder& resp,
+                                             const std::string& rid) {
+  GetOrThrow(name);  // a missing function fails fast, before any unpacking
+  auto d = std::make_unique<Deploy>();
+  d->create = false;
+  d->name = name;
+  d->resp = resp;
+  d->rid = rid;
+  d->body = std::move(req.body);
+  StartDeploy(std::move(d));
+}
+
+void ControlServer::Impl::StartDeploy(std::unique_ptr<Deploy> d) {
+  d->self = this;
+  d->started_ms = NowMs();
+  d->work.data = d.get();
+  int rc = uv_queue_work(loop, &d->work, DeployWork, DeployDone);
+  if (rc != 0) throw ApiException(ServiceError(std::string("cannot queue the deploy: ") + uv_strerror(rc)));
+  ++deploys_in_flight;
+  (void)d.release();  // owned by the work request until DeployDone
+}
+
+// Thread pool: touches only the Deploy and CodeStore::Put (under put_mu).
+void ControlServer::Impl::DeployWork(uv_work_t* w) {
+  auto* d = static_cast<Deploy*>(w->data);
+  try {
+    json body = ParseJsonObject(d->body);
+    std::string().swap(d->body);
+    std::string* b64 = nullptr;
+    if (d->create) {
+      d->create_input = ParseCreateFunction(d->self->opt.api, body);
+      b64 = &d->create_input.zip_base64;
+    } else {
+      d->update_input = ParseUpdateFunctionCode(body);
+      b64 = &d->update_input.zip_base64;
+      if (d->update_input.dry_run) return;
+    }
+    body = json();
+    std::optional<std::string> zip = Base64Decode(*b64);
+    std::string().swap(*b64);
+    if (!zip) throw ApiException(InvalidParameterValue("Code.ZipFile is not valid base64"));
+    if (zip->size() > ZipLimits{}.max_zip_bytes) {
+      throw ApiException(RequestEntityTooLarge("Zipped size must be smaller than " +
+                                               std::to_string(ZipLimits{}.max_zip_bytes) + " bytes (got " +
+                                               std::to_string(zip->size()) + ")"));
+    }
+    std::lock_guard<std::mutex> lock(d->self->put_mu);
+    Result<StoredCode> stored = d->self->code_store->Put(*zip);
+    if (!stored.ok()) {
+      AwsError e = FromStatus(stored.status());
+      if (stored.status().code() == Code::kInvalidArgument) {
+        e.message = "Could not unzip uploaded file: " + e.message;
+      }
+      throw ApiException(e);
+    }
+    d->code = std::move(stored).value();
+  } catch (const ApiException& e) {
+    d->error = e.error();
+  } catch (const std::exception& e) {
+    d->error = ServiceError(std::string("deploy failed: ") + e.what());
+  }
+}
+
+void ControlServer::Impl::DeployDone(uv_work_t* w, int status) {
+  std::unique_ptr<Deploy> d(static_cast<Deploy*>(w->data));
+  Impl* self = d->self;
+  --self->deploys_in_flight;
+  if (status == UV_ECANCELED) d->error = ServiceError("deploy cancelled: control is shutting down");
+  try {
+    if (d->error) throw ApiException(*d->error);
+    self->FinishDeploy(*d);
+  } catch (const ApiException& e) {
+    if (e.error().http_status >= 500) log::Error("deploy_failed", {{"message", e.error().message}});
+    d->resp->Send(ToHttpResponse(e.error(), d->rid));
+  } catch (const std::exception& e) {
+    log::Error("deploy_exception", {{"what", e.what()}});
+    d->resp->Send(ToHttpResponse(ServiceError(std::string("internal error: ") + e.what()), d->rid));
+  }
+}
+
+void ControlServer::Impl::FinishDeploy(Deploy& d) {
+  if (d.create) {
+    FunctionRecord f = std::move(d.create_input.record);
+    f.code_sha256 = d.code.sha256_b64;
+    f.code_hex = d.code.sha256_hex;
+    f.code_size = static_cast<int64_t>(d.code.size);
+    f.state = "Active";
+    f.last_update_status = "Successful";
+    Result<FunctionRecord> created = store->CreateFunction(f);
+    if (!created.ok()) {
+      ForgetOrphanCode(d.code);
+      if (created.status().code() == Code::kAlreadyExists) {
+        throw ApiException(ResourceConflict("Function already exist: " + f.name));
+      }
+      ThrowIfError(created.status());
+    }
+    log::Info("function_created", {{"function", created->name},
+                                   {"code_sha256", created->code_sha256},
+                                   {"code_size", created->code_size},
+                                   {"reused_code", d.code.reused},
+                                   {"ms", NowMs() - d.started_ms}});
+    d.resp->Send(JsonReply(201, FunctionConfigurationJson(*created), d.rid));
+    return;
+  }
+  // UpdateFunctionCode
+  bool precondition_failed = false;
+  if (d.update_input.dry_run) {
+    FunctionRecord f = GetOrThrow(d.name);
+    if (d.update_input.revision_id && *d.update_input.revision_id != f.revision_id) precondition_failed = true;
+    if (!precondition_failed) {
+      d.resp->Send(JsonReply(200, FunctionConfigurationJson(f), d.rid));
+      return;
+    }
+  }
+  Result<FunctionRecord> updated = Status::Internal("not run");
+  if (!precondition_failed) {
+    updated = store->UpdateFunction(d.name, [&](FunctionRecord& f) -> Status {
+      if (d.update_input.revision_id && *d.update_input.revision_id != f.revision_id) {
+        precondition_failed = true;
+        return Status::Invalid("revision mismatch");
+      }
+      f.code_sha256 = d.code.sha256_b64;
+      f.code_hex = d.code.sha256_hex;
+      f.code_size = static_cast<int64_t>(d.code.size);
+      f.last_update_status = "Successful";
+      return Status::Ok();
+    });
+  }
+  if (precondition_failed) {
+    ForgetOrphanCode(d.code);
+    throw ApiException(PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the "
+                                          "GetFunction/GetAlias API to retrieve the latest Revision Id"));
+  }
+  if (!updated.ok()) {
+    ForgetOrphanCode(d.code);
+    if (updated.status().code() == Code::kNotFound) {
+      throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, d.name)));
+    }
+    ThrowIfError(updated.status());
+  }
+  log::Info("function_code_updated", {{"function", d.name},
+                                      {"code_sha256", updated->code_sha256},
+                                      {"revision_id", updated->revision_id},
+                                      {"ms", NowMs() - d.started_ms}});
+  if (HasUrl(d.name)) PushRoutes();
+  d.resp->Send(JsonReply(200, FunctionConfigurationJson(*updated), d.rid));
+}
+
+// Code unpacked for a deploy that then failed (name taken, revision mismatch) is removed unless
+// something references it; while another deploy is unpacking we leave it (that deploy may be of
+// the same zip), and a later restart's garbage collection takes it.
+void ControlServer::Impl::ForgetOrphanCode(const StoredCode& code) {
+  if (code.sha256_hex.empty() || code.reused || deploys_in_flight > 0) return;
+  Result<std::set<std::string>> referenced = store->ReferencedCodeHexes();
+  if (!referenced.ok() || referenced->count(code.sha256_hex)) return;
+  Status st = code_store->Remove(code.sha256_hex);
+  if (!st.ok()) log::Warn("code_remove_failed", {{"hex", code.sha256_hex}, {"error", st.ToString()}});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invoke
+
+void ControlServer::Impl::Invoke(const std::string& name, HttpRequest& req, const Responder& resp,
+                                 const std::string& rid) {
+  FunctionRecord f = GetOrThrow(name);
+  const std::string* type_h = req.Header("X-Amz-Invocation-Type");
+  std::string type = type_h ? *type_h : "RequestResponse";
+  if (type != "RequestResponse" && type != "Event" && type != "DryRun") {
+    throw ApiException(InvalidParameterValue("1 validation error detected: Value '" + type.substr(0, 50) +
+                                             "' at 'invocationType' failed to satisfy constraint: Member must satisfy "
+                                             "enum value set: [Event, RequestResponse, DryRun]"));
+  }
+  const std::string* log_h = req.Header("X-Amz-Log-Type");
+  std::string log_type = log_h ? *log_h : "None";
+  if (log_type != "None" && log_type != "Tail") {
+    throw ApiException(InvalidParameterValue("1 validation error detected: Value '" + log_type.substr(0, 50) +
+                                             "' at 'logType' failed to satisfy constraint: Member must satisfy enum "
+                                             "value set: [None, Tail]"));
+  }
+  const size_t limit = type == "Event" ? kMaxAsyncPayloadBytes : kMaxSyncPayloadBytes;
+  if (req.body.size() > limit) {
+    throw ApiException(RequestTooLarge("Request must be smaller than " + std::to_string(limit) + " bytes for the " +
+                                       (type == "Event" ? std::string("InvokeAsync") : std::string("InvokeFunction")) +
+                                       " operation"));
+  }
+  std::string payload = req.body.empty() ? std::string("{}") : std::move(req.body);
+  if (!json::accept(payload)) {
+    throw ApiException(InvalidRequestContent("Could not parse request body into json: Could not parse payload into "
+                                             "json: the payload is not valid JSON"));
+  }
+  std::string client_context;
+  if (const std::string* cc = req.Header("X-Amz-Client-Context")) {
+    if (cc->size() > 3583 || !Base64Decode(*cc)) {
+      throw ApiException(InvalidParameterValue("X-Amz-Client-Context must be base64 of at most 3583 bytes"));
+    }
+    client_context = *cc;
+  }
+  if (type == "DryRun") {
+    resp->Send(EmptyReply(204, rid));
+    return;
+  }
+  if (!invoker->connected()) {
+    throw ApiException(ServiceUnavailable("The Geysir scheduler is not reachable at " + opt.scheduler_socket +
+                                          " (is geysir-scheduler running?); the function was not invoked"));
+  }
+  proto::InvokeRequest ir;
+  ir.request_id = rid;
+  ir.function = ToFunctionConfig(f, code_store->DirFor(f.code_hex), opt.api.region);
+  ir.source = type == "Event" ? proto::InvokeSource::kAsync : proto::InvokeSource::kApi;
+  ir.want_log_tail = type == "RequestResponse" && log_type == "Tail";
+  ir.client_context_b64 = client_context;
+
+  if (type == "Event") {
+    // Not durable yet: the invocation runs now and its result is only logged.
+    std::string fname = name;
+    invoker->Invoke(std::move(ir), std::move(payload), [fname, rid](proto::InvokeResult r, std::string body) {
+      json outcome = r.outcome;
+      if (r.outcome == proto::InvokeOutcome::kOk) {
+        log::Info("async_invoke_done", {{"function", fname}, {"request_id", rid}, {"duration_ms", r.duration_ms}});
+      } else {
+        log::Warn("async_invoke_failed",
+                  {{"function", fname}, {"request_id", rid}, {"outcome", outcome}, {"detail", MessageOf(body)}});
+      }
+    });
+    resp->Send(EmptyReply(202, rid));
+    return;
+  }
+
+  Responder responder = resp;
+  invoker->Invoke(std::move(ir), std::move(payload), [responder, rid](proto::InvokeResult r, std::string body) {
+    HttpResponse out;
+    switch (r.outcome) {
+      case proto::InvokeOutcome::kOk:
+      case proto::InvokeOutcome::kUnhandled:
+      case proto::InvokeOutcome::kTimeout:
+        out.status = 200;
+        out.headers = {{"Content-Type", "application/json"},
+                       {"x-amzn-RequestId", rid},
+                       {"X-Amz-Executed-Version", r.executed_version.empty() ? "$LATEST" : r.executed_version}};
+        if (r.outcome != proto::InvokeOutcome::kOk) out.headers.emplace_back("X-Amz-Function-Error", "Unhandled");
+        if (!r.log_tail.empty()) out.headers.emplace_back("X-Amz-Log-Result", Base64Tail(r.log_tail, kLogTailBytes));
+        out.body = std::move(body);
+        break;
+      case proto::InvokeOutcome::kThrottled:
+        out = ToHttpResponse(TooManyRequests("Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded"), rid);
+        break;
+      case proto::InvokeOutcome::kInternal:
+        out = ToHttpResponse(ServiceError(MessageOf(body)), rid);
+        log::Error("invoke_internal", {{"request_id", rid}, {"detail", MessageOf(body)}});
+        break;
+    }
+    responder->Send(std::move(out));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function URLs
+
+void ControlServer::Impl::UrlConfig(Operation op, const std::string& name, const HttpRequest& req,
+                                    const Responder& resp, const std::string& rid) {
+  const std::string arn = FunctionArn(opt.api, name);
+  auto not_found = [&]() { return ApiException(ResourceNotFound("The resource you requested does not exist.")); };
+  auto rethrow = [&](const Status& st) {
+    if (st.code() == Code::kNotFound) {
+      Result<FunctionRecord> f = store->GetFunction(name);
+      if (!f.ok() && f.status().code() == Code::kNotFound) {
+        throw ApiException(ResourceNotFound("Function not found: " + arn));
+      }
+      throw not_found();
+    }
+    ThrowIfError(st);
+  };
+  switch (op) {
+    case Operation::kCreateFunctionUrlConfig: {
+      UrlConfigInput in = ParseUrlConfig(ParseJsonObject(req.body), true);
+      FunctionUrlConfigRecord c;
+      c.function_name = name;
+      c.auth_type = *in.auth_type;
+      if (in.cors) c.cors = *in.cors;
+      if (in.invoke_mode) c.invoke_mode = *in.invoke_mode;
+      Result<FunctionUrlConfigRecord> created = store->CreateFunctionUrlConfig(c);
+      if (!created.ok() && created.status().code() == Code::kAlreadyExists) {
+        throw ApiException(ResourceConflict("Failed to create function url config for [functionArn = " + arn +
+                                            "]. Error message:  FunctionUrlConfig exists for this Lambda function"));
+      }
+      if (!created.ok()) rethrow(created.status());
+      log::Info("function_url_created", {{"function", name}, {"url", FunctionUrl(opt.api, created->url_id)}});
+      PushRoutes();
+      resp->Send(JsonReply(201, FunctionUrlConfigJson(opt.api, *created, false), rid));
+      return;
+    }
+    case Operation::kGetFunctionUrlConfig: {
+      Result<FunctionUrlConfigRecord> c = store->GetFunctionUrlConfig(name);
+      if (!c.ok()) rethrow(c.status());
+      resp->Send(JsonReply(200, FunctionUrlConfigJson(opt.api, *c, true), rid));
+      return;
+    }
+    case Operation::kUpdateFunctionUrlConfig: {
+      UrlConfigInput in = ParseUrlConfig(ParseJsonObject(req.body), false);
+      Result<FunctionUrlConfigRecord> c =
+          store->UpdateFunctionUrlConfig(name, [&](FunctionUrlConfigRecord& r) -> Status {
+            if (in.auth_type) r.auth_type = *in.auth_type;
+            if (in.cors) r.cors = *in.cors;
+            if (in.invoke_mode) r.invoke_mode = *in.invoke_mode;
+            return Status::Ok();
+          });
+      if (!c.ok()) rethrow(c.status());
+      PushRoutes();
+      resp->Send(JsonReply(200, FunctionUrlConfigJson(opt.api, *c, true), rid));
+      return;
+    }
+    case Operation::kDeleteFunctionUrlConfig: {
+      Status st = store->DeleteFunctionUrlConfig(name);
+      if (!st.ok()) rethrow(st);
+      log::Info("function_url_deleted", {{"function", name}});
+      PushRoutes();
+      resp->Send(EmptyReply(204, rid));
+      return;
+    }
+    case Operation::kListFunctionUrlConfigs: {
+      auto query = ParseQuery(req.query);
+      int max_items = 50;
+      if (auto it = query.find("MaxItems"); it != query.end()) {
+        auto v = ParseInt(it->second);
+        if (!v || *v < 1 || *v > 50) {
+          throw ApiException(InvalidParameterValue("MaxItems must be an integer between 1 and 50"));
+        }
+        max_items = static_cast<int>(*v);
+      }
+      Result<FunctionUrlConfigPage> page =
+          store->ListFunctionUrlConfigs(name, query.count("Marker") ? query["Marker"] : "", max_items);
+      if (!page.ok()) rethrow(page.status());
+      json configs = json::array();
+      for (const auto& c : page->configs) configs.push_back(FunctionUrlConfigJson(opt.api, c, true));
+      json body = {{"FunctionUrlConfigs", std::move(configs)}};
+      if (!page->next_marker.empty()) body["NextMarker"] = page->next_marker;
+      resp->Send(JsonReply(200, body, rid));
+      return;
+    }
+    default:
+      throw ApiException(UnknownOperation("unknown function URL operation"));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Native API: logs
+
+void ControlServer::Impl::GetLogs(const std::string& raw_name, const HttpRequest& req, const Responder& resp,
+                                  const std::string& rid) {
+  const std::string name = ResolveFunctionName(opt.api, raw_name, "");
+  auto query = ParseQuery(req.query);
+  auto int_param = [&](const char* key, int64_t fallback, int64_t lo, int64_t hi) -> int64_t {
+    auto it = query.find(key);
+    if (it == query.end() || it->second.empty()) return fallback;
+    auto v = ParseInt(it->second);
+    if (!v || *v < lo || *v > hi) {
+      throw ApiException(InvalidParameterValue(std::string(key) + " must be an integer between " + std::to_string(lo) +
+                                               " and " + std::to_string(hi)));
+    }
+    return *v;
+  };
+  LogQuery q;
+  q.function_name = name;
+  q.start_ms = int_param("start_time", 0, 0, INT64_MAX);
+  q.end_ms = int_param("end_time", INT64_MAX, 0, INT64_MAX);
+  q.limit = static_cast<int>(int_param("limit", 1000, 1, 10000));
+  if (auto it = query.find("request_id"); it != query.end()) q.request_id = it->second;
+  if (auto it = query.find("next_token"); it != query.end()) q.next_token = it->second;
+  LogPage page = ValueOrThrow(store->QueryLogs(q));
+  if (page.events.empty() && q.next_token.empty()) {
+    // An unknown name should say so rather than look like a quiet function; logs of a deleted
+    // function stay readable while they are kept.
+    Result<FunctionRecord> f = store->GetFunction(name);
+    if (!f.ok() && f.status().code() == Code::kNotFound && ValueOrThrow(store->CountLogs(name)) == 0) {
+      throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
+    }
+  }
+  json events = json::array();
+  for (const LogRecord& e : page.events) {
+    events.push_back({{"timestamp", e.timestamp_ms},
+                      {"message", e.message},
+                      {"requestId", e.request_id},
+                      {"logStream", e.log_stream}});
+  }
+  int64_t next_start = page.events.empty() ? q.start_ms : page.events.back().timestamp_ms + 1;
+  json body = {{"events", std::move(events)}, {"nextStartTime", next_start}, {"more", page.more}};
+  if (!page.next_token.empty()) body["nextToken"] = page.next_token;
+  resp->Send(JsonReply(200, body, rid));
+}
+
+// ---------------------------------------------------------------------------------------------
+// control.sock: routes and logs
+
+bool ControlServer::Impl::HasUrl(const std::string& name) {
+  Result<FunctionUrlConfigRecord> c = store->GetFunctionUrlConfig(name);
+  return c.ok();
+}
+
+Result<proto::RouteTable> ControlServer::Impl::BuildRouteTable() {
+  Result<std::vector<proto::FunctionUrlRoute>> routes = store->ListFunctionUrlRoutes(
+      [this](const std::string& hex) { return code_store->DirFor(hex); }, opt.api.region);
+  if (!routes.ok()) return routes.status();
+  proto::RouteTable t;
+  t.generation = generation;
+  t.function_urls = std::move(routes).value();
+  return t;
+}
+
+void ControlServer::Impl::PushRoutes() {
+  ++generation;
+  Result<proto::RouteTable> table = BuildRouteTable();
+  if (!table.ok()) {
+    log::Error("routes_failed", {{"error", table.status().ToString()}});
+    return;
+  }
+  proto::Frame frame = proto::MakeFrame(proto::kMsgRoutes, *table);
+  size_t sent = 0;
+  for (auto& [ptr, peer] : peers) {
+    if (peer.subscribed && peer.conn->open()) {
+      peer.conn->Send(frame);
+      ++sent;
+    }
+  }
+  log::Info("routes_pushed", {{"generation", generation}, {"routes", table->function_urls.size()}, {"subscribers", sent}});
+}
+
+void ControlServer::Impl::OnPeer(std::shared_ptr<proto::FrameConnection> conn) {
+  proto::FrameConnection* key = conn.get();
+  peers[key] = Peer{conn, false};
+  // The handlers capture the raw key, not the shared_ptr, so a connection does not own itself.
+  conn->Start([this, key](proto::Frame&& f) { OnFrame(key, std::move(f)); },
+              [this, key](const Status& why) {
+                auto it = peers.find(key);
+                if (it == peers.end()) return;
+                log::Info("peer_closed", {{"subscribed", it->second.subscribed}, {"why", why.ToString()}});
+                // Erasing may destroy the connection; keep it alive until this callback returns.
+                auto keep = it->second.conn;
+                peers.erase(it);
+                (void)keep;
+              });
+}
+
+void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& frame) {
+  auto it = peers.find(key);
+  if (it == peers.end()) return;
+  const std::string type = frame.type();
+  if (type == proto::kMsgSubscribeRoutes) {
+    it->second.subscribed = true;
+    Result<proto::RouteTable> table = BuildRouteTable();
+    if (!table.ok()) {
+      log::Error("routes_failed", {{"error", table.status().ToString()}});
+      return;
+    }
+    it->second.conn->Send(proto::MakeFrame(proto::kMsgRoutes, *table));
+    log::Info("routes_subscribed", {{"generation", generation}, {"routes", table->function_urls.size()}});
+  } else if (type == proto::kMsgLogs) {
+    proto::LogBatch batch;
+    try {
+      batch = frame.header.get<proto::LogBatch>();
+    } catch (const std::exception& e) {
+      log::Warn("bad_logs_frame", {{"what", e.what()}});
+      return;
+    }
+    Status st = store->AppendLogs(batch);
+    if (!st.ok()) log::Error("append_logs_failed", {{"function", batch.function_name}, {"error", st.ToString()}});
+  } else {
+    log::Debug("unknown_frame", {{"type", type}});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+ControlServer::ControlServer(uv_loop_t* loop, ControlOptions options)
+    : impl_(std::make_unique<Impl>(loop, std::move(options))) {}
+
+ControlServer::~ControlServer() = default;
+
+Status ControlServer::Start() { return impl_->Start(); }
+uint16_t ControlServer::port() const { return impl_->http ? impl_->http->port() : 0; }
+const std::string& ControlServer::credentials_path() const { return impl_->credentials_path; }
+const AccessKey& ControlServer::admin_key() const { return impl_->admin; }
+Store& ControlServer::store() { return *impl_->store; }
+uint64_t ControlServer::route_generation() const { return impl_->generation; }
+
+void ControlServer::Shutdown(std::function<void()> done) {
+  Impl* s = impl_.get();
+  s->shutting_down = true;
+  if (!s->http) {
+    Close();
+    if (done) done();
+    return;
+  }
+  s->http->Shutdown([this, done = std::move(done)] {
+    Close();
+    if (done) done();
+  });
+}
+
+void ControlServer::Close() {
+  Impl* s = impl_.get();
+  if (s->http) s->http->Close();
+  if (s->frames) s->frames->Close();
+  if (s->invoker) s->invoker->Close();
+  // Closing a connection may run its close handler, which erases it from `peers`.
+  std::vector<std::shared_ptr<proto::FrameConnection>> conns;
+  for (auto& [ptr, peer] : s->peers) conns.push_back(peer.conn);
+  for (auto& c : conns) c->Close();
+}
+
+}  // namespace geysir::control

@@ -1,0 +1,70 @@
+// ControlServer: everything geysir-control does, as one object a thin main() (and tests) can
+// start on a libuv loop.
+//
+//   - opens the store (SQLite, WAL) and the code store under the data directory, creates the
+//     admin key pair on first start and writes <data>/credentials (mode 0600);
+//   - serves the Lambda REST API and Geysir's native API over HTTP (proto::HttpServer), every
+//     request but the health check authenticated with SigV4 (control/auth.h);
+//   - unpacks uploaded zips off the loop thread (uv_queue_work); SQLite stays on the loop thread;
+//   - serves control.sock (proto::FrameServer): pushes the function-URL route table to every
+//     gateway subscriber on subscribe and after each change that affects routes, and appends
+//     the scheduler's "logs" frames to the store;
+//   - runs Invoke through the scheduler (proto::InvokeClient on scheduler.sock).
+//
+// Thread safety: every public method runs on the loop thread. The only work done elsewhere is
+// a deploy's JSON parsing, base64 decoding and unpacking (on libuv's thread pool), which touches
+// nothing but its own request and the code store's Put (serialised by a mutex).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "control/lambda_api.h"
+#include "control/store.h"
+#include "proto/status.h"
+
+namespace geysir::control {
+
+struct ControlOptions {
+  std::string data_dir;
+  int listen_fd = -1;                   // an already-bound TCP socket (from the supervisor), or
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 9000;          // 0 picks a free port (tests)
+  std::string socket_path;              // control.sock; "" = <data>/run/control.sock
+  std::string scheduler_socket;         // "" = <data>/run/scheduler.sock
+  ApiContext api;                       // region, account id, function URL template
+  size_t max_body_bytes = 75u * 1024 * 1024;  // a 50 MB zip is ~67 MB of base64 inside JSON
+  std::function<int64_t()> now_ms;      // wall clock (ms); injected by tests
+};
+
+class ControlServer {
+ public:
+  ControlServer(uv_loop_t* loop, ControlOptions options);
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Opens the stores, ensures the admin key and credentials file, starts listening.
+  Status Start();
+
+  uint16_t port() const;
+  const std::string& credentials_path() const;
+  const AccessKey& admin_key() const;
+  Store& store();
+  uint64_t route_generation() const;
+
+  // Stops accepting, lets in-flight requests finish, closes every handle, then calls done.
+  void Shutdown(std::function<void()> done);
+  // Closes everything at once (tests); the loop must run once more for close callbacks.
+  void Close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace geysir::control

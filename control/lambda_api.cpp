@@ -1,0 +1,632 @@
+#include "control/lambda_api.h"
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "control/aws_error.h"
+#include "proto/http_server.h"
+
+namespace geysir::control {
+namespace {
+
+using nlohmann::json;
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  if (!path.empty() && path[0] == '/') i = 1;
+  // Bounded by the path length: every iteration consumes at least one character.
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.push_back(proto::PercentDecode(path.substr(i, j - i), false));
+    i = j + 1;
+  }
+  // "/2015-03-31/functions/" splits into [..., "functions", ""]: one trailing slash is allowed.
+  if (out.size() > 1 && out.back().empty()) out.pop_back();
+  return out;
+}
+
+[[noreturn]] void Invalid(std::string message) { throw ApiException(InvalidParameterValue(std::move(message))); }
+
+std::string Quote(std::string_view s) {
+  std::string out = "'";
+  out.append(s.substr(0, 200));
+  out += "'";
+  return out;
+}
+
+bool IsDigits(std::string_view s, size_t n) {
+  return s.size() == n && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// Typed field readers: a present field of the wrong JSON type is the client's error, worded
+// the way Lambda words its serialization errors.
+std::optional<std::string> OptString(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_string()) Invalid(std::string(key) + " must be a string");
+  return it->get<std::string>();
+}
+
+std::optional<int64_t> OptInt(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number_integer() && !it->is_number_unsigned()) Invalid(std::string(key) + " must be an integer");
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    Invalid(std::string(key) + " is out of range");
+  }
+  return it->get<int64_t>();
+}
+
+std::optional<bool> OptBool(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) Invalid(std::string(key) + " must be a boolean");
+  return it->get<bool>();
+}
+
+const json* OptObject(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return nullptr;
+  if (!it->is_object()) Invalid(std::string(key) + " must be an object");
+  return &*it;
+}
+
+void ValidateDescription(const std::string& d) {
+  if (d.size() > 256) Invalid("1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256");
+}
+
+uint32_t ValidateEphemeral(int64_t mb) {
+  if (mb < 512 || mb > 10240) {
+    Invalid("1 validation error detected: Value '" + std::to_string(mb) +
+            "' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value between 512 and 10240");
+  }
+  return static_cast<uint32_t>(mb);
+}
+
+std::optional<uint32_t> ParseEphemeralStorage(const json& body) {
+  const json* eph = OptObject(body, "EphemeralStorage");
+  if (!eph) return std::nullopt;
+  auto size = OptInt(*eph, "Size");
+  if (!size) Invalid("EphemeralStorage.Size is required");
+  return ValidateEphemeral(*size);
+}
+
+void ValidateRole(const std::string& role) {
+  if (role.empty() || role.size() > 2048) Invalid("Role must be 1 to 2048 characters");
+}
+
+void ValidateArchitectures(const json& body) {
+  auto it = body.find("Architectures");
+  if (it == body.end() || it->is_null()) return;
+  if (!it->is_array() || it->size() != 1 || !(*it)[0].is_string()) {
+    Invalid("Architectures must be a list holding exactly one architecture");
+  }
+  if ((*it)[0].get<std::string>() != "x86_64") {
+    Invalid("Architecture " + Quote((*it)[0].get<std::string>()) +
+            " is not supported by Geysir: functions run on the host, which is x86_64");
+  }
+}
+
+void RejectUnsupportedCodeSources(const json& code) {
+  for (const char* key : {"S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"}) {
+    auto it = code.find(key);
+    if (it != code.end() && !it->is_null()) {
+      Invalid(std::string("Code.") + key + " is not supported by Geysir yet: upload the package as ZipFile");
+    }
+  }
+}
+
+}  // namespace
+
+const char* OperationName(Operation op) {
+  switch (op) {
+    case Operation::kUnknown: return "Unknown";
+    case Operation::kCreateFunction: return "CreateFunction";
+    case Operation::kListFunctions: return "ListFunctions";
+    case Operation::kGetFunction: return "GetFunction";
+    case Operation::kDeleteFunction: return "DeleteFunction";
+    case Operation::kGetFunctionConfiguration: return "GetFunctionConfiguration";
+    case Operation::kUpdateFunctionConfiguration: return "UpdateFunctionConfiguration";
+    case Operation::kUpdateFunctionCode: return "UpdateFunctionCode";
+    case Operation::kInvoke: return "Invoke";
+    case Operation::kCreateFunctionUrlConfig: return "CreateFunctionUrlConfig";
+    case Operation::kGetFunctionUrlConfig: return "GetFunctionUrlConfig";
+    case Operation::kUpdateFunctionUrlConfig: return "UpdateFunctionUrlConfig";
+    case Operation::kDeleteFunctionUrlConfig: return "DeleteFunctionUrlConfig";
+    case Operation::kListFunctionUrlConfigs: return "ListFunctionUrlConfigs";
+    case Operation::kHealth: return "Health";
+    case Operation::kGetLogs: return "GetLogs";
+    case Operation::kGetCode: return "GetCode";
+  }
+  return "Unknown";
+}
+
+Route MatchRoute(std::string_view method, std::string_view path) {
+  const std::vector<std::string> seg = SplitPath(path);
+  Route r;
+  auto pick = [&](std::initializer_list<std::pair<const char*, Operation>> by_method) {
+    for (const auto& [m, op] : by_method) {
+      if (method == m) {
+        r.op = op;
+        return r;
+      }
+    }
+    throw ApiException(MethodNotAllowed("Method " + std::string(method) + " is not allowed on " + std::string(path)));
+  };
+  const size_t n = seg.size();
+  if (n >= 2 && seg[0] == "2015-03-31" && seg[1] == "functions") {
+    if (n == 2) return pick({{"POST", Operation::kCreateFunction}, {"GET", Operation::kListFunctions}});
+    r.function = seg[2];
+    if (n == 3) return pick({{"GET", Operation::kGetFunction}, {"DELETE", Operation::kDeleteFunction}});
+    if (n == 4 && seg[3] == "configuration") {
+      return pick({{"GET", Operation::kGetFunctionConfiguration}, {"PUT", Operation::kUpdateFunctionConfiguration}});
+    }
+    if (n == 4 && seg[3] == "code") return pick({{"PUT", Operation::kUpdateFunctionCode}});
+    if (n == 4 && seg[3] == "invocations") return pick({{"POST", Operation::kInvoke}});
+  } else if (n == 4 && seg[0] == "2021-10-31" && seg[1] == "functions") {
+    r.function = seg[2];
+    if (seg[3] == "url") {
+      return pick({{"POST", Operation::kCreateFunctionUrlConfig},
+                   {"GET", Operation::kGetFunctionUrlConfig},
+                   {"PUT", Operation::kUpdateFunctionUrlConfig},
+                   {"DELETE", Operation::kDeleteFunctionUrlConfig}});
+    }
+    if (seg[3] == "urls") return pick({{"GET", Operation::kListFunctionUrlConfigs}});
+  } else if (n >= 3 && seg[0] == "geysir" && seg[1] == "v1") {
+    if (n == 3 && seg[2] == "health") return pick({{"GET", Operation::kHealth}, {"HEAD", Operation::kHealth}});
+    if (n == 5 && seg[2] == "functions" && seg[4] == "logs") {
+      r.function = seg[3];
+      return pick({{"GET", Operation::kGetLogs}});
+    }
+    if (n == 4 && seg[2] == "code") {
+      const std::string& file = seg[3];
+      static constexpr std::string_view kSuffix = ".zip";
+      if (file.size() == 64 + kSuffix.size() && file.ends_with(kSuffix)) {
+        r.code_hex = file.substr(0, 64);
+        if (std::all_of(r.code_hex.begin(), r.code_hex.end(),
+                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
+          return pick({{"GET", Operation::kGetCode}});
+        }
+      }
+    }
+  }
+  throw ApiException(UnknownOperation("No Lambda or Geysir operation at " + std::string(method) + " " +
+                                      std::string(path.substr(0, 200))));
+}
+
+std::string FunctionArn(const ApiContext& ctx, const std::string& name) {
+  return "arn:aws:lambda:" + ctx.region + ":" + ctx.account_id + ":function:" + name;
+}
+
+std::string DefaultRole(const ApiContext& ctx) {
+  return "arn:aws:iam::" + ctx.account_id + ":role/geysir-function";
+}
+
+std::string FunctionUrl(const ApiContext& ctx, const std::string& url_id) {
+  std::string out = ctx.function_url_template;
+  static constexpr std::string_view kPlaceholder = "{url_id}";
+  size_t pos = out.find(kPlaceholder);
+  if (pos != std::string::npos) out.replace(pos, kPlaceholder.size(), url_id);
+  return out;
+}
+
+bool IsValidFunctionName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+FunctionRef ParseFunctionRef(std::string_view raw) {
+  auto bad = [&]() -> FunctionRef {
+    Invalid("1 validation error detected: Value " + Quote(raw) +
+            " at 'functionName' failed to satisfy constraint: Member must be a function name (1-64 of "
+            "[a-zA-Z0-9-_]), a partial ARN (123456789012:function:NAME) or a full ARN "
+            "(arn:aws:lambda:REGION:123456789012:function:NAME), optionally with a :QUALIFIER");
+  };
+  if (raw.empty() || raw.size() > 170) return bad();
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (parts.size() <= 8) {  // more than 8 parts is malformed anyway
+    size_t j = raw.find(':', i);
+    if (j == std::string_view::npos) {
+      parts.push_back(raw.substr(i));
+      break;
+    }
+    parts.push_back(raw.substr(i, j - i));
+    i = j + 1;
+  }
+  FunctionRef ref;
+  size_t name_at = 0;
+  if (parts[0] == "arn") {
+    // arn:aws:lambda:us-east-1:123456789012:function:name[:qualifier]
+    if (parts.size() < 7 || parts.size() > 8 || !parts[1].starts_with("aws") || parts[2] != "lambda" ||
+        parts[3].empty() || !IsDigits(parts[4], 12) || parts[5] != "function") {
+      return bad();
+    }
+    name_at = 6;
+  } else if (parts.size() >= 3 && parts[1] == "function") {
+    // 123456789012:function:name[:qualifier]
+    if (!IsDigits(parts[0], 12) || parts.size() > 4) return bad();
+    name_at = 2;
+  } else {
+    if (parts.size() > 2) return bad();
+    name_at = 0;
+  }
+  ref.name = std::string(parts[name_at]);
+  if (name_at + 1 < parts.size()) {
+    ref.qualifier = std::string(parts[name_at + 1]);
+    if (ref.qualifier.empty()) return bad();
+  }
+  if (!IsValidFunctionName(ref.name)) return bad();
+  return ref;
+}
+
+std::string ResolveFunctionName(const ApiContext& ctx, std::string_view raw, std::string_view query_qualifier) {
+  FunctionRef ref = ParseFunctionRef(raw);
+  for (std::string_view q : {std::string_view(ref.qualifier), query_qualifier}) {
+    if (!q.empty() && q != "$LATEST") {
+      throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(ctx, ref.name) + ":" + std::string(q) +
+                                          " (Geysir serves $LATEST only; versions and aliases are not supported yet)"));
+    }
+  }
+  return ref.name;
+}
+
+std::map<std::string, std::string> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> out;
+  size_t i = 0;
+  while (i < query.size()) {
+    size_t j = query.find('&', i);
+    if (j == std::string_view::npos) j = query.size();
+    std::string_view pair = query.substr(i, j - i);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      std::string key = proto::PercentDecode(pair.substr(0, eq), true);
+      std::string value = eq == std::string_view::npos ? "" : proto::PercentDecode(pair.substr(eq + 1), true);
+      out.emplace(std::move(key), std::move(value));
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+json ParseJsonObject(std::string_view body) {
+  if (body.empty()) return json::object();
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw ApiException(InvalidRequestContent("Could not parse request body into json: malformed JSON"));
+  if (!j.is_object()) throw ApiException(InvalidRequestContent("Could not parse request body into json: expected an object"));
+  return j;
+}
+
+std::optional<std::string> Base64Decode(std::string_view in) {
+  static const std::array<int8_t, 256> kTable = [] {
+    std::array<int8_t, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
+    return t;
+  }();
+  // Padding is optional, but if present it must complete the last quantum.
+  size_t len = in.size();
+  size_t pad = 0;
+  while (len > 0 && in[len - 1] == '=' && pad < 2) {
+    --len;
+    ++pad;
+  }
+  if (pad > 0 && (len + pad) % 4 != 0) return std::nullopt;
+  if (len % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(len / 4 * 3 + 2);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < len; ++i) {
+    int8_t v = kTable[static_cast<unsigned char>(in[i])];
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+void ValidateRuntime(const std::string& runtime) {
+  // Every python3.x runtime Lambda has offered runs on the host's Python 3; the handler
+  // conventions are the same.
+  static constexpr std::array<std::string_view, 6> kPython = {"python3.8",  "python3.9",  "python3.10",
+                                                              "python3.11", "python3.12", "python3.13"};
+  if (std::find(kPython.begin(), kPython.end(), runtime) != kPython.end()) return;
+  Invalid("Runtime " + Quote(runtime) +
+          " is not supported by Geysir yet. Supported runtimes: python3.8 to python3.13 (they run on the host's "
+          "Python 3; python3.11 is the reference)");
+}
+
+void ValidateHandler(const std::string& handler) {
+  auto bad = [&](const std::string& why) {
+    Invalid("Handler " + Quote(handler) + " is not valid: " + why +
+            ". Use 'module.function', e.g. 'app.handler' or 'pkg.mod.handler'");
+  };
+  if (handler.empty() || handler.size() > 128) bad("it must be 1 to 128 characters");
+  for (char c : handler) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') bad("it contains whitespace");
+  }
+  size_t dot = handler.rfind('.');
+  if (dot == std::string::npos || dot == 0) bad("it has no module part");
+  if (!IsIdentifier(std::string_view(handler).substr(dot + 1))) bad("the function name is not a Python identifier");
+  // Module part: dotted components; Lambda also accepts a directory prefix ("src/app.handler").
+  std::string_view module = std::string_view(handler).substr(0, dot);
+  size_t slash = module.rfind('/');
+  if (slash != std::string_view::npos) {
+    std::string_view dir = module.substr(0, slash);
+    if (dir.empty() || dir.front() == '/' || dir.find("..") != std::string_view::npos) bad("the directory part is not relative");
+    module = module.substr(slash + 1);
+  }
+  size_t start = 0;
+  for (int guard = 0; guard < 128; ++guard) {
+    size_t end = module.find('.', start);
+    std::string_view part = module.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (!IsIdentifier(part)) bad("the module path is not a dotted Python module name");
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+}
+
+void ValidateMemory(int64_t mb) {
+  if (mb < 128 || mb > 10240) {
+    Invalid("1 validation error detected: Value '" + std::to_string(mb) +
+            "' at 'memorySize' failed to satisfy constraint: Member must have value between 128 and 10240");
+  }
+}
+
+void ValidateTimeout(int64_t s) {
+  if (s < 1 || s > 900) {
+    Invalid("1 validation error detected: Value '" + std::to_string(s) +
+            "' at 'timeout' failed to satisfy constraint: Member must have value between 1 and 900");
+  }
+}
+
+std::map<std::string, std::string> ParseEnvironment(const json& environment) {
+  std::map<std::string, std::string> out;
+  if (!environment.is_object()) Invalid("Environment must be an object");
+  auto it = environment.find("Variables");
+  if (it == environment.end() || it->is_null()) return out;
+  if (!it->is_object()) Invalid("Environment.Variables must be a map of strings to strings");
+  // Lambda's reserved names: the runtime sets them, so a function may not override them.
+  static constexpr std::array<std::string_view, 16> kReserved = {
+      "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_KEY",
+      "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
+      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_LOG_GROUP_NAME",
+      "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"};
+  std::string reserved_used;
+  size_t total = 0;
+  for (const auto& [key, value] : it->items()) {
+    bool key_ok = key.size() >= 2 && ((key[0] >= 'a' && key[0] <= 'z') || (key[0] >= 'A' && key[0] <= 'Z')) &&
+                  IsIdentifier(key);
+    if (!key_ok) {
+      Invalid("1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys "
+              "must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+] "
+              "(key " + Quote(key) + ")");
+    }
+    if (!value.is_string()) Invalid("Environment variable " + Quote(key) + " must have a string value");
+    if (std::find(kReserved.begin(), kReserved.end(), key) != kReserved.end()) {
+      reserved_used += reserved_used.empty() ? key : "," + key;
+    }
+    total += key.size() + value.get_ref<const std::string&>().size();
+    out.emplace(key, value.get<std::string>());
+  }
+  if (!reserved_used.empty()) {
+    Invalid("Lambda was unable to configure your environment variables because the environment variables you have "
+            "provided contains reserved keys that are currently not supported for modification. Reserved keys used "
+            "in this request: " + reserved_used);
+  }
+  if (total > 4096) {
+    Invalid("Lambda was unable to configure your environment variables because the environment variables you have "
+            "provided exceeded the 4KB limit. String measured: " + std::to_string(total) + " bytes");
+  }
+  return out;
+}
+
+CreateFunctionInput ParseCreateFunction(const ApiContext& ctx, const json& body) {
+  CreateFunctionInput in;
+  FunctionRecord& f = in.record;
+  auto name = OptString(body, "FunctionName");
+  if (!name) Invalid("FunctionName is required");
+  f.name = ResolveFunctionName(ctx, *name, "");
+  f.arn = FunctionArn(ctx, f.name);
+
+  auto package_type = OptString(body, "PackageType");
+  if (package_type && *package_type != "Zip") {
+    Invalid("PackageType " + Quote(*package_type) + " is not supported by Geysir yet: use Zip");
+  }
+  auto runtime = OptString(body, "Runtime");
+  if (!runtime) Invalid("Runtime is required for .zip deployment packages");
+  ValidateRuntime(*runtime);
+  f.runtime = *runtime;
+  auto handler = OptString(body, "Handler");
+  if (!handler) Invalid("Handler is required for .zip deployment packages");
+  ValidateHandler(*handler);
+  f.handler = *handler;
+
+  f.role = OptString(body, "Role").value_or(DefaultRole(ctx));
+  ValidateRole(f.role);
+  f.description = OptString(body, "Description").value_or("");
+  ValidateDescription(f.description);
+  if (auto m = OptInt(body, "MemorySize")) {
+    ValidateMemory(*m);
+    f.memory_mb = static_cast<uint32_t>(*m);
+  }
+  if (auto t = OptInt(body, "Timeout")) {
+    ValidateTimeout(*t);
+    f.timeout_s = static_cast<uint32_t>(*t);
+  }
+  if (auto e = ParseEphemeralStorage(body)) f.ephemeral_storage_mb = *e;
+  if (const json* env = OptObject(body, "Environment")) f.environment = ParseEnvironment(*env);
+  ValidateArchitectures(body);
+  if (const json* tags = OptObject(body, "Tags")) {
+    for (const auto& [k, v] : tags->items()) {
+      if (!v.is_string()) Invalid("Tag " + Quote(k) + " must have a string value");
+      f.tags.emplace(k, v.get<std::string>());
+    }
+  }
+  if (auto layers = body.find("Layers"); layers != body.end() && layers->is_array() && !layers->empty()) {
+    Invalid("Layers are not supported by Geysir yet");
+  }
+  (void)OptBool(body, "Publish");  // type-checked; versions are not supported, so $LATEST is what exists
+
+  const json* code = OptObject(body, "Code");
+  if (!code) Invalid("Code is required");
+  RejectUnsupportedCodeSources(*code);
+  auto zip = OptString(*code, "ZipFile");
+  if (!zip || zip->empty()) Invalid("Code.ZipFile is required: the deployment package, base64-encoded");
+  in.zip_base64 = std::move(*zip);
+  return in;
+}
+
+ConfigPatch ParseUpdateFunctionConfiguration(const json& body) {
+  ConfigPatch p;
+  if ((p.handler = OptString(body, "Handler"))) ValidateHandler(*p.handler);
+  if ((p.runtime = OptString(body, "Runtime"))) ValidateRuntime(*p.runtime);
+  if ((p.description = OptString(body, "Description"))) ValidateDescription(*p.description);
+  if ((p.role = OptString(body, "Role"))) ValidateRole(*p.role);
+  if (auto m = OptInt(body, "MemorySize")) {
+    ValidateMemory(*m);
+    p.memory_mb = static_cast<uint32_t>(*m);
+  }
+  if (auto t = OptInt(body, "Timeout")) {
+    ValidateTimeout(*t);
+    p.timeout_s = static_cast<uint32_t>(*t);
+  }
+  p.ephemeral_storage_mb = ParseEphemeralStorage(body);
+  if (const json* env = OptObject(body, "Environment")) p.environment = ParseEnvironment(*env);
+  if (auto layers = body.find("Layers"); layers != body.end() && layers->is_array() && !layers->empty()) {
+    Invalid("Layers are not supported by Geysir yet");
+  }
+  p.revision_id = OptString(body, "RevisionId");
+  return p;
+}
+
+void ApplyPatch(const ConfigPatch& p, FunctionRecord& f) {
+  if (p.handler) f.handler = *p.handler;
+  if (p.runtime) f.runtime = *p.runtime;
+  if (p.description) f.description = *p.description;
+  if (p.role) f.role = *p.role;
+  if (p.memory_mb) f.memory_mb = *p.memory_mb;
+  if (p.timeout_s) f.timeout_s = *p.timeout_s;
+  if (p.ephemeral_storage_mb) f.ephemeral_storage_mb = *p.ephemeral_storage_mb;
+  if (p.environment) f.environment = *p.environment;
+}
+
+CodeUpdateInput ParseUpdateFunctionCode(const json& body) {
+  CodeUpdateInput in;
+  RejectUnsupportedCodeSources(body);
+  ValidateArchitectures(body);
+  auto zip = OptString(body, "ZipFile");
+  if (!zip || zip->empty()) Invalid("ZipFile is required: the deployment package, base64-encoded");
+  in.zip_base64 = std::move(*zip);
+  in.dry_run = OptBool(body, "DryRun").value_or(false);
+  (void)OptBool(body, "Publish");
+  in.revision_id = OptString(body, "RevisionId");
+  return in;
+}
+
+UrlConfigInput ParseUrlConfig(const json& body, bool create) {
+  UrlConfigInput in;
+  in.auth_type = OptString(body, "AuthType");
+  if (create && !in.auth_type) Invalid("AuthType is required (NONE)");
+  if (in.auth_type) {
+    if (*in.auth_type == "AWS_IAM") {
+      Invalid("AuthType AWS_IAM is not supported by Geysir yet: use NONE (function URLs are then public)");
+    }
+    if (*in.auth_type != "NONE") {
+      Invalid("1 validation error detected: Value " + Quote(*in.auth_type) +
+              " at 'authType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]");
+    }
+  }
+  if (auto it = body.find("Cors"); it != body.end()) {
+    if (!it->is_null() && !it->is_object()) Invalid("Cors must be an object");
+    if (it->is_object()) {
+      for (const auto& [k, v] : it->items()) {
+        if (k == "AllowCredentials") {
+          if (!v.is_boolean()) Invalid("Cors.AllowCredentials must be a boolean");
+        } else if (k == "MaxAge") {
+          if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 86400) {
+            Invalid("Cors.MaxAge must be an integer between 0 and 86400");
+          }
+        } else if (k == "AllowHeaders" || k == "AllowMethods" || k == "AllowOrigins" || k == "ExposeHeaders") {
+          if (!v.is_array() || !std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); })) {
+            Invalid("Cors." + k + " must be a list of strings");
+          }
+        } else {
+          Invalid("Cors has an unknown field " + Quote(k));
+        }
+      }
+    }
+    in.cors = *it;
+  }
+  in.invoke_mode = OptString(body, "InvokeMode");
+  if (in.invoke_mode && *in.invoke_mode != "BUFFERED") {
+    Invalid("InvokeMode " + Quote(*in.invoke_mode) + " is not supported by Geysir yet: use BUFFERED");
+  }
+  return in;
+}
+
+json FunctionConfigurationJson(const FunctionRecord& f) {
+  json env_vars = json::object();
+  for (const auto& [k, v] : f.environment) env_vars[k] = v;
+  json j = {
+      {"FunctionName", f.name},
+      {"FunctionArn", f.arn},
+      {"Runtime", f.runtime},
+      {"Role", f.role},
+      {"Handler", f.handler},
+      {"CodeSize", f.code_size},
+      {"Description", f.description},
+      {"Timeout", f.timeout_s},
+      {"MemorySize", f.memory_mb},
+      {"LastModified", f.last_modified},
+      {"CodeSha256", f.code_sha256},
+      {"Version", f.version},
+      {"Environment", {{"Variables", env_vars}}},
+      {"TracingConfig", {{"Mode", "PassThrough"}}},
+      {"RevisionId", f.revision_id},
+      {"State", f.state},
+      {"LastUpdateStatus", f.last_update_status},
+      {"PackageType", "Zip"},
+      {"Architectures", json::array({"x86_64"})},
+      {"EphemeralStorage", {{"Size", f.ephemeral_storage_mb}}},
+      {"SnapStart", {{"ApplyOn", "None"}, {"OptimizationStatus", "Off"}}},
+      {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + f.name}}},
+  };
+  if (!f.state_reason.empty()) j["StateReason"] = f.state_reason;
+  if (!f.state_reason_code.empty()) j["StateReasonCode"] = f.state_reason_code;
+  if (!f.last_update_status_reason.empty()) j["LastUpdateStatusReason"] = f.last_update_status_reason;
+  return j;
+}
+
+json FunctionUrlConfigJson(const ApiContext& ctx, const FunctionUrlConfigRecord& c, bool include_last_modified) {
+  json j = {
+      {"FunctionUrl", FunctionUrl(ctx, c.url_id)},
+      {"FunctionArn", FunctionArn(ctx, c.function_name)},
+      {"AuthType", c.auth_type},
+      {"CreationTime", c.creation_time},
+      {"InvokeMode", c.invoke_mode.empty() ? "BUFFERED" : c.invoke_mode},
+  };
+  if (!c.cors.is_null()) j["Cors"] = c.cors;
+  if (include_last_modified) j["LastModifiedTime"] = c.last_modified_time;
+  return j;
+}
+
+}  // namespace geysir::control

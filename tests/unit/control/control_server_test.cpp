@@ -1,0 +1,561 @@
+// ControlServer in process: a real loop on the test thread, a temp data directory, no scheduler,
+// and a blocking client on a helper thread that signs its requests with SigV4 (as boto3 does)
+// and talks HTTP over a real loopback socket; control.sock is driven with raw frames.
+#include "control/control_server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <uv.h>
+
+#include <catch2/catch.hpp>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "control/code_store.h"
+#include "control/lambda_api.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
+#include "proto/sigv4.h"
+#include "tests/unit/control/store_test_util.h"
+#include "tests/unit/proto/net_test_util.h"
+
+using namespace geysir;
+using namespace geysir::control;
+using nlohmann::json;
+namespace net = geysir::testing;
+namespace zt = geysir::control::testing;
+
+namespace {
+
+struct CallOptions {
+  bool sign = true;
+  std::string akid, secret;            // override the credentials
+  int64_t skew_s = 0;                  // signing clock offset
+  proto::HeaderList headers;
+};
+
+std::string AmzDate(int64_t unix_s) {
+  time_t t = static_cast<time_t>(unix_s);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+struct Reply {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  json Json() const { return json::parse(body, nullptr, false); }
+  std::string Header(const std::string& lower) const {
+    auto it = headers.find(lower);
+    return it == headers.end() ? "" : it->second;
+  }
+  std::string ErrorType() const { return Header("x-amzn-errortype"); }
+};
+
+struct Creds {
+  std::string akid, secret;
+};
+
+// Parses the [geysir] profile out of the credentials file.
+Creds ReadCredentials(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, profile;
+  Creds c;
+  while (std::getline(in, line)) {
+    if (line.rfind("[", 0) == 0) profile = line;
+    if (profile != "[geysir]") continue;
+    auto eq = line.find(" = ");
+    if (eq == std::string::npos) continue;
+    std::string k = line.substr(0, eq), v = line.substr(eq + 3);
+    if (k == "aws_access_key_id") c.akid = v;
+    if (k == "aws_secret_access_key") c.secret = v;
+  }
+  return c;
+}
+
+class Client {
+ public:
+  Client(uint16_t port, Creds creds) : port_(port), creds_(std::move(creds)) {}
+
+  Reply Call(const std::string& method, const std::string& target, const std::string& body = "",
+             const CallOptions& o = {}) {
+    proto::HttpRequest req;
+    req.method = method;
+    req.target = target;
+    size_t q = target.find('?');
+    req.path = target.substr(0, q);
+    req.query = q == std::string::npos ? "" : target.substr(q + 1);
+    req.headers = {{"Host", "127.0.0.1:" + std::to_string(port_)}};
+    if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+    for (auto& h : o.headers) req.headers.push_back(h);
+    req.body = body;
+    if (o.sign) {
+      proto::sigv4::Sign(req, o.akid.empty() ? creds_.akid : o.akid, o.secret.empty() ? creds_.secret : o.secret,
+                         "us-east-1", "lambda", AmzDate(std::time(nullptr) + o.skew_s), true);
+    }
+    std::string wire = method + " " + target + " HTTP/1.1\r\n";
+    for (auto& [k, v] : req.headers) wire += k + ": " + v + "\r\n";
+    wire += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    net::RawClient c(port_, 10000);
+    Reply r;
+    if (!c.connected() || !c.Send(wire)) return r;
+    std::string resp = c.ReadResponse(method == "HEAD");
+    r.status = net::StatusOf(resp);
+    size_t end = resp.find("\r\n\r\n");
+    std::istringstream hs(resp.substr(0, end));
+    std::string line;
+    std::getline(hs, line);
+    while (std::getline(hs, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string k = line.substr(0, colon);
+      for (auto& ch : k) ch = static_cast<char>(tolower(ch));
+      std::string v = line.substr(colon + 1);
+      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+      r.headers[k] = v;
+    }
+    r.body = net::BodyOf(resp);
+    return r;
+  }
+
+  Reply CreateFunction(const std::string& name, const std::string& zip, json extra = json::object()) {
+    json b = {{"FunctionName", name},
+              {"Runtime", "python3.11"},
+              {"Role", "arn:aws:iam::000000000000:role/test"},
+              {"Handler", "app.handler"},
+              {"Code", {{"ZipFile", Base64Encode(zip)}}}};
+    b.update(extra);
+    return Call("POST", "/2015-03-31/functions", b.dump());
+  }
+
+ private:
+  uint16_t port_;
+  Creds creds_;
+};
+
+std::string HelloZip(const std::string& greeting = "hello") {
+  return zt::ZipBuilder()
+      .File("app.py", "def handler(event, context):\n    return {'greeting': '" + greeting + "'}\n")
+      .Bytes();
+}
+
+// A blocking client of control.sock speaking raw frames.
+class FrameSocket {
+ public:
+  explicit FrameSocket(const std::string& path) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct timeval tv {3, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~FrameSocket() { close(fd_); }
+  bool connected() const { return connected_; }
+  bool Send(const proto::Frame& f) {
+    std::string bytes = proto::EncodeFrame(f);
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  std::optional<proto::Frame> Next() {
+    for (int guard = 0; guard < 1000; ++guard) {
+      auto f = decoder_.Next();
+      if (!f.ok()) return std::nullopt;
+      if (f->has_value()) return std::move(**f);
+      char buf[65536];
+      ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return std::nullopt;
+      decoder_.Feed(buf, static_cast<size_t>(n));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  proto::FrameDecoder decoder_;
+};
+
+// Number of unpacked trees in the code store (64-hex directory names under code/).
+size_t CodeTrees(const std::string& data_dir) {
+  size_t n = 0;
+  for (const auto& name : zt::ListDir(data_dir + "/code")) {
+    if (name.size() == 64) ++n;
+  }
+  return n;
+}
+
+struct Harness {
+  Harness() {
+    data = dir.path() + "/data";
+    uv_loop_init(&loop);
+    runner = std::make_unique<net::LoopRunner>(&loop);
+    ControlOptions o;
+    o.data_dir = data;
+    o.listen_port = 0;
+    o.socket_path = dir.path() + "/run/control.sock";
+    o.scheduler_socket = dir.path() + "/run/scheduler.sock";  // nobody listens: no scheduler
+    socket_path = o.socket_path;
+    server = std::make_unique<ControlServer>(&loop, o);
+    Status st = server->Start();
+    INFO(st.ToString());
+    REQUIRE(st.ok());
+    creds = ReadCredentials(server->credentials_path());
+    REQUIRE(creds.akid == server->admin_key().access_key_id);
+    port = server->port();
+  }
+  ~Harness() {
+    server->Close();
+    runner->Dispose();
+    for (int i = 0; i < 1000 && uv_loop_alive(&loop); ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    server.reset();
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+  // Runs the loop while `client` talks to the server from a helper thread.
+  void Run(const std::function<void(Client&)>& client, uint64_t timeout_ms = 20000) {
+    Client c(port, creds);
+    REQUIRE(runner->Run([&] { client(c); }, timeout_ms));
+  }
+
+  net::TempDir dir;
+  std::string data, socket_path;
+  uv_loop_t loop;
+  std::unique_ptr<net::LoopRunner> runner;
+  std::unique_ptr<ControlServer> server;
+  Creds creds;
+  uint16_t port = 0;
+};
+
+}  // namespace
+
+TEST_CASE("control: first start writes a 0600 credentials file with both profiles", "[control][server]") {
+  Harness h;
+  struct stat st {};
+  REQUIRE(stat(h.server->credentials_path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  std::string text = zt::ReadFile(h.server->credentials_path());
+  CHECK(text.find("[geysir]") != std::string::npos);
+  CHECK(text.find("[default]") != std::string::npos);
+  CHECK(text.find("region = us-east-1") != std::string::npos);
+  CHECK(h.creds.akid.size() == 20);
+  CHECK(h.creds.secret.size() == 40);
+}
+
+TEST_CASE("control: health is open, everything else needs a valid signature", "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    Reply r = c.Call("GET", "/geysir/v1/health", "", {.sign = false});
+    CHECK(r.status == 200);
+    CHECK(r.Json()["status"] == "ok");
+
+    r = c.Call("GET", "/2015-03-31/functions/", "", {.sign = false});
+    CHECK(r.status == 403);
+    CHECK(r.ErrorType() == "MissingAuthenticationTokenException");
+
+    // Wrong secret, unknown key, skewed clock: 403 each, and the create did not happen.
+    std::string zip = HelloZip();
+    json create = {{"FunctionName", "f1"}, {"Runtime", "python3.11"}, {"Handler", "app.handler"},
+                   {"Code", {{"ZipFile", Base64Encode(zip)}}}};
+    r = c.Call("POST", "/2015-03-31/functions", create.dump(), {.secret = std::string(40, 'x')});
+    CHECK(r.status == 403);
+    CHECK(r.ErrorType() == "InvalidSignatureException");
+    CHECK(r.Json().contains("message"));
+    r = c.Call("POST", "/2015-03-31/functions", create.dump(),
+               {.akid = "AKIAAAAAAAAAAAAAAAAA", .secret = std::string(40, 'x')});
+    CHECK(r.status == 403);
+    CHECK(r.ErrorType() == "UnrecognizedClientException");
+    r = c.Call("POST", "/2015-03-31/functions", create.dump(), {.skew_s = -20 * 60});
+    CHECK(r.status == 403);
+    CHECK(r.ErrorType() == "InvalidSignatureException");
+
+    r = c.Call("GET", "/2015-03-31/functions/");
+    CHECK(r.status == 200);
+    CHECK(r.Json()["Functions"].empty());
+    CHECK(r.Header("x-amzn-requestid").size() == 36);
+  });
+  CHECK(CodeTrees(h.data) == 0);
+}
+
+TEST_CASE("control: function lifecycle create/get/list/update/delete", "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    std::string zip = HelloZip();
+    Reply r = c.CreateFunction("hello", zip, {{"MemorySize", 256}, {"Timeout", 10},
+                                              {"Environment", {{"Variables", {{"GREETING", "hi"}}}}}});
+    REQUIRE(r.status == 201);
+    json cfg = r.Json();
+    CHECK(cfg["FunctionName"] == "hello");
+    CHECK(cfg["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:hello");
+    CHECK(cfg["State"] == "Active");
+    CHECK(cfg["LastUpdateStatus"] == "Successful");
+    CHECK(cfg["MemorySize"] == 256);
+    CHECK(cfg["Timeout"] == 10);
+    CHECK(cfg["CodeSize"] == zip.size());
+    CHECK(cfg["CodeSha256"] == Sha256Base64(zip));
+    CHECK(cfg["Environment"]["Variables"]["GREETING"] == "hi");
+    const std::string rev1 = cfg["RevisionId"];
+
+    r = c.CreateFunction("hello", zip);
+    CHECK(r.status == 409);
+    CHECK(r.ErrorType() == "ResourceConflictException");
+    CHECK(r.Json()["Type"] == "User");
+
+    // GetFunction by full ARN with $LATEST; Code.Location downloads without a signature.
+    r = c.Call("GET", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Ahello%3A%24LATEST");
+    REQUIRE(r.status == 200);
+    json got = r.Json();
+    CHECK(got["Configuration"]["RevisionId"] == rev1);
+    CHECK(got["Code"]["RepositoryType"] == "S3");
+    std::string location = got["Code"]["Location"];
+    std::string prefix = "http://127.0.0.1:" + std::to_string(h.port);
+    REQUIRE(location.rfind(prefix, 0) == 0);
+    std::string code_target = location.substr(prefix.size());
+    r = c.Call("GET", code_target, "", {.sign = false});
+    CHECK(r.status == 200);
+    CHECK(r.body == zip);
+    std::string forged = code_target;
+    forged[forged.size() - 1] = forged.back() == '0' ? '1' : '0';
+    CHECK(c.Call("GET", forged, "", {.sign = false}).status == 403);
+
+    r = c.Call("GET", "/2015-03-31/functions/hello/configuration");
+    CHECK(r.status == 200);
+    CHECK(r.Json()["Handler"] == "app.handler");
+
+    REQUIRE(c.CreateFunction("world", zip).status == 201);
+    r = c.Call("GET", "/2015-03-31/functions/?MaxItems=1");
+    REQUIRE(r.status == 200);
+    CHECK(r.Json()["Functions"].size() == 1);
+    CHECK(r.Json()["Functions"][0]["FunctionName"] == "hello");
+    std::string marker = r.Json()["NextMarker"];
+    r = c.Call("GET", "/2015-03-31/functions/?MaxItems=1&Marker=" + marker);
+    REQUIRE(r.status == 200);
+    CHECK(r.Json()["Functions"][0]["FunctionName"] == "world");
+    CHECK(c.Call("GET", "/2015-03-31/functions/?MaxItems=0").status == 400);
+
+    r = c.Call("PUT", "/2015-03-31/functions/hello/configuration",
+               json{{"MemorySize", 512}, {"Handler", "app.other"}, {"Environment", {{"Variables", {{"B2", "x"}}}}}}.dump());
+    REQUIRE(r.status == 200);
+    CHECK(r.Json()["MemorySize"] == 512);
+    CHECK(r.Json()["Timeout"] == 10);
+    CHECK(r.Json()["Handler"] == "app.other");
+    CHECK(r.Json()["Environment"]["Variables"] == json{{"B2", "x"}});
+    const std::string rev2 = r.Json()["RevisionId"];
+    CHECK(rev2 != rev1);
+    r = c.Call("PUT", "/2015-03-31/functions/hello/configuration", json{{"Timeout", 5}, {"RevisionId", rev1}}.dump());
+    CHECK(r.status == 412);
+    CHECK(r.ErrorType() == "PreconditionFailedException");
+    CHECK(c.Call("PUT", "/2015-03-31/functions/hello/configuration", json{{"Timeout", 901}}.dump()).status == 400);
+
+    std::string zip2 = HelloZip("bonjour");
+    r = c.Call("PUT", "/2015-03-31/functions/hello/code", json{{"ZipFile", Base64Encode(zip2)}}.dump());
+    REQUIRE(r.status == 200);
+    CHECK(r.Json()["CodeSha256"] == Sha256Base64(zip2));
+    CHECK(r.Json()["RevisionId"] != rev2);
+    CHECK(r.Json()["MemorySize"] == 512);
+    r = c.Call("PUT", "/2015-03-31/functions/nope/code", json{{"ZipFile", Base64Encode(zip2)}}.dump());
+    CHECK(r.status == 404);
+
+    r = c.Call("DELETE", "/2015-03-31/functions/hello");
+    CHECK(r.status == 204);
+    r = c.Call("GET", "/2015-03-31/functions/hello");
+    CHECK(r.status == 404);
+    CHECK(r.ErrorType() == "ResourceNotFoundException");
+    CHECK(r.Json()["message"] == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:hello");
+    CHECK(c.Call("DELETE", "/2015-03-31/functions/hello").status == 404);
+    CHECK(c.Call("GET", "/2015-03-31/functions/hello:7").status == 404);
+  });
+}
+
+TEST_CASE("control: invalid parameters are 400 and hostile zips leave nothing", "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    std::string zip = HelloZip();
+    Reply r = c.CreateFunction("bad name", zip);
+    CHECK(r.status == 400);
+    CHECK(r.ErrorType() == "InvalidParameterValueException");
+    CHECK(c.CreateFunction("m", zip, {{"MemorySize", 100}}).status == 400);
+    CHECK(c.CreateFunction("t", zip, {{"Timeout", 0}}).status == 400);
+    CHECK(c.CreateFunction("rt", zip, {{"Runtime", "nodejs18.x"}}).status == 400);
+    CHECK(c.CreateFunction("hd", zip, {{"Handler", "nohandler"}}).status == 400);
+    r = c.Call("POST", "/2015-03-31/functions", "{not json");
+    CHECK(r.status == 400);
+    CHECK(r.ErrorType() == "InvalidRequestContentException");
+    r = c.Call("POST", "/2015-03-31/functions",
+               json{{"FunctionName", "b64"}, {"Runtime", "python3.11"}, {"Handler", "app.handler"},
+                    {"Code", {{"ZipFile", "!!!notbase64"}}}}.dump());
+    CHECK(r.status == 400);
+
+    std::string traversal = zt::ZipBuilder().File("../evil.py", "x = 1\n").Bytes();
+    r = c.CreateFunction("evil", traversal);
+    CHECK(r.status == 400);
+    CHECK(r.ErrorType() == "InvalidParameterValueException");
+    std::string absolute = zt::ZipBuilder().File("/etc/evil.py", "x = 1\n").Bytes();
+    CHECK(c.CreateFunction("evil2", absolute).status == 400);
+    std::string symlink = zt::ZipBuilder().File("app.py", "x=1\n").Symlink("link", "/etc/passwd").Bytes();
+    CHECK(c.CreateFunction("evil3", symlink).status == 400);
+    CHECK(c.CreateFunction("evil4", "this is not a zip file at all").status == 400);
+
+    r = c.Call("GET", "/2015-03-31/functions/");
+    CHECK(r.Json()["Functions"].empty());
+
+    // UpdateFunctionCode with a hostile zip changes nothing either.
+    REQUIRE(c.CreateFunction("good", zip).status == 201);
+    std::string rev = c.Call("GET", "/2015-03-31/functions/good/configuration").Json()["RevisionId"];
+    r = c.Call("PUT", "/2015-03-31/functions/good/code", json{{"ZipFile", Base64Encode(traversal)}}.dump());
+    CHECK(r.status == 400);
+    json cfg = c.Call("GET", "/2015-03-31/functions/good/configuration").Json();
+    CHECK(cfg["RevisionId"] == rev);
+    CHECK(cfg["CodeSha256"] == Sha256Base64(zip));
+  });
+  CHECK(CodeTrees(h.data) == 1);
+  CHECK(zt::ListDir(h.data + "/tmp").empty());
+}
+
+TEST_CASE("control: function URL configs and the route table pushed on control.sock", "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    REQUIRE(c.CreateFunction("web", HelloZip()).status == 201);
+
+    FrameSocket gw(h.socket_path);
+    REQUIRE(gw.connected());
+    proto::Frame sub;
+    sub.header = {{"type", proto::kMsgSubscribeRoutes}};
+    REQUIRE(gw.Send(sub));
+    auto first = gw.Next();
+    REQUIRE(first);
+    CHECK(first->type() == proto::kMsgRoutes);
+    auto t0 = first->header.get<proto::RouteTable>();
+    CHECK(t0.function_urls.empty());
+
+    Reply r = c.Call("POST", "/2021-10-31/functions/web/url", json{{"AuthType", "NONE"}}.dump());
+    REQUIRE(r.status == 201);
+    json url = r.Json();
+    CHECK(url["AuthType"] == "NONE");
+    CHECK(url["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:web");
+    std::string function_url = url["FunctionUrl"];
+    CHECK(function_url.rfind("http://", 0) == 0);
+    CHECK(function_url.find(".lambda-url.localhost:8080/") != std::string::npos);
+    CHECK(url.contains("CreationTime"));
+
+    auto pushed = gw.Next();
+    REQUIRE(pushed);
+    auto t1 = pushed->header.get<proto::RouteTable>();
+    CHECK(t1.generation > t0.generation);
+    REQUIRE(t1.function_urls.size() == 1);
+    const proto::FunctionUrlRoute& route = t1.function_urls[0];
+    CHECK(function_url == "http://" + route.url_id + ".lambda-url.localhost:8080/");
+    CHECK(route.function.name == "web");
+    CHECK(route.function.handler == "app.handler");
+    CHECK(route.function.code_dir.rfind(h.data + "/code/", 0) == 0);
+
+    r = c.Call("POST", "/2021-10-31/functions/web/url", json{{"AuthType", "NONE"}}.dump());
+    CHECK(r.status == 409);
+    CHECK(r.ErrorType() == "ResourceConflictException");
+    r = c.Call("POST", "/2021-10-31/functions/nope/url", json{{"AuthType", "NONE"}}.dump());
+    CHECK(r.status == 404);
+    r = c.Call("POST", "/2021-10-31/functions/web/url", json{{"AuthType", "AWS_IAM"}}.dump());
+    CHECK(r.status == 400);
+
+    r = c.Call("GET", "/2021-10-31/functions/web/url");
+    CHECK(r.status == 200);
+    CHECK(r.Json()["FunctionUrl"] == function_url);
+    CHECK(r.Json().contains("LastModifiedTime"));
+    r = c.Call("GET", "/2021-10-31/functions/web/urls");
+    CHECK(r.status == 200);
+    CHECK(r.Json()["FunctionUrlConfigs"].size() == 1);
+
+    // A configuration change of a function with a URL is pushed too (new revision).
+    r = c.Call("PUT", "/2015-03-31/functions/web/configuration", json{{"Timeout", 9}}.dump());
+    REQUIRE(r.status == 200);
+    auto t2 = gw.Next();
+    REQUIRE(t2);
+    auto table2 = t2->header.get<proto::RouteTable>();
+    REQUIRE(table2.function_urls.size() == 1);
+    CHECK(table2.function_urls[0].function.timeout_s == 9);
+    CHECK(table2.generation > t1.generation);
+
+    r = c.Call("DELETE", "/2021-10-31/functions/web/url");
+    CHECK(r.status == 204);
+    auto t3 = gw.Next();
+    REQUIRE(t3);
+    CHECK(t3->header.get<proto::RouteTable>().function_urls.empty());
+    r = c.Call("GET", "/2021-10-31/functions/web/url");
+    CHECK(r.status == 404);
+    CHECK(c.Call("DELETE", "/2021-10-31/functions/web/url").status == 404);
+    r = c.Call("GET", "/2021-10-31/functions/web/urls");
+    CHECK(r.status == 200);
+    CHECK(r.Json()["FunctionUrlConfigs"].empty());
+  });
+}
+
+TEST_CASE("control: Invoke validation without a scheduler", "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    REQUIRE(c.CreateFunction("inv", HelloZip()).status == 201);
+    Reply r = c.Call("POST", "/2015-03-31/functions/inv/invocations", "{}",
+                     {.headers = {{"X-Amz-Invocation-Type", "DryRun"}}});
+    CHECK(r.status == 204);
+    r = c.Call("POST", "/2015-03-31/functions/inv/invocations", "{}");
+    CHECK(r.status == 502);
+    CHECK(r.ErrorType() == "ServiceException");
+    CHECK(r.Json()["message"].get<std::string>().find("scheduler") != std::string::npos);
+    r = c.Call("POST", "/2015-03-31/functions/missing/invocations", "{}");
+    CHECK(r.status == 404);
+    r = c.Call("POST", "/2015-03-31/functions/inv/invocations", "{oops");
+    CHECK(r.status == 400);
+    CHECK(r.ErrorType() == "InvalidRequestContentException");
+    r = c.Call("POST", "/2015-03-31/functions/inv/invocations", "\"" + std::string(6 * 1024 * 1024, 'x') + "\"");
+    CHECK(r.status == 413);
+    CHECK(r.ErrorType() == "RequestTooLargeException");
+    r = c.Call("POST", "/2015-03-31/functions/inv/invocations", "{}",
+               {.headers = {{"X-Amz-Invocation-Type", "Sometimes"}}});
+    CHECK(r.status == 400);
+  });
+}
+
+TEST_CASE("control: scheduler log frames are stored and served by the native logs API", "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    REQUIRE(c.CreateFunction("logged", HelloZip()).status == 201);
+    CHECK(c.Call("GET", "/geysir/v1/functions/ghost/logs").status == 404);
+
+    FrameSocket sched(h.socket_path);
+    REQUIRE(sched.connected());
+    proto::LogBatch batch;
+    batch.function_name = "logged";
+    batch.version = "$LATEST";
+    batch.log_stream = "2026/11/27/[$LATEST]abc";
+    batch.request_id = "req-1";
+    batch.events = {{1000, "START RequestId: req-1 Version: $LATEST"}, {1001, "hello from the handler"}};
+    REQUIRE(sched.Send(proto::MakeFrame(proto::kMsgLogs, batch)));
+
+    json body;
+    for (int i = 0; i < 100; ++i) {  // the frame is handled asynchronously: poll, bounded
+      Reply r = c.Call("GET", "/geysir/v1/functions/logged/logs?start_time=0&limit=10");
+      REQUIRE(r.status == 200);
+      body = r.Json();
+      if (body["events"].size() == 2) break;
+      usleep(20 * 1000);
+    }
+    REQUIRE(body["events"].size() == 2);
+    CHECK(body["events"][0]["timestamp"] == 1000);
+    CHECK(body["events"][1]["message"] == "hello from the handler");
+    CHECK(body["events"][1]["requestId"] == "req-1");
+    CHECK(body["events"][1]["logStream"] == "2026/11/27/[$LATEST]abc");
+    CHECK(body["nextStartTime"] == 1002);
+
+    Reply r = c.Call("GET", "/geysir/v1/functions/logged/logs?start_time=1001");
+    CHECK(r.Json()["events"].size() == 1);
+    r = c.Call("GET", "/geysir/v1/functions/logged/logs?request_id=nope");
+    CHECK(r.Json()["events"].empty());
+    CHECK(c.Call("GET", "/geysir/v1/functions/logged/logs?limit=abc").status == 400);
+    CHECK(c.Call("GET", "/geysir/v1/functions/logged/logs", "", {.sign = false}).status == 403);
+  });
+}
