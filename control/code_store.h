@@ -8,8 +8,9 @@
 // Put() is atomic and idempotent: the zip is hashed; if both the blob and the tree of that hash
 // exist it returns them unchanged. Otherwise it extracts into a fresh staging directory in
 // <data>/tmp (control/zip_extract.h: hostile archives are refused there, leaving nothing),
-// fsyncs every file and directory of the tree, writes the blob (temp file, fsync, rename,
-// fsync dir), then renames the tree into code/<hex> and fsyncs code/. A crash at any point
+// writes the blob beside it in tmp/, makes both durable with one syncfs(2) of the file
+// system (one journal commit instead of one fsync per file), renames the blob into
+// code/blobs and fsyncs that directory, then renames the tree into code/<hex> and fsyncs code/. A crash at any point
 // leaves either no trace in code/ (only tmp leftovers, removed at next Open) or a complete
 // tree. So once Put() returns, a function row pointing at <hex> never points at missing or
 // half-written code.

@@ -113,8 +113,9 @@ struct LogQuery {
 
 struct LogPage {
   std::vector<LogRecord> events;    // ordered by (timestamp_ms, id)
-  // Token to continue after the last returned event. Non-empty whenever at least one event was
-  // returned (so `--follow` can poll with it for lines that arrive later); empty if none.
+  // Token to continue after the last returned event, non-empty whenever at least one event was
+  // returned (so `--follow` can poll with it for lines that arrive later). When no event is
+  // returned it is the query's own next_token (empty on a first call), so polling can go on.
   std::string next_token;
   bool more = false;                // true when more matching events exist right now
 };

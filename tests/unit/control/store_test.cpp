@@ -1,0 +1,324 @@
+#include "control/store.h"
+
+#include <catch2/catch.hpp>
+#include <regex>
+
+#include "control/db.h"
+#include "store_test_util.h"
+
+using namespace geysir;
+using namespace geysir::control;
+using geysir::control::testing::ModeOf;
+using geysir::control::testing::TempDir;
+
+namespace {
+
+FunctionRecord MakeFunction(const std::string& name) {
+  FunctionRecord f;
+  f.name = name;
+  f.arn = "arn:aws:lambda:us-east-1:000000000000:function:" + name;
+  f.handler = "app.handler";
+  f.role = "arn:aws:iam::000000000000:role/r";
+  f.environment = {{"A", "1"}, {"B", "two"}};
+  f.tags = {{"team", "x"}};
+  f.code_hex = std::string(64, 'a');
+  f.code_sha256 = "qqqq";
+  f.code_size = 123;
+  return f;
+}
+
+std::unique_ptr<Store> OpenStore(const TempDir& dir, StoreOptions options = {}) {
+  auto s = Store::Open(dir / "geysir.db", std::move(options));
+  INFO(s.status().ToString());
+  REQUIRE(s.ok());
+  return std::move(s).value();
+}
+
+proto::LogBatch Batch(const std::string& fn, const std::string& rid, int64_t t0, int n) {
+  proto::LogBatch b;
+  b.function_name = fn;
+  b.version = "$LATEST";
+  b.log_stream = "2026/11/27/[$LATEST]abc";
+  b.request_id = rid;
+  for (int i = 0; i < n; ++i) b.events.push_back({t0 + i, "line " + std::to_string(t0 + i)});
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("helpers: Lambda timestamps, UUIDs, random strings", "[store]") {
+  CHECK(LambdaTimestamp(1795757400000) == "2026-11-27T05:30:00.000+0000");
+  CHECK(LambdaTimestamp(1795757400123) == "2026-11-27T05:30:00.123+0000");
+  CHECK(LambdaTimestamp(0) == "1970-01-01T00:00:00.000+0000");
+  const std::string u = NewUuid();
+  CHECK(std::regex_match(u, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
+  CHECK(NewUuid() != u);
+  CHECK(RandomString(100, "ab").find_first_not_of("ab") == std::string::npos);
+}
+
+TEST_CASE("store: schema at open, reopen keeps data", "[store]") {
+  TempDir dir;
+  {
+    auto s = OpenStore(dir);
+    CHECK(s->SchemaVersion() == Store::LatestSchemaVersion());
+    REQUIRE(s->CreateFunction(MakeFunction("keep")).ok());
+  }
+  CHECK(ModeOf(dir / "geysir.db") == 0600);
+  auto s = OpenStore(dir);
+  CHECK(s->SchemaVersion() == Store::LatestSchemaVersion());
+  CHECK(s->GetFunction("keep").ok());
+}
+
+TEST_CASE("store: function CRUD", "[store]") {
+  TempDir dir;
+  int64_t now = 1795757400000;
+  StoreOptions opt;
+  opt.now_ms = [&] { return now; };
+  auto s = OpenStore(dir, opt);
+
+  auto created = s->CreateFunction(MakeFunction("hello"));
+  REQUIRE(created.ok());
+  CHECK(created->last_modified == "2026-11-27T05:30:00.000+0000");
+  CHECK(created->revision_id.size() == 36);
+  CHECK(created->state == "Active");
+
+  auto dup = s->CreateFunction(MakeFunction("hello"));
+  REQUIRE_FALSE(dup.ok());
+  CHECK(dup.status().code() == Code::kAlreadyExists);
+
+  auto got = s->GetFunction("hello");
+  REQUIRE(got.ok());
+  CHECK(got->environment == std::map<std::string, std::string>{{"A", "1"}, {"B", "two"}});
+  CHECK(got->tags.at("team") == "x");
+  CHECK(got->code_size == 123);
+  CHECK_FALSE(got->reserved_concurrency.has_value());
+  CHECK(got->revision_id == created->revision_id);
+
+  CHECK(s->GetFunction("nope").status().code() == Code::kNotFound);
+
+  now += 5000;
+  auto upd = s->UpdateFunction("hello", [](FunctionRecord& f) {
+    f.memory_mb = 512;
+    f.timeout_s = 30;
+    f.environment = {{"C", "3"}};
+    f.reserved_concurrency = 4;
+    return Status::Ok();
+  });
+  REQUIRE(upd.ok());
+  CHECK(upd->revision_id != created->revision_id);
+  CHECK(upd->last_modified == "2026-11-27T05:30:05.000+0000");
+  got = s->GetFunction("hello");
+  CHECK(got->memory_mb == 512);
+  CHECK(got->timeout_s == 30);
+  CHECK(got->environment.size() == 1);
+  CHECK(got->reserved_concurrency == 4u);
+  CHECK(got->revision_id == upd->revision_id);
+
+  // A mutator's error aborts the update and comes back unchanged.
+  auto aborted = s->UpdateFunction("hello", [](FunctionRecord& f) {
+    f.memory_mb = 1;
+    return Status::Error(Code::kPermissionDenied, "revision mismatch");
+  });
+  REQUIRE_FALSE(aborted.ok());
+  CHECK(aborted.status().code() == Code::kPermissionDenied);
+  CHECK(s->GetFunction("hello")->memory_mb == 512);
+  CHECK(s->UpdateFunction("ghost", [](FunctionRecord&) { return Status::Ok(); }).status().code() == Code::kNotFound);
+
+  auto refs = s->ReferencedCodeHexes();
+  REQUIRE(refs.ok());
+  CHECK(refs->count(std::string(64, 'a')) == 1);
+
+  CHECK(s->DeleteFunction("hello").ok());
+  CHECK(s->DeleteFunction("hello").code() == Code::kNotFound);
+  CHECK(s->GetFunction("hello").status().code() == Code::kNotFound);
+  CHECK(s->ReferencedCodeHexes()->empty());
+}
+
+TEST_CASE("store: ListFunctions paginates by marker", "[store]") {
+  TempDir dir;
+  auto s = OpenStore(dir);
+  for (int i = 0; i < 7; ++i) REQUIRE(s->CreateFunction(MakeFunction("f" + std::to_string(i))).ok());
+  std::vector<std::string> seen;
+  std::string marker;
+  int pages = 0;
+  do {
+    auto page = s->ListFunctions(marker, 3);
+    REQUIRE(page.ok());
+    for (auto& f : page->functions) seen.push_back(f.name);
+    marker = page->next_marker;
+    REQUIRE(++pages < 10);
+  } while (!marker.empty());
+  CHECK(pages == 3);
+  CHECK(seen == std::vector<std::string>{"f0", "f1", "f2", "f3", "f4", "f5", "f6"});
+  CHECK(s->ListFunctions("!!not base64", 3).status().code() == Code::kInvalidArgument);
+  auto all = s->ListFunctions("", 50);
+  CHECK(all->functions.size() == 7);
+  CHECK(all->next_marker.empty());
+}
+
+TEST_CASE("store: function URL configs and the route table", "[store]") {
+  TempDir dir;
+  auto s = OpenStore(dir);
+  FunctionUrlConfigRecord c;
+  c.function_name = "web";
+  CHECK(s->CreateFunctionUrlConfig(c).status().code() == Code::kNotFound);
+  REQUIRE(s->CreateFunction(MakeFunction("web")).ok());
+  REQUIRE(s->CreateFunction(MakeFunction("other")).ok());
+  c.cors = {{"AllowOrigins", {"*"}}};
+  auto made = s->CreateFunctionUrlConfig(c);
+  REQUIRE(made.ok());
+  CHECK(std::regex_match(made->url_id, std::regex("[a-z0-9]{32}")));
+  CHECK_FALSE(made->creation_time.empty());
+  CHECK(s->CreateFunctionUrlConfig(c).status().code() == Code::kAlreadyExists);
+
+  auto got = s->GetFunctionUrlConfig("web");
+  REQUIRE(got.ok());
+  CHECK(got->url_id == made->url_id);
+  CHECK(got->cors["AllowOrigins"][0] == "*");
+  CHECK(s->GetFunctionUrlConfig("other").status().code() == Code::kNotFound);
+
+  auto by_id = s->FindFunctionUrlByUrlId(made->url_id);
+  REQUIRE(by_id.ok());
+  CHECK(by_id->function_name == "web");
+  CHECK(s->FindFunctionUrlByUrlId("zzz").status().code() == Code::kNotFound);
+
+  auto list = s->ListFunctionUrlConfigs("web", "", 50);
+  REQUIRE(list.ok());
+  CHECK(list->configs.size() == 1);
+  CHECK(s->ListFunctionUrlConfigs("other", "", 50)->configs.empty());
+  CHECK(s->ListFunctionUrlConfigs("ghost", "", 50).status().code() == Code::kNotFound);
+
+  auto upd = s->UpdateFunctionUrlConfig("web", [](FunctionUrlConfigRecord& u) {
+    u.cors = nullptr;
+    u.url_id = "hijack";  // ignored
+    return Status::Ok();
+  });
+  REQUIRE(upd.ok());
+  CHECK(upd->url_id == made->url_id);
+  CHECK(upd->cors.is_null());
+
+  auto routes = s->ListFunctionUrlRoutes([](const std::string& hex) { return "/code/" + hex; }, "eu-west-1");
+  REQUIRE(routes.ok());
+  REQUIRE(routes->size() == 1);
+  const auto& r = routes->front();
+  CHECK(r.url_id == made->url_id);
+  CHECK(r.auth_type == "NONE");
+  CHECK(r.function.name == "web");
+  CHECK(r.function.code_dir == "/code/" + std::string(64, 'a'));
+  CHECK(r.function.region == "eu-west-1");
+  CHECK(r.function.log_group == "/aws/lambda/web");
+  CHECK(r.function.environment.at("B") == "two");
+
+  // Deleting the function removes its URL config by cascade.
+  REQUIRE(s->DeleteFunction("web").ok());
+  CHECK(s->FindFunctionUrlByUrlId(made->url_id).status().code() == Code::kNotFound);
+  CHECK(s->ListFunctionUrlRoutes([](const std::string& h) { return h; }, "r")->empty());
+
+  REQUIRE(s->CreateFunctionUrlConfig(FunctionUrlConfigRecord{"", "other"}).ok());
+  CHECK(s->DeleteFunctionUrlConfig("other").ok());
+  CHECK(s->DeleteFunctionUrlConfig("other").code() == Code::kNotFound);
+}
+
+TEST_CASE("store: admin keys", "[store]") {
+  TempDir dir;
+  auto s = OpenStore(dir);
+  CHECK(s->ListAccessKeys()->empty());
+  auto k = s->CreateAdminKey();
+  REQUIRE(k.ok());
+  CHECK(std::regex_match(k->access_key_id, std::regex("AKIA[A-Z2-7]{16}")));
+  CHECK(std::regex_match(k->secret_access_key, std::regex("[A-Za-z0-9+/]{40}")));
+  CHECK(k->is_admin);
+  auto got = s->GetAccessKey(k->access_key_id);
+  REQUIRE(got.ok());
+  CHECK(got->secret_access_key == k->secret_access_key);
+  CHECK(s->GetAccessKey("AKIAUNKNOWN").status().code() == Code::kNotFound);
+  CHECK(s->CreateAdminKey()->access_key_id != k->access_key_id);
+  CHECK(s->ListAccessKeys()->size() == 2);
+}
+
+TEST_CASE("store: log append, query, pagination", "[store][logs]") {
+  TempDir dir;
+  auto s = OpenStore(dir);
+  REQUIRE(s->AppendLogs(Batch("fn", "r1", 1000, 5)).ok());
+  REQUIRE(s->AppendLogs(Batch("fn", "r2", 2000, 5)).ok());
+  REQUIRE(s->AppendLogs(Batch("other", "r3", 1000, 3)).ok());
+
+  LogQuery q;
+  q.function_name = "fn";
+  auto all = s->QueryLogs(q);
+  REQUIRE(all.ok());
+  CHECK(all->events.size() == 10);
+  CHECK(all->events.front().message == "line 1000");
+  CHECK(all->events.back().message == "line 2004");
+  CHECK_FALSE(all->more);
+
+  q.request_id = "r2";
+  auto r2 = s->QueryLogs(q);
+  CHECK(r2->events.size() == 5);
+  CHECK(r2->events.front().request_id == "r2");
+  q.request_id.clear();
+
+  q.start_ms = 1003;
+  q.end_ms = 2002;
+  auto range = s->QueryLogs(q);
+  REQUIRE(range->events.size() == 4);  // 1003, 1004, 2000, 2001
+  CHECK(range->events.front().timestamp_ms == 1003);
+  CHECK(range->events.back().timestamp_ms == 2001);
+
+  // Pages of 3 cover all 10 exactly once, in order.
+  q.start_ms = 0;
+  q.end_ms = INT64_MAX;
+  q.limit = 3;
+  std::vector<int64_t> ts;
+  for (int i = 0; i < 10; ++i) {
+    auto page = s->QueryLogs(q);
+    REQUIRE(page.ok());
+    for (auto& e : page->events) ts.push_back(e.timestamp_ms);
+    q.next_token = page->next_token;
+    if (!page->more) break;
+  }
+  CHECK(ts.size() == 10);
+  CHECK(std::is_sorted(ts.begin(), ts.end()));
+  // Following: nothing new returns the same token; a new line arrives after it.
+  auto idle = s->QueryLogs(q);
+  CHECK(idle->events.empty());
+  CHECK(idle->next_token == q.next_token);
+  REQUIRE(s->AppendLogs(Batch("fn", "r4", 3000, 1)).ok());
+  auto fresh = s->QueryLogs(q);
+  REQUIRE(fresh->events.size() == 1);
+  CHECK(fresh->events[0].message == "line 3000");
+
+  q.next_token = "garbage";
+  CHECK(s->QueryLogs(q).status().code() == Code::kInvalidArgument);
+
+  // Oversized lines are truncated, not refused.
+  proto::LogBatch big = Batch("fn", "r5", 4000, 0);
+  big.events.push_back({4000, std::string(300 * 1024, 'x')});
+  REQUIRE(s->AppendLogs(big).ok());
+  LogQuery bq;
+  bq.function_name = "fn";
+  bq.start_ms = 4000;
+  CHECK(s->QueryLogs(bq)->events.at(0).message.size() == 256 * 1024);
+}
+
+TEST_CASE("store: log retention keeps the newest lines per function", "[store][logs]") {
+  TempDir dir;
+  StoreOptions opt;
+  opt.max_log_lines_per_function = 100;
+  opt.log_prune_batch = 30;
+  auto s = OpenStore(dir, opt);
+  for (int i = 0; i < 10; ++i) REQUIRE(s->AppendLogs(Batch("fn", "r", 1000 + i * 25, 25)).ok());
+  REQUIRE(s->AppendLogs(Batch("quiet", "r", 0, 5)).ok());
+  // 250 lines appended, at most 30 pruned per append: the bound is reached as appends continue.
+  auto n = s->CountLogs("fn");
+  REQUIRE(n.ok());
+  CHECK(*n == 100);
+  CHECK(*s->CountLogs("quiet") == 5);
+  LogQuery q;
+  q.function_name = "fn";
+  q.limit = 1000;
+  auto page = s->QueryLogs(q);
+  REQUIRE(page->events.size() == 100);
+  CHECK(page->events.front().timestamp_ms == 1150);  // the oldest 150 went
+  CHECK(page->events.back().timestamp_ms == 1249);
+}
