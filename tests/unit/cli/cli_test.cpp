@@ -385,7 +385,11 @@ namespace {
 // with `response`, and keeps the raw requests. Bounded in time.
 class OneShotServer {
  public:
-  explicit OneShotServer(std::string response, int connections = 1) : response_(std::move(response)) {
+  explicit OneShotServer(std::string response, int connections = 1)
+      : OneShotServer(std::vector<std::string>(static_cast<size_t>(connections), response)) {}
+  // One connection per response, answered in order.
+  explicit OneShotServer(std::vector<std::string> responses) : responses_(std::move(responses)) {
+    int connections = static_cast<int>(responses_.size());
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd_ >= 0);
     sockaddr_in addr{};
@@ -434,13 +438,13 @@ class OneShotServer {
         req.append(buf, static_cast<size_t>(n));
       }
       requests_.push_back(req);
-      std::string out = response_;
+      std::string out = responses_[static_cast<size_t>(i)];
       (void)!write(c, out.data(), out.size());
       close(c);
     }
   }
 
-  std::string response_;
+  std::vector<std::string> responses_;
   int fd_ = -1;
   int port_ = 0;
   std::thread thread_;
@@ -571,4 +575,98 @@ TEST_CASE("invoke prints the payload and exits 1 on a function error", "[cli][co
   CHECK(req.path == "/2015-03-31/functions/hello/invocations");
   CHECK(req.body == R"({"x":1})");
   CHECK(*req.Header("X-Amz-Log-Type") == "Tail");
+}
+
+namespace {
+
+std::string Reply(int status, const std::string& body, const std::string& extra = "") {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\n" + extra +
+         "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+ClientConfig ConfigFor(int port) {
+  ClientConfig cfg;
+  cfg.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  cfg.region = "us-east-1";
+  cfg.key = {"AKIDGEYSIRCLI", "cli/secret+KEY"};
+  return cfg;
+}
+
+std::string RequestLine(const std::string& raw) { return raw.substr(0, raw.find(" HTTP/1.1")); }
+
+}  // namespace
+
+TEST_CASE("deploy creates a missing function, waits for it and adds a URL", "[cli][commands]") {
+  TempDir dir;
+  dir.Write("app.py", "def handler(e, c):\n    return 1\n");
+  const std::string not_found = Reply(404, R"({"Type":"User","Message":"Function not found: x"})",
+                                      "x-amzn-ErrorType: ResourceNotFoundException\r\n");
+  const std::string cfg = R"({"FunctionName":"hello","Runtime":"python3.11","Handler":"app.handler",)"
+                          R"("MemorySize":128,"Timeout":3,"State":"Active","LastUpdateStatus":"Successful"})";
+  const std::string pending = R"({"FunctionName":"hello","State":"Pending","LastUpdateStatus":"InProgress"})";
+  OneShotServer server({not_found, Reply(201, cfg), Reply(200, pending), Reply(200, cfg), not_found,
+                        Reply(201, R"({"FunctionUrl":"http://abc.lambda-url.localhost:8080/","AuthType":"NONE"})")});
+  ControlClient client(ConfigFor(server.port()));
+  std::ostringstream out, err;
+  std::istringstream in("");
+  Io io{out, err, in, true};
+  DeployOptions o;
+  o.path = dir.path.string();
+  o.name = "hello";
+  o.handler = "app.handler";
+  o.url = true;
+  CHECK(Deploy(client, o, io) == 0);
+  INFO(err.str());
+  CHECK(out.str() == "http://abc.lambda-url.localhost:8080/\n");
+  CHECK(err.str().find("Packaging " + dir.path.string() + ": 1 file, ") != std::string::npos);
+  CHECK(err.str().find("Creating function hello") != std::string::npos);
+  CHECK(err.str().find("Function hello is ready (python3.11, app.handler, 128 MB, 3 s)") != std::string::npos);
+  const auto& reqs = server.requests();
+  REQUIRE(reqs.size() == 6);
+  CHECK(RequestLine(reqs[0]) == "GET /2015-03-31/functions/hello/configuration");
+  CHECK(RequestLine(reqs[1]) == "POST /2015-03-31/functions");
+  CHECK(RequestLine(reqs[2]) == "GET /2015-03-31/functions/hello/configuration");
+  CHECK(RequestLine(reqs[3]) == "GET /2015-03-31/functions/hello/configuration");
+  CHECK(RequestLine(reqs[4]) == "GET /2021-10-31/functions/hello/url");
+  CHECK(RequestLine(reqs[5]) == "POST /2021-10-31/functions/hello/url");
+  auto create = nlohmann::json::parse(ParseRaw(reqs[1]).body);
+  CHECK(create["Handler"] == "app.handler");
+  CHECK(ParseRaw(reqs[5]).body == R"({"AuthType":"NONE"})");
+}
+
+TEST_CASE("deploy updates an existing function: code, then only the given configuration", "[cli][commands]") {
+  TempDir dir;
+  dir.Write("app.py", "x = 1\n");
+  const std::string cfg = R"({"FunctionName":"hello","Runtime":"python3.11","Handler":"app.handler",)"
+                          R"("MemorySize":512,"Timeout":3,"State":"Active","LastUpdateStatus":"Successful"})";
+  OneShotServer server({Reply(200, cfg), Reply(200, cfg), Reply(200, cfg), Reply(200, cfg), Reply(200, cfg)});
+  ControlClient client(ConfigFor(server.port()));
+  std::ostringstream out, err;
+  std::istringstream in("");
+  Io io{out, err, in, true};
+  DeployOptions o;
+  o.path = dir.path.string();
+  o.name = "hello";
+  o.memory_mb = 512;
+  CHECK(Deploy(client, o, io) == 0);
+  INFO(err.str());
+  const auto& reqs = server.requests();
+  REQUIRE(reqs.size() == 5);
+  CHECK(RequestLine(reqs[1]) == "PUT /2015-03-31/functions/hello/code");
+  CHECK(nlohmann::json::parse(ParseRaw(reqs[1]).body).contains("ZipFile"));
+  CHECK(RequestLine(reqs[2]) == "GET /2015-03-31/functions/hello/configuration");
+  CHECK(RequestLine(reqs[3]) == "PUT /2015-03-31/functions/hello/configuration");
+  CHECK(ParseRaw(reqs[3]).body == R"({"MemorySize":512})");
+  CHECK(err.str().find("Updating code of hello") != std::string::npos);
+}
+
+TEST_CASE("an API error is shown with its type and message, exit 1", "[cli][commands]") {
+  OneShotServer server(Reply(409, R"({"Type":"User","message":"Function already exist: hello"})",
+                             "x-amzn-ErrorType: ResourceConflictException\r\n"));
+  ControlClient client(ConfigFor(server.port()));
+  std::ostringstream out, err;
+  std::istringstream in("");
+  Io io{out, err, in, true};
+  CHECK(Delete(client, NameOptions{"hello"}, io) == 1);
+  CHECK(err.str() == "error: ResourceConflictException: Function already exist: hello\n");
 }
