@@ -21,6 +21,40 @@ uint64_t WallClockMs() {
 
 }  // namespace
 
+// One function URL call waiting for its result. Whichever comes first, the result or the safety
+// deadline, answers the client; the other is ignored. It stays alive while the invoke callback
+// holds it and, through `self`, until its timer's close callback (libuv handles die there).
+struct Gateway::Call {
+  uv_timer_t timer{};
+  std::shared_ptr<proto::HttpResponder> responder;
+  std::string request_id;
+  std::string function;
+  std::shared_ptr<Call> self;
+  bool answered = false;
+  bool closing = false;
+
+  void Answer(proto::HttpResponse r) {
+    if (answered) return;
+    answered = true;
+    r.headers.emplace_back("x-amzn-RequestId", request_id);
+    responder->Send(std::move(r));
+    responder.reset();
+    Finish();
+  }
+  void Finish() {
+    if (closing) return;
+    closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), [](uv_handle_t* h) {
+      static_cast<Call*>(h->data)->self.reset();  // may free this Call
+    });
+  }
+  static void OnDeadline(uv_timer_t* t) {
+    auto* call = static_cast<Call*>(t->data);
+    log::Warn("function_url_deadline", {{"function", call->function}, {"request_id", call->request_id}});
+    call->Answer(ErrorResponse(504, "Endpoint request timed out"));
+  }
+};
+
 proto::HttpLimits GatewayHttpLimits() {
   proto::HttpLimits l;
   l.max_header_bytes = 10 * 1024;
@@ -186,24 +220,30 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
   ctx.forwarded_port = port_;
   std::string event = BuildFunctionUrlEvent(request, ctx);
 
+  auto call = std::make_shared<Call>();
+  call->responder = std::move(responder);
+  call->request_id = request_id;
+  call->function = route->function.name;
+  call->self = call;
+  uv_timer_init(loop_, &call->timer);
+  call->timer.data = call.get();
+  uv_timer_start(&call->timer, &Call::OnDeadline,
+                 uint64_t{route->function.timeout_s} * 1000 + options_.call_grace_ms, 0);
+
   proto::InvokeRequest invoke;
-  invoke.request_id = request_id;
+  invoke.request_id = std::move(request_id);
   invoke.function = route->function;
   invoke.source = proto::InvokeSource::kFunctionUrl;
-  invoke_.Invoke(std::move(invoke), std::move(event),
-                 [responder = std::move(responder), request_id, function = route->function.name](
-                     proto::InvokeResult result, std::string payload) {
-                   std::string problem;
-                   proto::HttpResponse r = MapInvokeResult(result, payload, &problem);
-                   if (!problem.empty()) {
-                     log::Warn("function_url_error", {{"function", function},
-                                                      {"request_id", request_id},
-                                                      {"status", r.status},
-                                                      {"error", problem}});
-                   }
-                   r.headers.emplace_back("x-amzn-RequestId", request_id);
-                   responder->Send(std::move(r));
-                 });
+  invoke_.Invoke(std::move(invoke), std::move(event), [call](proto::InvokeResult result, std::string payload) {
+    if (call->answered) return;  // the deadline answered already
+    std::string problem;
+    proto::HttpResponse r = MapInvokeResult(result, payload, &problem);
+    if (!problem.empty()) {
+      log::Warn("function_url_error",
+                {{"function", call->function}, {"request_id", call->request_id}, {"status", r.status}, {"error", problem}});
+    }
+    call->Answer(std::move(r));
+  });
 }
 
 }  // namespace geysir::gateway

@@ -36,6 +36,10 @@ namespace geysir::gateway {
 proto::HttpLimits GatewayHttpLimits();
 
 struct GatewayOptions {
+  // A function URL call whose result has not come back by the function's timeout plus this
+  // much is answered 504 by the gateway itself. The scheduler enforces function timeouts; this
+  // is only the net under a wedged scheduler, so a client is never left waiting forever.
+  uint32_t call_grace_ms = 30'000;
   std::string base_domain = "localhost";
   std::string scheduler_socket;   // run/scheduler.sock
   std::string control_socket;     // run/control.sock
@@ -82,6 +86,7 @@ class Gateway {
   void OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder);
   void ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
                         std::string url_id, std::string domain_name);
+  struct Call;
   void OnControlFrame(proto::Frame&& frame);
   void OnControlConnected();
 

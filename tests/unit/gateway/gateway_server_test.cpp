@@ -411,3 +411,48 @@ TEST_CASE("bench: function URL calls through the gateway", "[.bench]") {
   peer_runner.Dispose();
   CHECK(DrainAndCloseLoop(&peer_loop) == 0);
 }
+
+TEST_CASE("a call the scheduler never answers gets 504 at the gateway's own deadline", "[gateway]") {
+  TempDir dir;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    FakeScheduler scheduler(&loop);
+    FakeControl control(&loop);
+    control.table.generation = 1;
+    FunctionUrlRoute r = Route("udelayed", "delayed");
+    r.function.timeout_s = 0;
+    control.table.function_urls = {r};
+    REQUIRE(scheduler.server.Listen(dir.path() + "/scheduler.sock").ok());
+    REQUIRE(control.server.Listen(dir.path() + "/control.sock").ok());
+    GatewayOptions options;
+    options.scheduler_socket = dir.path() + "/scheduler.sock";
+    options.control_socket = dir.path() + "/control.sock";
+    options.call_grace_ms = 100;
+    Gateway gateway(&loop, options);
+    REQUIRE(gateway.Listen("127.0.0.1", 0).ok());
+    const uint16_t port = gateway.port();
+    gateway.Start();
+    REQUIRE(RunUntil(&loop, [&] { return gateway.routes().loaded() && gateway.scheduler_connected(); }));
+
+    LoopRunner runner(&loop);
+    bool ok = runner.Run(
+        [&] {
+          RawClient c(port);
+          c.Send("GET / HTTP/1.1\r\nHost: udelayed.lambda-url.localhost\r\n\r\n");
+          std::string resp = c.ReadResponse();
+          CHECK(StatusOf(resp) == 504);
+          // The late result is dropped; the connection still serves the next request.
+          runner.Post([&] { scheduler.ReleaseHeld(); });
+          c.Send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+          CHECK(StatusOf(c.ReadResponse()) == 200);
+        },
+        5000);
+    CHECK(ok);
+    gateway.Close();
+    scheduler.server.Close();
+    control.server.Close();
+    runner.Dispose();
+  }
+  CHECK(DrainAndCloseLoop(&loop) == 0);
+}
