@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "proto/internal/ignore_sigpipe.h"
 #include "proto/log.h"
 
 namespace geysir::proto {
@@ -27,12 +28,17 @@ struct OwnedWrite {
   std::string bytes;
 };
 
+using internal::IgnoreSigpipeOnce;
+
 void FreePipe(uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); }
 
 class PipeConnection final : public FrameConnection {
  public:
   // Takes an initialised (connected or accepted) pipe.
-  explicit PipeConnection(uv_pipe_t* pipe) : pipe_(pipe) { pipe_->data = this; }
+  explicit PipeConnection(uv_pipe_t* pipe) : pipe_(pipe) {
+    IgnoreSigpipeOnce();
+    pipe_->data = this;
+  }
 
   ~PipeConnection() override {
     on_frame_ = nullptr;

@@ -28,6 +28,7 @@
 #include <deque>
 #include <nlohmann/json.hpp>
 
+#include "proto/internal/ignore_sigpipe.h"
 #include "proto/log.h"
 
 namespace geysir::proto {
@@ -61,6 +62,8 @@ uint64_t WallClockMs() {
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
+
+using internal::IgnoreSigpipeOnce;
 
 std::string ErrorBody(const std::string& message) {
   return nlohmann::json{{"message", message}}.dump();
@@ -98,6 +101,7 @@ struct WriteReq {
 struct ServerCore {
   ServerCore(uv_loop_t* l, HttpLimits lim, HttpHandler h, std::string name)
       : loop(l), limits(lim), handler(std::move(h)), server_name(std::move(name)) {
+    IgnoreSigpipeOnce();
     buffer_size = std::max<size_t>(64 * 1024, limits.max_header_bytes + 16 * 1024);
     if (limits.max_pipelined == 0) limits.max_pipelined = 1;
   }
@@ -170,7 +174,7 @@ struct ServerCore {
 // One accepted TCP connection: parser, read buffer, response queue, timer.
 class Connection {
  public:
-  enum class TimerMode { kNone, kFirstByte, kHeaders, kBody, kIdle, kLinger };
+  enum class TimerMode { kNone, kFirstByte, kHeaders, kBody, kIdle, kWrite, kLinger };
 
   explicit Connection(ServerCore* server) : server_(server) {
     tcp_.data = this;
@@ -336,12 +340,23 @@ class Connection {
     r.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
     r.target = Str(url_);
     size_t q = r.target.find('?');
+    // Absolute-form ("GET http://host/p?q", as proxies send) keeps its raw target; the path
+    // starts at the first '/' after the authority.
+    size_t path_start = 0;
+    if (!r.target.empty() && r.target[0] != '/') {
+      size_t scheme = r.target.find("://");
+      if (scheme != std::string::npos && scheme < q) {
+        path_start = r.target.find('/', scheme + 3);
+        if (path_start == std::string::npos || path_start > q) path_start = std::min(q, r.target.size());
+      }
+    }
     if (q == std::string::npos) {
-      r.path = r.target;
+      r.path = r.target.substr(path_start);
     } else {
-      r.path = r.target.substr(0, q);
+      r.path = r.target.substr(path_start, q - path_start);
       r.query = r.target.substr(q + 1);
     }
+    if (r.path.empty()) r.path = "/";
     r.headers.reserve(headers_.size());
     for (const auto& [name, value] : headers_) r.headers.emplace_back(Str(name), Value(value));
     r.http_major = parser_.http_major;
@@ -695,6 +710,7 @@ class Connection {
       skip = 0;
     }
     ++outstanding_writes_;
+    if (timer_mode_ == TimerMode::kNone) SetTimer(TimerMode::kWrite);
     int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), rest.data(), static_cast<unsigned>(rest.size()),
                       OnWritten);
     if (rc != 0) {
@@ -735,6 +751,7 @@ class Connection {
       c->CloseNow();
       return;
     }
+    if (c->outstanding_writes_ == 0 && c->timer_mode_ == TimerMode::kWrite) c->SetTimer(TimerMode::kNone);
     if (c->queue_.empty() && !c->in_message_ && c->outstanding_writes_ == 0 && !c->final_queued_ && !c->paused_) {
       c->SetTimer(TimerMode::kIdle);
     }
@@ -766,25 +783,40 @@ class Connection {
 
   // --- timers ------------------------------------------------------------------------------
 
+  // Deadlines are kept lazily: the uv timer is only re-armed when the new deadline is earlier
+  // than the one it is armed for; when it fires early it re-arms for the remainder. Most
+  // requests then cost one timer-heap operation instead of three.
   void SetTimer(TimerMode mode) {
     if (mode == timer_mode_ && mode != TimerMode::kHeaders && mode != TimerMode::kIdle) return;
     timer_mode_ = mode;
     uint64_t ms = 0;
     const HttpLimits& l = server_->limits;
     switch (mode) {
-      case TimerMode::kNone: uv_timer_stop(&timer_); return;
+      case TimerMode::kNone: return;  // an armed timer finds nothing to do
       case TimerMode::kFirstByte: ms = l.header_timeout_ms; break;
       case TimerMode::kHeaders: ms = l.header_timeout_ms; break;
       case TimerMode::kBody: ms = l.body_timeout_ms; break;
       case TimerMode::kIdle: ms = l.keepalive_timeout_ms; break;
+      case TimerMode::kWrite: ms = l.body_timeout_ms; break;
       case TimerMode::kLinger: ms = kLingerMs; break;
     }
+    const uint64_t now = uv_now(server_->loop);
+    deadline_ = now + ms;
+    if (armed_for_ != 0 && armed_for_ <= deadline_) return;
+    armed_for_ = deadline_;
     uv_timer_start(&timer_, OnTimer, ms, 0);
   }
 
   static void OnTimer(uv_timer_t* t) {
     auto* c = static_cast<Connection*>(t->data);
-    if (c->closing_) return;
+    c->armed_for_ = 0;
+    if (c->closing_ || c->timer_mode_ == TimerMode::kNone) return;
+    const uint64_t now = uv_now(c->server_->loop);
+    if (now < c->deadline_) {
+      c->armed_for_ = c->deadline_;
+      uv_timer_start(t, OnTimer, c->deadline_ - now, 0);
+      return;
+    }
     TimerMode mode = c->timer_mode_;
     c->timer_mode_ = TimerMode::kNone;
     switch (mode) {
@@ -804,6 +836,7 @@ class Connection {
           c->CloseNow();
         }
         break;
+      case TimerMode::kWrite:  // the client stopped reading our responses
       case TimerMode::kLinger:
         c->CloseNow();
         break;
@@ -853,6 +886,8 @@ class Connection {
   std::string remote_addr_;
   uint16_t remote_port_ = 0;
   TimerMode timer_mode_ = TimerMode::kNone;
+  uint64_t deadline_ = 0;   // loop time (ms) when the current mode expires
+  uint64_t armed_for_ = 0;  // loop time the uv timer is armed for; 0 when not armed
 
   bool reading_ = false;
   bool corked_ = false;         // inside llhttp_execute: responses are gathered, written after

@@ -572,6 +572,75 @@ TEST_CASE("HttpServer refuses a bad listen address", "[http]") {
   CHECK(uv_loop_close(&loop) == 0);
 }
 
+TEST_CASE("HttpServer parses any split of a pipelined stream the same way", "[http]") {
+  // Requests of every shape, sent as one stream cut at pseudo-random points (1..40 bytes), so
+  // request lines, header names, values, chunk sizes and bodies straddle reads.
+  std::string stream;
+  std::vector<std::string> expected;
+  for (int i = 0; i < 12; ++i) {
+    std::string path = "/r" + std::to_string(i);
+    std::string value(static_cast<size_t>(i * 97 % 700), static_cast<char>('a' + i));
+    if (i % 3 == 0) {
+      stream += "GET " + path + "?i=" + std::to_string(i) + " HTTP/1.1\r\nHost: h\r\nX-V: " + value + "\r\n\r\n";
+      expected.push_back("GET " + path + " q=i=" + std::to_string(i) + " body=");
+    } else if (i % 3 == 1) {
+      std::string body = "body-" + value;
+      stream += "POST " + path + " HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) +
+                "\r\n\r\n" + body;
+      expected.push_back("POST " + path + " q= body=" + body);
+    } else {
+      stream += "PUT " + path + " HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-V: " + value +
+                "\r\n\r\n3\r\nabc\r\n1;ext=1\r\nd\r\n0\r\nTrailer: x\r\n\r\n";
+      expected.push_back("PUT " + path + " q= body=abcd");
+    }
+  }
+  stream += "GET /end HTTP/1.1\r\nConnection: close\r\n\r\n";
+  expected.push_back("GET /end q= body=");
+
+  Harness h(Echo);
+  std::vector<std::string> bodies;
+  REQUIRE(h.Run([&] {
+    RawClient c(h.server->port());
+    uint32_t seed = 12345;
+    for (size_t off = 0; off < stream.size();) {
+      seed = seed * 1103515245u + 12345u;
+      size_t n = std::min<size_t>(1 + (seed >> 16) % 40, stream.size() - off);
+      c.Send(stream.substr(off, n));
+      off += n;
+      if ((seed >> 8) % 4 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (size_t i = 0; i < expected.size(); ++i) bodies.push_back(BodyOf(c.ReadResponse()));
+  }, 10000));
+  CHECK(bodies == expected);
+}
+
+TEST_CASE("HttpServer closes a connection whose client stops reading", "[http]") {
+  HttpLimits limits;
+  limits.body_timeout_ms = 150;
+  Harness h([](HttpRequest&&, std::shared_ptr<HttpResponder> res) { res->Send(Text(200, std::string(32 << 20, 'x'))); },
+            limits);
+  size_t open_after = 99;
+  REQUIRE(h.Run([&] {
+    RawClient c(h.server->port());
+    c.Send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // never reads the 32 MiB
+    h.runner->Post([&] { open_after = h.server->open_connections(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }));
+  CHECK(open_after == 0);
+}
+
+TEST_CASE("HttpServer splits absolute-form targets", "[http]") {
+  Harness h(Echo);
+  std::string r;
+  REQUIRE(h.Run([&] {
+    RawClient c(h.server->port());
+    c.Send("GET http://example.com/a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+    r = c.ReadResponse();
+  }));
+  CHECK(BodyOf(r) == "GET /a/b q=x=1 body=");
+}
+
 TEST_CASE("HTTP helpers", "[http]") {
   using geysir::proto::JsonResponse;
   using geysir::proto::PercentDecode;
