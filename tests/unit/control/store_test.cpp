@@ -2,12 +2,16 @@
 
 #include <catch2/catch.hpp>
 #include <regex>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "control/db.h"
 #include "store_test_util.h"
 
 using namespace geysir;
 using namespace geysir::control;
+using geysir::control::testing::Exists;
 using geysir::control::testing::ModeOf;
 using geysir::control::testing::TempDir;
 
@@ -64,6 +68,8 @@ TEST_CASE("store: schema at open, reopen keeps data", "[store]") {
     REQUIRE(s->CreateFunction(MakeFunction("keep")).ok());
   }
   CHECK(ModeOf(dir / "geysir.db") == 0600);
+  // SQLite gives the WAL and shared-memory files the database's mode: the keys never leak.
+  if (Exists(dir / "geysir.db-wal")) CHECK(ModeOf(dir / "geysir.db-wal") == 0600);
   auto s = OpenStore(dir);
   CHECK(s->SchemaVersion() == Store::LatestSchemaVersion());
   CHECK(s->GetFunction("keep").ok());
@@ -321,4 +327,36 @@ TEST_CASE("store: log retention keeps the newest lines per function", "[store][l
   REQUIRE(page->events.size() == 100);
   CHECK(page->events.front().timestamp_ms == 1150);  // the oldest 150 went
   CHECK(page->events.back().timestamp_ms == 1249);
+}
+
+TEST_CASE("store: an acknowledged write survives kill -9 of the writer", "[store]") {
+  TempDir dir;
+  int ack[2];
+  REQUIRE(::pipe(ack) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // Child: write, acknowledge, then wait to be killed mid-life (no clean close of SQLite).
+    ::close(ack[0]);
+    auto s = Store::Open(dir / "geysir.db");
+    if (!s.ok() || !(*s)->CreateFunction(MakeFunction("durable")).ok()) ::_exit(1);
+    if (!(*s)->AppendLogs(Batch("durable", "r", 1, 3)).ok()) ::_exit(1);
+    char c = 'k';
+    if (::write(ack[1], &c, 1) != 1) ::_exit(1);
+    for (int i = 0; i < 100; ++i) ::usleep(100 * 1000);  // bounded: 10 s at most
+    ::_exit(2);
+  }
+  ::close(ack[1]);
+  char c = 0;
+  REQUIRE(::read(ack[0], &c, 1) == 1);
+  ::close(ack[0]);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFSIGNALED(status));
+  auto s = OpenStore(dir);
+  auto f = s->GetFunction("durable");
+  REQUIRE(f.ok());
+  CHECK(f->handler == "app.handler");
+  CHECK(*s->CountLogs("durable") == 3);
 }
