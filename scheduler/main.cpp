@@ -1,0 +1,122 @@
+// geysir-scheduler: parses flags and runs SchedulerServer (scheduler/server.h) on a libuv loop.
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "proto/log.h"
+#include "scheduler/server.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: geysir-scheduler [--data-dir DIR] [--socket PATH] [--control-socket PATH]\n"
+    "         [--worker-binary PATH] [--runtime-dir DIR] [--idle-timeout-s N] [--prefork N]\n"
+    "         [--function-concurrency N] [--queue-depth N] [--uid-base N] [--python PATH]\n"
+    "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups]\n";
+
+std::string SelfDir() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string path(buf, static_cast<size_t>(n));
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+bool ParseUint(const char* text, uint64_t max, uint64_t& out) {
+  if (text == nullptr || *text == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max || text[0] == '-') return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace geysir;
+  using namespace geysir::scheduler;
+  log::Init("scheduler");
+
+  std::string data_dir = "/var/lib/geysir";
+  ServerOptions o;
+  const std::string bin = SelfDir();
+  o.launcher.worker_binary = bin + "/geysir-worker";
+  o.launcher.runtime_dir = bin + "/../share/geysir/runtime";
+  std::string socket, control_socket;
+  bool control_socket_set = false;
+
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "geysir-scheduler: %s needs a value\n%s", a.c_str(), kUsage);
+        exit(2);
+      }
+      return argv[++i];
+    };
+    auto number = [&](uint64_t max) -> uint64_t {
+      const char* v = value();
+      uint64_t n = 0;
+      if (!ParseUint(v, max, n)) {
+        fprintf(stderr, "geysir-scheduler: %s: '%s' is not a number in 0..%llu\n", a.c_str(), v,
+                static_cast<unsigned long long>(max));
+        exit(2);
+      }
+      return n;
+    };
+    if (a == "--data-dir") data_dir = value();
+    else if (a == "--socket") socket = value();
+    else if (a == "--control-socket") { control_socket = value(); control_socket_set = true; }
+    else if (a == "--worker-binary") o.launcher.worker_binary = value();
+    else if (a == "--runtime-dir") o.launcher.runtime_dir = value();
+    else if (a == "--python") o.launcher.python = value();
+    else if (a == "--idle-timeout-s") o.scheduler.idle_timeout_ms = static_cast<int64_t>(number(86400 * 365)) * 1000;
+    else if (a == "--prefork") o.scheduler.prefork = static_cast<uint32_t>(number(1024));
+    else if (a == "--function-concurrency") o.scheduler.function_concurrency = static_cast<uint32_t>(number(100000));
+    else if (a == "--queue-depth") o.scheduler.queue_depth = static_cast<uint32_t>(number(1000000));
+    else if (a == "--uid-base") o.scheduler.uid_base = static_cast<uint32_t>(number(4000000000u));
+    else if (a == "--pids-max") o.launcher.pids_max = static_cast<uint32_t>(number(4194304));
+    else if (a == "--cgroup-base") o.cgroup_base = value();
+    else if (a == "--no-cgroups") o.cgroups = false;
+    else if (a == "--help" || a == "-h") { fputs(kUsage, stdout); return 0; }
+    else {
+      fprintf(stderr, "geysir-scheduler: unknown argument %s\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  o.socket_path = socket.empty() ? data_dir + "/run/scheduler.sock" : socket;
+  o.control_socket_path = control_socket_set ? control_socket : data_dir + "/run/control.sock";
+  if (o.scheduler.prefork > o.scheduler.max_prefork) o.scheduler.max_prefork = o.scheduler.prefork;
+
+  // A write to a peer that went away must be an error return, not a fatal signal.
+  signal(SIGPIPE, SIG_IGN);
+  // Function processes orphaned by a dying template are re-parented to us and reaped by the
+  // SIGCHLD loop, instead of piling up under init.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  uv_loop_t* loop = uv_default_loop();
+  int exit_code = 0;
+  {
+    SchedulerServer server(loop, o);
+    server.on_signal_stop([] {});
+    Status st = server.Start();
+    if (!st.ok()) {
+      log::Error("start_failed", {{"error", st.ToString()}});
+      exit_code = 1;
+      server.Shutdown([] {});
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+  }
+  // Close callbacks of handles freed during the server's destruction.
+  uv_run(loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(loop) != 0) log::Warn("loop_not_empty_at_exit");
+  return exit_code;
+}

@@ -1,0 +1,915 @@
+#include "scheduler/process_sandbox.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "proto/frame.h"
+#include "proto/log.h"
+#include "worker/launcher.h"
+
+namespace geysir::scheduler {
+
+namespace {
+
+Status SetNonBlocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return Status::Sys(errno, "fcntl O_NONBLOCK");
+  return Status::Ok();
+}
+
+// A uv_poll_t watching one descriptor, which it owns. Non-movable; Close() stops it for good
+// (no callback after it) and the handle and the descriptor are freed in the close callback.
+class FdWatch {
+ public:
+  using Callback = std::function<void(int status, int events)>;
+
+  static FdWatch* Open(uv_loop_t* loop, UniqueFd fd) {
+    auto* w = new FdWatch(std::move(fd));
+    if (uv_poll_init(loop, &w->poll_, w->fd_.get()) != 0) {
+      delete w;
+      return nullptr;
+    }
+    w->poll_.data = w;
+    return w;
+  }
+  int fd() const { return fd_.get(); }
+  void Start(int events, Callback cb) {
+    cb_ = std::move(cb);
+    SetEvents(events);
+  }
+  void SetEvents(int events) {
+    if (closing_ || events == events_) return;
+    events_ = events;
+    if (events == 0) {
+      uv_poll_stop(&poll_);
+    } else {
+      uv_poll_start(&poll_, events, OnPoll);
+    }
+  }
+  // Safe from inside the callback; the watch is freed later, in OnClose.
+  static void Close(FdWatch*& w) {
+    if (w == nullptr) return;
+    FdWatch* self = w;
+    w = nullptr;
+    if (self->closing_) return;
+    self->closing_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->poll_), OnClose);
+  }
+
+ private:
+  explicit FdWatch(UniqueFd fd) : fd_(std::move(fd)) {}
+  static void OnPoll(uv_poll_t* p, int status, int events) {
+    auto* self = static_cast<FdWatch*>(p->data);
+    if (self->closing_ || !self->cb_) return;
+    self->cb_(status, events);
+  }
+  static void OnClose(uv_handle_t* h) { delete static_cast<FdWatch*>(h->data); }
+
+  uv_poll_t poll_{};
+  UniqueFd fd_;
+  Callback cb_;
+  int events_ = 0;
+  bool closing_ = false;
+};
+
+// Reads everything available from a non-blocking fd into `out` (up to `cap` bytes kept; the
+// rest is counted in `dropped`). Returns true at EOF (or on a hard error).
+bool ReadAvailable(int fd, std::string& out, size_t cap, size_t& dropped) {
+  char buf[65536];
+  for (int round = 0; round < 64; ++round) {  // bounded: the loop comes back for more
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+      size_t keep = out.size() >= cap ? 0 : std::min(static_cast<size_t>(n), cap - out.size());
+      out.append(buf, keep);
+      dropped += static_cast<size_t>(n) - keep;
+      continue;
+    }
+    if (n == 0) return true;
+    if (errno == EINTR) continue;
+    return !(errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  return false;
+}
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+
+// Child cgroups, recycled on cgroup v1. There every removal goes through KillAll(), which
+// freezes the cgroup, and a freeze/thaw costs ~25 ms of kernel time on a synchronous path
+// (measured on this project's CI host), while mkdir/rmdir of the four hierarchies cost ~0.5 ms
+// of CPU. So an emptied child cgroup (its processes gone, no OOM kill recorded) gets its
+// memory peak reset and waits for the next child of a function with the same limits. On v2
+// removal is a cheap cgroup.kill + rmdir and every child gets a fresh cgroup.
+class CgroupPool {
+ public:
+  CgroupPool(worker::CgroupDriver* driver, Clock* clock)
+      : driver_(driver), clock_(clock), recycle_(driver != nullptr && std::string(driver->version()) == "v1") {}
+  ~CgroupPool() { clock_->Cancel(timer_); }
+
+  Result<std::unique_ptr<worker::Cgroup>> Acquire(const worker::CgroupLimits& limits) {
+    auto it = free_.find(Key(limits));
+    if (it != free_.end() && !it->second.empty()) {
+      auto cg = std::move(it->second.back());
+      it->second.pop_back();
+      --free_count_;
+      return cg;
+    }
+    return driver_->Create("c" + std::to_string(++seq_), limits);
+  }
+
+  // Takes back a child's cgroup once the invocation is over: whatever is still inside is
+  // killed (by pid, no freeze), and the cgroup is recycled once empty, or removed.
+  void Return(std::unique_ptr<worker::Cgroup> cg, const worker::CgroupLimits& limits) {
+    if (!cg) return;
+    if (!recycle_) return Destroy(std::move(cg));
+    auto pids = cg->Processes();
+    if (pids.empty()) return Recycle(std::move(cg), limits);
+    for (pid_t p : pids) {
+      if (p > 0) kill(p, SIGKILL);
+    }
+    draining_.push_back(Draining{std::move(cg), limits, clock_->MonoMs() + kDrainMs});
+    if (timer_ == 0) timer_ = clock_->Schedule(kDrainPollMs, [this] { Poll(); });
+  }
+
+ private:
+  static constexpr int64_t kDrainMs = 2000;
+  static constexpr int64_t kDrainPollMs = 20;
+  static constexpr size_t kMaxFree = 128;
+  using LimitsKey = std::tuple<uint64_t, uint32_t, uint32_t>;
+  struct Draining {
+    std::unique_ptr<worker::Cgroup> cg;
+    worker::CgroupLimits limits;
+    int64_t deadline_ms;
+  };
+  static LimitsKey Key(const worker::CgroupLimits& l) { return {l.memory_bytes, l.pids_max, l.cpu_weight}; }
+
+  void Recycle(std::unique_ptr<worker::Cgroup> cg, const worker::CgroupLimits& limits) {
+    if (free_count_ >= kMaxFree || cg->OomKilled()) return Destroy(std::move(cg));
+    // v1's peak is resettable: writing 0 sets it to the current usage.
+    int fd = open((cg->dir() + "/memory.max_usage_in_bytes").c_str(), O_WRONLY | O_CLOEXEC);
+    bool reset = fd >= 0 && write(fd, "0", 1) == 1;
+    if (fd >= 0) close(fd);
+    if (!reset) return Destroy(std::move(cg));
+    free_[Key(limits)].push_back(std::move(cg));
+    ++free_count_;
+  }
+
+  void Destroy(std::unique_ptr<worker::Cgroup> cg) {
+    Status st = cg->Remove();
+    if (!st.ok()) log::Warn("child_cgroup_remove_failed", {{"cgroup", cg->name()}, {"error", st.ToString()}});
+  }
+
+  void Poll() {
+    timer_ = 0;
+    const int64_t now = clock_->MonoMs();
+    std::vector<Draining> still;
+    for (auto& d : draining_) {
+      auto pids = d.cg->Processes();
+      if (pids.empty()) {
+        Recycle(std::move(d.cg), d.limits);
+      } else if (now >= d.deadline_ms) {
+        Destroy(std::move(d.cg));  // freezes and kills what will not die by pid
+      } else {
+        for (pid_t p : pids) {
+          if (p > 0) kill(p, SIGKILL);
+        }
+        still.push_back(std::move(d));
+      }
+    }
+    draining_ = std::move(still);
+    if (!draining_.empty()) timer_ = clock_->Schedule(kDrainPollMs, [this] { Poll(); });
+  }
+
+  worker::CgroupDriver* driver_;
+  Clock* clock_;
+  bool recycle_;
+  uint64_t seq_ = 0;
+  std::map<LimitsKey, std::vector<std::unique_ptr<worker::Cgroup>>> free_;
+  size_t free_count_ = 0;
+  std::vector<Draining> draining_;
+  Clock::TimerId timer_ = 0;
+};
+
+}  // namespace
+
+struct ProcessLauncher::Shared {
+  uv_loop_t* loop = nullptr;
+  Clock* clock = nullptr;
+  worker::CgroupDriver* cgroups = nullptr;
+  ProcessLauncherOptions options;
+  std::unordered_map<pid_t, std::weak_ptr<class TemplateCore>> templates;
+  std::unique_ptr<CgroupPool> cgroup_pool;
+};
+
+class ChildCore;
+
+// ---- template ------------------------------------------------------------------------------
+
+class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
+ public:
+  TemplateCore(std::shared_ptr<ProcessLauncher::Shared> shared, TemplateEvents events, proto::FunctionConfig function,
+               std::string template_id)
+      : shared_(std::move(shared)), ev_(std::move(events)), function_(std::move(function)), tid_(std::move(template_id)) {}
+  ~TemplateCore() { Abandon(); }
+
+  Status Launch(uint32_t uid);
+  void Fork();
+  void Abandon();
+  void Dead(const Status& why);
+  pid_t pid() const { return pid_; }
+  bool gone() const { return dead_ || abandoned_; }
+  void Forget(pid_t child_pid) { children_.erase(child_pid); }
+
+ private:
+  struct PendingFork {
+    UniqueFd channel;
+    UniqueFd log;
+  };
+  void OnControl(int status, int events);
+  void HandleMessage(const nlohmann::json& m);
+  void OnForked(uint64_t n, pid_t child_pid);
+  void FailFork(const Status& why);
+  void OnInitLog();
+  void OnErrorPipe();
+  std::string TakeInitLog();
+  std::optional<Status> ReadLaunchFailure();
+
+  std::shared_ptr<ProcessLauncher::Shared> shared_;
+  TemplateEvents ev_;
+  proto::FunctionConfig function_;
+  std::string tid_;
+  worker::CgroupLimits limits_;
+  pid_t pid_ = -1;
+  std::unique_ptr<worker::Cgroup> cgroup_;
+  FdWatch* control_ = nullptr;
+  FdWatch* init_log_ = nullptr;
+  FdWatch* error_pipe_ = nullptr;
+  std::string init_log_buf_;
+  size_t init_log_dropped_ = 0;
+  bool ready_ = false;
+  bool dead_ = false;
+  bool abandoned_ = false;
+  uint64_t next_child_ = 1;
+  std::unordered_map<uint64_t, PendingFork> pending_;
+  std::unordered_map<pid_t, std::weak_ptr<ChildCore>> children_;
+
+  friend class ChildCore;
+};
+
+// ---- child ---------------------------------------------------------------------------------
+
+class ChildCore : public std::enable_shared_from_this<ChildCore> {
+ public:
+  ChildCore(std::shared_ptr<ProcessLauncher::Shared> shared, std::weak_ptr<TemplateCore> tpl, pid_t pid,
+            std::unique_ptr<worker::Cgroup> cgroup, worker::CgroupLimits limits)
+      : shared_(std::move(shared)), tpl_(std::move(tpl)), pid_(pid), cgroup_(std::move(cgroup)), limits_(limits) {}
+  ~ChildCore() { Abandon(); }
+
+  bool Attach(UniqueFd channel, UniqueFd log) {
+    channel_ = FdWatch::Open(shared_->loop, std::move(channel));
+    log_ = FdWatch::Open(shared_->loop, std::move(log));
+    if (channel_ == nullptr || log_ == nullptr) return false;
+    // Watched while idle too: EOF means the child died before it got any work.
+    channel_->Start(UV_READABLE | UV_DISCONNECT, [this](int status, int events) {
+      auto keep = shared_from_this();
+      OnChannel(status, events);
+    });
+    return true;
+  }
+
+  pid_t pid() const { return pid_; }
+  bool alive() const { return alive_; }
+
+  void Invoke(const ChildInvoke& inv, std::string_view event, std::function<void(ChildReport)> cb) {
+    on_report_ = std::move(cb);
+    phase_ = Phase::kRunning;
+    nlohmann::json h{{"type", "invoke"},
+                     {"request_id", inv.request_id},
+                     {"deadline_ms", inv.deadline_ms},
+                     {"function_arn", inv.function_arn},
+                     {"client_context_b64", inv.client_context_b64}};
+    proto::Frame header_only;
+    header_only.header = std::move(h);
+    std::string head = proto::EncodeFrame(header_only);
+    // EncodeFrame wrote a zero body length; patch in the event's length (big-endian u32).
+    const uint32_t b = static_cast<uint32_t>(event.size());
+    head[4] = static_cast<char>(b >> 24);
+    head[5] = static_cast<char>(b >> 16);
+    head[6] = static_cast<char>(b >> 8);
+    head[7] = static_cast<char>(b);
+    if (log_ != nullptr) {
+      log_->Start(UV_READABLE, [this](int, int) {
+        auto keep = shared_from_this();
+        OnLog();
+      });
+    }
+    if (channel_ == nullptr) return ReportLater(NeverStarted());
+    iovec iov[2] = {{head.data(), head.size()}, {const_cast<char*>(event.data()), event.size()}};
+    ssize_t n;
+    do {
+      n = writev(channel_->fd(), iov, 2);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return ReportLater(NeverStarted());
+    const size_t written = n < 0 ? 0 : static_cast<size_t>(n);
+    const size_t total = head.size() + event.size();
+    if (written < total) {
+      // The rest goes out as the child reads (events larger than the socket buffer).
+      if (written < head.size()) {
+        out_.assign(head, written, std::string::npos);
+        out_.append(event);
+      } else {
+        out_.assign(event.substr(written - head.size()));
+      }
+      channel_->SetEvents(UV_READABLE | UV_WRITABLE | UV_DISCONNECT);
+    }
+  }
+
+  void Kill() {
+    on_report_ = nullptr;
+    killed_ = true;
+    alive_ = false;
+    phase_ = Phase::kReported;
+    FdWatch::Close(channel_);
+    if (cgroup_) (void)cgroup_->KillAll();
+  }
+
+  std::string DrainLog() {
+    ReadLog();
+    return std::exchange(log_buf_, std::string());
+  }
+
+  uint64_t PeakMemoryBytes() const { return cgroup_ ? cgroup_->PeakMemoryBytes() : 0; }
+
+  void Finish(std::function<void(std::string)> done) {
+    on_finish_ = std::move(done);
+    phase_ = Phase::kFinishing;
+    ReadLog();
+    // Never completes inside Finish() itself: `done` may destroy our owner.
+    std::weak_ptr<ChildCore> weak = weak_from_this();
+    timer_ = shared_->clock->Schedule(Settled() ? 0 : shared_->options.log_grace_ms, [weak] {
+      if (auto self = weak.lock()) {
+        self->timer_ = 0;
+        if (self->Settled()) {
+          self->Complete();
+        } else {
+          self->OnGrace();
+        }
+      }
+    });
+  }
+
+  void OnExited(int code, int sig) {
+    exited_ = true;
+    alive_ = false;
+    exit_code_ = code;
+    exit_signal_ = sig;
+    if (phase_ == Phase::kAwaitExit) return ReportDied();
+    if (phase_ == Phase::kFinishing && Settled()) Complete();
+  }
+
+  // Deferred to the loop: the template may be going away inside a call of the scheduler's.
+  void OnTemplateGone() {
+    template_gone_ = true;
+    if (phase_ != Phase::kAwaitExit && phase_ != Phase::kFinishing) return;
+    std::weak_ptr<ChildCore> weak = weak_from_this();
+    shared_->clock->Schedule(0, [weak] {
+      auto self = weak.lock();
+      if (!self) return;
+      if (self->phase_ == Phase::kAwaitExit) return self->ReportDied();
+      if (self->phase_ == Phase::kFinishing && self->Settled()) self->Complete();
+    });
+  }
+
+  // Stops everything: no callback after this. Kills and removes the cgroup if still there.
+  void Abandon() {
+    on_report_ = nullptr;
+    on_finish_ = nullptr;
+    shared_->clock->Cancel(timer_);
+    timer_ = 0;
+    FdWatch::Close(channel_);
+    FdWatch::Close(log_);
+    RemoveCgroup();
+    if (auto t = tpl_.lock()) t->Forget(pid_);
+    phase_ = Phase::kDone;
+  }
+
+ private:
+  enum class Phase { kIdle, kRunning, kAwaitExit, kReported, kFinishing, kDone };
+
+  static ChildReport NeverStarted() {
+    ChildReport r;
+    r.kind = ChildReport::Kind::kDied;
+    r.never_started = true;
+    return r;
+  }
+
+  bool Settled() const { return log_eof_ && (exited_ || template_gone_); }
+
+  void OnChannel(int status, int events) {
+    if (status < 0) return OnChannelEof();
+    if ((events & UV_WRITABLE) && !out_.empty()) {
+      ssize_t n;
+      do {
+        n = write(channel_->fd(), out_.data(), out_.size());
+      } while (n < 0 && errno == EINTR);
+      if (n > 0) out_.erase(0, static_cast<size_t>(n));
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return OnChannelEof();
+      if (out_.empty() && channel_) channel_->SetEvents(UV_READABLE | UV_DISCONNECT);
+    }
+    if (!(events & (UV_READABLE | UV_DISCONNECT))) return;
+    char buf[65536];
+    for (int round = 0; round < 64 && channel_ != nullptr; ++round) {
+      ssize_t n = read(channel_->fd(), buf, sizeof buf);
+      if (n > 0) {
+        if (phase_ != Phase::kRunning) {
+          // Bytes from a child that was given no work: not ours to trust. Treat it as dead.
+          alive_ = false;
+          FdWatch::Close(channel_);
+          if (cgroup_) (void)cgroup_->KillAll();
+          return;
+        }
+        decoder_.Feed(buf, static_cast<size_t>(n));
+        auto next = decoder_.Next();
+        if (!next.ok()) {
+          // A malformed frame: the function wrote on the channel itself. It gets no result.
+          if (cgroup_) (void)cgroup_->KillAll();
+          return OnChannelEof();
+        }
+        if (next->has_value()) return OnResult(std::move(**next));
+        continue;
+      }
+      if (n == 0) return OnChannelEof();
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      return OnChannelEof();
+    }
+  }
+
+  void OnResult(proto::Frame frame) {
+    ChildReport r;
+    r.kind = ChildReport::Kind::kResult;
+    auto st = frame.header.find("status");
+    r.handler_error = !(st != frame.header.end() && st->is_string() && st->get<std::string>() == "ok");
+    r.body = std::move(frame.body);
+    Report(std::move(r));
+  }
+
+  void OnChannelEof() {
+    FdWatch::Close(channel_);
+    alive_ = false;
+    if (phase_ != Phase::kRunning) return;  // died while idle (or already reported)
+    phase_ = Phase::kAwaitExit;
+    if (exited_ || template_gone_) return ReportDied();
+    std::weak_ptr<ChildCore> weak = weak_from_this();
+    timer_ = shared_->clock->Schedule(shared_->options.exit_wait_ms, [weak] {
+      if (auto self = weak.lock()) {
+        self->timer_ = 0;
+        if (self->phase_ == Phase::kAwaitExit) self->ReportDied();
+      }
+    });
+  }
+
+  void ReportDied() {
+    shared_->clock->Cancel(timer_);
+    timer_ = 0;
+    ChildReport r;
+    r.kind = ChildReport::Kind::kDied;
+    r.exit_code = exit_code_;
+    r.exit_signal = exit_signal_;
+    r.oom_killed = cgroup_ && cgroup_->OomKilled();
+    Report(std::move(r));
+  }
+
+  void Report(ChildReport r) {
+    phase_ = Phase::kReported;
+    FdWatch::Close(channel_);
+    auto cb = std::move(on_report_);
+    on_report_ = nullptr;
+    if (cb) cb(std::move(r));  // may destroy our owner; `keep` in the caller holds us
+  }
+
+  void ReportLater(ChildReport r) {
+    std::weak_ptr<ChildCore> weak = weak_from_this();
+    timer_ = shared_->clock->Schedule(0, [weak, r = std::move(r)]() mutable {
+      if (auto self = weak.lock()) {
+        self->timer_ = 0;
+        self->Report(std::move(r));
+      }
+    });
+  }
+
+  void ReadLog() {
+    if (log_ == nullptr) return;
+    if (ReadAvailable(log_->fd(), log_buf_, shared_->options.max_log_bytes, log_dropped_)) {
+      log_eof_ = true;
+      FdWatch::Close(log_);
+      if (log_dropped_ > 0) {
+        log_buf_ += "\n[geysir: " + std::to_string(log_dropped_) + " bytes of output dropped]\n";
+        log_dropped_ = 0;
+      }
+    }
+  }
+
+  void OnLog() {
+    ReadLog();
+    if (phase_ == Phase::kFinishing && Settled()) Complete();
+  }
+
+  void OnGrace() {
+    timer_ = 0;
+    if (phase_ != Phase::kFinishing) return;
+    if (!grace_expired_) {
+      // The child (or something it started) outlived its invocation: kill it, then give the
+      // kernel a moment to close the log pipe.
+      grace_expired_ = true;
+      if (cgroup_) (void)cgroup_->KillAll();
+      ReadLog();
+      if (Settled()) return Complete();
+      std::weak_ptr<ChildCore> weak = weak_from_this();
+      timer_ = shared_->clock->Schedule(shared_->options.exit_wait_ms, [weak] {
+        if (auto self = weak.lock()) self->OnGrace();
+      });
+      return;
+    }
+    Complete();
+  }
+
+  void Complete() {
+    shared_->clock->Cancel(timer_);
+    timer_ = 0;
+    ReadLog();
+    FdWatch::Close(log_);
+    FdWatch::Close(channel_);
+    RemoveCgroup();
+    phase_ = Phase::kDone;
+    auto cb = std::move(on_finish_);
+    on_finish_ = nullptr;
+    if (cb) cb(std::exchange(log_buf_, std::string()));
+  }
+
+  void RemoveCgroup() {
+    if (!cgroup_) return;
+    if (phase_ == Phase::kIdle) kill(pid_, SIGKILL);  // never invoked: it waits on its channel
+    shared_->cgroup_pool->Return(std::move(cgroup_), limits_);
+  }
+
+  std::shared_ptr<ProcessLauncher::Shared> shared_;
+  std::weak_ptr<TemplateCore> tpl_;
+  pid_t pid_;
+  std::unique_ptr<worker::Cgroup> cgroup_;
+  worker::CgroupLimits limits_;
+  FdWatch* channel_ = nullptr;
+  FdWatch* log_ = nullptr;
+  Phase phase_ = Phase::kIdle;
+  bool alive_ = true;
+  bool killed_ = false;
+  std::string out_;
+  proto::FrameDecoder decoder_;
+  std::function<void(ChildReport)> on_report_;
+  std::function<void(std::string)> on_finish_;
+  std::string log_buf_;
+  size_t log_dropped_ = 0;
+  bool log_eof_ = false;
+  bool exited_ = false;
+  bool template_gone_ = false;
+  bool grace_expired_ = false;
+  int exit_code_ = -1;
+  int exit_signal_ = 0;
+  Clock::TimerId timer_ = 0;
+};
+
+class ProcessChild final : public Child {
+ public:
+  explicit ProcessChild(std::shared_ptr<ChildCore> core) : core_(std::move(core)) {}
+  ~ProcessChild() override { core_->Abandon(); }
+  pid_t pid() const override { return core_->pid(); }
+  bool alive() const override { return core_->alive(); }
+  void Invoke(const ChildInvoke& invoke, std::string_view event, std::function<void(ChildReport)> cb) override {
+    core_->Invoke(invoke, event, std::move(cb));
+  }
+  void Kill() override { core_->Kill(); }
+  std::string DrainLog() override { return core_->DrainLog(); }
+  uint64_t PeakMemoryBytes() const override { return core_->PeakMemoryBytes(); }
+  void Finish(std::function<void(std::string)> done) override { core_->Finish(std::move(done)); }
+
+ private:
+  std::shared_ptr<ChildCore> core_;
+};
+
+// ---- template implementation ---------------------------------------------------------------
+
+Status TemplateCore::Launch(uint32_t uid) {
+  const auto& opt = shared_->options;
+  limits_.memory_bytes = uint64_t{function_.memory_mb} * 1024 * 1024;
+  limits_.pids_max = opt.pids_max;
+  // Lambda gives CPU in proportion to memory (1769 MB = one vCPU); weights only matter
+  // between function cgroups, which are siblings under Geysir's base.
+  limits_.cpu_weight = std::max<uint32_t>(1, static_cast<uint32_t>(uint64_t{function_.memory_mb} * 100 / 1769));
+
+  worker::TemplateSpec spec;
+  spec.function = function_;
+  spec.template_id = tid_;
+  spec.worker_binary = opt.worker_binary;
+  spec.runtime_dir = opt.runtime_dir + "/python";
+  spec.python = opt.python;
+  spec.uid = uid;
+  spec.gid = uid;
+  if (shared_->cgroups != nullptr) {
+    auto cg = shared_->cgroups->Create(tid_, limits_);
+    if (!cg.ok()) return cg.status().Wrap("creating the template's cgroup");
+    cgroup_ = std::move(cg).value();
+    spec.cgroup_dir = cgroup_->dir();
+  }
+  auto spawned = worker::SpawnTemplate(spec);
+  if (!spawned.ok()) return spawned.status().Wrap("starting geysir-worker");
+  worker::TemplateProcess& tp = spawned.value();
+  pid_ = tp.pid;
+  shared_->templates[pid_] = weak_from_this();
+  control_ = FdWatch::Open(shared_->loop, std::move(tp.control));
+  init_log_ = FdWatch::Open(shared_->loop, std::move(tp.init_log));
+  error_pipe_ = FdWatch::Open(shared_->loop, std::move(tp.error_pipe));
+  if (control_ == nullptr || init_log_ == nullptr || error_pipe_ == nullptr) {
+    return Status::Internal("could not watch the template's descriptors");
+  }
+  control_->Start(UV_READABLE | UV_DISCONNECT, [this](int status, int events) {
+    auto keep = shared_from_this();
+    OnControl(status, events);
+  });
+  init_log_->Start(UV_READABLE, [this](int, int) {
+    auto keep = shared_from_this();
+    OnInitLog();
+  });
+  error_pipe_->Start(UV_READABLE, [this](int, int) {
+    auto keep = shared_from_this();
+    OnErrorPipe();
+  });
+  return Status::Ok();
+}
+
+void TemplateCore::OnInitLog() {
+  if (init_log_ == nullptr) return;
+  if (ReadAvailable(init_log_->fd(), init_log_buf_, shared_->options.max_init_log_bytes, init_log_dropped_)) {
+    FdWatch::Close(init_log_);
+  }
+  // After init the template prints nothing of interest; keep the pipe drained, bounded.
+  if (ready_ && init_log_buf_.size() >= shared_->options.max_init_log_bytes) init_log_buf_.clear();
+}
+
+std::string TemplateCore::TakeInitLog() {
+  OnInitLog();
+  return std::exchange(init_log_buf_, std::string());
+}
+
+std::optional<Status> TemplateCore::ReadLaunchFailure() {
+  if (error_pipe_ == nullptr) return std::nullopt;
+  worker::LaunchFailure f{};
+  ssize_t n;
+  do {
+    n = read(error_pipe_->fd(), &f, sizeof f);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::nullopt;
+  FdWatch::Close(error_pipe_);
+  if (n != static_cast<ssize_t>(sizeof f)) return std::nullopt;  // EOF: the runtime was exec'd
+  return Status::Sys(f.err, std::string("the function's sandbox could not be set up (stage ") +
+                                worker::LaunchStageName(f.stage) + ")");
+}
+
+void TemplateCore::OnErrorPipe() {
+  if (auto failure = ReadLaunchFailure()) Dead(*failure);
+}
+
+void TemplateCore::OnControl(int status, int events) {
+  (void)events;
+  for (int round = 0; round < 256 && control_ != nullptr && !gone(); ++round) {
+    auto msg = worker::ReceiveControlMessage(control_->fd());
+    if (msg.ok()) {
+      HandleMessage(msg->message);
+      continue;
+    }
+    const Status& st = msg.status();
+    if (st.sys_errno() == EAGAIN || st.sys_errno() == EWOULDBLOCK) {
+      if (status < 0) break;
+      return;
+    }
+    if (st.code() == Code::kInvalidArgument) {
+      log::Warn("template_bad_message", {{"template_id", tid_}, {"error", st.ToString()}});
+      continue;
+    }
+    break;  // closed or failed: the template is gone
+  }
+  if (gone() || control_ == nullptr) return;
+  // The control socket closed: a launch failure explains it best, if there is one.
+  if (auto failure = ReadLaunchFailure()) return Dead(*failure);
+  Dead(Status::Unavailable("the template closed its control socket"));
+}
+
+void TemplateCore::HandleMessage(const nlohmann::json& m) {
+  const std::string type = m.value("type", "");
+  auto num = [&](const char* key, double dflt) {
+    auto it = m.find(key);
+    return it != m.end() && it->is_number() ? it->get<double>() : dflt;
+  };
+  if (type == "ready") {
+    if (ready_) return;
+    ready_ = true;
+    auto cb = ev_.on_ready;
+    if (cb) cb(num("init_ms", 0), TakeInitLog());
+  } else if (type == "init_error") {
+    std::string error = m.contains("error") && m["error"].is_object()
+                            ? m["error"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                            : std::string(R"({"errorMessage":"init failed","errorType":"Runtime.Unknown"})");
+    // The template exits after this; its exit is expected and not reported as a crash.
+    dead_ = true;
+    FdWatch::Close(control_);
+    auto cb = ev_.on_init_error;
+    if (cb) cb(num("init_ms", 0), std::move(error), TakeInitLog());
+  } else if (type == "forked") {
+    OnForked(static_cast<uint64_t>(num("child", 0)), static_cast<pid_t>(num("pid", 0)));
+  } else if (type == "fork_failed") {
+    auto it = pending_.find(static_cast<uint64_t>(num("child", 0)));
+    if (it != pending_.end()) pending_.erase(it);
+    FailFork(Status::Sys(static_cast<int>(num("errno", EAGAIN)), "fork in the template", Code::kResourceExhausted));
+  } else if (type == "exited") {
+    auto it = children_.find(static_cast<pid_t>(num("pid", 0)));
+    if (it == children_.end()) return;
+    // `child` keeps the core alive through OnExited, which may end in its owner's destruction.
+    if (auto child = it->second.lock()) child->OnExited(static_cast<int>(num("code", -1)), static_cast<int>(num("signal", 0)));
+  }
+}
+
+void TemplateCore::OnForked(uint64_t n, pid_t child_pid) {
+  auto it = pending_.find(n);
+  if (it == pending_.end() || child_pid <= 0) return;
+  PendingFork fds = std::move(it->second);
+  pending_.erase(it);
+  // The child waits on its channel; before it gets any work it moves into a cgroup of its own,
+  // so its memory, pids and lifetime are bounded and killable as a unit.
+  std::unique_ptr<worker::Cgroup> cg;
+  if (shared_->cgroups != nullptr) {
+    auto created = shared_->cgroup_pool->Acquire(limits_);
+    if (!created.ok()) {
+      kill(child_pid, SIGKILL);
+      return FailFork(created.status().Wrap("creating a child's cgroup"));
+    }
+    cg = std::move(created).value();
+    Status st = cg->AddProcess(child_pid);
+    if (!st.ok()) {
+      kill(child_pid, SIGKILL);
+      shared_->cgroup_pool->Return(std::move(cg), limits_);
+      return FailFork(st.Wrap("moving a child into its cgroup"));
+    }
+  }
+  auto core = std::make_shared<ChildCore>(shared_, weak_from_this(), child_pid, std::move(cg), limits_);
+  if (!core->Attach(std::move(fds.channel), std::move(fds.log))) {
+    return FailFork(Status::Internal("could not watch a child's descriptors"));
+  }
+  children_[child_pid] = core;
+  auto cb = ev_.on_forked;
+  if (cb) cb(std::unique_ptr<Child>(new ProcessChild(std::move(core))));
+}
+
+void TemplateCore::FailFork(const Status& why) {
+  auto cb = ev_.on_forked;
+  if (cb) cb(why);
+}
+
+void TemplateCore::Fork() {
+  if (gone() || control_ == nullptr) {
+    // Reported from the loop, never from inside Fork().
+    std::weak_ptr<TemplateCore> weak = weak_from_this();
+    shared_->clock->Schedule(0, [weak] {
+      if (auto self = weak.lock()) self->FailFork(Status::Unavailable("the template is gone"));
+    });
+    return;
+  }
+  const uint64_t n = next_child_++;
+  int sv[2];
+  int p[2];
+  Status st;
+  // The child's ends stay blocking (the runtime reads them synchronously); ours are not.
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    st = Status::Sys(errno, "socketpair (child channel)", Code::kResourceExhausted);
+  } else if (pipe2(p, O_CLOEXEC) < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    st = Status::Sys(errno, "pipe2 (child log)", Code::kResourceExhausted);
+  }
+  if (st.ok()) {
+    UniqueFd ours(sv[0]), theirs(sv[1]), log_r(p[0]), log_w(p[1]);
+    st = SetNonBlocking(ours.get());
+    if (st.ok()) st = SetNonBlocking(log_r.get());
+    if (st.ok()) {
+      const int fds[2] = {theirs.get(), log_w.get()};
+      st = worker::SendControlMessage(control_->fd(), nlohmann::json{{"type", "fork"}, {"child", n}}, fds, 2);
+    }
+    if (st.ok()) {
+      pending_[n] = PendingFork{std::move(ours), std::move(log_r)};
+      return;  // `theirs` and `log_w` close here: the template holds its own copies now
+    }
+  }
+  std::weak_ptr<TemplateCore> weak = weak_from_this();
+  shared_->clock->Schedule(0, [weak, st] {
+    if (auto self = weak.lock()) self->FailFork(st);
+  });
+}
+
+void TemplateCore::Dead(const Status& why) {
+  if (gone()) return;
+  dead_ = true;
+  FdWatch::Close(control_);
+  pending_.clear();
+  std::vector<std::shared_ptr<ChildCore>> children;
+  for (auto& [pid, weak] : children_) {
+    if (auto c = weak.lock()) children.push_back(std::move(c));
+  }
+  for (auto& c : children) c->OnTemplateGone();
+  auto cb = ev_.on_exit;
+  if (cb) cb(why);
+}
+
+void TemplateCore::Abandon() {
+  if (abandoned_) return;
+  abandoned_ = true;
+  ev_ = TemplateEvents{};
+  // Closing the control socket tells the template to exit; killing its cgroup makes sure of it
+  // (and takes any child still waiting there, not yet moved to a cgroup of its own).
+  FdWatch::Close(control_);
+  FdWatch::Close(init_log_);
+  FdWatch::Close(error_pipe_);
+  pending_.clear();
+  if (cgroup_) {
+    Status st = cgroup_->Remove();
+    if (!st.ok()) log::Warn("template_cgroup_remove_failed", {{"cgroup", cgroup_->name()}, {"error", st.ToString()}});
+    cgroup_.reset();
+  } else if (pid_ > 0 && !dead_) {
+    kill(pid_, SIGKILL);
+  }
+  std::vector<std::shared_ptr<ChildCore>> children;
+  for (auto& [pid, weak] : children_) {
+    if (auto c = weak.lock()) children.push_back(std::move(c));
+  }
+  children_.clear();
+  for (auto& c : children) c->OnTemplateGone();
+}
+
+class ProcessTemplate final : public Template {
+ public:
+  explicit ProcessTemplate(std::shared_ptr<TemplateCore> core) : core_(std::move(core)) {}
+  ~ProcessTemplate() override { core_->Abandon(); }
+  pid_t pid() const override { return core_->pid(); }
+  void Fork() override { core_->Fork(); }
+
+ private:
+  std::shared_ptr<TemplateCore> core_;
+};
+
+// ---- launcher ------------------------------------------------------------------------------
+
+ProcessLauncher::ProcessLauncher(uv_loop_t* loop, Clock* clock, worker::CgroupDriver* cgroups,
+                                 ProcessLauncherOptions options)
+    : shared_(std::make_shared<Shared>()) {
+  shared_->loop = loop;
+  shared_->clock = clock;
+  shared_->cgroups = cgroups;
+  shared_->options = std::move(options);
+  if (cgroups != nullptr) shared_->cgroup_pool = std::make_unique<CgroupPool>(cgroups, clock);
+}
+
+ProcessLauncher::~ProcessLauncher() = default;
+
+Result<std::unique_ptr<Template>> ProcessLauncher::Start(const TemplateRequest& request, TemplateEvents events) {
+  if (request.function.runtime.rfind("python3", 0) != 0) {
+    return Status::Invalid("runtime " + request.function.runtime + " is not supported (python3.x only)");
+  }
+  auto core = std::make_shared<TemplateCore>(shared_, std::move(events), request.function, request.template_id);
+  Status st = core->Launch(request.uid);
+  if (!st.ok()) return st;
+  return std::unique_ptr<Template>(new ProcessTemplate(std::move(core)));
+}
+
+void ProcessLauncher::OnReaped(pid_t pid, int wait_status) {
+  auto it = shared_->templates.find(pid);
+  if (it == shared_->templates.end()) return;
+  auto core = it->second.lock();
+  shared_->templates.erase(it);
+  if (core && !core->gone()) {
+    auto keep = core;
+    core->Dead(Status::Unavailable("the template " + DescribeWaitStatus(wait_status)));
+  }
+}
+
+}  // namespace geysir::scheduler

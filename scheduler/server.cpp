@@ -1,0 +1,156 @@
+#include "scheduler/server.h"
+
+#include <sys/wait.h>
+
+#include "proto/log.h"
+#include "proto/messages.h"
+
+namespace geysir::scheduler {
+
+namespace {
+
+class DiscardLogSink final : public LogSink {
+ public:
+  void Emit(proto::LogBatch) override {}
+};
+
+uv_signal_t* WatchSignal(uv_loop_t* loop, int signum, void* data, uv_signal_cb cb) {
+  auto* h = new uv_signal_t;
+  uv_signal_init(loop, h);
+  h->data = data;
+  uv_signal_start(h, cb, signum);
+  return h;
+}
+
+void CloseSignal(uv_signal_t*& h) {
+  if (h == nullptr) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_signal_t*>(x); });
+  h = nullptr;
+}
+
+}  // namespace
+
+SchedulerServer::SchedulerServer(uv_loop_t* loop, ServerOptions options) : loop_(loop), options_(std::move(options)) {}
+
+SchedulerServer::~SchedulerServer() {
+  // Normally Shutdown() has run; if not, stop abruptly but still free every handle.
+  if (!finished_) Finish();
+}
+
+Status SchedulerServer::Start() {
+  clock_ = UvClock::Create(loop_);
+  if (options_.cgroups) {
+    auto driver = worker::CgroupDriver::Detect(options_.cgroup_base);
+    if (!driver.ok()) return driver.status().Wrap("cgroups");
+    cgroups_ = std::move(driver).value();
+    Status st = cgroups_->CleanupStale();
+    if (!st.ok()) log::Warn("cgroup_cleanup_stale_failed", {{"error", st.ToString()}});
+    log::Info("cgroups", {{"version", cgroups_->version()}, {"base", options_.cgroup_base}});
+  }
+  launcher_ = std::make_unique<ProcessLauncher>(loop_, clock_, cgroups_.get(), options_.launcher);
+  if (!options_.control_socket_path.empty()) {
+    auto sink = std::make_unique<ControlLogSink>(loop_, options_.control_socket_path);
+    control_logs_ = sink.get();
+    sink->Start();
+    logs_ = std::move(sink);
+  } else {
+    logs_ = std::make_unique<DiscardLogSink>();
+  }
+  scheduler_ = std::make_unique<Scheduler>(options_.scheduler, clock_, launcher_.get(), logs_.get());
+
+  sigchld_ = WatchSignal(loop_, SIGCHLD, this, [](uv_signal_t* h, int) {
+    static_cast<SchedulerServer*>(h->data)->ReapChildren();
+  });
+  auto on_stop = [](uv_signal_t* h, int signum) {
+    auto* self = static_cast<SchedulerServer*>(h->data);
+    log::Info("signal", {{"signal", signum}, {"action", "drain and stop"}});
+    self->Shutdown(self->on_signal_stop_);
+  };
+  sigterm_ = WatchSignal(loop_, SIGTERM, this, on_stop);
+  sigint_ = WatchSignal(loop_, SIGINT, this, on_stop);
+
+  server_ = std::make_unique<proto::FrameServer>(loop_, [this](std::shared_ptr<proto::FrameConnection> conn) {
+    std::weak_ptr<proto::FrameConnection> weak = conn;
+    conn->Start([this, weak](proto::Frame&& frame) { OnFrame(weak, std::move(frame)); }, [](const Status&) {});
+  });
+  Status st = server_->Listen(options_.socket_path);
+  if (!st.ok()) return st;
+  // Templates that died before the handler was installed are reaped now.
+  ReapChildren();
+  log::Info("listening", {{"socket", options_.socket_path}});
+  return Status::Ok();
+}
+
+void SchedulerServer::OnFrame(const std::weak_ptr<proto::FrameConnection>& weak, proto::Frame&& frame) {
+  if (frame.type() != proto::kMsgInvoke) return;  // unknown messages are ignored (forward compatible)
+  proto::InvokeRequest req;
+  // nlohmann's from_json throws on a missing or mistyped field; this is the one place the
+  // scheduler parses a peer's header, so the exception is contained here.
+  try {
+    req = frame.header.get<proto::InvokeRequest>();
+  } catch (const nlohmann::json::exception& e) {
+    proto::InvokeResult r;
+    r.id = frame.header.value("id", uint64_t{0});
+    r.outcome = proto::InvokeOutcome::kInternal;
+    nlohmann::json body{{"message", std::string("malformed invoke: ") + e.what()}};
+    if (auto c = weak.lock()) c->Send(proto::MakeFrame(proto::kMsgResult, r, body.dump()));
+    return;
+  }
+  scheduler_->Submit(std::move(req), std::move(frame.body), [weak](proto::InvokeResult result, std::string payload) {
+    if (auto c = weak.lock()) c->Send(proto::MakeFrame(proto::kMsgResult, result, std::move(payload)));
+  });
+}
+
+void SchedulerServer::ReapChildren() {
+  // Templates are our children; so are orphaned function processes (we are a subreaper).
+  for (int i = 0; i < 4096; ++i) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    if (launcher_) launcher_->OnReaped(pid, status);
+  }
+}
+
+void SchedulerServer::Shutdown(std::function<void()> stopped) {
+  if (stopping_) return;
+  stopping_ = true;
+  stopped_ = std::move(stopped);
+  if (!scheduler_) return Finish();
+  drain_cap_timer_ = clock_->Schedule(options_.drain_cap_ms, [this] {
+    drain_cap_timer_ = 0;
+    log::Warn("drain_cap_reached", {{"ms", options_.drain_cap_ms}});
+    Finish();
+  });
+  scheduler_->Shutdown([this] { Finish(); });
+}
+
+void SchedulerServer::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (server_) server_->Close();
+  // Destroying the scheduler destroys every template and child: their cgroups are killed and
+  // removed synchronously (worker/cgroup.h).
+  scheduler_.reset();
+  launcher_.reset();
+  if (control_logs_) control_logs_->Close();
+  if (cgroups_) {
+    Status st = cgroups_->CleanupStale();
+    if (!st.ok()) log::Warn("cgroup_cleanup_failed", {{"error", st.ToString()}});
+  }
+  ReapChildren();
+  CloseSignal(sigchld_);
+  CloseSignal(sigterm_);
+  CloseSignal(sigint_);
+  if (clock_) {
+    clock_->Close();
+    clock_ = nullptr;
+  }
+  log::Info("stopped");
+  if (stopped_) {
+    auto cb = std::move(stopped_);
+    stopped_ = nullptr;
+    cb();
+  }
+}
+
+}  // namespace geysir::scheduler
