@@ -156,6 +156,10 @@ struct ControlServer::Impl {
   std::map<proto::FrameConnection*, Peer> peers;
   size_t deploys_in_flight = 0;
   bool shutting_down = false;
+  // Code GC: when each unreferenced hash was first seen unreferenced (ms).
+  std::map<std::string, int64_t> unreferenced_since;
+  uv_timer_t* gc_timer = nullptr;  // freed in its close callback
+  void CollectCode();
 
   int64_t NowMs() const { return opt.now_ms(); }
   int64_t NowS() const { return opt.now_ms() / 1000; }
@@ -287,6 +291,14 @@ Status ControlServer::Impl::Start() {
 
   invoker = std::make_unique<proto::InvokeClient>(loop, opt.scheduler_socket);
   invoker->Start();
+
+  gc_timer = new uv_timer_t;
+  uv_timer_init(loop, gc_timer);
+  gc_timer->data = this;
+  uv_timer_start(
+      gc_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->CollectCode(); }, opt.code_gc_interval_ms,
+      opt.code_gc_interval_ms);
+  uv_unref(reinterpret_cast<uv_handle_t*>(gc_timer));  // never the reason the loop stays alive
 
   log::Info("listening", {{"port", http->port()},
                           {"socket", opt.socket_path},
@@ -628,6 +640,34 @@ void ControlServer::Impl::ForgetOrphanCode(const StoredCode& code) {
   if (!referenced.ok() || referenced->count(code.sha256_hex)) return;
   Status st = code_store->Remove(code.sha256_hex);
   if (!st.ok()) log::Warn("code_remove_failed", {{"hex", code.sha256_hex}, {"error", st.ToString()}});
+}
+
+void ControlServer::Impl::CollectCode() {
+  // A deploy in flight may have a finished tree that no row references yet.
+  if (deploys_in_flight > 0 || shutting_down) return;
+  Result<std::set<std::string>> referenced = store->ReferencedCodeHexes();
+  Result<std::set<std::string>> stored = code_store->List();
+  if (!referenced.ok() || !stored.ok()) {
+    log::Warn("code_gc_skipped", {{"error", (!referenced.ok() ? referenced.status() : stored.status()).ToString()}});
+    return;
+  }
+  const int64_t now = NowMs();
+  std::map<std::string, int64_t> still;
+  for (const std::string& hex : *stored) {
+    if (referenced->count(hex)) continue;
+    auto it = unreferenced_since.find(hex);
+    int64_t since = it == unreferenced_since.end() ? now : it->second;
+    if (now - since >= opt.code_gc_grace_ms) {
+      Status st = code_store->Remove(hex);
+      if (st.ok()) {
+        log::Info("code_removed", {{"sha256", hex}});
+        continue;
+      }
+      log::Warn("code_remove_failed", {{"sha256", hex}, {"error", st.ToString()}});
+    }
+    still.emplace(hex, since);
+  }
+  unreferenced_since = std::move(still);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -974,6 +1014,11 @@ void ControlServer::Close() {
   if (s->http) s->http->Close();
   if (s->frames) s->frames->Close();
   if (s->invoker) s->invoker->Close();
+  if (s->gc_timer) {
+    uv_close(reinterpret_cast<uv_handle_t*>(s->gc_timer),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    s->gc_timer = nullptr;
+  }
   // Closing a connection may run its close handler, which erases it from `peers`.
   std::vector<std::shared_ptr<proto::FrameConnection>> conns;
   for (auto& [ptr, peer] : s->peers) conns.push_back(peer.conn);

@@ -39,6 +39,12 @@ struct ControlOptions {
   ApiContext api;                       // region, account id, function URL template
   size_t max_body_bytes = 75u * 1024 * 1024;  // a 50 MB zip is ~67 MB of base64 inside JSON
   std::function<int64_t()> now_ms;      // wall clock (ms); injected by tests
+  // Code garbage collection: every interval, unpacked code that no function references is
+  // noted; once it has stayed unreferenced for `code_gc_grace_ms` it is removed. The grace
+  // covers invocations still running from a template of the old code (up to 900 s) and
+  // gateways whose route table is a moment behind.
+  uint64_t code_gc_interval_ms = 60'000;
+  int64_t code_gc_grace_ms = 20 * 60'000;
 };
 
 class ControlServer {

@@ -193,7 +193,7 @@ size_t CodeTrees(const std::string& data_dir) {
 }
 
 struct Harness {
-  Harness() {
+  explicit Harness(const std::function<void(ControlOptions&)>& tweak = nullptr) {
     data = dir.path() + "/data";
     uv_loop_init(&loop);
     runner = std::make_unique<net::LoopRunner>(&loop);
@@ -203,6 +203,7 @@ struct Harness {
     o.socket_path = dir.path() + "/run/control.sock";
     o.scheduler_socket = dir.path() + "/run/scheduler.sock";  // nobody listens: no scheduler
     socket_path = o.socket_path;
+    if (tweak) tweak(o);
     server = std::make_unique<ControlServer>(&loop, o);
     Status st = server->Start();
     INFO(st.ToString());
@@ -557,5 +558,27 @@ TEST_CASE("control: scheduler log frames are stored and served by the native log
     CHECK(r.Json()["events"].empty());
     CHECK(c.Call("GET", "/geysir/v1/functions/logged/logs?limit=abc").status == 400);
     CHECK(c.Call("GET", "/geysir/v1/functions/logged/logs", "", {.sign = false}).status == 403);
+  });
+}
+
+TEST_CASE("control: code no function references is collected after the grace period", "[control][server]") {
+  Harness h([](ControlOptions& o) {
+    o.code_gc_interval_ms = 20;
+    o.code_gc_grace_ms = 0;
+  });
+  h.Run([&](Client& c) {
+    std::string zip1 = HelloZip("one"), zip2 = HelloZip("two");
+    REQUIRE(c.CreateFunction("gc", zip1).status == 201);
+    REQUIRE(c.CreateFunction("gc-twin", zip1).status == 201);  // same code, stored once
+    REQUIRE(c.Call("PUT", "/2015-03-31/functions/gc/code", json{{"ZipFile", Base64Encode(zip2)}}.dump()).status == 200);
+    usleep(200 * 1000);
+    CHECK(CodeTrees(h.data) == 2);  // zip1 is still used by gc-twin
+    REQUIRE(c.Call("DELETE", "/2015-03-31/functions/gc-twin").status == 204);
+    for (int i = 0; i < 100 && CodeTrees(h.data) != 1; ++i) usleep(20 * 1000);
+    CHECK(CodeTrees(h.data) == 1);
+    // The remaining function still works and its code is intact.
+    Reply r = c.Call("GET", "/2015-03-31/functions/gc");
+    REQUIRE(r.status == 200);
+    CHECK(r.Json()["Configuration"]["CodeSha256"] == Sha256Base64(zip2));
   });
 }
