@@ -233,9 +233,13 @@ int Deploy(ControlClient& client, const DeployOptions& o, Io& io) {
   if (o.url) {
     auto url = EnsureFunctionUrl(client, o.name);
     if (!url.ok()) return Fail(io, url.status());
-    io.err << "Function URL: ";
-    io.err.flush();
-    io.out << *url << "\n";
+    // A script capturing stdout gets the bare URL; a person sees one labelled line.
+    if (io.out_is_tty) {
+      io.out << "Function URL: " << *url << "\n";
+    } else {
+      io.err << "Function URL: " << *url << "\n";
+      io.out << *url << "\n";
+    }
   }
   return 0;
 }

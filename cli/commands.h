@@ -23,6 +23,7 @@ struct Io {
   std::ostream& err;
   std::istream& in;
   bool in_is_tty = true;
+  bool out_is_tty = false;  // a person reads stdout: label values ("Function URL: ...")
 };
 
 int Deploy(ControlClient& client, const DeployOptions& options, Io& io);

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   }
   CurlGlobal curl_global;
   ControlClient client(*config);
-  Io io{std::cout, std::cerr, std::cin, isatty(STDIN_FILENO) == 1};
+  Io io{std::cout, std::cerr, std::cin, isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1};
   switch (cl->command) {
     case Command::kDeploy: return Deploy(client, cl->deploy, io);
     case Command::kList: return List(client, io);
