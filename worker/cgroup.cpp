@@ -13,7 +13,7 @@ namespace geysir::worker {
 
 namespace fs = cgroupfs;
 
-int64_t NowMs() {
+int64_t MonotonicMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
@@ -30,7 +30,7 @@ void KillListed(const std::vector<std::string>& procs_files) {
 Status RemoveDir(const std::string& dir, int64_t deadline_ms) {
   for (;;) {
     if (rmdir(dir.c_str()) == 0 || errno == ENOENT) return Status::Ok();
-    if (errno != EBUSY || NowMs() >= deadline_ms) return Status::Sys(errno, "rmdir " + dir);
+    if (errno != EBUSY || MonotonicMs() >= deadline_ms) return Status::Sys(errno, "rmdir " + dir);
     usleep(1000);
   }
 }

@@ -24,7 +24,7 @@ inline constexpr int kRemoveWaitMs = 1000;
 void KillListed(const std::vector<std::string>& procs_files);
 // rmdir of a cgroup directory, retried while the kernel still reports it busy (bounded).
 Status RemoveDir(const std::string& dir, int64_t deadline_ms);
-int64_t NowMs();
+int64_t MonotonicMs();
 // Child directories of a cgroup directory (its child cgroups), as full paths.
 std::vector<std::string> ListSubdirs(const std::string& dir);
 

@@ -48,22 +48,22 @@ class CgroupV1 final : public Cgroup {
     if (removed_) return Status::Ok();
     std::vector<std::string> procs;
     for (const auto& d : dirs_.All()) procs.push_back(d + "/cgroup.procs");
+    // The common case after an invocation: the child has exited and nothing is left, so skip
+    // the freeze/thaw round trip.
+    if (Empty(procs)) return Status::Ok();
     // Freeze first so a fork loop cannot outrun us; a frozen process dies once thawed.
     bool frozen = !dirs_.freezer.empty() && fs::WriteFile(dirs_.freezer + "/freezer.state", "FROZEN").ok();
     if (frozen) {
-      int64_t deadline = NowMs() + 100;
+      int64_t deadline = MonotonicMs() + 100;
       for (;;) {
         auto state = fs::ReadFile(dirs_.freezer + "/freezer.state");
-        if (!state.ok() || state->rfind("FROZEN", 0) == 0 || NowMs() >= deadline) break;
+        if (!state.ok() || state->rfind("FROZEN", 0) == 0 || MonotonicMs() >= deadline) break;
         usleep(500);
       }
     }
     for (int round = 0; round < 5; ++round) {
       KillListed(procs);
-      if (frozen) break;
-      bool empty = true;
-      for (const auto& f : procs) empty = empty && fs::ReadPids(f).empty();
-      if (empty) break;
+      if (frozen || Empty(procs)) break;
     }
     if (frozen) (void)fs::WriteFile(dirs_.freezer + "/freezer.state", "THAWED");
     return Status::Ok();
@@ -85,13 +85,11 @@ class CgroupV1 final : public Cgroup {
   Status Remove() override {
     if (removed_) return Status::Ok();
     (void)KillAll();
-    int64_t deadline = NowMs() + kRemoveWaitMs;
+    int64_t deadline = MonotonicMs() + kRemoveWaitMs;
     std::vector<std::string> procs;
     for (const auto& d : dirs_.All()) procs.push_back(d + "/cgroup.procs");
     for (;;) {
-      bool empty = true;
-      for (const auto& f : procs) empty = empty && fs::ReadPids(f).empty();
-      if (empty || NowMs() >= deadline) break;
+      if (Empty(procs) || MonotonicMs() >= deadline) break;
       KillListed(procs);
       usleep(1000);
     }
@@ -109,6 +107,13 @@ class CgroupV1 final : public Cgroup {
   std::string dir() const override { return dirs_.memory; }
 
  private:
+  static bool Empty(const std::vector<std::string>& procs) {
+    for (const auto& f : procs) {
+      if (!fs::ReadPids(f).empty()) return false;
+    }
+    return true;
+  }
+
   std::string name_;
   V1Dirs dirs_;
   bool removed_ = false;
@@ -152,7 +157,7 @@ class CgroupV1Driver final : public CgroupDriver {
   }
 
   Status CleanupStale() override {
-    int64_t deadline = NowMs() + kRemoveWaitMs;
+    int64_t deadline = MonotonicMs() + kRemoveWaitMs;
     // Kill first in every hierarchy (freezing is per cgroup and not worth it for leftovers),
     // then remove bottom-up.
     Status first;
@@ -177,7 +182,7 @@ class CgroupV1Driver final : public CgroupDriver {
   Status RemoveTree(const std::string& dir, int64_t deadline, int depth) {
     if (depth > 16) return Status::Internal("cgroup tree too deep: " + dir);
     for (const auto& child : ListSubdirs(dir)) GEYSIR_RETURN_IF_ERROR(RemoveTree(child, deadline, depth + 1));
-    while (!fs::ReadPids(dir + "/cgroup.procs").empty() && NowMs() < deadline) {
+    while (!fs::ReadPids(dir + "/cgroup.procs").empty() && MonotonicMs() < deadline) {
       KillListed({dir + "/cgroup.procs"});
       usleep(1000);
     }

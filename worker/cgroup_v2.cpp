@@ -25,14 +25,15 @@ class CgroupV2 final : public Cgroup {
 
   Status KillAll() override {
     if (removed_) return Status::Ok();
+    if (fs::ReadPids(dir_ + "/cgroup.procs").empty()) return Status::Ok();
     // cgroup.kill (5.14+) kills every process, including ones forking at that very moment.
     if (fs::WriteFile(dir_ + "/cgroup.kill", "1").ok()) return Status::Ok();
     // Older kernels: freeze so nothing can fork while we walk the list, kill, thaw (a frozen
     // process dies only once thawed).
     bool frozen = fs::WriteFile(dir_ + "/cgroup.freeze", "1").ok();
     if (frozen) {
-      int64_t deadline = NowMs() + 100;
-      while (fs::ReadKeyed(dir_ + "/cgroup.events", "frozen").value_or(1) == 0 && NowMs() < deadline) usleep(500);
+      int64_t deadline = MonotonicMs() + 100;
+      while (fs::ReadKeyed(dir_ + "/cgroup.events", "frozen").value_or(1) == 0 && MonotonicMs() < deadline) usleep(500);
     }
     for (int round = 0; round < 5; ++round) {
       KillListed({dir_ + "/cgroup.procs"});
@@ -59,8 +60,8 @@ class CgroupV2 final : public Cgroup {
       return Status::Ok();
     }
     (void)KillAll();
-    int64_t deadline = NowMs() + kRemoveWaitMs;
-    while (!fs::ReadPids(dir_ + "/cgroup.procs").empty() && NowMs() < deadline) {
+    int64_t deadline = MonotonicMs() + kRemoveWaitMs;
+    while (!fs::ReadPids(dir_ + "/cgroup.procs").empty() && MonotonicMs() < deadline) {
       KillListed({dir_ + "/cgroup.procs"});
       usleep(1000);
     }
@@ -96,7 +97,7 @@ class CgroupV2Driver final : public CgroupDriver {
     while (pos <= rest.size()) {
       size_t next = rest.find('/', pos);
       if (next == std::string::npos) next = rest.size();
-      GEYSIR_RETURN_IF_ERROR(EnableControllers(dir));
+      GEYSIR_RETURN_IF_ERROR(EnableControllers(dir, limits));
       dir += "/" + rest.substr(pos, next - pos);
       if (mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) return Status::Sys(errno, "mkdir " + dir);
       pos = next + 1;
@@ -119,13 +120,14 @@ class CgroupV2Driver final : public CgroupDriver {
 
   Status CleanupStale() override {
     if (!fs::Exists(root_)) return Status::Ok();
-    return RemoveTree(root_, NowMs() + kRemoveWaitMs, 0);
+    return RemoveTree(root_, MonotonicMs() + kRemoveWaitMs, 0);
   }
 
  private:
-  // Delegates memory, pids and cpu (those available) from `dir` to its children. Enabling is
-  // idempotent; a controller the parent lacks is skipped (cpu is optional).
-  Status EnableControllers(const std::string& dir) {
+  // Delegates memory, pids and cpu from `dir` to its children (those available; enabling is
+  // idempotent). A missing controller is an error only when `limits` need it: cpu is always
+  // optional, and a cgroup without limits (tracking and killing only) needs none.
+  Status EnableControllers(const std::string& dir, const CgroupLimits& limits) {
     auto have = fs::ReadFile(dir + "/cgroup.controllers");
     if (!have.ok()) return have.status();
     auto enabled = fs::ReadFile(dir + "/cgroup.subtree_control");
@@ -142,7 +144,8 @@ class CgroupV2Driver final : public CgroupDriver {
         return false;
       };
       if (!has(*have)) {
-        if (name == "cpu") continue;
+        bool needed = (name == "memory" && limits.memory_bytes > 0) || (name == "pids" && limits.pids_max > 0);
+        if (!needed) continue;
         return Status::Error(Code::kNotFound, "cgroup controller " + name + " not available in " + dir);
       }
       if (enabled.ok() && has(*enabled)) continue;
@@ -156,7 +159,7 @@ class CgroupV2Driver final : public CgroupDriver {
     if (depth > 16) return Status::Internal("cgroup tree too deep: " + dir);
     for (const auto& child : ListSubdirs(dir)) GEYSIR_RETURN_IF_ERROR(RemoveTree(child, deadline, depth + 1));
     if (!fs::WriteFile(dir + "/cgroup.kill", "1").ok()) KillListed({dir + "/cgroup.procs"});
-    while (!fs::ReadPids(dir + "/cgroup.procs").empty() && NowMs() < deadline) {
+    while (!fs::ReadPids(dir + "/cgroup.procs").empty() && MonotonicMs() < deadline) {
       KillListed({dir + "/cgroup.procs"});
       usleep(1000);
     }

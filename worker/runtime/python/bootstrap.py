@@ -223,9 +223,14 @@ def _read_exact(fd, n):
 
 
 def _read_frame(fd):
-    prefix = _read_exact(fd, 8)
-    if prefix is None:
+    """(header, body); (None, b"") at EOF before any byte; (None, None) for a bad frame."""
+    first = os.read(fd, 8)
+    if not first:
+        return None, b""
+    rest = _read_exact(fd, 8 - len(first)) if len(first) < 8 else b""
+    if rest is None:
         return None, None
+    prefix = first + rest
     hlen, blen = struct.unpack(">II", prefix)
     if not 1 <= hlen <= MAX_HEADER or blen > MAX_BODY:
         return None, None
@@ -281,7 +286,9 @@ def _child(handler, channel_fd, log_fd, closing):
     try:
         header, body = _read_frame(channel_fd)
         if header is None:
-            code = 1
+            # EOF before a frame: the scheduler dismissed this pre-forked child (exit 0); a
+            # malformed frame is an error (exit 1).
+            code = 0 if body == b"" else 1
             return
         _request_id = request_id = str(header.get("request_id", ""))
         deadline_ms = header.get("deadline_ms")
