@@ -1041,10 +1041,16 @@ Status HttpServer::Listen(const std::string& host, uint16_t port) {
   if (impl_->listener != nullptr) return Status::Invalid("HttpServer already listening");
   struct sockaddr_storage ss;
   int rc;
-  if (host.find(':') != std::string::npos) {
-    rc = uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss));
+  // Numeric addresses only (no resolver on the loop thread); "localhost", "" and "[v6]" are
+  // accepted as the spellings people use in configs.
+  std::string h = host;
+  if (h.empty()) h = "0.0.0.0";
+  if (h == "localhost") h = "127.0.0.1";
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.find(':') != std::string::npos) {
+    rc = uv_ip6_addr(h.c_str(), port, reinterpret_cast<sockaddr_in6*>(&ss));
   } else {
-    rc = uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss));
+    rc = uv_ip4_addr(h.c_str(), port, reinterpret_cast<sockaddr_in*>(&ss));
   }
   if (rc != 0) return Status::Invalid("bad listen address '" + host + "': " + uv_strerror(rc));
   impl_->listener = new uv_tcp_t;

@@ -567,6 +567,9 @@ TEST_CASE("HttpServer refuses a bad listen address", "[http]") {
   {
     HttpServer server(&loop, HttpLimits{}, Echo);
     CHECK_FALSE(server.Listen("not-an-ip", 0).ok());
+    CHECK(server.Listen("localhost", 0).ok());
+    CHECK(server.port() != 0);
+    server.Close();
   }
   for (int i = 0; i < 10 && uv_loop_alive(&loop); ++i) uv_run(&loop, UV_RUN_NOWAIT);
   CHECK(uv_loop_close(&loop) == 0);
@@ -639,6 +642,51 @@ TEST_CASE("HttpServer splits absolute-form targets", "[http]") {
     r = c.ReadResponse();
   }));
   CHECK(BodyOf(r) == "GET /a/b q=x=1 body=");
+}
+
+TEST_CASE("HttpServer survives random garbage", "[http]") {
+  int calls = 0;
+  Harness h([&](HttpRequest&& req, std::shared_ptr<HttpResponder> res) { ++calls; Echo(std::move(req), res); });
+  int answered_400 = 0;
+  std::string after;
+  REQUIRE(h.Run([&] {
+    uint32_t seed = 777;
+    auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+    const std::string prefixes[] = {"", "GET ", "GET / HTTP/1.1\r\n", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"};
+    for (int i = 0; i < 40; ++i) {
+      RawClient c(h.server->port(), 1000);
+      std::string junk = prefixes[next() % 4];
+      size_t n = 1 + next() % 300;
+      for (size_t k = 0; k < n; ++k) junk.push_back(static_cast<char>(next() >> 24));
+      junk += "\r\n\r\n";
+      c.Send(junk);
+      std::string r = c.ReadAll();
+      if (StatusOf(r) == 400) ++answered_400;
+    }
+    RawClient ok(h.server->port());
+    ok.Send("GET /still-alive HTTP/1.1\r\nHost: t\r\n\r\n");
+    after = ok.ReadResponse();
+  }, 20000));
+  CHECK(answered_400 > 20);
+  CHECK(BodyOf(after) == "GET /still-alive q= body=");
+}
+
+TEST_CASE("HttpServer refuses connections over max_connections", "[http]") {
+  HttpLimits limits;
+  limits.max_connections = 1;
+  Harness h(Echo, limits);
+  std::string first;
+  bool second_closed = false;
+  REQUIRE(h.Run([&] {
+    RawClient a(h.server->port());
+    a.Send("GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    first = a.ReadResponse();
+    RawClient b(h.server->port());
+    b.Send("GET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+    second_closed = b.WaitClosed();
+  }));
+  CHECK(StatusOf(first) == 200);
+  CHECK(second_closed);
 }
 
 TEST_CASE("HTTP helpers", "[http]") {
