@@ -17,7 +17,8 @@ const char* kUsage =
     "usage: geysir-scheduler [--data-dir DIR] [--socket PATH] [--control-socket PATH]\n"
     "         [--worker-binary PATH] [--runtime-dir DIR] [--idle-timeout-s N] [--prefork N]\n"
     "         [--function-concurrency N] [--queue-depth N] [--uid-base N] [--python PATH]\n"
-    "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups]\n";
+    "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups]\n"
+    "  --cgroup-base defaults to geysir/<hash of the data directory>\n";
 
 std::string SelfDir() {
   char buf[4096];
@@ -26,6 +27,21 @@ std::string SelfDir() {
   std::string path(buf, static_cast<size_t>(n));
   auto slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+// One cgroup subtree per Geysir instance, named after its data directory, so two instances on
+// one host (or a test run beside a real server) never clean up each other's cgroups.
+std::string DefaultCgroupBase(const std::string& data_dir) {
+  char resolved[4096];
+  std::string dir = realpath(data_dir.c_str(), resolved) != nullptr ? std::string(resolved) : data_dir;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : dir) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[32];
+  snprintf(buf, sizeof buf, "geysir/%08llx", static_cast<unsigned long long>(h & 0xffffffffull));
+  return buf;
 }
 
 bool ParseUint(const char* text, uint64_t max, uint64_t& out) {
@@ -52,6 +68,7 @@ int main(int argc, char** argv) {
   o.launcher.runtime_dir = bin + "/../share/geysir/runtime";
   std::string socket, control_socket;
   bool control_socket_set = false;
+  bool cgroup_base_set = false;
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -84,7 +101,7 @@ int main(int argc, char** argv) {
     else if (a == "--queue-depth") o.scheduler.queue_depth = static_cast<uint32_t>(number(1000000));
     else if (a == "--uid-base") o.scheduler.uid_base = static_cast<uint32_t>(number(4000000000u));
     else if (a == "--pids-max") o.launcher.pids_max = static_cast<uint32_t>(number(4194304));
-    else if (a == "--cgroup-base") o.cgroup_base = value();
+    else if (a == "--cgroup-base") { o.cgroup_base = value(); cgroup_base_set = true; }
     else if (a == "--no-cgroups") o.cgroups = false;
     else if (a == "--help" || a == "-h") { fputs(kUsage, stdout); return 0; }
     else {
@@ -94,6 +111,9 @@ int main(int argc, char** argv) {
   }
   o.socket_path = socket.empty() ? data_dir + "/run/scheduler.sock" : socket;
   o.control_socket_path = control_socket_set ? control_socket : data_dir + "/run/control.sock";
+  if (!cgroup_base_set) o.cgroup_base = DefaultCgroupBase(data_dir);
+  // The supervisor gives each daemon 30 s before SIGKILL; finish draining before that.
+  o.drain_cap_ms = 25000;
   if (o.scheduler.prefork > o.scheduler.max_prefork) o.scheduler.max_prefork = o.scheduler.prefork;
 
   // A write to a peer that went away must be an error return, not a fatal signal.
