@@ -70,17 +70,22 @@ TEST_CASE("bench: fork and invoke round trips", "[.bench]") {
   REQUIRE((*t->Next(30000))["type"] == "ready");
   std::vector<double> fork_ms, invoke_ms;
   int n = Iterations(1000);
-  for (int i = 0; i < n; ++i) {
+  // As the scheduler does: one child is always forked ahead, so an invocation goes to a child
+  // that is already waiting on its channel and the fork is off the measured round trip.
+  auto ahead = Fork(*t, 0);
+  REQUIRE(ahead);
+  for (int i = 1; i <= n; ++i) {
     auto t0 = std::chrono::steady_clock::now();
-    auto c = Fork(*t, i);
+    auto next = Fork(*t, i);
     auto t1 = std::chrono::steady_clock::now();
-    REQUIRE(c);
-    auto r = Invoke(*c, InvokeHeader("bench"), "{}");
+    REQUIRE(next);
+    auto r = Invoke(*ahead, InvokeHeader("bench"), "{}");
     auto t2 = std::chrono::steady_clock::now();
     REQUIRE(r);
     fork_ms.push_back(Ms(t0, t1));
     invoke_ms.push_back(Ms(t1, t2));
-    // Reap the "exited" report so the control socket does not fill up.
+    ahead = std::move(next);
+    // Take the "exited" report so the control socket does not fill up.
     t->NextOfType("exited", 5000);
   }
   std::printf("fork->forked      n=%d p50 %6.3f ms  p90 %6.3f ms  p99 %6.3f ms\n", n, Percentile(fork_ms, 0.5),

@@ -169,17 +169,28 @@ class ClientContext(object):
         self.client = Client(client) if isinstance(client, dict) else None
 
 
+# The per-function fields of the context, read from the environment once in the template
+# (after the init phase, like Lambda, which reads them at invocation time from the same
+# unchanging variables), so a child does not decode them again.
+_function_fields = {}
+
+
+def _capture_function_fields():
+    env = os.environ
+    _function_fields.update(
+        function_name=env.get("AWS_LAMBDA_FUNCTION_NAME"),
+        function_version=env.get("AWS_LAMBDA_FUNCTION_VERSION"),
+        # A string, as on Lambda (its runtime reads it from the environment too).
+        memory_limit_in_mb=env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+        log_group_name=env.get("AWS_LAMBDA_LOG_GROUP_NAME"),
+        log_stream_name=env.get("AWS_LAMBDA_LOG_STREAM_NAME"))
+
+
 class LambdaContext(object):
     def __init__(self, request_id, invoked_function_arn, deadline_ms, client_context):
-        env = os.environ
+        self.__dict__.update(_function_fields)
         self.aws_request_id = request_id
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
         self.invoked_function_arn = invoked_function_arn
-        # A string, as on Lambda (its runtime reads it from the environment too).
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
         self.identity = CognitoIdentity()
         self.client_context = client_context
         self._deadline_ms = deadline_ms
@@ -274,14 +285,17 @@ def _child(handler, channel_fd, log_fd, closing):
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # The invocation's log becomes stdout and stderr, line-buffered: a line is one write.
+    # The existing wrappers (raw, write-through under -u) are reconfigured rather than replaced:
+    # new io objects would cost the child copy-on-write faults on every page they touch.
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     if log_fd > 2:
         os.close(log_fd)
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
-                                  errors="backslashreplace", line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
-                                  errors="backslashreplace", line_buffering=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True, write_through=False)
+        except (AttributeError, ValueError, io.UnsupportedOperation):
+            pass  # replaced by the function's code at import time: leave it as it is
     code = 0
     try:
         header, body = _read_frame(channel_fd)
@@ -448,6 +462,7 @@ def main():
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(1)
+    _capture_function_fields()
     # Everything allocated so far is shared with the children: freezing it keeps their garbage
     # collector from writing to (and so copying) these pages.
     gc.collect()
