@@ -344,7 +344,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
     alive_ = false;
     phase_ = Phase::kReported;
     FdWatch::Close(channel_);
-    if (cgroup_) (void)cgroup_->KillAll();
+    KillProcesses();
   }
 
   std::string DrainLog() {
@@ -439,14 +439,14 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
           // Bytes from a child that was given no work: not ours to trust. Treat it as dead.
           alive_ = false;
           FdWatch::Close(channel_);
-          if (cgroup_) (void)cgroup_->KillAll();
+          KillProcesses();
           return;
         }
         decoder_.Feed(buf, static_cast<size_t>(n));
         auto next = decoder_.Next();
         if (!next.ok()) {
           // A malformed frame: the function wrote on the channel itself. It gets no result.
-          if (cgroup_) (void)cgroup_->KillAll();
+          KillProcesses();
           return OnChannelEof();
         }
         if (next->has_value()) return OnResult(std::move(**next));
@@ -536,7 +536,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
       // The child (or something it started) outlived its invocation: kill it, then give the
       // kernel a moment to close the log pipe.
       grace_expired_ = true;
-      if (cgroup_) (void)cgroup_->KillAll();
+      KillProcesses();
       ReadLog();
       if (Settled()) return Complete();
       std::weak_ptr<ChildCore> weak = weak_from_this();
@@ -561,9 +561,28 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
     if (cb) cb(std::exchange(log_buf_, std::string()));
   }
 
+  // SIGKILL to every process of the invocation, by pid. Cgroup::KillAll() would freeze first,
+  // which on v1 stalls the loop for tens of milliseconds; a fork loop that outruns this is
+  // bounded by pids.max and finished off by CgroupPool (repeated kills, then KillAll).
+  void KillProcesses() {
+    if (!cgroup_) {
+      // Without cgroups (development only) the child itself is all we know of; once the
+      // template reported it reaped, its pid may belong to someone else.
+      if (!exited_) kill(pid_, SIGKILL);
+      return;
+    }
+    for (int round = 0; round < 3; ++round) {
+      auto pids = cgroup_->Processes();
+      if (pids.empty()) return;
+      for (pid_t p : pids) {
+        if (p > 0) kill(p, SIGKILL);
+      }
+    }
+  }
+
   void RemoveCgroup() {
     if (!cgroup_) return;
-    if (phase_ == Phase::kIdle) kill(pid_, SIGKILL);  // never invoked: it waits on its channel
+    // An idle child (never invoked) still waits on its channel: Return() kills it by pid.
     shared_->cgroup_pool->Return(std::move(cgroup_), limits_);
   }
 
