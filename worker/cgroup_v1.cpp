@@ -48,10 +48,18 @@ class CgroupV1 final : public Cgroup {
     if (removed_) return Status::Ok();
     std::vector<std::string> procs;
     for (const auto& d : dirs_.All()) procs.push_back(d + "/cgroup.procs");
-    // The common case after an invocation: the child has exited and nothing is left, so skip
-    // the freeze/thaw round trip.
-    if (Empty(procs)) return Status::Ok();
-    // Freeze first so a fork loop cannot outrun us; a frozen process dies once thawed.
+    // The common case after an invocation: the child has exited and nothing is left.
+    std::vector<pid_t> before = Listed(procs);
+    if (before.empty()) return Status::Ok();
+    // One plain round first: if nothing new appeared meanwhile, every process left is one we
+    // have already sent SIGKILL and is only dying, and no freeze/thaw round trip is needed.
+    KillListed(procs);
+    std::vector<pid_t> after = Listed(procs);
+    bool forked = false;
+    for (pid_t p : after) forked = forked || std::find(before.begin(), before.end(), p) == before.end();
+    if (!forked) return Status::Ok();
+    // Something forked while we were killing: freeze so nothing more can, kill, thaw (a frozen
+    // process dies once thawed).
     bool frozen = !dirs_.freezer.empty() && fs::WriteFile(dirs_.freezer + "/freezer.state", "FROZEN").ok();
     if (frozen) {
       int64_t deadline = MonotonicMs() + 100;
@@ -107,6 +115,14 @@ class CgroupV1 final : public Cgroup {
   std::string dir() const override { return dirs_.memory; }
 
  private:
+  static std::vector<pid_t> Listed(const std::vector<std::string>& procs) {
+    std::vector<pid_t> out;
+    for (const auto& f : procs) {
+      for (pid_t p : fs::ReadPids(f)) out.push_back(p);
+    }
+    return out;
+  }
+
   static bool Empty(const std::vector<std::string>& procs) {
     for (const auto& f : procs) {
       if (!fs::ReadPids(f).empty()) return false;
