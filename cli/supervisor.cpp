@@ -305,14 +305,15 @@ class Supervisor {
     std::string bin_dir(exe);
     bin_dir = bin_dir.substr(0, bin_dir.rfind('/'));
     std::string share = bin_dir.substr(0, bin_dir.rfind('/')) + "/share/geysir";
-    runtime_dir_ = share + "/runtime/python";
+    // The scheduler takes the runtimes' root and appends the language ("python").
+    runtime_dir_ = share + "/runtime";
     for (const char* b : {"geysir-control", "geysir-scheduler", "geysir-gateway", "geysir-worker"}) {
       std::string p = bin_dir + "/" + b;
       if (access(p.c_str(), X_OK) != 0)
         return Status::Sys(errno, "cannot run " + p + " (it belongs next to the geysir binary)");
     }
-    if (access((runtime_dir_ + "/bootstrap.py").c_str(), R_OK) != 0)
-      log::Warn("runtime_missing", {{"path", runtime_dir_ + "/bootstrap.py"}});
+    if (access((runtime_dir_ + "/python/bootstrap.py").c_str(), R_OK) != 0)
+      log::Warn("runtime_missing", {{"path", runtime_dir_ + "/python/bootstrap.py"}});
 
     // The gateway's identity decides the group of run/.
     GEYSIR_RETURN_IF_ERROR(ResolveUser());
@@ -327,6 +328,14 @@ class Supervisor {
     const std::string& d = opt_.data_dir;
     // 0711: the gateway (another uid) must traverse to run/, nobody may list the directory.
     GEYSIR_RETURN_IF_ERROR(EnsureDir(d, 0711));
+    // An existing directory (e.g. from mktemp -d, 0700) must still let the gateway reach run/
+    // and function uids reach their code under code/: add search permission, nothing else.
+    struct stat dst{};
+    if (stat(d.c_str(), &dst) == 0 && (dst.st_mode & 0011) != 0011) {
+      mode_t mode = (dst.st_mode & 07777) | 0011;
+      if (chmod(d.c_str(), mode) != 0) return Status::Sys(errno, "chmod " + d);
+      log::Info("data_dir_searchable", {{"path", d}, {"mode", mode}});
+    }
     GEYSIR_RETURN_IF_ERROR(EnsureDir(d + "/tmp", 0700));
     chmod((d + "/tmp").c_str(), 0700);
     run_dir_ = d + "/run";
