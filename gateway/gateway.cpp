@@ -146,6 +146,7 @@ void Gateway::Close() {
 }
 
 void Gateway::OnControlConnected() {
+  routes_.NewSource();
   proto::Frame f;
   f.header = {{"type", proto::kMsgSubscribeRoutes}};
   Status st = control_.Send(f);

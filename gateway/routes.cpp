@@ -5,7 +5,8 @@
 namespace geysir::gateway {
 
 bool RouteIndex::Apply(proto::RouteTable table) {
-  if (loaded_ && table.generation < generation_) return false;
+  if (loaded_ && !accept_any_ && table.generation < generation_) return false;
+  accept_any_ = false;
   std::unordered_map<std::string, std::shared_ptr<const proto::FunctionUrlRoute>> next;
   next.reserve(table.function_urls.size());
   for (auto& route : table.function_urls) {

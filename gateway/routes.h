@@ -1,9 +1,10 @@
 // RouteIndex: the gateway's copy of control's function URL table, keyed by url_id.
 //
 // Control pushes the whole table (a "routes" frame) on subscribe and after every change; the
-// index replaces its contents only with a table at least as new as the one it holds, so a frame
-// delayed across a reconnect cannot roll routes back. While control is down the last table keeps
-// serving: the gateway holds only this cache and can rebuild it on reconnect.
+// index replaces its contents only with a table at least as new as the one it holds. The first
+// table after a reconnect is taken whatever its generation (NewSource()): a restarted control
+// is the truth even if its counter went back (it seeds it from the clock, which can step). While
+// control is down the last table keeps serving: the gateway holds only this cache.
 //
 // Thread safety: loop thread only.
 #pragma once
@@ -24,6 +25,8 @@ class RouteIndex {
  public:
   // Replaces the table when table.generation >= generation(). Returns whether it applied.
   bool Apply(proto::RouteTable table);
+  // The next table comes from a new connection to control and is applied unconditionally.
+  void NewSource() { accept_any_ = true; }
   // Parses a "routes" frame header (untrusted bytes from another process) and applies it.
   Status ApplyFrame(const proto::Frame& frame);
 
@@ -39,6 +42,7 @@ class RouteIndex {
   std::unordered_map<std::string, std::shared_ptr<const proto::FunctionUrlRoute>> by_id_;
   uint64_t generation_ = 0;
   bool loaded_ = false;
+  bool accept_any_ = false;
 };
 
 }  // namespace geysir::gateway

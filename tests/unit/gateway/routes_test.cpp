@@ -52,3 +52,13 @@ TEST_CASE("route frames are parsed without throwing", "[routes]") {
   CHECK(idx.generation() == 7);
   CHECK(idx.Find("u1"));
 }
+
+TEST_CASE("the first table from a new control connection is taken whatever its generation", "[routes]") {
+  RouteIndex idx;
+  CHECK(idx.Apply(Table(100, {{"a", "f"}})));
+  idx.NewSource();
+  CHECK(idx.Apply(Table(3, {{"b", "g"}})));
+  CHECK(idx.generation() == 3);
+  CHECK(idx.Find("b"));
+  CHECK_FALSE(idx.Apply(Table(2, {{"c", "h"}})));  // same connection again: stale is stale
+}
