@@ -316,7 +316,8 @@ def _child(handler, channel_fd, log_fd, closing):
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
         context = LambdaContext(request_id, arn, int(deadline_ms), _client_context(header.get("client_context_b64")))
         try:
-            event = json.loads(body) if body else None
+            # An Invoke without a payload reaches the handler as {} on Lambda.
+            event = json.loads(body) if body else {}
         except ValueError as e:
             err = _error("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % e, [], request_id)
             _log_error(err)
