@@ -86,7 +86,8 @@ class CgroupV2Driver final : public CgroupDriver {
   const char* version() const override { return "v2"; }
 
   Result<std::unique_ptr<Cgroup>> Create(const std::string& relative, const CgroupLimits& limits) override {
-    if (relative.empty() || relative.front() == '/' || relative.find("..") != std::string::npos) {
+    if (relative.empty() || relative.front() == '/' || relative.back() == '/' ||
+        relative.find("..") != std::string::npos || relative.find("//") != std::string::npos) {
       return Status::Invalid("cgroup name must be a relative path: " + relative);
     }
     // mkdir -p from the mount down, delegating the controllers at every level above the leaf.
@@ -149,7 +150,26 @@ class CgroupV2Driver final : public CgroupDriver {
         return Status::Error(Code::kNotFound, "cgroup controller " + name + " not available in " + dir);
       }
       if (enabled.ok() && has(*enabled)) continue;
-      GEYSIR_RETURN_IF_ERROR(fs::WriteFile(dir + "/cgroup.subtree_control", "+" + name));
+      Status st = fs::WriteFile(dir + "/cgroup.subtree_control", "+" + name);
+      if (st.sys_errno() == EBUSY && dir == mount_) {
+        // The mount is the root of a cgroup namespace (a container) and holds processes: v2's
+        // "no internal processes" rule forbids delegating from it. Move them into a leaf of
+        // their own, as container inits do, and retry once.
+        GEYSIR_RETURN_IF_ERROR(EvacuateMountRoot());
+        st = fs::WriteFile(dir + "/cgroup.subtree_control", "+" + name);
+      }
+      GEYSIR_RETURN_IF_ERROR(st);
+    }
+    return Status::Ok();
+  }
+
+  Status EvacuateMountRoot() {
+    std::string leaf = mount_ + "/init";
+    if (mkdir(leaf.c_str(), 0755) < 0 && errno != EEXIST) return Status::Sys(errno, "mkdir " + leaf);
+    for (pid_t p : fs::ReadPids(mount_ + "/cgroup.procs")) {
+      Status st = fs::WriteFile(leaf + "/cgroup.procs", std::to_string(p));
+      // A process that exited meanwhile is fine; kernel threads cannot move and are not ours.
+      if (!st.ok() && st.sys_errno() != ESRCH && st.sys_errno() != EINVAL) return st;
     }
     return Status::Ok();
   }

@@ -141,6 +141,12 @@ TEST_CASE("the handler sees Lambda's environment and context", "[runtime]") {
   code.Write("pkg/handlers.py", R"(
 import os, logging
 logging.getLogger().setLevel(logging.INFO)
+def _is_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
 def handler(event, context):
     logging.info("logged %s", "line")
     print("printed")
@@ -150,6 +156,7 @@ def handler(event, context):
         "cwd": os.getcwd(),
         "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()],
         "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
+        "inheritable": [fd for fd in range(3, 64) if _is_open(fd) and os.get_inheritable(fd)],
         "ctx": {
             "aws_request_id": context.aws_request_id,
             "function_name": context.function_name,
@@ -213,6 +220,8 @@ def handler(event, context):
   CHECK(fds[0] == 0);
   CHECK(fds[1] == 1);
   CHECK(fds[2] == 2);
+  // Nothing beyond stdio would reach a program the handler exec's.
+  CHECK(v["inheritable"] == json::array());
 
   json ctx = v["ctx"];
   CHECK(ctx["aws_request_id"] == "11111111-2222-3333-4444-555555555555");

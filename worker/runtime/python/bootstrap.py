@@ -402,7 +402,9 @@ def _serve(ctrl, handler):
         if ctrl_fd not in ready:
             continue
         try:
-            data, ancdata, _flags, _addr = ctrl.recvmsg(65536, fd_space)
+            # Close-on-exec from the start: a handler that exec's must not hand its channel on
+            # (the log fd becomes 1 and 2 through dup2, which are inheritable as they should be).
+            data, ancdata, _flags, _addr = ctrl.recvmsg(65536, fd_space, socket.MSG_CMSG_CLOEXEC)
         except InterruptedError:
             continue
         fds = []
