@@ -619,3 +619,30 @@ TEST_CASE("path canonicalisation: normalised and re-encoded except for S3", "[si
   CHECK(uri(true) == "/a/c/d%253A/");
   CHECK(uri(false) == "/a/./b/../c//d%3A/");
 }
+
+TEST_CASE("hostile credentials never crash the parser or verifier", "[sigv4]") {
+  // Deterministic pseudo-random mutations of a valid request: every outcome is a value.
+  HttpRequest good = MakeRequest("POST", "/2015-03-31/functions", "a=1&b=%zz&&=&c", {{"Host", "h"}}, "{}");
+  sigv4::Sign(good, kBotoKey, kBotoSecret, "us-east-1", "lambda", "20261127T053000Z", true);
+  uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1103515245u + 12345u; };
+  const std::string alphabet = "AWS4-HMAC-SHA256 Credential=/,;= Signature SignedHeaders X-Amz-0123456789abcdef%\x00\xff";
+  for (int i = 0; i < 2000; ++i) {
+    HttpRequest r = good;
+    auto& target = (i % 3 == 0) ? r.query : r.headers[static_cast<size_t>(next() % r.headers.size())].second;
+    int edits = 1 + static_cast<int>(next() % 4);
+    for (int e = 0; e < edits; ++e) {
+      size_t pos = target.empty() ? 0 : next() % (target.size() + 1);
+      switch (next() % 3) {
+        case 0: target.insert(pos, 1, alphabet[next() % alphabet.size()]); break;
+        case 1: if (pos < target.size()) target.erase(pos, 1 + next() % 8); break;
+        default: target = target.substr(0, pos); break;
+      }
+    }
+    if (i % 3 == 0) r.query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=" + r.query;
+    sigv4::VerifyError err{sigv4::Failure::kMissingAuthentication, ""};
+    auto cred = sigv4::ParseCredential(r, &err);
+    if (cred) (void)sigv4::Verify(r, *cred, kBotoSecret, kBotoNow);
+  }
+  SUCCEED();
+}
