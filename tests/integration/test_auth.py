@@ -43,9 +43,12 @@ def test_unknown_key(server, lam, fn_name):
 def test_skewed_clock(server, lam, fn_name):
     skewed = datetime.datetime.utcnow() - datetime.timedelta(minutes=20)
     client = server.lambda_client()
-    with mock.patch("botocore.auth.datetime") as dt:
-        dt.datetime.utcnow.return_value = skewed
-        dt.datetime.now.return_value = skewed
+    # Debian's botocore signs with awscrt when it is installed (botocore.crt.auth), else with
+    # botocore.auth: skew the clock of both.
+    with mock.patch("botocore.auth.datetime") as dt, mock.patch("botocore.crt.auth.datetime") as dt2:
+        for d in (dt, dt2):
+            d.datetime.utcnow.return_value = skewed
+            d.timezone = datetime.timezone
         code = create_raises_403(client, fn_name)
     assert code in ("InvalidSignatureException", "SignatureDoesNotMatch", "RequestExpired")
     assert_absent(lam, fn_name)

@@ -52,7 +52,7 @@ def test_geysir_cli(server, tmp_path):
     (src / "app.py").write_text(HELLO)
     common = []
     r = server.geysir("deploy", str(src), "--name", name, "--handler", "app.handler", "--runtime", "python3.11",
-                      "--memory", "128", "--timeout", "5", "--env", "A=b", "--url", *common)
+                      "--memory", "128", "--timeout", "5", "--env", "GREETING=b", "--url", *common)
     assert r.returncode == 0, r.stdout + r.stderr
     m = re.search(r"http://[0-9a-z]+\.lambda-url\.localhost:\d+/", r.stdout + r.stderr)
     assert m, f"deploy --url must print the function URL:\n{r.stdout}{r.stderr}"
@@ -65,7 +65,7 @@ def test_geysir_cli(server, tmp_path):
         r = server.geysir("list")
         assert r.returncode == 0 and name in r.stdout, r.stdout + r.stderr
 
-        r = server.geysir("invoke", name, '{"who": "cli"}')
+        r = server.geysir("invoke", name, "--payload", '{"who": "cli"}')
         assert r.returncode == 0, r.stderr
         assert "hi cli" in r.stdout
         r = server.geysir("invoke", name, input='{"who": "stdin"}')
@@ -83,7 +83,7 @@ def test_geysir_cli(server, tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         wait_until(lambda: curl(url)[1].startswith("v2 "), 15, interval=0.2, what="URL serves redeployed code")
 
-        r = server.geysir("invoke", "no-such-function-here", "{}")
+        r = server.geysir("invoke", "no-such-function-here", "--payload", "{}")
         assert r.returncode != 0 and "error" in r.stderr.lower()
     finally:
         r = server.geysir("delete", name)

@@ -98,7 +98,7 @@ def test_full_lifecycle(server, lam, fn_name):
 def test_update_configuration(server, lam, fn_name):
     src = ('import os\n'
            'def handler(event, context):\n'
-           '    return {"greeting": os.environ.get("GREETING"), "mem": context.memory_limit_in_mb}\n')
+           '    return {"greeting": os.environ.get("GREETING"), "mem": int(context.memory_limit_in_mb)}\n')
     server.create(lam, fn_name, {"app.py": src}, Environment={"Variables": {"GREETING": "hi"}})
     assert json.loads(lam.invoke(FunctionName=fn_name)["Payload"].read()) == {"greeting": "hi", "mem": 128}
     lam.update_function_configuration(FunctionName=fn_name, MemorySize=256,
