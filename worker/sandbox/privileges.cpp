@@ -18,6 +18,8 @@ Status SetNoNewPrivs() {
 Status DropPrivileges(uid_t uid, gid_t gid) {
   // A function never runs as root, whatever the spec says.
   if (uid == 0 || gid == 0) return Status::Sys(EPERM, "refusing to run a function as uid or gid 0");
+  // -1 means "leave unchanged" to setresuid/setresgid: it would keep root.
+  if (uid == static_cast<uid_t>(-1) || gid == static_cast<gid_t>(-1)) return Status::Sys(EINVAL, "invalid uid or gid -1");
   if (geteuid() == 0) {
     // Supplementary groups first: after setuid we could no longer drop root's groups.
     if (setgroups(0, nullptr) < 0) return Status::Sys(errno, "setgroups(0)");

@@ -160,6 +160,17 @@ TEST_CASE("a failing launcher stage is reported with its errno", "[launcher]") {
     CHECK(f->stage == kStageDropPrivileges);
     CHECK(f->err == EPERM);
   }
+  SECTION("uid -1 (\"unchanged\" to setresuid) is refused") {
+    TempDir code;
+    auto spec = MakeSpec(code.path(), "app.handler");
+    spec.uid = static_cast<uid_t>(-1);
+    auto t = Spawn(spec);
+    REQUIRE(t);
+    auto f = ReadFailure(*t);
+    REQUIRE(f);
+    CHECK(f->stage == kStageDropPrivileges);
+    CHECK(f->err == EINVAL);
+  }
   SECTION("a cgroup that does not exist") {
     TempDir code;
     auto spec = MakeSpec(code.path(), "app.handler");
