@@ -3,8 +3,10 @@
 #include <sys/time.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 
+#include "gateway/cors.h"
 #include "gateway/event.h"
 #include "gateway/host.h"
 #include "gateway/result.h"
@@ -29,6 +31,8 @@ struct Gateway::Call {
   std::shared_ptr<proto::HttpResponder> responder;
   std::string request_id;
   std::string function;
+  std::shared_ptr<const proto::FunctionUrlRoute> route;  // set when the URL has CORS configured
+  std::optional<std::string> origin;
   std::shared_ptr<Call> self;
   bool answered = false;
   bool closing = false;
@@ -36,6 +40,7 @@ struct Gateway::Call {
   void Answer(proto::HttpResponse r) {
     if (answered) return;
     answered = true;
+    if (route) ApplyCors(route->cors, origin ? &*origin : nullptr, r);
     r.headers.emplace_back("x-amzn-RequestId", request_id);
     responder->Send(std::move(r));
     responder.reset();
@@ -213,6 +218,14 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
     return;
   }
 
+  const bool cors = route->cors.is_object();
+  if (cors && IsPreflight(request)) {
+    proto::HttpResponse r = PreflightResponse(route->cors, request);
+    r.headers.emplace_back("x-amzn-RequestId", request_id);
+    responder->Send(std::move(r));
+    return;
+  }
+
   EventContext ctx;
   ctx.url_id = url_id;
   ctx.domain_name = domain_name;
@@ -226,6 +239,10 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
   call->request_id = request_id;
   call->function = route->function.name;
   call->self = call;
+  if (cors) {
+    call->route = route;
+    if (const std::string* origin = request.Header("origin")) call->origin = *origin;
+  }
   uv_timer_init(loop_, &call->timer);
   call->timer.data = call.get();
   uv_timer_start(&call->timer, &Call::OnDeadline,

@@ -3,6 +3,7 @@
 // after every reconnect); runs functions through proto::InvokeClient to scheduler.sock.
 //
 //   Host "<url_id>.lambda-url.<base>"  -> build the 2.0 event, invoke, map the result
+//                                         (CORS preflights answered here when the URL has Cors)
 //   any other host, GET|HEAD /healthz  -> 200 {"status":"ok","scheduler":bool,"control":bool,"routes":gen}
 //   anything else                      -> 404 {"Message":...}
 //

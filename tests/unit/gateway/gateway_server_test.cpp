@@ -101,7 +101,7 @@ struct FakeScheduler {
   std::shared_ptr<FrameConnection> held_conn;  // "delayed": answered only when released
   Frame held;
   std::atomic<bool> has_held{false};
-  int invocations = 0;
+  std::atomic<int> invocations{0};
   std::string last_source;
 };
 
@@ -173,6 +173,9 @@ TEST_CASE("gateway serves function URLs, /healthz and route updates over real so
     for (const char* fn : {"echo", "custom", "world", "badstatus", "boom", "slow", "busy"}) {
       control.table.function_urls.push_back(Route(std::string("u") + fn, fn));
     }
+    FunctionUrlRoute cors_route = Route("ucors", "world");
+    cors_route.cors = {{"AllowOrigins", {"https://app.example"}}, {"AllowMethods", {"GET"}}};
+    control.table.function_urls.push_back(cors_route);
     REQUIRE(scheduler.server.Listen(dir.path() + "/scheduler.sock").ok());
     REQUIRE(control.server.Listen(dir.path() + "/control.sock").ok());
 
@@ -231,6 +234,23 @@ TEST_CASE("gateway serves function URLs, /healthz and route updates over real so
           r = Get(port, "ubusy.lambda-url.localhost", "/");
           CHECK(StatusOf(r) == 429);
           CHECK(json::parse(BodyOf(r), nullptr, false)["Message"] == "Too Many Requests");
+
+          // CORS: the edge answers the preflight itself and decorates the function's response.
+          const int before = scheduler.invocations;
+          {
+            RawClient c(port);
+            c.Send("OPTIONS / HTTP/1.1\r\nHost: ucors.lambda-url.localhost\r\nOrigin: https://app.example\r\n"
+                   "Access-Control-Request-Method: GET\r\nConnection: close\r\n\r\n");
+            r = c.ReadResponse();
+          }
+          CHECK(StatusOf(r) == 200);
+          CHECK(HeaderOf(r, "access-control-allow-origin") == "https://app.example");
+          CHECK(HeaderOf(r, "access-control-allow-methods") == "GET");
+          CHECK(scheduler.invocations == before);
+          r = Get(port, "ucors.lambda-url.localhost", "/", "Origin: https://app.example\r\n");
+          CHECK(StatusOf(r) == 200);
+          CHECK(HeaderOf(r, "access-control-allow-origin") == "https://app.example");
+          CHECK(BodyOf(r) == "\"world\"");
 
           // Unknown URL id, malformed label, unknown platform path.
           r = Get(port, "nosuch.lambda-url.localhost", "/");
