@@ -670,3 +670,55 @@ TEST_CASE("an API error is shown with its type and message, exit 1", "[cli][comm
   CHECK(Delete(client, NameOptions{"hello"}, io) == 1);
   CHECK(err.str() == "error: ResourceConflictException: Function already exist: hello\n");
 }
+
+TEST_CASE("logs pages through control's native API and prints each line once", "[cli][commands]") {
+  nlohmann::json page1 = {{"events",
+                           {{{"timestamp", 1795757400000}, {"message", "START RequestId: r1\n"}, {"requestId", "r1"}},
+                            {{"timestamp", 1795757400001}, {"message", "hello\n"}, {"requestId", "r1"}}}},
+                          {"nextStartTime", 1795757400002},
+                          {"more", true}};
+  // The second page repeats the last line (an inclusive cursor must not print it twice).
+  nlohmann::json page2 = {{"events",
+                           {{{"timestamp", 1795757400001}, {"message", "hello\n"}, {"requestId", "r1"}},
+                            {{"timestamp", 1795757400005}, {"message", "END RequestId: r1"}, {"requestId", "r1"}}}},
+                          {"nextStartTime", 1795757400006},
+                          {"more", false}};
+  OneShotServer server({Reply(200, page1.dump()), Reply(200, page2.dump())});
+  ControlClient client(ConfigFor(server.port()));
+  std::ostringstream out, err;
+  std::istringstream in("");
+  Io io{out, err, in, true};
+  LogsOptions o;
+  o.name = "hello";
+  o.limit = 2;
+  o.since_ms = int64_t{1000} * 86400 * 365 * 20;  // start well before the fixed timestamps
+  CHECK(Logs(client, o, io) == 0);
+  CHECK(out.str() ==
+        "2026-11-27T05:30:00.000Z  START RequestId: r1\n"
+        "2026-11-27T05:30:00.001Z  hello\n"
+        "2026-11-27T05:30:00.005Z  END RequestId: r1\n");
+  const auto& reqs = server.requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(RequestLine(reqs[0]).rfind("GET /geysir/v1/functions/hello/logs?limit=2&start_time=", 0) == 0);
+  CHECK(RequestLine(reqs[1]) == "GET /geysir/v1/functions/hello/logs?limit=2&start_time=1795757400002");
+}
+
+TEST_CASE("invoke reads the event from stdin when it is not a terminal, and checks it is JSON", "[cli][commands]") {
+  OneShotServer server(Reply(200, R"({"ok":true})"));
+  ControlClient client(ConfigFor(server.port()));
+  std::ostringstream out, err;
+  std::istringstream in(R"({"from":"stdin"})");
+  Io io{out, err, in, false};
+  InvokeOptions o;
+  o.name = "hello";
+  CHECK(Invoke(client, o, io) == 0);
+  CHECK(out.str() == "{\"ok\":true}\n");
+  CHECK(ParseRaw(server.requests()[0]).body == R"({"from":"stdin"})");
+
+  std::ostringstream out2, err2;
+  std::istringstream in2("");
+  Io io2{out2, err2, in2, true};
+  o.payload = "{not json";
+  CHECK(Invoke(client, o, io2) == 1);  // refused before anything is sent
+  CHECK(err2.str().find("not valid JSON") != std::string::npos);
+}
