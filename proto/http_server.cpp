@@ -751,7 +751,11 @@ class Connection {
       c->CloseNow();
       return;
     }
-    if (c->outstanding_writes_ == 0 && c->timer_mode_ == TimerMode::kWrite) c->SetTimer(TimerMode::kNone);
+    if (c->timer_mode_ == TimerMode::kWrite) {
+      // Progress: the stall deadline (body_timeout_ms) restarts while writes remain queued.
+      c->timer_mode_ = TimerMode::kNone;
+      if (c->outstanding_writes_ > 0) c->SetTimer(TimerMode::kWrite);
+    }
     if (c->queue_.empty() && !c->in_message_ && c->outstanding_writes_ == 0 && !c->final_queued_ && !c->paused_) {
       c->SetTimer(TimerMode::kIdle);
     }
