@@ -210,3 +210,32 @@ TEST_CASE("the template's fds are non-blocking and close-on-exec in the schedule
   auto m = ReceiveControlMessage(t->proc.control.get());
   if (!m.ok()) CHECK((m.status().sys_errno() == EAGAIN || m.status().sys_errno() == 0));
 }
+
+TEST_CASE("control messages: fds travel, EOF and garbage are told apart", "[launcher]") {
+  int sv[2];
+  REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0);
+  UniqueFd a(sv[0]), b(sv[1]);
+  auto none = ReceiveControlMessage(b.get());
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.status().sys_errno() == EAGAIN);
+
+  int p[2];
+  REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+  UniqueFd r(p[0]), w(p[1]);
+  int fds[2] = {r.get(), w.get()};
+  REQUIRE(SendControlMessage(a.get(), json{{"type", "fork"}, {"child", 7}}, fds, 2).ok());
+  auto got = ReceiveControlMessage(b.get());
+  REQUIRE(got.ok());
+  CHECK(got->message["child"] == 7);
+
+  REQUIRE(write(a.get(), "not json", 8) == 8);
+  auto bad = ReceiveControlMessage(b.get());
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().code() == Code::kInvalidArgument);
+
+  a.Reset();
+  auto eof = ReceiveControlMessage(b.get());
+  REQUIRE_FALSE(eof.ok());
+  CHECK(eof.status().code() == Code::kUnavailable);
+  CHECK(eof.status().sys_errno() == 0);
+}

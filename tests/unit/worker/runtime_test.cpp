@@ -277,6 +277,14 @@ def handler(event, context):
   CHECK(v["fsize"] == 512ull << 20);
 }
 
+TEST_CASE("what the module prints at import goes to the init log", "[runtime]") {
+  if (!IsRoot()) GEYSIR_SKIP("needs root to switch to the function's uid");
+  TempDir code;
+  code.Write("app.py", "print('init line')\ndef handler(e, c):\n    return 1\n");
+  auto t = Ready(code, "app.handler");
+  CHECK(ReadAvailable(t->proc.init_log.get()) == "init line\n");
+}
+
 TEST_CASE("a handler that exits the process produces no result", "[runtime]") {
   if (!IsRoot()) GEYSIR_SKIP("needs root to switch to the function's uid");
   TempDir code;
