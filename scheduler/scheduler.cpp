@@ -139,6 +139,9 @@ SchedulerStats Scheduler::stats() const {
   s.finishing = finishing_.size();
   s.templates_started = templates_started_;
   s.throttled = throttled_;
+  s.completed = completed_;
+  s.ran_on_ready_child = ran_on_ready_child_;
+  s.waited_for_child = waited_for_child_;
   return s;
 }
 
@@ -286,6 +289,7 @@ void Scheduler::Dispatch(Invocation* inv) {
     std::unique_ptr<Child> child = std::move(pool->ready.front());
     pool->ready.pop_front();
     if (!child->alive()) continue;  // died while waiting: destroying it cleans up
+    ++ran_on_ready_child_;
     Run(inv, std::move(child));
     NoteConcurrency(pool);
     Replenish(pool);
@@ -293,6 +297,7 @@ void Scheduler::Dispatch(Invocation* inv) {
   }
   inv->phase = Invocation::Phase::kWaiting;
   pool->waiting.push_back(inv);
+  ++waited_for_child_;
   NoteConcurrency(pool);
   if (inv->deadline_timer == 0) {
     int64_t left = int64_t{inv->req.function.timeout_s} * 1000 - (clock_->MonoMs() - inv->arrival_ms);
@@ -487,6 +492,7 @@ void Scheduler::Answer(Invocation* inv, InvokeResult result, std::string payload
   result.memory_size_mb = inv->req.function.memory_mb;
   Done done = std::move(inv->done);
   invocations_.erase(inv);  // destroys inv
+  ++completed_;
   done(std::move(result), std::move(payload));
   CheckDrained();
 }

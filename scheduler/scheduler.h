@@ -58,6 +58,9 @@ struct SchedulerStats {
   size_t finishing = 0;          // answered, child cleanup / log shipping still under way
   uint64_t templates_started = 0;
   uint64_t throttled = 0;
+  uint64_t completed = 0;        // answered invocations, any outcome
+  uint64_t ran_on_ready_child = 0;  // found a pre-forked child waiting: no fork on their path
+  uint64_t waited_for_child = 0;    // had to wait for a fork (or a cold start)
 };
 
 class Scheduler {
@@ -134,6 +137,9 @@ class Scheduler {
   uint32_t next_uid_index_ = 0;
   uint64_t templates_started_ = 0;
   uint64_t throttled_ = 0;
+  uint64_t completed_ = 0;
+  uint64_t ran_on_ready_child_ = 0;
+  uint64_t waited_for_child_ = 0;
   bool shutting_down_ = false;
   std::function<void()> drained_;
   Clock::TimerId drain_timer_ = 0;

@@ -77,6 +77,7 @@ Status SchedulerServer::Start() {
   if (!st.ok()) return st;
   // Templates that died before the handler was installed are reaped now.
   ReapChildren();
+  stats_timer_ = clock_->Schedule(10000, [this] { LogStats(); });
   log::Info("listening", {{"socket", options_.socket_path}});
   return Status::Ok();
 }
@@ -99,6 +100,21 @@ void SchedulerServer::OnFrame(const std::weak_ptr<proto::FrameConnection>& weak,
   scheduler_->Submit(std::move(req), std::move(frame.body), [weak](proto::InvokeResult result, std::string payload) {
     if (auto c = weak.lock()) c->Send(proto::MakeFrame(proto::kMsgResult, result, std::move(payload)));
   });
+}
+
+// Every 10 s, when anything happened: the counters an operator tunes --prefork by.
+void SchedulerServer::LogStats() {
+  stats_timer_ = 0;
+  if (!scheduler_ || finished_) return;
+  SchedulerStats s = scheduler_->stats();
+  if (s.completed != stats_completed_) {
+    stats_completed_ = s.completed;
+    log::Info("stats", {{"completed", s.completed}, {"ran_on_ready_child", s.ran_on_ready_child},
+                        {"waited_for_child", s.waited_for_child}, {"throttled", s.throttled},
+                        {"pools", s.pools}, {"templates", s.templates}, {"ready_children", s.ready_children},
+                        {"in_flight", s.invocations}, {"templates_started", s.templates_started}});
+  }
+  stats_timer_ = clock_->Schedule(10000, [this] { LogStats(); });
 }
 
 void SchedulerServer::ReapChildren() {
@@ -127,6 +143,7 @@ void SchedulerServer::Shutdown(std::function<void()> stopped) {
 void SchedulerServer::Finish() {
   if (finished_) return;
   finished_ = true;
+  if (clock_) clock_->Cancel(stats_timer_);
   if (server_) server_->Close();
   // Destroying the scheduler destroys every template and child: their cgroups are killed and
   // removed synchronously (worker/cgroup.h).

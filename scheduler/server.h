@@ -72,6 +72,9 @@ class SchedulerServer {
   std::function<void()> stopped_;
   std::function<void()> on_signal_stop_;
   Clock::TimerId drain_cap_timer_ = 0;
+  Clock::TimerId stats_timer_ = 0;
+  uint64_t stats_completed_ = 0;
+  void LogStats();
 };
 
 }  // namespace geysir::scheduler
