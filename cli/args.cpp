@@ -16,7 +16,7 @@ Commands:
   server                 start the platform on this machine (see `geysir server --help`)
   deploy PATH            create or update a function from a directory or a .zip
   list                   list functions
-  invoke NAME            call a function and print what it returned
+  invoke NAME [JSON]     call a function and print what it returned
   logs NAME              print a function's logs (--follow to keep watching)
   url NAME               print a function's URL
   delete NAME            delete a function
@@ -56,13 +56,13 @@ constexpr const char* kListHelp = R"(Usage: geysir list
 Lists the functions: name, runtime, memory, timeout, handler and last change.
 )";
 
-constexpr const char* kInvokeHelp = R"(Usage: geysir invoke NAME [--payload JSON] [--log]
+constexpr const char* kInvokeHelp = R"(Usage: geysir invoke NAME [JSON | --payload JSON] [--log]
 
-Invokes the function synchronously and prints its response payload on stdout. Without
---payload the event is read from stdin when stdin is not a terminal, else it is {}.
+Invokes the function synchronously and prints its response payload on stdout. Without a
+payload the event is read from stdin when stdin is not a terminal, else it is {}.
 
 Options:
-  --payload JSON         the event, as JSON
+  --payload JSON         the event, as JSON (or give it as the argument after NAME)
   --log                  print the tail of the invocation's log on stderr
 
 Exits 1 when the function raised an error (the error object is still printed).
@@ -344,8 +344,19 @@ Result<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
     d.url = raw.flags.count("--url") > 0;
   } else if (command == "invoke") {
     cl.command = Command::kInvoke;
-    GEYSIR_RETURN_IF_ERROR(ExactlyOneName(command, raw, &cl.invoke.name));
+    // `geysir invoke NAME '{"k": 1}'` is accepted as a shorthand for --payload.
+    Raw names = raw;
+    std::optional<std::string> positional_payload;
+    if (names.positional.size() == 2) {
+      positional_payload = names.positional[1];
+      names.positional.pop_back();
+    }
+    GEYSIR_RETURN_IF_ERROR(ExactlyOneName(command, names, &cl.invoke.name));
     cl.invoke.payload = One(raw, "--payload");
+    if (positional_payload) {
+      if (cl.invoke.payload) return Usage(command, "give the payload once: as an argument or with --payload");
+      cl.invoke.payload = positional_payload;
+    }
     cl.invoke.log = raw.flags.count("--log") > 0;
   } else if (command == "logs") {
     cl.command = Command::kLogs;

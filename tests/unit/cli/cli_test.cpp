@@ -147,6 +147,9 @@ TEST_CASE("other commands, global options and help", "[cli][args]") {
   CHECK(inv.global.data_dir == std::optional<std::string>("/d"));
   CHECK(inv.global.profile == std::optional<std::string>("p"));
   CHECK_FALSE(Parse({"invoke", "fn"}).invoke.payload.has_value());
+  CHECK(Parse({"invoke", "fn", R"({"any": "event"})"}).invoke.payload == std::optional<std::string>(R"({"any": "event"})"));
+  CHECK(ParseError({"invoke", "fn", "{}", "--payload", "{}"}).find("payload once") != std::string::npos);
+  CHECK(ParseError({"invoke", "fn", "{}", "x"}).find("unexpected argument") != std::string::npos);
 
   auto logs = Parse({"logs", "fn", "-f", "--since", "2h"});
   CHECK(logs.command == Command::kLogs);
