@@ -8,9 +8,9 @@ using namespace geysir::gateway;
 
 TEST_CASE("JSON strings are escaped and invalid UTF-8 repaired", "[codec]") {
   std::string out;
-  AppendJsonString(out, std::string("a\"b\\c\n\t\x01 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 23));
+  AppendJsonString(out, std::string("a\"b\\c\n\t\x01 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 20));
   auto parsed = nlohmann::json::parse(out);
-  CHECK(parsed.get<std::string>() == std::string("a\"b\\c\n\t\x01 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 23));
+  CHECK(parsed.get<std::string>() == std::string("a\"b\\c\n\t\x01 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 20));
 
   out.clear();
   AppendJsonString(out, std::string("x\xff" "y\xc3", 4));  // stray byte, truncated sequence
