@@ -533,7 +533,11 @@ void ControlServer::Impl::DeployWork(uv_work_t* w) {
     Result<StoredCode> stored = d->self->code_store->Put(*zip);
     if (!stored.ok()) {
       AwsError e = FromStatus(stored.status());
-      if (stored.status().code() == Code::kInvalidArgument) {
+      // The extractor's messages already name the problem in Lambda's words ("Could not
+      // unzip uploaded file. …" or "Unzipped size must be smaller than …"); prefix only the
+      // ones that do not say it is about the zip.
+      if (stored.status().code() == Code::kInvalidArgument &&
+          e.message.rfind("Could not unzip", 0) != 0 && e.message.find("nzipped size") == std::string::npos) {
         e.message = "Could not unzip uploaded file: " + e.message;
       }
       throw ApiException(e);
