@@ -2,6 +2,7 @@
 
 #include <grp.h>  // setgroups
 #include <pwd.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -50,6 +51,9 @@ Result<DropResult> DropPrivileges(const std::string& user) {
   if (setresuid(account->uid, account->uid, account->uid) != 0) return Status::Sys(errno, "setresuid");
   // Nothing we exec could regain privileges (we exec nothing, but this costs one call).
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  // Changing credentials clears the parent-death signal the supervisor set before exec; set it
+  // again so a SIGKILLed supervisor does not leave an orphaned gateway holding the port.
+  prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 
   if (setuid(0) == 0 || geteuid() == 0) return Status::Internal("privilege drop is reversible: setuid(0) succeeded");
   if (setgid(0) == 0 && account->gid != 0) return Status::Internal("privilege drop is reversible: setgid(0) succeeded");
