@@ -164,7 +164,7 @@ std::vector<V1Hierarchy> ListV1Hierarchies() {
       h.controllers.push_back(opt);
     }
     if (h.controllers.empty()) continue;  // e.g. name=systemd
-    h.own = "/";
+    h.own = std::string(1, '/');  // not = "/": GCC 12 -O3 warns a false -Wrestrict on that
     for (const auto& [ctrls, path] : own) {
       auto names = Split(ctrls, ',');
       bool match = false;
