@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "proto/http_server.h"
+
 namespace geysir::gateway {
 
 // Appends `in` as a quoted JSON string. Invalid UTF-8 sequences become U+FFFD: function input
@@ -27,8 +29,9 @@ void AppendBase64(std::string& out, std::string_view in);
 // impossible length.
 std::optional<std::string> DecodeBase64(std::string_view in);
 
-// Decodes %XX and, in a query, '+' as a space; malformed escapes are kept literally.
-std::string PercentDecode(std::string_view in, bool plus_as_space);
+// Decodes %XX and, in a query, '+' as a space; malformed escapes are kept literally. One
+// implementation serves the whole tree: the HTTP server's.
+using proto::PercentDecode;
 
 std::string ToLowerAscii(std::string_view in);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
