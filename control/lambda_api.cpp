@@ -1,5 +1,7 @@
 #include "control/lambda_api.h"
 
+#include "proto/base64.h"
+
 #include <algorithm>
 #include <array>
 #include <vector>
@@ -309,39 +311,7 @@ json ParseJsonObject(std::string_view body) {
   return j;
 }
 
-std::optional<std::string> Base64Decode(std::string_view in) {
-  static const std::array<int8_t, 256> kTable = [] {
-    std::array<int8_t, 256> t{};
-    t.fill(-1);
-    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
-    return t;
-  }();
-  // Padding is optional, but if present it must complete the last quantum.
-  size_t len = in.size();
-  size_t pad = 0;
-  while (len > 0 && in[len - 1] == '=' && pad < 2) {
-    --len;
-    ++pad;
-  }
-  if (pad > 0 && (len + pad) % 4 != 0) return std::nullopt;
-  if (len % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(len / 4 * 3 + 2);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (size_t i = 0; i < len; ++i) {
-    int8_t v = kTable[static_cast<unsigned char>(in[i])];
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
+std::optional<std::string> Base64Decode(std::string_view in) { return proto::DecodeBase64(in); }
 
 void ValidateRuntime(const std::string& runtime) {
   // Every python3.x runtime Lambda has offered runs on the host's Python 3; the handler

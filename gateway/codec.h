@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "proto/base64.h"
 #include "proto/http_server.h"
 
 namespace geysir::gateway {
@@ -23,11 +24,9 @@ void AppendJsonString(std::string& out, std::string_view in);
 // True when `in` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
 bool IsValidUtf8(std::string_view in);
 
-// Standard base64 (RFC 4648 section 4) with padding.
-void AppendBase64(std::string& out, std::string_view in);
-// Decodes standard base64; padding optional, no whitespace. nullopt on any bad character or
-// impossible length.
-std::optional<std::string> DecodeBase64(std::string_view in);
+// Base64 for bodies: one implementation serves the whole tree.
+using proto::AppendBase64;
+using proto::DecodeBase64;
 
 // Decodes %XX and, in a query, '+' as a space; malformed escapes are kept literally. One
 // implementation serves the whole tree: the HTTP server's.

@@ -1,0 +1,68 @@
+#include "proto/base64.h"
+
+#include <array>
+#include <cstdint>
+
+namespace geysir::proto {
+namespace {
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+constexpr std::array<int8_t, 256> MakeB64Table() {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kB64[i])] = static_cast<int8_t>(i);
+  return t;
+}
+constexpr auto kB64Table = MakeB64Table();
+
+}  // namespace
+
+void AppendBase64(std::string& out, std::string_view in) {
+  const size_t start = out.size();
+  out.resize(start + (in.size() + 2) / 3 * 4);
+  char* p = out.data() + start;
+  size_t i = 0;
+  const auto* s = reinterpret_cast<const unsigned char*>(in.data());
+  for (; i + 3 <= in.size(); i += 3) {
+    uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8) | s[i + 2];
+    *p++ = kB64[(v >> 18) & 63];
+    *p++ = kB64[(v >> 12) & 63];
+    *p++ = kB64[(v >> 6) & 63];
+    *p++ = kB64[v & 63];
+  }
+  if (size_t rest = in.size() - i; rest > 0) {
+    uint32_t v = uint32_t{s[i]} << 16;
+    if (rest == 2) v |= uint32_t{s[i + 1]} << 8;
+    *p++ = kB64[(v >> 18) & 63];
+    *p++ = kB64[(v >> 12) & 63];
+    *p++ = rest == 2 ? kB64[(v >> 6) & 63] : '=';
+    *p++ = '=';
+  }
+}
+
+std::optional<std::string> DecodeBase64(std::string_view in) {
+  size_t len = in.size();
+  // Up to two '=' of padding, only at the end.
+  size_t pad = 0;
+  while (len > 0 && in[len - 1] == '=' && pad < 2) --len, ++pad;
+  if (pad > 0 && in.size() % 4 != 0) return std::nullopt;
+  if (len % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(len / 4 * 3 + 2);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < len; ++i) {
+    int8_t v = kB64Table[static_cast<unsigned char>(in[i])];
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+}  // namespace geysir::proto
