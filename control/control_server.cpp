@@ -30,11 +30,13 @@
 #include "control/aws_error.h"
 #include "control/code_store.h"
 #include "control/db.h"
+#include "control/service.h"
 #include "proto/frame_channel.h"
 #include "proto/http_server.h"
 #include "proto/invoke_client.h"
 #include "proto/log.h"
 #include "proto/messages.h"
+#include "proto/sigv4.h"
 #include "proto/unique_fd.h"
 
 namespace geysir::control {
@@ -44,7 +46,6 @@ using nlohmann::json;
 using proto::HttpRequest;
 using proto::HttpResponder;
 using proto::HttpResponse;
-using Responder = std::shared_ptr<HttpResponder>;
 
 int64_t WallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -128,17 +129,17 @@ std::string MessageOf(const std::string& payload) {
 
 }  // namespace
 
-struct ControlServer::Impl {
-  Impl(uv_loop_t* l, ControlOptions o) : loop(l), opt(std::move(o)) {
+struct ControlServer::Impl final : ServiceHost {
+  Impl(uv_loop_t* l, ControlOptions o) : loop_(l), opt(std::move(o)) {
     if (!opt.now_ms) opt.now_ms = WallClockMs;
     if (opt.socket_path.empty()) opt.socket_path = opt.data_dir + "/run/control.sock";
     if (opt.scheduler_socket.empty()) opt.scheduler_socket = opt.data_dir + "/run/scheduler.sock";
   }
 
-  uv_loop_t* loop;
+  uv_loop_t* loop_;
   ControlOptions opt;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<CodeStore> code_store;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<CodeStore> code_store_;
   std::mutex put_mu;  // CodeStore::Put runs on the thread pool; one at a time
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<CodeUrlSigner> url_signer;
@@ -161,7 +162,21 @@ struct ControlServer::Impl {
   uv_timer_t* gc_timer = nullptr;  // freed in its close callback
   void CollectCode();
 
-  int64_t NowMs() const { return opt.now_ms(); }
+  // The AWS services besides Lambda (control/service.h), by signing name.
+  std::vector<std::unique_ptr<Service>> services;
+  Service* ServiceFor(const HttpRequest& req);
+
+  // ServiceHost.
+  uv_loop_t* loop() override { return loop_; }
+  Store& store() override { return *store_; }
+  CodeStore& code_store() override { return *code_store_; }
+  const ApiContext& api() const override { return opt.api; }
+  const std::string& data_dir() const override { return opt.data_dir; }
+  int64_t NowMs() const override { return opt.now_ms(); }
+  Status InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) override;
+  void RoutesChanged() override { PushRoutes(); }
+  Service* FindService(std::string_view signing_name) override;
+
   int64_t NowS() const { return opt.now_ms() / 1000; }
 
   Status Start();
@@ -198,7 +213,7 @@ struct ControlServer::Impl {
   void OnFrame(proto::FrameConnection* conn, proto::Frame&& frame);
 
   FunctionRecord GetOrThrow(const std::string& name) {
-    Result<FunctionRecord> f = store->GetFunction(name);
+    Result<FunctionRecord> f = store_->GetFunction(name);
     if (!f.ok() && f.status().code() == Code::kNotFound) {
       throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
     }
@@ -229,14 +244,14 @@ Status ControlServer::Impl::Start() {
   so.now_ms = opt.now_ms;
   Result<std::unique_ptr<Store>> s = Store::Open(opt.data_dir + "/geysir.db", so);
   if (!s.ok()) return s.status().Wrap("opening the database");
-  store = std::move(s).value();
+  store_ = std::move(s).value();
   Result<CodeStore> cs = CodeStore::Open(opt.data_dir);
   if (!cs.ok()) return cs.status().Wrap("opening the code store");
-  code_store = std::make_unique<CodeStore>(std::move(cs).value());
+  code_store_ = std::make_unique<CodeStore>(std::move(cs).value());
 
   // The admin key: made once, on first start; the credentials file is (re)written whenever it
   // is missing so an operator who deleted it gets it back by restarting.
-  Result<std::vector<AccessKey>> keys = store->ListAccessKeys();
+  Result<std::vector<AccessKey>> keys = store_->ListAccessKeys();
   if (!keys.ok()) return keys.status().Wrap("reading access keys");
   bool found = false;
   for (const AccessKey& k : *keys) {
@@ -247,7 +262,7 @@ Status ControlServer::Impl::Start() {
     }
   }
   if (!found) {
-    Result<AccessKey> k = store->CreateAdminKey();
+    Result<AccessKey> k = store_->CreateAdminKey();
     if (!k.ok()) return k.status().Wrap("creating the admin key");
     admin = *k;
     log::Info("admin_key_created", {{"access_key_id", admin.access_key_id}});
@@ -263,7 +278,7 @@ Status ControlServer::Impl::Start() {
   url_signer = std::make_unique<CodeUrlSigner>(*url_key);
   auth = std::make_unique<Authenticator>(
       [this](const std::string& akid) -> Result<std::string> {
-        Result<AccessKey> k = store->GetAccessKey(akid);
+        Result<AccessKey> k = store_->GetAccessKey(akid);
         if (!k.ok()) return k.status();
         return k->secret_access_key;
       },
@@ -276,7 +291,7 @@ Status ControlServer::Impl::Start() {
   limits.max_body_bytes = opt.max_body_bytes;
   limits.body_timeout_ms = 120'000;  // a 70 MB upload over a slow link
   http = std::make_unique<proto::HttpServer>(
-      loop, limits, [this](HttpRequest&& req, Responder resp) { OnRequest(std::move(req), std::move(resp)); },
+      loop_, limits, [this](HttpRequest&& req, Responder resp) { OnRequest(std::move(req), std::move(resp)); },
       "Geysir-Control");
   if (opt.listen_fd >= 0) {
     GEYSIR_RETURN_IF_ERROR(http->ListenFd(opt.listen_fd));
@@ -286,14 +301,20 @@ Status ControlServer::Impl::Start() {
 
   GEYSIR_RETURN_IF_ERROR(MkdirP(Dirname(opt.socket_path), 0750));
   frames = std::make_unique<proto::FrameServer>(
-      loop, [this](std::shared_ptr<proto::FrameConnection> c) { OnPeer(std::move(c)); });
+      loop_, [this](std::shared_ptr<proto::FrameConnection> c) { OnPeer(std::move(c)); });
   GEYSIR_RETURN_IF_ERROR(frames->Listen(opt.socket_path));
 
-  invoker = std::make_unique<proto::InvokeClient>(loop, opt.scheduler_socket);
+  invoker = std::make_unique<proto::InvokeClient>(loop_, opt.scheduler_socket);
   invoker->Start();
 
+  services = MakeServices(*this);
+  for (auto& service : services) {
+    Status st = service->Start();
+    if (!st.ok()) return st.Wrap("starting the " + std::string(service->signing_name()) + " service");
+  }
+
   gc_timer = new uv_timer_t;
-  uv_timer_init(loop, gc_timer);
+  uv_timer_init(loop_, gc_timer);
   gc_timer->data = this;
   uv_timer_start(
       gc_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->CollectCode(); }, opt.code_gc_interval_ms,
@@ -313,6 +334,12 @@ Status ControlServer::Impl::Start() {
 void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
   const std::string rid = NewUuid();
   Operation op = Operation::kUnknown;
+  // The service the request was signed for (nullptr = Lambda or Geysir's native API); its
+  // protocol formats every error of this request, authentication failures included.
+  Service* service = nullptr;
+  auto reply_error = [&](const AwsError& e) {
+    resp->Send(service ? service->ErrorResponse(e, rid) : ToHttpResponse(e, rid));
+  };
   try {
     Route route = MatchRoute(req.method, req.path);
     op = route.op;
@@ -324,22 +351,82 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
       GetCode(route.code_hex, req, resp, rid);
       return;
     }
-    if (auto denied = auth->Check(req)) {
-      log::Info("auth_failed", {{"op", OperationName(op)}, {"error", denied->type}, {"remote", req.remote_addr}});
-      resp->Send(ToHttpResponse(*denied, rid));
+    service = ServiceFor(req);
+    RequestInfo info;
+    info.request_id = rid;
+    if (auto denied = auth->Check(req, &info.access_key_id)) {
+      log::Info("auth_failed", {{"op", service ? std::string(service->signing_name()) : OperationName(op)},
+                                {"error", denied->type},
+                                {"remote", req.remote_addr}});
+      reply_error(*denied);
+      return;
+    }
+    if (service) {
+      proto::sigv4::VerifyError ignored;
+      if (auto cred = proto::sigv4::ParseCredential(req, &ignored)) {
+        info.region = cred->region;
+        info.service = cred->service;
+      }
+      service->Handle(req, resp, info);
       return;
     }
     Dispatch(route, req, resp, rid);
   } catch (const ApiException& e) {
     if (e.error().http_status >= 500) {
-      log::Error("api_error", {{"op", OperationName(op)}, {"type", e.error().type}, {"message", e.error().message}});
+      log::Error("api_error", {{"op", service ? std::string(service->signing_name()) : OperationName(op)},
+                               {"type", e.error().type},
+                               {"message", e.error().message}});
     }
-    resp->Send(ToHttpResponse(e.error(), rid));
+    reply_error(e.error());
   } catch (const std::exception& e) {
     // A bug or an unexpected SQLite failure: the client gets a 500 and the operator a log line.
-    log::Error("api_exception", {{"op", OperationName(op)}, {"what", e.what()}});
-    resp->Send(ToHttpResponse(ServiceError(std::string("internal error: ") + e.what()), rid));
+    log::Error("api_exception", {{"op", service ? std::string(service->signing_name()) : OperationName(op)},
+                                 {"what", e.what()}});
+    reply_error(ServiceError(std::string("internal error: ") + e.what()));
   }
+}
+
+// The service named in the request's SigV4 credential scope, when it is one of the registered
+// services (Lambda and the native API are not: they return nullptr and go to Dispatch).
+// Requests for Lambda's own paths stay with Lambda whatever the scope says.
+Service* ControlServer::Impl::ServiceFor(const HttpRequest& req) {
+  if (req.path.rfind("/2015-03-31/", 0) == 0 || req.path.rfind("/2021-10-31/", 0) == 0 ||
+      req.path.rfind("/geysir/", 0) == 0) {
+    return nullptr;
+  }
+  proto::sigv4::VerifyError ignored;
+  std::optional<proto::sigv4::Credential> cred = proto::sigv4::ParseCredential(req, &ignored);
+  if (!cred) return nullptr;
+  return FindService(cred->service);
+}
+
+Service* ControlServer::Impl::FindService(std::string_view signing_name) {
+  for (auto& s : services) {
+    if (s->signing_name() == signing_name) return s.get();
+  }
+  return nullptr;
+}
+
+Status ControlServer::Impl::InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) {
+  std::string name;
+  try {
+    name = ResolveFunctionName(opt.api, call.function, call.qualifier);
+  } catch (const ApiException& e) {
+    return Status::NotFound(e.error().message);
+  }
+  Result<FunctionRecord> f = store_->GetFunction(name);
+  if (!f.ok()) return f.status();
+  if (!invoker->connected()) {
+    return Status::Unavailable("the Geysir scheduler is not reachable at " + opt.scheduler_socket);
+  }
+  proto::InvokeRequest ir;
+  ir.request_id = call.request_id.empty() ? NewUuid() : call.request_id;
+  ir.function = ToFunctionConfig(*f, code_store_->DirFor(f->code_hex), opt.api.region);
+  ir.source = call.source;
+  ir.want_log_tail = call.want_log_tail;
+  ir.client_context_b64 = call.client_context_b64;
+  invoker->Invoke(std::move(ir), std::move(call.payload), std::move(done));
+  return Status::Ok();
 }
 
 void ControlServer::Impl::Dispatch(const Route& route, HttpRequest& req, const Responder& resp,
@@ -392,7 +479,7 @@ void ControlServer::Impl::ListFunctions(const HttpRequest& req, const Responder&
     max_items = static_cast<int>(*v);
   }
   std::string marker = query.count("Marker") ? query["Marker"] : "";
-  FunctionPage page = ValueOrThrow(store->ListFunctions(marker, max_items));
+  FunctionPage page = ValueOrThrow(store_->ListFunctions(marker, max_items));
   json functions = json::array();
   for (const FunctionRecord& f : page.functions) functions.push_back(FunctionConfigurationJson(f));
   json body = {{"Functions", std::move(functions)}};
@@ -425,7 +512,7 @@ void ControlServer::Impl::GetCode(const std::string& hex, const HttpRequest& req
     resp->Send(ToHttpResponse(e, rid));
     return;
   }
-  Result<std::string> zip = code_store->ReadBlob(hex);
+  Result<std::string> zip = code_store_->ReadBlob(hex);
   if (!zip.ok()) throw ApiException(FromStatus(zip.status()));
   HttpResponse r;
   r.status = 200;
@@ -438,7 +525,7 @@ void ControlServer::Impl::UpdateFunctionConfiguration(const std::string& name, c
                                                       const Responder& resp, const std::string& rid) {
   ConfigPatch patch = ParseUpdateFunctionConfiguration(ParseJsonObject(req.body));
   bool precondition_failed = false;
-  Result<FunctionRecord> updated = store->UpdateFunction(name, [&](FunctionRecord& f) -> Status {
+  Result<FunctionRecord> updated = store_->UpdateFunction(name, [&](FunctionRecord& f) -> Status {
     if (patch.revision_id && *patch.revision_id != f.revision_id) {
       precondition_failed = true;
       return Status::Invalid("revision mismatch");
@@ -461,7 +548,7 @@ void ControlServer::Impl::UpdateFunctionConfiguration(const std::string& name, c
 
 void ControlServer::Impl::DeleteFunction(const std::string& name, const Responder& resp, const std::string& rid) {
   bool had_url = HasUrl(name);
-  Status st = store->DeleteFunction(name);
+  Status st = store_->DeleteFunction(name);
   if (st.code() == Code::kNotFound) {
     throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
   }
@@ -499,7 +586,7 @@ void ControlServer::Impl::StartDeploy(std::unique_ptr<Deploy> d) {
   d->self = this;
   d->started_ms = NowMs();
   d->work.data = d.get();
-  int rc = uv_queue_work(loop, &d->work, DeployWork, DeployDone);
+  int rc = uv_queue_work(loop_, &d->work, DeployWork, DeployDone);
   if (rc != 0) throw ApiException(ServiceError(std::string("cannot queue the deploy: ") + uv_strerror(rc)));
   ++deploys_in_flight;
   (void)d.release();  // owned by the work request until DeployDone
@@ -530,7 +617,7 @@ void ControlServer::Impl::DeployWork(uv_work_t* w) {
                                                std::to_string(zip->size()) + ")"));
     }
     std::lock_guard<std::mutex> lock(d->self->put_mu);
-    Result<StoredCode> stored = d->self->code_store->Put(*zip);
+    Result<StoredCode> stored = d->self->code_store_->Put(*zip);
     if (!stored.ok()) {
       AwsError e = FromStatus(stored.status());
       // The extractor's messages already name the problem in Lambda's words ("Could not
@@ -575,7 +662,7 @@ void ControlServer::Impl::FinishDeploy(Deploy& d) {
     f.code_size = static_cast<int64_t>(d.code.size);
     f.state = "Active";
     f.last_update_status = "Successful";
-    Result<FunctionRecord> created = store->CreateFunction(f);
+    Result<FunctionRecord> created = store_->CreateFunction(f);
     if (!created.ok()) {
       ForgetOrphanCode(d.code);
       if (created.status().code() == Code::kAlreadyExists) {
@@ -603,7 +690,7 @@ void ControlServer::Impl::FinishDeploy(Deploy& d) {
   }
   Result<FunctionRecord> updated = Status::Internal("not run");
   if (!precondition_failed) {
-    updated = store->UpdateFunction(d.name, [&](FunctionRecord& f) -> Status {
+    updated = store_->UpdateFunction(d.name, [&](FunctionRecord& f) -> Status {
       if (d.update_input.revision_id && *d.update_input.revision_id != f.revision_id) {
         precondition_failed = true;
         return Status::Invalid("revision mismatch");
@@ -640,17 +727,17 @@ void ControlServer::Impl::FinishDeploy(Deploy& d) {
 // the same zip), and a later restart's garbage collection takes it.
 void ControlServer::Impl::ForgetOrphanCode(const StoredCode& code) {
   if (code.sha256_hex.empty() || code.reused || deploys_in_flight > 0) return;
-  Result<std::set<std::string>> referenced = store->ReferencedCodeHexes();
+  Result<std::set<std::string>> referenced = store_->ReferencedCodeHexes();
   if (!referenced.ok() || referenced->count(code.sha256_hex)) return;
-  Status st = code_store->Remove(code.sha256_hex);
+  Status st = code_store_->Remove(code.sha256_hex);
   if (!st.ok()) log::Warn("code_remove_failed", {{"hex", code.sha256_hex}, {"error", st.ToString()}});
 }
 
 void ControlServer::Impl::CollectCode() {
   // A deploy in flight may have a finished tree that no row references yet.
   if (deploys_in_flight > 0 || shutting_down) return;
-  Result<std::set<std::string>> referenced = store->ReferencedCodeHexes();
-  Result<std::set<std::string>> stored = code_store->List();
+  Result<std::set<std::string>> referenced = store_->ReferencedCodeHexes();
+  Result<std::set<std::string>> stored = code_store_->List();
   if (!referenced.ok() || !stored.ok()) {
     log::Warn("code_gc_skipped", {{"error", (!referenced.ok() ? referenced.status() : stored.status()).ToString()}});
     return;
@@ -662,7 +749,7 @@ void ControlServer::Impl::CollectCode() {
     auto it = unreferenced_since.find(hex);
     int64_t since = it == unreferenced_since.end() ? now : it->second;
     if (now - since >= opt.code_gc_grace_ms) {
-      Status st = code_store->Remove(hex);
+      Status st = code_store_->Remove(hex);
       if (st.ok()) {
         log::Info("code_removed", {{"sha256", hex}});
         continue;
@@ -722,7 +809,7 @@ void ControlServer::Impl::Invoke(const std::string& name, HttpRequest& req, cons
   }
   proto::InvokeRequest ir;
   ir.request_id = rid;
-  ir.function = ToFunctionConfig(f, code_store->DirFor(f.code_hex), opt.api.region);
+  ir.function = ToFunctionConfig(f, code_store_->DirFor(f.code_hex), opt.api.region);
   ir.source = type == "Event" ? proto::InvokeSource::kAsync : proto::InvokeSource::kApi;
   ir.want_log_tail = type == "RequestResponse" && log_type == "Tail";
   ir.client_context_b64 = client_context;
@@ -779,7 +866,7 @@ void ControlServer::Impl::UrlConfig(Operation op, const std::string& name, const
   auto not_found = [&]() { return ApiException(ResourceNotFound("The resource you requested does not exist.")); };
   auto rethrow = [&](const Status& st) {
     if (st.code() == Code::kNotFound) {
-      Result<FunctionRecord> f = store->GetFunction(name);
+      Result<FunctionRecord> f = store_->GetFunction(name);
       if (!f.ok() && f.status().code() == Code::kNotFound) {
         throw ApiException(ResourceNotFound("Function not found: " + arn));
       }
@@ -795,7 +882,7 @@ void ControlServer::Impl::UrlConfig(Operation op, const std::string& name, const
       c.auth_type = *in.auth_type;
       if (in.cors) c.cors = *in.cors;
       if (in.invoke_mode) c.invoke_mode = *in.invoke_mode;
-      Result<FunctionUrlConfigRecord> created = store->CreateFunctionUrlConfig(c);
+      Result<FunctionUrlConfigRecord> created = store_->CreateFunctionUrlConfig(c);
       if (!created.ok() && created.status().code() == Code::kAlreadyExists) {
         throw ApiException(ResourceConflict("Failed to create function url config for [functionArn = " + arn +
                                             "]. Error message:  FunctionUrlConfig exists for this Lambda function"));
@@ -807,7 +894,7 @@ void ControlServer::Impl::UrlConfig(Operation op, const std::string& name, const
       return;
     }
     case Operation::kGetFunctionUrlConfig: {
-      Result<FunctionUrlConfigRecord> c = store->GetFunctionUrlConfig(name);
+      Result<FunctionUrlConfigRecord> c = store_->GetFunctionUrlConfig(name);
       if (!c.ok()) rethrow(c.status());
       resp->Send(JsonReply(200, FunctionUrlConfigJson(opt.api, *c, true), rid));
       return;
@@ -815,7 +902,7 @@ void ControlServer::Impl::UrlConfig(Operation op, const std::string& name, const
     case Operation::kUpdateFunctionUrlConfig: {
       UrlConfigInput in = ParseUrlConfig(ParseJsonObject(req.body), false);
       Result<FunctionUrlConfigRecord> c =
-          store->UpdateFunctionUrlConfig(name, [&](FunctionUrlConfigRecord& r) -> Status {
+          store_->UpdateFunctionUrlConfig(name, [&](FunctionUrlConfigRecord& r) -> Status {
             if (in.auth_type) r.auth_type = *in.auth_type;
             if (in.cors) r.cors = *in.cors;
             if (in.invoke_mode) r.invoke_mode = *in.invoke_mode;
@@ -827,7 +914,7 @@ void ControlServer::Impl::UrlConfig(Operation op, const std::string& name, const
       return;
     }
     case Operation::kDeleteFunctionUrlConfig: {
-      Status st = store->DeleteFunctionUrlConfig(name);
+      Status st = store_->DeleteFunctionUrlConfig(name);
       if (!st.ok()) rethrow(st);
       log::Info("function_url_deleted", {{"function", name}});
       PushRoutes();
@@ -845,7 +932,7 @@ void ControlServer::Impl::UrlConfig(Operation op, const std::string& name, const
         max_items = static_cast<int>(*v);
       }
       Result<FunctionUrlConfigPage> page =
-          store->ListFunctionUrlConfigs(name, query.count("Marker") ? query["Marker"] : "", max_items);
+          store_->ListFunctionUrlConfigs(name, query.count("Marker") ? query["Marker"] : "", max_items);
       if (!page.ok()) rethrow(page.status());
       json configs = json::array();
       for (const auto& c : page->configs) configs.push_back(FunctionUrlConfigJson(opt.api, c, true));
@@ -883,12 +970,12 @@ void ControlServer::Impl::GetLogs(const std::string& raw_name, const HttpRequest
   q.limit = static_cast<int>(int_param("limit", 1000, 1, 10000));
   if (auto it = query.find("request_id"); it != query.end()) q.request_id = it->second;
   if (auto it = query.find("next_token"); it != query.end()) q.next_token = it->second;
-  LogPage page = ValueOrThrow(store->QueryLogs(q));
+  LogPage page = ValueOrThrow(store_->QueryLogs(q));
   if (page.events.empty() && q.next_token.empty()) {
     // An unknown name should say so rather than look like a quiet function; logs of a deleted
     // function stay readable while they are kept.
-    Result<FunctionRecord> f = store->GetFunction(name);
-    if (!f.ok() && f.status().code() == Code::kNotFound && ValueOrThrow(store->CountLogs(name)) == 0) {
+    Result<FunctionRecord> f = store_->GetFunction(name);
+    if (!f.ok() && f.status().code() == Code::kNotFound && ValueOrThrow(store_->CountLogs(name)) == 0) {
       throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
     }
   }
@@ -909,17 +996,18 @@ void ControlServer::Impl::GetLogs(const std::string& raw_name, const HttpRequest
 // control.sock: routes and logs
 
 bool ControlServer::Impl::HasUrl(const std::string& name) {
-  Result<FunctionUrlConfigRecord> c = store->GetFunctionUrlConfig(name);
+  Result<FunctionUrlConfigRecord> c = store_->GetFunctionUrlConfig(name);
   return c.ok();
 }
 
 Result<proto::RouteTable> ControlServer::Impl::BuildRouteTable() {
-  Result<std::vector<proto::FunctionUrlRoute>> routes = store->ListFunctionUrlRoutes(
-      [this](const std::string& hex) { return code_store->DirFor(hex); }, opt.api.region);
+  Result<std::vector<proto::FunctionUrlRoute>> routes = store_->ListFunctionUrlRoutes(
+      [this](const std::string& hex) { return code_store_->DirFor(hex); }, opt.api.region);
   if (!routes.ok()) return routes.status();
   proto::RouteTable t;
   t.generation = generation;
   t.function_urls = std::move(routes).value();
+  for (auto& service : services) service->ContributeRoutes(t);
   return t;
 }
 
@@ -978,7 +1066,7 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
       log::Warn("bad_logs_frame", {{"what", e.what()}});
       return;
     }
-    Status st = store->AppendLogs(batch);
+    Status st = store_->AppendLogs(batch);
     if (!st.ok()) log::Error("append_logs_failed", {{"function", batch.function_name}, {"error", st.ToString()}});
   } else {
     log::Debug("unknown_frame", {{"type", type}});
@@ -987,8 +1075,8 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
 
 // ---------------------------------------------------------------------------------------------
 
-ControlServer::ControlServer(uv_loop_t* loop, ControlOptions options)
-    : impl_(std::make_unique<Impl>(loop, std::move(options))) {}
+ControlServer::ControlServer(uv_loop_t* loop_, ControlOptions options)
+    : impl_(std::make_unique<Impl>(loop_, std::move(options))) {}
 
 ControlServer::~ControlServer() = default;
 
@@ -996,7 +1084,7 @@ Status ControlServer::Start() { return impl_->Start(); }
 uint16_t ControlServer::port() const { return impl_->http ? impl_->http->port() : 0; }
 const std::string& ControlServer::credentials_path() const { return impl_->credentials_path; }
 const AccessKey& ControlServer::admin_key() const { return impl_->admin; }
-Store& ControlServer::store() { return *impl_->store; }
+Store& ControlServer::store() { return *impl_->store_; }
 uint64_t ControlServer::route_generation() const { return impl_->generation; }
 
 void ControlServer::Shutdown(std::function<void()> done) {
@@ -1018,6 +1106,7 @@ void ControlServer::Close() {
   if (s->http) s->http->Close();
   if (s->frames) s->frames->Close();
   if (s->invoker) s->invoker->Close();
+  for (auto& service : s->services) service->Shutdown();
   if (s->gc_timer) {
     uv_close(reinterpret_cast<uv_handle_t*>(s->gc_timer),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });

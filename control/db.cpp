@@ -188,6 +188,52 @@ void Db::Migrate(const std::vector<Migration>& migrations) {
   }
 }
 
+namespace {
+void EnsureTrackTable(const Db& db) {
+  db.Exec("CREATE TABLE IF NOT EXISTS schema_tracks (track TEXT PRIMARY KEY, version INTEGER NOT NULL)");
+}
+}  // namespace
+
+int Db::TrackVersion(std::string_view track) const {
+  EnsureTrackTable(*this);
+  Statement st = Prepare("SELECT version FROM schema_tracks WHERE track = ?1");
+  st.Bind(1, track);
+  return st.Step() ? static_cast<int>(st.Int(0)) : 0;
+}
+
+void Db::MigrateTrack(std::string_view track, const std::vector<Migration>& steps) {
+  const std::string name(track);
+  const int latest = steps.empty() ? 0 : steps.back().version;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i].version != static_cast<int>(i) + 1) {
+      throw DbError(SQLITE_ERROR, "schema track " + name + " is not numbered 1..N (bug)");
+    }
+  }
+  const int current = TrackVersion(track);
+  if (current > latest) {
+    throw DbError(SQLITE_ERROR, "database schema track " + name + " is at version " + std::to_string(current) +
+                                    ", newer than this build of geysir supports (" + std::to_string(latest) +
+                                    "); run a newer geysir or restore a backup");
+  }
+  for (const Migration& m : steps) {
+    if (m.version <= current) continue;
+    Transaction tx(*this);
+    if (TrackVersion(track) >= m.version) continue;  // re-read under the write lock
+    try {
+      Exec(m.sql);
+    } catch (const DbError& e) {
+      throw DbError(e.sqlite_code(), "schema track " + name + " step " + std::to_string(m.version) + " (" +
+                                         m.description + ") failed: " + e.what());
+    }
+    Statement up = Prepare(
+        "INSERT INTO schema_tracks (track, version) VALUES (?1, ?2) "
+        "ON CONFLICT(track) DO UPDATE SET version = excluded.version");
+    up.BindAll(track, m.version);
+    up.Run();
+    tx.Commit();
+  }
+}
+
 // ---- Transaction ----
 
 Transaction::Transaction(const Db& db) : db_(db) { db_.Exec("BEGIN IMMEDIATE"); }

@@ -146,6 +146,16 @@ class Db {
   // SQLITE_ERROR and the "newer" message for a database newer than `migrations`.
   void Migrate(const std::vector<Migration>& migrations);
 
+  // Applies the pending steps of one named schema track: a part of control that owns its own
+  // tables ("s3", "events", "async_queue", ...) numbers its steps 1..N independently of the
+  // core list above and of every other track, so parts evolve their schemas without sharing
+  // one global counter. Versions are kept in table schema_tracks(track, version). Same
+  // guarantees as Migrate: one IMMEDIATE transaction per step, a track newer than `steps` is
+  // refused with the "newer" message. Throws DbError.
+  void MigrateTrack(std::string_view track, const std::vector<Migration>& steps);
+  // The applied version of `track`; 0 if it has never been migrated.
+  int TrackVersion(std::string_view track) const;
+
  private:
   Db() = default;
   SqlitePtr db_;

@@ -141,6 +141,11 @@ class Store {
   static int LatestSchemaVersion();
   int SchemaVersion() const;
 
+  // The connection itself, for the parts of control that keep tables of their own (AWS
+  // services, schedules, the async queue): they call Db::MigrateTrack at start-up and use it
+  // on the loop thread like the Store does. Never stored beyond the Store's lifetime.
+  Db& db() { return *db_; }
+
   // ---- functions ----
   // Inserts `f`; the Store sets revision_id and last_modified. kAlreadyExists if the name is taken.
   Result<FunctionRecord> CreateFunction(FunctionRecord f);

@@ -1,0 +1,111 @@
+// Service: one AWS service (S3, IAM, STS, EventBridge, CloudWatch Logs, CloudFormation, API
+// Gateway, ...) that control's single endpoint speaks, and ServiceHost: what control offers
+// every service.
+//
+// Dispatch (control_server.cpp): every request but the health check and signed code links is
+// authenticated with SigV4 first; the service named in the credential scope
+// (Credential=AKID/DATE/REGION/<service>/aws4_request) then picks the Service whose
+// signing_name() matches. "lambda" (and Geysir's native /geysir/v1 API) stay with control's
+// own Lambda handlers. A request naming a service nobody registered gets a clear
+// UnknownOperation error in Lambda's JSON shape.
+//
+// Each service owns:
+//   - its protocol: how it reads a request (rest-xml, query, JSON 1.0/1.1 with X-Amz-Target,
+//     rest-json) and how it writes an error (ErrorResponse), so botocore parses both;
+//   - its tables: Start() calls store.db().MigrateTrack("<track>", steps) (control/db.h);
+//   - its timers, if any (created on host.loop() in Start, closed in Shutdown).
+// Handlers may throw ApiException (control/aws_error.h); the server catches it and answers
+// with the service's ErrorResponse. AwsError::type is the error code ("NoSuchBucket",
+// "ValidationError", ...), http_status its status.
+//
+// Adding a service: implement it in control/services/<name>.{h,cpp} and add one line to
+// MakeServices() in control/services/registry.cpp.
+//
+// Thread safety: everything here runs on control's loop thread.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/aws_error.h"
+#include "proto/http_server.h"
+#include "proto/invoke_client.h"
+#include "proto/messages.h"
+#include "proto/status.h"
+
+namespace geysir::control {
+
+using Responder = std::shared_ptr<proto::HttpResponder>;
+
+class Store;
+class CodeStore;
+struct ApiContext;
+
+// Facts about one authenticated request.
+struct RequestInfo {
+  std::string request_id;     // x-amzn-RequestId / x-amz-request-id of the reply
+  std::string access_key_id;  // the key that signed it
+  std::string region;         // from the credential scope
+  std::string service;        // the signing name from the credential scope
+};
+
+// One invocation a service asks for (EventBridge targets, CloudFormation custom resources,
+// the async queue).
+struct InvokeCall {
+  std::string function;       // a name, partial or full ARN, optionally with ":qualifier"
+  std::string qualifier;      // version or alias; "" = $LATEST (or what `function` names)
+  std::string payload = "{}"; // the JSON event
+  std::string request_id;     // "" = a fresh one
+  proto::InvokeSource source = proto::InvokeSource::kAsync;
+  std::string client_context_b64;
+  bool want_log_tail = false;
+};
+
+class ServiceHost {
+ public:
+  virtual ~ServiceHost() = default;
+  virtual uv_loop_t* loop() = 0;
+  virtual Store& store() = 0;
+  virtual CodeStore& code_store() = 0;
+  virtual const ApiContext& api() const = 0;
+  virtual const std::string& data_dir() const = 0;
+  virtual int64_t NowMs() const = 0;
+  // Runs a function through the scheduler. kNotFound (synchronously, `done` not called) when
+  // the function does not exist; kUnavailable when the scheduler is not connected. Otherwise
+  // `done` runs exactly once with the scheduler's result.
+  virtual Status InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) = 0;
+  // Something that feeds the gateway's route table changed: rebuild and push it.
+  virtual void RoutesChanged() = 0;
+  // Another registered service, by signing name; nullptr if none.
+  virtual class Service* FindService(std::string_view signing_name) = 0;
+};
+
+class Service {
+ public:
+  virtual ~Service() = default;
+  // The service name in the SigV4 credential scope: "s3", "iam", "sts", "events", "logs",
+  // "monitoring", "cloudformation", "apigateway", ...
+  virtual std::string_view signing_name() const = 0;
+  // Creates tables (Db::MigrateTrack) and timers. Called once, before the port is served.
+  virtual Status Start() { return Status::Ok(); }
+  // Handles one authenticated request. A synchronous handler sends before returning; an
+  // asynchronous one keeps `resp` and sends later. May throw ApiException.
+  virtual void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) = 0;
+  // `error` in this service's wire format (also used for authentication failures of requests
+  // signed for this service).
+  virtual proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const = 0;
+  // Adds this service's routes (API Gateway stages, ...) to the gateway's table.
+  virtual void ContributeRoutes(proto::RouteTable& /*table*/) {}
+  // Stops timers and closes handles; the loop runs on afterwards for close callbacks.
+  virtual void Shutdown() {}
+};
+
+// Every service control serves, constructed in a fixed order (control/services/registry.cpp).
+std::vector<std::unique_ptr<Service>> MakeServices(ServiceHost& host);
+
+}  // namespace geysir::control
