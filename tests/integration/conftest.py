@@ -153,6 +153,16 @@ class Server:
             config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=read_timeout,
                                           connect_timeout=5))
 
+    def client(self, service, **config):
+        """A boto3 client for any AWS service Geysir speaks ("s3", "iam", "events", ...), pointed
+        at control with the admin key. `config` goes to botocore.config.Config."""
+        cfg = {"retries": {"max_attempts": 1}, "read_timeout": 60, "connect_timeout": 5}
+        cfg.update(config)
+        return boto3.client(
+            service, endpoint_url=self.control_endpoint, region_name="us-east-1",
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            config=botocore.config.Config(**cfg))
+
     def aws_env(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update({"AWS_SHARED_CREDENTIALS_FILE": self.credentials_file, "AWS_CONFIG_FILE": "/dev/null",
