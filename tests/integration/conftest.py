@@ -275,3 +275,18 @@ def fn_name(lam):
         lam.delete_function(FunctionName=name)
     except Exception:  # noqa: BLE001 - already deleted, or the test broke the server
         pass
+
+
+# Tables a test module wants printed at the end of the run: title -> list of rows (tuples of
+# strings). test_attacks.py fills "attack suite" with one row per attack and its outcome.
+SUMMARY_TABLES = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    for title, rows in SUMMARY_TABLES.items():
+        if not rows:
+            continue
+        widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+        terminalreporter.section(title)
+        for r in rows:
+            terminalreporter.write_line("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())

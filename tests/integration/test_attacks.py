@@ -1,0 +1,563 @@
+"""The attack suite: real functions (tests/attacks/*.py) that each try one way out of the sandbox.
+
+Every attack is deployed and invoked through the real platform (boto3 against control, function
+URLs through the gateway). Each test
+  1. compares what the attack reports with what the host really holds and asserts the attempt
+     failed (the handler only reports; the verdict is made here, so a hole cannot hide);
+  2. asserts the platform still serves: the server process is alive and a canary function
+     deployed before any attack still answers, through the Lambda API and its function URL.
+The outcome of every attack is printed in a table at the end of the run (conftest's
+SUMMARY_TABLES). docs/security.md maps each row to the claim it verifies.
+
+One Geysir server serves the whole module (started here with an operator-listed egress deny
+range, so the egress tests can prove it is refused); every loop in the attacks is bounded.
+"""
+import concurrent.futures
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import SUMMARY_TABLES, Server, make_zip, wait_until
+
+ATTACKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "attacks")
+TABLE = SUMMARY_TABLES.setdefault("attack suite (tests/integration/test_attacks.py)", [("attack", "outcome", "evidence")])
+
+# The egress tests' stand-in for the internet: a test network namespace holding a server at an
+# address of the benchmarking range (RFC 2544, never routed on the internet), and a second
+# address in a range the server below refuses because the operator listed it.
+TEST_NET_ALLOWED = "198.18.{n}.2"
+TEST_NET_DENIED = "198.19.{n}.2"
+OPERATOR_DENY = "198.19.0.0/16"
+
+
+# TEMPORARY while the flag is being wired (attacks engineer): removed before the end.
+_HAS_EGRESS_DENY = "--egress-deny" in subprocess.run([os.path.join(os.environ.get("GEYSIR_BUILD_DIR", "build/ci"), "bin", "geysir"), "server", "--help"], capture_output=True, text=True).stdout
+
+
+def record(attack, blocked, evidence):
+    """One table row; the caller asserts `blocked` right after."""
+    ev = " ".join(str(evidence).split())
+    TABLE.append((attack, "blocked" if blocked else "NOT BLOCKED", ev[:140]))
+
+
+# ---- fixtures -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def srv():
+    s = Server(extra_args=["--egress-deny", OPERATOR_DENY] if _HAS_EGRESS_DENY else [])
+    s.start()
+    yield s
+    try:
+        assert s.stop() == 0, s.log_tail()
+    finally:
+        s.cleanup()
+
+
+@pytest.fixture(scope="module")
+def lam(srv):
+    return srv.lambda_client()
+
+
+def _source(attack):
+    with open(os.path.join(ATTACKS, attack + ".py")) as f:
+        return f.read()
+
+
+class Deployed:
+    def __init__(self, srv, lam):
+        self.srv, self.lam, self.names = srv, lam, []
+
+    def __call__(self, attack, files=None, zip_bytes=None, **kw):
+        name = f"atk-{attack.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
+        zb = zip_bytes if zip_bytes is not None else make_zip({attack + ".py": _source(attack), **(files or {})})
+        kw.setdefault("Timeout", 10)
+        self.lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::000000000000:role/x",
+                                 Handler=attack + ".handler", Code={"ZipFile": zb}, **kw)
+        self.names.append(name)
+        self.srv.wait_active(self.lam, name)
+        return name
+
+
+@pytest.fixture
+def deploy(srv, lam):
+    d = Deployed(srv, lam)
+    yield d
+    for n in d.names:
+        try:
+            lam.delete_function(FunctionName=n)
+        except Exception:  # noqa: BLE001 - the assertion that failed already says why
+            pass
+
+
+def invoke(lam, name, event=None):
+    """Returns (function_error or None, parsed payload (or raw text))."""
+    r = lam.invoke(FunctionName=name, Payload=json.dumps(event or {}).encode())
+    raw = r["Payload"].read()
+    try:
+        out = json.loads(raw)
+    except ValueError:
+        out = raw.decode("utf-8", "replace")
+    return r.get("FunctionError"), out
+
+
+@pytest.fixture(scope="module")
+def canary(srv, lam):
+    """A bystander function deployed before any attack; every test checks it still answers."""
+    name = "atk-canary"
+    zb = make_zip({"canary.py": _source("canary")})
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::000000000000:role/x",
+                        Handler="canary.handler", Code={"ZipFile": zb})
+    srv.wait_active(lam, name)
+    url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    srv.wait_url_status(url, 200)
+    return {"name": name, "url": url, "code_dir": os.path.join(srv.data_dir, "code", hashlib.sha256(zb).hexdigest())}
+
+
+def assert_serving(srv, lam, canary):
+    assert srv.proc.poll() is None, f"geysir server died:\n{srv.log_tail()}"
+    n = uuid.uuid4().hex
+    err, out = invoke(lam, canary["name"], {"n": n})
+    assert err is None and out.get("n") == n, f"the canary no longer answers: {err} {out}"
+    status, _, body = srv.url_request(canary["url"], timeout=15)
+    assert status == 200 and json.loads(body)["ok"] is True, (status, body)
+
+
+@pytest.fixture
+def after(srv, lam, canary):
+    """Runs the test, then proves the platform and the bystander still serve."""
+    yield
+    assert_serving(srv, lam, canary)
+
+
+def host_ipv4_addresses():
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    addrs = []
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            a = parts[parts.index("inet") + 1].split("/")[0]
+            if not a.startswith("127.") and a not in addrs:
+                addrs.append(a)
+    return addrs
+
+
+def processes_with(marker):
+    """Host pids whose command line carries `marker` (bounded scan of /proc)."""
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if marker.encode() in f.read(4096):
+                    found.append(int(p))
+        except OSError:
+            pass
+    return found
+
+
+def kill_marked(marker):
+    """Cleans up after a hole: kills what this test's attack left (found by its unique marker)."""
+    for pid in processes_with(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def needs_root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the sandbox (namespaces, cgroups, uid switch) is only built as root")
+
+
+# ---- reading what is not the function's ----------------------------------------------------
+
+def test_read_host_shadow(srv, lam, deploy, after):
+    needs_root()
+    name = deploy("fs_read")
+    with open("/etc/shadow", "rb") as f:
+        host = hashlib.sha256(f.read(4 * 1024 * 1024)).hexdigest()
+    err, out = invoke(lam, name, {"paths": ["/etc/shadow", "/etc/gshadow"]})
+    assert err is None, out
+    got = out["files"]["/etc/shadow"]
+    blocked = not got["ok"] or got["sha256"] != host
+    record("read host /etc/shadow", blocked, got)
+    assert blocked, f"the function read the host's /etc/shadow: {got}"
+
+
+def test_read_data_dir_and_database(srv, lam, deploy, after):
+    name = deploy("fs_read")
+    d = srv.data_dir
+    secrets = [os.path.join(d, "geysir.db"), os.path.join(d, "geysir.db-wal"), srv.credentials_file,
+               os.path.join(d, "run", "server.json")]
+    err, out = invoke(lam, name, {"paths": secrets, "dirs": [d, os.path.join(d, "code"), os.path.join(d, "run")]})
+    assert err is None, out
+    read = {p: r for p, r in out["files"].items() if r["ok"]}
+    listed = {p: r["entries"][:5] for p, r in out["dirs"].items() if r["ok"]}
+    blocked = not read and not listed
+    record("read Geysir data dir, SQLite, credentials", blocked, {"read": list(read), "listed": listed} if not blocked
+           else out["files"][srv.credentials_file]["error"])
+    assert blocked, f"the function reached the data directory: read {list(read)}, listed {listed}"
+
+
+def test_read_other_function_code(srv, lam, deploy, canary, after):
+    name = deploy("fs_read")
+    target = os.path.join(canary["code_dir"], "canary.py")
+    assert os.path.exists(target), f"test setup: {target} missing (code store layout changed?)"
+    err, out = invoke(lam, name, {"paths": [target], "dirs": [canary["code_dir"], os.path.dirname(canary["code_dir"])]})
+    assert err is None, out
+    got = out["files"][target]
+    listed = {p: r["entries"][:5] for p, r in out["dirs"].items() if r["ok"]}
+    blocked = not got["ok"] and not listed
+    record("read another function's code", blocked, got if blocked else {"read": got, "listed": listed})
+    assert blocked, f"the function read another function's code: {got}, listed {listed}"
+
+
+def test_write_var_task(srv, lam, deploy, after):
+    marker = "pwned-" + uuid.uuid4().hex[:8]
+    name = deploy("fs_write")
+    code_dir_files = None
+    err, out = invoke(lam, name, {"marker": marker})
+    assert err is None, out
+    wrote = {k: v for k, v in out.items() if v["ok"]}
+    # Whatever the function says, the host's copy of its code must be unchanged.
+    for root, _, files in os.walk(os.path.join(srv.data_dir, "code")):
+        code_dir_files = (code_dir_files or []) + [f for f in files if marker in f]
+    blocked = not wrote and not code_dir_files
+    record("write to /var/task (own code)", blocked, out["create /var/task"] if blocked else wrote)
+    assert blocked, f"the function modified its code: {wrote}, files on the host {code_dir_files}"
+
+
+# ---- reaching host services ----------------------------------------------------------------
+
+def test_reach_control_gateway_and_host_services(srv, lam, deploy, after):
+    name = deploy("net_connect", Timeout=30)
+    control_port = int(srv.control_endpoint.rsplit(":", 1)[1])
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("0.0.0.0", 0))  # a host service on every address
+    listener.listen(16)
+    try:
+        service_port = listener.getsockname()[1]
+        hosts = ["127.0.0.1"] + host_ipv4_addresses()
+        targets = [[h, p] for h in hosts for p in (control_port, srv.http_port, service_port)]
+        targets.append(["::1", control_port])
+        err, out = invoke(lam, name, {"targets": targets, "timeout": 1.0})
+    finally:
+        listener.close()
+    assert err is None, out
+    reached = sorted(t for t, r in out.items() if r["connected"])
+    for what, port in (("control API", control_port), ("gateway", srv.http_port), ("host service", service_port)):
+        hits = [t for t in reached if t.endswith(f":{port}")]
+        record(f"reach {what} over loopback/host addrs", not hits, hits or f"{len(hosts)} addresses refused")
+    assert not reached, f"the function reached host services: {reached}"
+
+
+def test_raw_socket(srv, lam, deploy, after):
+    name = deploy("raw_socket")
+    err, out = invoke(lam, name)
+    assert err is None, out
+    opened = [k for k, v in out.items() if v["ok"]]
+    record("open a raw / packet socket", not opened, opened or out["AF_INET SOCK_RAW ICMP"]["error"])
+    assert not opened, f"raw sockets opened: {opened}"
+
+
+# ---- resource limits -----------------------------------------------------------------------
+
+def test_fork_bomb(srv, lam, deploy, after):
+    name = deploy("fork_bomb", Timeout=8)
+    t0 = time.monotonic()
+    err, out = invoke(lam, name, {"max": 5000})
+    elapsed = time.monotonic() - t0
+    # Either the function saw fork fail (pids limit) or it was killed; 5000 forks must not all work.
+    blocked = err is not None or (out.get("errno") is not None and out.get("forked", 0) < 5000)
+    record("fork bomb", blocked, out if err is None else f"{err}: {out}")
+    assert blocked, f"5000 forks all succeeded: {out}"
+    assert elapsed < 14, f"the fork bomb took {elapsed:.1f}s"
+
+
+def test_memory_past_limit(srv, lam, deploy, after):
+    name = deploy("memory_hog", MemorySize=128, Timeout=20)
+    err, out = invoke(lam, name, {"blocks": 64})  # 1 GB in a 128 MB function
+    blocked = err is not None
+    record("allocate past MemorySize", blocked, out.get("errorType") if isinstance(out, dict) else out)
+    assert blocked, f"1 GB allocated in a 128 MB function: {out}"
+    assert out.get("errorType") == "Runtime.OutOfMemory", out
+
+
+def test_spin_past_timeout(srv, lam, deploy, after):
+    marker = "geysir-attack-spin-" + uuid.uuid4().hex[:8]
+    name = deploy("spin", Timeout=1)
+    try:
+        t0 = time.monotonic()
+        err, out = invoke(lam, name, {"marker": marker})
+        elapsed = time.monotonic() - t0
+        # Nothing of the invocation may keep running (and burning CPU) after its timeout.
+        try:
+            wait_until(lambda: not processes_with(marker), 3, interval=0.1, what="spinner gone")
+            left = []
+        except AssertionError:
+            left = processes_with(marker)
+        blocked = isinstance(out, dict) and out.get("errorType") == "Sandbox.Timedout" and elapsed < 6 and not left
+        record("spin past the timeout", blocked, f"{out.get('errorType') if isinstance(out, dict) else out} after "
+               f"{elapsed:.1f}s, {len(left)} spinner(s) left")
+        assert blocked, f"timeout not enforced: {out} after {elapsed:.1f}s, left running: {left}"
+    finally:
+        kill_marked(marker)
+
+
+def test_fill_tmp(srv, lam, deploy, after):
+    marker = "fill-" + uuid.uuid4().hex[:8]
+    name = deploy("fill_tmp", MemorySize=1024, Timeout=30, EphemeralStorage={"Size": 512})
+    try:
+        err, out = invoke(lam, name, {"marker": marker, "limit_mb": 768})
+        assert err is None, out
+        # The next invocation gets a /tmp of its own: nothing of the first one is there.
+        err2, look = invoke(lam, name, {"mode": "look"})
+        assert err2 is None, look
+        leaked = [e for e in look["entries"] if e.startswith(marker)]
+        on_host = [f for f in os.listdir("/tmp") if f.startswith(marker)]
+        blocked = out["error"] is not None and out["written_mb"] <= 512 + 8 and not leaked and not on_host
+        record("fill /tmp past EphemeralStorage", blocked, f"{out['written_mb']} MB then {out['error']}; next "
+               f"invocation sees {len(leaked)} file(s), host /tmp {len(on_host)}")
+        assert blocked, f"/tmp not bounded or not private: {out}, next invocation saw {leaked}, host has {on_host}"
+    finally:
+        for f in os.listdir("/tmp"):
+            if f.startswith(marker):
+                os.unlink(os.path.join("/tmp", f))
+
+
+# ---- other processes -----------------------------------------------------------------------
+
+def test_signal_ptrace_sibling_and_template(srv, lam, deploy, after):
+    name = deploy("signal_others", Timeout=15)
+    err, before = invoke(lam, name, {"mode": "info"})
+    assert err is None, before
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        victim = ex.submit(invoke, lam, name, {"mode": "victim", "sleep": 3})
+        time.sleep(0.3)
+        err, report = invoke(lam, name, {"mode": "attack", "wait": 0.8, "kill": True})
+        verr, vout = victim.result(timeout=30)
+    assert err is None, report
+    err, after_info = invoke(lam, name, {"mode": "info"})
+    assert err is None, after_info
+    victim_ok = verr is None and vout.get("victim") == "survived"
+    template_ok = before["stream"] == after_info["stream"]
+    others = lambda key: [p for p in report[key] if p[0] != report["self"]]  # noqa: E731
+    record("kill a sibling child", victim_ok, vout if not victim_ok else
+           f"victim survived; attacker could signal {len(others('signalled'))} pid(s)")
+    record("kill the template", template_ok, f"template {'unchanged' if template_ok else 'restarted'}; "
+           f"parent seen as {report['parent']} {report['parent_cmd'][:40]!r}")
+    record("ptrace / process_vm_readv others", not others("ptraced") and not others("vm_read"),
+           {"ptraced": others("ptraced")[:3], "vm_read": others("vm_read")[:3]})
+    assert victim_ok, f"a concurrent child of the same function was killed: {verr} {vout}"
+    assert template_ok, f"the template was killed and restarted: {before['stream']} -> {after_info['stream']}"
+    assert not others("ptraced"), f"ptrace attached to {others('ptraced')}"
+    assert not others("vm_read"), f"process_vm_readv read {others('vm_read')}"
+
+
+# ---- kernel interfaces ---------------------------------------------------------------------
+
+SYSCALL_ROWS = {
+    "mount": ["mount tmpfs", "mount proc", "bind /", "pivot_root"],
+    "unshare a user namespace": ["unshare user", "unshare user+mount", "unshare net"],
+    "setns into the host's namespaces": ["setns /proc/1/ns/mnt", "setns /proc/1/ns/net", "setns parent mnt"],
+    "load a kernel module": ["init_module", "finit_module", "delete_module"],
+    "bpf / kexec": ["bpf", "kexec_load"],
+}
+
+
+def test_privileged_syscalls(srv, lam, deploy, after):
+    if os.uname().machine != "x86_64":
+        pytest.skip("the attack uses x86_64 syscall numbers")
+    name = deploy("syscalls")
+    err, out = invoke(lam, name)
+    assert err is None, out
+    holes = []
+    for row, keys in SYSCALL_ROWS.items():
+        worked = [k for k in keys if out[k]["ok"]]
+        record(row, not worked, worked or ", ".join(f"{k}: {out[k]['errno']}" for k in keys[:2]))
+        holes += worked
+    assert not holes, f"privileged calls succeeded: {holes} ({out})"
+
+
+def test_proc_escapes(srv, lam, deploy, after):
+    name = deploy("proc_escape")
+    db = os.path.join(srv.data_dir, "geysir.db")
+    with open("/etc/shadow", "rb") as f:
+        shadow = hashlib.sha256(f.read(1 << 20)).hexdigest()
+    err, out = invoke(lam, name, {"paths": [db, srv.credentials_file]})
+    assert err is None, out
+    # Any read of the database or the credentials is a hole; /etc/shadow only if it is the host's.
+    host_reads = [p for p, r in out["reads"].items()
+                  if r["ok"] and (not p.endswith("/etc/shadow") or r["sha256"] == shadow)]
+    host_lists = [p for p, r in out["lists"].items() if r["ok"]]
+    record("escape through /proc/1/root (and the template's)", not host_reads and not host_lists,
+           host_reads or host_lists or "no host file reachable")
+    exe_writable = [k for k in ("exe O_WRONLY", "exe O_RDWR", "exe O_APPEND") if out[k]["ok"]]
+    record("overwrite /proc/self/exe", not exe_writable, exe_writable or f"{out['exe']}: {out['exe O_WRONLY']['error']}")
+    assert not host_reads and not host_lists, f"host files reached through /proc: {host_reads} {host_lists}"
+    assert not exe_writable, f"/proc/self/exe opened for writing: {exe_writable}"
+
+
+def test_leaked_fds(srv, lam, deploy, after):
+    name = deploy("fd_leak")
+    needles = [srv.data_dir, os.path.join(srv.data_dir, "geysir.db"), srv.credentials_file]
+    err, out = invoke(lam, name, {"needles": needles})
+    assert err is None, out
+    suspicious = []
+    data_entries = set(os.listdir(srv.data_dir))
+    for e in out["fds"]:
+        if "error" in e:
+            continue  # the descriptor listdir itself used, gone by the time it was examined
+        t, kind = e["target"], e["kind"]
+        if kind in ("fifo", "socket"):
+            # Pipes and sockets are fine when unnamed (socketpair/pipe): a named UNIX socket or a
+            # connected INET socket would be a channel to a host service.
+            if kind == "socket" and (e.get("family") != "AF_UNIX" or (e.get("sockname") not in ("", "b''", "None")
+                                                                   and e.get("sockname") is not None)):
+                suspicious.append(e)
+            continue
+        if kind == "chr" and t.startswith("/dev/"):
+            continue
+        if kind in ("file", "dir") and (t.startswith("/var/task") or t.startswith("/tmp") or t.startswith("/var/runtime")
+                                        or t.startswith("/usr/") or t.startswith("/proc/")):
+            if kind == "dir" and data_entries & set(e.get("top", [])) >= {"geysir.db"}:
+                suspicious.append(e)
+            continue
+        suspicious.append(e)
+    visible = [n for n, v in out["needles_visible"].items() if v]
+    summary = ", ".join(f"{e['fd']}:{e.get('kind')}" for e in out["fds"] if "error" not in e)
+    record("leaked file descriptor", not suspicious and not visible, suspicious[:2] or visible or summary)
+    assert not suspicious and not visible, f"descriptors pointing outside the sandbox: {suspicious}, visible: {visible}"
+
+
+def test_exec_setuid_binary(srv, lam, deploy, after):
+    needs_root()
+    with open("/usr/bin/id", "rb") as f:
+        id_bin = f.read()
+    files = {"setuid_exec.py": _source("setuid_exec")}
+    zb = make_zip(files)
+    # make_zip writes 0644; the planted binary needs its exec bit in the zip.
+    import io
+    import stat as st
+    import zipfile
+    buf = io.BytesIO(zb)
+    with zipfile.ZipFile(buf, "a") as z:
+        info = zipfile.ZipInfo("suid-id", date_time=(2024, 1, 1, 0, 0, 0))
+        info.create_system = 3
+        info.external_attr = (st.S_IFREG | 0o755) << 16
+        z.writestr(info, id_bin)
+    zb = buf.getvalue()
+    name = deploy("setuid_exec", zip_bytes=zb)
+    planted = os.path.join(srv.data_dir, "code", hashlib.sha256(zb).hexdigest(), "suid-id")
+    assert os.path.exists(planted), f"test setup: {planted} missing"
+    os.chown(planted, 0, 0)
+    os.chmod(planted, 0o4755)  # as if the setuid bit had come through in the zip
+    err, out = invoke(lam, name)
+    assert err is None, out
+    root = [k for k, v in out.items() if k.endswith("-u") and v.get("out") == "0" or "euid=0" in (v.get("out") or "")]
+    record("exec a setuid binary", not root, root or f"planted: {out['planted id -u']}; su: rc {out['host su']['rc']}")
+    assert not root, f"a setuid binary ran as root: {out}"
+
+
+def test_background_process_after_response(srv, lam, deploy, after):
+    marker = "geysir-attack-bg-" + uuid.uuid4().hex[:8]
+    name = deploy("background")
+    try:
+        err, out = invoke(lam, name, {"marker": marker})
+        assert err is None, out
+        try:
+            wait_until(lambda: not processes_with(marker), 3, interval=0.1, what="background processes gone")
+            left = []
+        except AssertionError:
+            left = processes_with(marker)
+        record("background process after response", not left, f"{len(left)} of 3 left running")
+        assert not left, f"{len(left)} processes outlived the invocation: {left}"
+    finally:
+        kill_marked(marker)
+
+
+# ---- network modes -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def test_net():
+    """A test network namespace with an HTTP server, reachable from the host through a veth pair
+    at TEST_NET_ALLOWED, plus TEST_NET_DENIED (inside OPERATOR_DENY) on the same server."""
+    needs_root()
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2 (ip) to build the test network namespace")
+    n = 1 + int(uuid.uuid4().hex[:4], 16) % 250
+    ns, host_if = f"gyt-{uuid.uuid4().hex[:6]}", f"gyt{uuid.uuid4().hex[:6]}"
+    allowed, denied = TEST_NET_ALLOWED.format(n=n), TEST_NET_DENIED.format(n=n)
+    gw = allowed.rsplit(".", 1)[0] + ".1"
+
+    def ip(*args):
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+    server = None
+    try:
+        ip("netns", "add", ns)
+        ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        ip("addr", "add", gw + "/30", "dev", host_if)
+        ip("link", "set", host_if, "up")
+        ip("route", "add", denied + "/32", "dev", host_if)
+        # Replies come back in through this interface and are forwarded on to the function.
+        with open(f"/proc/sys/net/ipv4/conf/{host_if}/forwarding", "w") as f:
+            f.write("1")
+        ip("-n", ns, "addr", "add", allowed + "/30", "dev", "eth0")
+        ip("-n", ns, "addr", "add", denied + "/32", "dev", "eth0")
+        ip("-n", ns, "link", "set", "eth0", "up")
+        ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", ns, "route", "add", "default", "via", gw)
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-m", "http.server", "--bind", "0.0.0.0",
+                                   "8080"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1",
+                                f"http://{allowed}:8080/"], capture_output=True, text=True)
+            return r.stdout == "200"
+        wait_until(up, 10, interval=0.1, what="test-network server")
+        yield {"allowed": allowed, "denied": denied, "port": 8080}
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait(5)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+
+
+def test_network_none_is_loopback_only(srv, lam, deploy, test_net, after):
+    name = deploy("net_connect")
+    err, out = invoke(lam, name, {"targets": [[test_net["allowed"], test_net["port"]]], "timeout": 1.0})
+    assert err is None, out
+    r = out[f"{test_net['allowed']}:{test_net['port']}"]
+    record("network 'none': reach a server outside", not r["connected"], r.get("error") or r)
+    assert not r["connected"], f"a function in network mode 'none' reached {test_net['allowed']}: {r}"
+
+
+def test_network_egress(srv, lam, deploy, test_net, after):
+    if shutil.which("nft") is None:
+        pytest.skip("egress needs nftables (nft): apt-get install nftables")
+    name = deploy("net_connect", Tags={"geysir:network": "egress"}, Timeout=20)
+    control_port = int(srv.control_endpoint.rsplit(":", 1)[1])
+    refused = [[test_net["denied"], test_net["port"]]]
+    refused += [[h, p] for h in ["127.0.0.1"] + host_ipv4_addresses() for p in (control_port, srv.http_port)]
+    refused += [["169.254.169.254", 80]]  # a cloud's metadata service: never the function's
+    allowed = [test_net["allowed"], test_net["port"]]
+    err, out = invoke(lam, name, {"targets": [allowed] + refused, "timeout": 1.0})
+    assert err is None, out
+    ok = out[f"{allowed[0]}:{allowed[1]}"]
+    works = ok["connected"] and ok["reply"].startswith("HTTP/1.0 200")
+    record("network 'egress': reach the test network", works, "200 from " + allowed[0] if works else ok)
+    reached = [t for t in (f"{h}:{p}" for h, p in refused) if out[t]["connected"]]
+    record("network 'egress': reach host/loopback/listed ranges", not reached,
+           reached or f"{len(refused)} refused targets, e.g. {out[f'{refused[0][0]}:{refused[0][1]}'].get('error')}")
+    assert works, f"egress function could not reach the test network server: {ok}"
+    assert not reached, f"egress function reached refused addresses: {reached}"
