@@ -450,6 +450,10 @@ CreateFunctionInput ParseCreateFunction(const ApiContext& ctx, const json& body)
       if (!v.is_string()) Invalid("Tag " + Quote(k) + " must have a string value");
       f.tags.emplace(k, v.get<std::string>());
     }
+    // Geysir's network mode (docs/security.md): a typo must not silently mean "none".
+    if (auto it = f.tags.find("geysir:network"); it != f.tags.end() && it->second != "none" && it->second != "egress") {
+      Invalid("Tag geysir:network must be \"none\" or \"egress\", not " + Quote(it->second));
+    }
   }
   if (auto layers = body.find("Layers"); layers != body.end() && layers->is_array() && !layers->empty()) {
     Invalid("Layers are not supported by Geysir yet");

@@ -307,6 +307,9 @@ proto::FunctionConfig ToFunctionConfig(const FunctionRecord& f, const std::strin
   c.memory_mb = f.memory_mb;
   c.timeout_s = f.timeout_s;
   c.ephemeral_storage_mb = f.ephemeral_storage_mb;
+  // The network mode is a Geysir tag (Lambda has no such setting; VpcConfig means something
+  // else): validated at CreateFunction, so anything else here is "none".
+  if (auto it = f.tags.find("geysir:network"); it != f.tags.end() && it->second == "egress") c.network = "egress";
   c.environment = f.environment;
   c.reserved_concurrency = f.reserved_concurrency;
   c.region = region;

@@ -19,6 +19,7 @@ void to_json(json& j, const FunctionConfig& c) {
            {"memory_mb", c.memory_mb},
            {"timeout_s", c.timeout_s},
            {"ephemeral_storage_mb", c.ephemeral_storage_mb},
+           {"network", c.network},
            {"environment", c.environment},
            {"region", c.region},
            {"log_group", c.log_group}};
@@ -38,6 +39,7 @@ void from_json(const json& j, FunctionConfig& c) {
   c.memory_mb = j.value("memory_mb", d.memory_mb);
   c.timeout_s = j.value("timeout_s", d.timeout_s);
   c.ephemeral_storage_mb = j.value("ephemeral_storage_mb", d.ephemeral_storage_mb);
+  c.network = j.value("network", d.network);
   c.environment = j.value("environment", d.environment);
   if (j.contains("reserved_concurrency") && j["reserved_concurrency"].is_number_unsigned()) {
     c.reserved_concurrency = j["reserved_concurrency"].get<uint32_t>();

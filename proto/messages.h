@@ -42,6 +42,9 @@ struct FunctionConfig {
   uint32_t memory_mb = 128;
   uint32_t timeout_s = 3;
   uint32_t ephemeral_storage_mb = 512;
+  // "none": loopback only (the default); "egress": outbound connections through the host's NAT,
+  // the host and listed ranges refused. Chosen with the tag geysir:network (docs/security.md).
+  std::string network = "none";
   std::map<std::string, std::string> environment;
   std::optional<uint32_t> reserved_concurrency;  // unset: the scheduler's per-function default
   std::string region = "us-east-1";
