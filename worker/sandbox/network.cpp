@@ -5,6 +5,7 @@
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <linux/veth.h>
 #include <net/if.h>
 #include <net/route.h>
@@ -24,6 +25,7 @@
 #include <sstream>
 
 #include "proto/unique_fd.h"
+#include "worker/sandbox/contain.h"
 
 namespace geysir::worker::sandbox {
 
@@ -270,11 +272,12 @@ Status RunNft(const std::vector<std::string>& args, const std::string& input) {
 
 Status SetUpNetwork(const TemplateSpec& spec) {
   if (spec.network != "egress") return Status::Ok();  // "none": UnshareNamespaces left loopback only
-  // The host's namespace is PID 1's as seen through the host's /proc, still mounted here (we
-  // are PID 1 of our own PID namespace, so getppid() cannot name the scheduler). Inside a
-  // container that is the container's init, which shares the scheduler's namespace.
-  UniqueFd host_ns(open("/proc/1/ns/net", O_RDONLY | O_CLOEXEC));
-  if (!host_ns) return Status::Sys(errno, "open /proc/1/ns/net (the host's network namespace)");
+  // The host's namespace is the scheduler's: fd 3, the control socket, is one end of a
+  // socketpair the scheduler made there, and SIOCGSKNS opens a socket's network namespace.
+  // (Not /proc/1/ns/net: PID 1 may be another namespace's init, or not ours to inspect, and
+  // getppid() cannot name the scheduler from inside our PID namespace.)
+  UniqueFd host_ns(ioctl(kControlFd, SIOCGSKNS));
+  if (!host_ns) return Status::Sys(errno, "SIOCGSKNS on the control socket (the scheduler's network namespace)");
   UniqueFd own_ns(open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
   if (!own_ns) return Status::Sys(errno, "open /proc/self/ns/net");
   struct stat a{}, b{};

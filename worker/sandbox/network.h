@@ -31,7 +31,8 @@ inline constexpr char kEgressInterfacePrefix[] = "gye";
 inline constexpr char kEgressFunctionRange[] = "100.127.0.0/16";
 
 // contain() step "namespaces" (second half): see above. Must run after UnshareNamespaces and
-// before BuildRoot (it needs the host's /proc to find the host's network namespace).
+// while still root with every capability; finds the host's namespace through the control
+// socket (fd 3), made by the scheduler in it.
 Status SetUpNetwork(const TemplateSpec& spec);
 
 // Always refused to egress functions, whatever the operator lists: loopback, "this network",
