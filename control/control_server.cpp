@@ -997,7 +997,19 @@ void ControlServer::Impl::GetLogs(const std::string& raw_name, const HttpRequest
 
 bool ControlServer::Impl::HasUrl(const std::string& name) {
   Result<FunctionUrlConfigRecord> c = store_->GetFunctionUrlConfig(name);
-  return c.ok();
+  if (c.ok()) return true;
+  // API Gateway routes carry the function's config too: a code or configuration change of a
+  // function an API routes to must reach the gateway as well.
+  proto::RouteTable apis;
+  for (auto& service : services) service->ContributeRoutes(apis);
+  for (const auto& api : apis.apis) {
+    for (const auto& stage : api.stages) {
+      for (const auto& route : stage.routes) {
+        if (route.function && route.function->name == name) return true;
+      }
+    }
+  }
+  return false;
 }
 
 Result<proto::RouteTable> ControlServer::Impl::BuildRouteTable() {

@@ -134,12 +134,59 @@ void from_json(const json& j, FunctionUrlRoute& r) {
   r.cors = j.value("cors", json(nullptr));
 }
 
+void to_json(json& j, const ApiRoute& r) {
+  j = json{{"method", r.method},
+           {"path", r.path},
+           {"resource_id", r.resource_id},
+           {"route_key", r.route_key},
+           {"payload_format", r.payload_format},
+           {"api_key_required", r.api_key_required},
+           {"timeout_ms", r.timeout_ms}};
+  if (r.function) j["function"] = *r.function;
+}
+void from_json(const json& j, ApiRoute& r) {
+  r.method = j.value("method", "ANY");
+  r.path = j.value("path", "/");
+  r.resource_id = j.value("resource_id", "");
+  r.route_key = j.value("route_key", "");
+  r.payload_format = j.value("payload_format", "1.0");
+  r.api_key_required = j.value("api_key_required", false);
+  r.timeout_ms = j.value("timeout_ms", uint32_t{29000});
+  if (auto it = j.find("function"); it != j.end() && !it->is_null()) r.function = it->get<FunctionConfig>();
+}
+
+void to_json(json& j, const ApiStage& s) {
+  j = json{{"name", s.name}, {"variables", s.variables}, {"routes", s.routes}};
+}
+void from_json(const json& j, ApiStage& s) {
+  s.name = j.at("name").get<std::string>();
+  s.variables = j.value("variables", std::map<std::string, std::string>{});
+  s.routes = j.value("routes", std::vector<ApiRoute>{});
+}
+
+void to_json(json& j, const ApiGatewayApi& a) {
+  j = json{{"api_id", a.api_id},
+           {"kind", a.kind},
+           {"binary_media_types", a.binary_media_types},
+           {"api_keys", a.api_keys},
+           {"stages", a.stages}};
+}
+void from_json(const json& j, ApiGatewayApi& a) {
+  a.api_id = j.at("api_id").get<std::string>();
+  a.kind = j.value("kind", "rest");
+  a.binary_media_types = j.value("binary_media_types", std::vector<std::string>{});
+  a.api_keys = j.value("api_keys", std::vector<std::string>{});
+  a.stages = j.value("stages", std::vector<ApiStage>{});
+}
+
 void to_json(json& j, const RouteTable& t) {
   j = json{{"generation", t.generation}, {"function_urls", t.function_urls}};
+  if (!t.apis.empty()) j["apis"] = t.apis;
 }
 void from_json(const json& j, RouteTable& t) {
   t.generation = j.at("generation").get<uint64_t>();
   t.function_urls = j.value("function_urls", std::vector<FunctionUrlRoute>{});
+  t.apis = j.value("apis", std::vector<ApiGatewayApi>{});
 }
 
 }  // namespace geysir::proto

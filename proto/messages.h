@@ -136,11 +136,47 @@ struct FunctionUrlRoute {
 void to_json(nlohmann::json& j, const FunctionUrlRoute& r);
 void from_json(const nlohmann::json& j, FunctionUrlRoute& r);
 
+// One API Gateway method (REST API) or route (HTTP API) as the gateway serves it.
+struct ApiRoute {
+  std::string method = "ANY";       // GET, POST, ... or ANY
+  std::string path = "/";           // "/", "/users/{id}", "/{proxy+}"; "$default" for v2's default route
+  std::string resource_id;          // REST: the resource's id (requestContext.resourceId)
+  std::string route_key;            // HTTP API: "GET /users/{id}" or "$default"; REST: ""
+  std::string payload_format = "1.0";  // "1.0" | "2.0": the event the function gets
+  bool api_key_required = false;
+  uint32_t timeout_ms = 29000;      // the integration timeout
+  // The AWS_PROXY target; unset when the integration is missing, not a Lambda proxy, or names
+  // a function that does not exist: the gateway answers 500 {"message":"Internal server error"}.
+  std::optional<FunctionConfig> function;
+};
+void to_json(nlohmann::json& j, const ApiRoute& r);
+void from_json(const nlohmann::json& j, ApiRoute& r);
+
+struct ApiStage {
+  std::string name;                 // REST: the first path segment; HTTP API: "$default" serves at "/"
+  std::map<std::string, std::string> variables;
+  std::vector<ApiRoute> routes;
+};
+void to_json(nlohmann::json& j, const ApiStage& s);
+void from_json(const nlohmann::json& j, ApiStage& s);
+
+// A REST API (kind "rest") or HTTP API (kind "http") on "<api_id>.execute-api.<base-domain>".
+struct ApiGatewayApi {
+  std::string api_id;
+  std::string kind = "rest";
+  std::vector<std::string> binary_media_types;  // REST: which bodies travel base64 ("*/*": all)
+  std::vector<std::string> api_keys;            // enabled key values, for api_key_required methods
+  std::vector<ApiStage> stages;
+};
+void to_json(nlohmann::json& j, const ApiGatewayApi& a);
+void from_json(const nlohmann::json& j, ApiGatewayApi& a);
+
 // Frame header of "routes" (control -> gateway): the complete table, sent on subscribe and
 // again after every change. `generation` increases with each change.
 struct RouteTable {
   uint64_t generation = 0;
   std::vector<FunctionUrlRoute> function_urls;
+  std::vector<ApiGatewayApi> apis;  // API Gateway REST and HTTP APIs (control/services/apigateway)
 };
 void to_json(nlohmann::json& j, const RouteTable& t);
 void from_json(const nlohmann::json& j, RouteTable& t);

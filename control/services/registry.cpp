@@ -1,12 +1,14 @@
 // The AWS services control serves besides Lambda. One line a service; order matters only
 // where one service's Start() reads another's tables (list the dependency first).
 #include "control/service.h"
+#include "control/services/apigateway.h"
 
 namespace geysir::control {
 
 std::vector<std::unique_ptr<Service>> MakeServices(ServiceHost& host) {
   std::vector<std::unique_ptr<Service>> services;
   (void)host;
+  services.push_back(std::make_unique<ApiGatewayService>(host));
   return services;
 }
 
