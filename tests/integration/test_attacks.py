@@ -38,21 +38,21 @@ TEST_NET_DENIED = "198.19.{n}.2"
 OPERATOR_DENY = "198.19.0.0/16"
 
 
-# TEMPORARY while the flag is being wired (attacks engineer): removed before the end.
-_HAS_EGRESS_DENY = "--egress-deny" in subprocess.run([os.path.join(os.environ.get("GEYSIR_BUILD_DIR", "build/ci"), "bin", "geysir"), "server", "--help"], capture_output=True, text=True).stdout
-
-
-def record(attack, blocked, evidence):
-    """One table row; the caller asserts `blocked` right after."""
+def record(attack, blocked, evidence, labels=("blocked", "NOT BLOCKED")):
+    """One table row; the caller asserts `blocked` right after. `labels` name the two outcomes
+    (a row that checks something must work, rather than be refused, says "works"/"BROKEN")."""
     ev = " ".join(str(evidence).split())
-    TABLE.append((attack, "blocked" if blocked else "NOT BLOCKED", ev[:140]))
+    TABLE.append((attack, labels[0] if blocked else labels[1], ev[:140]))
 
 
 # ---- fixtures -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server(extra_args=["--egress-deny", OPERATOR_DENY] if _HAS_EGRESS_DENY else [])
+    s = Server()
+    # The operator's egress deny list (geysir-scheduler --egress-deny-file, default in the data dir).
+    with open(os.path.join(s.data_dir, "egress-deny"), "w") as f:
+        f.write(f"# ranges egress functions may not reach\n{OPERATOR_DENY}\n")
     s.start()
     yield s
     try:
@@ -324,10 +324,12 @@ def test_fill_tmp(srv, lam, deploy, after):
         assert err2 is None, look
         leaked = [e for e in look["entries"] if e.startswith(marker)]
         on_host = [f for f in os.listdir("/tmp") if f.startswith(marker)]
-        blocked = out["error"] is not None and out["written_mb"] <= 512 + 8 and not leaked and not on_host
-        record("fill /tmp past EphemeralStorage", blocked, f"{out['written_mb']} MB then {out['error']}; next "
-               f"invocation sees {len(leaked)} file(s), host /tmp {len(on_host)}")
-        assert blocked, f"/tmp not bounded or not private: {out}, next invocation saw {leaked}, host has {on_host}"
+        bounded = out["error"] is not None and out["written_mb"] <= 512 + 8 and not on_host
+        record("fill /tmp past EphemeralStorage", bounded, f"{out['written_mb']} MB then {out['error']}; "
+               f"{len(on_host)} file(s) on the host's /tmp")
+        record("/tmp private to each invocation", not leaked, f"the next invocation sees {len(leaked)} of its files")
+        assert bounded, f"/tmp not bounded: {out}, host /tmp has {on_host}"
+        assert not leaked, f"/tmp is shared between invocations: the next one saw {leaked}"
     finally:
         for f in os.listdir("/tmp"):
             if f.startswith(marker):
@@ -516,14 +518,14 @@ def test_net():
         ip("-n", ns, "link", "set", "eth0", "up")
         ip("-n", ns, "link", "set", "lo", "up")
         ip("-n", ns, "route", "add", "default", "via", gw)
-        server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-m", "http.server", "--bind", "0.0.0.0",
-                                   "8080"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3", "-m", "http.server", "--bind",
+                                   "0.0.0.0", "8080"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def up():
             r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1",
                                 f"http://{allowed}:8080/"], capture_output=True, text=True)
             return r.stdout == "200"
-        wait_until(up, 10, interval=0.1, what="test-network server")
+        wait_until(up, 30, interval=0.2, what="test-network server")
         yield {"allowed": allowed, "denied": denied, "port": 8080}
     finally:
         if server is not None:
@@ -555,7 +557,8 @@ def test_network_egress(srv, lam, deploy, test_net, after):
     assert err is None, out
     ok = out[f"{allowed[0]}:{allowed[1]}"]
     works = ok["connected"] and ok["reply"].startswith("HTTP/1.0 200")
-    record("network 'egress': reach the test network", works, "200 from " + allowed[0] if works else ok)
+    record("network 'egress': reach the test network", works, "200 from " + allowed[0] if works else ok,
+           labels=("works", "BROKEN"))
     reached = [t for t in (f"{h}:{p}" for h, p in refused) if out[t]["connected"]]
     record("network 'egress': reach host/loopback/listed ranges", not reached,
            reached or f"{len(refused)} refused targets, e.g. {out[f'{refused[0][0]}:{refused[0][1]}'].get('error')}")
