@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/control_client.h"
+#include "cli/triggers.h"
 #include "cli/supervisor.h"
 
 namespace {
@@ -29,6 +30,10 @@ int main(int argc, char** argv) {
   // The supervisor parses its own flags; hand it argv from "server" on.
   if (argc >= 2 && std::string(argv[1]) == "server") return RunServer(argc - 1, argv + 1);
 
+  if (argc >= 2 && (std::string(argv[1]) == "schedules" || std::string(argv[1]) == "events")) {
+    CurlGlobal curl_global;
+    return RunTriggersCommand(argc, argv);
+  }
   std::vector<std::string> args(argv, argv + argc);
   auto cl = ParseCommandLine(args);
   if (!cl.ok()) {

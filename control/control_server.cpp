@@ -31,6 +31,7 @@
 #include "control/code_store.h"
 #include "control/db.h"
 #include "control/service.h"
+#include "control/services/events.h"
 #include "proto/frame_channel.h"
 #include "proto/http_server.h"
 #include "proto/invoke_client.h"
@@ -455,6 +456,15 @@ void ControlServer::Impl::Dispatch(const Route& route, HttpRequest& req, const R
     case Operation::kListFunctionUrlConfigs:
       return UrlConfig(route.op, name(), req, resp, rid);
     case Operation::kGetLogs: return GetLogs(route.function, req, resp, rid);
+    case Operation::kPutFunctionEventInvokeConfig:
+    case Operation::kGetFunctionEventInvokeConfig:
+    case Operation::kUpdateFunctionEventInvokeConfig:
+    case Operation::kDeleteFunctionEventInvokeConfig:
+    case Operation::kListFunctionEventInvokeConfigs:
+    case Operation::kListSchedules:
+    case Operation::kListAsyncEvents:
+    case Operation::kRedriveAsyncEvents:
+      return HandleTriggersApi(*this, route, req, resp, rid);
     case Operation::kHealth:
     case Operation::kGetCode:
     case Operation::kUnknown:
@@ -803,6 +813,12 @@ void ControlServer::Impl::Invoke(const std::string& name, HttpRequest& req, cons
     resp->Send(EmptyReply(204, rid));
     return;
   }
+  if (type == "Event") {
+    // Durable: answered 202 only once the event is committed to SQLite; the async queue
+    // (control/triggers/async_queue.h) runs it, retries it and keeps it across restarts.
+    EnqueueAsyncInvoke(*this, name, f.version, std::move(payload), client_context, rid, resp);
+    return;
+  }
   if (!invoker->connected()) {
     throw ApiException(ServiceUnavailable("The Geysir scheduler is not reachable at " + opt.scheduler_socket +
                                           " (is geysir-scheduler running?); the function was not invoked"));
@@ -813,22 +829,6 @@ void ControlServer::Impl::Invoke(const std::string& name, HttpRequest& req, cons
   ir.source = type == "Event" ? proto::InvokeSource::kAsync : proto::InvokeSource::kApi;
   ir.want_log_tail = type == "RequestResponse" && log_type == "Tail";
   ir.client_context_b64 = client_context;
-
-  if (type == "Event") {
-    // Not durable yet: the invocation runs now and its result is only logged.
-    std::string fname = name;
-    invoker->Invoke(std::move(ir), std::move(payload), [fname, rid](proto::InvokeResult r, std::string body) {
-      json outcome = r.outcome;
-      if (r.outcome == proto::InvokeOutcome::kOk) {
-        log::Info("async_invoke_done", {{"function", fname}, {"request_id", rid}, {"duration_ms", r.duration_ms}});
-      } else {
-        log::Warn("async_invoke_failed",
-                  {{"function", fname}, {"request_id", rid}, {"outcome", outcome}, {"detail", MessageOf(body)}});
-      }
-    });
-    resp->Send(EmptyReply(202, rid));
-    return;
-  }
 
   Responder responder = resp;
   invoker->Invoke(std::move(ir), std::move(payload), [responder, rid](proto::InvokeResult r, std::string body) {

@@ -149,6 +149,14 @@ const char* OperationName(Operation op) {
     case Operation::kHealth: return "Health";
     case Operation::kGetLogs: return "GetLogs";
     case Operation::kGetCode: return "GetCode";
+    case Operation::kPutFunctionEventInvokeConfig: return "PutFunctionEventInvokeConfig";
+    case Operation::kGetFunctionEventInvokeConfig: return "GetFunctionEventInvokeConfig";
+    case Operation::kUpdateFunctionEventInvokeConfig: return "UpdateFunctionEventInvokeConfig";
+    case Operation::kDeleteFunctionEventInvokeConfig: return "DeleteFunctionEventInvokeConfig";
+    case Operation::kListFunctionEventInvokeConfigs: return "ListFunctionEventInvokeConfigs";
+    case Operation::kListSchedules: return "ListSchedules";
+    case Operation::kListAsyncEvents: return "ListAsyncEvents";
+    case Operation::kRedriveAsyncEvents: return "RedriveAsyncEvents";
   }
   return "Unknown";
 }
@@ -184,8 +192,20 @@ Route MatchRoute(std::string_view method, std::string_view path) {
                    {"DELETE", Operation::kDeleteFunctionUrlConfig}});
     }
     if (seg[3] == "urls") return pick({{"GET", Operation::kListFunctionUrlConfigs}});
+  } else if ((n == 4 || n == 5) && seg[0] == "2019-09-25" && seg[1] == "functions" && seg[3] == "event-invoke-config") {
+    r.function = seg[2];
+    if (n == 5 && seg[4] == "list") return pick({{"GET", Operation::kListFunctionEventInvokeConfigs}});
+    if (n == 4) {
+      return pick({{"PUT", Operation::kPutFunctionEventInvokeConfig},
+                   {"GET", Operation::kGetFunctionEventInvokeConfig},
+                   {"POST", Operation::kUpdateFunctionEventInvokeConfig},
+                   {"DELETE", Operation::kDeleteFunctionEventInvokeConfig}});
+    }
   } else if (n >= 3 && seg[0] == "geysir" && seg[1] == "v1") {
     if (n == 3 && seg[2] == "health") return pick({{"GET", Operation::kHealth}, {"HEAD", Operation::kHealth}});
+    if (n == 3 && seg[2] == "schedules") return pick({{"GET", Operation::kListSchedules}});
+    if (n == 3 && seg[2] == "async-events") return pick({{"GET", Operation::kListAsyncEvents}});
+    if (n == 4 && seg[2] == "async-events" && seg[3] == "redrive") return pick({{"POST", Operation::kRedriveAsyncEvents}});
     if (n == 5 && seg[2] == "functions" && seg[4] == "logs") {
       r.function = seg[3];
       return pick({{"GET", Operation::kGetLogs}});

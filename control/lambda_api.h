@@ -38,10 +38,19 @@ enum class Operation {
   kUpdateFunctionUrlConfig,
   kDeleteFunctionUrlConfig,
   kListFunctionUrlConfigs,
+  // Lambda asynchronous invocation configs (2019-09-25; control/services/events.cpp)
+  kPutFunctionEventInvokeConfig,
+  kGetFunctionEventInvokeConfig,
+  kUpdateFunctionEventInvokeConfig,
+  kDeleteFunctionEventInvokeConfig,
+  kListFunctionEventInvokeConfigs,
   // Geysir's native API
   kHealth,
   kGetLogs,
   kGetCode,  // the Code.Location download: authorised by its own signed query, not SigV4
+  kListSchedules,       // triggers: schedules and their next firing
+  kListAsyncEvents,     // triggers: queued or failed async events
+  kRedriveAsyncEvents,  // triggers: failed async events back to the queue
 };
 
 const char* OperationName(Operation op);

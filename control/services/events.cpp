@@ -1,0 +1,1243 @@
+// EventsService: see events.h. Layout of this file: the EventBridge event and its input
+// transformations; the tables; the service with its schedule engine; the EventBridge API; the
+// Scheduler API; the Lambda/native trigger routes.
+#include "control/services/events.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "control/db.h"
+#include "control/services/protocol.h"
+#include "control/store.h"
+#include "control/triggers/schedule_expression.h"
+#include "control/triggers/timezone.h"
+#include "proto/log.h"
+
+namespace geysir::control {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+using triggers::AsyncEvent;
+using triggers::ScheduleExpression;
+using triggers::TimeZone;
+
+constexpr std::string_view kJson11 = "application/x-amz-json-1.1";
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string Dump(const ordered_json& j) { return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace); }
+
+AwsError Validation(std::string message) {
+  AwsError e;
+  e.http_status = 400;
+  e.type = "ValidationException";
+  e.message = std::move(message);
+  return e;
+}
+
+AwsError NotFound(std::string message) {
+  AwsError e;
+  e.http_status = 400;
+  e.type = "ResourceNotFoundException";
+  e.message = std::move(message);
+  return e;
+}
+
+// "2026-11-27T08:30:00Z": the time format of EventBridge events.
+std::string EventTime(int64_t ms) {
+  std::string iso = IsoTimestamp(ms - ((ms % 1000) + 1000) % 1000);
+  // IsoTimestamp gives "...:00.000Z"; EventBridge writes whole seconds.
+  if (iso.size() > 5 && iso.compare(iso.size() - 5, 5, ".000Z") == 0) iso = iso.substr(0, iso.size() - 5) + "Z";
+  return iso;
+}
+
+// A JSONPath of the subset EventBridge accepts in InputPath / InputPathsMap: "$", "$.a.b",
+// "$.a[0].b". nullopt when the path does not resolve.
+std::optional<json> JsonPath(const json& doc, const std::string& path) {
+  if (path.empty() || path[0] != '$') return std::nullopt;
+  const json* cur = &doc;
+  size_t i = 1;
+  while (i < path.size()) {
+    if (path[i] == '.') {
+      size_t end = path.find_first_of(".[", i + 1);
+      std::string key = path.substr(i + 1, end == std::string::npos ? std::string::npos : end - i - 1);
+      if (!cur->is_object() || !cur->contains(key)) return std::nullopt;
+      cur = &(*cur)[key];
+      i = end == std::string::npos ? path.size() : end;
+    } else if (path[i] == '[') {
+      size_t close = path.find(']', i);
+      if (close == std::string::npos) return std::nullopt;
+      std::string inner = path.substr(i + 1, close - i - 1);
+      if (inner.size() >= 2 && (inner.front() == '\'' || inner.front() == '"')) {
+        std::string key = inner.substr(1, inner.size() - 2);
+        if (!cur->is_object() || !cur->contains(key)) return std::nullopt;
+        cur = &(*cur)[key];
+      } else {
+        char* endp = nullptr;
+        long idx = std::strtol(inner.c_str(), &endp, 10);
+        if (inner.empty() || *endp || !cur->is_array() || idx < 0 || static_cast<size_t>(idx) >= cur->size()) {
+          return std::nullopt;
+        }
+        cur = &(*cur)[static_cast<size_t>(idx)];
+      }
+      i = close + 1;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return *cur;
+}
+
+// EventBridge's InputTransformer: each <name> of InputPathsMap (and the predefined
+// aws.events.* variables) is replaced in InputTemplate. Outside a JSON string a value is
+// inserted as JSON (strings quoted); inside one, strings are inserted as their escaped text.
+std::string ApplyInputTransformer(const json& transformer, const json& event, const std::string& rule_arn,
+                                  const std::string& rule_name) {
+  std::map<std::string, json> vars;
+  if (transformer.contains("InputPathsMap") && transformer["InputPathsMap"].is_object()) {
+    for (const auto& [k, v] : transformer["InputPathsMap"].items()) {
+      if (!v.is_string()) continue;
+      std::optional<json> value = JsonPath(event, v.get<std::string>());
+      vars[k] = value ? *value : json(nullptr);
+    }
+  }
+  vars["aws.events.rule-arn"] = rule_arn;
+  vars["aws.events.rule-name"] = rule_name;
+  vars["aws.events.event.ingestion-time"] = event.value("time", "");
+  vars["aws.events.event"] = event;
+  vars["aws.events.event.json"] = event;
+  const std::string tpl = transformer.value("InputTemplate", "");
+  std::string out;
+  bool in_string = false;
+  for (size_t i = 0; i < tpl.size(); ++i) {
+    char c = tpl[i];
+    if (c == '<') {
+      size_t close = tpl.find('>', i + 1);
+      if (close != std::string::npos) {
+        std::string key = tpl.substr(i + 1, close - i - 1);
+        auto it = vars.find(key);
+        if (it != vars.end()) {
+          if (!in_string) {
+            out += Dump(it->second);
+          } else if (it->second.is_string()) {
+            std::string quoted = Dump(it->second);
+            out += quoted.substr(1, quoted.size() - 2);
+          } else {
+            std::string quoted = Dump(json(Dump(it->second)));
+            out += quoted.substr(1, quoted.size() - 2);
+          }
+          i = close;
+          continue;
+        }
+      }
+    }
+    if (c == '\\' && in_string && i + 1 < tpl.size()) {
+      out += c;
+      out += tpl[++i];
+      continue;
+    }
+    if (c == '"') in_string = !in_string;
+    out += c;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+const std::vector<Migration> kSteps = {
+    {1, "EventBridge rules and Scheduler schedules with their targets",
+     "CREATE TABLE events_rules ("
+     "  kind TEXT NOT NULL CHECK (kind IN ('rule', 'schedule')),"
+     "  name TEXT NOT NULL,"
+     "  schedule_expression TEXT NOT NULL DEFAULT '',"
+     "  event_pattern TEXT NOT NULL DEFAULT '',"
+     "  state TEXT NOT NULL,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  role_arn TEXT NOT NULL DEFAULT '',"
+     "  timezone TEXT NOT NULL DEFAULT 'UTC',"
+     "  tags TEXT NOT NULL DEFAULT '[]',"
+     "  created_ms INTEGER NOT NULL,"
+     "  modified_ms INTEGER NOT NULL,"
+     "  anchor_ms INTEGER NOT NULL,"
+     "  next_fire_ms INTEGER,"
+     "  last_fire_ms INTEGER,"
+     "  PRIMARY KEY (kind, name));"
+     "CREATE TABLE events_targets ("
+     "  kind TEXT NOT NULL,"
+     "  rule TEXT NOT NULL,"
+     "  id TEXT NOT NULL,"
+     "  arn TEXT NOT NULL,"
+     "  input TEXT,"
+     "  input_path TEXT,"
+     "  input_transformer TEXT,"
+     "  role_arn TEXT NOT NULL DEFAULT '',"
+     "  position INTEGER NOT NULL,"
+     "  PRIMARY KEY (kind, rule, id),"
+     "  FOREIGN KEY (kind, rule) REFERENCES events_rules(kind, name) ON DELETE CASCADE);"
+     "CREATE INDEX events_targets_arn ON events_targets(arn);"},
+};
+
+struct Rule {
+  std::string kind = "rule";
+  std::string name;
+  std::string expression;
+  std::string event_pattern;
+  std::string state = "ENABLED";
+  std::string description;
+  std::string role_arn;
+  std::string timezone = "UTC";
+  json tags = json::array();
+  int64_t created_ms = 0, modified_ms = 0, anchor_ms = 0;
+  std::optional<int64_t> next_fire_ms, last_fire_ms;
+};
+
+struct Target {
+  std::string id, arn, role_arn;
+  std::optional<std::string> input, input_path;
+  json input_transformer;  // null when absent
+};
+
+constexpr const char* kRuleColumns =
+    "kind, name, schedule_expression, event_pattern, state, description, role_arn, timezone, tags, created_ms, "
+    "modified_ms, anchor_ms, next_fire_ms, last_fire_ms";
+
+Rule ReadRule(Statement& s) {
+  Rule r;
+  r.kind = s.Text(0);
+  r.name = s.Text(1);
+  r.expression = s.Text(2);
+  r.event_pattern = s.Text(3);
+  r.state = s.Text(4);
+  r.description = s.Text(5);
+  r.role_arn = s.Text(6);
+  r.timezone = s.Text(7);
+  r.tags = json::parse(s.Text(8), nullptr, false);
+  if (!r.tags.is_array()) r.tags = json::array();
+  r.created_ms = s.Int(9);
+  r.modified_ms = s.Int(10);
+  r.anchor_ms = s.Int(11);
+  r.next_fire_ms = s.OptInt(12);
+  r.last_fire_ms = s.OptInt(13);
+  return r;
+}
+
+std::optional<Rule> LoadRule(Db& db, const std::string& kind, const std::string& name) {
+  Statement s = db.Prepare(std::string("SELECT ") + kRuleColumns + " FROM events_rules WHERE kind = ? AND name = ?");
+  s.BindAll(kind, name);
+  if (!s.Step()) return std::nullopt;
+  return ReadRule(s);
+}
+
+std::vector<Target> LoadTargets(Db& db, const std::string& kind, const std::string& rule) {
+  Statement s = db.Prepare(
+      "SELECT id, arn, input, input_path, input_transformer, role_arn FROM events_targets WHERE kind = ? AND rule = ? "
+      "ORDER BY position, id");
+  s.BindAll(kind, rule);
+  std::vector<Target> out;
+  while (s.Step()) {
+    Target t;
+    t.id = s.Text(0);
+    t.arn = s.Text(1);
+    t.input = s.OptText(2);
+    t.input_path = s.OptText(3);
+    if (auto x = s.OptText(4)) t.input_transformer = json::parse(*x, nullptr, false);
+    if (t.input_transformer.is_discarded()) t.input_transformer = nullptr;
+    t.role_arn = s.Text(5);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+bool IsLambdaArn(const std::string& arn) { return arn.rfind("arn:aws:lambda:", 0) == 0 && arn.find(":function:") != std::string::npos; }
+
+bool ValidRuleName(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+  });
+}
+
+std::string Str(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return "";
+  if (!it->is_string()) throw ApiException(Validation(std::string("Parameter ") + key + " must be a string."));
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The service and its schedule engine
+
+class EventsService final : public Service {
+ public:
+  explicit EventsService(ServiceHost& host) : host_(host) {
+    if (const char* s = std::getenv("GEYSIR_TEST_TIME_SCALE")) {
+      double v = std::atof(s);
+      if (v >= 1.0) scale_ = v;
+    }
+    triggers::AsyncQueueOptions qo;
+    qo.time_scale = scale_;
+    queue_ = std::make_unique<triggers::AsyncQueue>(host_, qo);
+  }
+
+  std::string_view signing_name() const override { return "events"; }
+  triggers::AsyncQueue& queue() { return *queue_; }
+  ServiceHost& host() { return host_; }
+  double scale() const { return scale_; }
+
+  Status Start() override {
+    try {
+      host_.store().db().MigrateTrack("events", kSteps);
+    } catch (const DbError& e) {
+      return Status::Internal(std::string("events tables: ") + e.what());
+    }
+    GEYSIR_RETURN_IF_ERROR(queue_->Start());
+    timer_ = new uv_timer_t;
+    uv_timer_init(host_.loop(), timer_);
+    timer_->data = this;
+    // Every enabled schedule back on the timer; one whose firing passed while control was
+    // down is due now and fires once.
+    size_t n = 0, missed = 0;
+    const int64_t now = host_.NowMs();
+    std::vector<std::pair<std::string, std::string>> keys;
+    {
+      Statement s = host_.store().db().Prepare("SELECT kind, name FROM events_rules WHERE next_fire_ms IS NOT NULL");
+      while (s.Step()) keys.emplace_back(s.Text(0), s.Text(1));
+    }
+    for (const auto& [kind, name] : keys) {
+      Resync(kind, name);
+      ++n;
+      auto it = due_at_.find(kind + "/" + name);
+      if (it != due_at_.end() && it->second <= now) ++missed;
+    }
+    log::Info("schedules_loaded", {{"schedules", n}, {"missed_while_down", missed}, {"time_scale", scale_}});
+    return Status::Ok();
+  }
+
+  void Shutdown() override {
+    if (timer_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      timer_ = nullptr;
+    }
+    queue_->Shutdown();
+  }
+
+  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
+    return JsonProtocolError(error, kJson11, request_id);
+  }
+
+  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+
+  const TimeZone& Zone(const std::string& name) {
+    auto it = zones_.find(name);
+    if (it != zones_.end()) return it->second;
+    Result<TimeZone> z = TimeZone::Load(name);
+    return zones_.emplace(name, z.ok() ? *z : TimeZone::Utc()).first->second;
+  }
+
+  // The first firing of `r` after `after_ms`, or nullopt (disabled, no schedule, finished).
+  std::optional<int64_t> NextFire(const Rule& r, int64_t after_ms) {
+    if (r.expression.empty() || r.state != "ENABLED") return std::nullopt;
+    Result<ScheduleExpression> e = ScheduleExpression::Parse(r.expression);
+    if (!e.ok()) return std::nullopt;
+    return e->NextAfter(after_ms, Zone(r.timezone), r.anchor_ms, scale_);
+  }
+
+  // Makes the timer agree with the row: the one place the in-memory schedule is set.
+  void Resync(const std::string& kind, const std::string& name) {
+    const std::string key = kind + "/" + name;
+    if (auto it = due_at_.find(key); it != due_at_.end()) {
+      heap_.erase({it->second, key});
+      due_at_.erase(it);
+    }
+    std::optional<Rule> r = LoadRule(host_.store().db(), kind, name);
+    if (r && r->next_fire_ms && r->state == "ENABLED") {
+      heap_.insert({*r->next_fire_ms, key});
+      due_at_[key] = *r->next_fire_ms;
+    }
+    Arm();
+  }
+
+  void Arm() {
+    if (!timer_ || firing_) return;
+    if (heap_.empty()) {
+      uv_timer_stop(timer_);
+      return;
+    }
+    const int64_t delay = std::max<int64_t>(0, heap_.begin()->first - host_.NowMs());
+    uv_timer_start(
+        timer_, [](uv_timer_t* t) { static_cast<EventsService*>(t->data)->FireDue(); }, static_cast<uint64_t>(delay), 0);
+  }
+
+  // Fires every due schedule in one transaction: their events into the async queue and their
+  // next firing times, so a crash leaves either both or neither.
+  void FireDue() {
+    const int64_t now = host_.NowMs();
+    std::vector<std::pair<std::string, int64_t>> due;
+    while (!heap_.empty() && heap_.begin()->first <= now) {
+      auto [t, key] = *heap_.begin();
+      heap_.erase(heap_.begin());
+      due_at_.erase(key);
+      due.emplace_back(key, t);
+      if (due.size() >= 5000) break;
+    }
+    if (due.empty()) {
+      Arm();
+      return;
+    }
+    firing_ = true;
+    for (const auto& [key, t] : due) RecordLag(now - t);
+    auto fired = std::make_shared<size_t>(0);
+    queue_->commit().Submit(
+        [this, due, now, fired](Db& db) {
+          for (const auto& [key, t] : due) *fired += FireOne(db, key, t, now);
+        },
+        [this, due, fired](Status st) {
+          firing_ = false;
+          if (!st.ok()) log::Error("schedule_fire_failed", {{"schedules", due.size()}, {"error", st.ToString()}});
+          for (const auto& [key, t] : due) {
+            size_t slash = key.find('/');
+            Resync(key.substr(0, slash), key.substr(slash + 1));
+          }
+          if (*fired) queue_->Kick();
+          Arm();
+        });
+  }
+
+  // Inside the firing transaction: enqueue one schedule's targets, store its next firing.
+  size_t FireOne(Db& db, const std::string& key, int64_t scheduled_ms, int64_t now) {
+    size_t slash = key.find('/');
+    std::optional<Rule> r = LoadRule(db, key.substr(0, slash), key.substr(slash + 1));
+    if (!r || r->state != "ENABLED" || !r->next_fire_ms || *r->next_fire_ms != scheduled_ms) return 0;
+    const ApiContext& api = host_.api();
+    size_t n = 0;
+    const std::string rule_arn = RuleArn(*r);
+    ordered_json event = {{"version", "0"},
+                          {"id", NewUuid()},
+                          {"detail-type", "Scheduled Event"},
+                          {"source", "aws.events"},
+                          {"account", api.account_id},
+                          {"time", EventTime(scheduled_ms)},
+                          {"region", api.region},
+                          {"resources", ordered_json::array({rule_arn})},
+                          {"detail", ordered_json::object()}};
+    const json event_doc = json::parse(Dump(event));
+    for (const Target& t : LoadTargets(db, r->kind, r->name)) {
+      if (!IsLambdaArn(t.arn)) continue;
+      AsyncEvent e;
+      try {
+        FunctionRef ref = ParseFunctionRef(t.arn);
+        e.function = ref.name;
+        e.qualifier = ref.qualifier == "$LATEST" ? "" : ref.qualifier;
+      } catch (const ApiException&) {
+        continue;
+      }
+      if (r->kind == "schedule") {
+        e.payload = t.input.value_or("{}");
+        e.source = "scheduler";
+      } else {
+        if (t.input) {
+          e.payload = *t.input;
+        } else if (t.input_path) {
+          std::optional<json> v = JsonPath(event_doc, *t.input_path);
+          e.payload = v ? Dump(*v) : "null";
+        } else if (t.input_transformer.is_object()) {
+          e.payload = ApplyInputTransformer(t.input_transformer, event_doc, rule_arn, r->name);
+        } else {
+          e.payload = Dump(event);
+        }
+        e.source = "events";
+      }
+      queue_->InsertInTransaction(db, std::move(e));
+      ++n;
+    }
+    // Missed firings collapse into this one: the next is computed from now, not from the
+    // scheduled time.
+    std::optional<int64_t> next = NextFire(*r, std::max(now, scheduled_ms));
+    db.Prepare("UPDATE events_rules SET next_fire_ms = ?, last_fire_ms = ? WHERE kind = ? AND name = ?")
+        .BindAll(next, scheduled_ms, r->kind, r->name)
+        .Run();
+    log::Info("schedule_fired", {{"kind", r->kind},
+                                 {"name", r->name},
+                                 {"scheduled", EventTime(scheduled_ms)},
+                                 {"lag_ms", now - scheduled_ms},
+                                 {"targets", n}});
+    return n;
+  }
+
+  std::string RuleArn(const Rule& r) const {
+    const ApiContext& api = host_.api();
+    if (r.kind == "schedule") return "arn:aws:scheduler:" + api.region + ":" + api.account_id + ":schedule/default/" + r.name;
+    return "arn:aws:events:" + api.region + ":" + api.account_id + ":rule/" + r.name;
+  }
+
+  void RecordLag(int64_t lag) {
+    if (lags_.size() >= 100000) lags_.erase(lags_.begin(), lags_.begin() + 50000);
+    lags_.push_back(lag);
+  }
+  json LagStats() const {
+    if (lags_.empty()) return {{"firings", 0}};
+    std::vector<int64_t> v = lags_;
+    std::sort(v.begin(), v.end());
+    auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))]; };
+    return {{"firings", v.size()}, {"lag_ms_p50", pct(0.5)}, {"lag_ms_p99", pct(0.99)}, {"lag_ms_max", v.back()}};
+  }
+
+  // Creates or updates a rule/schedule row; keeps targets. Returns the stored rule.
+  Rule Upsert(Rule r) {
+    Db& db = host_.store().db();
+    const int64_t now = host_.NowMs();
+    std::optional<Rule> old = LoadRule(db, r.kind, r.name);
+    r.created_ms = old ? old->created_ms : now;
+    r.modified_ms = now;
+    // A rate schedule counts from when it was created, changed or enabled.
+    bool same = old && old->expression == r.expression && old->timezone == r.timezone && old->state == r.state;
+    r.anchor_ms = same ? old->anchor_ms : now;
+    r.next_fire_ms = same && old->next_fire_ms ? old->next_fire_ms : NextFire(r, now);
+    if (r.state != "ENABLED") r.next_fire_ms.reset();
+    r.last_fire_ms = old ? old->last_fire_ms : std::nullopt;
+    Transaction txn(db);
+    db.Prepare(
+          "INSERT INTO events_rules (kind, name, schedule_expression, event_pattern, state, description, role_arn, "
+          "timezone, tags, created_ms, modified_ms, anchor_ms, next_fire_ms, last_fire_ms) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
+          "schedule_expression = excluded.schedule_expression, event_pattern = excluded.event_pattern, "
+          "state = excluded.state, description = excluded.description, role_arn = excluded.role_arn, "
+          "timezone = excluded.timezone, tags = excluded.tags, modified_ms = excluded.modified_ms, "
+          "anchor_ms = excluded.anchor_ms, next_fire_ms = excluded.next_fire_ms")
+        .BindAll(r.kind, r.name, r.expression, r.event_pattern, r.state, r.description, r.role_arn, r.timezone,
+                 Dump(r.tags), r.created_ms, r.modified_ms, r.anchor_ms, r.next_fire_ms, r.last_fire_ms)
+        .Run();
+    txn.Commit();
+    Resync(r.kind, r.name);
+    return r;
+  }
+
+  void PutTarget(const std::string& kind, const std::string& rule, const Target& t, int position) {
+    Db& db = host_.store().db();
+    std::optional<std::string> transformer;
+    if (t.input_transformer.is_object()) transformer = Dump(t.input_transformer);
+    db.Prepare(
+          "INSERT INTO events_targets (kind, rule, id, arn, input, input_path, input_transformer, role_arn, position) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, rule, id) DO UPDATE SET arn = excluded.arn, "
+          "input = excluded.input, input_path = excluded.input_path, input_transformer = excluded.input_transformer, "
+          "role_arn = excluded.role_arn")
+        .BindAll(kind, rule, t.id, t.arn, t.input, t.input_path, transformer, t.role_arn, position)
+        .Run();
+  }
+
+  bool DeleteRule(const std::string& kind, const std::string& name) {
+    Db& db = host_.store().db();
+    Transaction txn(db);
+    int n = db.Prepare("DELETE FROM events_rules WHERE kind = ? AND name = ?").BindAll(kind, name).Run();
+    txn.Commit();
+    Resync(kind, name);
+    return n > 0;
+  }
+
+  json ScheduleJson(const Rule& r) {
+    Db& db = host_.store().db();
+    json targets = json::array();
+    for (const Target& t : LoadTargets(db, r.kind, r.name)) targets.push_back({{"id", t.id}, {"arn", t.arn}});
+    json j = {{"kind", r.kind},
+              {"name", r.name},
+              {"arn", RuleArn(r)},
+              {"expression", r.expression},
+              {"timezone", r.timezone},
+              {"state", r.state},
+              {"description", r.description},
+              {"targets", targets}};
+    j["next_fire"] = r.next_fire_ms ? json(IsoTimestamp(*r.next_fire_ms)) : json(nullptr);
+    j["next_fire_ms"] = r.next_fire_ms ? json(*r.next_fire_ms) : json(nullptr);
+    j["last_fire"] = r.last_fire_ms ? json(IsoTimestamp(*r.last_fire_ms)) : json(nullptr);
+    return j;
+  }
+
+  json ListSchedulesJson() {
+    json out = json::array();
+    Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
+                                             " FROM events_rules WHERE schedule_expression != '' ORDER BY kind, name");
+    std::vector<Rule> rules;
+    while (s.Step()) rules.push_back(ReadRule(s));
+    for (const Rule& r : rules) out.push_back(ScheduleJson(r));
+    return {{"schedules", out}, {"firing", LagStats()}, {"time_scale", scale_}};
+  }
+
+ private:
+  // EventBridge operations.
+  json PutRule(const json& body);
+  json DescribeRule(const json& body);
+  json DeleteRuleOp(const json& body);
+  json PutTargets(const json& body);
+  json ListTargetsByRule(const json& body);
+  json RemoveTargets(const json& body);
+  json ListRuleNamesByTarget(const json& body);
+  json ListRules(const json& body);
+  json SetState(const json& body, const char* state);
+  json ListTagsForResource(const json& body);
+  Rule RuleOrThrow(const json& body, const char* key = "Name");
+
+  ServiceHost& host_;
+  double scale_ = 1.0;
+  std::unique_ptr<triggers::AsyncQueue> queue_;
+  uv_timer_t* timer_ = nullptr;  // freed in its close callback
+  std::set<std::pair<int64_t, std::string>> heap_;  // (next firing, "kind/name")
+  std::map<std::string, int64_t> due_at_;
+  bool firing_ = false;
+  std::map<std::string, TimeZone> zones_;
+  std::vector<int64_t> lags_;
+
+  friend class SchedulerService;
+};
+
+// ---------------------------------------------------------------------------------------------
+// EventBridge API
+
+void EventsService::Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+  const std::string* target = req.Header("X-Amz-Target");
+  std::string op = target ? *target : "";
+  static constexpr std::string_view kPrefix = "AWSEvents.";
+  if (op.rfind(kPrefix, 0) != 0) {
+    AwsError e;
+    e.http_status = 400;
+    e.type = "UnknownOperationException";
+    e.message = "Missing or unknown X-Amz-Target (expected AWSEvents.<Operation>)";
+    throw ApiException(e);
+  }
+  op = op.substr(kPrefix.size());
+  json body = json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+  if (!body.is_object()) {
+    AwsError e = Validation("The request body is not a JSON object.");
+    e.type = "SerializationException";
+    throw ApiException(e);
+  }
+  json out;
+  if (op == "PutRule") out = PutRule(body);
+  else if (op == "DescribeRule") out = DescribeRule(body);
+  else if (op == "DeleteRule") out = DeleteRuleOp(body);
+  else if (op == "PutTargets") out = PutTargets(body);
+  else if (op == "ListTargetsByRule") out = ListTargetsByRule(body);
+  else if (op == "RemoveTargets") out = RemoveTargets(body);
+  else if (op == "ListRuleNamesByTarget") out = ListRuleNamesByTarget(body);
+  else if (op == "ListRules") out = ListRules(body);
+  else if (op == "EnableRule") out = SetState(body, "ENABLED");
+  else if (op == "DisableRule") out = SetState(body, "DISABLED");
+  else if (op == "ListTagsForResource") out = ListTagsForResource(body);
+  else {
+    AwsError e;
+    e.http_status = 400;
+    e.type = "UnknownOperationException";
+    e.message = "Geysir does not implement EventBridge's " + op.substr(0, 64) + " yet";
+    throw ApiException(e);
+  }
+  proto::HttpResponse r;
+  r.status = 200;
+  r.headers = {{"Content-Type", std::string(kJson11)}, {"x-amzn-RequestId", info.request_id}};
+  r.body = Dump(out);
+  resp->Send(std::move(r));
+}
+
+Rule EventsService::RuleOrThrow(const json& body, const char* key) {
+  std::string name = Str(body, key);
+  if (name.empty()) throw ApiException(Validation(std::string("Parameter ") + key + " must be specified."));
+  std::optional<Rule> r = LoadRule(host_.store().db(), "rule", name);
+  if (!r) throw ApiException(NotFound("Rule " + name + " does not exist on EventBus default."));
+  return *r;
+}
+
+json EventsService::PutRule(const json& body) {
+  Rule r;
+  r.name = Str(body, "Name");
+  if (!ValidRuleName(r.name)) {
+    throw ApiException(Validation("1 validation error detected: Value '" + r.name.substr(0, 64) +
+                                  "' at 'name' failed to satisfy constraint: Member must satisfy regular expression "
+                                  "pattern: [\\.\\-_A-Za-z0-9]+"));
+  }
+  r.expression = Str(body, "ScheduleExpression");
+  r.event_pattern = Str(body, "EventPattern");
+  if (r.expression.empty() && r.event_pattern.empty()) {
+    throw ApiException(Validation("Parameter(s) EventPattern or ScheduleExpression must be specified."));
+  }
+  if (!r.expression.empty()) {
+    Result<ScheduleExpression> e = ScheduleExpression::Parse(r.expression);
+    if (!e.ok() || e->kind() == ScheduleExpression::Kind::kAt) {
+      log::Info("schedule_expression_invalid",
+                {{"rule", r.name}, {"expression", r.expression.substr(0, 200)},
+                 {"why", e.ok() ? "at() is for EventBridge Scheduler only" : e.status().message()}});
+      throw ApiException(Validation("Parameter ScheduleExpression is not valid."));
+    }
+  }
+  std::string bus = Str(body, "EventBusName");
+  if (!bus.empty() && bus != "default" && bus.find(":event-bus/default") == std::string::npos) {
+    throw ApiException(NotFound("Event bus " + bus.substr(0, 256) + " does not exist."));
+  }
+  std::string state = Str(body, "State");
+  r.state = state.empty() ? "ENABLED" : state;
+  if (r.state != "ENABLED" && r.state != "DISABLED") {
+    throw ApiException(Validation("1 validation error detected: Value '" + r.state.substr(0, 64) +
+                                  "' at 'state' failed to satisfy constraint: Member must satisfy enum value set: "
+                                  "[ENABLED, DISABLED]"));
+  }
+  r.description = Str(body, "Description");
+  r.role_arn = Str(body, "RoleArn");
+  std::optional<Rule> old = LoadRule(host_.store().db(), "rule", r.name);
+  if (body.contains("Tags") && body["Tags"].is_array()) {
+    r.tags = body["Tags"];
+  } else if (old) {
+    r.tags = old->tags;
+  }
+  Rule stored = Upsert(std::move(r));
+  log::Info("rule_put", {{"rule", stored.name}, {"expression", stored.expression}, {"state", stored.state}});
+  return {{"RuleArn", RuleArn(stored)}};
+}
+
+json EventsService::DescribeRule(const json& body) {
+  Rule r = RuleOrThrow(body);
+  json out = {{"Name", r.name}, {"Arn", RuleArn(r)}, {"State", r.state}, {"EventBusName", "default"},
+              {"CreatedBy", host_.api().account_id}};
+  if (!r.expression.empty()) out["ScheduleExpression"] = r.expression;
+  if (!r.event_pattern.empty()) out["EventPattern"] = r.event_pattern;
+  if (!r.description.empty()) out["Description"] = r.description;
+  if (!r.role_arn.empty()) out["RoleArn"] = r.role_arn;
+  return out;
+}
+
+json EventsService::DeleteRuleOp(const json& body) {
+  std::string name = Str(body, "Name");
+  if (name.empty()) throw ApiException(Validation("Parameter Name must be specified."));
+  bool force = body.contains("Force") && body["Force"].is_boolean() && body["Force"].get<bool>();
+  if (!force && !LoadTargets(host_.store().db(), "rule", name).empty()) {
+    throw ApiException(Validation("Rule can't be deleted since it has targets."));
+  }
+  if (DeleteRule("rule", name)) log::Info("rule_deleted", {{"rule", name}});
+  return json::object();
+}
+
+json EventsService::PutTargets(const json& body) {
+  Rule r = RuleOrThrow(body, "Rule");
+  if (!body.contains("Targets") || !body["Targets"].is_array() || body["Targets"].empty()) {
+    throw ApiException(Validation("Parameter Targets must contain at least one target."));
+  }
+  json failed = json::array();
+  Db& db = host_.store().db();
+  std::vector<Target> accepted;
+  for (const json& t : body["Targets"]) {
+    if (!t.is_object()) throw ApiException(Validation("Each target must be an object."));
+    Target target;
+    target.id = Str(t, "Id");
+    target.arn = Str(t, "Arn");
+    target.role_arn = Str(t, "RoleArn");
+    if (target.id.empty() || target.id.size() > 64 || target.arn.empty()) {
+      throw ApiException(Validation("Each target needs an Id (1-64 characters) and an Arn."));
+    }
+    int given = 0;
+    if (t.contains("Input") && t["Input"].is_string()) {
+      target.input = t["Input"].get<std::string>();
+      if (!json::accept(*target.input)) {
+        throw ApiException(Validation("Target " + target.id + ": Input is not valid JSON."));
+      }
+      ++given;
+    }
+    if (t.contains("InputPath") && t["InputPath"].is_string()) {
+      target.input_path = t["InputPath"].get<std::string>();
+      ++given;
+    }
+    if (t.contains("InputTransformer") && t["InputTransformer"].is_object()) {
+      target.input_transformer = t["InputTransformer"];
+      if (!target.input_transformer.contains("InputTemplate") || !target.input_transformer["InputTemplate"].is_string()) {
+        throw ApiException(Validation("Target " + target.id + ": InputTransformer needs an InputTemplate."));
+      }
+      ++given;
+    }
+    if (given > 1) {
+      throw ApiException(Validation("Target " + target.id +
+                                    ": only one of Input, InputPath and InputTransformer may be given."));
+    }
+    if (!IsLambdaArn(target.arn)) {
+      failed.push_back({{"TargetId", target.id},
+                        {"ErrorCode", "ValidationException"},
+                        {"ErrorMessage", "Geysir delivers to Lambda function targets only; " + target.arn.substr(0, 200) +
+                                             " is not a function ARN."}});
+      continue;
+    }
+    accepted.push_back(std::move(target));
+  }
+  {
+    Transaction txn(db);
+    int position = 0;
+    {
+      Statement s = db.Prepare("SELECT COALESCE(MAX(position), -1) + 1 FROM events_targets WHERE kind = 'rule' AND rule = ?");
+      s.Bind(1, r.name);
+      if (s.Step()) position = static_cast<int>(s.Int(0));
+    }
+    for (const Target& t : accepted) PutTarget("rule", r.name, t, position++);
+    txn.Commit();
+  }
+  log::Info("targets_put", {{"rule", r.name}, {"accepted", accepted.size()}, {"failed", failed.size()}});
+  return {{"FailedEntryCount", failed.size()}, {"FailedEntries", failed}};
+}
+
+json EventsService::ListTargetsByRule(const json& body) {
+  Rule r = RuleOrThrow(body, "Rule");
+  json targets = json::array();
+  for (const Target& t : LoadTargets(host_.store().db(), "rule", r.name)) {
+    json j = {{"Id", t.id}, {"Arn", t.arn}};
+    if (t.input) j["Input"] = *t.input;
+    if (t.input_path) j["InputPath"] = *t.input_path;
+    if (t.input_transformer.is_object()) j["InputTransformer"] = t.input_transformer;
+    if (!t.role_arn.empty()) j["RoleArn"] = t.role_arn;
+    targets.push_back(std::move(j));
+  }
+  return {{"Targets", targets}};
+}
+
+json EventsService::RemoveTargets(const json& body) {
+  Rule r = RuleOrThrow(body, "Rule");
+  if (!body.contains("Ids") || !body["Ids"].is_array()) throw ApiException(Validation("Parameter Ids must be specified."));
+  Db& db = host_.store().db();
+  json failed = json::array();
+  Transaction txn(db);
+  for (const json& id : body["Ids"]) {
+    if (!id.is_string()) continue;
+    int n = db.Prepare("DELETE FROM events_targets WHERE kind = 'rule' AND rule = ? AND id = ?")
+                .BindAll(r.name, id.get<std::string>())
+                .Run();
+    if (n == 0) {
+      failed.push_back({{"TargetId", id}, {"ErrorCode", "ResourceNotFoundException"},
+                        {"ErrorMessage", "Target " + id.get<std::string>() + " does not exist on rule " + r.name + "."}});
+    }
+  }
+  txn.Commit();
+  return {{"FailedEntryCount", failed.size()}, {"FailedEntries", failed}};
+}
+
+json EventsService::ListRuleNamesByTarget(const json& body) {
+  std::string arn = Str(body, "TargetArn");
+  if (arn.empty()) throw ApiException(Validation("Parameter TargetArn must be specified."));
+  Statement s = host_.store().db().Prepare(
+      "SELECT DISTINCT rule FROM events_targets WHERE kind = 'rule' AND arn = ? ORDER BY rule");
+  s.Bind(1, arn);
+  json names = json::array();
+  while (s.Step()) names.push_back(s.Text(0));
+  return {{"RuleNames", names}};
+}
+
+json EventsService::ListRules(const json& body) {
+  std::string prefix = Str(body, "NamePrefix");
+  std::string token = Str(body, "NextToken");
+  int limit = 100;
+  if (body.contains("Limit") && body["Limit"].is_number_integer()) limit = std::clamp(body["Limit"].get<int>(), 1, 100);
+  Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
+                                           " FROM events_rules WHERE kind = 'rule' AND name > ? AND substr(name, 1, ?) = ? "
+                                           "ORDER BY name LIMIT ?");
+  s.BindAll(token, static_cast<int64_t>(prefix.size()), prefix, limit + 1);
+  json rules = json::array();
+  std::string last;
+  int n = 0;
+  bool more = false;
+  while (s.Step()) {
+    if (n == limit) {
+      more = true;
+      break;
+    }
+    Rule r = ReadRule(s);
+    json j = {{"Name", r.name}, {"Arn", RuleArn(r)}, {"State", r.state}, {"EventBusName", "default"}};
+    if (!r.expression.empty()) j["ScheduleExpression"] = r.expression;
+    if (!r.event_pattern.empty()) j["EventPattern"] = r.event_pattern;
+    if (!r.description.empty()) j["Description"] = r.description;
+    if (!r.role_arn.empty()) j["RoleArn"] = r.role_arn;
+    rules.push_back(std::move(j));
+    last = r.name;
+    ++n;
+  }
+  json out = {{"Rules", rules}};
+  if (more) out["NextToken"] = last;
+  return out;
+}
+
+json EventsService::SetState(const json& body, const char* state) {
+  Rule r = RuleOrThrow(body);
+  r.state = state;
+  Upsert(std::move(r));
+  return json::object();
+}
+
+json EventsService::ListTagsForResource(const json& body) {
+  std::string arn = Str(body, "ResourceARN");
+  size_t slash = arn.rfind("rule/");
+  json tags = json::array();
+  if (slash != std::string::npos) {
+    if (auto r = LoadRule(host_.store().db(), "rule", arn.substr(slash + 5))) tags = r->tags;
+  }
+  return {{"Tags", tags}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// EventBridge Scheduler API (rest-json): the AWS-faithful way to give a schedule a time zone.
+
+class SchedulerService final : public Service {
+ public:
+  explicit SchedulerService(ServiceHost& host) : host_(host) {}
+  std::string_view signing_name() const override { return "scheduler"; }
+  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
+    proto::HttpResponse r;
+    r.status = error.http_status;
+    r.headers = {{"Content-Type", "application/json"},
+                 {"x-amzn-RequestId", request_id},
+                 {"x-amzn-ErrorType", error.type}};
+    r.body = Dump(json{{"Message", error.message}});
+    return r;
+  }
+
+  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
+    auto* events = dynamic_cast<EventsService*>(host_.FindService("events"));
+    if (!events) throw ApiException(ServiceError("the events service is not running"));
+    std::string path = req.path;
+    json out;
+    int status = 200;
+    auto name_of = [&](std::string_view prefix) { return proto::PercentDecode(path.substr(prefix.size()), false); };
+    if (path == "/schedules" && req.method == "GET") {
+      out = List(*events, ParseQuery(req.query));
+    } else if (path.rfind("/schedules/", 0) == 0) {
+      std::string name = name_of("/schedules/");
+      if (!ValidRuleName(name)) throw ApiException(SchedValidation("Schedule name must be 1-64 of [0-9a-zA-Z-_.]."));
+      if (req.method == "POST" || req.method == "PUT") {
+        json body = json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+        if (!body.is_object()) throw ApiException(SchedValidation("The request body is not a JSON object."));
+        out = Put(*events, name, body, req.method == "POST");
+      } else if (req.method == "GET") {
+        out = Get(*events, name);
+      } else if (req.method == "DELETE") {
+        if (!LoadRule(host_.store().db(), "schedule", name)) throw ApiException(SchedNotFound(name));
+        events->DeleteRule("schedule", name);
+        out = json::object();
+      } else {
+        throw ApiException(MethodNotAllowed("Method " + req.method + " is not allowed on " + path));
+      }
+    } else {
+      AwsError e;
+      e.http_status = 404;
+      e.type = "UnknownOperationException";
+      e.message = "Geysir implements EventBridge Scheduler's schedules (/schedules/NAME) only";
+      throw ApiException(e);
+    }
+    proto::HttpResponse r;
+    r.status = status;
+    r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", info.request_id}};
+    r.body = Dump(out);
+    resp->Send(std::move(r));
+  }
+
+ private:
+  static AwsError SchedValidation(std::string m) {
+    AwsError e = Validation(std::move(m));
+    return e;
+  }
+  static AwsError SchedNotFound(const std::string& name) {
+    AwsError e;
+    e.http_status = 404;
+    e.type = "ResourceNotFoundException";
+    e.message = "Schedule " + name + " does not exist.";
+    return e;
+  }
+
+  json Put(EventsService& ev, const std::string& name, const json& body, bool create) {
+    Db& db = host_.store().db();
+    std::optional<Rule> old = LoadRule(db, "schedule", name);
+    if (create && old) {
+      AwsError e;
+      e.http_status = 409;
+      e.type = "ConflictException";
+      e.message = "Schedule " + name + " already exists.";
+      throw ApiException(e);
+    }
+    if (!create && !old) throw ApiException(SchedNotFound(name));
+    Rule r;
+    r.kind = "schedule";
+    r.name = name;
+    r.expression = Str(body, "ScheduleExpression");
+    Result<ScheduleExpression> e = ScheduleExpression::Parse(r.expression);
+    if (!e.ok()) throw ApiException(SchedValidation("Invalid Schedule Expression " + r.expression.substr(0, 256) + "."));
+    r.timezone = Str(body, "ScheduleExpressionTimezone");
+    if (r.timezone.empty()) r.timezone = "UTC";
+    Result<TimeZone> tz = TimeZone::Load(r.timezone);
+    if (!tz.ok()) throw ApiException(SchedValidation("Invalid Timezone " + r.timezone.substr(0, 64) + ". " + tz.status().message()));
+    std::string state = Str(body, "State");
+    r.state = state.empty() ? "ENABLED" : state;
+    if (r.state != "ENABLED" && r.state != "DISABLED") throw ApiException(SchedValidation("State must be ENABLED or DISABLED."));
+    r.description = Str(body, "Description");
+    if (!body.contains("Target") || !body["Target"].is_object()) throw ApiException(SchedValidation("Target is required."));
+    const json& t = body["Target"];
+    Target target;
+    target.id = "scheduler";
+    target.arn = Str(t, "Arn");
+    target.role_arn = Str(t, "RoleArn");
+    if (!IsLambdaArn(target.arn)) {
+      throw ApiException(SchedValidation("Geysir's scheduler delivers to Lambda function ARNs only; got " +
+                                         target.arn.substr(0, 200) + "."));
+    }
+    if (t.contains("Input") && t["Input"].is_string()) target.input = t["Input"].get<std::string>();
+    if (e->kind() == ScheduleExpression::Kind::kRate) {
+      // Scheduler's rate schedules start at once when no StartDate is given.
+    }
+    Rule stored = ev.Upsert(std::move(r));
+    {
+      Transaction txn(db);
+      db.Prepare("DELETE FROM events_targets WHERE kind = 'schedule' AND rule = ?").Bind(1, name).Run();
+      ev.PutTarget("schedule", name, target, 0);
+      txn.Commit();
+    }
+    log::Info("schedule_put", {{"schedule", name}, {"expression", stored.expression}, {"timezone", stored.timezone}});
+    return {{"ScheduleArn", ev.RuleArn(stored)}};
+  }
+
+  json Describe(EventsService& ev, const Rule& r) {
+    json j = {{"Name", r.name},
+              {"GroupName", "default"},
+              {"Arn", ev.RuleArn(r)},
+              {"ScheduleExpression", r.expression},
+              {"ScheduleExpressionTimezone", r.timezone},
+              {"State", r.state},
+              {"FlexibleTimeWindow", {{"Mode", "OFF"}}},
+              {"CreationDate", static_cast<double>(r.created_ms) / 1000.0},
+              {"LastModificationDate", static_cast<double>(r.modified_ms) / 1000.0}};
+    if (!r.description.empty()) j["Description"] = r.description;
+    std::vector<Target> targets = LoadTargets(host_.store().db(), "schedule", r.name);
+    if (!targets.empty()) {
+      json t = {{"Arn", targets[0].arn}, {"RoleArn", targets[0].role_arn}};
+      if (targets[0].input) t["Input"] = *targets[0].input;
+      j["Target"] = t;
+    }
+    return j;
+  }
+
+  json Get(EventsService& ev, const std::string& name) {
+    std::optional<Rule> r = LoadRule(host_.store().db(), "schedule", name);
+    if (!r) throw ApiException(SchedNotFound(name));
+    return Describe(ev, *r);
+  }
+
+  json List(EventsService& ev, const std::map<std::string, std::string>& query) {
+    std::string prefix = query.count("NamePrefix") ? query.at("NamePrefix") : "";
+    Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
+                                             " FROM events_rules WHERE kind = 'schedule' ORDER BY name");
+    json out = json::array();
+    while (s.Step()) {
+      Rule r = ReadRule(s);
+      if (r.name.rfind(prefix, 0) != 0) continue;
+      json d = Describe(ev, r);
+      json item = {{"Name", r.name}, {"GroupName", "default"}, {"Arn", d["Arn"]}, {"State", r.state},
+                   {"CreationDate", d["CreationDate"]}, {"LastModificationDate", d["LastModificationDate"]}};
+      if (d.contains("Target")) item["Target"] = {{"Arn", d["Target"]["Arn"]}};
+      out.push_back(std::move(item));
+    }
+    return {{"Schedules", out}};
+  }
+
+  ServiceHost& host_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Lambda async path and the trigger routes of control's own API
+
+namespace {
+
+EventsService& EventsOf(ServiceHost& host) {
+  auto* ev = dynamic_cast<EventsService*>(host.FindService("events"));
+  if (!ev) throw ApiException(ServiceError("the trigger runtime (events service) is not running"));
+  return *ev;
+}
+
+proto::HttpResponse JsonReply(int status, const json& body, const std::string& rid) {
+  proto::HttpResponse r;
+  r.status = status;
+  r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", rid}};
+  r.body = Dump(body);
+  return r;
+}
+
+json ConfigJson(const ApiContext& api, const triggers::EventInvokeConfig& c) {
+  json j = {{"LastModified", static_cast<double>(c.last_modified_ms) / 1000.0},
+            {"FunctionArn", c.qualifier.empty() ? FunctionArn(api, c.function) : FunctionArn(api, c.function) + ":" + c.qualifier}};
+  if (c.max_retry_attempts) j["MaximumRetryAttempts"] = *c.max_retry_attempts;
+  if (c.max_event_age_s) j["MaximumEventAgeInSeconds"] = *c.max_event_age_s;
+  json dest = {{"OnSuccess", json::object()}, {"OnFailure", json::object()}};
+  if (!c.on_success.empty()) dest["OnSuccess"] = {{"Destination", c.on_success}};
+  if (!c.on_failure.empty()) dest["OnFailure"] = {{"Destination", c.on_failure}};
+  j["DestinationConfig"] = dest;
+  return j;
+}
+
+// Applies the fields present in a Put/UpdateFunctionEventInvokeConfig body.
+void ApplyConfigBody(ServiceHost& host, const json& body, triggers::EventInvokeConfig& c) {
+  auto int_field = [&](const char* key, const char* member, int lo, int hi, std::optional<int>& out) {
+    auto it = body.find(key);
+    if (it == body.end() || it->is_null()) return;
+    if (!it->is_number_integer()) throw ApiException(InvalidParameterValue(std::string(key) + " must be an integer"));
+    int64_t v = it->get<int64_t>();
+    if (v < lo || v > hi) {
+      throw ApiException(InvalidParameterValue(
+          "1 validation error detected: Value '" + std::to_string(v) + "' at '" + member +
+          "' failed to satisfy constraint: Member must have value " +
+          (v < lo ? "greater than or equal to " + std::to_string(lo) : "less than or equal to " + std::to_string(hi))));
+    }
+    out = static_cast<int>(v);
+  };
+  int_field("MaximumRetryAttempts", "maximumRetryAttempts", 0, 2, c.max_retry_attempts);
+  int_field("MaximumEventAgeInSeconds", "maximumEventAgeInSeconds", 60, 21600, c.max_event_age_s);
+  if (auto it = body.find("DestinationConfig"); it != body.end() && it->is_object()) {
+    for (const char* which : {"OnSuccess", "OnFailure"}) {
+      std::string dest;
+      if (it->contains(which) && (*it)[which].is_object() && (*it)[which].contains("Destination") &&
+          (*it)[which]["Destination"].is_string()) {
+        dest = (*it)[which]["Destination"].get<std::string>();
+      }
+      if (!dest.empty()) {
+        if (!IsLambdaArn(dest)) {
+          throw ApiException(InvalidParameterValue("The destination ARN " + dest.substr(0, 200) +
+                                                   " is not supported: Geysir delivers to Lambda function ARNs only."));
+        }
+        FunctionRef ref = ParseFunctionRef(dest);
+        if (!host.store().GetFunction(ref.name).ok()) {
+          throw ApiException(InvalidParameterValue("The destination function " + dest.substr(0, 200) + " does not exist."));
+        }
+      }
+      (std::string(which) == "OnSuccess" ? c.on_success : c.on_failure) = dest;
+    }
+  }
+}
+
+}  // namespace
+
+void EnqueueAsyncInvoke(ServiceHost& host, const std::string& function, const std::string& qualifier,
+                        std::string payload, const std::string& client_context_b64, const std::string& request_id,
+                        const Responder& resp) {
+  EventsService& ev = EventsOf(host);
+  AsyncEvent e;
+  e.request_id = request_id;
+  e.function = function;
+  e.qualifier = qualifier == "$LATEST" ? "" : qualifier;
+  e.payload = std::move(payload);
+  e.client_context_b64 = client_context_b64;
+  e.source = "lambda";
+  ev.queue().Enqueue(std::move(e), [resp, request_id, function](Status st) {
+    if (st.ok()) {
+      proto::HttpResponse r;
+      r.status = 202;
+      r.headers = {{"x-amzn-RequestId", request_id}};
+      resp->Send(std::move(r));
+      return;
+    }
+    log::Error("async_enqueue_failed", {{"function", function}, {"request_id", request_id}, {"error", st.ToString()}});
+    resp->Send(ToHttpResponse(ServiceError("The event was not queued: " + st.message()), request_id));
+  });
+}
+
+void HandleTriggersApi(ServiceHost& host, const Route& route, proto::HttpRequest& req, const Responder& resp,
+                       const std::string& rid) {
+  EventsService& ev = EventsOf(host);
+  triggers::AsyncQueue& q = ev.queue();
+  const ApiContext& api = host.api();
+  auto query = ParseQuery(req.query);
+  switch (route.op) {
+    case Operation::kPutFunctionEventInvokeConfig:
+    case Operation::kUpdateFunctionEventInvokeConfig:
+    case Operation::kGetFunctionEventInvokeConfig:
+    case Operation::kDeleteFunctionEventInvokeConfig:
+    case Operation::kListFunctionEventInvokeConfigs: {
+      FunctionRef ref = ParseFunctionRef(route.function);
+      std::string qualifier = query.count("Qualifier") ? query["Qualifier"] : ref.qualifier;
+      if (qualifier == "$LATEST") qualifier = "";
+      if (!host.store().GetFunction(ref.name).ok()) {
+        throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(api, ref.name)));
+      }
+      const std::string shown = qualifier.empty() ? FunctionArn(api, ref.name) : FunctionArn(api, ref.name) + ":" + qualifier;
+      if (route.op == Operation::kListFunctionEventInvokeConfigs) {
+        json list = json::array();
+        for (const auto& c : q.ListConfigs(ref.name)) list.push_back(ConfigJson(api, c));
+        resp->Send(JsonReply(200, {{"FunctionEventInvokeConfigs", list}}, rid));
+        return;
+      }
+      std::optional<triggers::EventInvokeConfig> existing = q.GetConfig(ref.name, qualifier);
+      if (route.op == Operation::kGetFunctionEventInvokeConfig) {
+        if (!existing) throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
+        resp->Send(JsonReply(200, ConfigJson(api, *existing), rid));
+        return;
+      }
+      if (route.op == Operation::kDeleteFunctionEventInvokeConfig) {
+        if (!q.DeleteConfig(ref.name, qualifier)) {
+          throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
+        }
+        proto::HttpResponse r;
+        r.status = 204;
+        r.headers = {{"x-amzn-RequestId", rid}};
+        resp->Send(std::move(r));
+        return;
+      }
+      json body = ParseJsonObject(req.body);
+      triggers::EventInvokeConfig c;
+      if (route.op == Operation::kUpdateFunctionEventInvokeConfig) {
+        if (!existing) throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
+        c = *existing;  // Update merges; Put replaces
+      }
+      c.function = ref.name;
+      c.qualifier = qualifier;
+      ApplyConfigBody(host, body, c);
+      c.last_modified_ms = host.NowMs();
+      q.PutConfig(c);
+      log::Info("event_invoke_config_put", {{"function", ref.name}, {"qualifier", qualifier}, {"on_failure", c.on_failure}});
+      resp->Send(JsonReply(200, ConfigJson(api, c), rid));
+      return;
+    }
+    case Operation::kListSchedules:
+      resp->Send(JsonReply(200, ev.ListSchedulesJson(), rid));
+      return;
+    case Operation::kListAsyncEvents: {
+      std::string state = query.count("state") ? query["state"] : "queued";
+      if (state != "queued" && state != "failed") {
+        throw ApiException(InvalidParameterValue("state must be queued or failed"));
+      }
+      int limit = 100;
+      if (query.count("limit")) limit = std::clamp(std::atoi(query["limit"].c_str()), 1, 10000);
+      json events = json::array();
+      for (const AsyncEvent& e : q.List(state, query.count("function") ? query["function"] : "", limit)) {
+        json j = {{"id", e.id},
+                  {"request_id", e.request_id},
+                  {"function", e.function},
+                  {"qualifier", e.qualifier},
+                  {"source", e.source},
+                  {"enqueued", IsoTimestamp(e.enqueued_ms)},
+                  {"attempts", e.attempts},
+                  {"next_attempt", IsoTimestamp(e.next_attempt_ms)},
+                  {"state", e.state},
+                  {"last_error", e.last_error},
+                  {"payload", e.payload.size() > 4096 ? e.payload.substr(0, 4096) + "..." : e.payload}};
+        if (e.failed_ms) j["failed"] = IsoTimestamp(e.failed_ms);
+        events.push_back(std::move(j));
+      }
+      resp->Send(JsonReply(200, {{"events", events}, {"in_flight", q.in_flight()}}, rid));
+      return;
+    }
+    case Operation::kRedriveAsyncEvents: {
+      json body = ParseJsonObject(req.body);
+      int64_t id = body.contains("id") && body["id"].is_number_integer() ? body["id"].get<int64_t>() : 0;
+      bool all = body.contains("all") && body["all"].is_boolean() && body["all"].get<bool>();
+      if (!id && !all) throw ApiException(InvalidParameterValue("give {\"id\": N} or {\"all\": true}"));
+      std::string function = body.contains("function") && body["function"].is_string() ? body["function"].get<std::string>() : "";
+      int n = q.Redrive(id, function);
+      if (id && n == 0) throw ApiException(ResourceNotFound("No failed event with id " + std::to_string(id)));
+      resp->Send(JsonReply(200, {{"redriven", n}}, rid));
+      return;
+    }
+    default:
+      throw ApiException(UnknownOperation("not a trigger operation"));
+  }
+}
+
+std::unique_ptr<Service> MakeEventsService(ServiceHost& host) { return std::make_unique<EventsService>(host); }
+std::unique_ptr<Service> MakeSchedulerService(ServiceHost& host) { return std::make_unique<SchedulerService>(host); }
+
+}  // namespace geysir::control
