@@ -232,7 +232,12 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
   void Dead(const Status& why);
   pid_t pid() const { return pid_; }
   bool gone() const { return dead_ || abandoned_; }
-  void Forget(pid_t child_pid) { children_.erase(child_pid); }
+  void Forget(pid_t child_pid) {
+    children_.erase(child_pid);
+    for (auto it = ns_pids_.begin(); it != ns_pids_.end();) {
+      it = it->second == child_pid ? ns_pids_.erase(it) : std::next(it);
+    }
+  }
 
  private:
   struct PendingFork {
@@ -240,8 +245,8 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
     UniqueFd log;
   };
   void OnControl(int status, int events);
-  void HandleMessage(const nlohmann::json& m);
-  void OnForked(uint64_t n, pid_t child_pid);
+  void HandleMessage(const nlohmann::json& m, pid_t sender);
+  void OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid);
   void FailFork(const Status& why);
   void OnInitLog();
   void OnErrorPipe();
@@ -265,7 +270,9 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
   bool abandoned_ = false;
   uint64_t next_child_ = 1;
   std::unordered_map<uint64_t, PendingFork> pending_;
-  std::unordered_map<pid_t, std::weak_ptr<ChildCore>> children_;
+  std::unordered_map<pid_t, std::weak_ptr<ChildCore>> children_;  // by pid as seen here
+  // A child's pid in the template's PID namespace (what "exited" names) -> as seen here.
+  std::unordered_map<pid_t, pid_t> ns_pids_;
 
   friend class ChildCore;
 };
@@ -647,6 +654,9 @@ Status TemplateCore::Launch(uint32_t uid) {
   spec.python = opt.python;
   spec.uid = uid;
   spec.gid = uid;
+  // The namespace sandbox needs root; an unprivileged scheduler (a developer's machine) runs
+  // functions as itself with cgroups and rlimits only.
+  spec.isolate = opt.isolate && geteuid() == 0;
   if (shared_->cgroups != nullptr) {
     auto cg = shared_->cgroups->Create(tid_, limits_);
     if (!cg.ok()) return cg.status().Wrap("creating the template's cgroup");
@@ -716,7 +726,7 @@ void TemplateCore::OnControl(int status, int events) {
   for (int round = 0; round < 256 && control_ != nullptr && !gone(); ++round) {
     auto msg = worker::ReceiveControlMessage(control_->fd());
     if (msg.ok()) {
-      HandleMessage(msg->message);
+      HandleMessage(msg->message, msg->sender_pid);
       continue;
     }
     const Status& st = msg.status();
@@ -736,7 +746,7 @@ void TemplateCore::OnControl(int status, int events) {
   Dead(Status::Unavailable("the template closed its control socket"));
 }
 
-void TemplateCore::HandleMessage(const nlohmann::json& m) {
+void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
   const std::string type = m.value("type", "");
   auto num = [&](const char* key, double dflt) {
     auto it = m.find(key);
@@ -757,22 +767,32 @@ void TemplateCore::HandleMessage(const nlohmann::json& m) {
     auto cb = ev_.on_init_error;
     if (cb) cb(num("init_ms", 0), std::move(error), TakeInitLog());
   } else if (type == "forked") {
-    OnForked(static_cast<uint64_t>(num("child", 0)), static_cast<pid_t>(num("pid", 0)));
+    // Sent by the new child itself (docs/wire-formats.md): the kernel-attached sender pid is
+    // its pid here, whatever PID namespace it lives in, and needs no trust in the message. A
+    // "forked" from the template itself is not a child and is ignored.
+    if (sender <= 0 || sender == pid_) {
+      log::Warn("template_bad_forked", {{"template_id", tid_}, {"sender", sender}});
+      return;
+    }
+    OnForked(static_cast<uint64_t>(num("child", 0)), sender, static_cast<pid_t>(num("pid", 0)));
   } else if (type == "fork_failed") {
     auto it = pending_.find(static_cast<uint64_t>(num("child", 0)));
     if (it != pending_.end()) pending_.erase(it);
     FailFork(Status::Sys(static_cast<int>(num("errno", EAGAIN)), "fork in the template", Code::kResourceExhausted));
   } else if (type == "exited") {
-    auto it = children_.find(static_cast<pid_t>(num("pid", 0)));
+    auto ns = ns_pids_.find(static_cast<pid_t>(num("pid", 0)));
+    if (ns == ns_pids_.end()) return;  // not a child we handed out (e.g. a reaped orphan)
+    auto it = children_.find(ns->second);
+    ns_pids_.erase(ns);
     if (it == children_.end()) return;
     // `child` keeps the core alive through OnExited, which may end in its owner's destruction.
     if (auto child = it->second.lock()) child->OnExited(static_cast<int>(num("code", -1)), static_cast<int>(num("signal", 0)));
   }
 }
 
-void TemplateCore::OnForked(uint64_t n, pid_t child_pid) {
+void TemplateCore::OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid) {
   auto it = pending_.find(n);
-  if (it == pending_.end() || child_pid <= 0) return;
+  if (it == pending_.end() || child_pid <= 0 || ns_pid <= 0) return;
   PendingFork fds = std::move(it->second);
   pending_.erase(it);
   // The child waits on its channel; before it gets any work it moves into a cgroup of its own,
@@ -797,6 +817,7 @@ void TemplateCore::OnForked(uint64_t n, pid_t child_pid) {
     return FailFork(Status::Internal("could not watch a child's descriptors"));
   }
   children_[child_pid] = core;
+  ns_pids_[ns_pid] = child_pid;
   auto cb = ev_.on_forked;
   if (cb) cb(std::unique_ptr<Child>(new ProcessChild(std::move(core))));
 }

@@ -37,6 +37,9 @@ struct ProcessLauncherOptions {
   int64_t exit_wait_ms = 200;              // after a channel EOF: wait this long for "exited"
   size_t max_log_bytes = 1 << 20;          // per invocation; beyond this output is dropped
   size_t max_init_log_bytes = 64 * 1024;
+  // The namespace/mount/capability/seccomp sandbox (worker/sandbox/README.md). Applies only
+  // when the scheduler runs as root; off only to measure what it costs.
+  bool isolate = true;
 };
 
 class ProcessLauncher final : public Launcher {

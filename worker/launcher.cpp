@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,6 +89,7 @@ const char* LaunchStageName(int32_t stage) {
     case kStageExecRuntime: return "exec-runtime";
     case kStageFds: return "fds";
     case kStageEnvironment: return "environment";
+    case kStageCapabilities: return "capabilities";
   }
   return "unknown";
 }
@@ -104,6 +107,13 @@ Result<TemplateProcess> SpawnTemplate(const TemplateSpec& spec) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return Status::Sys(errno, "socketpair");
   UniqueFd control(sv[0]), control_child(sv[1]);
+  // Every message carries its sender's pid as the kernel sees it from here: children announce
+  // themselves ("forked") with a pid that needs no trust in what they say, and that is right
+  // even when they live in a PID namespace of their own.
+  int one = 1;
+  if (setsockopt(control.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+    return Status::Sys(errno, "setsockopt SO_PASSCRED (control socket)");
+  }
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) return Status::Sys(errno, "pipe2 (init log)");
   UniqueFd log_r(p[0]), log_w(p[1]);
@@ -112,8 +122,17 @@ Result<TemplateProcess> SpawnTemplate(const TemplateSpec& spec) {
   UniqueFd devnull(open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devnull) return Status::Sys(errno, "open /dev/null");
 
-  pid_t pid = fork();
-  if (pid < 0) return Status::Sys(errno, "fork (template launcher)", Code::kResourceExhausted);
+  // With the sandbox the launcher starts as PID 1 of a new PID namespace: clone() with
+  // CLONE_NEWPID and no stack behaves as fork() otherwise. It has to be here, not in contain():
+  // unshare(CLONE_NEWPID) only moves the caller's future children, and the template must stay
+  // the scheduler's direct child (it is reaped here, and its pid is what the scheduler knows).
+  // Everything else (mount, IPC, UTS, network) is unshared by contain() itself.
+  pid_t pid = spec.isolate ? static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, 0))
+                           : fork();
+  if (pid < 0) {
+    return Status::Sys(errno, spec.isolate ? "clone CLONE_NEWPID (template launcher)" : "fork (template launcher)",
+                       Code::kResourceExhausted);
+  }
   if (pid == 0) ExecLauncher(path.c_str(), argv, devnull.get(), log_w.get(), control_child.get(), err_w.get());
 
   // Parent: the child's ends close here (UniqueFd), so EOF on the pipes tracks the child.
@@ -166,7 +185,7 @@ Result<ControlMessage> ReceiveControlMessage(int control_fd) {
   // One buffer per thread, reused: the scheduler receives on its loop thread only.
   thread_local std::vector<char> buffer(kMaxControlMessage);
   iovec iov{buffer.data(), buffer.size()};
-  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxPassedFds) + CMSG_SPACE(sizeof(ucred))];
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -178,7 +197,13 @@ Result<ControlMessage> ReceiveControlMessage(int control_fd) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) return Status::Sys(errno, "receive control message", Code::kUnavailable);
   // Templates never send descriptors; any that arrive are closed rather than leaked.
+  pid_t sender = 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+      ucred cred;
+      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+      sender = cred.pid;
+    }
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
       size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       for (size_t i = 0; i < count; ++i) {
@@ -194,7 +219,7 @@ Result<ControlMessage> ReceiveControlMessage(int control_fd) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
     return Status::Invalid("control message is not a JSON object with a type");
   }
-  return ControlMessage{std::move(j)};
+  return ControlMessage{std::move(j), sender};
 }
 
 }  // namespace geysir::worker

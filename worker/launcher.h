@@ -45,6 +45,7 @@ enum LaunchStage : int32_t {
   // Added after the first version (values above are fixed; new stages are appended).
   kStageFds,               // closing inherited descriptors
   kStageEnvironment,       // building the function's environment
+  kStageCapabilities,      // dropping every capability (bounding, ambient, inheritable sets)
 };
 const char* LaunchStageName(int32_t stage);
 
@@ -57,10 +58,18 @@ struct TemplateSpec {
   uid_t uid = 65534;             // unprivileged identity the template and its children run as
   gid_t gid = 65534;
   std::string cgroup_dir;        // cgroup (v2 path, or v1 memory path) the template is placed in; may be empty
+  // The namespace/mount/capability/seccomp sandbox (worker/sandbox/README.md). Off, only the
+  // cgroup, rlimits and the uid switch apply: for an unprivileged scheduler (a developer's
+  // machine) and for measuring what the sandbox costs. With it, SpawnTemplate starts
+  // geysir-worker as PID 1 of a new PID namespace.
+  bool isolate = false;
+  std::string network = "none";  // "none": loopback only; "egress": see worker/sandbox/network*
 };
 
 // A running template. The scheduler owns all three fds; closing `control` tells the template
-// to exit. `pid` is a direct child of the scheduler and must be reaped by it.
+// to exit. `pid` is a direct child of the scheduler and must be reaped by it. With
+// spec.isolate it is PID 1 of its own PID namespace: when it exits, the kernel kills every
+// process left in that namespace (its children included).
 struct TemplateProcess {
   pid_t pid = -1;
   UniqueFd control;    // SOCK_SEQPACKET, JSON messages, fds passed with SCM_RIGHTS
@@ -73,10 +82,13 @@ Result<TemplateProcess> SpawnTemplate(const TemplateSpec& spec);
 // Helpers for the control-socket protocol, usable by the scheduler (non-blocking sockets:
 // they return Unavailable with EAGAIN when nothing is ready). ReceiveControlMessage returns
 // Unavailable with sys_errno() == 0 at EOF (the template exited), and InvalidArgument for a
-// datagram that is not a JSON object with a "type" string.
+// datagram that is not a JSON object with a "type" string. The control socket carries the
+// sender's credentials (SO_PASSCRED): `sender_pid` is the pid, in the scheduler's PID namespace,
+// of the process that sent the message (the template, or a child announcing itself).
 Status SendControlMessage(int control_fd, const nlohmann::json& message, const int* fds, size_t nfds);
 struct ControlMessage {
   nlohmann::json message;
+  pid_t sender_pid = 0;  // 0: the kernel attached no credentials
 };
 Result<ControlMessage> ReceiveControlMessage(int control_fd);
 

@@ -13,7 +13,9 @@ std::string TemplateSpecToJson(const TemplateSpec& spec) {
          {"python", spec.python.empty() ? std::string("/usr/bin/python3.11") : spec.python},
          {"uid", spec.uid},
          {"gid", spec.gid},
-         {"cgroup_dir", spec.cgroup_dir}};
+         {"cgroup_dir", spec.cgroup_dir},
+         {"isolate", spec.isolate},
+         {"network", spec.network}};
   return j.dump();
 }
 
@@ -32,6 +34,8 @@ Result<TemplateSpec> TemplateSpecFromJson(const std::string& text) {
     spec.uid = j.value("uid", spec.uid);
     spec.gid = j.value("gid", spec.gid);
     spec.cgroup_dir = j.value("cgroup_dir", "");
+    spec.isolate = j.value("isolate", false);
+    spec.network = j.value("network", "none");
   } catch (const std::exception& e) {
     return Status::Invalid(std::string("--spec: ") + e.what());
   }
@@ -43,6 +47,9 @@ Result<TemplateSpec> TemplateSpecFromJson(const std::string& text) {
     return Status::Invalid("--spec: runtime_dir must be an absolute path");
   }
   if (spec.python.empty() || spec.python[0] != '/') return Status::Invalid("--spec: python must be an absolute path");
+  if (spec.network != "none" && spec.network != "egress") {
+    return Status::Invalid("--spec: network must be \"none\" or \"egress\", not \"" + spec.network + "\"");
+  }
   // (assign(n, c) rather than = "0": GCC 12 reports a false -Wrestrict on the latter)
   if (spec.template_id.empty()) spec.template_id.assign(1, '0');
   return spec;

@@ -11,7 +11,8 @@
 
 namespace geysir::worker {
 
-// {"function": FunctionConfig, "template_id", "runtime_dir", "python", "uid", "gid", "cgroup_dir"}.
+// {"function": FunctionConfig, "template_id", "runtime_dir", "python", "uid", "gid", "cgroup_dir",
+//  "isolate", "network"}.
 // worker_binary is the launcher's own path and is not passed.
 std::string TemplateSpecToJson(const TemplateSpec& spec);
 // Validates what geysir-worker relies on (handler, code_dir, runtime_dir and python absolute).

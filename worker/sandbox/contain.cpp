@@ -1,4 +1,5 @@
 #include "worker/sandbox/contain.h"
+#include "worker/sandbox/network.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -35,35 +36,58 @@ void Step(int32_t stage, const Status& st) {
 
 }  // namespace
 
-// The order of the steps, and why:
+// The order of the steps, and why (worker/sandbox/README.md has the same table):
 //
 //  1. cgroup       first, while we are root and can still see /sys/fs/cgroup: every byte the
-//                  runtime allocates from here on is charged to the function's limits.
-//                  (Later: before namespaces/pivot_root, after which the hierarchy is gone.)
-//  -- sandbox issue: 2a. namespaces (user, mount, pid, ipc, uts, net) and 2b. mounts
-//     (read-only code, private /tmp, pivot_root, /proc) slot in here: after the cgroup join,
-//     before anything that resolves paths (chdir) or drops the privileges they need.
-//  2. rlimits      while privileged (raising a hard limit needs CAP_SYS_RESOURCE); limits are
+//                  runtime allocates from here on is charged to the function's limits, and
+//                  the hierarchy is out of sight after pivot_root.
+//  -  (PID namespace: made by SpawnTemplate's clone(CLONE_NEWPID); we are its PID 1.)
+//  2. namespaces   mount, IPC, UTS, network: before the mounts (which must land in our own
+//                  mount namespace) and while we hold CAP_SYS_ADMIN / CAP_NET_ADMIN. Egress
+//                  networking (network.cpp) is wired here too, while the host's /proc is
+//                  still visible.
+//  3. mounts       the minimal root and pivot_root, while still root (mount needs it) and
+//                  before anything resolves a path the function will use (chdir, exec).
+//                  From here on paths are the sandbox's: /var/task, /var/runtime.
+//  4. rlimits      while privileged (raising a hard limit needs CAP_SYS_RESOURCE); limits are
 //                  inherited by the runtime and every child it forks.
-//  3. fds          nothing but 0..4 crosses into the function: a descriptor leaked from the
-//                  scheduler would be a hole in every later wall.
-//  4. environment  built from the spec only (nothing inherited from the scheduler).
-//  5. no_new_privs before the uid change, so no setuid binary can hand privileges back.
-//  6. privileges   setgroups(0), setgid, setuid, then checked: setuid(0) must fail.
-//  7. chdir        after dropping privileges, so the code directory is opened with the
+//  5. fds          nothing but 0..4 crosses into the function: a descriptor leaked from the
+//                  scheduler (or left by the steps above) would be a hole in every wall.
+//  6. environment  built from the spec only (nothing inherited from the scheduler).
+//  7. capabilities bounding, ambient and inheritable sets emptied: needs CAP_SETPCAP, so
+//                  before the uid change; the uid change then clears effective and permitted.
+//  8. no_new_privs before the uid change, so no setuid binary can hand privileges back.
+//  9. privileges   setgroups(0), setgid, setuid, then checked: setuid(0) must fail and no
+//                  capability may be left.
+// 10. chdir        after dropping privileges, so the code directory is opened with the
 //                  function's own rights: unreadable code fails here with a clear stage.
-//  -- sandbox issue: 8. seccomp, last before exec: the filter would otherwise have to allow
-//     every call the steps above make (setuid, mount, ...).
-//  9. exec         fd 4 is made close-on-exec just before: EOF tells the scheduler it worked.
+// 11. seccomp      last before exec: the filter would otherwise have to allow every call the
+//                  steps above make (mount, pivot_root, setns-like unshare, ...).
+// 12. exec         fd 4 is made close-on-exec just before: EOF tells the scheduler it worked.
+//
+// Without spec.isolate (an unprivileged scheduler, or a measurement of the sandbox's cost)
+// steps 2, 3, 7 and 11 are skipped and the function sees the host's file system.
 void Contain(const TemplateSpec& spec) {
   Step(kStageCgroup, JoinCgroup(spec.cgroup_dir));
-  Step(kStageRlimits, ApplyRlimits(spec));
+  TemplateSpec inside = spec;
+  if (spec.isolate) {
+    Step(kStageNamespaces, UnshareNamespaces(spec));
+    Step(kStageNamespaces, SetUpNetwork(spec));  // egress only (network.h): while root, before the mounts
+    Step(kStageMounts, BuildRoot(spec));
+    inside.function.code_dir = kTaskRoot;
+    inside.runtime_dir = kRuntimeRoot;
+  }
+  Step(kStageRlimits, ApplyRlimits(inside));
   Step(kStageFds, CloseInheritedFds(kErrorFd));
-  std::vector<std::string> env = BuildEnvironment(spec, time(nullptr));
-  std::vector<std::string> argv = RuntimeArgv(spec);
+  std::vector<std::string> env = BuildEnvironment(inside, time(nullptr));
+  std::vector<std::string> argv = RuntimeArgv(inside);
+  if (spec.isolate) Step(kStageCapabilities, DropCapabilities());
   Step(kStageDropPrivileges, SetNoNewPrivs());
   Step(kStageDropPrivileges, DropPrivileges(spec.uid, spec.gid));
-  if (chdir(spec.function.code_dir.c_str()) < 0) Step(kStageChdir, Status::Sys(errno, "chdir " + spec.function.code_dir));
+  if (spec.isolate) Step(kStageCapabilities, VerifyNoCapabilities());
+  const std::string& code_dir = inside.function.code_dir;
+  if (chdir(code_dir.c_str()) < 0) Step(kStageChdir, Status::Sys(errno, "chdir " + code_dir));
+  if (spec.isolate) Step(kStageSeccomp, InstallSeccomp());
 
   std::vector<char*> cargv, cenv;
   for (auto& a : argv) cargv.push_back(a.data());

@@ -26,9 +26,25 @@ namespace geysir::worker::sandbox {
 inline constexpr int kControlFd = 3;
 inline constexpr int kErrorFd = 4;
 
+// Where the function's code and the runtime appear inside the sandbox (Lambda's paths).
+inline constexpr char kTaskRoot[] = "/var/task";
+inline constexpr char kRuntimeRoot[] = "/var/runtime";
+
 // cgroup_join.cpp: moves this process into spec.cgroup_dir (v2 directory, or the v1 memory
 // directory: the same relative cgroup is then joined in every other v1 hierarchy that has it).
 Status JoinCgroup(const std::string& cgroup_dir);
+// namespaces.cpp: checks we are PID 1 of a new PID namespace (SpawnTemplate's clone), then
+// new mount, IPC, UTS and network namespaces, hostname "localhost", loopback up.
+Status UnshareNamespaces(const TemplateSpec& spec);
+// mounts.cpp: the minimal root (read-only /usr, code at /var/task, runtime at /var/runtime,
+// /tmp of EphemeralStorage, minimal /dev, a new /proc) and pivot_root into it.
+Status BuildRoot(const TemplateSpec& spec);
+// capabilities.cpp: empties the bounding, ambient and inheritable sets (needs root: before
+// DropPrivileges); VerifyNoCapabilities checks all sets are empty afterwards.
+Status DropCapabilities();
+Status VerifyNoCapabilities();
+// seccomp.cpp: the syscall filter (EPERM for what a function never needs). Last before exec.
+Status InstallSeccomp();
 // rlimits.cpp: RLIMIT_CORE 0, RLIMIT_NOFILE 1024, RLIMIT_FSIZE = ephemeral storage.
 Status ApplyRlimits(const TemplateSpec& spec);
 // fds.cpp: closes every descriptor above `last_kept`.

@@ -29,13 +29,15 @@ int Iterations(int dflt) {
   return e ? std::max(1, std::atoi(e)) : dflt;
 }
 
-void StartToReady(const std::string& name, const std::string& app, const std::string& handler) {
+void StartToReady(const std::string& name, const std::string& app, const std::string& handler, bool isolate = false) {
   TempDir code;
   code.Write("app.py", app);
   std::vector<double> times, init;
   for (int i = 0; i < Iterations(20) / 2 + 1; ++i) {
     auto t0 = std::chrono::steady_clock::now();
-    auto t = Spawn(MakeSpec(code.path(), handler));
+    auto spec = MakeSpec(code.path(), handler);
+    spec.isolate = isolate;
+    auto t = Spawn(spec);
     REQUIRE(t);
     auto m = t->Next(30000);
     auto t1 = std::chrono::steady_clock::now();
@@ -53,6 +55,7 @@ void StartToReady(const std::string& name, const std::string& app, const std::st
 TEST_CASE("bench: template start to ready", "[.bench]") {
   if (!IsRoot()) GEYSIR_SKIP("needs root");
   StartToReady("hello", "def handler(e, c):\n    return 'hi'\n", "app.handler");
+  StartToReady("hello, sandboxed", "def handler(e, c):\n    return 'hi'\n", "app.handler", /*isolate=*/true);
   if (system("/usr/bin/python3.11 -c 'import flask' 2>/dev/null") == 0) {
     StartToReady("flask app import",
                  "from flask import Flask\napp = Flask(__name__)\n@app.route('/')\ndef index():\n    return 'hi'\n"
@@ -61,13 +64,20 @@ TEST_CASE("bench: template start to ready", "[.bench]") {
   }
 }
 
-TEST_CASE("bench: fork and invoke round trips", "[.bench]") {
-  if (!IsRoot()) GEYSIR_SKIP("needs root");
+namespace {
+
+// Fork and invoke round trips against one template, with or without the namespace sandbox.
+void BenchRoundTrips(bool isolate) {
   TempDir code;
   code.Write("app.py", "def handler(event, context):\n    return {'hello': 'world'}\n");
-  auto t = Spawn(MakeSpec(code.path(), "app.handler"));
+  auto spec = MakeSpec(code.path(), "app.handler");
+  spec.isolate = isolate;
+  auto t0_spawn = std::chrono::steady_clock::now();
+  auto t = Spawn(spec);
   REQUIRE(t);
   REQUIRE((*t->Next(30000))["type"] == "ready");
+  std::printf("sandbox %-3s  spawn->ready %7.3f ms\n", isolate ? "on" : "off",
+              Ms(t0_spawn, std::chrono::steady_clock::now()));
   std::vector<double> fork_ms, invoke_ms;
   int n = Iterations(1000);
   // As the scheduler does: one child is always forked ahead, so an invocation goes to a child
@@ -92,6 +102,18 @@ TEST_CASE("bench: fork and invoke round trips", "[.bench]") {
               Percentile(fork_ms, 0.9), Percentile(fork_ms, 0.99));
   std::printf("invoke->result    n=%d p50 %6.3f ms  p90 %6.3f ms  p99 %6.3f ms\n", n, Percentile(invoke_ms, 0.5),
               Percentile(invoke_ms, 0.9), Percentile(invoke_ms, 0.99));
+}
+
+}  // namespace
+
+TEST_CASE("bench: fork and invoke round trips", "[.bench]") {
+  if (!IsRoot()) GEYSIR_SKIP("needs root");
+  BenchRoundTrips(false);
+}
+
+TEST_CASE("bench: fork and invoke round trips in the sandbox", "[.bench]") {
+  if (!IsRoot()) GEYSIR_SKIP("needs root");
+  BenchRoundTrips(true);
 }
 
 TEST_CASE("bench: cgroup create + AddProcess + Remove", "[.bench]") {

@@ -124,6 +124,7 @@ inline std::string ReadToEof(int fd, int timeout_ms) {
 struct Template {
   TemplateProcess proc;
   std::string init_log;
+  pid_t last_sender = 0;  // the kernel-attached sender pid of the last message Next() returned
 
   ~Template() {
     if (proc.pid > 0) {
@@ -147,7 +148,10 @@ struct Template {
     while (NowMs() < deadline) {
       if (!WaitReadable(proc.control.get(), static_cast<int>(deadline - NowMs()))) break;
       auto m = ReceiveControlMessage(proc.control.get());
-      if (m.ok()) return m->message;
+      if (m.ok()) {
+        last_sender = m->sender_pid;
+        return m->message;
+      }
       if (m.status().sys_errno() == EAGAIN) continue;
       return std::nullopt;
     }
@@ -178,7 +182,8 @@ inline std::unique_ptr<Template> Spawn(const TemplateSpec& spec) {
 struct Child {
   UniqueFd channel;  // SOCK_STREAM, frames
   UniqueFd log;      // read end of the child's stdout/stderr
-  pid_t pid = 0;
+  pid_t pid = 0;       // as the child sees itself (its template's PID namespace)
+  pid_t host_pid = 0;  // as the test sees it (SCM_CREDENTIALS of its "forked")
 };
 
 inline std::optional<Child> Fork(Template& t, int n) {
@@ -197,6 +202,7 @@ inline std::optional<Child> Fork(Template& t, int n) {
   auto m = t.NextOfType("forked");
   if (!m || (*m)["child"] != n) return std::nullopt;
   c.pid = (*m)["pid"].get<pid_t>();
+  c.host_pid = t.last_sender;
   return c;
 }
 

@@ -8,7 +8,9 @@ as the function's unprivileged user, with the descriptors and messages of docs/w
 
 1. Init phase, once: import the handler module (Lambda's init), report "ready" or "init_error".
 2. Then, for each "fork" request (with a channel and a log descriptor), fork a child that
-   serves exactly one invocation and exits; report "forked", and "exited" when it is reaped.
+   serves exactly one invocation and exits; the child reports "forked" itself, the template
+   "exited" when it is reaped (in the sandbox the template is PID 1 of its PID namespace and
+   reaps orphans too; the scheduler ignores "exited" for pids it never handed out).
 3. EOF on the control socket: exit (the scheduler kills what is left through cgroups).
 
 Children are cheap because everything they need is built here before the first fork: modules
@@ -44,6 +46,7 @@ MAX_BODY = 64 << 20
 MAX_CONTROL_MESSAGE = 200 * 1024
 
 _request_id = ""  # the invocation being served (a child only); read by the log filter
+_landlock = None  # (ctypes, libc, ruleset attr) when the kernel can scope signals; see below
 
 
 # --- Lambda's error shape ------------------------------------------------------------------------
@@ -273,10 +276,72 @@ def _json_default(o):
     raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
 
 
+# --- Landlock scoping: a child cannot signal its siblings or its template -----------------------
+#
+# Children of one function share its uid and PID namespace, so plain kill() would let one
+# invocation stop another, or the template. Landlock (Linux >= 6.12, ABI 6) scopes that without
+# any privilege: each child makes itself a domain of its own right after the fork, and a
+# process in a domain may only signal (and ptrace, and connect to abstract unix sockets of)
+# processes in that domain or nested in it -- itself and what it starts. It needs no_new_privs,
+# which the launcher set. On older kernels this is skipped (worker/sandbox/README.md).
+
+_LANDLOCK_CREATE_RULESET = 444
+_LANDLOCK_RESTRICT_SELF = 446
+_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
+_LANDLOCK_SCOPE_SIGNAL = 2
+
+
+def _landlock_prepare():
+    """In the template, once: is scoping available? Everything a child needs is built here."""
+    global _landlock
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+    except (ImportError, OSError):
+        return
+    # LANDLOCK_CREATE_RULESET_VERSION (flag 1) returns the ABI version; scoping is ABI 6.
+    abi = libc.syscall(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 6:
+        return
+    # struct landlock_ruleset_attr {u64 handled_access_fs, handled_access_net, scoped}
+    attr = ctypes.create_string_buffer(
+        struct.pack("=QQQ", 0, 0, _LANDLOCK_SCOPE_SIGNAL | _LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET), 24)
+    _landlock = (ctypes, libc, attr)
+
+
+def _landlock_scope():
+    """In a new child, before any of the function's code runs in it."""
+    if _landlock is None:
+        return
+    ctypes, libc, attr = _landlock
+    fd = libc.syscall(ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr, ctypes.c_size_t(24), ctypes.c_uint32(0))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+    try:
+        if libc.syscall(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    finally:
+        os.close(fd)
+
+
 # --- the child: one invocation --------------------------------------------------------------------
 
-def _child(handler, channel_fd, log_fd, closing):
+def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
     global _request_id
+    # The child announces itself: the scheduler reads its pid from the credentials the kernel
+    # attaches (SO_PASSCRED), which is right even across the sandbox's PID namespace; "pid" is
+    # the pid as seen here, the one the template's "exited" will name.
+    try:
+        os.write(ctrl_fd, json.dumps({"type": "forked", "child": child_no, "pid": os.getpid()},
+                                     separators=(",", ":")).encode())
+    except OSError:
+        os._exit(1)
+    try:
+        _landlock_scope()
+    except OSError as e:
+        # Without its scope a child could signal its siblings: it takes no work.
+        os.write(log_fd, ("geysir: could not scope the child with Landlock: %s\n" % e).encode())
+        os._exit(1)
     for fd in closing:
         try:
             os.close(fd)
@@ -284,6 +349,7 @@ def _child(handler, channel_fd, log_fd, closing):
             pass
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # The invocation's log becomes stdout and stderr, line-buffered: a line is one write.
     # The existing wrappers (raw, write-through under -u) are reconfigured rather than replaced:
     # new io objects would cost the child copy-on-write faults on every page they touch.
@@ -384,6 +450,11 @@ def _serve(ctrl, handler):
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     # SIGCHLD wakes select() through the wakeup fd; the Python-level handler does nothing.
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    # In the sandbox the template is PID 1 of its namespace: the kernel drops signals from
+    # inside the namespace that PID 1 leaves at their default, so a child cannot stop the
+    # template with SIGINT (Python's own handler would raise KeyboardInterrupt here). Children
+    # put Python's handler back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.set_wakeup_fd(wake_w)
     ctrl_fd = ctrl.fileno()
     fd_space = socket.CMSG_SPACE(8 * struct.calcsize("i"))
@@ -435,10 +506,9 @@ def _serve(ctrl, handler):
                          "message": str(e)})
             continue
         if pid == 0:
-            _child(handler, channel_fd, log_fd, (ctrl_fd, wake_r, wake_w))
+            _child(handler, channel_fd, log_fd, ctrl_fd, child_no, (ctrl_fd, wake_r, wake_w))
         os.close(channel_fd)
         os.close(log_fd)
-        _send(ctrl, {"type": "forked", "child": child_no, "pid": pid})
 
 
 def main():
@@ -448,6 +518,7 @@ def main():
     if task_root and task_root not in sys.path:
         sys.path.insert(0, task_root)
     _setup_logging()
+    _landlock_prepare()  # before the function's code: it may replace ctypes, not our copy
     try:
         handler = _load_handler(os.environ.get("_HANDLER", ""))
     except _InitError as e:

@@ -1,0 +1,140 @@
+// Step "seccomp": a filter, inherited by the runtime and every child, that refuses the system
+// calls a Lambda function never needs and that widen what a compromised function can attack.
+// Everything else is allowed: the wall is the namespaces, mounts, uid and cgroups; this removes
+// kernel surface and the ways around those walls.
+//
+// Refused calls fail with EPERM (not a kill): Python and the libraries under it probe some of
+// these (e.g. glibc falls back from clone3) and must get an error they handle, and a function
+// that tries one gets a clear "Operation not permitted" in its own log.
+//
+// Only the native ABI (x86-64 or aarch64) passes: a 32-bit syscall through int 0x80 would
+// bypass a filter written for 64-bit numbers, so a foreign architecture kills the process
+// (libseccomp's bad-arch action).
+#include <sched.h>
+#include <seccomp.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "worker/sandbox/contain.h"
+
+namespace geysir::worker::sandbox {
+
+namespace {
+
+struct ContextCloser {
+  void operator()(scmp_filter_ctx ctx) const { seccomp_release(ctx); }
+};
+using Context = std::unique_ptr<void, ContextCloser>;
+
+struct Refusal {
+  const char* name;
+  const char* why;  // kept next to the name so each line of the table reads as a reason
+};
+
+// Each call, and why a function never needs it.
+constexpr Refusal kRefused[] = {
+    // Changing the file system tree: the sandbox's root is fixed, and a mount could cover
+    // /var/task or reveal what pivot_root hid. (No capability is left for them either; this
+    // removes the parsing code from reach.)
+    {"mount", "mounts are the sandbox's, not the function's"},
+    {"umount2", "unmounting could reveal what is under a mount"},
+    {"pivot_root", "the root is fixed"},
+    {"move_mount", "new mount API: same as mount"},
+    {"open_tree", "new mount API: clones a mount tree"},
+    {"fsopen", "new mount API: creates a file system context"},
+    {"fsconfig", "new mount API"},
+    {"fsmount", "new mount API"},
+    {"fspick", "new mount API: reconfigures an existing mount"},
+    {"mount_setattr", "new mount API: changes mount flags (e.g. read-only)"},
+    {"chroot", "no use inside a sandbox root, and a classic step of escapes"},
+    // Namespaces: entering another process's namespaces, or creating a user namespace (which
+    // hands out every capability inside it and opens much kernel code to unprivileged use).
+    {"setns", "joining another namespace"},
+    // Other processes' memory and state: a function's children share its uid, and these are
+    // how one process reads or steers another of the same uid.
+    {"ptrace", "debugging/steering another process"},
+    {"process_vm_readv", "reading another process's memory"},
+    {"process_vm_writev", "writing another process's memory"},
+    {"pidfd_getfd", "copying a descriptor out of another process"},
+    {"process_madvise", "acting on another process's memory"},
+    {"kcmp", "comparing kernel objects of other processes (an information leak)"},
+    // The kernel itself: loading code into it or replacing it.
+    {"kexec_load", "booting another kernel"},
+    {"kexec_file_load", "booting another kernel"},
+    {"init_module", "loading a kernel module"},
+    {"finit_module", "loading a kernel module"},
+    {"delete_module", "unloading a kernel module"},
+    {"bpf", "loading programs into the kernel; a frequent source of kernel exploits"},
+    {"perf_event_open", "kernel and CPU performance counters: side channels and kernel bugs"},
+    {"io_uring_setup", "io_uring: large kernel surface, and its operations are not seen by seccomp"},
+    {"io_uring_enter", "io_uring (see io_uring_setup)"},
+    {"io_uring_register", "io_uring (see io_uring_setup)"},
+    {"userfaultfd", "lets a process stall the kernel mid-copy: a building block of exploits"},
+    // The kernel keyring is shared by uid across the machine, not per namespace.
+    {"keyctl", "kernel keyring (not namespaced)"},
+    {"add_key", "kernel keyring (not namespaced)"},
+    {"request_key", "kernel keyring (not namespaced)"},
+    // The machine: none of the function's business.
+    {"reboot", "rebooting the host"},
+    {"swapon", "host swap"},
+    {"swapoff", "host swap"},
+    {"acct", "host process accounting"},
+    {"quotactl", "host disk quotas"},
+    {"syslog", "the kernel's log (kernel addresses)"},
+    {"iopl", "direct I/O port access"},
+    {"ioperm", "direct I/O port access"},
+    {"open_by_handle_at", "opens any file by handle, past the mount namespace (the 'shocker' escape)"},
+    {"name_to_handle_at", "the other half of open_by_handle_at"},
+    {"vhangup", "hangs up the terminal"},
+};
+
+// Namespace flags that clone() and unshare() must not carry. CLONE_NEWTIME is checked for
+// unshare only: in clone()'s flags its bit is part of the exit-signal byte.
+constexpr uint64_t kNamespaceFlags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,   CLONE_NEWNET,
+                                        CLONE_NEWIPC,  CLONE_NEWUTS, CLONE_NEWCGROUP};
+
+Status Add(scmp_filter_ctx ctx, uint32_t action, const char* name, unsigned count = 0,
+           const scmp_arg_cmp* cmp = nullptr) {
+  int nr = seccomp_syscall_resolve_name(name);
+  if (nr == __NR_SCMP_ERROR) return Status::Ok();  // not a call on this architecture (iopl on aarch64)
+  int rc = seccomp_rule_add_array(ctx, action, nr, count, cmp);
+  if (rc < 0) return Status::Sys(-rc, std::string("seccomp rule for ") + name);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status InstallSeccomp() {
+  Context ctx(seccomp_init(SCMP_ACT_ALLOW));
+  if (!ctx) return Status::Sys(ENOMEM, "seccomp_init");
+  const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+  for (const Refusal& r : kRefused) GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, r.name));
+
+  // clone/unshare: allowed (fork, threads, subprocess) unless a namespace flag is set; one rule
+  // per flag, as rules for one call are alternatives.
+  for (uint64_t flag : kNamespaceFlags) {
+    scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag);
+    GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "clone", 1, &cmp));
+    GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "unshare", 1, &cmp));
+  }
+  scmp_arg_cmp newtime = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWTIME, CLONE_NEWTIME);
+  GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "unshare", 1, &newtime));
+  // clone3 passes its flags in memory, where a filter cannot look: ENOSYS makes glibc (and
+  // anything else) fall back to clone(), whose flags are checked above.
+  GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), "clone3"));
+
+  // personality: only the query (0xffffffff). Setting a persona can switch off ASLR
+  // (ADDR_NO_RANDOMIZE) or make data executable (READ_IMPLIES_EXEC) for what the function execs.
+  // Compared on all 64 bits: the kernel truncates to 32, so a value with high bits set could
+  // smuggle a persona past a 32-bit compare. (A sign-extended -1 is refused too; glibc's
+  // personality(0xffffffff) passes the zero-extended query.)
+  scmp_arg_cmp not_query = SCMP_A0(SCMP_CMP_NE, 0xffffffffULL);
+  GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "personality", 1, &not_query));
+
+  int rc = seccomp_load(ctx.get());
+  if (rc < 0) return Status::Sys(-rc, "seccomp_load");
+  return Status::Ok();
+}
+
+}  // namespace geysir::worker::sandbox
