@@ -62,6 +62,13 @@ struct Scheduler::Pool {
 
   TemplateState state = TemplateState::kNone;
   std::unique_ptr<Template> tpl;
+  // Template recycling (worker/sandbox/README.md): each template started for this pool gets a
+  // generation; a retired one is kept, without children of its own to hand out, until no
+  // running invocation uses a child of it (it is PID 1 of its namespace: its exit kills them).
+  uint64_t tpl_gen = 0;
+  int64_t tpl_started_ms = 0;
+  uint64_t tpl_forks = 0;
+  std::map<uint64_t, std::unique_ptr<Template>> retired;
   std::string template_id;
   std::string log_stream;
   Clock::TimerId init_timer = 0;
@@ -99,6 +106,7 @@ struct Scheduler::Invocation {
   int64_t start_wall_ms = 0;
   Clock::TimerId deadline_timer = 0;
   std::unique_ptr<Child> child;
+  uint64_t tpl_gen = 0;                // the generation of the template `child` was forked from
   std::optional<double> init_ms;       // cold start
 };
 
@@ -314,6 +322,8 @@ void Scheduler::Run(Invocation* inv, std::unique_ptr<Child> child) {
   Pool* pool = inv->pool;
   inv->phase = Invocation::Phase::kRunning;
   inv->child = std::move(child);
+  // Children of a retired template are dropped, never handed out: this one is the current's.
+  inv->tpl_gen = pool->tpl_gen;
   pool->running.insert(inv);
   clock_->Cancel(inv->deadline_timer);
   const int64_t timeout_ms = int64_t{inv->req.function.timeout_s} * 1000;
@@ -537,13 +547,23 @@ void Scheduler::EnsureTemplate(Pool* pool) {
   req.function = pool->config;
   req.template_id = pool->template_id;
   req.uid = options_.uid_base + pool->fn->uid_index;
+  const uint64_t gen = ++pool->tpl_gen;
   TemplateEvents ev;
-  ev.on_ready = [this, pool](double init_ms, std::string init_log) { OnTemplateReady(pool, init_ms, std::move(init_log)); };
-  ev.on_init_error = [this, pool](double init_ms, std::string error, std::string init_log) {
-    OnInitError(pool, init_ms, std::move(error), std::move(init_log));
+  // Events of a retired template (gen no longer current) only matter for its own life: its
+  // exit frees it, a child it forks late is dropped.
+  ev.on_ready = [this, pool, gen](double init_ms, std::string init_log) {
+    if (gen == pool->tpl_gen) OnTemplateReady(pool, init_ms, std::move(init_log));
   };
-  ev.on_exit = [this, pool](Status why) { OnTemplateExit(pool, std::move(why)); };
-  ev.on_forked = [this, pool](Result<std::unique_ptr<Child>> child) { OnForked(pool, std::move(child)); };
+  ev.on_init_error = [this, pool, gen](double init_ms, std::string error, std::string init_log) {
+    if (gen == pool->tpl_gen) OnInitError(pool, init_ms, std::move(error), std::move(init_log));
+  };
+  ev.on_exit = [this, pool, gen](Status why) {
+    if (gen == pool->tpl_gen) return OnTemplateExit(pool, std::move(why));
+    pool->retired.erase(gen);  // destroying it from its own callback is allowed (sandbox.h)
+  };
+  ev.on_forked = [this, pool, gen](Result<std::unique_ptr<Child>> child) {
+    if (gen == pool->tpl_gen) OnForked(pool, std::move(child));
+  };
   auto started = launcher_->Start(req, std::move(ev));
   if (!started.ok()) {
     log::Error("template_start_failed", {{"function", pool->config.name}, {"error", started.status().ToString()}});
@@ -560,6 +580,8 @@ void Scheduler::EnsureTemplate(Pool* pool) {
   pool->tpl = std::move(started).value();
   pool->state = TemplateState::kStarting;
   pool->fork_failures = 0;
+  pool->tpl_started_ms = clock_->MonoMs();
+  pool->tpl_forks = 0;
   ++templates_started_;
   pool->init_timer = clock_->Schedule(options_.init_timeout_ms, [this, pool] {
     pool->init_timer = 0;
@@ -694,7 +716,9 @@ void Scheduler::OnForked(Pool* pool, Result<std::unique_ptr<Child>> child) {
 }
 
 void Scheduler::Replenish(Pool* pool) {
+  ReapRetired(pool);
   if (pool->state != TemplateState::kReady || !pool->tpl) return;
+  if (RecycleDue(*pool)) return Recycle(pool);
   // Forget children that died while waiting.
   pool->ready.erase(std::remove_if(pool->ready.begin(), pool->ready.end(),
                                    [](const std::unique_ptr<Child>& c) { return !c->alive(); }),
@@ -704,7 +728,38 @@ void Scheduler::Replenish(Pool* pool) {
   if (pool->fork_failures >= kMaxForkFailures) want = std::min<size_t>(want, 1);
   while (pool->ready.size() + pool->forks_in_flight < want) {
     ++pool->forks_in_flight;
+    ++pool->tpl_forks;
     pool->tpl->Fork();
+  }
+}
+
+bool Scheduler::RecycleDue(const Pool& pool) const {
+  if (pool.superseded || shutting_down_) return false;  // it goes away anyway
+  const bool too_old = options_.template_max_age_ms > 0 &&
+                       clock_->MonoMs() - pool.tpl_started_ms >= options_.template_max_age_ms;
+  const bool too_many = options_.template_max_children > 0 && pool.tpl_forks >= options_.template_max_children;
+  return too_old || too_many;
+}
+
+// A new template for the same code, so that children stop sharing one address-space layout
+// (and one copy of the random generators' state) forever. The old one finishes what it runs.
+void Scheduler::Recycle(Pool* pool) {
+  log::Info("template_recycled", {{"function", pool->config.name}, {"template_id", pool->template_id},
+                                  {"age_ms", clock_->MonoMs() - pool->tpl_started_ms}, {"forks", pool->tpl_forks}});
+  pool->retired[pool->tpl_gen] = std::move(pool->tpl);
+  // Idle children of the old template would keep its layout in service: drop them.
+  pool->ready.clear();
+  StopTemplate(pool);  // pool->tpl is already empty: this resets the pool's template state
+  ReapRetired(pool);
+  EnsureTemplate(pool);  // at once: the next invocation waits for less of the new init
+}
+
+void Scheduler::ReapRetired(Pool* pool) {
+  for (auto it = pool->retired.begin(); it != pool->retired.end();) {
+    const uint64_t gen = it->first;
+    const bool in_use = std::any_of(pool->running.begin(), pool->running.end(),
+                                    [gen](const Invocation* inv) { return inv->tpl_gen == gen; });
+    it = in_use ? std::next(it) : pool->retired.erase(it);
   }
 }
 
@@ -741,6 +796,7 @@ void Scheduler::OnIdleTimer(Pool* pool) {
 }
 
 void Scheduler::RemovePool(Pool* pool) {
+  pool->retired.clear();
   clock_->Cancel(pool->idle_timer);
   clock_->Cancel(pool->init_timer);
   pool->ready.clear();

@@ -47,6 +47,11 @@ struct SchedulerOptions {
   int64_t idle_timeout_ms = 300000;     // a pool unused this long is stopped (scale to zero)
   int64_t init_timeout_ms = 10000;      // Lambda's init phase limit
   size_t log_tail_bytes = 4096;
+  // Template recycling: a template older than this, or that has forked this many children, is
+  // replaced by a fresh one (new address-space layout); the old one is removed once its
+  // running children are done. 0 disables either bound. worker/sandbox/README.md: trade-off.
+  int64_t template_max_age_ms = 600000;
+  uint64_t template_max_children = 10000;
 };
 
 struct SchedulerStats {
@@ -110,6 +115,9 @@ class Scheduler {
   void OnForked(Pool* pool, Result<std::unique_ptr<Child>> child);
   void StopTemplate(Pool* pool);
   void Replenish(Pool* pool);
+  bool RecycleDue(const Pool& pool) const;
+  void Recycle(Pool* pool);
+  void ReapRetired(Pool* pool);
   uint32_t PreforkTarget(Pool* pool);
   void NoteConcurrency(Pool* pool);
   void MaybeIdle(Pool* pool);

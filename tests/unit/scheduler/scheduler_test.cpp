@@ -506,3 +506,60 @@ TEST_CASE("an init that never finishes is bounded") {
   REQUIRE(h.answered("a"));
   CHECK(h.answers["a"].result.outcome == InvokeOutcome::kInternal);
 }
+
+TEST_CASE("a template is recycled after N children or T ms; the old one finishes its running invocations") {
+  SchedulerOptions o = Harness::Options();
+  o.prefork = 1;
+  o.template_max_children = 3;
+  o.template_max_age_ms = 0;
+  Harness h(o);
+  h.Submit("a");
+  h.launcher.Ready();
+  REQUIRE(h.launcher.DeliverForks() == 2);  // one for "a", one ahead
+  auto first = h.launcher.last();
+  h.Submit("b");                            // the child ahead; its replacement is fork no. 3+
+  REQUIRE(h.launcher.Running("b"));
+  CHECK(first->pending_forks >= 1);
+  h.launcher.Respond("a", "1");
+  // Three forks reached: a new template starts at once; the old one still runs "b".
+  REQUIRE(h.launcher.templates.size() == 2);
+  auto second = h.launcher.last();
+  CHECK(second != first);
+  CHECK_FALSE(first->destroyed);
+  CHECK(h.sched.stats().ready_children == 0);  // the old template's idle children are dropped
+  // A fork the old template completes late is not handed out.
+  h.launcher.DeliverForks();
+  CHECK(h.sched.stats().ready_children == 0);
+  h.launcher.Respond("b", "2");
+  CHECK(h.answers["b"].result.outcome == InvokeOutcome::kOk);
+  CHECK(first->destroyed);  // nothing of it runs any more
+  CHECK_FALSE(second->destroyed);
+  // The next invocation runs on the new template, with its init reported.
+  h.Submit("c");
+  h.launcher.Ready();
+  h.launcher.DeliverForks();
+  REQUIRE(h.launcher.Running("c"));
+  h.launcher.Respond("c", "3");
+  CHECK(h.answers["c"].result.init_duration_ms.has_value());
+  // (With a bound of 3 the new template's own pre-forks soon make it due again.)
+  CHECK(h.sched.stats().templates_started >= 2);
+
+  SECTION("and by age") {
+    SchedulerOptions a = Harness::Options();
+    a.template_max_children = 0;
+    a.template_max_age_ms = 60000;
+    a.idle_timeout_ms = 3600000;
+    Harness g(a);
+    g.Submit("x");
+    g.launcher.Ready();
+    g.launcher.DeliverForks();
+    g.launcher.Respond("x", "1");
+    CHECK(g.launcher.templates.size() == 1);
+    g.clock.Advance(61000);
+    g.Submit("y");  // runs on a ready child of the old template, which is then replaced
+    REQUIRE(g.launcher.Running("y"));
+    CHECK(g.launcher.templates.size() == 2);
+    g.launcher.Respond("y", "2");
+    CHECK(g.launcher.templates[0]->destroyed);
+  }
+}
