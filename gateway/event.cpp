@@ -1,6 +1,7 @@
 #include "gateway/event.h"
 
 #include <ctime>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -57,6 +58,68 @@ void AppendObject(std::string& out, const NameValues& list) {
     AppendJsonString(out, n);
     out.push_back(':');
     AppendJsonString(out, v);
+  }
+  out.push_back('}');
+}
+
+void AppendMap(std::string& out, const std::map<std::string, std::string>& map) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [n, v] : map) {
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(out, n);
+    out.push_back(':');
+    AppendJsonString(out, v);
+  }
+  out.push_back('}');
+}
+
+// {"name": ["v1", "v2"], ...}
+using NameLists = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+void AddToList(NameLists& lists, std::string name, std::string value, bool fold_case) {
+  for (auto& [n, vs] : lists) {
+    if (fold_case ? EqualsIgnoreCase(n, name) : n == name) {
+      vs.push_back(std::move(value));
+      return;
+    }
+  }
+  lists.emplace_back(std::move(name), std::vector<std::string>{std::move(value)});
+}
+
+// Appends {"a":"last","b":"x"},"multi<Key>":{"a":["first","last"],"b":["x"]} pieces: the single-
+// value map (last value wins, as API Gateway's 1.0 event has it) or null when empty.
+void AppendLastValues(std::string& out, const NameLists& lists) {
+  if (lists.empty()) {
+    out.append("null");
+    return;
+  }
+  out.push_back('{');
+  for (size_t i = 0; i < lists.size(); ++i) {
+    if (i) out.push_back(',');
+    AppendJsonString(out, lists[i].first);
+    out.push_back(':');
+    AppendJsonString(out, lists[i].second.back());
+  }
+  out.push_back('}');
+}
+
+void AppendAllValues(std::string& out, const NameLists& lists) {
+  if (lists.empty()) {
+    out.append("null");
+    return;
+  }
+  out.push_back('{');
+  for (size_t i = 0; i < lists.size(); ++i) {
+    if (i) out.push_back(',');
+    AppendJsonString(out, lists[i].first);
+    out.append(":[");
+    for (size_t k = 0; k < lists[i].second.size(); ++k) {
+      if (k) out.push_back(',');
+      AppendJsonString(out, lists[i].second[k]);
+    }
+    out.push_back(']');
   }
   out.push_back('}');
 }
@@ -144,7 +207,9 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
   out.reserve(768 + request.target.size() * 2 + (body_as_text ? request.body.size() + request.body.size() / 8
                                                                : request.body.size() * 4 / 3 + 4) +
               request.headers.size() * 64);
-  out.append(R"({"version":"2.0","routeKey":"$default",)");
+  out.append(R"({"version":"2.0","routeKey":)");
+  AppendJsonString(out, ctx.route_key);
+  out.push_back(',');
   AppendKey(out, "rawPath");
   AppendJsonString(out, request.path.empty() ? std::string_view("/") : std::string_view(request.path));
   out.push_back(',');
@@ -168,8 +233,20 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
     AppendObject(out, query);
     out.push_back(',');
   }
+  if (ctx.path_parameters && !ctx.path_parameters->empty()) {
+    AppendKey(out, "pathParameters");
+    AppendObject(out, *ctx.path_parameters);
+    out.push_back(',');
+  }
+  if (ctx.stage_variables && !ctx.stage_variables->empty()) {
+    AppendKey(out, "stageVariables");
+    AppendMap(out, *ctx.stage_variables);
+    out.push_back(',');
+  }
   AppendKey(out, "requestContext");
-  out.append(R"({"accountId":"anonymous",)");
+  out.append(R"({"accountId":)");
+  AppendJsonString(out, ctx.account_id);
+  out.push_back(',');
   AppendKey(out, "apiId");
   AppendJsonString(out, ctx.url_id);
   out.push_back(',');
@@ -191,7 +268,11 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
   out.append("},");
   AppendKey(out, "requestId");
   AppendJsonString(out, ctx.request_id);
-  out.append(R"(,"routeKey":"$default","stage":"$default","time":)");
+  out.append(R"(,"routeKey":)");
+  AppendJsonString(out, ctx.route_key);
+  out.append(R"(,"stage":)");
+  AppendJsonString(out, ctx.stage);
+  out.append(R"(,"time":)");
   AppendJsonString(out, FormatRequestTime(ctx.time_epoch_ms));
   out.append(R"(,"timeEpoch":)");
   AppendUint(out, ctx.time_epoch_ms);
@@ -209,6 +290,155 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
   }
   AppendKey(out, "isBase64Encoded");
   out.append(!request.body.empty() && !body_as_text ? "true" : "false");
+  out.push_back('}');
+  return out;
+}
+
+std::string BuildRestEvent(const proto::HttpRequest& request, const RestEventContext& rctx) {
+  const EventContext& ctx = rctx.base;
+  // Headers keep the client's spelling (API Gateway's 1.0 event does); repeats of a name, in any
+  // case, are one entry. The edge sets X-Forwarded-For/-Proto/-Port itself, as for 2.0.
+  NameLists headers;
+  std::string_view user_agent;
+  std::string xff;
+  for (const auto& [name, value] : request.headers) {
+    if (EqualsIgnoreCase(name, "user-agent") && user_agent.empty()) user_agent = value;
+    if (EqualsIgnoreCase(name, "x-forwarded-proto") || EqualsIgnoreCase(name, "x-forwarded-port")) continue;
+    if (EqualsIgnoreCase(name, "x-forwarded-for")) {
+      if (!xff.empty()) xff.append(", ");
+      xff.append(value);
+      continue;
+    }
+    AddToList(headers, name, value, true);
+  }
+  if (!request.remote_addr.empty()) {
+    if (!xff.empty()) xff.append(", ");
+    xff.append(request.remote_addr);
+  }
+  if (!xff.empty()) AddToList(headers, "X-Forwarded-For", xff, true);
+  AddToList(headers, "X-Forwarded-Proto", std::string(ctx.forwarded_proto), true);
+  if (ctx.forwarded_port != 0) AddToList(headers, "X-Forwarded-Port", std::to_string(ctx.forwarded_port), true);
+
+  NameLists query;
+  std::string_view q = request.query;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      std::string key = PercentDecode(pair.substr(0, eq), true);
+      std::string value = eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), true);
+      AddToList(query, std::move(key), std::move(value), false);
+    }
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+
+  std::string out;
+  out.reserve(1024 + request.target.size() * 3 +
+              (rctx.binary_body ? request.body.size() * 4 / 3 + 4 : request.body.size() + request.body.size() / 8) +
+              request.headers.size() * 96);
+  out.push_back('{');
+  if (rctx.version_field) out.append(R"("version":"1.0",)");
+  AppendKey(out, "resource");
+  AppendJsonString(out, rctx.resource_path);
+  out.push_back(',');
+  AppendKey(out, "path");
+  AppendJsonString(out, rctx.path.empty() ? std::string_view("/") : rctx.path);
+  out.push_back(',');
+  AppendKey(out, "httpMethod");
+  AppendJsonString(out, request.method);
+  out.push_back(',');
+  AppendKey(out, "headers");
+  AppendLastValues(out, headers);
+  out.push_back(',');
+  AppendKey(out, "multiValueHeaders");
+  AppendAllValues(out, headers);
+  out.push_back(',');
+  AppendKey(out, "queryStringParameters");
+  AppendLastValues(out, query);
+  out.push_back(',');
+  AppendKey(out, "multiValueQueryStringParameters");
+  AppendAllValues(out, query);
+  out.push_back(',');
+  AppendKey(out, "pathParameters");
+  if (ctx.path_parameters && !ctx.path_parameters->empty()) {
+    AppendObject(out, *ctx.path_parameters);
+  } else {
+    out.append("null");
+  }
+  out.push_back(',');
+  AppendKey(out, "stageVariables");
+  if (ctx.stage_variables && !ctx.stage_variables->empty()) {
+    AppendMap(out, *ctx.stage_variables);
+  } else {
+    out.append("null");
+  }
+  out.push_back(',');
+
+  AppendKey(out, "requestContext");
+  out.push_back('{');
+  AppendKey(out, "accountId");
+  AppendJsonString(out, ctx.account_id);
+  out.push_back(',');
+  AppendKey(out, "apiId");
+  AppendJsonString(out, ctx.url_id);
+  out.push_back(',');
+  AppendKey(out, "domainName");
+  AppendJsonString(out, ctx.domain_name);
+  out.push_back(',');
+  AppendKey(out, "domainPrefix");
+  AppendJsonString(out, ctx.url_id);
+  out.push_back(',');
+  AppendKey(out, "extendedRequestId");
+  AppendJsonString(out, ctx.request_id);
+  out.push_back(',');
+  AppendKey(out, "httpMethod");
+  AppendJsonString(out, request.method);
+  out.append(R"(,"identity":{"accessKey":null,"accountId":null,"caller":null,"cognitoAuthenticationProvider":null,)"
+             R"("cognitoAuthenticationType":null,"cognitoIdentityId":null,"cognitoIdentityPoolId":null,)"
+             R"("principalOrgId":null,"sourceIp":)");
+  AppendJsonString(out, request.remote_addr);
+  out.append(R"(,"user":null,"userAgent":)");
+  AppendJsonString(out, user_agent);
+  out.append(R"(,"userArn":null},)");
+  AppendKey(out, "path");
+  AppendJsonString(out, request.path.empty() ? std::string_view("/") : std::string_view(request.path));
+  out.append(R"(,"protocol":)");
+  out.append(request.http_major == 1 && request.http_minor == 0 ? R"("HTTP/1.0")" : R"("HTTP/1.1")");
+  out.push_back(',');
+  AppendKey(out, "requestId");
+  AppendJsonString(out, ctx.request_id);
+  out.push_back(',');
+  AppendKey(out, "requestTime");
+  AppendJsonString(out, FormatRequestTime(ctx.time_epoch_ms));
+  out.push_back(',');
+  AppendKey(out, "requestTimeEpoch");
+  AppendUint(out, ctx.time_epoch_ms);
+  out.push_back(',');
+  AppendKey(out, "resourceId");
+  AppendJsonString(out, rctx.resource_id);
+  out.push_back(',');
+  AppendKey(out, "resourcePath");
+  AppendJsonString(out, rctx.resource_path);
+  out.push_back(',');
+  AppendKey(out, "stage");
+  AppendJsonString(out, ctx.stage);
+  out.append("},");
+
+  AppendKey(out, "body");
+  if (request.body.empty()) {
+    out.append("null");
+  } else if (rctx.binary_body) {
+    out.push_back('"');
+    AppendBase64(out, request.body);
+    out.push_back('"');
+  } else {
+    AppendJsonString(out, request.body);
+  }
+  out.push_back(',');
+  AppendKey(out, "isBase64Encoded");
+  out.append(rctx.binary_body && !request.body.empty() ? "true" : "false");
   out.push_back('}');
   return out;
 }

@@ -2,10 +2,13 @@
 
 #include <sys/time.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
 
+#include "gateway/api_match.h"
+#include "gateway/codec.h"
 #include "gateway/cors.h"
 #include "gateway/event.h"
 #include "gateway/host.h"
@@ -14,6 +17,18 @@
 
 namespace geysir::gateway {
 namespace {
+
+// The account in a function ARN "arn:aws:lambda:REGION:ACCOUNT:function:NAME".
+std::string AccountOf(const std::string& arn) {
+  size_t start = 0;
+  for (int i = 0; i < 4; ++i) {
+    start = arn.find(':', start);
+    if (start == std::string::npos) return "";
+    ++start;
+  }
+  size_t end = arn.find(':', start);
+  return end == std::string::npos ? "" : arn.substr(start, end - start);
+}
 
 uint64_t WallClockMs() {
   timeval tv{};
@@ -32,6 +47,9 @@ struct Gateway::Call {
   std::string request_id;
   std::string function;
   std::shared_ptr<const proto::FunctionUrlRoute> route;  // set when the URL has CORS configured
+  std::shared_ptr<const proto::ApiGatewayApi> api;       // set for API Gateway calls
+  std::string payload_format;                            // API Gateway: "1.0" | "2.0"
+  std::string accept;                                    // API Gateway: the request's Accept
   std::optional<std::string> origin;
   std::shared_ptr<Call> self;
   bool answered = false;
@@ -56,7 +74,8 @@ struct Gateway::Call {
   static void OnDeadline(uv_timer_t* t) {
     auto* call = static_cast<Call*>(t->data);
     log::Warn("function_url_deadline", {{"function", call->function}, {"request_id", call->request_id}});
-    call->Answer(ErrorResponse(504, "Endpoint request timed out"));
+    call->Answer(call->api ? ApiErrorResponse(504, "Endpoint request timed out")
+                           : ErrorResponse(504, "Endpoint request timed out"));
   }
 };
 
@@ -183,6 +202,9 @@ void Gateway::OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::Htt
       ServeFunctionUrl(std::move(request), std::move(responder), std::move(match.url_id),
                        std::move(match.domain_name));
       return;
+    case HostMatch::Kind::kExecuteApi:
+      ServeApi(std::move(request), std::move(responder), std::move(match.url_id), std::move(match.domain_name));
+      return;
     case HostMatch::Kind::kBadFunctionUrl:
       responder->Send(ErrorResponse(404, "No function URL at this address"));
       return;
@@ -259,6 +281,99 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
     if (!problem.empty()) {
       log::Warn("function_url_error",
                 {{"function", call->function}, {"request_id", call->request_id}, {"status", r.status}, {"error", problem}});
+    }
+    call->Answer(std::move(r));
+  });
+}
+
+// An API Gateway REST or HTTP API request: stage and route matching (api_match.h), the 1.0 or
+// 2.0 event, the invocation, and the result mapped back with API Gateway's wording.
+void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
+                       std::string api_id, std::string domain_name) {
+  std::string request_id = ids_.Next();
+  auto answer_now = [&](proto::HttpResponse r) {
+    r.headers.emplace_back("x-amzn-RequestId", request_id);
+    responder->Send(std::move(r));
+  };
+  auto api = routes_.FindApi(api_id);
+  if (!api) return answer_now(ApiErrorResponse(404, "Not Found"));
+  const bool rest = api->kind != "http";
+  ApiMatch match = MatchApi(*api, request.method, request.path);
+  if (match.result == ApiMatch::Result::kNoStage) {
+    return answer_now(rest ? ApiErrorResponse(403, "Forbidden") : ApiErrorResponse(404, "Not Found"));
+  }
+  if (match.result == ApiMatch::Result::kNoRoute) {
+    return answer_now(rest ? ApiErrorResponse(403, "Missing Authentication Token") : ApiErrorResponse(404, "Not Found"));
+  }
+  const proto::ApiRoute& route = *match.route;
+  if (route.api_key_required) {
+    const std::string* key = request.Header("x-api-key");
+    if (!key || std::find(api->api_keys.begin(), api->api_keys.end(), *key) == api->api_keys.end()) {
+      return answer_now(ApiErrorResponse(403, "Forbidden"));
+    }
+  }
+  if (!route.function) {
+    // No Lambda proxy integration, or its function does not exist: AWS answers 500 here.
+    log::Warn("api_integration_missing", {{"api_id", api_id}, {"route", route.method + " " + route.path}});
+    return answer_now(ApiErrorResponse(500, "Internal server error"));
+  }
+
+  EventContext ctx;
+  ctx.url_id = api->api_id;
+  ctx.domain_name = domain_name;
+  ctx.request_id = request_id;
+  ctx.time_epoch_ms = request.received_at_ms ? request.received_at_ms : WallClockMs();
+  ctx.forwarded_port = port_;
+  ctx.account_id = AccountOf(route.function->arn);
+  ctx.stage = match.stage->name;
+  ctx.path_parameters = &match.path_parameters;
+  ctx.stage_variables = &match.stage->variables;
+  const std::string route_key = rest ? "" : route.route_key;
+  ctx.route_key = route_key;
+  std::string event;
+  if (route.payload_format == "2.0") {
+    event = BuildFunctionUrlEvent(request, ctx);
+  } else {
+    RestEventContext rctx;
+    rctx.base = ctx;
+    rctx.resource_path = route.path;
+    rctx.resource_id = route.resource_id;
+    rctx.path = rest ? std::string_view(match.path) : std::string_view(request.path);
+    const std::string* ct = request.Header("content-type");
+    rctx.binary_body = rest ? MatchesMediaType(api->binary_media_types, ct ? std::string_view(*ct) : std::string_view())
+                            : !(ct && IsTextualContentType(*ct) && IsValidUtf8(request.body));
+    rctx.version_field = !rest;
+    event = BuildRestEvent(request, rctx);
+  }
+
+  auto call = std::make_shared<Call>();
+  call->responder = std::move(responder);
+  call->request_id = request_id;
+  call->function = route.function->name;
+  call->api = api;
+  call->payload_format = route.payload_format;
+  if (const std::string* accept = request.Header("accept")) call->accept = *accept;
+  call->self = call;
+  uv_timer_init(loop_, &call->timer);
+  call->timer.data = call.get();
+  uint64_t deadline = std::min<uint64_t>(uint64_t{route.function->timeout_s} * 1000, route.timeout_ms);
+  uv_timer_start(&call->timer, &Call::OnDeadline, deadline + options_.call_grace_ms, 0);
+
+  proto::InvokeRequest invoke;
+  invoke.request_id = std::move(request_id);
+  invoke.function = *route.function;
+  invoke.source = proto::InvokeSource::kApi;
+  invoke_.Invoke(std::move(invoke), std::move(event), [call](proto::InvokeResult result, std::string payload) {
+    if (call->answered) return;
+    ApiOutputOptions options;
+    options.always_decode = call->api->kind == "http";
+    options.binary_types = &call->api->binary_media_types;
+    options.accept = call->accept;
+    std::string problem;
+    proto::HttpResponse r = MapApiResult(result, payload, call->payload_format, options, &problem);
+    if (!problem.empty()) {
+      log::Warn("api_call_error", {{"function", call->function}, {"request_id", call->request_id},
+                                   {"status", r.status}, {"error", problem}});
     }
     call->Answer(std::move(r));
   });

@@ -4,6 +4,8 @@
 //
 //   Host "<url_id>.lambda-url.<base>"  -> build the 2.0 event, invoke, map the result
 //                                         (CORS preflights answered here when the URL has Cors)
+//   Host "<api_id>.execute-api.<base>" -> API Gateway: stage + route (api_match.h), the 1.0
+//                                         (REST) or 2.0 (HTTP API) event, invoke, map back
 //   any other host, GET|HEAD /healthz  -> 200 {"status":"ok","scheduler":bool,"control":bool,"routes":gen}
 //   anything else                      -> 404 {"Message":...}
 //
@@ -87,6 +89,8 @@ class Gateway {
   void OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder);
   void ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
                         std::string url_id, std::string domain_name);
+  void ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
+                std::string api_id, std::string domain_name);
   struct Call;
   void OnControlFrame(proto::Frame&& frame);
   void OnControlConnected();

@@ -28,8 +28,22 @@ HostMatch MatchHost(std::string_view host, std::string_view base_domain) {
 
   std::string base = ToLowerAscii(base_domain);
   if (!base.empty() && base.back() == '.') base.pop_back();
-  const std::string suffix = ".lambda-url." + base;
   const std::string& d = m.domain_name;
+  // API Gateway: "<api_id>.execute-api.<base>" (ids are [a-z0-9], 10 characters on AWS).
+  const std::string api_suffix = ".execute-api." + base;
+  if (d.size() > api_suffix.size() && d.compare(d.size() - api_suffix.size(), api_suffix.size(), api_suffix) == 0) {
+    std::string_view id(d.data(), d.size() - api_suffix.size());
+    bool ok = id.size() <= 63;
+    for (char c : id) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) ok = false;
+    }
+    if (ok) {
+      m.kind = HostMatch::Kind::kExecuteApi;
+      m.url_id = std::string(id);
+      return m;
+    }
+  }
+  const std::string suffix = ".lambda-url." + base;
   if (d.size() < suffix.size() || d.compare(d.size() - suffix.size(), suffix.size(), suffix) != 0) {
     // "lambda-url.<base>" itself (no label) is a malformed function URL host, not the platform.
     if (d == suffix.substr(1)) m.kind = HostMatch::Kind::kBadFunctionUrl;

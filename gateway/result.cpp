@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/api_match.h"
 #include "gateway/codec.h"
 
 namespace geysir::gateway {
@@ -166,6 +167,129 @@ proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::stri
   if (problem) *problem = message;
   if (message.rfind("scheduler unavailable", 0) == 0) return ErrorResponse(503, "Service Unavailable");
   return ErrorResponse(502, "Internal Server Error");
+}
+
+proto::HttpResponse ApiErrorResponse(int status, std::string_view message) {
+  proto::HttpResponse r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "application/json");
+  r.body = json{{"message", message}}.dump();
+  return r;
+}
+
+Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const ApiOutputOptions& options) {
+  json v = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded()) return Status::Invalid("the function's result is not valid JSON");
+  if (!v.is_object()) return Status::Invalid("the function's result is not a JSON object (Malformed Lambda proxy response)");
+  auto sc = v.find("statusCode");
+  if (sc == v.end()) return Status::Invalid("the function's result has no statusCode (Malformed Lambda proxy response)");
+  int64_t status = 0;
+  if (sc->is_number_integer()) {
+    status = sc->get<int64_t>();
+  } else if (sc->is_number_float() && sc->get<double>() == static_cast<double>(static_cast<int64_t>(sc->get<double>()))) {
+    status = static_cast<int64_t>(sc->get<double>());
+  } else if (sc->is_string()) {
+    // API Gateway accepts "200" as well as 200.
+    const std::string& text = sc->get_ref<const std::string&>();
+    if (text.empty() || text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos) {
+      return Status::Invalid("statusCode is not an integer");
+    }
+    status = std::stoi(text);
+  } else {
+    return Status::Invalid("statusCode is not an integer");
+  }
+  if (status < 100 || status > 599) return Status::Invalid("statusCode " + std::to_string(status) + " is out of range");
+
+  proto::HttpResponse r;
+  r.status = static_cast<int>(status);
+  bool have_content_type = false;
+  std::string content_type;
+  auto add = [&](const std::string& name, const std::string& value) {
+    if (!IsValidHeaderName(name) || !IsSafeHeaderValue(value) || IsReservedHeader(name)) return;
+    if (EqualsIgnoreCase(name, "content-type")) {
+      have_content_type = true;
+      content_type = value;
+    }
+    r.headers.emplace_back(name, value);
+  };
+  const json* multi = nullptr;
+  if (auto it = v.find("multiValueHeaders"); it != v.end() && !it->is_null()) {
+    if (!it->is_object()) return Status::Invalid("multiValueHeaders is not an object");
+    multi = &*it;
+  }
+  if (auto it = v.find("headers"); it != v.end() && !it->is_null()) {
+    if (!it->is_object()) return Status::Invalid("headers is not an object");
+    for (const auto& [name, value] : it->items()) {
+      if (multi) {
+        bool shadowed = false;
+        for (const auto& [mname, mv] : multi->items()) {
+          if (EqualsIgnoreCase(mname, name)) shadowed = true;
+        }
+        if (shadowed) continue;
+      }
+      std::string text;
+      if (ScalarToString(value, text)) add(name, text);
+    }
+  }
+  if (multi) {
+    for (const auto& [name, values] : multi->items()) {
+      if (!values.is_array()) return Status::Invalid("multiValueHeaders." + name + " is not a list");
+      for (const auto& value : values) {
+        std::string text;
+        if (ScalarToString(value, text)) add(name, text);
+      }
+    }
+  }
+  if (!have_content_type) r.headers.emplace_back("Content-Type", "application/json");
+
+  bool base64 = false;
+  if (auto it = v.find("isBase64Encoded"); it != v.end() && it->is_boolean()) base64 = it->get<bool>();
+  if (auto it = v.find("body"); it != v.end() && !it->is_null()) {
+    if (!it->is_string()) return Status::Invalid("body is not a string (Malformed Lambda proxy response)");
+    const auto& s = it->get_ref<const std::string&>();
+    bool decode = base64 && (options.always_decode ||
+                             (options.binary_types && !options.binary_types->empty() &&
+                              (MatchesMediaType(*options.binary_types, options.accept) ||
+                               MatchesMediaType(*options.binary_types, content_type))));
+    if (decode) {
+      auto decoded = DecodeBase64(s);
+      if (!decoded) return Status::Invalid("isBase64Encoded is true but body is not valid base64");
+      r.body = std::move(*decoded);
+    } else {
+      r.body = s;
+    }
+  }
+  return r;
+}
+
+proto::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
+                                 std::string_view payload_format, const ApiOutputOptions& options,
+                                 std::string* problem) {
+  switch (result.outcome) {
+    case proto::InvokeOutcome::kOk: {
+      auto mapped = payload_format == "2.0" ? MapHandlerOutput(payload) : MapProxyOutputV1(payload, options);
+      if (mapped.ok()) return std::move(mapped).value();
+      if (problem) *problem = mapped.status().message();
+      return ApiErrorResponse(502, "Internal server error");
+    }
+    case proto::InvokeOutcome::kUnhandled:
+      if (problem) *problem = "the function failed (" + result.error_type + ")";
+      return ApiErrorResponse(502, "Internal server error");
+    case proto::InvokeOutcome::kTimeout:
+      return ApiErrorResponse(504, "Endpoint request timed out");
+    case proto::InvokeOutcome::kThrottled:
+      return ApiErrorResponse(429, "Too Many Requests");
+    case proto::InvokeOutcome::kInternal:
+      break;
+  }
+  json body = json::parse(payload.begin(), payload.end(), nullptr, false);
+  std::string message;
+  if (body.is_object()) {
+    if (auto it = body.find("message"); it != body.end() && it->is_string()) message = it->get<std::string>();
+  }
+  if (problem) *problem = message;
+  if (message.rfind("scheduler unavailable", 0) == 0) return ApiErrorResponse(503, "Service Unavailable");
+  return ApiErrorResponse(502, "Internal server error");
 }
 
 }  // namespace geysir::gateway

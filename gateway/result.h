@@ -22,6 +22,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/http_server.h"
 #include "proto/messages.h"
@@ -40,5 +41,36 @@ proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::stri
 
 // {"Message": message} with the given status and Content-Type application/json.
 proto::HttpResponse ErrorResponse(int status, std::string_view message);
+
+// ---- API Gateway (REST and HTTP APIs) ----
+//
+// Payload format 1.0 output (REST APIs, and HTTP API integrations with format 1.0): a JSON
+// object with statusCode (required), headers, multiValueHeaders (merged with headers; a name in
+// both takes multiValueHeaders' values, as API Gateway does — the way to send several
+// Set-Cookie headers), body (a string or null) and isBase64Encoded. Anything else is the
+// function's fault: 502 {"message":"Internal server error"}.
+//
+// A base64 body is decoded when `decode_base64` is true (HTTP APIs always; REST APIs when the
+// request's Accept or the response's Content-Type matches the API's binaryMediaTypes, decided
+// by the caller through `binary_types`/`accept`); otherwise it is sent as the base64 text, as a
+// REST API without binary media types does.
+struct ApiOutputOptions {
+  bool always_decode = false;                           // HTTP APIs
+  const std::vector<std::string>* binary_types = nullptr;  // REST APIs' binaryMediaTypes
+  std::string_view accept;                              // the request's Accept header
+};
+Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const ApiOutputOptions& options);
+
+// {"message": message}: API Gateway's own error bodies ("Internal server error", "Forbidden",
+// "Not Found", "Missing Authentication Token", "Endpoint request timed out").
+proto::HttpResponse ApiErrorResponse(int status, std::string_view message);
+
+// Any outcome of an API Gateway invocation: kOk through MapProxyOutputV1 (format "1.0") or
+// MapHandlerOutput (format "2.0"); errors worded as API Gateway words them: unhandled or
+// malformed output 502 "Internal server error", timeout 504 "Endpoint request timed out",
+// throttled 429 "Too Many Requests", scheduler unavailable 503 "Service Unavailable".
+proto::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
+                                 std::string_view payload_format, const ApiOutputOptions& options,
+                                 std::string* problem = nullptr);
 
 }  // namespace geysir::gateway

@@ -15,6 +15,14 @@ bool RouteIndex::Apply(proto::RouteTable table) {
     next[std::move(id)] = std::make_shared<const proto::FunctionUrlRoute>(std::move(route));
   }
   by_id_ = std::move(next);
+  std::unordered_map<std::string, std::shared_ptr<const proto::ApiGatewayApi>> apis;
+  apis.reserve(table.apis.size());
+  for (auto& api : table.apis) {
+    std::string id = ToLowerAscii(api.api_id);
+    api.api_id = id;
+    apis[std::move(id)] = std::make_shared<const proto::ApiGatewayApi>(std::move(api));
+  }
+  apis_ = std::move(apis);
   generation_ = table.generation;
   loaded_ = true;
   return true;
@@ -36,6 +44,11 @@ Status RouteIndex::ApplyFrame(const proto::Frame& frame) {
 std::shared_ptr<const proto::FunctionUrlRoute> RouteIndex::Find(std::string_view url_id) const {
   auto it = by_id_.find(std::string(url_id));
   return it == by_id_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const proto::ApiGatewayApi> RouteIndex::FindApi(std::string_view api_id) const {
+  auto it = apis_.find(std::string(api_id));
+  return it == apis_.end() ? nullptr : it->second;
 }
 
 }  // namespace geysir::gateway

@@ -1,4 +1,5 @@
-// RouteIndex: the gateway's copy of control's function URL table, keyed by url_id.
+// RouteIndex: the gateway's copy of control's route table: function URLs keyed by url_id and
+// API Gateway APIs keyed by api id.
 //
 // Control pushes the whole table (a "routes" frame) on subscribe and after every change; the
 // index replaces its contents only with a table at least as new as the one it holds. The first
@@ -33,13 +34,17 @@ class RouteIndex {
   // The route for url_id (lower-case), or nullptr. Shared so an in-flight request keeps its
   // route alive across a table swap.
   std::shared_ptr<const proto::FunctionUrlRoute> Find(std::string_view url_id) const;
+  // The REST or HTTP API with this id (lower-case), or nullptr; shared for the same reason.
+  std::shared_ptr<const proto::ApiGatewayApi> FindApi(std::string_view api_id) const;
 
   uint64_t generation() const { return generation_; }
   bool loaded() const { return loaded_; }
   size_t size() const { return by_id_.size(); }
+  size_t api_count() const { return apis_.size(); }
 
  private:
   std::unordered_map<std::string, std::shared_ptr<const proto::FunctionUrlRoute>> by_id_;
+  std::unordered_map<std::string, std::shared_ptr<const proto::ApiGatewayApi>> apis_;
   uint64_t generation_ = 0;
   bool loaded_ = false;
   bool accept_any_ = false;
