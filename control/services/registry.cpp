@@ -3,6 +3,7 @@
 #include "control/service.h"
 #include "control/services/events.h"
 #include "control/services/apigateway.h"
+#include "control/services/cloudformation.h"
 
 namespace geysir::control {
 
@@ -12,6 +13,8 @@ std::vector<std::unique_ptr<Service>> MakeServices(ServiceHost& host) {
   services.push_back(MakeEventsService(host));     // EventBridge rules + the trigger runtime
   services.push_back(MakeSchedulerService(host));  // EventBridge Scheduler (schedules with time zones)
   services.push_back(std::make_unique<ApiGatewayService>(host));
+  // After API Gateway and S3: stacks make API Gateway objects and read templates from S3.
+  services.push_back(std::make_unique<CloudFormationService>(host));
   return services;
 }
 

@@ -1,0 +1,41 @@
+// CloudFormationService: AWS CloudFormation's query-protocol API (signing name
+// "cloudformation", Version 2010-05-15) over StackEngine (cloudformation_stacks.h) with the
+// resource types of cloudformation_resources.h.
+//
+// Actions: CreateStack, UpdateStack, DeleteStack, DescribeStacks, DescribeStackResource,
+// DescribeStackResources, ListStackResources, DescribeStackEvents, ListStacks, GetTemplate,
+// ValidateTemplate. TemplateURL is read from Geysir's own S3 whatever host it names
+// (https://s3.amazonaws.com/BUCKET/KEY is what Zappa sends); TemplateBody is taken as given.
+// Errors use the query protocol's XML (<ErrorResponse><Error><Code>ValidationError</Code>...).
+//
+// Thread safety: control's loop thread only.
+#pragma once
+
+#include <memory>
+
+#include "control/service.h"
+
+namespace geysir::control {
+
+namespace cfn {
+class ResourceProviders;
+class StackEngine;
+}  // namespace cfn
+
+class CloudFormationService final : public Service {
+ public:
+  explicit CloudFormationService(ServiceHost& host);
+  ~CloudFormationService() override;
+
+  std::string_view signing_name() const override { return "cloudformation"; }
+  Status Start() override;
+  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+
+ private:
+  ServiceHost& host_;
+  std::unique_ptr<cfn::ResourceProviders> providers_;
+  std::unique_ptr<cfn::StackEngine> engine_;
+};
+
+}  // namespace geysir::control
