@@ -46,7 +46,7 @@ MAX_BODY = 64 << 20
 MAX_CONTROL_MESSAGE = 200 * 1024
 
 _request_id = ""  # the invocation being served (a child only); read by the log filter
-_landlock = None  # (ctypes, libc, ruleset attr) when the kernel can scope signals; see below
+_landlock = None  # (ctypes, syscall, create args, restrict args) when the kernel can scope signals
 
 
 # --- Lambda's error shape ------------------------------------------------------------------------
@@ -306,19 +306,28 @@ def _landlock_prepare():
     # struct landlock_ruleset_attr {u64 handled_access_fs, handled_access_net, scoped}
     attr = ctypes.create_string_buffer(
         struct.pack("=QQQ", 0, 0, _LANDLOCK_SCOPE_SIGNAL | _LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET), 24)
-    _landlock = (ctypes, libc, attr)
+    # The arguments are built here, and the call made once (its result closed), so that a child
+    # allocates and writes as little as possible: every page it touches is a copy-on-write fault
+    # (measured: ~1.5 ms per child this way, 2-20 ms building them in the child, on the CI VM).
+    create = (ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr, ctypes.c_size_t(24), ctypes.c_uint32(0))
+    restrict = (ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_uint32(0))
+    fd = libc.syscall(*create)
+    if fd < 0:
+        return
+    os.close(fd)
+    _landlock = (ctypes, libc.syscall, create, restrict)
 
 
 def _landlock_scope():
     """In a new child, before any of the function's code runs in it."""
     if _landlock is None:
         return
-    ctypes, libc, attr = _landlock
-    fd = libc.syscall(ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr, ctypes.c_size_t(24), ctypes.c_uint32(0))
+    ctypes, syscall, create, restrict = _landlock
+    fd = syscall(*create)
     if fd < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
     try:
-        if libc.syscall(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
+        if syscall(restrict[0], fd, restrict[1]) != 0:
             raise OSError(ctypes.get_errno(), "landlock_restrict_self")
     finally:
         os.close(fd)
