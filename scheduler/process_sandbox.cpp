@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -159,6 +160,11 @@ class CgroupPool {
 
   void Recycle(std::unique_ptr<worker::Cgroup> cg, const worker::CgroupLimits& limits) {
     if (free_count_ >= kMaxFree || cg->OomKilled()) return Destroy(std::move(cg));
+    // Memory still charged once its processes are gone is what they left in the template's
+    // /tmp (tmpfs pages stay charged to the cgroup that wrote them): a cgroup carrying it
+    // would start the next child with less than its MemorySize. Removed instead (v1 moves the
+    // charge to the parent).
+    if (ChargedBytes(cg->dir()) > limits.memory_bytes / 16) return Destroy(std::move(cg));
     // v1's peak is resettable: writing 0 sets it to the current usage.
     int fd = open((cg->dir() + "/memory.max_usage_in_bytes").c_str(), O_WRONLY | O_CLOEXEC);
     bool reset = fd >= 0 && write(fd, "0", 1) == 1;
@@ -166,6 +172,15 @@ class CgroupPool {
     if (!reset) return Destroy(std::move(cg));
     free_[Key(limits)].push_back(std::move(cg));
     ++free_count_;
+  }
+
+  static uint64_t ChargedBytes(const std::string& dir) {
+    int fd = open((dir + "/memory.usage_in_bytes").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return UINT64_MAX;
+    char buf[32] = {};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 ? std::strtoull(buf, nullptr, 10) : UINT64_MAX;
   }
 
   void Destroy(std::unique_ptr<worker::Cgroup> cg) {
