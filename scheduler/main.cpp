@@ -17,8 +17,10 @@ const char* kUsage =
     "usage: geysir-scheduler [--data-dir DIR] [--socket PATH] [--control-socket PATH]\n"
     "         [--worker-binary PATH] [--runtime-dir DIR] [--idle-timeout-s N] [--prefork N]\n"
     "         [--function-concurrency N] [--queue-depth N] [--uid-base N] [--python PATH]\n"
-    "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups]\n"
-    "  --cgroup-base defaults to geysir/<hash of the data directory>\n";
+    "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups] [--no-sandbox]\n"
+    "  --cgroup-base defaults to geysir/<hash of the data directory>\n"
+    "  --no-sandbox: no namespaces, mounts, capability drop or seccomp (to measure their cost;\n"
+    "    functions then see the host's files); the sandbox needs root and is on by default\n";
 
 std::string SelfDir() {
   char buf[4096];
@@ -103,6 +105,7 @@ int main(int argc, char** argv) {
     else if (a == "--pids-max") o.launcher.pids_max = static_cast<uint32_t>(number(4194304));
     else if (a == "--cgroup-base") { o.cgroup_base = value(); cgroup_base_set = true; }
     else if (a == "--no-cgroups") o.cgroups = false;
+    else if (a == "--no-sandbox") o.launcher.isolate = false;
     else if (a == "--help" || a == "-h") { fputs(kUsage, stdout); return 0; }
     else {
       fprintf(stderr, "geysir-scheduler: unknown argument %s\n%s", a.c_str(), kUsage);
