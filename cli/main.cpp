@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/control_client.h"
+#include "cli/domain.h"
 #include "cli/triggers.h"
 #include "cli/supervisor.h"
 
@@ -29,6 +30,10 @@ int main(int argc, char** argv) {
   using namespace geysir::cli;
   // The supervisor parses its own flags; hand it argv from "server" on.
   if (argc >= 2 && std::string(argv[1]) == "server") return RunServer(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "domain") {
+    CurlGlobal curl_global;
+    return RunDomainCommand(argc - 1, argv + 1);
+  }
 
   if (argc >= 2 && (std::string(argv[1]) == "schedules" || std::string(argv[1]) == "events")) {
     CurlGlobal curl_global;

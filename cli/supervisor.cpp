@@ -54,6 +54,15 @@ struct Options {
   std::string base_domain = "localhost";
   std::string user = "geysir";
   int grace_s = 30;
+  // HTTPS (docs/internet.md): off unless --https-port is given.
+  int https_port = -1;
+  std::string tls_cert;
+  std::string tls_key;
+  bool https_redirect = false;
+  std::string hsts_max_age;
+  std::string acme_directory;
+  std::string acme_ca;
+  std::string acme_email;
 };
 
 int64_t NowMs() {
@@ -66,6 +75,8 @@ void Usage(FILE* out) {
   std::fputs(
       "usage: geysir server [--data-dir DIR] [--host ADDR] [--http-port N] [--control-port N]\n"
       "                     [--base-domain DOMAIN] [--user USER] [--grace-s N]\n"
+      "                     [--https-port N [--tls-cert PEM --tls-key PEM] [--https-redirect]\n"
+      "                      [--hsts-max-age S]] [--acme-directory URL] [--acme-ca FILE] [--acme-email ADDR]\n"
       "\n"
       "Runs Geysir on this machine: control, scheduler and gateway, supervised.\n"
       "  --data-dir      all state lives here (default /var/lib/geysir)\n"
@@ -75,7 +86,16 @@ void Usage(FILE* out) {
       "  --base-domain   function URLs are http://<url-id>.lambda-url.<base-domain>:<port>/\n"
       "                  (default localhost)\n"
       "  --user          unprivileged user the gateway runs as (default geysir, else nobody)\n"
-      "  --grace-s       seconds each daemon gets to stop on shutdown before SIGKILL (default 30)\n",
+      "  --grace-s       seconds each daemon gets to stop on shutdown before SIGKILL (default 30)\n"
+      "  --https-port    serve HTTPS here too (443 on the internet; 0 picks a free port); certificates\n"
+      "                  come from `geysir domain add` (ACME) and --tls-cert/--tls-key\n"
+      "  --tls-cert, --tls-key  a PEM certificate chain and key served for every other host name\n"
+      "  --https-redirect       answer plain-HTTP requests for hosts with a certificate with 308 to https\n"
+      "  --hsts-max-age  send Strict-Transport-Security: max-age=S on HTTPS responses\n"
+      "  --acme-directory  the ACME CA (default Let's Encrypt production; try staging first:\n"
+      "                  https://acme-staging-v02.api.letsencrypt.org/directory)\n"
+      "  --acme-ca       PEM bundle to trust for the ACME directory (default: the system's)\n"
+      "  --acme-email    contact address for the ACME account\n",
       out);
 }
 
@@ -124,6 +144,24 @@ int ParseOptions(int argc, char** argv, Options* o, bool* help) {
       if (!value(&o->base_domain) || o->base_domain.empty()) return 2;
     } else if (a == "--user") {
       if (!value(&o->user) || o->user.empty()) return 2;
+    } else if (a == "--https-port") {
+      if (!value(&s) || !ParsePort(s, &o->https_port)) return 2;
+    } else if (a == "--tls-cert") {
+      if (!value(&o->tls_cert) || o->tls_cert.empty()) return 2;
+    } else if (a == "--tls-key") {
+      if (!value(&o->tls_key) || o->tls_key.empty()) return 2;
+    } else if (a == "--https-redirect") {
+      o->https_redirect = true;
+    } else if (a == "--hsts-max-age") {
+      if (!value(&o->hsts_max_age) || o->hsts_max_age.empty() ||
+          o->hsts_max_age.find_first_not_of("0123456789") != std::string::npos)
+        return 2;
+    } else if (a == "--acme-directory") {
+      if (!value(&o->acme_directory) || o->acme_directory.empty()) return 2;
+    } else if (a == "--acme-ca") {
+      if (!value(&o->acme_ca) || o->acme_ca.empty()) return 2;
+    } else if (a == "--acme-email") {
+      if (!value(&o->acme_email) || o->acme_email.empty()) return 2;
     } else if (a == "--grace-s") {
       if (!value(&s) || s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos)
         return 2;
@@ -249,6 +287,7 @@ struct Child {
   std::string binary;
   std::vector<std::string> args;  // argv[1..]
   int listen_fd = -1;          // passed as fd 3, or -1
+  int tls_listen_fd = -1;      // passed as fd 4, or -1 (the gateway's HTTPS port)
   std::string ready_socket;    // control/scheduler: ready when this accepts
 
   pid_t pid = -1;
@@ -355,6 +394,23 @@ class Supervisor {
     auto http = BindTcp(opt_.host, opt_.http_port, &http_port_);
     if (!http.ok()) return http.status().Wrap("binding the HTTP port");
     http_fd_ = std::move(*http);
+    if (opt_.https_port >= 0) {
+      auto https = BindTcp(opt_.host, opt_.https_port, &https_port_);
+      if (!https.ok()) return https.status().Wrap("binding the HTTPS port");
+      https_fd_ = std::move(*https);
+    }
+    // Control's ACME client reads its settings from the environment (control/domains.cpp).
+    // Paths are made absolute: control runs with another working directory in mind.
+    auto absolute = [](const std::string& path) {
+      if (path.empty() || path[0] == '/') return path;
+      char cwd[4096];
+      return getcwd(cwd, sizeof cwd) ? std::string(cwd) + "/" + path : path;
+    };
+    if (!opt_.acme_directory.empty()) setenv("GEYSIR_ACME_DIRECTORY", opt_.acme_directory.c_str(), 1);
+    if (!opt_.acme_ca.empty()) setenv("GEYSIR_ACME_CA", absolute(opt_.acme_ca).c_str(), 1);
+    if (!opt_.acme_email.empty()) setenv("GEYSIR_ACME_EMAIL", opt_.acme_email.c_str(), 1);
+    opt_.tls_cert = absolute(opt_.tls_cert);
+    opt_.tls_key = absolute(opt_.tls_key);
     auto ctl = BindTcp(opt_.host, opt_.control_port, &control_port_);
     if (!ctl.ok()) return ctl.status().Wrap("binding the control port");
     control_fd_ = std::move(*ctl);
@@ -388,6 +444,13 @@ class Supervisor {
     g.args = {"--listen-fd", "3", "--scheduler-socket", scheduler_sock_, "--control-socket", control_sock_,
               "--base-domain", opt_.base_domain, "--user", gateway_user_};
     g.listen_fd = http_fd_.get();
+    if (https_fd_) {
+      g.tls_listen_fd = https_fd_.get();
+      g.args.insert(g.args.end(), {"--tls-listen-fd", "4", "--https-public-port", std::to_string(https_port_)});
+      if (!opt_.tls_cert.empty()) g.args.insert(g.args.end(), {"--tls-cert", opt_.tls_cert, "--tls-key", opt_.tls_key});
+      if (opt_.https_redirect) g.args.push_back("--https-redirect");
+      if (!opt_.hsts_max_age.empty()) g.args.insert(g.args.end(), {"--hsts-max-age", opt_.hsts_max_age});
+    }
 
     log::Info("starting", {{"data_dir", d}, {"host", opt_.host}, {"http_port", http_port_},
                            {"control_port", control_port_}, {"gateway_user", gateway_user_},
@@ -440,6 +503,7 @@ class Supervisor {
     sigemptyset(&dfl.sa_mask);
     const pid_t parent = getpid();
     const int listen_fd = c.listen_fd;
+    const int tls_listen_fd = c.tls_listen_fd;
     const int null_fd = devnull_.get();
     const int ew = err_w.get();
     const char* path = c.binary.c_str();
@@ -459,6 +523,7 @@ class Supervisor {
       sigaction(SIGHUP, &dfl, nullptr);
       if (dup2(null_fd, 0) < 0) f = {kStageDup, errno};
       if (f.stage == 0 && listen_fd >= 0 && dup2(listen_fd, 3) < 0) f = {kStageDup, errno};
+      if (f.stage == 0 && tls_listen_fd >= 0 && dup2(tls_listen_fd, 4) < 0) f = {kStageDup, errno};
       if (f.stage == 0) {
         execve(path, args, environ);
         f = {kStageExec, errno};
@@ -565,6 +630,7 @@ class Supervisor {
                           : host.find(':') != std::string::npos ? "[" + host + "]" : host;
     nlohmann::json j = {{"pid", getpid()},
                         {"http_port", http_port_},
+                        {"https_port", https_fd_ ? https_port_ : 0},
                         {"control_port", control_port_},
                         {"host", host},
                         {"control_endpoint", "http://" + ep_host + ":" + std::to_string(control_port_)},
@@ -694,9 +760,11 @@ class Supervisor {
   Options opt_;
   UniqueFd signal_fd_;
   UniqueFd http_fd_;
+  UniqueFd https_fd_;
   UniqueFd control_fd_;
   UniqueFd devnull_;
   int http_port_ = 0;
+  int https_port_ = 0;
   int control_port_ = 0;
   std::string gateway_user_;
   gid_t gateway_gid_ = 65534;

@@ -393,6 +393,12 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
 Service* ControlServer::Impl::ServiceFor(const HttpRequest& req) {
   if (req.path.rfind("/2015-03-31/", 0) == 0 || req.path.rfind("/2021-10-31/", 0) == 0 ||
       req.path.rfind("/geysir/", 0) == 0) {
+    // A service may serve part of the native API (custom domains: /geysir/v1/domains).
+    if (req.path.rfind("/geysir/", 0) == 0) {
+      for (auto& s : services) {
+        if (s->HandlesNativePath(req.path)) return s.get();
+      }
+    }
     return nullptr;
   }
   proto::sigv4::VerifyError ignored;
@@ -1031,10 +1037,13 @@ void ControlServer::Impl::PushRoutes() {
     return;
   }
   proto::Frame frame = proto::MakeFrame(proto::kMsgRoutes, *table);
+  std::vector<proto::Frame> extra;  // the services' gateway state (TLS certificates, ...)
+  for (auto& service : services) service->ContributeGatewayFrames(extra);
   size_t sent = 0;
   for (auto& [ptr, peer] : peers) {
     if (peer.subscribed && peer.conn->open()) {
       peer.conn->Send(frame);
+      for (const auto& f : extra) peer.conn->Send(f);
       ++sent;
     }
   }
@@ -1069,6 +1078,9 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
       return;
     }
     it->second.conn->Send(proto::MakeFrame(proto::kMsgRoutes, *table));
+    std::vector<proto::Frame> extra;
+    for (auto& service : services) service->ContributeGatewayFrames(extra);
+    for (const auto& f : extra) it->second.conn->Send(f);
     log::Info("routes_subscribed", {{"generation", generation}, {"routes", table->function_urls.size()}});
   } else if (type == proto::kMsgLogs) {
     proto::LogBatch batch;
@@ -1081,7 +1093,9 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
     Status st = store_->AppendLogs(batch);
     if (!st.ok()) log::Error("append_logs_failed", {{"function", batch.function_name}, {"error", st.ToString()}});
   } else {
-    log::Debug("unknown_frame", {{"type", type}});
+    // Frames for the services (the gateway's "tls_applied"); the rest is ignored, by contract.
+    for (auto& service : services) service->OnPeerFrame(frame);
+    log::Debug("peer_frame", {{"type", type}});
   }
 }
 

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,7 @@
 namespace geysir::control {
 
 class ServiceHost;
+class Service;
 
 // What an operator (CLI, native API) or API Gateway's CreateDomainName/CreateApiMapping asks for.
 struct DomainSpec {
@@ -89,5 +91,8 @@ class DomainRegistry {
 
 // The registry of this control process, or nullptr when the domains service is not registered.
 DomainRegistry* FindDomainRegistry(ServiceHost& host);
+
+// The Service (control/service.h) that is the registry; registry.cpp adds it.
+std::unique_ptr<Service> MakeDomainsService(ServiceHost& host);
 
 }  // namespace geysir::control

@@ -101,6 +101,14 @@ class Service {
   virtual proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const = 0;
   // Adds this service's routes (API Gateway stages, ...) to the gateway's table.
   virtual void ContributeRoutes(proto::RouteTable& /*table*/) {}
+  // Frames sent to every subscribed gateway right after each routes frame (on subscribe and on
+  // every change): state the gateway needs besides routes (TLS certificates, ACME answers).
+  virtual void ContributeGatewayFrames(std::vector<proto::Frame>& /*out*/) {}
+  // A control.sock frame whose type control itself does not handle (a gateway's acknowledgement).
+  virtual void OnPeerFrame(const proto::Frame& /*frame*/) {}
+  // Native API paths (under /geysir/) this service serves instead of control's own handlers;
+  // they are authenticated with SigV4 first like every other request.
+  virtual bool HandlesNativePath(std::string_view /*path*/) const { return false; }
   // Stops timers and closes handles; the loop runs on afterwards for close callbacks.
   virtual void Shutdown() {}
 };

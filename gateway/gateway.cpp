@@ -121,11 +121,23 @@ Gateway::Gateway(uv_loop_t* loop, GatewayOptions options)
             [this](proto::HttpRequest&& req, std::shared_ptr<proto::HttpResponder> resp) {
               OnRequest(std::move(req), std::move(resp));
             }),
+      https_(loop, options_.limits,
+             [this](proto::HttpRequest&& req, std::shared_ptr<proto::HttpResponder> resp) {
+               OnRequest(std::move(req), std::move(resp));
+             }),
       invoke_(loop, options_.scheduler_socket),
       control_(
           loop, options_.control_socket, [this](proto::Frame&& f) { OnControlFrame(std::move(f)); },
           [this] { OnControlConnected(); },
-          [](const Status& why) { log::Warn("control_disconnected", {{"error", why.ToString()}}); }) {}
+          [](const Status& why) { log::Warn("control_disconnected", {{"error", why.ToString()}}); }) {
+  auto edge = TlsEdge::Create(options_.tls);
+  if (edge.ok()) {
+    tls_ = std::move(*edge);
+    https_.SetTls(&tls_->context());
+  } else {
+    tls_status_ = edge.status();
+  }
+}
 
 Gateway::~Gateway() = default;
 
@@ -143,6 +155,20 @@ Status Gateway::Listen(const std::string& host, uint16_t port) {
 
 uint16_t Gateway::port() const { return port_; }
 
+Status Gateway::ListenTlsFd(int fd) {
+  if (!tls_) return tls_status_;
+  GEYSIR_RETURN_IF_ERROR(https_.ListenFd(fd));
+  tls_port_ = https_.port();
+  return Status::Ok();
+}
+
+Status Gateway::ListenTls(const std::string& host, uint16_t port) {
+  if (!tls_) return tls_status_;
+  GEYSIR_RETURN_IF_ERROR(https_.Listen(host, port));
+  tls_port_ = https_.port();
+  return Status::Ok();
+}
+
 void Gateway::Start() {
   invoke_.Start();
   control_.Start();
@@ -152,19 +178,25 @@ bool Gateway::scheduler_connected() const { return invoke_.connected(); }
 bool Gateway::control_connected() const { return control_.connected(); }
 
 void Gateway::Shutdown(std::function<void()> done) {
-  http_.Shutdown([this, done = std::move(done)] {
+  // Both listeners drain; the clients close once the second one is done.
+  auto remaining = std::make_shared<int>(2);
+  auto one_done = [this, remaining, done = std::move(done)] {
+    if (--*remaining > 0) return;
     // Every accepted request has been answered; the clients have nothing left to wait for.
     control_.Close();
     invoke_.Close();
     closed_ = true;
     if (done) done();
-  });
+  };
+  http_.Shutdown(one_done);
+  https_.Shutdown(one_done);
 }
 
 void Gateway::Close() {
   if (closed_) return;
   closed_ = true;
   http_.Close();
+  https_.Close();
   control_.Close();
   invoke_.Close();
 }
@@ -182,6 +214,20 @@ void Gateway::OnControlConnected() {
 }
 
 void Gateway::OnControlFrame(proto::Frame&& frame) {
+  if (frame.type() == proto::kMsgTls) {
+    if (!tls_) return;
+    Result<uint64_t> gen = tls_->Apply(frame);
+    if (!gen.ok()) {
+      log::Warn("tls_rejected", {{"error", gen.status().ToString()}});
+      return;
+    }
+    // Control waits for this before it asks the CA to validate a challenge we now answer.
+    proto::Frame ack;
+    ack.header = {{"type", proto::kMsgTlsApplied}, {"generation", *gen}};
+    Status st = control_.Send(ack);
+    if (!st.ok()) log::Warn("tls_ack_failed", {{"error", st.ToString()}});
+    return;
+  }
   if (frame.type() != proto::kMsgRoutes) return;  // unknown messages are ignored, by contract
   uint64_t before = routes_.generation();
   Status st = routes_.ApplyFrame(frame);
@@ -195,6 +241,7 @@ void Gateway::OnControlFrame(proto::Frame&& frame) {
 }
 
 void Gateway::OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder) {
+  if (tls_ && ServeTlsEdge(request, responder)) return;
   const std::string* host = request.Header("host");
   HostMatch match = MatchHost(host ? std::string_view(*host) : std::string_view(), options_.base_domain);
   switch (match.kind) {
@@ -220,6 +267,32 @@ void Gateway::OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::Htt
     return;
   }
   responder->Send(ErrorResponse(404, "Not Found"));
+}
+
+// ACME HTTP-01 answers, the HTTP -> HTTPS redirect, HSTS, and custom domains. True when the
+// request was answered (or handed to a function) here.
+bool Gateway::ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::HttpResponder>& responder) {
+  if (auto r = tls_->Challenge(request)) {
+    responder->Send(std::move(*r));
+    return true;
+  }
+  const std::string* host_header = request.Header("host");
+  std::string host(StripPort(host_header ? std::string_view(*host_header) : std::string_view()));
+  for (char& c : host) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (!host.empty() && host.back() == '.') host.pop_back();
+  if (auto r = tls_->Redirect(request, host)) {
+    responder->Send(std::move(*r));
+    return true;
+  }
+  if (request.tls && tls_->hsts()) responder = tls_->WithHsts(std::move(responder));
+  const proto::CustomDomainRoute* domain = tls_->Domain(host);
+  if (domain == nullptr) return false;
+  if (!domain->url_id.empty()) {
+    ServeFunctionUrl(std::move(request), std::move(responder), domain->url_id, host);
+    return true;
+  }
+  responder->Send(ErrorResponse(404, "No function URL or API is mapped to " + host + " yet"));
+  return true;
 }
 
 void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
@@ -253,7 +326,8 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
   ctx.domain_name = domain_name;
   ctx.request_id = request_id;
   ctx.time_epoch_ms = request.received_at_ms ? request.received_at_ms : WallClockMs();
-  ctx.forwarded_port = port_;
+  ctx.forwarded_port = request.tls ? tls_port_ : port_;
+  if (request.tls) ctx.forwarded_proto = "https";
   std::string event = BuildFunctionUrlEvent(request, ctx);
 
   auto call = std::make_shared<Call>();
@@ -323,7 +397,8 @@ void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::Http
   ctx.domain_name = domain_name;
   ctx.request_id = request_id;
   ctx.time_epoch_ms = request.received_at_ms ? request.received_at_ms : WallClockMs();
-  ctx.forwarded_port = port_;
+  ctx.forwarded_port = request.tls ? tls_port_ : port_;
+  if (request.tls) ctx.forwarded_proto = "https";
   ctx.account_id = AccountOf(route.function->arn);
   ctx.stage = match.stage->name;
   ctx.path_parameters = &match.path_parameters;

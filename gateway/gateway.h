@@ -24,6 +24,7 @@
 #include <string>
 
 #include "gateway/routes.h"
+#include "gateway/tls_edge.h"
 #include "proto/frame_channel.h"
 #include "proto/http_server.h"
 #include "proto/invoke_client.h"
@@ -47,6 +48,7 @@ struct GatewayOptions {
   std::string scheduler_socket;   // run/scheduler.sock
   std::string control_socket;     // run/control.sock
   proto::HttpLimits limits = GatewayHttpLimits();
+  TlsEdgeOptions tls;             // HTTPS listener, operator certificate, redirect, HSTS
 };
 
 // Request ids: random (version 4) UUIDs from a generator seeded once, so making one costs no
@@ -72,6 +74,11 @@ class Gateway {
   Status ListenFd(int fd);
   Status Listen(const std::string& host, uint16_t port);
   uint16_t port() const;
+  // The HTTPS listener (same routes as HTTP, TLS terminated here; certificates from control's
+  // "tls" frames and the operator's PEM files). Optional.
+  Status ListenTlsFd(int fd);
+  Status ListenTls(const std::string& host, uint16_t port);
+  uint16_t tls_port() const { return tls_port_; }
 
   // Connects to control and the scheduler; both reconnect on their own while peers restart.
   void Start();
@@ -87,6 +94,7 @@ class Gateway {
 
  private:
   void OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder);
+  bool ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::HttpResponder>& responder);
   void ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
                         std::string url_id, std::string domain_name);
   void ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
@@ -98,6 +106,10 @@ class Gateway {
   uv_loop_t* loop_;
   GatewayOptions options_;
   proto::HttpServer http_;
+  proto::HttpServer https_;
+  std::unique_ptr<TlsEdge> tls_;   // null only when the operator certificate failed to load
+  Status tls_status_;
+  uint16_t tls_port_ = 0;
   proto::InvokeClient invoke_;
   proto::FrameClient control_;
   RouteIndex routes_;

@@ -2,6 +2,8 @@
 //
 //   geysir-gateway (--listen-fd N | --listen HOST:PORT) --scheduler-socket PATH
 //                  --control-socket PATH [--base-domain localhost] [--user geysir]
+//                  [--tls-listen-fd N | --tls-listen HOST:PORT] [--tls-cert PEM --tls-key PEM]
+//                  [--https-redirect] [--hsts-max-age SECONDS] [--https-public-port N]
 //
 // Exit status: 0 after a graceful SIGTERM/SIGINT, 2 on bad flags, 1 on a start-up failure.
 #include <signal.h>
@@ -25,12 +27,17 @@ struct Flags {
   std::string control_socket;
   std::string base_domain = "localhost";
   std::string user = "geysir";
+  int tls_listen_fd = -1;
+  std::string tls_listen;  // HOST:PORT
+  geysir::gateway::TlsEdgeOptions tls;  // https_port: the public HTTPS port for redirects
 };
 
 void Usage() {
   fprintf(stderr,
           "usage: geysir-gateway (--listen-fd N | --listen HOST:PORT) --scheduler-socket PATH\n"
-          "                      --control-socket PATH [--base-domain localhost] [--user geysir]\n");
+          "                      --control-socket PATH [--base-domain localhost] [--user geysir]\n"
+          "                      [--tls-listen-fd N | --tls-listen HOST:PORT] [--tls-cert PEM --tls-key PEM]\n"
+          "                      [--https-redirect] [--hsts-max-age SECONDS] [--https-public-port N]\n");
 }
 
 bool ParseFlags(int argc, char** argv, Flags& f) {
@@ -42,6 +49,9 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       a = a.substr(0, eq);
     } else if (a == "-h" || a == "--help") {
       return false;
+    } else if (a == "--https-redirect") {
+      f.tls.redirect_http = true;
+      continue;
     } else if (i + 1 < argc) {
       v = argv[++i];
     } else {
@@ -66,6 +76,36 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
       f.base_domain = v;
     } else if (a == "--user") {
       f.user = v;
+    } else if (a == "--tls-listen-fd") {
+      char* end = nullptr;
+      long n = strtol(v.c_str(), &end, 10);
+      if (*end != '\0' || n < 0 || n > 65535) {
+        fprintf(stderr, "geysir-gateway: --tls-listen-fd wants a file descriptor number\n");
+        return false;
+      }
+      f.tls_listen_fd = static_cast<int>(n);
+    } else if (a == "--tls-listen") {
+      f.tls_listen = v;
+    } else if (a == "--tls-cert") {
+      f.tls.cert_file = v;
+    } else if (a == "--tls-key") {
+      f.tls.key_file = v;
+    } else if (a == "--hsts-max-age") {
+      char* end = nullptr;
+      long n = strtol(v.c_str(), &end, 10);
+      if (*end != '\0' || n < 0 || n > 100'000'000) {
+        fprintf(stderr, "geysir-gateway: --hsts-max-age wants seconds\n");
+        return false;
+      }
+      f.tls.hsts_max_age_s = static_cast<uint32_t>(n);
+    } else if (a == "--https-public-port") {
+      char* end = nullptr;
+      long n = strtol(v.c_str(), &end, 10);
+      if (*end != '\0' || n <= 0 || n > 65535) {
+        fprintf(stderr, "geysir-gateway: --https-public-port wants a port\n");
+        return false;
+      }
+      f.tls.https_port = static_cast<uint16_t>(n);
     } else {
       fprintf(stderr, "geysir-gateway: unknown flag %s\n", a.c_str());
       return false;
@@ -73,6 +113,10 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
   }
   if ((f.listen_fd < 0) == f.listen.empty()) {
     fprintf(stderr, "geysir-gateway: give exactly one of --listen-fd and --listen\n");
+    return false;
+  }
+  if (f.tls_listen_fd >= 0 && !f.tls_listen.empty()) {
+    fprintf(stderr, "geysir-gateway: give at most one of --tls-listen-fd and --tls-listen\n");
     return false;
   }
   if (f.scheduler_socket.empty() || f.control_socket.empty()) {
@@ -118,28 +162,49 @@ int main(int argc, char** argv) {
   options.base_domain = flags.base_domain;
   options.scheduler_socket = flags.scheduler_socket;
   options.control_socket = flags.control_socket;
+  options.tls = flags.tls;
   geysir::gateway::Gateway gateway(loop, options);
 
+  // "HOST:PORT" -> host, port; false (and a message) when malformed.
+  auto split_listen = [](const std::string& flag, const std::string& value, std::string* host, uint16_t* port) {
+    auto colon = value.rfind(':');
+    if (colon == std::string::npos) {
+      fprintf(stderr, "geysir-gateway: %s wants HOST:PORT\n", flag.c_str());
+      return false;
+    }
+    *host = value.substr(0, colon);
+    if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+    long p = strtol(value.c_str() + colon + 1, nullptr, 10);
+    if (p < 0 || p > 65535) {
+      fprintf(stderr, "geysir-gateway: bad port in %s\n", flag.c_str());
+      return false;
+    }
+    *port = static_cast<uint16_t>(p);
+    return true;
+  };
   geysir::Status st;
   if (flags.listen_fd >= 0) {
     st = gateway.ListenFd(flags.listen_fd);
   } else {
-    auto colon = flags.listen.rfind(':');
-    if (colon == std::string::npos) {
-      fprintf(stderr, "geysir-gateway: --listen wants HOST:PORT\n");
-      return 2;
-    }
-    std::string host = flags.listen.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    long port = strtol(flags.listen.c_str() + colon + 1, nullptr, 10);
-    if (port < 0 || port > 65535) {
-      fprintf(stderr, "geysir-gateway: bad port in --listen\n");
-      return 2;
-    }
-    st = gateway.Listen(host, static_cast<uint16_t>(port));
+    std::string host;
+    uint16_t port = 0;
+    if (!split_listen("--listen", flags.listen, &host, &port)) return 2;
+    st = gateway.Listen(host, port);
   }
   if (!st.ok()) {
     geysir::log::Error("listen_failed", {{"error", st.ToString()}});
+    return 1;
+  }
+  if (flags.tls_listen_fd >= 0) {
+    st = gateway.ListenTlsFd(flags.tls_listen_fd);
+  } else if (!flags.tls_listen.empty()) {
+    std::string host;
+    uint16_t port = 0;
+    if (!split_listen("--tls-listen", flags.tls_listen, &host, &port)) return 2;
+    st = gateway.ListenTls(host, port);
+  }
+  if (!st.ok()) {
+    geysir::log::Error("tls_listen_failed", {{"error", st.ToString()}});
     return 1;
   }
 
@@ -166,7 +231,8 @@ int main(int argc, char** argv) {
   uv_signal_start(&signals.intr, OnStopSignal, SIGINT);
 
   gateway.Start();
-  geysir::log::Info("listening", {{"port", gateway.port()}, {"base_domain", flags.base_domain}});
+  geysir::log::Info("listening", {{"port", gateway.port()}, {"tls_port", gateway.tls_port()},
+                                  {"base_domain", flags.base_domain}});
   uv_run(loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(loop);
   geysir::log::Info("stopped", {{"loop_closed", rc == 0}});

@@ -15,6 +15,10 @@
 //  - A connection that must close (error response, "Connection: close", shutdown) first writes
 //    what it owes, then half-closes (FIN) and discards input briefly before closing, so the
 //    client reads our response instead of a reset.
+//  - With TLS (SetTls), a TlsSession sits between the socket and the same machinery: socket
+//    reads land in a server-wide scratch buffer and are fed to the session, whose plaintext is
+//    read into the connection's buffer and parsed as above (PumpTls); every write is encrypted
+//    and its records sent instead (SendTlsOutput); the lingering close sends close_notify first.
 #include "proto/http_server.h"
 
 #include <llhttp.h>
@@ -30,6 +34,7 @@
 
 #include "proto/internal/ignore_sigpipe.h"
 #include "proto/log.h"
+#include "proto/tls.h"
 
 namespace geysir::proto {
 namespace {
@@ -149,6 +154,11 @@ struct ServerCore {
   uv_loop_t* loop;
   HttpLimits limits;
   HttpHandler handler;
+  const TlsContext* tls = nullptr;
+  // Where TLS connections' socket reads land: each read is fed to its session at once, so one
+  // buffer serves every connection of the loop.
+  std::unique_ptr<char[]> tls_scratch;
+  static constexpr size_t kTlsScratch = 64 * 1024;
   std::string server_name;
   std::string server_line;
   size_t buffer_size;
@@ -190,6 +200,13 @@ class Connection {
     uv_timer_init(server_->loop, &timer_);
     if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) return false;
     uv_tcp_nodelay(&tcp_, 1);
+    if (server_->tls != nullptr) {
+      tls_ = std::make_unique<TlsSession>(*server_->tls);
+      if (tls_->failed()) {
+        log::Warn("tls_session_failed", {{"error", tls_->error()}});
+        return false;
+      }
+    }
     struct sockaddr_storage ss;
     int len = sizeof ss;
     if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
@@ -247,6 +264,7 @@ class Connection {
     paused_ = false;
     llhttp_resume(&parser_);
     Parse();
+    if (tls_ && !closing_) PumpTls();  // plaintext may still wait inside the session
     if (!closing_ && !paused_ && !final_queued_) ReadStart();
   }
 
@@ -364,6 +382,10 @@ class Connection {
     r.remote_addr = remote_addr_;
     r.remote_port = remote_port_;
     r.received_at_ms = WallClockMs();
+    if (tls_) {
+      r.tls = true;
+      r.tls_server_name = tls_->server_name();
+    }
 
     const size_t max_body = server_->limits.max_body_bytes;
     const bool has_length = (parser_.flags & F_CONTENT_LENGTH) != 0;
@@ -442,6 +464,11 @@ class Connection {
 
   static void OnAlloc(uv_handle_t* h, size_t, uv_buf_t* out) {
     auto* c = static_cast<Connection*>(h->data);
+    if (c->tls_ && c->server_ != nullptr) {
+      if (!c->server_->tls_scratch) c->server_->tls_scratch.reset(new char[ServerCore::kTlsScratch]);
+      *out = uv_buf_init(c->server_->tls_scratch.get(), static_cast<unsigned>(ServerCore::kTlsScratch));
+      return;
+    }
     if (c->buf_ == nullptr) {
       c->buf_ = c->server_ != nullptr ? c->server_->TakeBuffer() : nullptr;
       c->data_end_ = c->parse_pos_ = 0;
@@ -454,11 +481,17 @@ class Connection {
     *out = uv_buf_init(c->buf_ + c->data_end_, static_cast<unsigned>(cap - c->data_end_));
   }
 
-  static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+  static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     auto* c = static_cast<Connection*>(s->data);
     if (c->closing_) return;
     if (nread < 0) {
       c->OnReadEnd(static_cast<int>(nread));
+      return;
+    }
+    if (c->tls_) {
+      if (nread == 0 || c->lingering_) return;
+      c->tls_->Feed(buf->base, static_cast<size_t>(nread));
+      c->PumpTls();
       return;
     }
     if (nread == 0) {
@@ -471,6 +504,83 @@ class Connection {
     }
     c->data_end_ += static_cast<size_t>(nread);
     c->Parse();
+  }
+
+  // Decrypts what the session can give into the read buffer and parses it, until the session
+  // wants more ciphertext or parsing must wait (pipeline full, final response queued); then
+  // sends whatever records (handshake, alerts) the session produced.
+  void PumpTls() {
+    while (!closing_ && !lingering_ && !paused_ && !final_queued_) {
+      if (buf_ == nullptr) {
+        if (server_ == nullptr) return;
+        buf_ = server_->TakeBuffer();
+        data_end_ = parse_pos_ = 0;
+      }
+      const size_t room = server_->buffer_size - data_end_;
+      if (room == 0) break;  // cannot happen: the header limit is below the buffer size
+      size_t n = 0;
+      TlsSession::ReadResult r = tls_->Read(buf_ + data_end_, room, &n);
+      if (r == TlsSession::ReadResult::kData) {
+        data_end_ += n;
+        Parse();
+        continue;
+      }
+      if (r == TlsSession::ReadResult::kWant) break;
+      if (r == TlsSession::ReadResult::kClosed) {
+        if (!SendTlsOutput()) return;
+        OnReadEnd(UV_EOF);
+        return;
+      }
+      log::Debug("tls_failed", {{"error", tls_->error()}, {"remote", remote_addr_}, {"sni", tls_->server_name()}});
+      ReadStop();
+      if (SendTlsOutput()) BeginLingerClose();  // the alert goes out before the FIN
+      return;
+    }
+    if (closing_) return;
+    MaybeReleaseBuffer();
+    if (tls_->acme_alpn() && tls_->handshake_done() && !lingering_) {
+      // TLS-ALPN-01 (RFC 8737): the validator only looks at the certificate and closes.
+      ReadStop();
+      final_queued_ = true;
+      BeginLingerClose();
+      return;
+    }
+    SendTlsOutput();
+  }
+
+  // Sends the session's pending records; false when the connection closed on a write error.
+  bool SendTlsOutput() {
+    if (!tls_->has_output()) return true;
+    auto* w = new WriteReq;
+    w->req.data = this;
+    w->owned.emplace_back();
+    std::string& out = w->owned.back();
+    tls_->TakeOutput(out);
+    int written = 0;
+    if (outstanding_writes_ == 0) {
+      uv_buf_t b = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
+      written = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1);
+      if (written < 0 && written != UV_EAGAIN && written != UV_ENOSYS) {
+        delete w;
+        CloseNow();
+        return false;
+      }
+      if (written < 0) written = 0;
+    }
+    if (static_cast<size_t>(written) == out.size()) {
+      delete w;
+      return true;
+    }
+    uv_buf_t rest = uv_buf_init(out.data() + written, static_cast<unsigned>(out.size() - static_cast<size_t>(written)));
+    ++outstanding_writes_;
+    if (timer_mode_ == TimerMode::kNone) SetTimer(TimerMode::kWrite);
+    if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &rest, 1, OnWritten) != 0) {
+      --outstanding_writes_;
+      delete w;
+      CloseNow();
+      return false;
+    }
+    return true;
   }
 
   void OnReadEnd(int err) {
@@ -679,6 +789,21 @@ class Connection {
   // Writes the gathered buffers: uv_try_write first, uv_write for the rest. False if closed.
   bool WriteBatch(uv_buf_t* bufs, size_t nbufs, size_t total, std::string* heads, std::shared_ptr<Pending>* batch,
                   size_t n) {
+    if (tls_) {
+      // Small pieces are joined first so that a response becomes one TLS record, not one
+      // record per header block and body.
+      std::string joined;
+      if (nbufs > 1 && total <= 16 * 1024) {
+        joined.reserve(total);
+        for (size_t i = 0; i < nbufs; ++i) joined.append(bufs[i].base, bufs[i].len);
+        if (!tls_->Write(joined.data(), joined.size())) return TlsWriteFailed();
+      } else {
+        for (size_t i = 0; i < nbufs; ++i) {
+          if (!tls_->Write(bufs[i].base, bufs[i].len)) return TlsWriteFailed();
+        }
+      }
+      return SendTlsOutput();
+    }
     int written = 0;
     if (outstanding_writes_ == 0) {
       written = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, static_cast<unsigned>(nbufs));
@@ -722,7 +847,21 @@ class Connection {
     return true;
   }
 
+  bool TlsWriteFailed() {
+    log::Debug("tls_write_failed", {{"error", tls_->error()}, {"remote", remote_addr_}});
+    CloseNow();
+    return false;
+  }
+
   void WriteStatic(const char* text) {
+    if (tls_) {
+      if (tls_->Write(text, strlen(text))) {
+        SendTlsOutput();
+      } else {
+        TlsWriteFailed();
+      }
+      return;
+    }
     uv_buf_t b = uv_buf_init(const_cast<char*>(text), static_cast<unsigned>(strlen(text)));
     int written = 0;
     if (outstanding_writes_ == 0) {
@@ -768,6 +907,10 @@ class Connection {
     lingering_ = true;
     ReadStop();
     SetTimer(TimerMode::kLinger);
+    if (tls_) {
+      tls_->Shutdown();  // close_notify, queued ahead of the FIN
+      if (!SendTlsOutput()) return;
+    }
     shutdown_req_.data = this;
     if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), OnShutdown) != 0) {
       CloseNow();
@@ -866,6 +1009,7 @@ class Connection {
   uv_tcp_t tcp_;
   uv_timer_t timer_;
   uv_shutdown_t shutdown_req_;
+  std::unique_ptr<TlsSession> tls_;
   int handles_open_ = 2;
   llhttp_t parser_;
 
@@ -1076,6 +1220,8 @@ Status HttpServer::Listen(const std::string& host, uint16_t port) {
 }
 
 uint16_t HttpServer::port() const { return impl_->bound_port; }
+
+void HttpServer::SetTls(const TlsContext* tls) { impl_->tls = tls; }
 
 void HttpServer::Shutdown(std::function<void()> done) {
   Impl& s = *impl_;

@@ -29,6 +29,8 @@
 
 namespace geysir::proto {
 
+class TlsContext;
+
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
@@ -43,6 +45,8 @@ struct HttpRequest {
   std::string remote_addr;          // "127.0.0.1"
   uint16_t remote_port = 0;
   uint64_t received_at_ms = 0;      // wall clock (ms since epoch) when the headers were complete
+  bool tls = false;                 // arrived over TLS (SetTls)
+  std::string tls_server_name;      // the TLS SNI name, lower-case ("" without TLS or SNI)
 
   // First header with this name, compared case-insensitively; nullptr if absent.
   const std::string* Header(std::string_view name) const;
@@ -88,6 +92,10 @@ class HttpServer {
   Status ListenFd(int fd);
   Status Listen(const std::string& host, uint16_t port);
   uint16_t port() const;
+
+  // Serves TLS (proto/tls.h) on every connection accepted from now on. `tls` is not owned and
+  // must outlive the server; its certificates may be replaced at any time.
+  void SetTls(const TlsContext* tls);
 
   // Stops accepting and finishes in-flight requests, then calls done (on the loop thread).
   void Shutdown(std::function<void()> done);

@@ -1,5 +1,6 @@
 // The AWS services control serves besides Lambda. One line a service; order matters only
 // where one service's Start() reads another's tables (list the dependency first).
+#include "control/domains.h"
 #include "control/service.h"
 #include "control/services/events.h"
 #include "control/services/apigateway.h"
@@ -10,6 +11,7 @@ namespace geysir::control {
 std::vector<std::unique_ptr<Service>> MakeServices(ServiceHost& host) {
   std::vector<std::unique_ptr<Service>> services;
   (void)host;
+  services.push_back(MakeDomainsService(host));  // custom domains + ACME (native API, "tls" frames)
   services.push_back(MakeEventsService(host));     // EventBridge rules + the trigger runtime
   services.push_back(MakeSchedulerService(host));  // EventBridge Scheduler (schedules with time zones)
   services.push_back(std::make_unique<ApiGatewayService>(host));
