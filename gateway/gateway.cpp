@@ -399,7 +399,8 @@ void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::Http
   ctx.time_epoch_ms = request.received_at_ms ? request.received_at_ms : WallClockMs();
   ctx.forwarded_port = request.tls ? tls_port_ : port_;
   if (request.tls) ctx.forwarded_proto = "https";
-  ctx.account_id = AccountOf(route.function->arn);
+  const std::string account_id = AccountOf(route.function->arn);  // ctx holds views: keep it alive
+  ctx.account_id = account_id;
   ctx.stage = match.stage->name;
   ctx.path_parameters = &match.path_parameters;
   ctx.stage_variables = &match.stage->variables;

@@ -264,15 +264,20 @@ void ApiGatewayModel::Impl::ContributeRoutes(proto::RouteTable& table) {
     api.kind = "rest";
     api.binary_media_types = doc.value("binaryMediaTypes", std::vector<std::string>{});
     api.api_keys = keys;
-    const json& deployments = doc.value("deployments", json::object());
-    for (const auto& [name, stage] : doc.value("stages", json::object()).items()) {
+    // Members are copied out before iterating: a range-for over value(...).items() would
+    // iterate a temporary that is already gone (C++20 extends only the outer temporary).
+    const json deployments = doc.value("deployments", json::object());
+    const json stages = doc.value("stages", json::object());
+    for (const auto& [name, stage] : stages.items()) {
       proto::ApiStage s;
       s.name = name;
       s.variables = stage.value("variables", std::map<std::string, std::string>{});
       auto dep = deployments.find(stage.value("deploymentId", ""));
       if (dep != deployments.end()) {
-        for (const auto& [rid, res] : dep->value("snapshot", json::object()).items()) {
-          for (const auto& [verb, m] : res.value("resourceMethods", json::object()).items()) {
+        const json snapshot = dep->value("snapshot", json::object());
+        for (const auto& [rid, res] : snapshot.items()) {
+          const json methods = res.value("resourceMethods", json::object());
+          for (const auto& [verb, m] : methods.items()) {
             proto::ApiRoute r;
             r.method = verb;
             r.path = res.value("path", "/");
@@ -297,9 +302,10 @@ void ApiGatewayModel::Impl::ContributeRoutes(proto::RouteTable& table) {
     api.api_id = doc.value("apiId", "");
     api.kind = "http";
     api.api_keys = keys;
-    const json& integrations = doc.value("integrations", json::object());
+    const json integrations = doc.value("integrations", json::object());
+    const json route_docs = doc.value("routes", json::object());
     std::vector<proto::ApiRoute> routes;
-    for (const auto& [rid, route] : doc.value("routes", json::object()).items()) {
+    for (const auto& [rid, route] : route_docs.items()) {
       proto::ApiRoute r;
       r.route_key = route.value("routeKey", "$default");
       auto [method, path] = ParseRouteKey(r.route_key);
@@ -318,7 +324,8 @@ void ApiGatewayModel::Impl::ContributeRoutes(proto::RouteTable& table) {
       }
       routes.push_back(std::move(r));
     }
-    for (const auto& [name, stage] : doc.value("stages", json::object()).items()) {
+    const json stages = doc.value("stages", json::object());
+    for (const auto& [name, stage] : stages.items()) {
       proto::ApiStage s;
       s.name = name;
       s.variables = stage.value("stageVariables", std::map<std::string, std::string>{});
