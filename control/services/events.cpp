@@ -367,7 +367,8 @@ class EventsService final : public Service {
       uv_timer_stop(timer_);
       return;
     }
-    const int64_t delay = std::max<int64_t>(0, heap_.begin()->first - host_.NowMs());
+    const int64_t at = std::max(heap_.begin()->first, retry_after_ms_);
+    const int64_t delay = std::max<int64_t>(0, at - host_.NowMs());
     uv_timer_start(
         timer_, [](uv_timer_t* t) { static_cast<EventsService*>(t->data)->FireDue(); }, static_cast<uint64_t>(delay), 0);
   }
@@ -397,6 +398,8 @@ class EventsService final : public Service {
         },
         [this, due, fired](Status st) {
           firing_ = false;
+          // A failed commit leaves the schedules due: try again in a second, not in a tight loop.
+          retry_after_ms_ = st.ok() ? 0 : host_.NowMs() + 1000;
           if (!st.ok()) log::Error("schedule_fire_failed", {{"schedules", due.size()}, {"error", st.ToString()}});
           for (const auto& [key, t] : due) {
             size_t slash = key.find('/');
@@ -587,6 +590,7 @@ class EventsService final : public Service {
   std::set<std::pair<int64_t, std::string>> heap_;  // (next firing, "kind/name")
   std::map<std::string, int64_t> due_at_;
   bool firing_ = false;
+  int64_t retry_after_ms_ = 0;
   std::map<std::string, TimeZone> zones_;
   std::vector<int64_t> lags_;
 
