@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "proto/log.h"
+#include "worker/sandbox/network.h"
 #include "scheduler/server.h"
 
 namespace {
@@ -17,10 +19,12 @@ const char* kUsage =
     "usage: geysir-scheduler [--data-dir DIR] [--socket PATH] [--control-socket PATH]\n"
     "         [--worker-binary PATH] [--runtime-dir DIR] [--idle-timeout-s N] [--prefork N]\n"
     "         [--function-concurrency N] [--queue-depth N] [--uid-base N] [--python PATH]\n"
-    "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups] [--no-sandbox]\n"
+    "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups] [--no-sandbox] [--egress-deny-file PATH]\n"
     "  --cgroup-base defaults to geysir/<hash of the data directory>\n"
     "  --no-sandbox: no namespaces, mounts, capability drop or seccomp (to measure their cost;\n"
-    "    functions then see the host's files); the sandbox needs root and is on by default\n";
+    "    functions then see the host's files); the sandbox needs root and is on by default\n"
+    "  --egress-deny-file: IPv4 ranges egress functions may not reach, one CIDR a line, on top of\n"
+    "    RFC 1918 and the built-in ones (default <data-dir>/egress-deny; docs/security.md)\n";
 
 std::string SelfDir() {
   char buf[4096];
@@ -44,6 +48,48 @@ std::string DefaultCgroupBase(const std::string& data_dir) {
   char buf[32];
   snprintf(buf, sizeof buf, "geysir/%08llx", static_cast<unsigned long long>(h & 0xffffffffull));
   return buf;
+}
+
+std::string ReadSmallFile(const std::string& path, bool* exists) {
+  std::string text;
+  FILE* f = fopen(path.c_str(), "re");
+  *exists = f != nullptr;
+  if (f == nullptr) return text;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0 && text.size() < (1u << 20)) text.append(buf, n);
+  fclose(f);
+  return text;
+}
+
+// Egress networking's host firewall (worker/sandbox/network.h), one nftables table per
+// scheduler: the built-in refusals, RFC 1918 and the operator's deny file (one CIDR a line).
+// Returns the table's name, or "" when egress stays unavailable (the reason is logged).
+std::string InstallEgressFirewall(const std::string& deny_file) {
+  namespace net = geysir::worker::sandbox;
+  using geysir::log::Warn;
+  net::RemoveStaleEgressFirewalls();
+  std::vector<std::string> deny = net::DefaultDeniedRanges();
+  bool exists = false;
+  std::string text = ReadSmallFile(deny_file, &exists);
+  if (exists) {
+    auto listed = net::ParseDenyList(text);
+    if (!listed.ok()) {
+      Warn("egress_unavailable", {{"error", listed.status().ToString()}, {"file", deny_file}});
+      return "";
+    }
+    deny.insert(deny.end(), listed->begin(), listed->end());
+  }
+  bool have_resolv = false;
+  std::vector<std::string> dns = net::ParseNameservers(ReadSmallFile("/etc/resolv.conf", &have_resolv));
+  const std::string table = "geysir_" + std::to_string(getpid());
+  geysir::Status st = net::InstallEgressFirewall(table, deny, dns);
+  if (!st.ok()) {
+    Warn("egress_unavailable", {{"error", st.ToString()}});
+    return "";
+  }
+  geysir::log::Info("egress_firewall", {{"table", "inet " + table}, {"deny", deny}, {"nameservers", dns}});
+  return table;
 }
 
 bool ParseUint(const char* text, uint64_t max, uint64_t& out) {
@@ -71,6 +117,7 @@ int main(int argc, char** argv) {
   std::string socket, control_socket;
   bool control_socket_set = false;
   bool cgroup_base_set = false;
+  std::string egress_deny_file;
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -105,6 +152,7 @@ int main(int argc, char** argv) {
     else if (a == "--pids-max") o.launcher.pids_max = static_cast<uint32_t>(number(4194304));
     else if (a == "--cgroup-base") { o.cgroup_base = value(); cgroup_base_set = true; }
     else if (a == "--no-cgroups") o.cgroups = false;
+    else if (a == "--egress-deny-file") egress_deny_file = value();
     else if (a == "--no-sandbox") o.launcher.isolate = false;
     else if (a == "--help" || a == "-h") { fputs(kUsage, stdout); return 0; }
     else {
@@ -125,6 +173,12 @@ int main(int argc, char** argv) {
   // SIGCHLD loop, instead of piling up under init.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
+  std::string egress_table;
+  if (geteuid() == 0 && o.launcher.isolate) {
+    egress_table = InstallEgressFirewall(egress_deny_file.empty() ? data_dir + "/egress-deny" : egress_deny_file);
+    o.launcher.egress_firewall = !egress_table.empty();
+  }
+
   uv_loop_t* loop = uv_default_loop();
   int exit_code = 0;
   {
@@ -141,5 +195,10 @@ int main(int argc, char** argv) {
   // Close callbacks of handles freed during the server's destruction.
   uv_run(loop, UV_RUN_DEFAULT);
   if (uv_loop_close(loop) != 0) log::Warn("loop_not_empty_at_exit");
+  // Every template is gone by now, so no function depends on the table any more.
+  if (!egress_table.empty()) {
+    Status st = worker::sandbox::RemoveEgressFirewall(egress_table);
+    if (!st.ok()) log::Warn("egress_firewall_remove_failed", {{"error", st.ToString()}});
+  }
   return exit_code;
 }

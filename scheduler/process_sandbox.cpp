@@ -672,6 +672,13 @@ Status TemplateCore::Launch(uint32_t uid) {
   // The namespace sandbox needs root; an unprivileged scheduler (a developer's machine) runs
   // functions as itself with cgroups and rlimits only.
   spec.isolate = opt.isolate && geteuid() == 0;
+  spec.network = function_.network;
+  // Without the host firewall an egress function could reach the host and private ranges.
+  if (spec.network == "egress" && (!spec.isolate || !opt.egress_firewall)) {
+    return Status::Unavailable("network mode egress is not available on this host: the scheduler runs without "
+                               "the sandbox or could not install its nftables firewall (see its log and "
+                               "docs/security.md)");
+  }
   if (shared_->cgroups != nullptr) {
     auto cg = shared_->cgroups->Create(tid_, limits_);
     if (!cg.ok()) return cg.status().Wrap("creating the template's cgroup");

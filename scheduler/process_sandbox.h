@@ -40,6 +40,7 @@ struct ProcessLauncherOptions {
   // The namespace/mount/capability/seccomp sandbox (worker/sandbox/README.md). Applies only
   // when the scheduler runs as root; off only to measure what it costs.
   bool isolate = true;
+  bool egress_firewall = false;            // main installed the egress firewall (worker/sandbox/network.h)
 };
 
 class ProcessLauncher final : public Launcher {
