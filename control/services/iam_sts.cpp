@@ -1,0 +1,402 @@
+// IAM and STS: see iam_sts.h.
+#include "control/services/iam_sts.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "control/db.h"
+#include "control/lambda_api.h"
+#include "control/services/protocol.h"
+#include "control/store.h"
+
+namespace geysir::control {
+namespace {
+
+using nlohmann::json;
+using proto::HttpRequest;
+using proto::HttpResponse;
+
+constexpr std::string_view kIamXmlns = "https://iam.amazonaws.com/doc/2010-05-08/";
+constexpr std::string_view kStsXmlns = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+const std::vector<Migration> kIamSteps = {
+    {1, "iam: roles and their inline policies",
+     "CREATE TABLE iam_roles ("
+     "  name TEXT NOT NULL COLLATE NOCASE PRIMARY KEY,"  // IAM names are unique ignoring case
+     "  role_id TEXT NOT NULL,"
+     "  path TEXT NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  assume_role_policy TEXT NOT NULL,"
+     "  description TEXT NOT NULL,"
+     "  max_session_duration INTEGER NOT NULL,"
+     "  tags TEXT NOT NULL"  // JSON [[key, value], ...]
+     ");"
+     "CREATE TABLE iam_role_policies ("
+     "  role_name TEXT NOT NULL COLLATE NOCASE REFERENCES iam_roles(name),"
+     "  policy_name TEXT NOT NULL COLLATE NOCASE,"
+     "  document TEXT NOT NULL,"
+     "  PRIMARY KEY (role_name, policy_name)"
+     ");"},
+};
+
+AwsError QueryErr(int status, std::string code, std::string message) {
+  AwsError e;
+  e.http_status = status;
+  e.type = std::move(code);
+  e.message = std::move(message);
+  e.user_fault = status < 500;
+  return e;
+}
+
+[[noreturn]] void Throw(int status, std::string code, std::string message) {
+  throw ApiException(QueryErr(status, std::move(code), std::move(message)));
+}
+
+// Authentication failures arrive worded for Lambda; the query services name them so.
+AwsError AsQueryError(const AwsError& e, const char* internal_code) {
+  AwsError out = e;
+  if (e.type == "InvalidSignatureException") {
+    out.type = "SignatureDoesNotMatch";
+  } else if (e.type == "UnrecognizedClientException") {
+    out.type = "InvalidClientTokenId";
+  } else if (e.type == "MissingAuthenticationTokenException") {
+    out.type = "MissingAuthenticationToken";
+  } else if (e.type == "IncompleteSignatureException") {
+    out.type = "IncompleteSignature";
+  } else if (e.type == "ServiceException" || e.type.empty()) {
+    out.type = internal_code;
+  }
+  return out;
+}
+
+std::map<std::string, std::string> RequestForm(const HttpRequest& req) {
+  std::map<std::string, std::string> form = ParseForm(req.body);
+  for (auto& [k, v] : ParseForm(req.query)) form.emplace(k, v);
+  return form;
+}
+
+std::string Required(const std::map<std::string, std::string>& form, const std::string& name) {
+  auto it = form.find(name);
+  if (it == form.end() || it->second.empty()) {
+    Throw(400, "ValidationError", "1 validation error detected: Value null at '" +
+                                      std::string(1, static_cast<char>(std::tolower(name[0]))) + name.substr(1) +
+                                      "' failed to satisfy constraint: Member must not be null");
+  }
+  return it->second;
+}
+
+std::string Optional(const std::map<std::string, std::string>& form, const std::string& name,
+                     std::string fallback = {}) {
+  auto it = form.find(name);
+  return it == form.end() ? fallback : it->second;
+}
+
+void CheckName(const std::string& value, const char* field, size_t max) {
+  auto allowed = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_+=,.@-").find(c) != std::string_view::npos;
+  };
+  if (value.empty() || value.size() > max || !std::all_of(value.begin(), value.end(), allowed)) {
+    Throw(400, "ValidationError", std::string("1 validation error detected: Value '") + value + "' at '" + field +
+                                      "' failed to satisfy constraint: Member must satisfy regular expression "
+                                      "pattern: [\\w+=,.@-]+ and have length between 1 and " + std::to_string(max));
+  }
+}
+
+void CheckPolicy(const std::string& doc) {
+  json j = json::parse(doc, nullptr, false);
+  if (!j.is_object()) Throw(400, "MalformedPolicyDocument", "The policy document is not a JSON object.");
+  if (doc.size() > 10240) Throw(400, "LimitExceeded", "Cannot exceed quota for PolicySize: 10240");
+}
+
+// IAM returns policy documents URL-encoded (RFC 3986); botocore unquotes and parses them.
+std::string UrlEncode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : in) {
+    auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string RandomId(std::string_view prefix) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  unsigned char raw[17];
+  if (RAND_bytes(raw, sizeof raw) != 1) Throw(500, "ServiceFailure", "RAND_bytes failed");
+  std::string out(prefix);
+  for (unsigned char c : raw) out.push_back(kAlphabet[c % 32]);
+  return out;
+}
+
+struct Role {
+  std::string name, role_id, path, assume_role_policy, description;
+  int64_t created_ms = 0;
+  int64_t max_session_duration = 3600;
+  std::vector<std::pair<std::string, std::string>> tags;
+};
+
+std::optional<Role> FindRole(Db& db, const std::string& name) {
+  Statement s = db.Prepare(
+      "SELECT name, role_id, path, created_ms, assume_role_policy, description, max_session_duration, tags "
+      "FROM iam_roles WHERE name = ?");
+  s.Bind(1, name);
+  if (!s.Step()) return std::nullopt;
+  Role r;
+  r.name = s.Text(0);
+  r.role_id = s.Text(1);
+  r.path = s.Text(2);
+  r.created_ms = s.Int(3);
+  r.assume_role_policy = s.Text(4);
+  r.description = s.Text(5);
+  r.max_session_duration = s.Int(6);
+  json tags = json::parse(s.Text(7), nullptr, false);
+  if (tags.is_array()) {
+    for (const auto& t : tags) r.tags.emplace_back(t[0].get<std::string>(), t[1].get<std::string>());
+  }
+  return r;
+}
+
+Role RequireRole(Db& db, const std::string& name) {
+  auto r = FindRole(db, name);
+  if (!r) Throw(404, "NoSuchEntity", "The role with name " + name + " cannot be found.");
+  return *r;
+}
+
+std::string TagsJson(const std::vector<std::pair<std::string, std::string>>& tags) {
+  json j = json::array();
+  for (const auto& [k, v] : tags) j.push_back({k, v});
+  return j.dump();
+}
+
+std::vector<std::pair<std::string, std::string>> FormTags(const std::map<std::string, std::string>& form) {
+  std::vector<std::pair<std::string, std::string>> tags;
+  auto keys = ListMembers(form, "Tags.member", "Key");
+  auto values = ListMembers(form, "Tags.member", "Value");
+  for (size_t i = 0; i < keys.size(); ++i) tags.emplace_back(keys[i], i < values.size() ? values[i] : "");
+  return tags;
+}
+
+void WriteTags(XmlWriter& x, const std::vector<std::pair<std::string, std::string>>& tags) {
+  x.Open("Tags");
+  for (const auto& [k, v] : tags) {
+    x.Open("member");
+    x.Leaf("Key", k);
+    x.Leaf("Value", v);
+    x.Close("member");
+  }
+  x.Close("Tags");
+}
+
+void WriteRole(XmlWriter& x, const Role& r, const ApiContext& api, const char* element = "Role") {
+  x.Open(element);
+  x.Leaf("Path", r.path);
+  x.Leaf("RoleName", r.name);
+  x.Leaf("RoleId", r.role_id);
+  x.Leaf("Arn", "arn:aws:iam::" + api.account_id + ":role" + r.path + r.name);
+  x.Leaf("CreateDate", IsoTimestamp(r.created_ms));
+  x.Leaf("AssumeRolePolicyDocument", UrlEncode(r.assume_role_policy));
+  if (!r.description.empty()) x.Leaf("Description", r.description);
+  x.Leaf("MaxSessionDuration", std::to_string(r.max_session_duration));
+  if (!r.tags.empty()) WriteTags(x, r.tags);
+  x.Close(element);
+}
+
+HttpResponse WithRid(HttpResponse r, const std::string& rid) {
+  r.headers.emplace_back("x-amz-request-id", rid);
+  return r;
+}
+
+}  // namespace
+
+Status IamService::Start() {
+  host_.store().db().MigrateTrack("iam", kIamSteps);
+  return Status::Ok();
+}
+
+HttpResponse IamService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
+  return QueryError(AsQueryError(error, "ServiceFailure"), kIamXmlns, request_id);
+}
+
+void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+  const auto form = RequestForm(req);
+  const std::string action = Optional(form, "Action");
+  const std::string& rid = info.request_id;
+  Db& db = host_.store().db();
+  const ApiContext& api = host_.api();
+  auto reply = [&](std::string_view xml) { resp->Send(QueryReply(action, kIamXmlns, xml, rid)); };
+  auto bare = [&]() { resp->Send(QueryReply(action, kIamXmlns, "", rid, false)); };
+
+  if (action == "CreateRole") {
+    Role r;
+    r.name = Required(form, "RoleName");
+    CheckName(r.name, "roleName", 64);
+    r.assume_role_policy = Required(form, "AssumeRolePolicyDocument");
+    CheckPolicy(r.assume_role_policy);
+    r.path = Optional(form, "Path", "/");
+    if (r.path.empty() || r.path.front() != '/' || r.path.back() != '/') {
+      Throw(400, "ValidationError", "The specified value for path is invalid. It must begin and end with / and "
+                                    "contain only alphanumeric characters and/or / characters.");
+    }
+    r.description = Optional(form, "Description");
+    if (auto msd = Optional(form, "MaxSessionDuration"); !msd.empty()) {
+      r.max_session_duration = std::atoll(msd.c_str());
+      if (r.max_session_duration < 3600 || r.max_session_duration > 43200) {
+        Throw(400, "ValidationError", "MaxSessionDuration must be between 3600 and 43200 seconds.");
+      }
+    }
+    r.tags = FormTags(form);
+    r.role_id = RandomId("AROA");
+    r.created_ms = host_.NowMs();
+    if (FindRole(db, r.name)) Throw(409, "EntityAlreadyExists", "Role with name " + r.name + " already exists.");
+    Statement s = db.Prepare(
+        "INSERT INTO iam_roles (name, role_id, path, created_ms, assume_role_policy, description, "
+        "max_session_duration, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    s.BindAll(r.name, r.role_id, r.path, r.created_ms, r.assume_role_policy, r.description, r.max_session_duration,
+              TagsJson(r.tags));
+    s.Run();
+    XmlWriter x;
+    WriteRole(x, r, api);
+    return reply(x.str());
+  }
+  if (action == "GetRole") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    XmlWriter x;
+    WriteRole(x, r, api);
+    return reply(x.str());
+  }
+  if (action == "ListRoles") {
+    std::string prefix = Optional(form, "PathPrefix", "/");
+    XmlWriter x;
+    x.Open("Roles");
+    Statement s = db.Prepare("SELECT name FROM iam_roles ORDER BY name COLLATE NOCASE");
+    while (s.Step()) {
+      Role r = RequireRole(db, s.Text(0));
+      if (r.path.rfind(prefix, 0) != 0) continue;
+      WriteRole(x, r, api, "member");
+    }
+    x.Close("Roles");
+    x.Leaf("IsTruncated", "false");
+    return reply(x.str());
+  }
+  if (action == "DeleteRole") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    Statement p = db.Prepare("SELECT 1 FROM iam_role_policies WHERE role_name = ? LIMIT 1");
+    p.Bind(1, r.name);
+    if (p.Step()) Throw(409, "DeleteConflict", "Cannot delete entity, must delete policies first.");
+    db.Prepare("DELETE FROM iam_roles WHERE name = ?").Bind(1, r.name).Run();
+    return bare();
+  }
+  if (action == "UpdateAssumeRolePolicy") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    std::string doc = Required(form, "PolicyDocument");
+    CheckPolicy(doc);
+    db.Prepare("UPDATE iam_roles SET assume_role_policy = ? WHERE name = ?").BindAll(doc, r.name).Run();
+    return bare();
+  }
+  if (action == "UpdateRole") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    if (form.count("Description")) r.description = form.at("Description");
+    if (auto msd = Optional(form, "MaxSessionDuration"); !msd.empty()) r.max_session_duration = std::atoll(msd.c_str());
+    db.Prepare("UPDATE iam_roles SET description = ?, max_session_duration = ? WHERE name = ?")
+        .BindAll(r.description, r.max_session_duration, r.name)
+        .Run();
+    return reply("");
+  }
+  if (action == "TagRole") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    for (const auto& [k, v] : FormTags(form)) {
+      auto it = std::find_if(r.tags.begin(), r.tags.end(), [&](const auto& t) { return t.first == k; });
+      if (it != r.tags.end()) it->second = v;
+      else r.tags.emplace_back(k, v);
+    }
+    db.Prepare("UPDATE iam_roles SET tags = ? WHERE name = ?").BindAll(TagsJson(r.tags), r.name).Run();
+    return bare();
+  }
+  if (action == "ListRoleTags") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    XmlWriter x;
+    WriteTags(x, r.tags);
+    x.Leaf("IsTruncated", "false");
+    return reply(x.str());
+  }
+  if (action == "PutRolePolicy") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    std::string policy = Required(form, "PolicyName");
+    CheckName(policy, "policyName", 128);
+    std::string doc = Required(form, "PolicyDocument");
+    CheckPolicy(doc);
+    db.Prepare("INSERT OR REPLACE INTO iam_role_policies (role_name, policy_name, document) VALUES (?, ?, ?)")
+        .BindAll(r.name, policy, doc)
+        .Run();
+    return bare();
+  }
+  if (action == "GetRolePolicy") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    std::string policy = Required(form, "PolicyName");
+    Statement s = db.Prepare("SELECT policy_name, document FROM iam_role_policies WHERE role_name = ? AND policy_name = ?");
+    s.BindAll(r.name, policy);
+    if (!s.Step()) Throw(404, "NoSuchEntity", "The role policy with name " + policy + " cannot be found.");
+    XmlWriter x;
+    x.Leaf("RoleName", r.name);
+    x.Leaf("PolicyName", s.Text(0));
+    x.Leaf("PolicyDocument", UrlEncode(s.Text(1)));
+    return reply(x.str());
+  }
+  if (action == "DeleteRolePolicy") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    std::string policy = Required(form, "PolicyName");
+    if (db.Prepare("DELETE FROM iam_role_policies WHERE role_name = ? AND policy_name = ?").BindAll(r.name, policy).Run() == 0) {
+      Throw(404, "NoSuchEntity", "The role policy with name " + policy + " cannot be found.");
+    }
+    return bare();
+  }
+  if (action == "ListRolePolicies") {
+    Role r = RequireRole(db, Required(form, "RoleName"));
+    XmlWriter x;
+    x.Open("PolicyNames");
+    Statement s = db.Prepare("SELECT policy_name FROM iam_role_policies WHERE role_name = ? ORDER BY policy_name");
+    s.Bind(1, r.name);
+    while (s.Step()) x.Leaf("member", s.Text(0));
+    x.Close("PolicyNames");
+    x.Leaf("IsTruncated", "false");
+    return reply(x.str());
+  }
+  Throw(400, "InvalidAction", "Could not find operation " + action + " for version " + Optional(form, "Version") +
+                                  " (Geysir's IAM supports roles and inline role policies).");
+}
+
+HttpResponse StsService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
+  return QueryError(AsQueryError(error, "InternalFailure"), kStsXmlns, request_id);
+}
+
+void StsService::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+  const auto form = RequestForm(req);
+  const std::string action = Optional(form, "Action");
+  if (action == "GetCallerIdentity") {
+    const std::string& account = host_.api().account_id;
+    Result<AccessKey> key = host_.store().GetAccessKey(info.access_key_id);
+    std::string user = key.ok() && key->is_admin ? "geysir-admin" : info.access_key_id;
+    XmlWriter x;
+    x.Leaf("Arn", "arn:aws:iam::" + account + ":user/" + user);
+    // AWS's UserId of an IAM user is its unique id ("AIDA..."); the key id is ours.
+    x.Leaf("UserId", "AIDA" + info.access_key_id.substr(std::min<size_t>(4, info.access_key_id.size())));
+    x.Leaf("Account", account);
+    resp->Send(WithRid(QueryReply(action, kStsXmlns, x.str(), info.request_id), info.request_id));
+    return;
+  }
+  Throw(400, "InvalidAction", "Could not find operation " + action + " for version " + Optional(form, "Version") +
+                                  " (Geysir's STS supports GetCallerIdentity).");
+}
+
+}  // namespace geysir::control
