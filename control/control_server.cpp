@@ -14,6 +14,7 @@
 #include "control/control_server.h"
 
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@
 #include "control/db.h"
 #include "control/service.h"
 #include "control/services/events.h"
+#include "control/services/s3_objects.h"
 #include "proto/frame_channel.h"
 #include "proto/http_server.h"
 #include "proto/invoke_client.h"
@@ -187,12 +189,28 @@ struct ControlServer::Impl final : ServiceHost {
   // Handlers. Synchronous ones send before returning; async ones send later.
   void CreateFunction(HttpRequest& req, const Responder& resp, const std::string& rid);
   void UpdateFunctionCode(const std::string& name, HttpRequest& req, const Responder& resp, const std::string& rid);
-  void GetFunction(const std::string& name, const HttpRequest& req, const Responder& resp, const std::string& rid);
+  void GetFunction(const FunctionRef& ref, const HttpRequest& req, const Responder& resp, const std::string& rid);
   void UpdateFunctionConfiguration(const std::string& name, const HttpRequest& req, const Responder& resp,
                                    const std::string& rid);
-  void DeleteFunction(const std::string& name, const Responder& resp, const std::string& rid);
+  void DeleteFunction(const FunctionRef& ref, const Responder& resp, const std::string& rid);
   void ListFunctions(const HttpRequest& req, const Responder& resp, const std::string& rid);
-  void Invoke(const std::string& name, HttpRequest& req, const Responder& resp, const std::string& rid);
+  void Invoke(const FunctionRef& ref, HttpRequest& req, const Responder& resp, const std::string& rid);
+  // Versions, aliases, policy, concurrency, tags, account settings (see "Versions and the rest").
+  void LambdaExtra(const Route& route, HttpRequest& req, const Responder& resp, const std::string& rid);
+  void PublishVersion(const std::string& name, const HttpRequest& req, const Responder& resp, const std::string& rid);
+  void ListVersions(const std::string& name, const HttpRequest& req, const Responder& resp, const std::string& rid);
+  void Aliases(const Route& route, const std::string& name, const HttpRequest& req, const Responder& resp,
+               const std::string& rid);
+  void Policy(const Route& route, const FunctionRef& ref, const HttpRequest& req, const Responder& resp,
+              const std::string& rid);
+  void Concurrency(Operation op, const std::string& name, const HttpRequest& req, const Responder& resp,
+                   const std::string& rid);
+  void Tags(const Route& route, const HttpRequest& req, const Responder& resp, const std::string& rid);
+  void AccountSettings(const Responder& resp, const std::string& rid);
+  // Publishes $LATEST after a deploy with Publish=true.
+  FunctionRecord PublishAfterDeploy(const std::string& name);
+  // Records an invocation's outcome (CloudWatch metrics) from a "logs" frame.
+  void CountInvocation(const proto::LogBatch& batch);
   void UrlConfig(Operation op, const std::string& name, const HttpRequest& req, const Responder& resp,
                  const std::string& rid);
   void GetLogs(const std::string& raw_name, const HttpRequest& req, const Responder& resp, const std::string& rid);
@@ -212,6 +230,15 @@ struct ControlServer::Impl final : ServiceHost {
   Result<proto::RouteTable> BuildRouteTable();
   void OnPeer(std::shared_ptr<proto::FrameConnection> conn);
   void OnFrame(proto::FrameConnection* conn, proto::Frame&& frame);
+
+  // What a qualified reference addresses: $LATEST, a published version, or the version an alias
+  // routes to (`weighted`: pick by the alias's routing weights, as an invocation does; otherwise
+  // its primary version). ResourceNotFoundException as Lambda words it when anything is missing.
+  struct Resolved {
+    FunctionRecord target;  // what runs / what is described
+    std::string alias;      // the alias used, "" if none
+  };
+  Resolved ResolveOrThrow(const FunctionRef& ref, bool weighted);
 
   FunctionRecord GetOrThrow(const std::string& name) {
     Result<FunctionRecord> f = store_->GetFunction(name);
@@ -234,6 +261,9 @@ struct ControlServer::Impl::Deploy {
   std::optional<AwsError> error;
   CreateFunctionInput create_input;
   CodeUpdateInput update_input;
+  bool parsed = false;     // the body has been parsed (phase one of two when code comes from S3)
+  bool needs_s3 = false;   // the loop thread must copy Code.S3Bucket/S3Key into `zip`, then requeue
+  std::string zip;         // the package bytes, decoded or copied from S3
   StoredCode code;
   int64_t started_ms = 0;
 };
@@ -342,7 +372,10 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
     resp->Send(service ? service->ErrorResponse(e, rid) : ToHttpResponse(e, rid));
   };
   try {
-    Route route = MatchRoute(req.method, req.path);
+    // A request signed for another registered service (S3, Logs, ...) is that service's, whatever
+    // its path; only the rest is matched against Lambda's and the native API's routes.
+    service = ServiceFor(req);
+    Route route = service ? Route{} : MatchRoute(req.method, req.path);
     op = route.op;
     if (op == Operation::kHealth) {
       resp->Send(JsonReply(200, {{"status", "ok"}}, rid));
@@ -352,7 +385,6 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
       GetCode(route.code_hex, req, resp, rid);
       return;
     }
-    service = ServiceFor(req);
     RequestInfo info;
     info.request_id = rid;
     if (auto denied = auth->Check(req, &info.access_key_id)) {
@@ -415,20 +447,20 @@ Service* ControlServer::Impl::FindService(std::string_view signing_name) {
 }
 
 Status ControlServer::Impl::InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) {
-  std::string name;
+  Resolved resolved;
   try {
-    name = ResolveFunctionName(opt.api, call.function, call.qualifier);
+    resolved = ResolveOrThrow(ResolveFunctionRef(call.function, call.qualifier), true);
   } catch (const ApiException& e) {
     return Status::NotFound(e.error().message);
   }
-  Result<FunctionRecord> f = store_->GetFunction(name);
-  if (!f.ok()) return f.status();
+  const FunctionRecord* f = &resolved.target;
   if (!invoker->connected()) {
     return Status::Unavailable("the Geysir scheduler is not reachable at " + opt.scheduler_socket);
   }
   proto::InvokeRequest ir;
   ir.request_id = call.request_id.empty() ? NewUuid() : call.request_id;
   ir.function = ToFunctionConfig(*f, code_store_->DirFor(f->code_hex), opt.api.region);
+  if (!resolved.alias.empty()) ir.function.arn = QualifiedArn(opt.api, f->name, resolved.alias);
   ir.source = call.source;
   ir.want_log_tail = call.want_log_tail;
   ir.client_context_b64 = call.client_context_b64;
@@ -444,17 +476,36 @@ void ControlServer::Impl::Dispatch(const Route& route, HttpRequest& req, const R
     return it == query.end() ? "" : it->second;
   };
   auto name = [&]() { return ResolveFunctionName(opt.api, route.function, qualifier()); };
+  auto ref = [&]() { return ResolveFunctionRef(route.function, qualifier()); };
   switch (route.op) {
     case Operation::kCreateFunction: return CreateFunction(req, resp, rid);
     case Operation::kListFunctions: return ListFunctions(req, resp, rid);
-    case Operation::kGetFunction: return GetFunction(name(), req, resp, rid);
+    case Operation::kGetFunction: return GetFunction(ref(), req, resp, rid);
     case Operation::kGetFunctionConfiguration:
-      resp->Send(JsonReply(200, FunctionConfigurationJson(GetOrThrow(name())), rid));
+      resp->Send(JsonReply(200, FunctionConfigurationJson(ResolveOrThrow(ref(), false).target), rid));
       return;
     case Operation::kUpdateFunctionConfiguration: return UpdateFunctionConfiguration(name(), req, resp, rid);
     case Operation::kUpdateFunctionCode: return UpdateFunctionCode(name(), req, resp, rid);
-    case Operation::kDeleteFunction: return DeleteFunction(name(), resp, rid);
-    case Operation::kInvoke: return Invoke(name(), req, resp, rid);
+    case Operation::kDeleteFunction: return DeleteFunction(ref(), resp, rid);
+    case Operation::kInvoke: return Invoke(ref(), req, resp, rid);
+    case Operation::kPublishVersion:
+    case Operation::kListVersionsByFunction:
+    case Operation::kCreateAlias:
+    case Operation::kListAliases:
+    case Operation::kGetAlias:
+    case Operation::kUpdateAlias:
+    case Operation::kDeleteAlias:
+    case Operation::kAddPermission:
+    case Operation::kGetPolicy:
+    case Operation::kRemovePermission:
+    case Operation::kPutFunctionConcurrency:
+    case Operation::kGetFunctionConcurrency:
+    case Operation::kDeleteFunctionConcurrency:
+    case Operation::kTagResource:
+    case Operation::kUntagResource:
+    case Operation::kListTags:
+    case Operation::kGetAccountSettings:
+      return LambdaExtra(route, req, resp, rid);
     case Operation::kCreateFunctionUrlConfig:
     case Operation::kGetFunctionUrlConfig:
     case Operation::kUpdateFunctionUrlConfig:
@@ -503,9 +554,9 @@ void ControlServer::Impl::ListFunctions(const HttpRequest& req, const Responder&
   resp->Send(JsonReply(200, body, rid));
 }
 
-void ControlServer::Impl::GetFunction(const std::string& name, const HttpRequest& req, const Responder& resp,
+void ControlServer::Impl::GetFunction(const FunctionRef& ref, const HttpRequest& req, const Responder& resp,
                                       const std::string& rid) {
-  FunctionRecord f = GetOrThrow(name);
+  FunctionRecord f = ResolveOrThrow(ref, false).target;
   // The link points back at this endpoint as the client reached it.
   const std::string* host = req.Header("Host");
   std::string base = "http://" + (host && !host->empty() ? *host : opt.listen_host + ":" + std::to_string(http->port()));
@@ -562,7 +613,27 @@ void ControlServer::Impl::UpdateFunctionConfiguration(const std::string& name, c
   resp->Send(JsonReply(200, FunctionConfigurationJson(f), rid));
 }
 
-void ControlServer::Impl::DeleteFunction(const std::string& name, const Responder& resp, const std::string& rid) {
+void ControlServer::Impl::DeleteFunction(const FunctionRef& ref, const Responder& resp, const std::string& rid) {
+  const std::string& name = ref.name;
+  if (!ref.qualifier.empty()) {
+    // DeleteFunction with a Qualifier deletes one published version.
+    if (ref.qualifier == "$LATEST") {
+      throw ApiException(InvalidParameterValue("$LATEST version cannot be deleted without deleting the function."));
+    }
+    if (!IsVersionNumber(ref.qualifier)) {
+      throw ApiException(InvalidParameterValue("Deletion of aliases is not supported by DeleteFunction: use DeleteAlias for " +
+                                               ref.qualifier));
+    }
+    Status st = store_->DeleteFunctionVersion(name, ref.qualifier);
+    if (st.code() == Code::kNotFound) {
+      throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, ref.qualifier)));
+    }
+    if (st.code() == Code::kAlreadyExists) throw ApiException(ResourceConflict(st.message()));
+    ThrowIfError(st);
+    log::Info("function_version_deleted", {{"function", name}, {"version", ref.qualifier}});
+    resp->Send(EmptyReply(204, rid));
+    return;
+  }
   bool had_url = HasUrl(name);
   Status st = store_->DeleteFunction(name);
   if (st.code() == Code::kNotFound) {
@@ -612,21 +683,34 @@ void ControlServer::Impl::StartDeploy(std::unique_ptr<Deploy> d) {
 void ControlServer::Impl::DeployWork(uv_work_t* w) {
   auto* d = static_cast<Deploy*>(w->data);
   try {
-    json body = ParseJsonObject(d->body);
-    std::string().swap(d->body);
-    std::string* b64 = nullptr;
-    if (d->create) {
-      d->create_input = ParseCreateFunction(d->self->opt.api, body);
-      b64 = &d->create_input.zip_base64;
-    } else {
-      d->update_input = ParseUpdateFunctionCode(body);
-      b64 = &d->update_input.zip_base64;
-      if (d->update_input.dry_run) return;
+    if (!d->parsed) {
+      d->parsed = true;
+      json body = ParseJsonObject(d->body);
+      std::string().swap(d->body);
+      std::string* b64 = nullptr;
+      bool from_s3 = false;
+      if (d->create) {
+        d->create_input = ParseCreateFunction(d->self->opt.api, body);
+        b64 = &d->create_input.zip_base64;
+        from_s3 = d->create_input.s3.has_value();
+      } else {
+        d->update_input = ParseUpdateFunctionCode(body);
+        b64 = &d->update_input.zip_base64;
+        from_s3 = d->update_input.s3.has_value();
+        if (d->update_input.dry_run) return;
+      }
+      body = json();
+      if (from_s3) {
+        // S3's tables belong to the loop thread: DeployDone copies the object, then requeues.
+        d->needs_s3 = true;
+        return;
+      }
+      std::optional<std::string> decoded = Base64Decode(*b64);
+      std::string().swap(*b64);
+      if (!decoded) throw ApiException(InvalidParameterValue("Code.ZipFile is not valid base64"));
+      d->zip = std::move(*decoded);
     }
-    body = json();
-    std::optional<std::string> zip = Base64Decode(*b64);
-    std::string().swap(*b64);
-    if (!zip) throw ApiException(InvalidParameterValue("Code.ZipFile is not valid base64"));
+    std::string* zip = &d->zip;
     if (zip->size() > ZipLimits{}.max_zip_bytes) {
       throw ApiException(RequestEntityTooLarge("Zipped size must be smaller than " +
                                                std::to_string(ZipLimits{}.max_zip_bytes) + " bytes (got " +
@@ -634,6 +718,7 @@ void ControlServer::Impl::DeployWork(uv_work_t* w) {
     }
     std::lock_guard<std::mutex> lock(d->self->put_mu);
     Result<StoredCode> stored = d->self->code_store_->Put(*zip);
+    std::string().swap(d->zip);
     if (!stored.ok()) {
       AwsError e = FromStatus(stored.status());
       // The extractor's messages already name the problem in Lambda's words ("Could not
@@ -660,6 +745,29 @@ void ControlServer::Impl::DeployDone(uv_work_t* w, int status) {
   if (status == UV_ECANCELED) d->error = ServiceError("deploy cancelled: control is shutting down");
   try {
     if (d->error) throw ApiException(*d->error);
+    if (d->needs_s3) {
+      // Copied now, synchronously: Zappa deletes the object as soon as this call returns.
+      d->needs_s3 = false;
+      const S3CodeSource& src = d->create ? *d->create_input.s3 : *d->update_input.s3;
+      Result<std::string> object = s3::ReadObject(*self, src.bucket, src.key, ZipLimits{}.max_zip_bytes + 1);
+      if (!object.ok()) {
+        const std::string& m = object.status().message();
+        if (object.status().code() == Code::kResourceExhausted) {
+          throw ApiException(RequestEntityTooLarge("Zipped size must be smaller than " +
+                                                   std::to_string(ZipLimits{}.max_zip_bytes) + " bytes"));
+        }
+        if (object.status().code() != Code::kNotFound) ThrowIfError(object.status());
+        // "NoSuchKey: The specified key does not exist: KEY" -> Lambda's wording.
+        size_t colon = m.find(": ");
+        std::string code = colon == std::string::npos ? "NoSuchKey" : m.substr(0, colon);
+        std::string text = colon == std::string::npos ? m : m.substr(colon + 2);
+        throw ApiException(InvalidParameterValue("Error occurred while GetObject. S3 Error Code: " + code +
+                                                 ". S3 Error Message: " + text));
+      }
+      d->zip = std::move(object).value();
+      self->StartDeploy(std::move(d));
+      return;
+    }
     self->FinishDeploy(*d);
   } catch (const ApiException& e) {
     if (e.error().http_status >= 500) log::Error("deploy_failed", {{"message", e.error().message}});
@@ -691,7 +799,10 @@ void ControlServer::Impl::FinishDeploy(Deploy& d) {
                                    {"code_size", created->code_size},
                                    {"reused_code", d.code.reused},
                                    {"ms", NowMs() - d.started_ms}});
-    d.resp->Send(JsonReply(201, FunctionConfigurationJson(*created), d.rid));
+    json out = FunctionConfigurationJson(*created);
+    // With Publish, Lambda answers with the unqualified ARN and the new version's number.
+    if (d.create_input.publish) out["Version"] = PublishAfterDeploy(created->name).version;
+    d.resp->Send(JsonReply(201, out, d.rid));
     return;
   }
   // UpdateFunctionCode
@@ -735,6 +846,11 @@ void ControlServer::Impl::FinishDeploy(Deploy& d) {
                                       {"revision_id", updated->revision_id},
                                       {"ms", NowMs() - d.started_ms}});
   if (HasUrl(d.name)) PushRoutes();
+  // With Publish, the answer describes the new version (a ":N"-qualified FunctionArn).
+  if (d.update_input.publish) {
+    d.resp->Send(JsonReply(200, FunctionConfigurationJson(PublishAfterDeploy(d.name)), d.rid));
+    return;
+  }
   d.resp->Send(JsonReply(200, FunctionConfigurationJson(*updated), d.rid));
 }
 
@@ -780,9 +896,11 @@ void ControlServer::Impl::CollectCode() {
 // ---------------------------------------------------------------------------------------------
 // Invoke
 
-void ControlServer::Impl::Invoke(const std::string& name, HttpRequest& req, const Responder& resp,
+void ControlServer::Impl::Invoke(const FunctionRef& ref, HttpRequest& req, const Responder& resp,
                                  const std::string& rid) {
-  FunctionRecord f = GetOrThrow(name);
+  const std::string& name = ref.name;
+  Resolved resolved = ResolveOrThrow(ref, true);
+  FunctionRecord f = std::move(resolved.target);
   const std::string* type_h = req.Header("X-Amz-Invocation-Type");
   std::string type = type_h ? *type_h : "RequestResponse";
   if (type != "RequestResponse" && type != "Event" && type != "DryRun") {
@@ -832,6 +950,8 @@ void ControlServer::Impl::Invoke(const std::string& name, HttpRequest& req, cons
   proto::InvokeRequest ir;
   ir.request_id = rid;
   ir.function = ToFunctionConfig(f, code_store_->DirFor(f.code_hex), opt.api.region);
+  // context.invoked_function_arn is the ARN the caller used (alias-qualified through an alias).
+  if (!resolved.alias.empty()) ir.function.arn = QualifiedArn(opt.api, name, resolved.alias);
   ir.source = type == "Event" ? proto::InvokeSource::kAsync : proto::InvokeSource::kApi;
   ir.want_log_tail = type == "RequestResponse" && log_type == "Tail";
   ir.client_context_b64 = client_context;
@@ -950,6 +1070,366 @@ void ControlServer::Impl::UrlConfig(Operation op, const std::string& name, const
     default:
       throw ApiException(UnknownOperation("unknown function URL operation"));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versions and the rest: aliases, resource policy, concurrency, tags, account settings
+
+ControlServer::Impl::Resolved ControlServer::Impl::ResolveOrThrow(const FunctionRef& ref, bool weighted) {
+  Resolved r;
+  const std::string& q = ref.qualifier;
+  auto not_found = [&](const std::string& qualifier) {
+    return ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, ref.name, qualifier)));
+  };
+  if (q.empty() || q == "$LATEST") {
+    r.target = GetOrThrow(ref.name);
+    return r;
+  }
+  std::string version = q;
+  if (!IsVersionNumber(q)) {
+    Result<AliasRecord> alias = store_->GetAlias(ref.name, q);
+    if (!alias.ok() && alias.status().code() == Code::kNotFound) throw not_found(q);
+    AliasRecord a = ValueOrThrow(std::move(alias));
+    r.alias = a.name;
+    version = a.function_version;
+    if (weighted && !a.additional_weights.empty()) {
+      // Weighted routing: the additional version takes its share of invocations at random.
+      const auto& [extra, weight] = *a.additional_weights.begin();
+      unsigned char b[4];
+      uint32_t x = 0;
+      if (RAND_bytes(b, sizeof b) == 1) x = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+      if (static_cast<double>(x) / 4294967296.0 < weight) version = extra;
+    }
+  }
+  Result<FunctionRecord> f = store_->GetFunctionVersion(ref.name, version);
+  if (!f.ok() && f.status().code() == Code::kNotFound) {
+    if (!store_->GetFunction(ref.name).ok()) throw not_found("");
+    throw not_found(q);
+  }
+  r.target = ValueOrThrow(std::move(f));
+  return r;
+}
+
+FunctionRecord ControlServer::Impl::PublishAfterDeploy(const std::string& name) {
+  FunctionRecord v = ValueOrThrow(store_->PublishVersion(name, ""));
+  log::Info("function_version_published", {{"function", name}, {"version", v.version}, {"code_sha256", v.code_sha256}});
+  return v;
+}
+
+void ControlServer::Impl::CountInvocation(const proto::LogBatch& batch) {
+  if (batch.outcome.empty() || batch.request_id.empty()) return;  // init lines, or an older scheduler
+  const int64_t ts = batch.events.empty() ? NowMs() : batch.events.front().timestamp_ms;
+  Status st = store_->RecordInvocation(batch.function_name, ts, batch.outcome != "ok", batch.duration_ms);
+  if (!st.ok()) log::Warn("record_invocation_failed", {{"function", batch.function_name}, {"error", st.ToString()}});
+}
+
+void ControlServer::Impl::LambdaExtra(const Route& route, HttpRequest& req, const Responder& resp,
+                                      const std::string& rid) {
+  auto query = ParseQuery(req.query);
+  const std::string qualifier = query.count("Qualifier") ? query["Qualifier"] : "";
+  switch (route.op) {
+    case Operation::kPublishVersion:
+      return PublishVersion(ResolveFunctionName(opt.api, route.function, ""), req, resp, rid);
+    case Operation::kListVersionsByFunction:
+      return ListVersions(ResolveFunctionName(opt.api, route.function, ""), req, resp, rid);
+    case Operation::kCreateAlias:
+    case Operation::kListAliases:
+    case Operation::kGetAlias:
+    case Operation::kUpdateAlias:
+    case Operation::kDeleteAlias:
+      return Aliases(route, ResolveFunctionName(opt.api, route.function, ""), req, resp, rid);
+    case Operation::kAddPermission:
+    case Operation::kGetPolicy:
+    case Operation::kRemovePermission:
+      return Policy(route, ResolveFunctionRef(route.function, qualifier), req, resp, rid);
+    case Operation::kPutFunctionConcurrency:
+    case Operation::kGetFunctionConcurrency:
+    case Operation::kDeleteFunctionConcurrency:
+      return Concurrency(route.op, ResolveFunctionName(opt.api, route.function, ""), req, resp, rid);
+    case Operation::kTagResource:
+    case Operation::kUntagResource:
+    case Operation::kListTags:
+      return Tags(route, req, resp, rid);
+    case Operation::kGetAccountSettings:
+      return AccountSettings(resp, rid);
+    default:
+      throw ApiException(UnknownOperation("unknown operation"));
+  }
+}
+
+void ControlServer::Impl::PublishVersion(const std::string& name, const HttpRequest& req, const Responder& resp,
+                                         const std::string& rid) {
+  PublishInput in = ParsePublishVersion(ParseJsonObject(req.body));
+  std::optional<AwsError> refused;
+  Result<FunctionRecord> v = store_->PublishVersion(name, in.description, [&](const FunctionRecord& f) -> Status {
+    if (in.code_sha256 && *in.code_sha256 != f.code_sha256) {
+      refused = InvalidParameterValue("CodeSHA256 (" + *in.code_sha256 + ") is different from current CodeSHA256 in "
+                                      "$LATEST (" + f.code_sha256 + "). Please try again.");
+    } else if (in.revision_id && *in.revision_id != f.revision_id) {
+      refused = PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the "
+                                   "GetFunction/GetAlias API to retrieve the latest Revision Id");
+    }
+    return refused ? Status::Invalid("precondition") : Status::Ok();
+  });
+  if (refused) throw ApiException(*refused);
+  if (!v.ok() && v.status().code() == Code::kNotFound) {
+    throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
+  }
+  FunctionRecord out = ValueOrThrow(std::move(v));
+  log::Info("function_version_published", {{"function", name}, {"version", out.version}});
+  resp->Send(JsonReply(201, FunctionConfigurationJson(out), rid));
+}
+
+void ControlServer::Impl::ListVersions(const std::string& name, const HttpRequest& req, const Responder& resp,
+                                       const std::string& rid) {
+  auto query = ParseQuery(req.query);
+  int max_items = 50;
+  if (auto it = query.find("MaxItems"); it != query.end()) {
+    auto v = ParseInt(it->second);
+    if (!v || *v < 1 || *v > 10000) {
+      throw ApiException(InvalidParameterValue("MaxItems must be an integer between 1 and 10000"));
+    }
+    max_items = static_cast<int>(*v);
+  }
+  Result<FunctionPage> page = store_->ListVersions(name, query.count("Marker") ? query["Marker"] : "", max_items);
+  if (!page.ok() && page.status().code() == Code::kNotFound) {
+    throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
+  }
+  FunctionPage p = ValueOrThrow(std::move(page));
+  json versions = json::array();
+  for (const FunctionRecord& f : p.functions) {
+    json v = FunctionConfigurationJson(f);
+    if (f.version == "$LATEST") v["FunctionArn"] = f.arn + ":$LATEST";  // as Lambda lists it
+    versions.push_back(std::move(v));
+  }
+  json body = {{"Versions", std::move(versions)}};
+  if (!p.next_marker.empty()) body["NextMarker"] = p.next_marker;
+  resp->Send(JsonReply(200, body, rid));
+}
+
+void ControlServer::Impl::Aliases(const Route& route, const std::string& name, const HttpRequest& req,
+                                  const Responder& resp, const std::string& rid) {
+  auto alias_missing = [&](const std::string& alias) {
+    return ApiException(ResourceNotFound("Cannot find alias arn: " + QualifiedArn(opt.api, name, alias)));
+  };
+  // kNotFound from the store: the function, the alias or a target version is missing.
+  auto rethrow = [&](const Status& st, const std::string& alias) {
+    if (st.code() == Code::kNotFound) {
+      if (!store_->GetFunction(name).ok()) {
+        throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
+      }
+      if (st.message().rfind("Alias not found", 0) == 0) throw alias_missing(alias);
+      // A target version that does not exist; the message names it.
+      std::string what = st.message().substr(st.message().rfind(':') + 1);
+      throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, what)));
+    }
+    if (st.code() == Code::kAlreadyExists) {
+      throw ApiException(ResourceConflict("Alias already exists: " + QualifiedArn(opt.api, name, alias)));
+    }
+    ThrowIfError(st);
+  };
+  switch (route.op) {
+    case Operation::kCreateAlias: {
+      AliasInput in = ParseAlias(ParseJsonObject(req.body), true);
+      AliasRecord a;
+      a.function_name = name;
+      a.name = *in.name;
+      a.function_version = *in.function_version;
+      a.description = in.description.value_or("");
+      if (in.weights) a.additional_weights = *in.weights;
+      Result<AliasRecord> created = store_->CreateAlias(a);
+      if (!created.ok()) rethrow(created.status(), a.name);
+      log::Info("alias_created", {{"function", name}, {"alias", a.name}, {"version", a.function_version}});
+      resp->Send(JsonReply(201, AliasJson(opt.api, *created), rid));
+      return;
+    }
+    case Operation::kGetAlias: {
+      Result<AliasRecord> a = store_->GetAlias(name, route.sub);
+      if (!a.ok()) rethrow(a.status(), route.sub);
+      resp->Send(JsonReply(200, AliasJson(opt.api, *a), rid));
+      return;
+    }
+    case Operation::kUpdateAlias: {
+      AliasInput in = ParseAlias(ParseJsonObject(req.body), false);
+      bool precondition_failed = false;
+      Result<AliasRecord> a = store_->UpdateAlias(name, route.sub, [&](AliasRecord& r) -> Status {
+        if (in.revision_id && *in.revision_id != r.revision_id) {
+          precondition_failed = true;
+          return Status::Invalid("revision mismatch");
+        }
+        if (in.function_version) r.function_version = *in.function_version;
+        if (in.description) r.description = *in.description;
+        if (in.weights) r.additional_weights = *in.weights;
+        return Status::Ok();
+      });
+      if (precondition_failed) {
+        throw ApiException(PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call "
+                                              "the GetFunction/GetAlias API to retrieve the latest Revision Id"));
+      }
+      if (!a.ok()) rethrow(a.status(), route.sub);
+      resp->Send(JsonReply(200, AliasJson(opt.api, *a), rid));
+      return;
+    }
+    case Operation::kDeleteAlias: {
+      Status st = store_->DeleteAlias(name, route.sub);
+      if (!st.ok()) rethrow(st, route.sub);
+      resp->Send(EmptyReply(204, rid));
+      return;
+    }
+    case Operation::kListAliases: {
+      auto query = ParseQuery(req.query);
+      Result<std::vector<AliasRecord>> list =
+          store_->ListAliases(name, query.count("FunctionVersion") ? query["FunctionVersion"] : "");
+      if (!list.ok()) rethrow(list.status(), "");
+      json aliases = json::array();
+      for (const AliasRecord& a : *list) aliases.push_back(AliasJson(opt.api, a));
+      resp->Send(JsonReply(200, {{"Aliases", std::move(aliases)}}, rid));
+      return;
+    }
+    default:
+      throw ApiException(UnknownOperation("unknown alias operation"));
+  }
+}
+
+void ControlServer::Impl::Policy(const Route& route, const FunctionRef& ref, const HttpRequest& req,
+                                 const Responder& resp, const std::string& rid) {
+  // The qualifier scopes the policy ("" = the function itself); it must exist.
+  const std::string qualifier = ref.qualifier == "$LATEST" ? "" : ref.qualifier;
+  FunctionRecord latest = GetOrThrow(ref.name);
+  if (!qualifier.empty()) (void)ResolveOrThrow(ref, false);
+  const std::string resource = QualifiedArn(opt.api, ref.name, qualifier);
+  auto nothing = []() { return ApiException(ResourceNotFound("The resource you requested does not exist.")); };
+  switch (route.op) {
+    case Operation::kAddPermission: {
+      PermissionInput in = ParseAddPermission(opt.api, resource, ParseJsonObject(req.body));
+      if (in.revision_id && *in.revision_id != latest.revision_id) {
+        throw ApiException(PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call "
+                                              "the GetFunction/GetAlias API to retrieve the latest Revision Id"));
+      }
+      Status st = store_->AddPermission(PermissionRecord{ref.name, qualifier, in.sid, in.statement});
+      if (st.code() == Code::kAlreadyExists) throw ApiException(ResourceConflict(st.message()));
+      ThrowIfError(st);
+      log::Info("permission_added", {{"function", ref.name}, {"qualifier", qualifier}, {"sid", in.sid}});
+      resp->Send(JsonReply(201, {{"Statement", DumpJson(in.statement)}}, rid));
+      return;
+    }
+    case Operation::kRemovePermission: {
+      Status st = store_->RemovePermission(ref.name, qualifier, route.sub);
+      if (st.code() == Code::kNotFound) throw nothing();
+      ThrowIfError(st);
+      resp->Send(EmptyReply(204, rid));
+      return;
+    }
+    case Operation::kGetPolicy: {
+      std::vector<PermissionRecord> statements = ValueOrThrow(store_->ListPermissions(ref.name, qualifier));
+      if (statements.empty()) throw nothing();
+      json list = json::array();
+      for (const PermissionRecord& p : statements) list.push_back(p.statement);
+      json policy = {{"Version", "2012-10-17"}, {"Id", "default"}, {"Statement", std::move(list)}};
+      resp->Send(JsonReply(200, {{"Policy", DumpJson(policy)}, {"RevisionId", latest.revision_id}}, rid));
+      return;
+    }
+    default:
+      throw ApiException(UnknownOperation("unknown policy operation"));
+  }
+}
+
+void ControlServer::Impl::Concurrency(Operation op, const std::string& name, const HttpRequest& req,
+                                      const Responder& resp, const std::string& rid) {
+  FunctionRecord f = GetOrThrow(name);
+  switch (op) {
+    case Operation::kPutFunctionConcurrency: {
+      const int64_t others = ValueOrThrow(store_->TotalReservedConcurrency(name));
+      const int64_t room = std::max<int64_t>(0, int64_t{kAccountConcurrency} - kMinUnreserved - others);
+      uint32_t v = ParseReservedConcurrency(ParseJsonObject(req.body), static_cast<uint32_t>(room));
+      ThrowIfError(store_->SetReservedConcurrency(name, v));
+      log::Info("reserved_concurrency_set", {{"function", name}, {"reserved", v}});
+      // Gateways carry each function's config in their route table: the new limit goes with it.
+      PushRoutes();
+      resp->Send(JsonReply(200, {{"ReservedConcurrentExecutions", v}}, rid));
+      return;
+    }
+    case Operation::kGetFunctionConcurrency: {
+      json body = json::object();
+      if (f.reserved_concurrency) body["ReservedConcurrentExecutions"] = *f.reserved_concurrency;
+      resp->Send(JsonReply(200, body, rid));
+      return;
+    }
+    case Operation::kDeleteFunctionConcurrency: {
+      ThrowIfError(store_->SetReservedConcurrency(name, std::nullopt));
+      if (f.reserved_concurrency) {
+        log::Info("reserved_concurrency_deleted", {{"function", name}});
+        PushRoutes();
+      }
+      resp->Send(EmptyReply(204, rid));
+      return;
+    }
+    default:
+      throw ApiException(UnknownOperation("unknown concurrency operation"));
+  }
+}
+
+void ControlServer::Impl::Tags(const Route& route, const HttpRequest& req, const Responder& resp,
+                               const std::string& rid) {
+  const std::string name = FunctionNameFromTagArn(route.sub);
+  auto missing = [&]() { return ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name))); };
+  switch (route.op) {
+    case Operation::kTagResource: {
+      auto tags = ParseTags(ParseJsonObject(req.body));
+      Status st = store_->UpdateTags(name, [&](std::map<std::string, std::string>& t) {
+        for (auto& [k, v] : tags) t[k] = v;
+      });
+      if (st.code() == Code::kNotFound) throw missing();
+      ThrowIfError(st);
+      resp->Send(EmptyReply(204, rid));
+      return;
+    }
+    case Operation::kUntagResource: {
+      std::vector<std::string> keys = QueryValues(req.query, "tagKeys");
+      Status st = store_->UpdateTags(name, [&](std::map<std::string, std::string>& t) {
+        for (const auto& k : keys) t.erase(k);
+      });
+      if (st.code() == Code::kNotFound) throw missing();
+      ThrowIfError(st);
+      resp->Send(EmptyReply(204, rid));
+      return;
+    }
+    case Operation::kListTags: {
+      Result<FunctionRecord> f = store_->GetFunction(name);
+      if (!f.ok() && f.status().code() == Code::kNotFound) throw missing();
+      FunctionRecord rec = ValueOrThrow(std::move(f));
+      resp->Send(JsonReply(200, {{"Tags", rec.tags}}, rid));
+      return;
+    }
+    default:
+      throw ApiException(UnknownOperation("unknown tag operation"));
+  }
+}
+
+void ControlServer::Impl::AccountSettings(const Responder& resp, const std::string& rid) {
+  int64_t count = 0, code_size = 0;
+  std::string marker;
+  // Bounded by the number of functions: each page advances the marker.
+  for (int page = 0; page < 100000; ++page) {
+    FunctionPage p = ValueOrThrow(store_->ListFunctions(marker, 10000));
+    for (const FunctionRecord& f : p.functions) {
+      ++count;
+      code_size += f.code_size;
+    }
+    if (p.next_marker.empty()) break;
+    marker = p.next_marker;
+  }
+  const int64_t reserved = ValueOrThrow(store_->TotalReservedConcurrency(""));
+  json body = {
+      {"AccountLimit",
+       {{"TotalCodeSize", int64_t{80} * 1024 * 1024 * 1024},
+        {"CodeSizeUnzipped", ZipLimits{}.max_unzipped_bytes},
+        {"CodeSizeZipped", ZipLimits{}.max_zip_bytes},
+        {"ConcurrentExecutions", kAccountConcurrency},
+        {"UnreservedConcurrentExecutions", int64_t{kAccountConcurrency} - reserved}}},
+      {"AccountUsage", {{"TotalCodeSize", code_size}, {"FunctionCount", count}}},
+  };
+  resp->Send(JsonReply(200, body, rid));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1092,6 +1572,7 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
     }
     Status st = store_->AppendLogs(batch);
     if (!st.ok()) log::Error("append_logs_failed", {{"function", batch.function_name}, {"error", st.ToString()}});
+    CountInvocation(batch);
   } else {
     // Frames for the services (the gateway's "tls_applied"); the rest is ignored, by contract.
     for (auto& service : services) service->OnPeerFrame(frame);

@@ -120,10 +120,11 @@ void ValidateArchitectures(const json& body) {
 }
 
 void RejectUnsupportedCodeSources(const json& code) {
-  for (const char* key : {"S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"}) {
+  for (const char* key : {"S3ObjectVersion", "ImageUri"}) {
     auto it = code.find(key);
     if (it != code.end() && !it->is_null()) {
-      Invalid(std::string("Code.") + key + " is not supported by Geysir yet: upload the package as ZipFile");
+      Invalid(std::string("Code.") + key +
+              " is not supported by Geysir yet: upload the package as ZipFile or as S3Bucket + S3Key");
     }
   }
 }
@@ -141,6 +142,23 @@ const char* OperationName(Operation op) {
     case Operation::kUpdateFunctionConfiguration: return "UpdateFunctionConfiguration";
     case Operation::kUpdateFunctionCode: return "UpdateFunctionCode";
     case Operation::kInvoke: return "Invoke";
+    case Operation::kPublishVersion: return "PublishVersion";
+    case Operation::kListVersionsByFunction: return "ListVersionsByFunction";
+    case Operation::kCreateAlias: return "CreateAlias";
+    case Operation::kListAliases: return "ListAliases";
+    case Operation::kGetAlias: return "GetAlias";
+    case Operation::kUpdateAlias: return "UpdateAlias";
+    case Operation::kDeleteAlias: return "DeleteAlias";
+    case Operation::kAddPermission: return "AddPermission";
+    case Operation::kGetPolicy: return "GetPolicy";
+    case Operation::kRemovePermission: return "RemovePermission";
+    case Operation::kPutFunctionConcurrency: return "PutFunctionConcurrency";
+    case Operation::kGetFunctionConcurrency: return "GetFunctionConcurrency";
+    case Operation::kDeleteFunctionConcurrency: return "DeleteFunctionConcurrency";
+    case Operation::kTagResource: return "TagResource";
+    case Operation::kUntagResource: return "UntagResource";
+    case Operation::kListTags: return "ListTags";
+    case Operation::kGetAccountSettings: return "GetAccountSettings";
     case Operation::kCreateFunctionUrlConfig: return "CreateFunctionUrlConfig";
     case Operation::kGetFunctionUrlConfig: return "GetFunctionUrlConfig";
     case Operation::kUpdateFunctionUrlConfig: return "UpdateFunctionUrlConfig";
@@ -183,6 +201,29 @@ Route MatchRoute(std::string_view method, std::string_view path) {
     }
     if (n == 4 && seg[3] == "code") return pick({{"PUT", Operation::kUpdateFunctionCode}});
     if (n == 4 && seg[3] == "invocations") return pick({{"POST", Operation::kInvoke}});
+    if (n == 4 && seg[3] == "versions") {
+      return pick({{"POST", Operation::kPublishVersion}, {"GET", Operation::kListVersionsByFunction}});
+    }
+    if (n == 4 && seg[3] == "aliases") return pick({{"POST", Operation::kCreateAlias}, {"GET", Operation::kListAliases}});
+    if (n == 5 && seg[3] == "aliases") {
+      r.sub = seg[4];
+      return pick({{"GET", Operation::kGetAlias}, {"PUT", Operation::kUpdateAlias}, {"DELETE", Operation::kDeleteAlias}});
+    }
+    if (n == 4 && seg[3] == "policy") return pick({{"POST", Operation::kAddPermission}, {"GET", Operation::kGetPolicy}});
+    if (n == 5 && seg[3] == "policy") {
+      r.sub = seg[4];
+      return pick({{"DELETE", Operation::kRemovePermission}});
+    }
+  } else if (n == 4 && (seg[0] == "2017-10-31" || seg[0] == "2019-09-30") && seg[1] == "functions" &&
+             seg[3] == "concurrency") {
+    r.function = seg[2];
+    if (seg[0] == "2019-09-30") return pick({{"GET", Operation::kGetFunctionConcurrency}});
+    return pick({{"PUT", Operation::kPutFunctionConcurrency}, {"DELETE", Operation::kDeleteFunctionConcurrency}});
+  } else if (n == 3 && seg[0] == "2017-03-31" && seg[1] == "tags") {
+    r.sub = seg[2];
+    return pick({{"POST", Operation::kTagResource}, {"GET", Operation::kListTags}, {"DELETE", Operation::kUntagResource}});
+  } else if (n == 2 && seg[0] == "2016-08-19" && seg[1] == "account-settings") {
+    return pick({{"GET", Operation::kGetAccountSettings}});
   } else if (n == 4 && seg[0] == "2021-10-31" && seg[1] == "functions") {
     r.function = seg[2];
     if (seg[3] == "url") {
@@ -281,6 +322,11 @@ FunctionRef ParseFunctionRef(std::string_view raw) {
     // 123456789012:function:name[:qualifier]
     if (!IsDigits(parts[0], 12) || parts.size() > 4) return bad();
     name_at = 2;
+  } else if (parts.size() >= 2 && parts[0] == "function") {
+    // function:name[:qualifier] — Lambda's pattern makes the account optional too (Zappa's
+    // rollback sends "function:NAME:VERSION").
+    if (parts.size() > 3) return bad();
+    name_at = 1;
   } else {
     if (parts.size() > 2) return bad();
     name_at = 0;
@@ -294,13 +340,44 @@ FunctionRef ParseFunctionRef(std::string_view raw) {
   return ref;
 }
 
-std::string ResolveFunctionName(const ApiContext& ctx, std::string_view raw, std::string_view query_qualifier) {
+bool IsVersionNumber(std::string_view q) {
+  return !q.empty() && q.size() <= 10 && std::all_of(q.begin(), q.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool IsValidAliasName(std::string_view name) {
+  if (name.empty() || name.size() > 128 || IsVersionNumber(name)) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+std::string QualifiedArn(const ApiContext& ctx, const std::string& name, const std::string& qualifier) {
+  return qualifier.empty() ? FunctionArn(ctx, name) : FunctionArn(ctx, name) + ":" + qualifier;
+}
+
+FunctionRef ResolveFunctionRef(std::string_view raw, std::string_view query_qualifier) {
   FunctionRef ref = ParseFunctionRef(raw);
-  for (std::string_view q : {std::string_view(ref.qualifier), query_qualifier}) {
-    if (!q.empty() && q != "$LATEST") {
-      throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(ctx, ref.name) + ":" + std::string(q) +
-                                          " (Geysir serves $LATEST only; versions and aliases are not supported yet)"));
+  if (!query_qualifier.empty()) {
+    if (!ref.qualifier.empty() && ref.qualifier != query_qualifier) {
+      Invalid("The derived qualifier from the function name does not match the specified qualifier.");
     }
+    ref.qualifier = std::string(query_qualifier);
+  }
+  const std::string& q = ref.qualifier;
+  if (!q.empty() && q != "$LATEST" && !IsVersionNumber(q) && !IsValidAliasName(q)) {
+    Invalid("1 validation error detected: Value " + Quote(q) +
+            " at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+            "(|[a-zA-Z0-9$_-]+)");
+  }
+  return ref;
+}
+
+std::string ResolveFunctionName(const ApiContext& ctx, std::string_view raw, std::string_view query_qualifier) {
+  FunctionRef ref = ResolveFunctionRef(raw, query_qualifier);
+  if (!ref.qualifier.empty() && ref.qualifier != "$LATEST") {
+    (void)ctx;
+    Invalid("This operation takes the unqualified function; remove the qualifier " + Quote(ref.qualifier) +
+            " from " + Quote(raw));
   }
   return ref.name;
 }
@@ -317,6 +394,22 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
       std::string key = proto::PercentDecode(pair.substr(0, eq), true);
       std::string value = eq == std::string_view::npos ? "" : proto::PercentDecode(pair.substr(eq + 1), true);
       out.emplace(std::move(key), std::move(value));
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> QueryValues(std::string_view query, std::string_view key) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < query.size()) {
+    size_t j = query.find('&', i);
+    if (j == std::string_view::npos) j = query.size();
+    std::string_view pair = query.substr(i, j - i);
+    size_t eq = pair.find('=');
+    if (!pair.empty() && proto::PercentDecode(pair.substr(0, eq), true) == key) {
+      out.push_back(eq == std::string_view::npos ? "" : proto::PercentDecode(pair.substr(eq + 1), true));
     }
     i = j + 1;
   }
@@ -478,13 +571,18 @@ CreateFunctionInput ParseCreateFunction(const ApiContext& ctx, const json& body)
   if (auto layers = body.find("Layers"); layers != body.end() && layers->is_array() && !layers->empty()) {
     Invalid("Layers are not supported by Geysir yet");
   }
-  (void)OptBool(body, "Publish");  // type-checked; versions are not supported, so $LATEST is what exists
+  in.publish = OptBool(body, "Publish").value_or(false);
 
   const json* code = OptObject(body, "Code");
   if (!code) Invalid("Code is required");
   RejectUnsupportedCodeSources(*code);
+  in.s3 = ParseS3CodeSource(*code);
   auto zip = OptString(*code, "ZipFile");
-  if (!zip || zip->empty()) Invalid("Code.ZipFile is required: the deployment package, base64-encoded");
+  if (in.s3) {
+    if (zip) Invalid("Please specify only one of ZipFile or S3Bucket/S3Key in Code");
+    return in;
+  }
+  if (!zip || zip->empty()) Invalid("Code.ZipFile or Code.S3Bucket + S3Key is required: the deployment package");
   in.zip_base64 = std::move(*zip);
   return in;
 }
@@ -527,11 +625,15 @@ CodeUpdateInput ParseUpdateFunctionCode(const json& body) {
   CodeUpdateInput in;
   RejectUnsupportedCodeSources(body);
   ValidateArchitectures(body);
+  in.s3 = ParseS3CodeSource(body);
   auto zip = OptString(body, "ZipFile");
-  if (!zip || zip->empty()) Invalid("ZipFile is required: the deployment package, base64-encoded");
-  in.zip_base64 = std::move(*zip);
+  if (in.s3 && zip) Invalid("Please specify only one of ZipFile or S3Bucket/S3Key");
+  if (!in.s3) {
+    if (!zip || zip->empty()) Invalid("ZipFile or S3Bucket + S3Key is required: the deployment package");
+    in.zip_base64 = std::move(*zip);
+  }
   in.dry_run = OptBool(body, "DryRun").value_or(false);
-  (void)OptBool(body, "Publish");
+  in.publish = OptBool(body, "Publish").value_or(false);
   in.revision_id = OptString(body, "RevisionId");
   return in;
 }
@@ -575,6 +677,157 @@ UrlConfigInput ParseUrlConfig(const json& body, bool create) {
     Invalid("InvokeMode " + Quote(*in.invoke_mode) + " is not supported by Geysir yet: use BUFFERED");
   }
   return in;
+}
+
+std::optional<S3CodeSource> ParseS3CodeSource(const json& code) {
+  auto bucket = OptString(code, "S3Bucket");
+  auto key = OptString(code, "S3Key");
+  if (!bucket && !key) return std::nullopt;
+  if (!bucket || bucket->empty()) Invalid("S3Bucket is required with S3Key");
+  if (!key || key->empty()) Invalid("S3Key is required with S3Bucket");
+  return S3CodeSource{*bucket, *key};
+}
+
+PublishInput ParsePublishVersion(const json& body) {
+  PublishInput in;
+  in.description = OptString(body, "Description").value_or("");
+  ValidateDescription(in.description);
+  in.code_sha256 = OptString(body, "CodeSha256");
+  in.revision_id = OptString(body, "RevisionId");
+  return in;
+}
+
+AliasInput ParseAlias(const json& body, bool create) {
+  AliasInput in;
+  in.name = OptString(body, "Name");
+  in.function_version = OptString(body, "FunctionVersion");
+  in.description = OptString(body, "Description");
+  in.revision_id = OptString(body, "RevisionId");
+  if (create) {
+    if (!in.name) Invalid("Name is required");
+    if (!in.function_version) Invalid("FunctionVersion is required");
+  }
+  if (in.name && !IsValidAliasName(*in.name)) {
+    Invalid("1 validation error detected: Value " + Quote(*in.name) +
+            " at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+            "(?!^[0-9]+$)([a-zA-Z0-9-_]+)");
+  }
+  if (in.function_version && *in.function_version != "$LATEST" && !IsVersionNumber(*in.function_version)) {
+    Invalid("1 validation error detected: Value " + Quote(*in.function_version) +
+            " at 'functionVersion' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+            "(\\$LATEST|[0-9]+)");
+  }
+  if (in.description) ValidateDescription(*in.description);
+  if (const json* routing = OptObject(body, "RoutingConfig")) {
+    std::map<std::string, double> weights;
+    if (const json* w = OptObject(*routing, "AdditionalVersionWeights")) {
+      if (w->size() > 1) Invalid("RoutingConfig.AdditionalVersionWeights may name one additional version");
+      for (const auto& [v, weight] : w->items()) {
+        if (!IsVersionNumber(v)) Invalid("AdditionalVersionWeights keys must be version numbers, not " + Quote(v));
+        if (!weight.is_number() || weight.get<double>() < 0.0 || weight.get<double>() > 1.0) {
+          Invalid("AdditionalVersionWeights values must be numbers between 0.0 and 1.0");
+        }
+        weights[v] = weight.get<double>();
+      }
+    }
+    in.weights = std::move(weights);
+  }
+  return in;
+}
+
+PermissionInput ParseAddPermission(const ApiContext& ctx, const std::string& resource_arn, const json& body) {
+  PermissionInput in;
+  auto sid = OptString(body, "StatementId");
+  if (!sid || sid->empty() || sid->size() > 100 ||
+      !std::all_of(sid->begin(), sid->end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+      })) {
+    Invalid("1 validation error detected: Value at 'statementId' failed to satisfy constraint: Member must satisfy "
+            "regular expression pattern: ([a-zA-Z0-9-_]+) and have length between 1 and 100");
+  }
+  auto action = OptString(body, "Action");
+  if (!action || action->empty()) Invalid("Action is required (e.g. lambda:InvokeFunction)");
+  auto principal = OptString(body, "Principal");
+  if (!principal || principal->empty()) Invalid("Principal is required");
+  in.sid = *sid;
+  in.revision_id = OptString(body, "RevisionId");
+
+  json p;
+  if (*principal == "*") {
+    p = "*";
+  } else if (IsDigits(*principal, 12)) {
+    p = {{"AWS", "arn:aws:iam::" + *principal + ":root"}};
+  } else if (principal->rfind("arn:", 0) == 0) {
+    p = {{"AWS", *principal}};
+  } else {
+    p = {{"Service", *principal}};
+  }
+  json st = {{"Sid", in.sid}, {"Effect", "Allow"}, {"Principal", p}, {"Action", *action}, {"Resource", resource_arn}};
+  json condition = json::object();
+  auto string_equals = [&](const char* key, const std::string& value) { condition["StringEquals"][key] = value; };
+  if (auto acct = OptString(body, "SourceAccount")) string_equals("AWS:SourceAccount", *acct);
+  if (auto org = OptString(body, "PrincipalOrgID")) string_equals("aws:PrincipalOrgID", *org);
+  if (auto tok = OptString(body, "EventSourceToken")) string_equals("lambda:EventSourceToken", *tok);
+  if (auto auth = OptString(body, "FunctionUrlAuthType")) {
+    if (*auth != "NONE" && *auth != "AWS_IAM") {
+      Invalid("1 validation error detected: Value " + Quote(*auth) +
+              " at 'functionUrlAuthType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]");
+    }
+    string_equals("lambda:FunctionUrlAuthType", *auth);
+  }
+  if (auto src = OptString(body, "SourceArn")) condition["ArnLike"]["AWS:SourceArn"] = *src;
+  if (!condition.empty()) st["Condition"] = condition;
+  (void)ctx;
+  in.statement = std::move(st);
+  return in;
+}
+
+uint32_t ParseReservedConcurrency(const json& body, uint32_t account_limit) {
+  auto v = OptInt(body, "ReservedConcurrentExecutions");
+  if (!v) Invalid("ReservedConcurrentExecutions is required");
+  if (*v < 0) {
+    Invalid("1 validation error detected: Value '" + std::to_string(*v) +
+            "' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or "
+            "equal to 0");
+  }
+  if (*v > static_cast<int64_t>(account_limit)) {
+    Invalid("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution "
+            "below its minimum value of [" + std::to_string(kMinUnreserved) + "].");
+  }
+  return static_cast<uint32_t>(*v);
+}
+
+std::map<std::string, std::string> ParseTags(const json& body) {
+  const json* tags = OptObject(body, "Tags");
+  if (!tags) Invalid("Tags is required");
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : tags->items()) {
+    if (k.empty() || k.size() > 128) Invalid("Tag keys must be 1 to 128 characters");
+    if (!v.is_string()) Invalid("Tag " + Quote(k) + " must have a string value");
+    if (v.get_ref<const std::string&>().size() > 256) Invalid("Tag values must be at most 256 characters");
+    out.emplace(k, v.get<std::string>());
+  }
+  return out;
+}
+
+std::string FunctionNameFromTagArn(std::string_view arn) {
+  if (arn.rfind("arn:", 0) != 0) {
+    Invalid("1 validation error detected: Value " + Quote(arn) +
+            " at 'resource' failed to satisfy constraint: Member must be a Lambda function ARN");
+  }
+  FunctionRef ref = ParseFunctionRef(arn);
+  if (!ref.qualifier.empty()) Invalid("Tags apply to the function: use the unqualified ARN, not " + Quote(arn));
+  return ref.name;
+}
+
+json AliasJson(const ApiContext& ctx, const AliasRecord& a) {
+  json j = {{"AliasArn", QualifiedArn(ctx, a.function_name, a.name)},
+            {"Name", a.name},
+            {"FunctionVersion", a.function_version},
+            {"Description", a.description},
+            {"RevisionId", a.revision_id}};
+  if (!a.additional_weights.empty()) j["RoutingConfig"] = {{"AdditionalVersionWeights", a.additional_weights}};
+  return j;
 }
 
 json FunctionConfigurationJson(const FunctionRecord& f) {

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "control/store.h"
 
@@ -32,6 +33,26 @@ enum class Operation {
   kUpdateFunctionConfiguration,
   kUpdateFunctionCode,
   kInvoke,
+  // Versions, aliases, resource policy (2015-03-31)
+  kPublishVersion,
+  kListVersionsByFunction,
+  kCreateAlias,
+  kListAliases,
+  kGetAlias,
+  kUpdateAlias,
+  kDeleteAlias,
+  kAddPermission,
+  kGetPolicy,
+  kRemovePermission,
+  // Concurrency (2017-10-31; GetFunctionConcurrency is 2019-09-30)
+  kPutFunctionConcurrency,
+  kGetFunctionConcurrency,
+  kDeleteFunctionConcurrency,
+  // Tags (2017-03-31), account settings (2016-08-19)
+  kTagResource,
+  kUntagResource,
+  kListTags,
+  kGetAccountSettings,
   // Lambda function URLs (2021-10-31)
   kCreateFunctionUrlConfig,
   kGetFunctionUrlConfig,
@@ -59,6 +80,7 @@ struct Route {
   Operation op = Operation::kUnknown;
   std::string function;   // the {FunctionName} path segment, percent-decoded (not yet resolved)
   std::string code_hex;   // kGetCode: the hash in /geysir/v1/code/<hex>.zip
+  std::string sub;        // aliases/{Name}, policy/{StatementId}, tags/{ARN}: that segment, decoded
 };
 
 // Maps a request to its operation. An unknown path gives UnknownOperationException (404); a
@@ -87,15 +109,29 @@ struct FunctionRef {
 // Throws InvalidParameterValueException for anything that is not one of those forms or whose
 // name is not 1-64 of [a-zA-Z0-9-_].
 FunctionRef ParseFunctionRef(std::string_view raw);
-// Parses and resolves to a plain name. Geysir has only $LATEST so far: a qualifier (in the
-// reference or the Qualifier query parameter) other than "$LATEST" is ResourceNotFoundException,
-// as Lambda answers for a version that does not exist.
+// Parses a reference and merges the Qualifier query parameter into it: the result's qualifier
+// is "" (unqualified), "$LATEST", a version number or an alias name. A qualifier in the name
+// that differs from the query's is InvalidParameterValueException, as Lambda words it; so is a
+// malformed qualifier.
+FunctionRef ResolveFunctionRef(std::string_view raw, std::string_view query_qualifier);
+// For operations on the unqualified function only (UpdateFunctionCode, PublishVersion, aliases,
+// concurrency, ...): the plain name; a qualifier other than "$LATEST" is
+// InvalidParameterValueException.
 std::string ResolveFunctionName(const ApiContext& ctx, std::string_view raw, std::string_view query_qualifier);
+// True for a version number ("1", "42").
+bool IsVersionNumber(std::string_view qualifier);
+// Alias names: 1-128 of [a-zA-Z0-9-_], not all digits.
+bool IsValidAliasName(std::string_view name);
+
+// ARN with a qualifier: arn:...:function:NAME:QUALIFIER ("" gives the unqualified ARN).
+std::string QualifiedArn(const ApiContext& ctx, const std::string& name, const std::string& qualifier);
 
 bool IsValidFunctionName(std::string_view name);
 
 // "a=1&b=x%20y" -> {a:1, b:"x y"}; later duplicates are ignored.
 std::map<std::string, std::string> ParseQuery(std::string_view query);
+// Every value of a repeated query key ("tagKeys=a&tagKeys=b"), in order.
+std::vector<std::string> QueryValues(std::string_view query, std::string_view key);
 
 // The request body as a JSON object; an empty body is {}. Anything else is
 // InvalidRequestContentException.
@@ -109,10 +145,21 @@ std::optional<std::string> Base64Decode(std::string_view in);
 // CreateFunction: everything but the code is validated into `record` (name, arn, runtime,
 // handler, role, description, memory, timeout, ephemeral storage, environment, tags);
 // `zip_base64` is Code.ZipFile still encoded (decoding 70 MB belongs off the loop thread).
+// Code.S3Bucket / S3Key (and S3ObjectVersion, refused): a package to copy from Geysir's S3.
+struct S3CodeSource {
+  std::string bucket;
+  std::string key;
+};
 struct CreateFunctionInput {
   FunctionRecord record;
-  std::string zip_base64;
+  std::string zip_base64;            // empty when the code comes from S3
+  std::optional<S3CodeSource> s3;
+  bool publish = false;
 };
+// Reads Code.S3Bucket/S3Key (CreateFunction's Code object, or UpdateFunctionCode's body);
+// nullopt when absent. A bucket without key (or the reverse), S3ObjectVersion or ImageUri is
+// InvalidParameterValueException.
+std::optional<S3CodeSource> ParseS3CodeSource(const nlohmann::json& code);
 CreateFunctionInput ParseCreateFunction(const ApiContext& ctx, const nlohmann::json& body);
 
 // UpdateFunctionConfiguration: the fields present in the request.
@@ -127,7 +174,9 @@ void ApplyPatch(const ConfigPatch& patch, FunctionRecord& f);
 
 // UpdateFunctionCode.
 struct CodeUpdateInput {
-  std::string zip_base64;
+  std::string zip_base64;            // empty when the code comes from S3
+  std::optional<S3CodeSource> s3;
+  bool publish = false;
   bool dry_run = false;
   std::optional<std::string> revision_id;
 };
@@ -149,8 +198,42 @@ void ValidateMemory(int64_t mb);
 void ValidateTimeout(int64_t s);
 std::map<std::string, std::string> ParseEnvironment(const nlohmann::json& environment);
 
+// PublishVersion.
+struct PublishInput {
+  std::string description;
+  std::optional<std::string> code_sha256, revision_id;  // preconditions
+};
+PublishInput ParsePublishVersion(const nlohmann::json& body);
+
+// CreateAlias / UpdateAlias. `create` makes Name and FunctionVersion required.
+struct AliasInput {
+  std::optional<std::string> name, function_version, description, revision_id;
+  std::optional<std::map<std::string, double>> weights;  // RoutingConfig.AdditionalVersionWeights
+};
+AliasInput ParseAlias(const nlohmann::json& body, bool create);
+
+// AddPermission: the statement as GetPolicy will show it, built from the request the way
+// Lambda builds it (Principal as Service / AWS / "*", SourceArn / SourceAccount /
+// PrincipalOrgID / FunctionUrlAuthType / EventSourceToken as Conditions).
+struct PermissionInput {
+  std::string sid;
+  nlohmann::json statement;
+  std::optional<std::string> revision_id;
+};
+PermissionInput ParseAddPermission(const ApiContext& ctx, const std::string& resource_arn, const nlohmann::json& body);
+
+// PutFunctionConcurrency: ReservedConcurrentExecutions (0..account limit).
+uint32_t ParseReservedConcurrency(const nlohmann::json& body, uint32_t account_limit);
+
+// TagResource: the Tags map. The ARN names the function (versions and aliases cannot be tagged).
+std::map<std::string, std::string> ParseTags(const nlohmann::json& body);
+// The function name of a tag resource ARN; InvalidParameterValueException when it is not a
+// function ARN.
+std::string FunctionNameFromTagArn(std::string_view arn);
+
 // ---- responses ----
 nlohmann::json FunctionConfigurationJson(const FunctionRecord& f);
+nlohmann::json AliasJson(const ApiContext& ctx, const AliasRecord& a);
 // Fields of a FunctionUrlConfig (GetFunctionUrlConfig, ListFunctionUrlConfigs items,
 // UpdateFunctionUrlConfig); CreateFunctionUrlConfig's response has no LastModifiedTime.
 nlohmann::json FunctionUrlConfigJson(const ApiContext& ctx, const FunctionUrlConfigRecord& c,
@@ -160,5 +243,8 @@ nlohmann::json FunctionUrlConfigJson(const ApiContext& ctx, const FunctionUrlCon
 inline constexpr size_t kMaxSyncPayloadBytes = 6 * 1024 * 1024;  // 6291456
 inline constexpr size_t kMaxAsyncPayloadBytes = 256 * 1024;      // 262144
 inline constexpr size_t kLogTailBytes = 4096;
+// Lambda's default account concurrency; UnreservedConcurrentExecutions may not go below 100.
+inline constexpr uint32_t kAccountConcurrency = 1000;
+inline constexpr uint32_t kMinUnreserved = 100;
 
 }  // namespace geysir::control

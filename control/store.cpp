@@ -80,6 +80,52 @@ CREATE TABLE log_counts (
   n             INTEGER NOT NULL
 );
 )sql"},
+      {2, "published versions, aliases, resource policies, invocation metrics", R"sql(
+-- Version numbers are never reused while the function exists, even after a version is deleted.
+ALTER TABLE functions ADD COLUMN next_version INTEGER NOT NULL DEFAULT 1;
+
+-- A published version: the FunctionRecord frozen as JSON; code_hex is a column so code GC can
+-- find what versions still reference.
+CREATE TABLE function_versions (
+  function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+  version       INTEGER NOT NULL,
+  code_hex      TEXT NOT NULL,
+  config        TEXT NOT NULL,
+  PRIMARY KEY (function_name, version)
+);
+CREATE INDEX function_versions_code_hex ON function_versions(code_hex);
+
+CREATE TABLE function_aliases (
+  function_name    TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+  name             TEXT NOT NULL,
+  function_version TEXT NOT NULL,
+  description      TEXT NOT NULL DEFAULT '',
+  routing          TEXT NOT NULL DEFAULT '{}',
+  revision_id      TEXT NOT NULL,
+  PRIMARY KEY (function_name, name)
+);
+
+CREATE TABLE function_permissions (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+  qualifier     TEXT NOT NULL DEFAULT '',
+  sid           TEXT NOT NULL,
+  statement     TEXT NOT NULL,
+  UNIQUE (function_name, qualifier, sid)
+);
+
+-- Kept after the function is deleted, as CloudWatch keeps metrics.
+CREATE TABLE function_metrics (
+  function_name   TEXT NOT NULL,
+  minute_ms       INTEGER NOT NULL,
+  invocations     INTEGER NOT NULL DEFAULT 0,
+  errors          INTEGER NOT NULL DEFAULT 0,
+  duration_sum_ms REAL NOT NULL DEFAULT 0,
+  duration_min_ms REAL NOT NULL DEFAULT 0,
+  duration_max_ms REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (function_name, minute_ms)
+) WITHOUT ROWID;
+)sql"},
   };
   return kMigrations;
 }
@@ -201,6 +247,99 @@ void WriteFunction(const Db& db, const FunctionRecord& f, bool insert) {
   BindFunction(st, f);
   st.Run();
 }
+
+// A version's frozen record as JSON (function_versions.config).
+std::string FunctionToJson(const FunctionRecord& f) {
+  nlohmann::json j = {{"name", f.name},
+                      {"arn", f.arn},
+                      {"runtime", f.runtime},
+                      {"handler", f.handler},
+                      {"role", f.role},
+                      {"description", f.description},
+                      {"memory_mb", f.memory_mb},
+                      {"timeout_s", f.timeout_s},
+                      {"ephemeral_storage_mb", f.ephemeral_storage_mb},
+                      {"environment", f.environment},
+                      {"code_sha256", f.code_sha256},
+                      {"code_hex", f.code_hex},
+                      {"code_size", f.code_size},
+                      {"revision_id", f.revision_id},
+                      {"state", f.state},
+                      {"last_update_status", f.last_update_status},
+                      {"last_modified", f.last_modified},
+                      {"version", f.version}};
+  return j.dump();
+}
+
+FunctionRecord FunctionFromJson(const std::string& text) {
+  const nlohmann::json j = nlohmann::json::parse(text);
+  FunctionRecord f;
+  f.name = j.at("name").get<std::string>();
+  f.arn = j.at("arn").get<std::string>();
+  f.runtime = j.at("runtime").get<std::string>();
+  f.handler = j.at("handler").get<std::string>();
+  f.role = j.value("role", "");
+  f.description = j.value("description", "");
+  f.memory_mb = j.at("memory_mb").get<uint32_t>();
+  f.timeout_s = j.at("timeout_s").get<uint32_t>();
+  f.ephemeral_storage_mb = j.value("ephemeral_storage_mb", 512u);
+  f.environment = j.value("environment", std::map<std::string, std::string>{});
+  f.code_sha256 = j.at("code_sha256").get<std::string>();
+  f.code_hex = j.at("code_hex").get<std::string>();
+  f.code_size = j.at("code_size").get<int64_t>();
+  f.revision_id = j.at("revision_id").get<std::string>();
+  f.state = j.value("state", "Active");
+  f.last_update_status = j.value("last_update_status", "Successful");
+  f.last_modified = j.at("last_modified").get<std::string>();
+  f.version = j.at("version").get<std::string>();
+  return f;
+}
+
+// Lambda publishes a new version only when code or configuration changed since the newest one.
+bool SameCodeAndConfig(const FunctionRecord& a, const FunctionRecord& b) {
+  return a.code_sha256 == b.code_sha256 && a.runtime == b.runtime && a.handler == b.handler && a.role == b.role &&
+         a.memory_mb == b.memory_mb && a.timeout_s == b.timeout_s &&
+         a.ephemeral_storage_mb == b.ephemeral_storage_mb && a.environment == b.environment;
+}
+
+std::optional<int64_t> ParseVersionNumber(const std::string& v) {
+  if (v.empty() || v.size() > 18) return std::nullopt;
+  int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+std::optional<FunctionRecord> LoadVersion(const Db& db, const std::string& name, int64_t version) {
+  auto st = db.Prepare("SELECT config FROM function_versions WHERE function_name = ? AND version = ?");
+  st.BindAll(name, version);
+  if (!st.Step()) return std::nullopt;
+  return FunctionFromJson(st.Text(0));
+}
+
+AliasRecord ReadAlias(const Statement& st) {
+  AliasRecord a;
+  a.function_name = st.Text(0);
+  a.name = st.Text(1);
+  a.function_version = st.Text(2);
+  a.description = st.Text(3);
+  a.additional_weights = nlohmann::json::parse(st.Text(4)).get<std::map<std::string, double>>();
+  a.revision_id = st.Text(5);
+  return a;
+}
+
+constexpr const char* kAliasColumns = "function_name, name, function_version, description, routing, revision_id";
+
+std::optional<AliasRecord> LoadAlias(const Db& db, const std::string& fn, const std::string& alias) {
+  auto st = db.Prepare(std::string("SELECT ") + kAliasColumns + " FROM function_aliases WHERE function_name = ? AND name = ?");
+  st.BindAll(fn, alias);
+  if (!st.Step()) return std::nullopt;
+  return ReadAlias(st);
+}
+
+constexpr int64_t kMetricRetentionMs = 15LL * 24 * 3600 * 1000;
 
 std::string B64Encode(std::string_view in) {
   std::string out(4 * ((in.size() + 2) / 3), '\0');
@@ -417,7 +556,7 @@ Status Store::DeleteFunction(const std::string& name) {
 
 Result<std::set<std::string>> Store::ReferencedCodeHexes() {
   return Guarded("referenced code", [&]() -> Result<std::set<std::string>> {
-    auto st = db_->Prepare("SELECT DISTINCT code_hex FROM functions");
+    auto st = db_->Prepare("SELECT code_hex FROM functions UNION SELECT code_hex FROM function_versions");
     std::set<std::string> out;
     while (st.Step()) out.insert(st.Text(0));
     return out;
@@ -652,15 +791,33 @@ Result<LogPage> Store::QueryLogs(const LogQuery& q) {
       after_id = t->second;
     }
     const int limit = Clamp(q.limit, 1, 10000);
+    // The stream list travels as one JSON array so the statement stays a single prepared one.
+    const bool any_stream = q.log_streams.empty();
+    const std::string streams = nlohmann::json(q.log_streams).dump();
+    const bool filtered = static_cast<bool>(q.filter);
     auto st = db_->Prepare(
         "SELECT id, function_name, log_stream, request_id, timestamp_ms, message FROM logs "
         "WHERE function_name = ?1 AND timestamp_ms >= ?2 AND timestamp_ms < ?3 "
         "AND (?4 = '' OR request_id = ?4) "
         "AND (timestamp_ms > ?5 OR (timestamp_ms = ?5 AND id > ?6)) "
+        "AND (?8 OR log_stream IN (SELECT value FROM json_each(?9))) "
         "ORDER BY timestamp_ms, id LIMIT ?7");
-    st.BindAll(q.function_name, q.start_ms, q.end_ms, q.request_id, after_ts, after_id, limit + 1);
+    st.BindAll(q.function_name, q.start_ms, q.end_ms, q.request_id, after_ts, after_id,
+               filtered ? int64_t{-1} : int64_t{limit + 1}, any_stream, streams);
     LogPage page;
+    int64_t scanned = 0;
     while (st.Step()) {
+      if (filtered) {
+        if (++scanned > q.max_scanned) {
+          page.more = true;
+          break;
+        }
+        std::string message = st.Text(5);
+        if (!q.filter(message)) continue;
+        page.events.push_back(LogRecord{st.Int(0), st.Text(1), st.Text(2), st.Text(3), st.Int(4), std::move(message)});
+        if (static_cast<int>(page.events.size()) > limit) break;
+        continue;
+      }
       page.events.push_back(LogRecord{st.Int(0), st.Text(1), st.Text(2), st.Text(3), st.Int(4), st.Text(5)});
     }
     if (static_cast<int>(page.events.size()) > limit) {
@@ -683,6 +840,393 @@ Result<int64_t> Store::CountLogs(const std::string& function_name) {
     st.Bind(1, function_name);
     st.Step();
     return st.Int(0);
+  });
+}
+
+
+// ---- versions ----
+
+Result<FunctionRecord> Store::PublishVersion(const std::string& name, const std::string& description,
+                                             const std::function<Status(const FunctionRecord&)>& check) {
+  return Guarded("publish version", [&]() -> Result<FunctionRecord> {
+    Transaction tx(*db_);
+    auto latest = LoadFunction(*db_, name);
+    if (!latest) return Status::NotFound("Function not found: " + name);
+    if (check) {
+      Status s = check(*latest);
+      if (!s.ok()) return s;
+    }
+    auto newest = db_->Prepare(
+        "SELECT config FROM function_versions WHERE function_name = ? ORDER BY version DESC LIMIT 1");
+    newest.Bind(1, name);
+    if (newest.Step()) {
+      FunctionRecord last = FunctionFromJson(newest.Text(0));
+      if (SameCodeAndConfig(last, *latest)) {
+        last.reserved_concurrency = latest->reserved_concurrency;
+        last.tags = latest->tags;
+        return last;
+      }
+    }
+    auto next = db_->Prepare("SELECT next_version FROM functions WHERE name = ?");
+    next.Bind(1, name);
+    next.Step();
+    const int64_t n = next.Int(0);
+    FunctionRecord v = *latest;
+    v.version = std::to_string(n);
+    v.arn = latest->arn + ":" + v.version;
+    v.description = description.empty() ? latest->description : description;
+    // Its own revision: the scheduler keys template pools by (name, revision_id), so a version
+    // gets a template of its own, running exactly this code and configuration.
+    v.revision_id = NewUuid();
+    v.last_modified = LambdaTimestamp(NowMs());
+    auto ins = db_->Prepare("INSERT INTO function_versions (function_name, version, code_hex, config) VALUES (?,?,?,?)");
+    ins.BindAll(name, n, v.code_hex, FunctionToJson(v));
+    ins.Run();
+    auto bump = db_->Prepare("UPDATE functions SET next_version = ? WHERE name = ?");
+    bump.BindAll(n + 1, name);
+    bump.Run();
+    tx.Commit();
+    v.reserved_concurrency = latest->reserved_concurrency;
+    v.tags = latest->tags;
+    return v;
+  });
+}
+
+Result<FunctionRecord> Store::GetFunctionVersion(const std::string& name, const std::string& version) {
+  if (version.empty() || version == "$LATEST") return GetFunction(name);
+  return Guarded("get function version", [&]() -> Result<FunctionRecord> {
+    auto latest = LoadFunction(*db_, name);
+    if (!latest) return Status::NotFound("Function not found: " + name);
+    auto n = ParseVersionNumber(version);
+    std::optional<FunctionRecord> v;
+    if (n) v = LoadVersion(*db_, name, *n);
+    if (!v) return Status::NotFound("Function not found: " + name + ":" + version);
+    v->reserved_concurrency = latest->reserved_concurrency;
+    v->tags = latest->tags;
+    return *v;
+  });
+}
+
+Result<FunctionPage> Store::ListVersions(const std::string& name, const std::string& marker, int max_items) {
+  return Guarded("list versions", [&]() -> Result<FunctionPage> {
+    auto latest = LoadFunction(*db_, name);
+    if (!latest) return Status::NotFound("Function not found: " + name);
+    // Position 0 is $LATEST, position N >= 1 the versions after version N-1... the marker is
+    // simply the last version number returned ("0" after $LATEST).
+    int64_t after = -1;
+    if (!marker.empty()) {
+      auto m = B64Decode(marker);
+      auto n = m ? ParseVersionNumber(*m) : std::nullopt;
+      if (!n) return Status::Invalid("Invalid marker: " + marker);
+      after = *n;
+    }
+    const int limit = Clamp(max_items, 1, 10000);
+    FunctionPage page;
+    int64_t last = after;
+    if (after < 0) {
+      page.functions.push_back(*latest);
+      last = 0;
+    }
+    auto st = db_->Prepare(
+        "SELECT version, config FROM function_versions WHERE function_name = ? AND version > ? ORDER BY version LIMIT ?");
+    st.BindAll(name, std::max<int64_t>(after, 0), limit + 1);
+    std::vector<std::pair<int64_t, FunctionRecord>> rows;
+    while (st.Step()) rows.emplace_back(st.Int(0), FunctionFromJson(st.Text(1)));
+    for (auto& [n, v] : rows) {
+      if (static_cast<int>(page.functions.size()) >= limit) {
+        page.next_marker = B64Encode(std::to_string(last));
+        break;
+      }
+      v.reserved_concurrency = latest->reserved_concurrency;
+      v.tags = latest->tags;
+      page.functions.push_back(std::move(v));
+      last = n;
+    }
+    return page;
+  });
+}
+
+Status Store::DeleteFunctionVersion(const std::string& name, const std::string& version) {
+  return Guarded("delete function version", [&]() -> Status {
+    Transaction tx(*db_);
+    if (!FunctionExists(*db_, name)) return Status::NotFound("Function not found: " + name);
+    auto n = ParseVersionNumber(version);
+    if (!n) return Status::NotFound("Function not found: " + name + ":" + version);
+    auto aliases = db_->Prepare("SELECT name FROM function_aliases WHERE function_name = ? AND function_version = ?");
+    aliases.BindAll(name, version);
+    if (aliases.Step()) {
+      return Status::Error(Code::kAlreadyExists, "Unable to delete version because the following aliases reference it: [" +
+                                                     aliases.Text(0) + "]");
+    }
+    auto st = db_->Prepare("DELETE FROM function_versions WHERE function_name = ? AND version = ?");
+    st.BindAll(name, *n);
+    if (st.Run() == 0) return Status::NotFound("Function not found: " + name + ":" + version);
+    tx.Commit();
+    return Status::Ok();
+  });
+}
+
+// ---- aliases ----
+
+namespace {
+// Checks that `version` ("$LATEST" or a published number) exists for `fn`.
+bool VersionExists(const Db& db, const std::string& fn, const std::string& version) {
+  if (version == "$LATEST") return true;
+  auto n = ParseVersionNumber(version);
+  if (!n) return false;
+  auto st = db.Prepare("SELECT 1 FROM function_versions WHERE function_name = ? AND version = ?");
+  st.BindAll(fn, *n);
+  return st.Step();
+}
+
+void WriteAlias(const Db& db, const AliasRecord& a, bool insert) {
+  auto st = db.Prepare(insert ? "INSERT INTO function_aliases (function_name, name, function_version, description, "
+                                "routing, revision_id) VALUES (?1,?2,?3,?4,?5,?6)"
+                              : "UPDATE function_aliases SET function_version=?3, description=?4, routing=?5, "
+                                "revision_id=?6 WHERE function_name=?1 AND name=?2");
+  st.BindAll(a.function_name, a.name, a.function_version, a.description, nlohmann::json(a.additional_weights).dump(),
+             a.revision_id);
+  st.Run();
+}
+
+Status CheckAliasTargets(const Db& db, const AliasRecord& a) {
+  if (!VersionExists(db, a.function_name, a.function_version)) {
+    return Status::NotFound("Function not found: " + a.function_name + ":" + a.function_version);
+  }
+  for (const auto& [v, w] : a.additional_weights) {
+    if (!VersionExists(db, a.function_name, v)) return Status::NotFound("Function not found: " + a.function_name + ":" + v);
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+Result<AliasRecord> Store::CreateAlias(AliasRecord a) {
+  return Guarded("create alias", [&]() -> Result<AliasRecord> {
+    Transaction tx(*db_);
+    if (!FunctionExists(*db_, a.function_name)) return Status::NotFound("Function not found: " + a.function_name);
+    GEYSIR_RETURN_IF_ERROR(CheckAliasTargets(*db_, a));
+    if (LoadAlias(*db_, a.function_name, a.name)) {
+      return Status::Error(Code::kAlreadyExists, "Alias already exists: " + a.name);
+    }
+    a.revision_id = NewUuid();
+    WriteAlias(*db_, a, true);
+    tx.Commit();
+    return a;
+  });
+}
+
+Result<AliasRecord> Store::GetAlias(const std::string& function_name, const std::string& alias) {
+  return Guarded("get alias", [&]() -> Result<AliasRecord> {
+    auto a = LoadAlias(*db_, function_name, alias);
+    if (!a) {
+      if (!FunctionExists(*db_, function_name)) return Status::NotFound("Function not found: " + function_name);
+      return Status::NotFound("Alias not found: " + function_name + ":" + alias);
+    }
+    return *a;
+  });
+}
+
+Result<AliasRecord> Store::UpdateAlias(const std::string& function_name, const std::string& alias,
+                                       const std::function<Status(AliasRecord&)>& mutate) {
+  return Guarded("update alias", [&]() -> Result<AliasRecord> {
+    Transaction tx(*db_);
+    auto a = LoadAlias(*db_, function_name, alias);
+    if (!a) {
+      if (!FunctionExists(*db_, function_name)) return Status::NotFound("Function not found: " + function_name);
+      return Status::NotFound("Alias not found: " + function_name + ":" + alias);
+    }
+    Status s = mutate(*a);
+    if (!s.ok()) return s;
+    a->function_name = function_name;
+    a->name = alias;
+    GEYSIR_RETURN_IF_ERROR(CheckAliasTargets(*db_, *a));
+    a->revision_id = NewUuid();
+    WriteAlias(*db_, *a, false);
+    tx.Commit();
+    return *a;
+  });
+}
+
+Status Store::DeleteAlias(const std::string& function_name, const std::string& alias) {
+  return Guarded("delete alias", [&]() -> Status {
+    if (!FunctionExists(*db_, function_name)) return Status::NotFound("Function not found: " + function_name);
+    auto st = db_->Prepare("DELETE FROM function_aliases WHERE function_name = ? AND name = ?");
+    st.BindAll(function_name, alias);
+    st.Run();  // Lambda answers 204 for an alias that is already gone
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<AliasRecord>> Store::ListAliases(const std::string& function_name,
+                                                    const std::string& function_version) {
+  return Guarded("list aliases", [&]() -> Result<std::vector<AliasRecord>> {
+    if (!FunctionExists(*db_, function_name)) return Status::NotFound("Function not found: " + function_name);
+    auto st = db_->Prepare(std::string("SELECT ") + kAliasColumns +
+                           " FROM function_aliases WHERE function_name = ?1 AND (?2 = '' OR function_version = ?2) "
+                           "ORDER BY name");
+    st.BindAll(function_name, function_version);
+    std::vector<AliasRecord> out;
+    while (st.Step()) out.push_back(ReadAlias(st));
+    return out;
+  });
+}
+
+// ---- resource policy ----
+
+Status Store::AddPermission(const PermissionRecord& p) {
+  return Guarded("add permission", [&]() -> Status {
+    Transaction tx(*db_);
+    if (!FunctionExists(*db_, p.function_name)) return Status::NotFound("Function not found: " + p.function_name);
+    auto st = db_->Prepare(
+        "INSERT INTO function_permissions (function_name, qualifier, sid, statement) VALUES (?,?,?,?) "
+        "ON CONFLICT DO NOTHING");
+    st.BindAll(p.function_name, p.qualifier, p.sid, p.statement.dump());
+    if (st.Run() == 0) {
+      return Status::Error(Code::kAlreadyExists, "The statement id (" + p.sid +
+                                                     ") provided already exists. Please provide a new statement id, "
+                                                     "or remove the existing statement.");
+    }
+    tx.Commit();
+    return Status::Ok();
+  });
+}
+
+Status Store::RemovePermission(const std::string& function_name, const std::string& qualifier, const std::string& sid) {
+  return Guarded("remove permission", [&]() -> Status {
+    if (!FunctionExists(*db_, function_name)) return Status::NotFound("Function not found: " + function_name);
+    auto st = db_->Prepare("DELETE FROM function_permissions WHERE function_name = ? AND qualifier = ? AND sid = ?");
+    st.BindAll(function_name, qualifier, sid);
+    if (st.Run() == 0) return Status::NotFound("Statement " + sid + " is not found in resource policy.");
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<PermissionRecord>> Store::ListPermissions(const std::string& function_name,
+                                                             const std::string& qualifier) {
+  return Guarded("list permissions", [&]() -> Result<std::vector<PermissionRecord>> {
+    if (!FunctionExists(*db_, function_name)) return Status::NotFound("Function not found: " + function_name);
+    auto st = db_->Prepare(
+        "SELECT sid, statement FROM function_permissions WHERE function_name = ? AND qualifier = ? ORDER BY id");
+    st.BindAll(function_name, qualifier);
+    std::vector<PermissionRecord> out;
+    while (st.Step()) out.push_back(PermissionRecord{function_name, qualifier, st.Text(0), nlohmann::json::parse(st.Text(1))});
+    return out;
+  });
+}
+
+// ---- function-wide settings ----
+
+Status Store::SetReservedConcurrency(const std::string& name, std::optional<uint32_t> reserved) {
+  return Guarded("set reserved concurrency", [&]() -> Status {
+    auto st = db_->Prepare("UPDATE functions SET reserved_concurrency = ? WHERE name = ?");
+    std::optional<int64_t> v;
+    if (reserved) v = *reserved;
+    st.Bind(1, v);
+    st.Bind(2, name);
+    if (st.Run() == 0) return Status::NotFound("Function not found: " + name);
+    return Status::Ok();
+  });
+}
+
+Status Store::UpdateTags(const std::string& name,
+                         const std::function<void(std::map<std::string, std::string>&)>& mutate) {
+  return Guarded("update tags", [&]() -> Status {
+    Transaction tx(*db_);
+    auto f = LoadFunction(*db_, name);
+    if (!f) return Status::NotFound("Function not found: " + name);
+    mutate(f->tags);
+    auto st = db_->Prepare("UPDATE functions SET tags = ? WHERE name = ?");
+    st.BindAll(MapToJson(f->tags), name);
+    st.Run();
+    tx.Commit();
+    return Status::Ok();
+  });
+}
+
+Result<int64_t> Store::TotalReservedConcurrency(const std::string& except) {
+  return Guarded("total reserved concurrency", [&]() -> Result<int64_t> {
+    auto st = db_->Prepare("SELECT coalesce(sum(reserved_concurrency), 0) FROM functions WHERE name != ?");
+    st.Bind(1, except);
+    st.Step();
+    return st.Int(0);
+  });
+}
+
+// ---- log groups and streams ----
+
+Result<std::vector<LogStreamInfo>> Store::ListLogStreams(const std::string& function_name) {
+  return Guarded("list log streams", [&]() -> Result<std::vector<LogStreamInfo>> {
+    auto st = db_->Prepare(
+        "SELECT log_stream, min(timestamp_ms), max(timestamp_ms), sum(length(message)) FROM logs "
+        "WHERE function_name = ? GROUP BY log_stream");
+    st.Bind(1, function_name);
+    std::vector<LogStreamInfo> out;
+    while (st.Step()) out.push_back(LogStreamInfo{st.Text(0), st.Int(1), st.Int(2), st.Int(3)});
+    return out;
+  });
+}
+
+Result<std::vector<LogGroupInfo>> Store::ListLogGroups(const std::string& prefix) {
+  return Guarded("list log groups", [&]() -> Result<std::vector<LogGroupInfo>> {
+    auto st = db_->Prepare(
+        "SELECT function_name, n FROM log_counts WHERE n > 0 AND substr(function_name, 1, length(?1)) = ?1 "
+        "ORDER BY function_name");
+    st.Bind(1, prefix);
+    std::vector<LogGroupInfo> out;
+    while (st.Step()) out.push_back(LogGroupInfo{st.Text(0), st.Int(1)});
+    return out;
+  });
+}
+
+Result<int64_t> Store::DeleteLogs(const std::string& function_name) {
+  return Guarded("delete logs", [&]() -> Result<int64_t> {
+    Transaction tx(*db_);
+    auto st = db_->Prepare("DELETE FROM logs WHERE function_name = ?");
+    st.Bind(1, function_name);
+    const int64_t n = st.Run();
+    auto cnt = db_->Prepare("DELETE FROM log_counts WHERE function_name = ?");
+    cnt.Bind(1, function_name);
+    cnt.Run();
+    tx.Commit();
+    return n;
+  });
+}
+
+// ---- metrics ----
+
+Status Store::RecordInvocation(const std::string& function_name, int64_t timestamp_ms, bool error, double duration_ms) {
+  return Guarded("record invocation", [&]() -> Status {
+    const int64_t minute = timestamp_ms - ((timestamp_ms % 60000) + 60000) % 60000;
+    Transaction tx(*db_);
+    auto st = db_->Prepare(
+        "INSERT INTO function_metrics (function_name, minute_ms, invocations, errors, duration_sum_ms, "
+        "duration_min_ms, duration_max_ms) VALUES (?1, ?2, 1, ?3, ?4, ?4, ?4) "
+        "ON CONFLICT(function_name, minute_ms) DO UPDATE SET invocations = invocations + 1, "
+        "errors = errors + ?3, duration_sum_ms = duration_sum_ms + ?4, "
+        "duration_min_ms = min(duration_min_ms, ?4), duration_max_ms = max(duration_max_ms, ?4)");
+    st.BindAll(function_name, minute, int64_t{error ? 1 : 0}, duration_ms);
+    st.Run();
+    // Retention, bounded: the minute rows of this function older than 15 days.
+    auto prune = db_->Prepare("DELETE FROM function_metrics WHERE function_name = ? AND minute_ms < ?");
+    prune.BindAll(function_name, NowMs() - kMetricRetentionMs);
+    prune.Run();
+    tx.Commit();
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<MetricMinute>> Store::QueryMetrics(const std::string& function_name, int64_t start_ms,
+                                                      int64_t end_ms) {
+  return Guarded("query metrics", [&]() -> Result<std::vector<MetricMinute>> {
+    auto st = db_->Prepare(
+        "SELECT minute_ms, invocations, errors, duration_sum_ms, duration_min_ms, duration_max_ms "
+        "FROM function_metrics WHERE function_name = ? AND minute_ms >= ? AND minute_ms < ? ORDER BY minute_ms");
+    st.BindAll(function_name, start_ms, end_ms);
+    std::vector<MetricMinute> out;
+    while (st.Step()) {
+      out.push_back(MetricMinute{st.Int(0), st.Int(1), st.Int(2), st.Double(3), st.Double(4), st.Double(5)});
+    }
+    return out;
   });
 }
 

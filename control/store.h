@@ -1,5 +1,6 @@
-// Store: control's typed repository over SQLite (control/db.h). Functions, function URL configs,
-// access keys and function logs; the schema and its migrations are defined in store.cpp.
+// Store: control's typed repository over SQLite (control/db.h). Functions with their published
+// versions, aliases and resource policies, function URL configs, access keys, function logs and
+// invocation metrics; the schema and its migrations are defined in store.cpp.
 //
 // Error policy: every operation returns Status / Result<T> and never throws (SQLite errors
 // are caught inside and become kInternal). Codes the API layer maps:
@@ -65,6 +66,52 @@ struct FunctionRecord {
 proto::FunctionConfig ToFunctionConfig(const FunctionRecord& f, const std::string& code_dir,
                                        const std::string& region);
 
+// A published version (Store::PublishVersion) is a FunctionRecord too: `version` is "1", "2",
+// ..., `arn` is qualified (":N"), and every field is frozen at publish time except
+// `reserved_concurrency` and `tags`, which belong to the function and are read from $LATEST.
+
+// An alias: a name for a version, optionally splitting traffic with a second version.
+struct AliasRecord {
+  std::string function_name;
+  std::string name;
+  std::string function_version;                   // "$LATEST" or "N"
+  std::string description;
+  std::map<std::string, double> additional_weights;  // RoutingConfig.AdditionalVersionWeights
+  std::string revision_id;                        // a new UUID on every create/update
+};
+
+// One statement of a function's resource-based policy (AddPermission). Stored, not enforced.
+struct PermissionRecord {
+  std::string function_name;
+  std::string qualifier;   // "" = the unqualified function
+  std::string sid;
+  nlohmann::json statement;  // the statement object as GetPolicy returns it
+};
+
+// Invocation counters of one function in one UTC minute (CloudWatch's AWS/Lambda metrics).
+struct MetricMinute {
+  int64_t minute_ms = 0;   // start of the minute, ms since the epoch
+  int64_t invocations = 0;
+  int64_t errors = 0;
+  double duration_sum_ms = 0;
+  double duration_min_ms = 0;
+  double duration_max_ms = 0;
+};
+
+// One log stream of a function, as DescribeLogStreams lists it.
+struct LogStreamInfo {
+  std::string name;
+  int64_t first_ms = 0;
+  int64_t last_ms = 0;
+  int64_t stored_bytes = 0;
+};
+
+// A log group: a function (present or deleted) that has stored lines.
+struct LogGroupInfo {
+  std::string function_name;
+  int64_t lines = 0;
+};
+
 struct FunctionPage {
   std::vector<FunctionRecord> functions;  // ordered by name
   std::string next_marker;                // empty when this is the last page
@@ -104,6 +151,11 @@ struct LogRecord {
 
 struct LogQuery {
   std::string function_name;        // required
+  std::vector<std::string> log_streams;  // empty = every stream
+  // Optional predicate (CloudWatch filter patterns): rows it rejects are skipped and do not
+  // count against `limit`. Bounded: at most `max_scanned` rows are examined per call.
+  std::function<bool(const std::string& message)> filter;
+  int64_t max_scanned = 1000000;
   int64_t start_ms = 0;             // inclusive
   int64_t end_ms = INT64_MAX;       // exclusive
   std::string request_id;           // "" = any
@@ -161,8 +213,52 @@ class Store {
   // Deletes the function and (by cascade) its URL config. Its logs are kept (as CloudWatch
   // keeps them) until retention prunes them. kNotFound if absent.
   Status DeleteFunction(const std::string& name);
-  // Every code_hex referenced by some function: what the code store's GC must keep.
+  // Every code_hex referenced by some function or published version: what the code store's
+  // GC must keep.
   Result<std::set<std::string>> ReferencedCodeHexes();
+
+  // ---- versions ----
+  // Publishes $LATEST as the next version number (numbers are never reused while the function
+  // exists). When $LATEST's code and configuration equal the newest version's, that version is
+  // returned instead, as Lambda does. `check` runs on $LATEST inside the transaction (CodeSha256
+  // and RevisionId preconditions); an error it returns is passed through.
+  Result<FunctionRecord> PublishVersion(const std::string& name, const std::string& description,
+                                        const std::function<Status(const FunctionRecord&)>& check = {});
+  // "$LATEST" or a version number. kNotFound if either is missing.
+  Result<FunctionRecord> GetFunctionVersion(const std::string& name, const std::string& version);
+  // $LATEST first, then versions in ascending order; the marker is opaque.
+  Result<FunctionPage> ListVersions(const std::string& name, const std::string& marker, int max_items = 50);
+  // kNotFound if absent; kAlreadyExists (a conflict) while an alias points at it.
+  Status DeleteFunctionVersion(const std::string& name, const std::string& version);
+
+  // ---- aliases ----
+  // kNotFound (function or target version missing), kAlreadyExists (name taken).
+  Result<AliasRecord> CreateAlias(AliasRecord a);
+  Result<AliasRecord> GetAlias(const std::string& function_name, const std::string& alias);
+  // Reads, mutates and writes in one transaction with a new revision_id (like UpdateFunction).
+  Result<AliasRecord> UpdateAlias(const std::string& function_name, const std::string& alias,
+                                  const std::function<Status(AliasRecord&)>& mutate);
+  Status DeleteAlias(const std::string& function_name, const std::string& alias);
+  // Aliases in name order, optionally only those pointing at `function_version`.
+  Result<std::vector<AliasRecord>> ListAliases(const std::string& function_name,
+                                               const std::string& function_version = "");
+
+  // ---- resource policy (stored, not enforced) ----
+  // kNotFound (no function), kAlreadyExists (statement id taken for this qualifier).
+  Status AddPermission(const PermissionRecord& p);
+  // kNotFound if the function or the statement is missing.
+  Status RemovePermission(const std::string& function_name, const std::string& qualifier, const std::string& sid);
+  // In insertion order; kNotFound if the function is missing (an empty list if it has none).
+  Result<std::vector<PermissionRecord>> ListPermissions(const std::string& function_name,
+                                                        const std::string& qualifier);
+
+  // ---- function-wide settings that do not change the code or revision ----
+  // Sets (or clears) reserved concurrency. kNotFound if the function is missing.
+  Status SetReservedConcurrency(const std::string& name, std::optional<uint32_t> reserved);
+  // Replaces the tags with what `mutate` leaves. kNotFound if the function is missing.
+  Status UpdateTags(const std::string& name, const std::function<void(std::map<std::string, std::string>&)>& mutate);
+  // Sum of the reserved concurrency of every function but `except` (account limits).
+  Result<int64_t> TotalReservedConcurrency(const std::string& except);
 
   // ---- function URL configs (one per function; Qualifier is not supported yet) ----
   // The Store generates url_id (if empty), creation_time and last_modified_time.
@@ -200,6 +296,19 @@ class Store {
   Result<LogPage> QueryLogs(const LogQuery& q);
   // Number of stored lines of a function (tests, metrics).
   Result<int64_t> CountLogs(const std::string& function_name);
+  // The streams of a function with their first/last event times.
+  Result<std::vector<LogStreamInfo>> ListLogStreams(const std::string& function_name);
+  // Functions with stored lines whose name starts with `prefix`, in name order.
+  Result<std::vector<LogGroupInfo>> ListLogGroups(const std::string& prefix);
+  // Deletes every stored line of a function; returns how many went.
+  Result<int64_t> DeleteLogs(const std::string& function_name);
+
+  // ---- metrics ----
+  // Counts one finished invocation in its minute (kept for 15 days, as CloudWatch keeps
+  // one-minute data).
+  Status RecordInvocation(const std::string& function_name, int64_t timestamp_ms, bool error, double duration_ms);
+  // The minutes of [start_ms, end_ms) that have data, ascending.
+  Result<std::vector<MetricMinute>> QueryMetrics(const std::string& function_name, int64_t start_ms, int64_t end_ms);
 
  private:
   Store(std::unique_ptr<Db> db, StoreOptions options);

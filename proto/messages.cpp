@@ -115,6 +115,10 @@ void to_json(json& j, const LogBatch& b) {
            {"log_stream", b.log_stream},
            {"request_id", b.request_id},
            {"events", b.events}};
+  if (!b.outcome.empty()) {
+    j["outcome"] = b.outcome;
+    j["duration_ms"] = b.duration_ms;
+  }
 }
 void from_json(const json& j, LogBatch& b) {
   b.function_name = j.at("function_name").get<std::string>();
@@ -122,6 +126,8 @@ void from_json(const json& j, LogBatch& b) {
   b.log_stream = j.value("log_stream", "");
   b.request_id = j.value("request_id", "");
   b.events = j.value("events", std::vector<LogEvent>{});
+  b.outcome = j.value("outcome", "");
+  b.duration_ms = j.value("duration_ms", 0.0);
 }
 
 void to_json(json& j, const FunctionUrlRoute& r) {

@@ -122,6 +122,11 @@ struct LogBatch {
   std::string log_stream;           // "YYYY/MM/DD/[$LATEST]<template id>", one per template
   std::string request_id;           // empty for init-phase lines
   std::vector<LogEvent> events;
+  // For the batch of one finished invocation: how it ended ("ok", "unhandled", "timeout") and
+  // its duration, which control counts as CloudWatch's Invocations / Errors / Duration. Empty
+  // for init-phase lines.
+  std::string outcome;
+  double duration_ms = 0;
 };
 void to_json(nlohmann::json& j, const LogBatch& b);
 void from_json(const nlohmann::json& j, LogBatch& b);

@@ -51,7 +51,13 @@ struct Scheduler::Function {
   uint32_t uid_index = 0;
   uint32_t active = 0;                 // admitted invocations: each holds a concurrency slot
   std::deque<Invocation*> queue;       // waiting for a slot, FIFO
-  Pool* current = nullptr;             // the pool of the newest revision seen
+  // Reserved concurrency as the newest request carried it: it belongs to the function (all its
+  // versions share it) and changes without a new revision.
+  std::optional<uint32_t> reserved;
+  // Per version ("$LATEST", "1", ...): the pool of the newest revision seen. Published versions
+  // are immutable, so only $LATEST's pool is ever superseded; keeping them apart means invoking
+  // version 1 does not throw away $LATEST's template, and the reverse.
+  std::map<std::string, Pool*> current;
   std::deque<std::string> superseded;  // revisions replaced by a newer one (bounded)
 };
 
@@ -169,20 +175,21 @@ Scheduler::Function& Scheduler::FunctionFor(const std::string& name) {
 Scheduler::Pool* Scheduler::PoolFor(Function& fn, const proto::FunctionConfig& config) {
   const auto key = std::make_pair(config.name, config.revision_id);
   auto it = pools_.find(key);
-  if (fn.current && fn.current->config.revision_id == config.revision_id) return fn.current;
+  Pool*& current = fn.current[config.version];
+  if (current && current->config.revision_id == config.revision_id) return current;
 
   const bool old_revision =
       std::find(fn.superseded.begin(), fn.superseded.end(), config.revision_id) != fn.superseded.end();
-  if (!old_revision && fn.current) {
+  if (!old_revision && current) {
     // A newer revision: the current pool drains and is reaped as soon as it is idle.
-    Pool* prev = fn.current;
+    Pool* prev = current;
     fn.superseded.push_back(prev->config.revision_id);
     if (fn.superseded.size() > kMaxSupersededRemembered) fn.superseded.pop_front();
-    fn.current = nullptr;
+    current = nullptr;
     Supersede(prev);
   }
   if (it != pools_.end()) {
-    if (!old_revision) fn.current = it->second.get();
+    if (!old_revision) current = it->second.get();
     return it->second.get();
   }
   auto pool = std::make_unique<Pool>();
@@ -195,7 +202,7 @@ Scheduler::Pool* Scheduler::PoolFor(Function& fn, const proto::FunctionConfig& c
   pool->window_start_ms = pool->last_used_ms;
   Pool* raw = pool.get();
   pools_.emplace(key, std::move(pool));
-  if (!old_revision) fn.current = raw;
+  if (!old_revision) current = raw;
   return raw;
 }
 
@@ -207,7 +214,7 @@ void Scheduler::Supersede(Pool* pool) {
 }
 
 uint32_t Scheduler::LimitOf(const Pool& pool) const {
-  return pool.config.reserved_concurrency.value_or(options_.function_concurrency);
+  return pool.fn->reserved.value_or(options_.function_concurrency);
 }
 
 // ---- admission ---------------------------------------------------------------------------
@@ -228,6 +235,7 @@ void Scheduler::Submit(proto::InvokeRequest request, std::string event, Done don
   if (request.function.memory_mb == 0) request.function.memory_mb = 128;
 
   Function& fn = FunctionFor(request.function.name);
+  fn.reserved = request.function.reserved_concurrency;
   Pool* pool = PoolFor(fn, request.function);
 
   auto owned = std::make_unique<Invocation>();
@@ -244,7 +252,10 @@ void Scheduler::Submit(proto::InvokeRequest request, std::string event, Done don
     Admit(inv);
     return;
   }
-  if (limit > 0 && fn.queue.size() < options_.queue_depth) {
+  // Reserved concurrency is a hard cap, as on Lambda: beyond it an invocation is throttled at
+  // once (429 ReservedFunctionConcurrentInvocationLimitExceeded), never queued. Without one, a
+  // burst above the default limit waits in the bounded queue.
+  if (limit > 0 && !fn.reserved && fn.queue.size() < options_.queue_depth) {
     inv->phase = Invocation::Phase::kQueued;
     fn.queue.push_back(inv);
     ++pool->queued;
@@ -403,6 +414,8 @@ void Scheduler::OnReport(Invocation* inv, ChildReport report) {
   result.worker_pid = static_cast<int32_t>(inv->child->pid());
 
   LogBatch batch = BatchFor(*pool, rid);
+  batch.outcome = result.outcome == InvokeOutcome::kOk ? "ok" : "unhandled";
+  batch.duration_ms = duration_ms;
   batch.events.push_back({inv->start_wall_ms, StartLine(rid, pool->config.version)});
   for (auto& line : SplitLines(log_text)) batch.events.push_back({now_wall, std::move(line)});
   for (auto& line : error_lines) batch.events.push_back({now_wall, std::move(line)});
@@ -473,6 +486,8 @@ void Scheduler::OnDeadline(Invocation* inv) {
   result.worker_pid = static_cast<int32_t>(inv->child->pid());
 
   LogBatch batch = BatchFor(*pool, rid);
+  batch.outcome = "timeout";
+  batch.duration_ms = duration_ms;
   batch.events.push_back({inv->start_wall_ms, StartLine(rid, pool->config.version)});
   for (auto& line : SplitLines(log_text)) batch.events.push_back({now_wall, std::move(line)});
   const size_t insert_at = batch.events.size();
@@ -629,6 +644,7 @@ void Scheduler::OnInitError(Pool* pool, double init_ms, std::string error, std::
     const std::string& rid = inv->req.request_id;
     const int64_t now = clock_->WallMs();
     LogBatch batch = BatchFor(*pool, rid);
+    batch.outcome = "unhandled";  // the init failed: an error invocation, as Lambda counts it
     batch.events.push_back({now, StartLine(rid, pool->config.version)});
     batch.events.push_back({now, EndLine(rid)});
     batch.events.push_back({now, ReportLine(rid, 0, 1, pool->config.memory_mb, 0, init_ms)});
@@ -801,7 +817,8 @@ void Scheduler::RemovePool(Pool* pool) {
   clock_->Cancel(pool->init_timer);
   pool->ready.clear();
   pool->tpl.reset();
-  if (pool->fn->current == pool) pool->fn->current = nullptr;
+  auto cur = pool->fn->current.find(pool->config.version);
+  if (cur != pool->fn->current.end() && cur->second == pool) pool->fn->current.erase(cur);
   pools_.erase(std::make_pair(pool->config.name, pool->config.revision_id));
 }
 

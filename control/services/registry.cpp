@@ -7,6 +7,8 @@
 #include "control/services/events.h"
 #include "control/services/apigateway.h"
 #include "control/services/cloudformation.h"
+#include "control/services/cloudwatch.h"
+#include "control/services/logs.h"
 
 namespace geysir::control {
 
@@ -22,6 +24,8 @@ std::vector<std::unique_ptr<Service>> MakeServices(ServiceHost& host) {
   services.push_back(std::make_unique<CloudFormationService>(host));
   services.push_back(std::make_unique<IamService>(host));  // IAM roles + inline policies (stored, not enforced)
   services.push_back(std::make_unique<StsService>(host));  // STS GetCallerIdentity
+  services.push_back(MakeLogsService(host));        // CloudWatch Logs over function logs
+  services.push_back(MakeCloudWatchService(host));  // CloudWatch GetMetricStatistics (AWS/Lambda)
   return services;
 }
 

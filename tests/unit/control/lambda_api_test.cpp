@@ -114,8 +114,113 @@ TEST_CASE("function references: names, partial and full ARNs, qualifiers", "[con
 
   CHECK(ResolveFunctionName(ctx, "arn:aws:lambda:us-east-1:000000000000:function:hello:$LATEST", "") == "hello");
   CHECK(ResolveFunctionName(ctx, "hello", "$LATEST") == "hello");
-  CHECK(ErrorStatus([&] { ResolveFunctionName(ctx, "hello:1", ""); }) == 404);
-  CHECK(ErrorStatus([&] { ResolveFunctionName(ctx, "hello", "prod"); }) == 404);
+  // Operations on the unqualified function refuse a qualifier (400, not a lookup).
+  CHECK(ErrorType([&] { ResolveFunctionName(ctx, "hello:1", ""); }) == "InvalidParameterValueException");
+  CHECK(ErrorType([&] { ResolveFunctionName(ctx, "hello", "prod"); }) == "InvalidParameterValueException");
+
+  // Qualified references: versions, aliases, the Qualifier parameter, Zappa's "function:NAME:N".
+  r = ResolveFunctionRef("function:hello:1", "");
+  CHECK(r.name == "hello");
+  CHECK(r.qualifier == "1");
+  CHECK(ResolveFunctionRef("hello", "prod").qualifier == "prod");
+  CHECK(ResolveFunctionRef("hello:prod", "prod").qualifier == "prod");
+  CHECK(ResolveFunctionRef("arn:aws:lambda:us-east-1:000000000000:function:hello:7", "").qualifier == "7");
+  CHECK(ResolveFunctionRef("hello", "").qualifier.empty());
+  CHECK(ErrorType([] { ResolveFunctionRef("hello:1", "2"); }) == "InvalidParameterValueException");
+  CHECK(ErrorType([] { ResolveFunctionRef("hello", "bad qualifier"); }) == "InvalidParameterValueException");
+  CHECK(ErrorType([] { ResolveFunctionRef("function:a:b:c", ""); }) == "InvalidParameterValueException");
+  CHECK(IsVersionNumber("12"));
+  CHECK_FALSE(IsVersionNumber("$LATEST"));
+  CHECK(IsValidAliasName("live-1"));
+  CHECK_FALSE(IsValidAliasName("123"));
+  CHECK(QualifiedArn(ctx, "hello", "live") == "arn:aws:lambda:us-east-1:000000000000:function:hello:live");
+}
+
+TEST_CASE("routes: versions, aliases, policy, concurrency, tags", "[control][api]") {
+  CHECK(MatchRoute("POST", "/2015-03-31/functions/f/versions").op == Operation::kPublishVersion);
+  CHECK(MatchRoute("GET", "/2015-03-31/functions/f/versions").op == Operation::kListVersionsByFunction);
+  CHECK(MatchRoute("POST", "/2015-03-31/functions/f/aliases").op == Operation::kCreateAlias);
+  CHECK(MatchRoute("GET", "/2015-03-31/functions/f/aliases").op == Operation::kListAliases);
+  Route r = MatchRoute("PUT", "/2015-03-31/functions/f/aliases/live");
+  CHECK(r.op == Operation::kUpdateAlias);
+  CHECK(r.sub == "live");
+  CHECK(MatchRoute("POST", "/2015-03-31/functions/f/policy").op == Operation::kAddPermission);
+  CHECK(MatchRoute("GET", "/2015-03-31/functions/f/policy").op == Operation::kGetPolicy);
+  r = MatchRoute("DELETE", "/2015-03-31/functions/f/policy/NT7SFAQK");
+  CHECK(r.op == Operation::kRemovePermission);
+  CHECK(r.sub == "NT7SFAQK");
+  CHECK(MatchRoute("PUT", "/2017-10-31/functions/f/concurrency").op == Operation::kPutFunctionConcurrency);
+  CHECK(MatchRoute("DELETE", "/2017-10-31/functions/f/concurrency").op == Operation::kDeleteFunctionConcurrency);
+  CHECK(MatchRoute("GET", "/2019-09-30/functions/f/concurrency").op == Operation::kGetFunctionConcurrency);
+  r = MatchRoute("POST", "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af");
+  CHECK(r.op == Operation::kTagResource);
+  CHECK(r.sub == "arn:aws:lambda:us-east-1:000000000000:function:f");
+  CHECK(MatchRoute("GET", "/2016-08-19/account-settings/").op == Operation::kGetAccountSettings);
+  CHECK(ErrorStatus([] { MatchRoute("PATCH", "/2015-03-31/functions/f/versions"); }) == 405);
+  CHECK(QueryValues("tagKeys=a&x=1&tagKeys=b%20c", "tagKeys") == std::vector<std::string>{"a", "b c"});
+}
+
+TEST_CASE("AddPermission statements as Lambda builds them", "[control][api]") {
+  ApiContext ctx;
+  const std::string fn = "arn:aws:lambda:us-east-1:000000000000:function:f";
+  PermissionInput p = ParseAddPermission(ctx, fn, {{"StatementId", "S1"}, {"Action", "lambda:InvokeFunction"},
+                                                  {"Principal", "events.amazonaws.com"},
+                                                  {"SourceArn", "arn:aws:events:us-east-1:000000000000:rule/r"},
+                                                  {"SourceAccount", "000000000000"}});
+  CHECK(p.statement == json::parse(R"({"Sid":"S1","Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},
+    "Action":"lambda:InvokeFunction","Resource":"arn:aws:lambda:us-east-1:000000000000:function:f",
+    "Condition":{"StringEquals":{"AWS:SourceAccount":"000000000000"},
+                 "ArnLike":{"AWS:SourceArn":"arn:aws:events:us-east-1:000000000000:rule/r"}}})"));
+  p = ParseAddPermission(ctx, fn, {{"StatementId", "u"}, {"Action", "lambda:InvokeFunctionUrl"}, {"Principal", "*"},
+                                   {"FunctionUrlAuthType", "NONE"}});
+  CHECK(p.statement["Principal"] == "*");
+  CHECK(p.statement["Condition"]["StringEquals"]["lambda:FunctionUrlAuthType"] == "NONE");
+  p = ParseAddPermission(ctx, fn, {{"StatementId", "a"}, {"Action", "lambda:InvokeFunction"}, {"Principal", "123456789012"}});
+  CHECK(p.statement["Principal"]["AWS"] == "arn:aws:iam::123456789012:root");
+  CHECK_FALSE(p.statement.contains("Condition"));
+  CHECK(ErrorType([&] { ParseAddPermission(ctx, fn, {{"Action", "x"}, {"Principal", "*"}}); }) ==
+        "InvalidParameterValueException");
+  CHECK(ErrorType([&] { ParseAddPermission(ctx, fn, {{"StatementId", "bad id"}, {"Action", "x"}, {"Principal", "*"}}); }) ==
+        "InvalidParameterValueException");
+}
+
+TEST_CASE("alias, publish, concurrency and tag bodies", "[control][api]") {
+  AliasInput a = ParseAlias({{"Name", "live"}, {"FunctionVersion", "3"},
+                             {"RoutingConfig", {{"AdditionalVersionWeights", {{"2", 0.25}}}}}}, true);
+  CHECK(*a.name == "live");
+  CHECK((*a.weights)["2"] == 0.25);
+  CHECK(ErrorType([] { ParseAlias({{"Name", "live"}}, true); }) == "InvalidParameterValueException");
+  CHECK(ErrorType([] { ParseAlias({{"Name", "42"}, {"FunctionVersion", "1"}}, true); }) == "InvalidParameterValueException");
+  CHECK(ErrorType([] { ParseAlias({{"FunctionVersion", "v1"}}, false); }) == "InvalidParameterValueException");
+  CHECK(ErrorType([] { ParseAlias({{"RoutingConfig", {{"AdditionalVersionWeights", {{"2", 1.5}}}}}}, false); }) ==
+        "InvalidParameterValueException");
+  CHECK(ParsePublishVersion({{"Description", "d"}, {"CodeSha256", "x"}}).code_sha256 == std::optional<std::string>("x"));
+  CHECK(ParseReservedConcurrency({{"ReservedConcurrentExecutions", 0}}, 900) == 0);
+  CHECK(ParseReservedConcurrency({{"ReservedConcurrentExecutions", 900}}, 900) == 900);
+  CHECK(ErrorType([] { ParseReservedConcurrency({{"ReservedConcurrentExecutions", 901}}, 900); }) ==
+        "InvalidParameterValueException");
+  CHECK(ErrorType([] { ParseReservedConcurrency({{"ReservedConcurrentExecutions", -1}}, 900); }) ==
+        "InvalidParameterValueException");
+  CHECK(ParseTags({{"Tags", {{"k", "v"}}}}) == std::map<std::string, std::string>{{"k", "v"}});
+  CHECK(FunctionNameFromTagArn("arn:aws:lambda:us-east-1:000000000000:function:f") == "f");
+  CHECK(ErrorType([] { FunctionNameFromTagArn("f"); }) == "InvalidParameterValueException");
+  CHECK(ErrorType([] { FunctionNameFromTagArn("arn:aws:lambda:us-east-1:000000000000:function:f:1"); }) ==
+        "InvalidParameterValueException");
+
+  // Code from S3, and Publish, on Create and UpdateFunctionCode.
+  json create = ValidCreate();
+  create["Code"] = {{"S3Bucket", "b"}, {"S3Key", "k.zip"}};
+  create["Publish"] = true;
+  CreateFunctionInput in = ParseCreateFunction(ApiContext{}, create);
+  REQUIRE(in.s3.has_value());
+  CHECK(in.s3->bucket == "b");
+  CHECK(in.s3->key == "k.zip");
+  CHECK(in.publish);
+  CodeUpdateInput up = ParseUpdateFunctionCode({{"S3Bucket", "b"}, {"S3Key", "k"}, {"Publish", true}});
+  CHECK(up.s3.has_value());
+  CHECK(up.publish);
+  CHECK(ErrorType([] { ParseUpdateFunctionCode({{"S3Bucket", "b"}, {"S3Key", "k"}, {"ZipFile", "UEs="}}); }) ==
+        "InvalidParameterValueException");
 }
 
 TEST_CASE("query strings and base64", "[control][api]") {
@@ -198,7 +303,9 @@ TEST_CASE("CreateFunction validation", "[control][api]") {
   CHECK(bad([](json& b) { b["Architectures"] = {"arm64"}; }) == kInvalid);
   CHECK(bad([](json& b) { b["PackageType"] = "Image"; }) == kInvalid);
   CHECK(bad([](json& b) { b.erase("Code"); }) == kInvalid);
-  CHECK(bad([](json& b) { b["Code"] = {{"S3Bucket", "b"}, {"S3Key", "k"}}; }) == kInvalid);
+  CHECK(bad([](json& b) { b["Code"] = {{"S3Bucket", "b"}}; }) == kInvalid);
+  CHECK(bad([](json& b) { b["Code"] = {{"S3Bucket", "b"}, {"S3Key", "k"}, {"S3ObjectVersion", "1"}}; }) == kInvalid);
+  CHECK(bad([](json& b) { b["Code"] = {{"ImageUri", "x"}}; }) == kInvalid);
   CHECK(bad([](json& b) { b["Description"] = std::string(257, 'd'); }) == kInvalid);
 
   // Handlers Lambda accepts.

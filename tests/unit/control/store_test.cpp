@@ -378,3 +378,186 @@ TEST_CASE("store: an acknowledged write survives kill -9 of the writer", "[store
   CHECK(f->handler == "app.handler");
   CHECK(*s->CountLogs("durable") == 3);
 }
+
+TEST_CASE("store: published versions are frozen snapshots, numbered once", "[store][versions]") {
+  TempDir dir;
+  auto s = OpenStore(dir);
+  REQUIRE(s->CreateFunction(MakeFunction("v")).ok());
+  auto v1 = s->PublishVersion("v", "first");
+  REQUIRE(v1.ok());
+  CHECK(v1->version == "1");
+  CHECK(v1->arn == "arn:aws:lambda:us-east-1:000000000000:function:v:1");
+  CHECK(v1->description == "first");
+  // A version gets its own revision, so the scheduler gives it a template of its own.
+  CHECK(v1->revision_id != s->GetFunction("v")->revision_id);
+  // Nothing changed: the same version comes back.
+  CHECK(s->PublishVersion("v", "")->version == "1");
+
+  REQUIRE(s->UpdateFunction("v", [](FunctionRecord& f) {
+               f.code_hex = std::string(64, 'b');
+               f.code_sha256 = "bbbb";
+               f.environment = {{"COLOR", "blue"}};
+               return Status::Ok();
+             }).ok());
+  REQUIRE(s->SetReservedConcurrency("v", 7).ok());
+  auto v2 = s->PublishVersion("v", "");
+  REQUIRE(v2.ok());
+  CHECK(v2->version == "2");
+  CHECK(v2->code_sha256 == "bbbb");
+  // Version 1 still has its own code and configuration; concurrency is the function's.
+  auto got1 = s->GetFunctionVersion("v", "1");
+  REQUIRE(got1.ok());
+  CHECK(got1->code_hex == std::string(64, 'a'));
+  CHECK(got1->environment == std::map<std::string, std::string>{{"A", "1"}, {"B", "two"}});
+  CHECK(got1->reserved_concurrency == std::optional<uint32_t>(7));
+  CHECK(s->GetFunctionVersion("v", "3").status().code() == Code::kNotFound);
+  CHECK(s->GetFunctionVersion("v", "$LATEST")->version == "$LATEST");
+
+  // Both code trees are referenced (code GC must keep version 1's).
+  auto refs = s->ReferencedCodeHexes();
+  CHECK(refs->count(std::string(64, 'a')) == 1);
+  CHECK(refs->count(std::string(64, 'b')) == 1);
+
+  auto page = s->ListVersions("v", "", 2);
+  REQUIRE(page.ok());
+  REQUIRE(page->functions.size() == 2);
+  CHECK(page->functions[0].version == "$LATEST");
+  CHECK(page->functions[1].version == "1");
+  auto rest = s->ListVersions("v", page->next_marker, 2);
+  REQUIRE(rest->functions.size() == 1);
+  CHECK(rest->functions[0].version == "2");
+  CHECK(rest->next_marker.empty());
+
+  // An alias pins its version; numbers are not reused after a delete.
+  AliasRecord a;
+  a.function_name = "v";
+  a.name = "live";
+  a.function_version = "2";
+  REQUIRE(s->CreateAlias(a).ok());
+  CHECK(s->DeleteFunctionVersion("v", "2").code() == Code::kAlreadyExists);
+  REQUIRE(s->DeleteAlias("v", "live").ok());
+  REQUIRE(s->DeleteFunctionVersion("v", "2").ok());
+  REQUIRE(s->UpdateFunction("v", [](FunctionRecord& f) {
+               f.memory_mb = 1024;
+               return Status::Ok();
+             }).ok());
+  CHECK(s->PublishVersion("v", "")->version == "3");
+  CHECK(s->PublishVersion("v", "", [](const FunctionRecord&) { return Status::Invalid("no"); }).status().code() ==
+        Code::kInvalidArgument);
+
+  // Deleting the function takes its versions with it.
+  REQUIRE(s->DeleteFunction("v").ok());
+  CHECK(s->ReferencedCodeHexes()->empty());
+  REQUIRE(s->CreateFunction(MakeFunction("v")).ok());
+  CHECK(s->PublishVersion("v", "")->version == "1");
+}
+
+TEST_CASE("store: aliases, permissions, tags", "[store][versions]") {
+  TempDir dir;
+  auto s = OpenStore(dir);
+  REQUIRE(s->CreateFunction(MakeFunction("f")).ok());
+  REQUIRE(s->PublishVersion("f", "").ok());
+  AliasRecord a;
+  a.function_name = "f";
+  a.name = "live";
+  a.function_version = "1";
+  a.additional_weights = {{"1", 0.5}};
+  auto created = s->CreateAlias(a);
+  REQUIRE(created.ok());
+  CHECK(created->revision_id.size() == 36);
+  CHECK(s->CreateAlias(a).status().code() == Code::kAlreadyExists);
+  a.name = "bad";
+  a.function_version = "9";
+  CHECK(s->CreateAlias(a).status().code() == Code::kNotFound);
+  auto up = s->UpdateAlias("f", "live", [](AliasRecord& r) {
+    r.function_version = "$LATEST";
+    r.additional_weights.clear();
+    return Status::Ok();
+  });
+  REQUIRE(up.ok());
+  CHECK(up->revision_id != created->revision_id);
+  CHECK(s->GetAlias("f", "live")->function_version == "$LATEST");
+  CHECK(s->GetAlias("f", "nope").status().code() == Code::kNotFound);
+  CHECK(s->ListAliases("f")->size() == 1);
+  CHECK(s->ListAliases("f", "1")->empty());
+
+  PermissionRecord p{"f", "", "S1", nlohmann::json{{"Sid", "S1"}}};
+  REQUIRE(s->AddPermission(p).ok());
+  CHECK(s->AddPermission(p).code() == Code::kAlreadyExists);
+  p.qualifier = "live";  // the same id under another qualifier is another statement
+  REQUIRE(s->AddPermission(p).ok());
+  CHECK(s->ListPermissions("f", "")->size() == 1);
+  CHECK(s->ListPermissions("f", "live")->size() == 1);
+  REQUIRE(s->RemovePermission("f", "", "S1").ok());
+  CHECK(s->RemovePermission("f", "", "S1").code() == Code::kNotFound);
+  CHECK(s->AddPermission(PermissionRecord{"nope", "", "x", nlohmann::json::object()}).code() == Code::kNotFound);
+
+  const std::string rev = s->GetFunction("f")->revision_id;
+  REQUIRE(s->UpdateTags("f", [](std::map<std::string, std::string>& t) { t["k"] = "v"; }).ok());
+  REQUIRE(s->SetReservedConcurrency("f", 3).ok());
+  auto f = s->GetFunction("f");
+  CHECK(f->tags.at("k") == "v");
+  CHECK(f->reserved_concurrency == std::optional<uint32_t>(3));
+  CHECK(f->revision_id == rev);  // neither is a code or configuration change
+  CHECK(*s->TotalReservedConcurrency("") == 3);
+  CHECK(*s->TotalReservedConcurrency("f") == 0);
+  REQUIRE(s->SetReservedConcurrency("f", std::nullopt).ok());
+  CHECK_FALSE(s->GetFunction("f")->reserved_concurrency.has_value());
+  CHECK(s->SetReservedConcurrency("nope", 1).code() == Code::kNotFound);
+}
+
+TEST_CASE("store: log streams, filtered queries, log deletion, metrics", "[store][logs]") {
+  TempDir dir;
+  int64_t now = 1'800'000'000'000;
+  StoreOptions opt;
+  opt.now_ms = [&] { return now; };
+  auto s = OpenStore(dir, opt);
+  auto b1 = Batch("fn", "r1", 1000, 3);
+  auto b2 = Batch("fn", "r2", 2000, 2);
+  b2.log_stream = "2026/11/27/[$LATEST]def";
+  REQUIRE(s->AppendLogs(b1).ok());
+  REQUIRE(s->AppendLogs(b2).ok());
+  auto streams = s->ListLogStreams("fn");
+  REQUIRE(streams->size() == 2);
+  CHECK(streams->at(0).first_ms == 1000);
+  CHECK(streams->at(0).last_ms == 1002);
+
+  LogQuery q;
+  q.function_name = "fn";
+  q.log_streams = {"2026/11/27/[$LATEST]def"};
+  CHECK(s->QueryLogs(q)->events.size() == 2);
+  q.log_streams.clear();
+  q.filter = [](const std::string& m) { return m.ends_with("1") || m.ends_with("2"); };
+  q.limit = 2;
+  auto page = s->QueryLogs(q);
+  REQUIRE(page->events.size() == 2);
+  CHECK(page->more);
+  q.next_token = page->next_token;
+  auto page2 = s->QueryLogs(q);
+  CHECK(page2->events.size() == 2);  // 2001, 2002 (filter skips 2000 without counting it)
+  CHECK_FALSE(page2->more);
+
+  CHECK(s->ListLogGroups("")->size() == 1);
+  CHECK(s->ListLogGroups("f")->size() == 1);
+  CHECK(s->ListLogGroups("x")->empty());
+  CHECK(*s->DeleteLogs("fn") == 5);
+  CHECK(*s->CountLogs("fn") == 0);
+  CHECK(s->ListLogGroups("")->empty());
+
+  REQUIRE(s->RecordInvocation("fn", now + 1, false, 10.0).ok());
+  REQUIRE(s->RecordInvocation("fn", now + 2, true, 30.0).ok());
+  REQUIRE(s->RecordInvocation("fn", now + 61'000, false, 5.0).ok());
+  auto m = s->QueryMetrics("fn", now, now + 120'000);
+  REQUIRE(m->size() == 2);
+  CHECK(m->at(0).minute_ms == now);
+  CHECK(m->at(0).invocations == 2);
+  CHECK(m->at(0).errors == 1);
+  CHECK(m->at(0).duration_sum_ms == 40.0);
+  CHECK(m->at(0).duration_min_ms == 10.0);
+  CHECK(m->at(0).duration_max_ms == 30.0);
+  CHECK(m->at(1).invocations == 1);
+  // Minutes older than 15 days are pruned as new ones arrive.
+  now += 16LL * 24 * 3600 * 1000;
+  REQUIRE(s->RecordInvocation("fn", now, false, 1.0).ok());
+  CHECK(s->QueryMetrics("fn", 0, now + 60'000)->size() == 1);
+}

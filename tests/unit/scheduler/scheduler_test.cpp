@@ -174,7 +174,7 @@ TEST_CASE("concurrency limit, bounded queue, throttling") {
   CHECK(h.launcher.Running("q2"));
 }
 
-TEST_CASE("reserved concurrency overrides the default limit; zero throttles everything") {
+TEST_CASE("reserved concurrency is a hard cap (throttled at once); zero throttles everything") {
   Harness h;
   auto r = h.Request("a");
   r.function.reserved_concurrency = 1;
@@ -184,17 +184,57 @@ TEST_CASE("reserved concurrency overrides the default limit; zero throttles ever
   auto r2 = h.Request("b");
   r2.function.reserved_concurrency = 1;
   h.Submit(r2);
-  CHECK_FALSE(h.answered("b"));
-  CHECK_FALSE(h.launcher.Running("b"));
+  // As on Lambda: above the reservation an invocation is refused, not queued.
+  REQUIRE(h.answered("b"));
+  CHECK(h.answers["b"].result.outcome == InvokeOutcome::kThrottled);
   h.launcher.Respond("a", "1");
   h.launcher.DeliverForks();
-  CHECK(h.launcher.Running("b"));
+  auto r3 = h.Request("c");
+  r3.function.reserved_concurrency = 1;
+  h.Submit(r3);
+  CHECK(h.launcher.Running("c"));
+  // The limit follows the newest request (PutFunctionConcurrency changes no revision): with the
+  // reservation removed, a second concurrent one runs on the same template.
+  h.Submit("d");
+  h.launcher.DeliverForks();
+  CHECK(h.launcher.Running("d"));
+  CHECK(h.launcher.templates.size() == 1);
 
   auto z = h.Request("z", "disabled");
   z.function.reserved_concurrency = 0;
   h.Submit(z);
   REQUIRE(h.answered("z"));
   CHECK(h.answers["z"].result.outcome == InvokeOutcome::kThrottled);
+}
+
+TEST_CASE("published versions keep pools of their own: no supersede across versions") {
+  Harness h;
+  h.Submit("a", "hello", "r-latest");
+  h.launcher.Ready();
+  h.launcher.DeliverForks();
+  auto latest = h.launcher.last();
+  h.launcher.Respond("a", "1");
+  auto v1 = h.Request("b", "hello", "r-v1");
+  v1.function.version = "1";
+  h.Submit(v1);
+  h.clock.Advance(0);
+  CHECK(h.launcher.templates.size() == 2);
+  CHECK_FALSE(latest->destroyed);  // $LATEST's template stays warm
+  h.launcher.Ready();
+  h.launcher.DeliverForks();
+  h.launcher.Respond("b", "1");
+  CHECK(h.answers["b"].result.executed_version == "1");
+  h.Submit("c", "hello", "r-latest");
+  CHECK(h.launcher.Running("c"));  // a ready child of the first template
+  CHECK(h.launcher.templates.size() == 2);
+  // The invocation batches say how each one ended (CloudWatch metrics are counted from them).
+  h.launcher.FinishAll();
+  bool saw_ok = false;
+  for (const auto& b : h.logs.batches) {
+    if (b.request_id == "a") saw_ok = b.outcome == "ok" && b.duration_ms >= 0;
+    if (b.request_id.empty()) CHECK(b.outcome.empty());
+  }
+  CHECK(saw_ok);
 }
 
 TEST_CASE("a queued request times out at its deadline") {
