@@ -357,6 +357,7 @@ ResourceProviders::ResourceProviders(ServiceHost& host) {
   providers_.emplace("AWS::ApiGatewayV2::Integration", std::make_unique<V2IntegrationProvider>(host));
   providers_.emplace("AWS::ApiGatewayV2::Route", std::make_unique<V2RouteProvider>(host));
   providers_.emplace("AWS::ApiGatewayV2::Stage", std::make_unique<V2StageProvider>(host));
+  providers_.emplace("AWS::Lambda::Permission", MakeLambdaPermissionProvider(host));
 }
 
 ResourceProviders::~ResourceProviders() = default;

@@ -4,6 +4,8 @@
 //     -> apigw::ApiGatewayModel (control/services/apigateway_model.h), the same objects the
 //        API Gateway API makes and the gateway serves;
 //   AWS::ApiGatewayV2::Api (ProtocolType HTTP), ::Integration, ::Route, ::Stage -> the same model;
+//   AWS::Lambda::Permission -> the function's resource policy in the Store (stored, not
+//     enforced, as the Lambda API's AddPermission).
 // Ref and Fn::GetAtt values are those AWS documents for each type (RestApi: the API id,
 // GetAtt RootResourceId; ApiGatewayV2::Api: the ApiId, GetAtt ApiEndpoint; Stage: the stage
 // name; ...). A property Geysir cannot honour (an OpenAPI Body, a WEBSOCKET API, an
@@ -38,6 +40,9 @@ class ResourceProviders {
  private:
   std::map<std::string, std::unique_ptr<ResourceProvider>, std::less<>> providers_;
 };
+
+// AWS::Lambda::Permission (cloudformation_lambda.cpp).
+std::unique_ptr<ResourceProvider> MakeLambdaPermissionProvider(ServiceHost& host);
 
 }  // namespace cfn
 }  // namespace geysir::control
