@@ -534,7 +534,8 @@ TEST_CASE("store: log streams, filtered queries, log deletion, metrics", "[store
   CHECK(page->more);
   q.next_token = page->next_token;
   auto page2 = s->QueryLogs(q);
-  CHECK(page2->events.size() == 2);  // 2001, 2002 (filter skips 2000 without counting it)
+  REQUIRE(page2->events.size() == 1);  // 2001 (the filter skips 2000 without counting it)
+  CHECK(page2->events[0].message == "line 2001");
   CHECK_FALSE(page2->more);
 
   CHECK(s->ListLogGroups("")->size() == 1);
