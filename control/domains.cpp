@@ -567,7 +567,14 @@ void DomainsService::OnAsync(uv_async_t* a) {
     std::lock_guard<std::mutex> lock(self->mu_);
     tasks.swap(self->posted_);
   }
-  for (auto& t : tasks) t();
+  // A closure runs outside any request's try/catch: an exception must not end control.
+  for (auto& t : tasks) {
+    try {
+      t();
+    } catch (const std::exception& e) {
+      log::Error("domains_task_failed", {{"what", e.what()}});
+    }
+  }
 }
 
 Status DomainsService::PublishFromWorker(const acme::Challenge& c) {
@@ -658,7 +665,11 @@ void DomainsService::RunWorker() {
       acme::ChallengeHooks hooks;
       hooks.publish = [this](const acme::Challenge& c) { return PublishFromWorker(c); };
       hooks.withdraw = [this](const acme::Challenge& c) { WithdrawFromWorker(c); };
-      outcome = client->Obtain({job.name}, job.challenge, hooks);
+      try {
+        outcome = client->Obtain({job.name}, job.challenge, hooks);
+      } catch (const std::exception& e) {  // malformed CA answers (JSON of the wrong shape)
+        outcome = Status::Internal(std::string("unexpected answer from the CA: ") + e.what());
+      }
     }
     std::string name = job.name;
     auto shared = std::make_shared<Result<acme::Issued>>(std::move(outcome));

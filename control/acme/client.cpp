@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "control/acme/certs.h"
@@ -285,13 +286,14 @@ Result<Issued> AcmeClient::Obtain(const std::vector<std::string>& names, const s
       withdraw_all();
       return authz.status();
     }
-    std::string domain = (*authz)["identifier"].value("value", "");
+    std::string domain = authz->value("identifier", json::object()).value("value", "");
     if (authz->value("status", "") == "valid") continue;
-    const json* chosen = nullptr;
+    // value() returns a copy: keep the chosen challenge by value, not a pointer into it.
+    std::optional<json> chosen;
     for (const auto& ch : authz->value("challenges", json::array())) {
-      if (ch.value("type", "") == challenge_type) chosen = &ch;
+      if (ch.is_object() && ch.value("type", "") == challenge_type) chosen = ch;
     }
-    if (chosen == nullptr) {
+    if (!chosen) {
       withdraw_all();
       return Status::Invalid("the CA offers no " + challenge_type + " challenge for " + domain);
     }
@@ -328,7 +330,7 @@ Result<Issued> AcmeClient::Obtain(const std::vector<std::string>& names, const s
         if (ch.contains("error")) why = ProblemText(ch["error"].dump(), "");
       }
       withdraw_all();
-      return Status::Invalid("validation of " + (*authz)["identifier"].value("value", std::string("?")) +
+      return Status::Invalid("validation of " + authz->value("identifier", json::object()).value("value", std::string("?")) +
                              " failed (" + authz->value("status", std::string("?")) + "): " +
                              (why.empty() ? "the CA gave no reason" : why));
     }

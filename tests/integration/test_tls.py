@@ -206,7 +206,7 @@ def test_http01_certificate_and_https_to_the_function(env):
     assert c.returncode == 0, c.stderr
     assert "HTTP/1.1 200" in c.stdout
     assert "strict-transport-security: max-age=600" in c.stdout.lower()
-    body = json.loads(c.stdout.split("\r\n\r\n", 1)[1])
+    body = json.loads(c.stdout.split("\n\n", 1)[1])
     # The function sees the custom host, and that the request came over HTTPS.
     assert body == {"domain": name, "host": f"{name}:{env['https_port']}", "proto": "https"}
     # The served certificate is the one control stored.
@@ -236,7 +236,7 @@ def test_tls_alpn01_certificate(env):
     c = curl_https(env, name)
     assert c.returncode == 0 and "HTTP/1.1 200" in c.stdout, c.stderr
     # The gateway logged that it answered a TLS-ALPN-01 handshake, not HTTP-01.
-    assert json.loads(c.stdout.split("\r\n\r\n", 1)[1])["domain"] == name
+    assert json.loads(c.stdout.split("\n\n", 1)[1])["domain"] == name
 
 
 def test_unknown_host_gets_no_certificate_and_triggers_nothing(env):
