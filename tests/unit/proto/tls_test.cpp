@@ -132,6 +132,8 @@ struct Client {
     ERR_clear_error();
   }
   ~Client() {
+    // A clean close_notify: OpenSSL does not resume a session whose connection just vanished.
+    if (handshake_ok) SSL_shutdown(ssl);
     SSL_free(ssl);
     close(fd);
     SSL_CTX_free(ctx);
