@@ -64,10 +64,13 @@ TEST_CASE("metric buckets from per-minute counters", "[control][cloudwatch]") {
   CHECK(dur[0].minimum == 4.0);
   CHECK(dur[0].maximum == 15.0);
   CHECK(dur[0].sample_count == 10);
-  // A start inside a minute: that minute lands in the first bucket.
+  // A start inside a minute: that minute, and the next one (it begins inside the first 60 s
+  // bucket), land in the first bucket.
   auto mid = Aggregate(m, "Invocations", t0 + 20'000, 60);
+  REQUIRE(mid.size() == 2);
   CHECK(mid[0].timestamp_ms == t0 + 20'000);
-  CHECK(mid[0].sum == 3);
+  CHECK(mid[0].sum == 5);
+  CHECK(mid[1].timestamp_ms == t0 + 20'000 + 29 * 60'000);
 }
 
 TEST_CASE("timestamps as the query protocol and the CLI send them", "[control][cloudwatch]") {
