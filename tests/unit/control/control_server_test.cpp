@@ -176,6 +176,15 @@ class FrameSocket {
     }
     return std::nullopt;
   }
+  // The next frame of `type`, skipping others (control also pushes "tls" frames to gateways
+  // after each route table).
+  std::optional<proto::Frame> NextOf(const std::string& type) {
+    for (int guard = 0; guard < 100; ++guard) {
+      auto f = Next();
+      if (!f || f->type() == type) return f;
+    }
+    return std::nullopt;
+  }
 
  private:
   int fd_ = -1;
@@ -429,7 +438,7 @@ TEST_CASE("control: function URL configs and the route table pushed on control.s
     proto::Frame sub;
     sub.header = {{"type", proto::kMsgSubscribeRoutes}};
     REQUIRE(gw.Send(sub));
-    auto first = gw.Next();
+    auto first = gw.NextOf(proto::kMsgRoutes);
     REQUIRE(first);
     CHECK(first->type() == proto::kMsgRoutes);
     auto t0 = first->header.get<proto::RouteTable>();
@@ -445,7 +454,7 @@ TEST_CASE("control: function URL configs and the route table pushed on control.s
     CHECK(function_url.find(".lambda-url.localhost:8080/") != std::string::npos);
     CHECK(url.contains("CreationTime"));
 
-    auto pushed = gw.Next();
+    auto pushed = gw.NextOf(proto::kMsgRoutes);
     REQUIRE(pushed);
     auto t1 = pushed->header.get<proto::RouteTable>();
     CHECK(t1.generation > t0.generation);
@@ -475,7 +484,7 @@ TEST_CASE("control: function URL configs and the route table pushed on control.s
     // A configuration change of a function with a URL is pushed too (new revision).
     r = c.Call("PUT", "/2015-03-31/functions/web/configuration", json{{"Timeout", 9}}.dump());
     REQUIRE(r.status == 200);
-    auto t2 = gw.Next();
+    auto t2 = gw.NextOf(proto::kMsgRoutes);
     REQUIRE(t2);
     auto table2 = t2->header.get<proto::RouteTable>();
     REQUIRE(table2.function_urls.size() == 1);
@@ -484,7 +493,7 @@ TEST_CASE("control: function URL configs and the route table pushed on control.s
 
     r = c.Call("DELETE", "/2021-10-31/functions/web/url");
     CHECK(r.status == 204);
-    auto t3 = gw.Next();
+    auto t3 = gw.NextOf(proto::kMsgRoutes);
     REQUIRE(t3);
     CHECK(t3->header.get<proto::RouteTable>().function_urls.empty());
     r = c.Call("GET", "/2021-10-31/functions/web/url");
