@@ -125,7 +125,13 @@ def _http_v2(event, context):
     if event.get("cookies"):
         headers["cookie"] = "; ".join(event["cookies"])
     http = event.get("requestContext", {}).get("http", {})
-    env = _environ(http.get("method", "GET"), event.get("rawPath", "/"), event.get("rawQueryString", ""), headers,
+    path = event.get("rawPath", "/")
+    # An HTTP API's named stage is part of rawPath (as on AWS); Zappa's handler treats it as the
+    # script name, not as part of the app's path, and so do we.
+    stage = event.get("requestContext", {}).get("stage", "$default")
+    if stage and stage != "$default" and (path == "/" + stage or path.startswith("/" + stage + "/")):
+        path = path[len(stage) + 1:] or "/"
+    env = _environ(http.get("method", "GET"), path, event.get("rawQueryString", ""), headers,
                    _raw_body(event), http.get("sourceIp", ""), event, context)
     status, rheaders, body = _run_wsgi(env)
     out_headers, cookies = {}, []
