@@ -1,5 +1,7 @@
 #include "cli/control_client.h"
 
+#include "proto/http_server.h"
+
 #include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
@@ -107,21 +109,7 @@ Status ApiError(const ApiResponse& response) {
   return Status::Error(CodeForStatus(response.status), ErrorSummary(response));
 }
 
-std::string EncodePathSegment(std::string_view segment) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : segment) {
-    auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string EncodePathSegment(std::string_view segment) { return proto::PercentEncode(segment); }
 
 ControlClient::ControlClient(ClientConfig config) : config_(std::move(config)), curl_(curl_easy_init()) {}
 

@@ -115,5 +115,8 @@ HttpResponse JsonResponse(int status, const std::string& json_body, HeaderList e
 std::string_view ReasonPhrase(int status);
 // Decodes %XX and (when plus_as_space) '+'; invalid escapes are kept literally.
 std::string PercentDecode(std::string_view in, bool plus_as_space);
+// RFC 3986 encoding as AWS uses it (SigV4, IAM documents, S3 keys, request paths): unreserved
+// bytes (A-Z a-z 0-9 - _ . ~) and those in `keep` stay, every other byte becomes %XX upper-case.
+std::string PercentEncode(std::string_view in, std::string_view keep = {});
 
 }  // namespace geysir::proto

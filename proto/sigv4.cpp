@@ -56,10 +56,6 @@ const std::string* FindHeader(const HttpRequest& request, std::string_view name)
   return nullptr;
 }
 
-bool IsUnreserved(unsigned char c) {
-  return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
-}
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -69,22 +65,7 @@ int HexValue(char c) {
 
 // RFC 3986 encoding as SigV4 wants it: unreserved bytes kept, everything else %XX upper-case.
 // `keep` names extra bytes left alone ('/' in paths, '%' for S3 paths already encoded).
-std::string UriEncode(std::string_view in, std::string_view keep = {}) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(in.size() * 3);
-  for (char ch : in) {
-    auto c = static_cast<unsigned char>(ch);
-    if (IsUnreserved(c) || keep.find(ch) != std::string_view::npos) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string UriEncode(std::string_view in, std::string_view keep = {}) { return PercentEncode(in, keep); }
 
 // Query components are decoded before they are re-encoded, so "%7e" and "~" sign the same.
 // '+' is a literal plus here (RFC 3986 has no special meaning for it), so it signs as "%2B";

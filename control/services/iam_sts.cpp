@@ -114,21 +114,7 @@ void CheckPolicy(const std::string& doc) {
 }
 
 // IAM returns policy documents URL-encoded (RFC 3986); botocore unquotes and parses them.
-std::string UrlEncode(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : in) {
-    auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string UrlEncode(std::string_view in) { return proto::PercentEncode(in); }
 
 std::string RandomId(std::string_view prefix) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

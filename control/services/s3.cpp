@@ -56,21 +56,7 @@ std::string HttpDate(int64_t ms) {
 
 // S3's encoding-type=url: every byte but unreserved ones and '/' as %XX (botocore decodes
 // with unquote_plus, so '+' must be escaped too).
-std::string UrlEncodeKey(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : in) {
-    auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string UrlEncodeKey(std::string_view in) { return proto::PercentEncode(in, "/"); }
 
 std::map<std::string, std::string> ParseS3Query(std::string_view query) {
   std::map<std::string, std::string> out;
