@@ -17,6 +17,7 @@
 #include "proto/frame.h"
 #include "proto/log.h"
 #include "worker/launcher.h"
+#include "worker/private_tmp.h"
 
 namespace geysir::scheduler {
 
@@ -284,6 +285,11 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
   bool dead_ = false;
   bool abandoned_ = false;
   uint64_t next_child_ = 1;
+  // With the sandbox every child gets a /tmp of its own (worker/private_tmp.h), mounted for it
+  // as it announces itself; `uid_` is what its uid/gid maps name.
+  bool isolate_ = false;
+  uid_t uid_ = 0;
+  bool warned_shared_tmp_ = false;
   std::unordered_map<uint64_t, PendingFork> pending_;
   std::unordered_map<pid_t, std::weak_ptr<ChildCore>> children_;  // by pid as seen here
   // A child's pid in the template's PID namespace (what "exited" names) -> as seen here.
@@ -672,6 +678,8 @@ Status TemplateCore::Launch(uint32_t uid) {
   // The namespace sandbox needs root; an unprivileged scheduler (a developer's machine) runs
   // functions as itself with cgroups and rlimits only.
   spec.isolate = opt.isolate && geteuid() == 0;
+  isolate_ = spec.isolate;
+  uid_ = uid;
   spec.network = function_.network;
   // Without the host firewall an egress function could reach the host and private ranges.
   if (spec.network == "egress" && (!spec.isolate || !opt.egress_firewall)) {
@@ -817,6 +825,24 @@ void TemplateCore::OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid) {
   if (it == pending_.end() || child_pid <= 0 || ns_pid <= 0) return;
   PendingFork fds = std::move(it->second);
   pending_.erase(it);
+  // Its own /tmp first (a tmpfs of the function's EphemeralStorage in the mount namespace the
+  // child made): until then it has only been running the runtime's code, and it gets no work
+  // before it has its /tmp. A child whose namespaces are not what they must be is not used.
+  if (isolate_) {
+    Status st = worker::MountPrivateTmp(child_pid, pid_, uid_, uid_, function_.ephemeral_storage_mb);
+    if (st.code() == Code::kUnavailable && st.sys_errno() == 0) {
+      // The kernel gave the child no user namespace (user.max_user_namespaces = 0, or a
+      // distribution's switch): it keeps the template's /tmp, shared with its siblings.
+      if (!warned_shared_tmp_) {
+        log::Warn("private_tmp_unavailable", {{"template_id", tid_}, {"error", st.message()},
+                                              {"effect", "invocations of this template share one /tmp"}});
+      }
+      warned_shared_tmp_ = true;
+    } else if (!st.ok()) {
+      kill(child_pid, SIGKILL);
+      return FailFork(st.Wrap("giving a child its private /tmp"));
+    }
+  }
   // The child waits on its channel; before it gets any work it moves into a cgroup of its own,
   // so its memory, pids and lifetime are bounded and killable as a unit.
   std::unique_ptr<worker::Cgroup> cg;
@@ -876,7 +902,8 @@ void TemplateCore::Fork() {
     if (st.ok()) st = SetNonBlocking(log_r.get());
     if (st.ok()) {
       const int fds[2] = {theirs.get(), log_w.get()};
-      st = worker::SendControlMessage(control_->fd(), nlohmann::json{{"type", "fork"}, {"child", n}}, fds, 2);
+      const nlohmann::json message{{"type", "fork"}, {"child", n}, {"private_tmp", isolate_}};
+      st = worker::SendControlMessage(control_->fd(), message, fds, 2);
     }
     if (st.ok()) {
       pending_[n] = PendingFork{std::move(ours), std::move(log_r)};

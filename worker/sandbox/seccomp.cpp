@@ -113,9 +113,23 @@ Status InstallSeccomp() {
 
   // clone/unshare: allowed (fork, threads, subprocess) unless a namespace flag is set; one rule
   // per flag, as rules for one call are alternatives.
+  //
+  // One exception, for unshare only: CLONE_NEWUSER and CLONE_NEWNS together (and neither alone).
+  // It is how a freshly forked child gets a mount namespace of its own, on whose /tmp the
+  // scheduler mounts the invocation's private tmpfs (worker/private_tmp.h): the child unshares,
+  // drops the capabilities the new user namespace gave it, and adds a filter of its own that
+  // refuses CLONE_NEWUSER before any of the function's handler code runs (libgeysir_child.so,
+  // worker/runtime/child_enter.c). What the template's init code can do with it: own a user namespace that
+  // owns nothing but a copy of the mount table, in which this filter still refuses every mount
+  // call, setns, pivot_root, chroot and every other namespace type.
+  constexpr uint64_t kUserAndMount = CLONE_NEWUSER | CLONE_NEWNS;
   for (uint64_t flag : kNamespaceFlags) {
     scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag);
     GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "clone", 1, &cmp));
+    if ((flag & kUserAndMount) == 0) GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "unshare", 1, &cmp));
+  }
+  for (uint64_t alone : {uint64_t{CLONE_NEWUSER}, uint64_t{CLONE_NEWNS}}) {
+    scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, kUserAndMount, alone);
     GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "unshare", 1, &cmp));
   }
   scmp_arg_cmp newtime = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWTIME, CLONE_NEWTIME);

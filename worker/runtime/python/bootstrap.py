@@ -46,7 +46,6 @@ MAX_BODY = 64 << 20
 MAX_CONTROL_MESSAGE = 200 * 1024
 
 _request_id = ""  # the invocation being served (a child only); read by the log filter
-_landlock = None  # (ctypes, syscall, create args, restrict args) when the kernel can scope signals
 
 
 # --- Lambda's error shape ------------------------------------------------------------------------
@@ -276,67 +275,93 @@ def _json_default(o):
     raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
 
 
-# --- Landlock scoping: a child cannot signal its siblings or its template -----------------------
+# --- entering a child: its own /tmp, and a Landlock scope (libgeysir_child.so) --------------------
 #
-# Children of one function share its uid and PID namespace, so plain kill() would let one
-# invocation stop another, or the template. Landlock (Linux >= 6.12, ABI 6) scopes that without
-# any privilege: each child makes itself a domain of its own right after the fork, and a
-# process in a domain may only signal (and ptrace, and connect to abstract unix sockets of)
-# processes in that domain or nested in it -- itself and what it starts. It needs no_new_privs,
-# which the launcher set. On older kernels this is skipped (worker/sandbox/README.md).
+# Right after the fork, before any of the function's code runs in it, a child takes the steps
+# below. They are made in C by libgeysir_child.so (worker/runtime/child_enter.c), which the
+# template loads once and arms: glibc's fork runs them in the new child (an atfork handler)
+# before os.fork() returns there, and the child only reads the outcome. (Every ctypes call made
+# in a new child costs it copy-on-write faults: ~0.7 ms a call on the CI VM, 2-3.5 ms for these
+# steps; in C they take ~0.2-0.7 ms.)
+#
+#   private /tmp (asked by the scheduler's "fork" message when the sandbox is on): unshare a user
+#     namespace and a mount namespace (the one combination the sandbox's seccomp filter lets
+#     through), drop every capability that gave, and stack a seccomp filter that refuses any
+#     further unshare(CLONE_NEWUSER). The scheduler then writes the child's uid/gid maps and
+#     mounts a fresh tmpfs of the function's EphemeralStorage on its /tmp before handing it work
+#     (worker/private_tmp.h). A host without unprivileged user namespaces refuses the unshare:
+#     the child keeps the template's /tmp (the scheduler sees it and logs it).
+#   Landlock scope (Linux >= 6.12, ABI 6): children of one function share its uid and PID
+#     namespace, so plain kill() would let one invocation stop another, or the template. As a
+#     Landlock domain of its own, a process may only signal (and ptrace, and connect to abstract
+#     unix sockets of) processes in its domain -- itself and what it starts. Needs no_new_privs,
+#     which the launcher set. Skipped on older kernels (worker/sandbox/README.md).
 
+_CHILD_PRIVATE_TMP = 1
+_CHILD_LANDLOCK = 2
+_CHILD_STAGES = {1: "unshare", 2: "capset", 3: "seccomp filter", 4: "landlock_create_ruleset",
+                 5: "landlock_restrict_self"}
 _LANDLOCK_CREATE_RULESET = 444
-_LANDLOCK_RESTRICT_SELF = 446
-_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
-_LANDLOCK_SCOPE_SIGNAL = 2
+# (arm, landlock flag, error, stage, [armed flags]) once loaded, or why it could not be.
+_child_enter = None
 
 
-def _landlock_prepare():
-    """In the template, once: is scoping available? Everything a child needs is built here."""
-    global _landlock
+def _child_enter_prepare():
+    """In the template, once, before the function's code (which may replace ctypes, not our copy)."""
+    global _child_enter
     try:
         import ctypes
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(os.path.abspath(__file__)), "libgeysir_child.so"))
         libc = ctypes.CDLL(None, use_errno=True)
-    except (ImportError, OSError):
+    except (ImportError, OSError) as e:
+        _child_enter = "could not load libgeysir_child.so: %s" % e
         return
     # LANDLOCK_CREATE_RULESET_VERSION (flag 1) returns the ABI version; scoping is ABI 6.
     abi = libc.syscall(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
-    if abi < 6:
-        return
-    # struct landlock_ruleset_attr {u64 handled_access_fs, handled_access_net, scoped}
-    attr = ctypes.create_string_buffer(
-        struct.pack("=QQQ", 0, 0, _LANDLOCK_SCOPE_SIGNAL | _LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET), 24)
-    # The arguments are built here, and the call made once (its result closed), so that a child
-    # allocates and writes as little as possible: every page it touches is a copy-on-write fault
-    # (measured: ~1.5 ms per child this way, 2-20 ms building them in the child, on the CI VM).
-    create = (ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr, ctypes.c_size_t(24), ctypes.c_uint32(0))
-    restrict = (ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_uint32(0))
-    fd = libc.syscall(*create)
-    if fd < 0:
-        return
-    os.close(fd)
-    _landlock = (ctypes, libc.syscall, create, restrict)
+    landlock = _CHILD_LANDLOCK if abi >= 6 else 0
+    arm = lib.geysir_child_arm
+    arm.argtypes = (ctypes.c_int,)
+    arm.restype = ctypes.c_int
+    _child_enter = (arm, landlock, ctypes.c_int.in_dll(lib, "geysir_child_error"),
+                    ctypes.c_int.in_dll(lib, "geysir_child_stage"), [None])
 
 
-def _landlock_scope():
-    """In a new child, before any of the function's code runs in it."""
-    if _landlock is None:
+def _arm_children(private_tmp):
+    """In the template, before a fork: what the child will do (a call only when it changes)."""
+    global _child_enter
+    if not isinstance(_child_enter, tuple):
         return
-    ctypes, syscall, create, restrict = _landlock
-    fd = syscall(*create)
-    if fd < 0:
-        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
-    try:
-        if syscall(restrict[0], fd, restrict[1]) != 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
-    finally:
-        os.close(fd)
+    arm, landlock, _error, _stage, armed = _child_enter
+    flags = landlock | (_CHILD_PRIVATE_TMP if private_tmp else 0)
+    if armed[0] != flags:
+        err = arm(flags)
+        if err != 0:
+            _child_enter = "pthread_atfork: %s" % os.strerror(err)
+            return
+        armed[0] = flags
+
+
+def _child_entered():
+    """In a new child, before it announces itself. Raises OSError when a step failed."""
+    if isinstance(_child_enter, str):
+        raise OSError(errno.ENOENT, _child_enter)
+    if _child_enter is None:
+        return
+    _arm, _landlock, error, stage, _armed = _child_enter
+    err = error.value
+    if err != 0:
+        raise OSError(err, "%s: %s" % (_CHILD_STAGES.get(stage.value, "step %d" % stage.value), os.strerror(err)))
 
 
 # --- the child: one invocation --------------------------------------------------------------------
 
 def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
     global _request_id
+    setup_error = None
+    try:
+        _child_entered()
+    except OSError as e:
+        setup_error = "could not set the child up (its own /tmp, its Landlock scope): %s" % e
     # The child announces itself: the scheduler reads its pid from the credentials the kernel
     # attaches (SO_PASSCRED), which is right even across the sandbox's PID namespace; "pid" is
     # the pid as seen here, the one the template's "exited" will name.
@@ -345,11 +370,10 @@ def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
                                      separators=(",", ":")).encode())
     except OSError:
         os._exit(1)
-    try:
-        _landlock_scope()
-    except OSError as e:
-        # Without its scope a child could signal its siblings: it takes no work.
-        os.write(log_fd, ("geysir: could not scope the child with Landlock: %s\n" % e).encode())
+    if setup_error is not None:
+        # Without its own /tmp or its scope a child takes no work. Announced all the same, so
+        # that the scheduler sees it die rather than wait for it.
+        os.write(log_fd, ("geysir: %s\n" % setup_error).encode())
         os._exit(1)
     for fd in closing:
         try:
@@ -506,6 +530,7 @@ def _serve(ctrl, handler):
         for fd in fds[2:]:
             os.close(fd)
         child_no = msg.get("child")
+        _arm_children(msg.get("private_tmp") is True)
         try:
             pid = os.fork()
         except OSError as e:
@@ -527,7 +552,7 @@ def main():
     if task_root and task_root not in sys.path:
         sys.path.insert(0, task_root)
     _setup_logging()
-    _landlock_prepare()  # before the function's code: it may replace ctypes, not our copy
+    _child_enter_prepare()  # before the function's code: it may replace ctypes, not our copy
     try:
         handler = _load_handler(os.environ.get("_HANDLER", ""))
     except _InitError as e:
