@@ -202,7 +202,15 @@ int RunDomainCommand(int argc, char** argv) {
       return 1;
     }
     for (const auto& d : (*j)["Domains"]) {
-      std::string target = Str(d, "UrlId").empty() ? Str(d, "ApiId") + "/" + Str(d, "Stage") : "url:" + Str(d, "UrlId");
+      // "url:<id>", or each API mapping as "/<key> -> <api>/<stage>", or "-" (no target yet).
+      std::string target = Str(d, "UrlId").empty() ? "" : "url:" + Str(d, "UrlId");
+      if (d.contains("ApiMappings") && d["ApiMappings"].is_array()) {
+        for (const auto& m : d["ApiMappings"]) {
+          target += (target.empty() ? "" : ",") + std::string("/") + Str(m, "ApiMappingKey") + "->" + Str(m, "ApiId") +
+                    "/" + Str(m, "Stage");
+        }
+      }
+      if (target.empty()) target = "-";
       std::cout << Str(d, "DomainName") << "\t" << target << "\t" << Str(d, "Certificate") << "\t" << Str(d, "Status")
                 << "\texpires " << FormatTime(d.value("NotAfter", int64_t{0}));
       if (!Str(d, "LastError").empty()) std::cout << "\t" << Str(d, "LastError");

@@ -11,7 +11,10 @@
 //
 // Renewal: a timer looks every check interval for certificates whose renew_at has come (a
 // third of the lifetime left, or the back-off after a failure: 1 min doubling to 24 h) and
-// queues them. A failed attempt leaves the serving certificate in place.
+// queues them. A failed attempt leaves the serving certificate in place. When the CA's
+// directory offers renewalInfo (ARI, control/acme/ari.h), the same timer queues a look-up per
+// certificate (after issuance, then as its Retry-After says) and renew_at moves into the CA's
+// suggested window; the first "no renewalInfo" answer turns the look-ups off.
 #include "control/domains.h"
 
 #include <fcntl.h>
@@ -26,6 +29,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -71,6 +75,21 @@ const std::vector<Migration>& DomainMigrations() {
        "  failures INTEGER NOT NULL DEFAULT 0,"
        "  created INTEGER NOT NULL"
        ")"},
+      // Several API mappings per domain (API Gateway's model); the single api_id/stage/base_path
+      // of step 1 moves here and those columns stay empty from now on.
+      {2, "API mappings",
+       "CREATE TABLE domain_mappings ("
+       "  id TEXT PRIMARY KEY,"
+       "  domain TEXT NOT NULL,"
+       "  api_id TEXT NOT NULL,"
+       "  stage TEXT NOT NULL,"
+       "  mapping_key TEXT NOT NULL,"
+       "  created INTEGER NOT NULL,"
+       "  UNIQUE (domain, mapping_key)"
+       ");"
+       "INSERT INTO domain_mappings (id, domain, api_id, stage, mapping_key, created)"
+       "  SELECT lower(hex(randomblob(3))), name, api_id, stage, base_path, created FROM domains WHERE api_id != '';"
+       "UPDATE domains SET api_id = '', stage = '', base_path = ''"},
   };
   return steps;
 }
@@ -135,9 +154,41 @@ Status EnsureDir(const std::string& path) {
   return Status::Ok();
 }
 
+// A mapping key as API Gateway takes it: "" or "(none)" is the whole domain; otherwise segments
+// of [A-Za-z0-9$_.+!*'()-] joined by '/', stored without a leading or trailing '/'.
+Result<std::string> NormalizeMappingKey(std::string_view key) {
+  if (key == "(none)") return std::string();
+  while (!key.empty() && key.front() == '/') key.remove_prefix(1);
+  while (!key.empty() && key.back() == '/') key.remove_suffix(1);
+  if (key.size() > 1024) return Status::Invalid("the base path is longer than 1024 characters");
+  bool after_slash = false;
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              std::string_view("$_.+!*'()-/").find(c) != std::string_view::npos;
+    if (!ok) {
+      return Status::Invalid("the base path '" + std::string(key) +
+                             "' has a character other than letters, digits and $_.+!*'()-/");
+    }
+    if (c == '/' && after_slash) return Status::Invalid("the base path '" + std::string(key) + "' has an empty segment");
+    after_slash = c == '/';
+  }
+  return std::string(key);
+}
+
+std::string NewMappingId() {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device rd;
+  std::string id(6, 'a');
+  for (char& c : id) c = kAlphabet[rd() % 36];
+  return id;
+}
+
 json RecordJson(const DomainRecord& r) {
-  return json{{"DomainName", r.name},     {"UrlId", r.url_id},           {"ApiId", r.api_id},
-              {"Stage", r.stage},         {"BasePath", r.base_path},     {"Certificate", r.certificate},
+  json mappings = json::array();
+  for (const ApiMapping& m : r.mappings)
+    mappings.push_back({{"ApiMappingId", m.id}, {"ApiId", m.api_id}, {"Stage", m.stage}, {"ApiMappingKey", m.key}});
+  return json{{"DomainName", r.name},     {"UrlId", r.url_id},           {"ApiMappings", mappings},
+              {"Certificate", r.certificate},
               {"Challenge", r.challenge}, {"Status", r.status},          {"LastError", r.last_error},
               {"Serial", r.serial},       {"NotBefore", r.not_before_s}, {"NotAfter", r.not_after_s},
               {"RenewAt", r.renew_at_s},  {"Failures", r.failures},      {"Created", r.created_s}};
@@ -171,6 +222,8 @@ class DomainsService final : public Service, public DomainRegistry {
   // DomainRegistry.
   Result<DomainRecord> PutDomain(const DomainSpec& spec) override;
   Result<DomainRecord> SetTarget(std::string_view name, const DomainSpec& target) override;
+  Result<ApiMapping> AddMapping(std::string_view name, ApiMapping mapping) override;
+  Status DeleteMapping(std::string_view name, std::string_view mapping_id) override;
   Result<DomainRecord> GetDomain(std::string_view name) override;
   Result<std::vector<DomainRecord>> ListDomains() override;
   Status DeleteDomain(std::string_view name) override;
@@ -180,6 +233,8 @@ class DomainsService final : public Service, public DomainRegistry {
   struct Job {
     std::string name;
     std::string challenge;
+    std::string ari_chain_pem;  // set: not an order but an ARI look-up for this certificate ...
+    std::string ari_serial;     // ... whose serial this is
   };
 
   Db& db() { return host_.store().db(); }
@@ -188,6 +243,8 @@ class DomainsService final : public Service, public DomainRegistry {
 
   std::vector<DomainRecord> Query(const std::string& where, const std::string& arg);
   void Save(const DomainRecord& r);
+  // Makes the spec's target (if it names one) the domain's only target.
+  Status ReplaceTarget(DomainRecord& r, const DomainSpec& spec);
   Status LoadCertificate(const DomainRecord& r);
   Status StoreCertificate(DomainRecord& r, const std::string& chain_pem, const std::string& key_pem);
   void StateChanged();
@@ -201,6 +258,7 @@ class DomainsService final : public Service, public DomainRegistry {
   void Post(std::function<void()> task);
   static void OnAsync(uv_async_t* a);
   void Finish(const std::string& name, Result<acme::Issued> outcome);
+  void FinishAri(const std::string& name, const std::string& serial, Result<acme::RenewalInfo> outcome);
   Status PublishFromWorker(const acme::Challenge& c);
   void WithdrawFromWorker(const acme::Challenge& c);
 
@@ -216,6 +274,11 @@ class DomainsService final : public Service, public DomainRegistry {
   std::map<std::string, std::string> http01_;          // token -> key authorization
   std::map<std::string, proto::TlsPemPair> alpn01_;    // name -> challenge certificate
   std::set<std::string> in_flight_;                    // names with a queued or running job
+  // ARI (control/acme/ari.h): when to ask the CA again per domain (absent = at the next check),
+  // look-ups queued or running, and whether the CA turned out to offer no renewalInfo.
+  std::map<std::string, int64_t> ari_next_s_;
+  std::set<std::string> ari_in_flight_;
+  bool ari_unsupported_ = false;
   uint64_t tls_generation_ = 0;
   uv_timer_t* timer_ = nullptr;
   uv_async_t* async_ = nullptr;
@@ -305,7 +368,7 @@ void DomainsService::Shutdown() {
 
 std::vector<DomainRecord> DomainsService::Query(const std::string& where, const std::string& arg) {
   std::string sql =
-      "SELECT name, url_id, api_id, stage, base_path, certificate, challenge, status, last_error, serial, "
+      "SELECT name, url_id, certificate, challenge, status, last_error, serial, "
       "not_before, not_after, renew_at, failures, created FROM domains " +
       where + " ORDER BY name";
   Statement st = db().Prepare(sql);
@@ -315,32 +378,62 @@ std::vector<DomainRecord> DomainsService::Query(const std::string& where, const 
     DomainRecord r;
     r.name = st.Text(0);
     r.url_id = st.Text(1);
-    r.api_id = st.Text(2);
-    r.stage = st.Text(3);
-    r.base_path = st.Text(4);
-    r.certificate = st.Text(5);
-    r.challenge = st.Text(6);
-    r.status = st.Text(7);
-    r.last_error = st.Text(8);
-    r.serial = st.Text(9);
-    r.not_before_s = st.Int(10);
-    r.not_after_s = st.Int(11);
-    r.renew_at_s = st.Int(12);
-    r.failures = static_cast<int>(st.Int(13));
-    r.created_s = st.Int(14);
+    r.certificate = st.Text(2);
+    r.challenge = st.Text(3);
+    r.status = st.Text(4);
+    r.last_error = st.Text(5);
+    r.serial = st.Text(6);
+    r.not_before_s = st.Int(7);
+    r.not_after_s = st.Int(8);
+    r.renew_at_s = st.Int(9);
+    r.failures = static_cast<int>(st.Int(10));
+    r.created_s = st.Int(11);
     out.push_back(std::move(r));
+  }
+  if (out.empty()) return out;
+  // The mappings of the domains found (a handful each), in key order.
+  std::map<std::string, DomainRecord*> by_name;
+  for (DomainRecord& r : out) by_name[r.name] = &r;
+  Statement ms = db().Prepare("SELECT id, domain, api_id, stage, mapping_key FROM domain_mappings ORDER BY domain, mapping_key");
+  while (ms.Step()) {
+    auto it = by_name.find(ms.Text(1));
+    if (it == by_name.end()) continue;
+    it->second->mappings.push_back(ApiMapping{ms.Text(0), ms.Text(2), ms.Text(3), ms.Text(4)});
   }
   return out;
 }
 
 void DomainsService::Save(const DomainRecord& r) {
   db().Prepare(
-          "INSERT OR REPLACE INTO domains (name, url_id, api_id, stage, base_path, certificate, challenge, status, "
+          "INSERT OR REPLACE INTO domains (name, url_id, certificate, challenge, status, "
           "last_error, serial, not_before, not_after, renew_at, failures, created) "
-          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-      .BindAll(r.name, r.url_id, r.api_id, r.stage, r.base_path, r.certificate, r.challenge, r.status, r.last_error,
+          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+      .BindAll(r.name, r.url_id, r.certificate, r.challenge, r.status, r.last_error,
                r.serial, r.not_before_s, r.not_after_s, r.renew_at_s, r.failures, r.created_s)
       .Run();
+}
+
+// Called inside PutDomain/SetTarget before Save; the mapping rows change here.
+Status DomainsService::ReplaceTarget(DomainRecord& r, const DomainSpec& spec) {
+  if (!spec.url_id.empty() && !spec.api_id.empty()) return Status::Invalid("give a function URL or an API, not both");
+  if (spec.url_id.empty() && spec.api_id.empty()) return Status::Ok();  // keeps what it had
+  ApiMapping m;
+  if (!spec.api_id.empty()) {
+    auto key = NormalizeMappingKey(spec.base_path);
+    if (!key.ok()) return key.status();
+    if (spec.stage.empty()) return Status::Invalid("an API target needs its stage");
+    m = ApiMapping{NewMappingId(), spec.api_id, spec.stage, *key};
+  }
+  db().Prepare("DELETE FROM domain_mappings WHERE domain = ?").BindAll(r.name).Run();
+  r.mappings.clear();
+  r.url_id = Lower(spec.url_id);
+  if (!spec.api_id.empty()) {
+    db().Prepare("INSERT INTO domain_mappings (id, domain, api_id, stage, mapping_key, created) VALUES (?,?,?,?,?,?)")
+        .BindAll(m.id, r.name, m.api_id, m.stage, m.key, NowS())
+        .Run();
+    r.mappings.push_back(std::move(m));
+  }
+  return Status::Ok();
 }
 
 Status DomainsService::LoadCertificate(const DomainRecord& r) {
@@ -390,8 +483,11 @@ void DomainsService::ContributeGatewayFrames(std::vector<proto::Frame>& out) {
   state.http01 = http01_;
   state.alpn01 = alpn01_;
   try {
+    // One entry per target: a function URL, each API mapping, or the bare name (no target yet).
     for (const DomainRecord& r : Query("", "")) {
-      state.domains.push_back(proto::CustomDomainRoute{r.name, r.url_id, r.api_id, r.stage, r.base_path});
+      if (r.mappings.empty()) state.domains.push_back(proto::CustomDomainRoute{r.name, r.url_id, "", "", ""});
+      for (const ApiMapping& m : r.mappings)
+        state.domains.push_back(proto::CustomDomainRoute{r.name, "", m.api_id, m.stage, m.key});
     }
   } catch (const std::exception& e) {
     log::Error("domains_query_failed", {{"error", e.what()}});
@@ -423,16 +519,14 @@ Result<DomainRecord> DomainsService::PutDomain(const DomainSpec& spec) {
   if (r.challenge != "http-01" && r.challenge != "tls-alpn-01")
     return Status::Invalid("Challenge must be http-01 or tls-alpn-01, not '" + r.challenge + "'");
   if (!spec.url_id.empty() && !spec.api_id.empty()) return Status::Invalid("give a function URL or an API, not both");
-  r.url_id = Lower(spec.url_id);
-  r.api_id = spec.api_id;
-  r.stage = spec.stage;
-  r.base_path = spec.base_path;
   r.created_s = NowS();
   // Replacing a domain keeps its certificate (and its creation time) when the source stays.
   auto existing = Query("WHERE name = ?", r.name);
   if (!existing.empty()) {
     const DomainRecord& old = existing[0];
     r.created_s = old.created_s;
+    r.url_id = old.url_id;
+    r.mappings = old.mappings;
     if (old.certificate == r.certificate && r.certificate == "acme") {
       r.status = old.status;
       r.last_error = old.last_error;
@@ -454,8 +548,13 @@ Result<DomainRecord> DomainsService::PutDomain(const DomainSpec& spec) {
     r.status = "pending";
     certs_.erase(r.name);
   }
-  Save(r);
-  log::Info("domain_put", {{"domain", r.name}, {"url_id", r.url_id}, {"api_id", r.api_id},
+  {
+    Transaction tx(db());
+    GEYSIR_RETURN_IF_ERROR(ReplaceTarget(r, spec));
+    Save(r);
+    tx.Commit();
+  }
+  log::Info("domain_put", {{"domain", r.name}, {"url_id", r.url_id}, {"api_id", spec.api_id},
                            {"certificate", r.certificate}, {"challenge", r.challenge}});
   // Issuance starts because an operator configured the domain: never because of a request.
   if (r.certificate == "acme" && r.serial.empty()) Enqueue(r.name, r.challenge);
@@ -467,13 +566,48 @@ Result<DomainRecord> DomainsService::SetTarget(std::string_view name, const Doma
   auto rows = Query("WHERE name = ?", Lower(std::string(name)));
   if (rows.empty()) return Status::NotFound("no custom domain " + std::string(name));
   DomainRecord r = rows[0];
-  r.url_id = Lower(target.url_id);
-  r.api_id = target.api_id;
-  r.stage = target.stage;
-  r.base_path = target.base_path;
-  Save(r);
+  {
+    Transaction tx(db());
+    GEYSIR_RETURN_IF_ERROR(ReplaceTarget(r, target));
+    Save(r);
+    tx.Commit();
+  }
   StateChanged();
   return r;
+}
+
+Result<ApiMapping> DomainsService::AddMapping(std::string_view name, ApiMapping mapping) {
+  auto rows = Query("WHERE name = ?", Lower(std::string(name)));
+  if (rows.empty()) return Status::NotFound("no custom domain " + std::string(name));
+  const DomainRecord& r = rows[0];
+  if (!r.url_id.empty())
+    return Status::Invalid(r.name + " routes to the function URL " + r.url_id + "; remove it before mapping APIs");
+  auto key = NormalizeMappingKey(mapping.key);
+  if (!key.ok()) return key.status();
+  if (mapping.api_id.empty()) return Status::Invalid("an API mapping needs an API id");
+  for (const ApiMapping& m : r.mappings) {
+    if (m.key == *key)
+      return Status::Error(Code::kAlreadyExists, "the base path '" + (key->empty() ? std::string("(none)") : *key) +
+                                                     "' of " + r.name + " is already mapped");
+  }
+  mapping.key = *key;
+  mapping.id = NewMappingId();
+  db().Prepare("INSERT INTO domain_mappings (id, domain, api_id, stage, mapping_key, created) VALUES (?,?,?,?,?,?)")
+      .BindAll(mapping.id, r.name, mapping.api_id, mapping.stage, mapping.key, NowS())
+      .Run();
+  log::Info("domain_mapping_added", {{"domain", r.name}, {"id", mapping.id}, {"api_id", mapping.api_id},
+                                     {"stage", mapping.stage}, {"key", mapping.key}});
+  StateChanged();
+  return mapping;
+}
+
+Status DomainsService::DeleteMapping(std::string_view name, std::string_view mapping_id) {
+  std::string domain = Lower(std::string(name));
+  if (Query("WHERE name = ?", domain).empty()) return Status::NotFound("no custom domain " + domain);
+  if (db().Prepare("DELETE FROM domain_mappings WHERE domain = ? AND id = ?").BindAll(domain, std::string(mapping_id)).Run() == 0)
+    return Status::NotFound("no API mapping " + std::string(mapping_id) + " on " + domain);
+  StateChanged();
+  return Status::Ok();
 }
 
 Result<DomainRecord> DomainsService::GetDomain(std::string_view name) {
@@ -488,6 +622,7 @@ Status DomainsService::DeleteDomain(std::string_view raw) {
   std::string name = Lower(std::string(raw));
   if (db().Prepare("DELETE FROM domains WHERE name = ?").BindAll(name).Run() == 0)
     return Status::NotFound("no custom domain " + name);
+  db().Prepare("DELETE FROM domain_mappings WHERE domain = ?").BindAll(name).Run();
   certs_.erase(name);
   alpn01_.erase(name);
   unlink((DomainDir(name) + "/cert.pem").c_str());
@@ -546,6 +681,16 @@ void DomainsService::CheckRenewals() {
         Enqueue(r.name, r.challenge);  // added, but the first order never finished (restart)
       } else if (r.renew_at_s > 0 && r.renew_at_s <= now) {
         Enqueue(r.name, r.challenge);
+      } else if (!ari_unsupported_ && !r.serial.empty() && r.failures == 0 && ari_in_flight_.count(r.name) == 0 &&
+                 ari_next_s_[r.name] <= now) {
+        auto cert = certs_.find(r.name);
+        if (cert == certs_.end()) continue;
+        ari_in_flight_.insert(r.name);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          jobs_.push_back(Job{r.name, "", cert->second.cert_pem, r.serial});
+        }
+        cv_.notify_all();
       }
     }
   } catch (const std::exception& e) {
@@ -640,6 +785,16 @@ void DomainsService::WithdrawFromWorker(const acme::Challenge& c) {
 void DomainsService::RunWorker() {
   std::unique_ptr<acme::AcmeTransport> transport;
   std::unique_ptr<acme::AcmeClient> client;
+  auto ensure_client = [&] {
+    if (client) return;
+    transport = acme::MakeCurlTransport(acme_ca_file_);
+    acme::AcmeConfig config = acme_config_;
+    config.sleep = [this](int64_t ms) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
+    };
+    client = std::make_unique<acme::AcmeClient>(*transport, config, *account_key_);
+  };
   for (;;) {
     Job job;
     {
@@ -649,19 +804,25 @@ void DomainsService::RunWorker() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
+    if (!job.ari_chain_pem.empty()) {
+      Result<acme::RenewalInfo> info = Status::Internal("no ACME account key");
+      if (account_key_) {
+        ensure_client();
+        try {
+          info = client->GetRenewalInfo(job.ari_chain_pem);
+        } catch (const std::exception& e) {
+          info = Status::Internal(std::string("unexpected answer from the CA: ") + e.what());
+        }
+      }
+      auto shared = std::make_shared<Result<acme::RenewalInfo>>(std::move(info));
+      Post([this, name = job.name, serial = job.ari_serial, shared] { FinishAri(name, serial, std::move(*shared)); });
+      continue;
+    }
     Result<acme::Issued> outcome = Status::Internal("not run");
     if (!account_key_) {
       outcome = Status::Internal("no ACME account key");
     } else {
-      if (!client) {
-        transport = acme::MakeCurlTransport(acme_ca_file_);
-        acme::AcmeConfig config = acme_config_;
-        config.sleep = [this](int64_t ms) {
-          std::unique_lock<std::mutex> lock(mu_);
-          cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_; });
-        };
-        client = std::make_unique<acme::AcmeClient>(*transport, config, *account_key_);
-      }
+      ensure_client();
       acme::ChallengeHooks hooks;
       hooks.publish = [this](const acme::Challenge& c) { return PublishFromWorker(c); };
       hooks.withdraw = [this](const acme::Challenge& c) { WithdrawFromWorker(c); };
@@ -699,7 +860,40 @@ void DomainsService::Finish(const std::string& name, Result<acme::Issued> outcom
                                      {"serving", r.serial.empty() ? "nothing" : r.serial}});
   }
   Save(r);
-  if (st.ok()) StateChanged();
+  if (st.ok()) {
+    ari_next_s_.erase(name);  // the new certificate's ARI window is asked for at the next check
+    StateChanged();
+  }
+}
+
+// An ARI answer (control/acme/ari.h): renew_at moves into the CA's window unless it already lies
+// inside it (so repeated look-ups do not keep re-drawing the moment). A failing or refused
+// renewal's back-off is left alone, and so is a certificate replaced since the look-up began.
+void DomainsService::FinishAri(const std::string& name, const std::string& serial, Result<acme::RenewalInfo> outcome) {
+  ari_in_flight_.erase(name);
+  const int64_t now = NowS();
+  if (!outcome.ok()) {
+    if (outcome.status().code() == Code::kNotFound) {
+      ari_unsupported_ = true;
+      log::Info("acme_ari_unsupported", {{"reason", outcome.status().message()}});
+    } else {
+      ari_next_s_[name] = now + 3600;
+      log::Warn("acme_ari_failed", {{"domain", name}, {"error", outcome.status().message()}});
+    }
+    return;
+  }
+  ari_next_s_[name] = now + outcome->recheck_s;
+  auto rows = Query("WHERE name = ?", name);
+  if (rows.empty()) return;
+  DomainRecord r = rows[0];
+  if (r.serial != serial || r.failures > 0 || r.certificate != "acme") return;
+  const acme::RenewalWindow& w = outcome->window;
+  if (r.renew_at_s >= w.start_s && r.renew_at_s < w.end_s) return;
+  std::random_device rd;
+  r.renew_at_s = acme::ChooseRenewalTime(w, now, (uint64_t{rd()} << 32) | rd());
+  Save(r);
+  log::Info("acme_ari_window", {{"domain", name}, {"start", w.start_s}, {"end", w.end_s}, {"renew_at", r.renew_at_s},
+                                {"explanation", w.explanation_url}});
 }
 
 // --- native API --------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 // serves besides its own (<url-id>.lambda-url.<base>, <api-id>.execute-api.<base>), what each
 // one routes to, and the TLS certificate that is served for it.
 //
-//   domain -> target        a function URL (url_id), or an API (api_id + stage + base path, for
-//                           API Gateway's CreateDomainName / CreateApiMapping)
+//   domain -> target        a function URL (url_id), or API mappings: base path -> API + stage
+//                           (API Gateway's CreateApiMapping / CreateBasePathMapping; several per
+//                           domain, the longest matching base path wins, "" = the whole domain)
 //   domain -> certificate   obtained from the ACME CA when the domain is added (never because a
 //                           request for an unknown host arrived), renewed when a third of its
 //                           lifetime is left, or supplied by the operator as PEM files.
@@ -35,14 +36,24 @@ namespace geysir::control {
 class ServiceHost;
 class Service;
 
+// One API mapping (API Gateway v2's ApiMapping, v1's BasePathMapping): requests whose path starts
+// with `key`'s segments go to `stage` of `api_id`, with the key stripped.
+struct ApiMapping {
+  std::string id;                   // apiMappingId: [a-z0-9]{6}, made by AddMapping
+  std::string api_id;
+  std::string stage;                // "": callers name the stage after the base path (REST only)
+  std::string key;                  // "" (the whole domain), "v1", "orders/v1": no leading or trailing '/'
+};
+
 // What an operator (CLI, native API) or API Gateway's CreateDomainName/CreateApiMapping asks for.
 struct DomainSpec {
   std::string name;                 // "api.example.com": lower-cased and validated by PutDomain
-  // Exactly one target, or none yet (CreateDomainName before CreateApiMapping):
+  // At most one target. None (CreateDomainName) keeps an existing domain's target; a function
+  // URL or an API replaces every target it had.
   std::string url_id;               // a function URL's id (the label before ".lambda-url.")
   std::string api_id;               // an API Gateway API ...
   std::string stage;                // ... and its stage
-  std::string base_path;            // API mapping key ("" = the whole domain)
+  std::string base_path;            // ... under this mapping key ("" = the whole domain)
   // Certificate: "acme" (obtain and renew from the configured CA), "manual" (cert_pem/key_pem
   // below, operator-supplied), "none" (plain HTTP only).
   std::string certificate = "acme";
@@ -54,9 +65,7 @@ struct DomainSpec {
 struct DomainRecord {
   std::string name;
   std::string url_id;
-  std::string api_id;
-  std::string stage;
-  std::string base_path;
+  std::vector<ApiMapping> mappings; // by key; empty when url_id is set
   std::string certificate;          // "acme" | "manual" | "none"
   std::string challenge;
   // "pending" (no certificate yet, issuance running or scheduled), "issued", "failed" (the
@@ -79,8 +88,13 @@ class DomainRegistry {
   // and the record comes back "pending"; with "manual" the PEMs are checked (key matches the
   // leaf, the leaf names the domain) and served at once. kInvalidArgument names what is wrong.
   virtual Result<DomainRecord> PutDomain(const DomainSpec& spec) = 0;
-  // Changes only the target of an existing domain (CreateApiMapping); kNotFound if unknown.
+  // Changes only the target of an existing domain, as PutDomain would; kNotFound if unknown.
   virtual Result<DomainRecord> SetTarget(std::string_view name, const DomainSpec& target) = 0;
+  // Adds an API mapping (its id is made here). kNotFound: no such domain; kAlreadyExists: the
+  // key is taken; kInvalidArgument: a bad key, or the domain routes to a function URL.
+  virtual Result<ApiMapping> AddMapping(std::string_view name, ApiMapping mapping) = 0;
+  // kNotFound when the domain or the mapping does not exist.
+  virtual Status DeleteMapping(std::string_view name, std::string_view mapping_id) = 0;
   virtual Result<DomainRecord> GetDomain(std::string_view name) = 0;
   virtual Result<std::vector<DomainRecord>> ListDomains() = 0;
   // Stops serving the domain and deletes its certificate and key. kNotFound if unknown.

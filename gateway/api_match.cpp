@@ -1,5 +1,7 @@
 #include "gateway/api_match.h"
 
+#include <algorithm>
+
 #include "gateway/codec.h"
 
 namespace geysir::gateway {
@@ -84,6 +86,8 @@ std::string_view MediaTypeOnly(std::string_view ct) {
   return ct;
 }
 
+void MatchRoute(ApiMatch& m, const std::vector<std::string_view>& segs, std::string_view method, bool rest);
+
 }  // namespace
 
 bool MatchesMediaType(const std::vector<std::string>& types, std::string_view content_type) {
@@ -127,8 +131,51 @@ ApiMatch MatchApi(const proto::ApiGatewayApi& api, std::string_view method, std:
   }
   if (m.path.empty() || m.path.front() != '/') m.path.insert(m.path.begin(), '/');
   segs.erase(segs.begin(), segs.begin() + static_cast<std::ptrdiff_t>(skip));
+  MatchRoute(m, segs, method, rest);
+  return m;
+}
 
-  // The route.
+ApiMatch MatchApiStage(const proto::ApiGatewayApi& api, std::string_view stage, std::string_view method,
+                       std::string_view path) {
+  ApiMatch m;
+  m.stage = FindStage(api, stage);
+  if (!m.stage) {
+    m.result = ApiMatch::Result::kNoStage;
+    return m;
+  }
+  m.path = std::string(path);
+  if (m.path.empty() || m.path.front() != '/') m.path.insert(m.path.begin(), '/');
+  MatchRoute(m, Segments(path), method, api.kind != "http");
+  return m;
+}
+
+const proto::CustomDomainRoute* MatchMapping(const std::vector<proto::CustomDomainRoute>& mappings,
+                                             std::string_view raw_path, std::string* rest) {
+  const std::vector<std::string_view> segs = Segments(raw_path);
+  const proto::CustomDomainRoute* best = nullptr;
+  size_t best_len = 0;
+  for (const auto& m : mappings) {
+    const std::vector<std::string_view> key = Segments(m.base_path);
+    if (key.size() > segs.size() || (best && key.size() <= best_len)) continue;
+    if (!std::equal(key.begin(), key.end(), segs.begin())) continue;
+    best = &m;
+    best_len = key.size();
+  }
+  if (!best) return nullptr;
+  if (best_len == 0) {
+    *rest = std::string(raw_path);
+  } else {
+    const std::string_view last = segs[best_len - 1];
+    *rest = std::string(raw_path.substr(static_cast<size_t>(last.data() - raw_path.data()) + last.size()));
+  }
+  if (rest->empty() || rest->front() != '/') rest->insert(rest->begin(), '/');
+  return best;
+}
+
+namespace {
+
+// Picks the route of m.stage for the path segments after the stage; sets result.
+void MatchRoute(ApiMatch& m, const std::vector<std::string_view>& segs, std::string_view method, bool rest) {
   const proto::ApiRoute* best = nullptr;
   Candidate best_c;
   const proto::ApiRoute* fallback = nullptr;
@@ -155,11 +202,12 @@ ApiMatch MatchApi(const proto::ApiGatewayApi& api, std::string_view method, std:
   }
   if (!best) {
     m.result = ApiMatch::Result::kNoRoute;
-    return m;
+    return;
   }
   m.route = best;
   m.result = ApiMatch::Result::kMatched;
-  return m;
 }
+
+}  // namespace
 
 }  // namespace geysir::gateway

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "proto/messages.h"
+#include "proto/tls_state.h"
 
 namespace geysir::gateway {
 
@@ -36,6 +37,20 @@ struct ApiMatch {
 
 // `raw_path` is the request path as received (percent-encoded, no query).
 ApiMatch MatchApi(const proto::ApiGatewayApi& api, std::string_view method, std::string_view raw_path);
+
+// The same through a custom domain's API mapping: the stage is the mapping's (no stage segment
+// in the URL) and `path` is what follows the mapping's base path. A stage the API does not have
+// (not deployed, or deleted since the mapping was made) is kNoStage.
+ApiMatch MatchApiStage(const proto::ApiGatewayApi& api, std::string_view stage, std::string_view method,
+                       std::string_view path);
+
+// Custom domains with API mappings (API Gateway's base path mappings): the mapping of `mappings`
+// (all for one host) whose base path is the longest segment-wise prefix of `raw_path`; the key
+// "" matches every path. Keys compare case-sensitively with the raw path, as AWS does. `rest`
+// gets the path after the base path ("/v1/users" under "v1" -> "/users", "/v1" -> "/").
+// nullptr when none matches (AWS answers 403 Forbidden).
+const proto::CustomDomainRoute* MatchMapping(const std::vector<proto::CustomDomainRoute>& mappings,
+                                             std::string_view raw_path, std::string* rest);
 
 // Whether `content_type` (parameters ignored, case-insensitive) matches one of the binary media
 // types ("*/*", "image/*", "application/octet-stream"). An empty content type matches only "*/*".

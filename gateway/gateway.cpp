@@ -285,13 +285,29 @@ bool Gateway::ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::H
     return true;
   }
   if (request.tls && tls_->hsts()) responder = tls_->WithHsts(std::move(responder));
-  const proto::CustomDomainRoute* domain = tls_->Domain(host);
-  if (domain == nullptr) return false;
-  if (!domain->url_id.empty()) {
-    ServeFunctionUrl(std::move(request), std::move(responder), domain->url_id, host);
+  const std::vector<proto::CustomDomainRoute>* targets = tls_->Domain(host);
+  if (targets == nullptr || targets->empty()) return false;
+  const proto::CustomDomainRoute& first = targets->front();
+  if (!first.url_id.empty()) {
+    ServeFunctionUrl(std::move(request), std::move(responder), first.url_id, host);
     return true;
   }
-  responder->Send(ErrorResponse(404, "No function URL or API is mapped to " + host + " yet"));
+  if (first.api_id.empty()) {
+    responder->Send(ErrorResponse(404, "No function URL or API is mapped to " + host + " yet"));
+    return true;
+  }
+  // API Gateway's custom domain: the longest matching base path picks the API and stage; a
+  // path no mapping covers is 403 Forbidden, as AWS answers it.
+  ApiVia via;
+  const proto::CustomDomainRoute* mapping = MatchMapping(*targets, request.path, &via.path);
+  if (mapping == nullptr) {
+    proto::HttpResponse r = ApiErrorResponse(403, "Forbidden");
+    r.headers.emplace_back("x-amzn-RequestId", ids_.Next());
+    responder->Send(std::move(r));
+    return true;
+  }
+  via.stage = mapping->stage;
+  ServeApi(std::move(request), std::move(responder), mapping->api_id, host, &via);
   return true;
 }
 
@@ -363,7 +379,7 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
 // An API Gateway REST or HTTP API request: stage and route matching (api_match.h), the 1.0 or
 // 2.0 event, the invocation, and the result mapped back with API Gateway's wording.
 void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
-                       std::string api_id, std::string domain_name) {
+                       std::string api_id, std::string domain_name, const ApiVia* via) {
   std::string request_id = ids_.Next();
   auto answer_now = [&](proto::HttpResponse r) {
     r.headers.emplace_back("x-amzn-RequestId", request_id);
@@ -372,7 +388,9 @@ void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::Http
   auto api = routes_.FindApi(api_id);
   if (!api) return answer_now(ApiErrorResponse(404, "Not Found"));
   const bool rest = api->kind != "http";
-  ApiMatch match = MatchApi(*api, request.method, request.path);
+  // A mapping without a stage (v1's "(none)") leaves the stage to the path after the base path.
+  ApiMatch match = via && !via->stage.empty() ? MatchApiStage(*api, via->stage, request.method, via->path)
+                                              : MatchApi(*api, request.method, via ? via->path : request.path);
   if (match.result == ApiMatch::Result::kNoStage) {
     return answer_now(rest ? ApiErrorResponse(403, "Forbidden") : ApiErrorResponse(404, "Not Found"));
   }
@@ -414,7 +432,9 @@ void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::Http
     rctx.base = ctx;
     rctx.resource_path = route.path;
     rctx.resource_id = route.resource_id;
-    rctx.path = rest ? std::string_view(match.path) : std::string_view(request.path);
+    // REST's `path` drops the stage segment of an execute-api URL; through a custom domain it is
+    // the path as the client sent it, base path included (AWS does the same).
+    rctx.path = rest && !via ? std::string_view(match.path) : std::string_view(request.path);
     const std::string* ct = request.Header("content-type");
     rctx.binary_body = rest ? MatchesMediaType(api->binary_media_types, ct ? std::string_view(*ct) : std::string_view())
                             : !(ct && IsTextualContentType(*ct) && IsValidUtf8(request.body));

@@ -6,6 +6,8 @@
 //                                         (CORS preflights answered here when the URL has Cors)
 //   Host "<api_id>.execute-api.<base>" -> API Gateway: stage + route (api_match.h), the 1.0
 //                                         (REST) or 2.0 (HTTP API) event, invoke, map back
+//   a custom domain (tls_edge.h)       -> its function URL, or the API mapping whose base path
+//                                         the path starts with (stage forced, base path stripped)
 //   any other host, GET|HEAD /healthz  -> 200 {"status":"ok","scheduler":bool,"control":bool,"routes":gen}
 //   anything else                      -> 404 {"Message":...}
 //
@@ -97,8 +99,14 @@ class Gateway {
   bool ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::HttpResponder>& responder);
   void ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
                         std::string url_id, std::string domain_name);
+  // A request that came through a custom domain's API mapping: the mapping's stage, and the
+  // path after its base path.
+  struct ApiVia {
+    std::string stage;
+    std::string path;
+  };
   void ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
-                std::string api_id, std::string domain_name);
+                std::string api_id, std::string domain_name, const ApiVia* via = nullptr);
   struct Call;
   void OnControlFrame(proto::Frame&& frame);
   void OnControlConnected();

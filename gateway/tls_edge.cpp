@@ -89,7 +89,7 @@ Result<uint64_t> TlsEdge::Apply(const proto::Frame& frame) {
   http01_.clear();
   for (auto& [token, key_auth] : state.http01) http01_.emplace(token, key_auth);
   domains_.clear();
-  for (auto& d : state.domains) domains_.emplace(d.name, d);
+  for (auto& d : state.domains) domains_[d.name].push_back(d);  // one entry per API mapping
   generation_ = state.generation;
   log::Info("tls_updated", {{"generation", generation_}, {"certificates", certs.size()},
                             {"http01", http01_.size()}, {"alpn01", state.alpn01.size()}, {"domains", domains_.size()}});
@@ -110,7 +110,7 @@ std::optional<proto::HttpResponse> TlsEdge::Challenge(const proto::HttpRequest& 
   return r;
 }
 
-const proto::CustomDomainRoute* TlsEdge::Domain(std::string_view host) const {
+const std::vector<proto::CustomDomainRoute>* TlsEdge::Domain(std::string_view host) const {
   auto it = domains_.find(host);
   return it == domains_.end() ? nullptr : &it->second;
 }

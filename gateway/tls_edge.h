@@ -4,7 +4,7 @@
 //   - the TlsContext the HTTPS listener serves with (certificates by SNI, TLS-ALPN-01 answers),
 //     plus an optional operator certificate from PEM files that answers any other name;
 //   - ACME HTTP-01 answers for GET /.well-known/acme-challenge/<token> (on either port);
-//   - custom domains: host -> function URL id (or API id + stage);
+//   - custom domains: host -> function URL id, or API mappings (base path -> API id + stage);
 //   - the HTTP -> HTTPS redirect and HSTS options.
 //
 // A renewed certificate replaces the old one for new handshakes only; connections already
@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/frame.h"
 #include "proto/http_server.h"
@@ -48,8 +49,10 @@ class TlsEdge {
   // nullopt when the path is not a challenge path. Unknown tokens get a 404.
   std::optional<proto::HttpResponse> Challenge(const proto::HttpRequest& request) const;
 
-  // The custom domain `host` (lower-case, no port) names, or nullptr.
-  const proto::CustomDomainRoute* Domain(std::string_view host) const;
+  // The targets of the custom domain `host` (lower-case, no port), or nullptr when it is not one:
+  // a single entry for a function URL (url_id) or a domain with no target yet, else one entry
+  // per API mapping (api_id, stage, base_path).
+  const std::vector<proto::CustomDomainRoute>* Domain(std::string_view host) const;
 
   // A 308 to https:// for a plain-HTTP request when redirects are on and `host` has a
   // certificate; nullopt otherwise.
@@ -70,7 +73,7 @@ class TlsEdge {
   std::unique_ptr<proto::TlsContext> context_;
   proto::TlsCertificatePtr operator_cert_;
   std::map<std::string, std::string, std::less<>> http01_;
-  std::map<std::string, proto::CustomDomainRoute, std::less<>> domains_;
+  std::map<std::string, std::vector<proto::CustomDomainRoute>, std::less<>> domains_;
   uint64_t generation_ = 0;
 };
 

@@ -164,6 +164,27 @@ Status AcmeClient::LoadDirectory() {
   return Status::Ok();
 }
 
+Result<RenewalInfo> AcmeClient::GetRenewalInfo(const std::string& chain_pem) {
+  GEYSIR_RETURN_IF_ERROR(LoadDirectory());
+  auto url = directory_.find("renewalInfo");
+  if (url == directory_.end() || !url->is_string() || url->get<std::string>().empty())
+    return Status::NotFound("the ACME directory at " + config_.directory_url + " offers no renewalInfo (ARI)");
+  auto id = AriCertIdFromPem(chain_pem);
+  if (!id.ok()) return id.status();
+  std::string base = url->get<std::string>();
+  if (base.back() != '/') base.push_back('/');
+  auto r = http_.Get(base + *id);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) {
+    return Status::Unavailable("renewalInfo for " + *id + " answered HTTP " + std::to_string(r->status) + ": " +
+                               ProblemText(r->body, "no problem document"));
+  }
+  auto window = ParseRenewalInfo(r->body);
+  if (!window.ok()) return window.status();
+  const std::string* ra = r->Header("retry-after");
+  return RenewalInfo{std::move(*window), AriRecheckSeconds(ra ? Trim(*ra) : "")};
+}
+
 void AcmeClient::KeepNonce(const HttpReply& r) {
   if (const std::string* n = r.Header("replay-nonce"); n != nullptr && !n->empty()) {
     nonces_.push_back(*n);

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "control/acme/ari.h"
 #include "control/acme/jws.h"
 #include "proto/status.h"
 
@@ -84,6 +85,11 @@ struct Issued {
   std::string key_pem;    // the leaf's new key (PKCS#8)
 };
 
+struct RenewalInfo {
+  RenewalWindow window;
+  int64_t recheck_s = 0;  // ask again after this long (Retry-After, clamped)
+};
+
 class AcmeClient {
  public:
   AcmeClient(AcmeTransport& transport, AcmeConfig config, EcKey account_key);
@@ -93,6 +99,10 @@ class AcmeClient {
   // Runs one order for `names` with challenges of `challenge_type`.
   Result<Issued> Obtain(const std::vector<std::string>& names, const std::string& challenge_type,
                         const ChallengeHooks& hooks);
+
+  // The CA's ARI window for the certificate (ari.h). kNotFound when its directory offers no
+  // renewalInfo (then renew at a third of the lifetime left).
+  Result<RenewalInfo> GetRenewalInfo(const std::string& chain_pem);
 
   const std::string& account_url() const { return kid_; }
   std::string KeyAuthorization(const std::string& token) const;

@@ -403,6 +403,7 @@ void ApiGatewayService::Handle(proto::HttpRequest& req, const Responder& resp, c
     throw ApiException(e);
   };
   const size_t n = seg.size();
+  if (apigw::HandleDomainNames(m, req, seg, resp, rid)) return;  // custom domains, v1 and v2
 
   // ------------------------------------------------------------------ v2: /v2/apis...
   if (n >= 2 && seg[0] == "v2" && seg[1] == "apis") {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@
 
 #include "control/aws_error.h"
 #include "control/services/apigateway_model.h"
+#include "proto/http_server.h"
 #include "proto/messages.h"
 
 namespace geysir::control {
@@ -86,6 +88,12 @@ void CheckPathPart(const std::string& part);             // BadRequest for "", "
 std::pair<std::string, std::string> ParseRouteKey(const std::string& route_key);
 // The function a Lambda proxy integration uri names ("" when it names none).
 std::string FunctionArnFromUri(const std::string& uri);
+
+// The custom domain operations (v1 /domainnames..., v2 /v2/domainnames...) over control's domain
+// registry (control/domains.h); apigateway_domains.cpp. False when `seg` (the decoded path
+// segments) is not one of their paths; AWS-shaped ApiExceptions otherwise.
+bool HandleDomainNames(ApiGatewayModel::Impl& m, proto::HttpRequest& req, const std::vector<std::string>& seg,
+                       const std::shared_ptr<proto::HttpResponder>& resp, const std::string& request_id);
 
 }  // namespace apigw
 }  // namespace geysir::control

@@ -342,3 +342,180 @@ def test_restart_keeps_certificates_without_reissuing(env):
         f.seek(mark)
         after = f.read().decode("utf-8", "replace")
     assert "acme_order_queued" not in after
+
+
+# --- API Gateway custom domains (CreateDomainName + API/base path mappings) -----------------------
+
+API_HANDLER = """
+import json
+def handler(event, context):
+    rc = event["requestContext"]
+    return {"statusCode": 200, "headers": {"content-type": "application/json"},
+            "body": json.dumps({"version": event.get("version", ""), "path": event.get("path"),
+                                "rawPath": event.get("rawPath"), "resource": event.get("resource"),
+                                "routeKey": event.get("routeKey") or rc.get("routeKey"),
+                                "rcPath": rc.get("path"), "httpPath": rc.get("http", {}).get("path"),
+                                "stage": rc.get("stage"), "domain": rc.get("domainName"),
+                                "apiId": rc.get("apiId"), "params": event.get("pathParameters")})}
+"""
+
+
+@pytest.fixture(scope="module")
+def api_fn(env):
+    server = env["server"]
+    lam = server.lambda_client()
+    name = unique("tls-api")
+    server.create(lam, name, {"app.py": API_HANDLER})
+    return lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+
+
+def wait_domain_available(get, name, timeout=90):
+    """Polls Get*DomainName until the certificate is there (bounded); returns the last answer."""
+    deadline = time.time() + timeout
+    while True:
+        d = get(name)
+        status = d.get("domainNameStatus") or d["DomainNameConfigurations"][0]["DomainNameStatus"]
+        if status == "AVAILABLE":
+            return d
+        assert time.time() < deadline, f"{name} still {status}: {d}"
+        time.sleep(0.5)
+
+
+def wait_https(env, name, path, want_status, timeout=30):
+    """Routes and mappings reach the gateway asynchronously: curl until the status is `want_status`."""
+    deadline = time.time() + timeout
+    while True:
+        c = curl_https(env, name, path)
+        head, _, body = c.stdout.partition("\n\n")
+        if c.returncode == 0 and head.split("\n", 1)[0].split()[1:2] == [str(want_status)]:
+            return head, body
+        assert time.time() < deadline, f"{path}: {c.stdout[:300]} {c.stderr}"
+        time.sleep(0.2)
+
+
+def test_http_api_on_a_custom_domain_through_apigatewayv2(env, api_fn):
+    server = env["server"]
+    v2 = server.client("apigatewayv2")
+    api_id = v2.create_api(Name=unique("dom-v2"), ProtocolType="HTTP", Target=api_fn)["ApiId"]  # $default stage
+    v2.create_route(ApiId=api_id, RouteKey="GET /pets/{id}",
+                    Target=v2.get_routes(ApiId=api_id)["Items"][0]["Target"])
+    name = unique("v2dom") + ".example.test"
+    made = v2.create_domain_name(DomainName=name, DomainNameConfigurations=[
+        {"CertificateArn": "arn:aws:acm:us-east-1:000000000000:certificate/unused", "EndpointType": "REGIONAL"}])
+    assert made["DomainName"] == name and made["ApiMappingSelectionExpression"] == "$request.basepath"
+    # The certificate is requested on CreateDomainName, not on the first request.
+    d = wait_domain_available(lambda n: v2.get_domain_name(DomainName=n), name)
+    assert d["DomainNameConfigurations"][0]["EndpointType"] == "REGIONAL"
+    with pytest.raises(v2.exceptions.ConflictException):
+        v2.create_domain_name(DomainName=name)
+    m = v2.create_api_mapping(DomainName=name, ApiId=api_id, Stage="$default", ApiMappingKey="v1")
+    assert m["ApiMappingKey"] == "v1" and m["Stage"] == "$default" and m["ApiMappingId"]
+    with pytest.raises(v2.exceptions.BadRequestException):
+        v2.create_api_mapping(DomainName=name, ApiId=api_id, Stage="nope", ApiMappingKey="v9")
+    with pytest.raises(v2.exceptions.ConflictException):
+        v2.create_api_mapping(DomainName=name, ApiId=api_id, Stage="$default", ApiMappingKey="v1")
+    items = v2.get_api_mappings(DomainName=name)["Items"]
+    assert [(i["ApiId"], i["ApiMappingKey"]) for i in items] == [(api_id, "v1")]
+    assert v2.get_api_mapping(DomainName=name, ApiMappingId=m["ApiMappingId"])["ApiId"] == api_id
+    assert name in [x["DomainName"] for x in v2.get_domain_names()["Items"]]
+    # One registry: the CLI lists it with its mapping.
+    listing = server.geysir("domain", "list")
+    assert listing.returncode == 0 and f"{name}\t/v1->{api_id}/$default" in listing.stdout, listing.stdout
+
+    head, body = wait_https(env, name, "/v1/pets/7", 200)
+    e = json.loads(body)
+    # Payload 2.0 keeps the mapping key in rawPath (as AWS does); the route matched without it.
+    assert e["domain"] == name and e["apiId"] == api_id and e["stage"] == "$default"
+    assert e["rawPath"] == "/v1/pets/7" and e["httpPath"] == "/v1/pets/7"
+    assert e["routeKey"] == "GET /pets/{id}" and e["params"] == {"id": "7"}
+    e = json.loads(wait_https(env, name, "/v1/anything/else", 200)[1])
+    assert e["routeKey"] == "$default"
+    # No mapping covers /v2/...: AWS answers 403 Forbidden.
+    head, body = wait_https(env, name, "/v2/pets/7", 403)
+    assert json.loads(body) == {"message": "Forbidden"}
+
+    v2.delete_api_mapping(DomainName=name, ApiMappingId=m["ApiMappingId"])
+    assert v2.get_api_mappings(DomainName=name)["Items"] == []
+    # A domain with no mapping left says so (AWS would answer 403; this names the cause).
+    head, body = wait_https(env, name, "/v1/pets/7", 404)
+    assert "No function URL or API is mapped to " + name in body
+    v2.delete_domain_name(DomainName=name)
+    with pytest.raises(v2.exceptions.NotFoundException):
+        v2.get_domain_name(DomainName=name)
+    assert name not in server.geysir("domain", "list").stdout
+
+
+def rest_proxy_api(apigw, arn, stage):
+    api_id = apigw.create_rest_api(name=unique("dom-rest"))["id"]
+    root = apigw.get_resources(restApiId=api_id)["items"][0]["id"]
+    proxy = apigw.create_resource(restApiId=api_id, parentId=root, pathPart="{proxy+}")["id"]
+    apigw.put_method(restApiId=api_id, resourceId=proxy, httpMethod="ANY", authorizationType="NONE")
+    apigw.put_integration(restApiId=api_id, resourceId=proxy, httpMethod="ANY", type="AWS_PROXY",
+                          integrationHttpMethod="POST",
+                          uri=f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations")
+    apigw.create_deployment(restApiId=api_id, stageName=stage)
+    return api_id
+
+
+def test_rest_api_on_a_custom_domain_through_base_path_mappings(env, api_fn):
+    server = env["server"]
+    apigw = server.client("apigateway")
+    api_id = rest_proxy_api(apigw, api_fn, "prod")
+    name = unique("v1dom") + ".example.test"
+    made = apigw.create_domain_name(domainName=name, regionalCertificateArn="arn:aws:acm:us-east-1:0:certificate/x",
+                                    endpointConfiguration={"types": ["REGIONAL"]})
+    assert made["domainName"] == name and made["domainNameStatus"] in ("PENDING", "AVAILABLE")
+    wait_domain_available(lambda n: apigw.get_domain_name(domainName=n), name)
+    apigw.create_base_path_mapping(domainName=name, basePath="shop", restApiId=api_id, stage="prod")
+    root = apigw.create_base_path_mapping(domainName=name, restApiId=api_id, stage="prod")
+    assert root["basePath"] == "(none)"
+    with pytest.raises(apigw.exceptions.ConflictException):
+        apigw.create_base_path_mapping(domainName=name, basePath="shop", restApiId=api_id, stage="prod")
+    with pytest.raises(apigw.exceptions.NotFoundException):
+        apigw.create_base_path_mapping(domainName=name, basePath="x", restApiId="nosuchapi", stage="prod")
+    got = sorted((m["basePath"], m["restApiId"], m["stage"]) for m in
+                 apigw.get_base_path_mappings(domainName=name)["items"])
+    assert got == [("(none)", api_id, "prod"), ("shop", api_id, "prod")]
+    assert apigw.get_base_path_mapping(domainName=name, basePath="(none)")["restApiId"] == api_id
+    assert name in [d["domainName"] for d in apigw.get_domain_names()["items"]]
+
+    # The longest base path wins and is stripped for matching; `path` is what the client sent,
+    # with no stage segment anywhere in the URL.
+    e = json.loads(wait_https(env, name, "/shop/items/7", 200)[1])
+    assert e["domain"] == name and e["stage"] == "prod" and e["apiId"] == api_id
+    assert e["resource"] == "/{proxy+}" and e["params"] == {"proxy": "items/7"}
+    assert e["path"] == "/shop/items/7" and e["rcPath"] == "/shop/items/7"
+    e = json.loads(wait_https(env, name, "/items/7", 200)[1])
+    assert e["path"] == "/items/7" and e["params"] == {"proxy": "items/7"}
+    # "/shopping" is not under "shop": the root mapping takes it.
+    e = json.loads(wait_https(env, name, "/shopping/1", 200)[1])
+    assert e["params"] == {"proxy": "shopping/1"}
+
+    apigw.delete_base_path_mapping(domainName=name, basePath="shop")
+    deadline = time.time() + 30
+    while json.loads(wait_https(env, name, "/shop/items/7", 200)[1])["params"] != {"proxy": "shop/items/7"}:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    apigw.delete_domain_name(domainName=name)
+    with pytest.raises(apigw.exceptions.NotFoundException):
+        apigw.get_domain_name(domainName=name)
+
+
+def test_rest_domain_name_with_an_uploaded_certificate(env, tmp_path):
+    apigw = env["server"].client("apigateway")
+    name = unique("upl") + ".example.test"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "3", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")], check=True,
+                   capture_output=True)
+    cert, key = (tmp_path / "c.pem").read_text(), (tmp_path / "k.pem").read_text()
+    # Served at once: no ACME order for an uploaded certificate.
+    d = apigw.create_domain_name(domainName=name, certificateName="mine", certificateBody=cert,
+                                 certificatePrivateKey=key)
+    assert d["domainNameStatus"] == "AVAILABLE" and d["regionalCertificateName"].startswith("uploaded:")
+    assert json.loads(env["server"].geysir("domain", "show", name).stdout)["Certificate"] == "manual"
+    # A certificate for another name is refused with the reason.
+    with pytest.raises(apigw.exceptions.BadRequestException) as e:
+        apigw.create_domain_name(domainName="other." + name, certificateBody=cert, certificatePrivateKey=key)
+    assert "not other." + name in str(e.value)
+    apigw.delete_domain_name(domainName=name)
