@@ -25,10 +25,12 @@ constexpr const char* kHelp = R"(Usage: geysir domain COMMAND ...
 Custom domains served by the gateway, with certificates from the ACME CA (Let's Encrypt by
 default; see `geysir server --acme-directory`) or your own PEM files.
 
-  geysir domain add NAME (--function FN | --url-id ID) [--challenge http-01|tls-alpn-01]
-                    [--cert PEM --key PEM | --no-tls] [--wait SECONDS]
-      Route NAME to a function's URL. Without --cert, a certificate is requested at once
-      (HTTP-01 on the HTTP port by default, or TLS-ALPN-01 on the HTTPS port).
+  geysir domain add NAME (--function FN | --url-id ID | --api API_ID --stage STAGE [--base-path P])
+                    [--challenge http-01|tls-alpn-01] [--cert PEM --key PEM | --no-tls] [--wait SECONDS]
+      Route NAME to a function's URL, or to an API Gateway API's stage (under base path P, ""
+      for the whole domain; this replaces the domain's other targets: more mappings per domain
+      with `aws apigatewayv2 create-api-mapping`). Without --cert, a certificate is requested
+      at once (HTTP-01 on the HTTP port by default, or TLS-ALPN-01 on the HTTPS port).
   geysir domain list                 every domain, its certificate status and expiry
   geysir domain show NAME            one domain as JSON (LastError holds the CA's words)
   geysir domain remove NAME          stop serving NAME and delete its certificate and key
@@ -42,6 +44,9 @@ struct Parsed {
   std::string name;
   std::string function;
   std::string url_id;
+  std::string api_id;
+  std::string stage;
+  std::string base_path;
   std::string challenge;
   std::string cert_file;
   std::string key_file;
@@ -167,6 +172,9 @@ int RunDomainCommand(int argc, char** argv) {
     else if (a == "--region") p.global.region = v;
     else if (a == "--function") p.function = v;
     else if (a == "--url-id") p.url_id = v;
+    else if (a == "--api") p.api_id = v;
+    else if (a == "--stage") p.stage = v;
+    else if (a == "--base-path") p.base_path = v;
     else if (a == "--challenge") p.challenge = v;
     else if (a == "--cert") p.cert_file = v;
     else if (a == "--key") p.key_file = v;
@@ -256,15 +264,21 @@ int RunDomainCommand(int argc, char** argv) {
   if (p.command != "add") return Usage("unknown domain command " + p.command);
 
   json body = json::object();
-  if (p.function.empty() == p.url_id.empty()) return Usage("give one of --function and --url-id");
-  if (!p.function.empty()) {
+  if (int(!p.function.empty()) + int(!p.url_id.empty()) + int(!p.api_id.empty()) != 1)
+    return Usage("give one of --function, --url-id and --api");
+  if (!p.api_id.empty()) {
+    if (p.stage.empty()) return Usage("--api needs --stage");
+    body["ApiId"] = p.api_id;
+    body["Stage"] = p.stage;
+    body["BasePath"] = p.base_path;
+  } else if (!p.function.empty()) {
     auto id = UrlIdOf(client, p.function);
     if (!id.ok()) {
       std::cerr << "error: " << id.status().message() << "\n";
       return 1;
     }
     body["UrlId"] = *id;
-  } else {
+  } else if (!p.url_id.empty()) {
     body["UrlId"] = p.url_id;
   }
   if (!p.challenge.empty()) body["Challenge"] = p.challenge;

@@ -519,3 +519,27 @@ def test_rest_domain_name_with_an_uploaded_certificate(env, tmp_path):
         apigw.create_domain_name(domainName="other." + name, certificateBody=cert, certificatePrivateKey=key)
     assert "not other." + name in str(e.value)
     apigw.delete_domain_name(domainName=name)
+
+
+def test_cli_maps_a_domain_to_an_api_stage(env, api_fn):
+    """`geysir domain add --api` (plain HTTP here: --no-tls, no certificate to wait for)."""
+    server = env["server"]
+    api_id = rest_proxy_api(server.client("apigateway"), api_fn, "live")
+    name = unique("cli-api") + ".example.test"
+    r = server.geysir("domain", "add", name, "--api", api_id, "--stage", "live", "--base-path", "shop", "--no-tls")
+    assert r.returncode == 0, r.stderr
+    assert [(m["ApiId"], m["Stage"], m["ApiMappingKey"]) for m in json.loads(r.stdout)["ApiMappings"]] == \
+        [(api_id, "live", "shop")]
+    assert server.geysir("domain", "add", name, "--api", api_id, "--no-tls").returncode == 2  # no --stage
+    port = env["http_port"]
+    deadline = time.time() + 30
+    while True:
+        p = subprocess.run(["curl", "-sS", "--max-time", "10", "-H", f"Host: {name}", f"http://127.0.0.1:{port}/shop/a/b"],
+                           capture_output=True, text=True, timeout=20)
+        if p.returncode == 0 and p.stdout.startswith("{") and "params" in p.stdout:
+            break
+        assert time.time() < deadline, p.stdout + p.stderr
+        time.sleep(0.2)
+    e = json.loads(p.stdout)
+    assert e["domain"] == name and e["stage"] == "live" and e["path"] == "/shop/a/b" and e["params"] == {"proxy": "a/b"}
+    assert server.geysir("domain", "remove", name).returncode == 0
