@@ -43,6 +43,8 @@ const std::vector<Migration> kSteps = {
      "  on_failure TEXT NOT NULL DEFAULT '',"
      "  last_modified_ms INTEGER NOT NULL,"
      "  PRIMARY KEY (function, qualifier));"},
+    {2, "per-function due index: the dispatcher asks each function with room for its due events",
+     "CREATE INDEX async_events_function_due ON async_events(state, function, next_attempt_ms, id);"},
 };
 
 constexpr const char* kColumns =
@@ -68,15 +70,73 @@ AsyncEvent ReadEvent(Statement& s) {
   return e;
 }
 
-// Lambda's retry waits: one minute before the second attempt, two before the third.
-int64_t RetryDelayMs(int failed_attempts) { return failed_attempts <= 1 ? 60'000 : 120'000; }
+
+// A second connection to `db`'s file for the committer thread. Db::Open refuses a schema
+// newer than the migration list it is given, and the core list is control's store's: the
+// stand-in list numbers the versions already applied, so nothing runs and nothing is refused.
+std::unique_ptr<Db> OpenWriter(const Db& db) {
+  const std::string& path = db.path();
+  if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return nullptr;
+  std::vector<Migration> applied;
+  for (int v = 1; v <= db.SchemaVersion(); ++v) applied.push_back({v, "applied", ""});
+  DbOptions options;
+  options.create = false;
+  Result<Db> writer = Db::Open(path, applied, options);
+  if (!writer.ok()) {
+    log::Warn("group_commit_writer_unavailable", {{"path", path}, {"error", writer.status().ToString()},
+                                                   {"effect", "commits run on the loop thread"}});
+    return nullptr;
+  }
+  return std::make_unique<Db>(std::move(*writer));
+}
 
 }  // namespace
+
+std::unique_ptr<GroupCommit> MakeGroupCommit(uv_loop_t* loop, Db& db) {
+  if (std::unique_ptr<Db> writer = OpenWriter(db)) return std::make_unique<GroupCommit>(loop, std::move(writer));
+  return std::make_unique<GroupCommit>(loop, db);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RetryPolicy
+
+RetryPolicy RetryPolicy::From(const std::optional<EventInvokeConfig>& config, double time_scale) {
+  RetryPolicy p;
+  p.time_scale = time_scale;
+  if (config && config->max_retry_attempts) p.max_retry_attempts = *config->max_retry_attempts;
+  if (config && config->max_event_age_s) p.max_event_age_s = *config->max_event_age_s;
+  return p;
+}
+
+int64_t RetryPolicy::Scaled(int64_t ms) const {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::llround(static_cast<double>(ms) / time_scale)));
+}
+
+int64_t RetryPolicy::RetryDelayMs(int failed_attempts) const {
+  return Scaled(failed_attempts <= 1 ? 60'000 : 120'000);
+}
+
+bool RetryPolicy::Expired(int64_t enqueued_ms, int64_t now_ms) const {
+  return now_ms - enqueued_ms > Scaled(static_cast<int64_t>(max_event_age_s) * 1000);
+}
 
 // ---------------------------------------------------------------------------------------------
 // GroupCommit
 
-GroupCommit::GroupCommit(uv_loop_t* loop, Db& db) : loop_(loop), db_(db) {
+GroupCommit::GroupCommit(uv_loop_t* loop, Db& db) : loop_(loop), db_(&db) { Init(); }
+
+GroupCommit::GroupCommit(uv_loop_t* loop, std::unique_ptr<Db> writer)
+    : loop_(loop), db_(writer.get()), writer_(std::move(writer)) {
+  Init();
+  async_ = new uv_async_t;
+  uv_async_init(loop_, async_, [](uv_async_t* h) { static_cast<GroupCommit*>(h->data)->Complete(); });
+  async_->data = this;
+  // Referenced only while a batch is in flight: an idle committer must not keep the loop alive.
+  uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  thread_ = std::thread([this] { ThreadMain(); });
+}
+
+void GroupCommit::Init() {
   check_ = new uv_check_t;
   uv_check_init(loop_, check_);
   check_->data = this;
@@ -96,50 +156,164 @@ void GroupCommit::Submit(Work work, Done done) {
   }
 }
 
-void GroupCommit::OnCheck(uv_check_t* h) { static_cast<GroupCommit*>(h->data)->Flush(); }
+void GroupCommit::OnCheck(uv_check_t* h) { static_cast<GroupCommit*>(h->data)->Dispatch(); }
 
-void GroupCommit::Flush() {
-  if (armed_) {
-    armed_ = false;
-    uv_check_stop(check_);
-    uv_idle_stop(idle_);
-  }
-  if (pending_.empty()) return;
-  std::vector<Item> items = std::move(pending_);
-  pending_.clear();
-  std::vector<Status> results(items.size());
+void GroupCommit::RunBatch(Db& db, std::vector<Item>& items, std::vector<Status>& results, std::string& commit_error) {
+  results.assign(items.size(), Status::Ok());
   try {
-    Transaction txn(db_);
+    Transaction txn(db);
     for (size_t i = 0; i < items.size(); ++i) {
-      db_.Exec("SAVEPOINT item");
+      db.Exec("SAVEPOINT item");
       try {
-        items[i].work(db_);
-        db_.Exec("RELEASE item");
+        items[i].work(db);
+        db.Exec("RELEASE item");
       } catch (const ApiException& e) {
-        db_.Exec("ROLLBACK TO item; RELEASE item");
+        db.Exec("ROLLBACK TO item; RELEASE item");
         results[i] = Status::Invalid(e.error().message);
-      } catch (const DbError& e) {
-        db_.Exec("ROLLBACK TO item; RELEASE item");
+      } catch (const std::exception& e) {  // DbError, or a bug in one item: that item alone fails
+        db.Exec("ROLLBACK TO item; RELEASE item");
         results[i] = Status::Internal(e.what());
       }
     }
     txn.Commit();
   } catch (const std::exception& e) {
     // The commit itself failed (disk full, I/O error): nothing of this batch is durable.
-    log::Error("group_commit_failed", {{"items", items.size()}, {"what", e.what()}});
+    commit_error = e.what();
     for (Status& st : results) {
       if (st.ok()) st = Status::Internal(std::string("the database commit failed: ") + e.what());
     }
   }
+}
+
+void GroupCommit::Dispatch() {
+  if (armed_) {
+    armed_ = false;
+    uv_check_stop(check_);
+    uv_idle_stop(idle_);
+  }
+  if (pending_.empty()) return;
+  if (!threaded()) {
+    std::vector<Item> items = std::move(pending_);
+    pending_.clear();
+    std::vector<Status> results;
+    std::string commit_error;
+    RunBatch(*db_, items, results, commit_error);
+    Finished(items, results, commit_error);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // One batch at a time: what arrives meanwhile waits here and goes when this one is done.
+    if (in_flight_) return;
+    in_flight_ = true;
+    has_batch_ = true;
+    batch_done_ = false;
+    batch_ = std::move(pending_);
+    pending_.clear();
+  }
+  uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+  cv_.notify_all();
+}
+
+void GroupCommit::ThreadMain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || has_batch_; });
+    if (!has_batch_) return;  // stop_ with nothing to do
+    has_batch_ = false;
+    std::vector<Item> items = std::move(batch_);
+    lock.unlock();
+    std::vector<Status> results;
+    std::string commit_error;
+    RunBatch(*db_, items, results, commit_error);
+    lock.lock();
+    batch_ = std::move(items);
+    results_ = std::move(results);
+    commit_error_ = std::move(commit_error);
+    batch_done_ = true;
+    cv_.notify_all();
+    if (async_) uv_async_send(async_);
+  }
+}
+
+void GroupCommit::Complete() {
+  std::vector<Item> items;
+  std::vector<Status> results;
+  std::string commit_error;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!in_flight_ || !batch_done_) return;  // Flush took it already
+    items = std::move(batch_);
+    batch_.clear();
+    results = std::move(results_);
+    commit_error = std::move(commit_error_);
+    batch_done_ = false;
+    in_flight_ = false;
+  }
+  uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  Finished(items, results, commit_error);
+  // What arrived during that fsync is the next batch: start it now, not at the end of a turn.
+  if (!pending_.empty()) Dispatch();
+}
+
+void GroupCommit::Finished(std::vector<Item>& items, std::vector<Status>& results, const std::string& commit_error) {
+  if (!commit_error.empty()) log::Error("group_commit_failed", {{"items", items.size()}, {"what", commit_error}});
   ++batches_;
   items_ += items.size();
+  largest_batch_ = std::max(largest_batch_, items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     if (items[i].done) items[i].done(results[i]);
   }
 }
 
+void GroupCommit::Flush() {
+  // `done` callbacks may submit more; bounded because each round commits what it found.
+  for (int round = 0; round < 100; ++round) {
+    if (threaded()) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !in_flight_ || batch_done_; });
+      }
+      Complete();  // may hand the next batch over at once
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (in_flight_) continue;
+      }
+      // The committer is idle now (nothing handed over): run the rest here, on its connection.
+      std::vector<Item> items = std::move(pending_);
+      pending_.clear();
+      if (armed_) {
+        armed_ = false;
+        uv_check_stop(check_);
+        uv_idle_stop(idle_);
+      }
+      if (items.empty()) return;
+      std::vector<Status> results;
+      std::string commit_error;
+      {
+        std::lock_guard<std::mutex> lock(mu_);  // the committer waits on mu_ while we use its connection
+        RunBatch(*db_, items, results, commit_error);
+      }
+      Finished(items, results, commit_error);
+    } else {
+      if (pending_.empty()) return;
+      Dispatch();
+    }
+  }
+}
+
 void GroupCommit::Close() {
+  if (closed_) return;
+  closed_ = true;
   Flush();
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
   if (check_) {
     uv_close(reinterpret_cast<uv_handle_t*>(check_), [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
     check_ = nullptr;
@@ -147,6 +321,16 @@ void GroupCommit::Close() {
   if (idle_) {
     uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
     idle_ = nullptr;
+  }
+  if (async_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    async_ = nullptr;
+  }
+  if (batches_) {
+    log::Info("group_commit_stats", {{"batches", batches_},
+                                     {"items", items_},
+                                     {"largest_batch", largest_batch_},
+                                     {"committer_thread", threaded()}});
   }
 }
 
@@ -163,7 +347,7 @@ Status AsyncQueue::Start() {
   } catch (const DbError& e) {
     return Status::Internal(std::string("async queue tables: ") + e.what());
   }
-  commit_ = std::make_unique<GroupCommit>(host_.loop(), host_.store().db());
+  commit_ = MakeGroupCommit(host_.loop(), host_.store().db());
   timer_ = new uv_timer_t;
   uv_timer_init(host_.loop(), timer_);
   timer_->data = this;
@@ -176,6 +360,7 @@ Status AsyncQueue::Start() {
       failed = s.Int(1);
     }
   }
+  LoadReadyFunctions();
   log::Info("async_queue_started", {{"queued", queued}, {"failed", failed}, {"time_scale", opt_.time_scale}});
   Kick();
   return Status::Ok();
@@ -192,14 +377,20 @@ void AsyncQueue::Shutdown() {
 }
 
 int64_t AsyncQueue::Scaled(int64_t ms) const {
-  return std::max<int64_t>(1, static_cast<int64_t>(std::llround(static_cast<double>(ms) / opt_.time_scale)));
+  RetryPolicy p;
+  p.time_scale = opt_.time_scale;
+  return p.Scaled(ms);
 }
 
-int64_t AsyncQueue::InsertInTransaction(Db& db, AsyncEvent e) {
+AsyncEvent AsyncQueue::Stamp(AsyncEvent e) const {
   if (e.request_id.empty()) e.request_id = NewUuid();
   const int64_t now = host_.NowMs();
   if (e.enqueued_ms == 0) e.enqueued_ms = now;
   if (e.next_attempt_ms == 0) e.next_attempt_ms = now;
+  return e;
+}
+
+int64_t AsyncQueue::InsertRow(Db& db, const AsyncEvent& e) {
   db.Prepare(
         "INSERT INTO async_events (request_id, function, qualifier, payload, client_context, source, enqueued_ms, "
         "attempts, next_attempt_ms, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued')")
@@ -214,10 +405,12 @@ void AsyncQueue::Enqueue(AsyncEvent event, std::function<void(Status)> done) {
     done(Status::Unavailable("control is shutting down"));
     return;
   }
-  commit_->Submit([this, event = std::move(event)](Db& db) { InsertInTransaction(db, event); },
-                  [this, done = std::move(done)](Status st) {
+  // The work runs on the committer thread: it gets a stamped copy and touches only the Db.
+  std::string function = event.function;
+  commit_->Submit([event = Stamp(std::move(event))](Db& db) { InsertRow(db, event); },
+                  [this, done = std::move(done), function = std::move(function)](Status st) {
                     done(st);
-                    if (st.ok()) Kick();
+                    if (st.ok()) Kick(function);
                   });
 }
 
@@ -241,54 +434,57 @@ void AsyncQueue::Pump() {
   if (closed_) return;
   const int64_t now = host_.NowMs();
   Db& db = host_.store().db();
-  if (in_flight_.size() < opt_.max_in_flight) {
-    std::vector<std::string> excluded;
-    for (auto it = paused_until_.begin(); it != paused_until_.end();) {
-      if (it->second <= now) {
-        it = paused_until_.erase(it);
-      } else {
-        excluded.push_back(it->first);
-        ++it;
-      }
+  for (auto it = paused_until_.begin(); it != paused_until_.end();) {
+    it = it->second <= now ? paused_until_.erase(it) : std::next(it);
+  }
+  if (in_flight_.size() < opt_.max_in_flight && !ready_functions_.empty()) {
+    // Ids whose row is still queued on disk but must not start again: running, or their result
+    // is being committed.
+    std::string busy;
+    for (const std::set<int64_t>* ids : {&in_flight_, &settling_}) {
+      for (int64_t id : *ids) busy += (busy.empty() ? "" : ",") + std::to_string(id);
     }
-    for (const auto& [fn, n] : per_function_) {
-      if (n >= opt_.per_function_in_flight && !paused_until_.count(fn)) excluded.push_back(fn);
-    }
-    std::string sql = std::string("SELECT ") + kColumns +
-                      " FROM async_events WHERE state = 'queued' AND next_attempt_ms <= ?";
-    if (!in_flight_.empty()) {
-      sql += " AND id NOT IN (";
-      bool first = true;
-      for (int64_t id : in_flight_) {
-        sql += (first ? "" : ",") + std::to_string(id);
-        first = false;
-      }
-      sql += ")";
-    }
-    if (!excluded.empty()) {
-      sql += " AND function NOT IN (";
-      for (size_t i = 0; i < excluded.size(); ++i) sql += i ? ",?" : "?";
-      sql += ")";
-    }
-    sql += " ORDER BY next_attempt_ms, id LIMIT " + std::to_string(opt_.max_in_flight - in_flight_.size());
-    std::vector<AsyncEvent> due;
+    // One indexed query per function with room, round-robin from where the last pump stopped:
+    // a long backlog of one function at its concurrency limit costs nothing to skip, and it
+    // does not starve the others.
+    std::vector<std::string> order;
+    for (auto it = ready_functions_.upper_bound(round_robin_); it != ready_functions_.end(); ++it) order.push_back(*it);
+    for (auto it = ready_functions_.begin(); it != ready_functions_.end() && *it <= round_robin_; ++it) order.push_back(*it);
     try {
-      Statement s = db.Prepare(sql);
-      s.Bind(1, now);
-      for (size_t i = 0; i < excluded.size(); ++i) s.Bind(static_cast<int>(i + 2), excluded[i]);
-      while (s.Step()) due.push_back(ReadEvent(s));
+      for (const std::string& fn : order) {
+        if (in_flight_.size() >= opt_.max_in_flight) break;
+        if (paused_until_.count(fn)) continue;
+        const size_t running = per_function_.count(fn) ? per_function_[fn] : 0;
+        const size_t limit = FunctionLimit(fn);
+        if (running >= limit) continue;
+        const size_t room = std::min(limit - running, opt_.max_in_flight - in_flight_.size());
+        std::string sql = std::string("SELECT ") + kColumns +
+                          " FROM async_events WHERE state = 'queued' AND function = ? AND next_attempt_ms <= ?";
+        if (!busy.empty()) sql += " AND id NOT IN (" + busy + ")";
+        sql += " ORDER BY next_attempt_ms, id LIMIT " + std::to_string(room);
+        std::vector<AsyncEvent> due;
+        {
+          Statement s = db.Prepare(sql);
+          s.BindAll(fn, now);
+          while (s.Step()) due.push_back(ReadEvent(s));
+        }
+        round_robin_ = fn;
+        if (due.empty()) {
+          Statement any = db.Prepare("SELECT 1 FROM async_events WHERE state = 'queued' AND function = ? LIMIT 1");
+          any.Bind(1, fn);
+          if (!any.Step()) ready_functions_.erase(fn);
+          continue;
+        }
+        for (AsyncEvent& e : due) {
+          ++per_function_[e.function];
+          in_flight_.insert(e.id);
+          Attempt(std::move(e));
+        }
+      }
     } catch (const DbError& e) {
       log::Error("async_pump_failed", {{"what", e.what()}});
       ArmTimer(now + 1000);
       return;
-    }
-    for (AsyncEvent& e : due) {
-      if (in_flight_.size() >= opt_.max_in_flight) break;
-      size_t& n = per_function_[e.function];
-      if (n >= opt_.per_function_in_flight) continue;
-      ++n;
-      in_flight_.insert(e.id);
-      Attempt(std::move(e));
     }
   }
   // The next wake-up: the earliest future attempt or the end of a throttle pause. Completions
@@ -308,11 +504,45 @@ void AsyncQueue::Pump() {
   }
 }
 
+size_t AsyncQueue::FunctionLimit(const std::string& function) {
+  // Reserved concurrency caps what the scheduler runs at once; sending more only buys throttles
+  // and a pause, which leave the function idle in between. Reserved 0 still gets one attempt
+  // at a time: it is throttled and waits (Lambda keeps such events until they age out).
+  Result<FunctionRecord> f = host_.store().GetFunction(function);
+  if (f.ok() && f->reserved_concurrency) {
+    return std::clamp<size_t>(*f->reserved_concurrency, 1, opt_.per_function_in_flight);
+  }
+  return opt_.per_function_in_flight;
+}
+
+void AsyncQueue::Release(int64_t id, const std::string& function, bool settling) {
+  in_flight_.erase(id);
+  if (auto it = per_function_.find(function); it != per_function_.end() && --it->second == 0) per_function_.erase(it);
+  if (settling) settling_.insert(id);
+}
+
+void AsyncQueue::Settled(int64_t id) {
+  settling_.erase(id);
+  Kick();
+}
+
+void AsyncQueue::Kick(const std::string& function) {
+  ready_functions_.insert(function);
+  Kick();
+}
+
+void AsyncQueue::LoadReadyFunctions() {
+  Statement s = host_.store().db().Prepare("SELECT DISTINCT function FROM async_events WHERE state = 'queued'");
+  while (s.Step()) ready_functions_.insert(s.Text(0));
+}
+
 void AsyncQueue::Attempt(AsyncEvent e) {
   const int64_t now = host_.NowMs();
   std::optional<EventInvokeConfig> cfg = GetConfig(e.function, e.qualifier);
-  const int max_age_s = cfg && cfg->max_event_age_s ? *cfg->max_event_age_s : 21600;
-  if (now - e.enqueued_ms > Scaled(static_cast<int64_t>(max_age_s) * 1000)) {
+  const RetryPolicy policy = RetryPolicy::From(cfg, opt_.time_scale);
+  const int max_age_s = policy.max_event_age_s;
+  if (policy.Expired(e.enqueued_ms, now)) {
+    Release(e.id, e.function, true);
     Fail(std::move(e), "EventAgeExceeded: the event is older than " + std::to_string(max_age_s) + " s", "",
          "EventAgeExceeded");
     return;
@@ -332,8 +562,7 @@ void AsyncQueue::Attempt(AsyncEvent e) {
   });
   if (st.ok()) return;
   // Not started: the callback will not run.
-  in_flight_.erase(id);
-  if (auto it = per_function_.find(fn); it != per_function_.end() && --it->second == 0) per_function_.erase(it);
+  Release(id, fn, false);
   AsyncEvent again;
   {
     Statement s = host_.store().db().Prepare(std::string("SELECT ") + kColumns + " FROM async_events WHERE id = ?");
@@ -342,6 +571,7 @@ void AsyncQueue::Attempt(AsyncEvent e) {
     again = ReadEvent(s);
   }
   if (st.code() == Code::kNotFound) {
+    settling_.insert(id);
     Fail(std::move(again), "ResourceNotFoundException: " + st.message(), "", "RetriesExhausted");
   } else {
     // The scheduler is not connected (restarting): wait, without spending an attempt.
@@ -352,10 +582,11 @@ void AsyncQueue::Attempt(AsyncEvent e) {
 
 void AsyncQueue::OnResult(AsyncEvent e, proto::InvokeResult r, std::string body) {
   if (closed_) return;  // still queued on disk; the next start runs it again
-  in_flight_.erase(e.id);
-  if (auto it = per_function_.find(e.function); it != per_function_.end() && --it->second == 0) {
-    per_function_.erase(it);
-  }
+  // Ok, Unhandled and Timeout write the row (delete, retry time, failed); until that commit is
+  // durable the row still says "queued" and Pump must not start it again.
+  const bool writes = r.outcome == proto::InvokeOutcome::kOk || r.outcome == proto::InvokeOutcome::kUnhandled ||
+                      r.outcome == proto::InvokeOutcome::kTimeout;
+  Release(e.id, e.function, writes);
   switch (r.outcome) {
     case proto::InvokeOutcome::kOk:
       ++completed_;
@@ -386,20 +617,21 @@ void AsyncQueue::OnResult(AsyncEvent e, proto::InvokeResult r, std::string body)
 
 void AsyncQueue::Finish(int64_t id, const std::string& function) {
   commit_->Submit([id](Db& db) { db.Prepare("DELETE FROM async_events WHERE id = ?").Bind(1, id).Run(); },
-                  [id, function](Status st) {
+                  [this, id, function](Status st) {
                     if (!st.ok()) log::Error("async_finish_failed", {{"id", id}, {"function", function}, {"error", st.ToString()}});
+                    Settled(id);
                   });
 }
 
 void AsyncQueue::Retry(AsyncEvent e, const std::string& error, const std::string& response, bool counts) {
   if (counts) ++e.attempts;
   std::optional<EventInvokeConfig> cfg = GetConfig(e.function, e.qualifier);
-  const int max_retry = cfg && cfg->max_retry_attempts ? *cfg->max_retry_attempts : 2;
-  if (e.attempts > max_retry) {
+  const RetryPolicy policy = RetryPolicy::From(cfg, opt_.time_scale);
+  if (!policy.ShouldRetry(e.attempts)) {
     Fail(std::move(e), error, response, "RetriesExhausted");
     return;
   }
-  e.next_attempt_ms = host_.NowMs() + Scaled(RetryDelayMs(e.attempts));
+  e.next_attempt_ms = host_.NowMs() + policy.RetryDelayMs(e.attempts);
   log::Info("async_event_retry", {{"function", e.function},
                                   {"request_id", e.request_id},
                                   {"attempts", e.attempts},
@@ -412,8 +644,9 @@ void AsyncQueue::Retry(AsyncEvent e, const std::string& error, const std::string
             .BindAll(e.attempts, e.next_attempt_ms, error, response, e.id)
             .Run();
       },
-      [this, next](Status st) {
+      [this, next, id = e.id](Status st) {
         if (!st.ok()) log::Error("async_retry_write_failed", {{"error", st.ToString()}});
+        Settled(id);
         ArmTimer(next);
       });
 }
@@ -455,15 +688,16 @@ void AsyncQueue::Fail(AsyncEvent e, const std::string& error, const std::string&
       record.qualifier = ref.qualifier == "$LATEST" ? "" : ref.qualifier;
       record.payload = body.dump(-1, ' ', false, json::error_handler_t::replace);
       record.source = "destination";
+      record = Stamp(std::move(record));
     } catch (const ApiException&) {
       destination.clear();
     }
   }
   commit_->Submit(
-      [this, e, error, response, destination, record, now](Db& db) {
+      [e, error, response, destination, record, now](Db& db) {
         if (!destination.empty()) {
           db.Prepare("DELETE FROM async_events WHERE id = ?").Bind(1, e.id).Run();
-          InsertInTransaction(db, record);
+          InsertRow(db, record);
         } else {
           db.Prepare("UPDATE async_events SET state = 'failed', attempts = ?, last_error = ?, last_response = ?, "
                      "failed_ms = ? WHERE id = ?")
@@ -471,9 +705,10 @@ void AsyncQueue::Fail(AsyncEvent e, const std::string& error, const std::string&
               .Run();
         }
       },
-      [this, destination](Status st) {
+      [this, destination, id = e.id, target = record.function](Status st) {
         if (!st.ok()) log::Error("async_fail_write_failed", {{"error", st.ToString()}});
-        if (!destination.empty()) Kick();
+        if (!destination.empty()) ready_functions_.insert(target);
+        Settled(id);
       });
 }
 
@@ -566,6 +801,7 @@ int AsyncQueue::Redrive(int64_t id, const std::string& function) {
   txn.Commit();
   if (n) {
     log::Info("async_events_redriven", {{"count", n}, {"id", id}, {"function", function}});
+    LoadReadyFunctions();
     Kick();
   }
   return n;
