@@ -426,6 +426,9 @@ def test_http_api_on_a_custom_domain_through_apigatewayv2(env, api_fn):
         v2.create_api_mapping(DomainName=name, ApiId=api_id, Stage="nope", ApiMappingKey="v9")
     with pytest.raises(v2.exceptions.ConflictException):
         v2.create_api_mapping(DomainName=name, ApiId=api_id, Stage="$default", ApiMappingKey="v1")
+    for bad in ("a//b", "sp ace", "q?x"):
+        with pytest.raises(v2.exceptions.BadRequestException):
+            v2.create_api_mapping(DomainName=name, ApiId=api_id, Stage="$default", ApiMappingKey=bad)
     items = v2.get_api_mappings(DomainName=name)["Items"]
     assert [(i["ApiId"], i["ApiMappingKey"]) for i in items] == [(api_id, "v1")]
     assert v2.get_api_mapping(DomainName=name, ApiMappingId=m["ApiMappingId"])["ApiId"] == api_id
