@@ -210,7 +210,6 @@ struct ControlServer::Impl final : ServiceHost {
   // Publishes $LATEST after a deploy with Publish=true.
   FunctionRecord PublishAfterDeploy(const std::string& name);
   // Records an invocation's outcome (CloudWatch metrics) from a "logs" frame.
-  void CountInvocation(const proto::LogBatch& batch);
   void UrlConfig(Operation op, const std::string& name, const HttpRequest& req, const Responder& resp,
                  const std::string& rid);
   void GetLogs(const std::string& raw_name, const HttpRequest& req, const Responder& resp, const std::string& rid);
@@ -1116,13 +1115,6 @@ FunctionRecord ControlServer::Impl::PublishAfterDeploy(const std::string& name) 
   return v;
 }
 
-void ControlServer::Impl::CountInvocation(const proto::LogBatch& batch) {
-  if (batch.outcome.empty() || batch.request_id.empty()) return;  // init lines, or an older scheduler
-  const int64_t ts = batch.events.empty() ? NowMs() : batch.events.front().timestamp_ms;
-  Status st = store_->RecordInvocation(batch.function_name, ts, batch.outcome != "ok", batch.duration_ms);
-  if (!st.ok()) log::Warn("record_invocation_failed", {{"function", batch.function_name}, {"error", st.ToString()}});
-}
-
 void ControlServer::Impl::LambdaExtra(const Route& route, HttpRequest& req, const Responder& resp,
                                       const std::string& rid) {
   auto query = ParseQuery(req.query);
@@ -1570,9 +1562,15 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
       log::Warn("bad_logs_frame", {{"what", e.what()}});
       return;
     }
-    Status st = store_->AppendLogs(batch);
-    if (!st.ok()) log::Error("append_logs_failed", {{"function", batch.function_name}, {"error", st.ToString()}});
-    CountInvocation(batch);
+    Result<bool> stored = store_->AppendLogs(batch);
+    if (!stored.ok()) {
+      // The database refused (disk full, I/O error): these lines are lost, said here. Not
+      // acknowledged, but the next batch's acknowledgement covers it (acks are cumulative).
+      log::Error("append_logs_failed", {{"function", batch.function_name}, {"error", stored.status().ToString()}});
+      return;
+    }
+    if (!*stored) log::Debug("logs_resend_skipped", {{"sender", batch.sender}, {"seq", batch.seq}});
+    if (batch.seq != 0) it->second.conn->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{batch.sender, batch.seq}));
   } else {
     // Frames for the services (the gateway's "tls_applied"); the rest is ignored, by contract.
     for (auto& service : services) service->OnPeerFrame(frame);

@@ -126,6 +126,15 @@ CREATE TABLE function_metrics (
   PRIMARY KEY (function_name, minute_ms)
 ) WITHOUT ROWID;
 )sql"},
+      {3, "log delivery: the highest batch stored per scheduler process", R"sql(
+-- A scheduler resends the batches control had not acknowledged when it died; the seq stored
+-- here (in the same transaction as the lines) lets control store each batch once.
+CREATE TABLE log_senders (
+  sender     TEXT PRIMARY KEY,
+  last_seq   INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql"},
   };
   return kMigrations;
 }
@@ -743,10 +752,20 @@ Result<std::vector<AccessKey>> Store::ListAccessKeys() {
 
 // ---- logs ----
 
-Status Store::AppendLogs(const proto::LogBatch& batch) {
-  if (batch.events.empty()) return Status::Ok();
-  return Guarded("append logs", [&]() -> Status {
+Result<bool> Store::AppendLogs(const proto::LogBatch& batch) {
+  if (batch.events.empty() && batch.outcome.empty()) return true;
+  return Guarded("append logs", [&]() -> Result<bool> {
     Transaction tx(*db_);
+    if (batch.seq != 0) {
+      auto last = db_->Prepare("SELECT last_seq FROM log_senders WHERE sender = ?");
+      last.BindAll(batch.sender);
+      if (last.Step() && static_cast<uint64_t>(last.Int(0)) >= batch.seq) return false;  // stored already
+      auto mark = db_->Prepare(
+          "INSERT INTO log_senders (sender, last_seq, updated_ms) VALUES (?1, ?2, ?3) "
+          "ON CONFLICT(sender) DO UPDATE SET last_seq = ?2, updated_ms = ?3");
+      mark.BindAll(batch.sender, static_cast<int64_t>(batch.seq), NowMs());
+      mark.Run();
+    }
     auto ins = db_->Prepare(
         "INSERT INTO logs (function_name, log_stream, request_id, timestamp_ms, message) VALUES (?,?,?,?,?)");
     for (const proto::LogEvent& e : batch.events) {
@@ -756,29 +775,38 @@ Status Store::AppendLogs(const proto::LogBatch& batch) {
       ins.Run();
       ins.Reset();
     }
-    auto cnt = db_->Prepare(
-        "INSERT INTO log_counts (function_name, n) VALUES (?1, ?2) "
-        "ON CONFLICT(function_name) DO UPDATE SET n = n + ?2 RETURNING n");
-    cnt.BindAll(batch.function_name, static_cast<int64_t>(batch.events.size()));
-    int64_t n = cnt.Step() ? cnt.Int(0) : 0;
-    cnt.Run();
-    const int64_t excess = n - options_.max_log_lines_per_function;
-    if (excess > 0) {
-      // Oldest first by (timestamp, id), bounded per append so one call never deletes a huge
-      // backlog in one go; the next appends continue where this one stopped.
-      const int64_t batch_size = std::min(excess, std::max<int64_t>(options_.log_prune_batch, 1));
-      auto del = db_->Prepare(
-          "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE function_name = ? "
-          "ORDER BY timestamp_ms, id LIMIT ?)");
-      del.BindAll(batch.function_name, batch_size);
-      int deleted = del.Run();
-      auto upd = db_->Prepare("UPDATE log_counts SET n = n - ? WHERE function_name = ?");
-      upd.BindAll(static_cast<int64_t>(deleted), batch.function_name);
-      upd.Run();
+    if (!batch.events.empty()) PruneLogs(batch.function_name, static_cast<int64_t>(batch.events.size()));
+    // The batch of a finished invocation also counts it (CloudWatch's Invocations / Errors /
+    // Duration), in the same transaction: one fsync, and a resent batch is not counted twice.
+    if (!batch.outcome.empty() && !batch.request_id.empty()) {
+      const int64_t ts = batch.events.empty() ? NowMs() : batch.events.front().timestamp_ms;
+      AddInvocationMetric(batch.function_name, ts, batch.outcome != "ok", batch.duration_ms);
     }
     tx.Commit();
-    return Status::Ok();
+    return true;
   });
+}
+
+void Store::PruneLogs(const std::string& function_name, int64_t added) {
+  auto cnt = db_->Prepare(
+      "INSERT INTO log_counts (function_name, n) VALUES (?1, ?2) "
+      "ON CONFLICT(function_name) DO UPDATE SET n = n + ?2 RETURNING n");
+  cnt.BindAll(function_name, added);
+  int64_t n = cnt.Step() ? cnt.Int(0) : 0;
+  cnt.Run();
+  const int64_t excess = n - options_.max_log_lines_per_function;
+  if (excess <= 0) return;
+  // Oldest first by (timestamp, id), bounded per append so one call never deletes a huge
+  // backlog in one go; the next appends continue where this one stopped.
+  const int64_t batch_size = std::min(excess, std::max<int64_t>(options_.log_prune_batch, 1));
+  auto del = db_->Prepare(
+      "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE function_name = ? "
+      "ORDER BY timestamp_ms, id LIMIT ?)");
+  del.BindAll(function_name, batch_size);
+  int deleted = del.Run();
+  auto upd = db_->Prepare("UPDATE log_counts SET n = n - ? WHERE function_name = ?");
+  upd.BindAll(static_cast<int64_t>(deleted), function_name);
+  upd.Run();
 }
 
 Result<LogPage> Store::QueryLogs(const LogQuery& q) {
@@ -1196,23 +1224,28 @@ Result<int64_t> Store::DeleteLogs(const std::string& function_name) {
 
 Status Store::RecordInvocation(const std::string& function_name, int64_t timestamp_ms, bool error, double duration_ms) {
   return Guarded("record invocation", [&]() -> Status {
-    const int64_t minute = timestamp_ms - ((timestamp_ms % 60000) + 60000) % 60000;
     Transaction tx(*db_);
-    auto st = db_->Prepare(
-        "INSERT INTO function_metrics (function_name, minute_ms, invocations, errors, duration_sum_ms, "
-        "duration_min_ms, duration_max_ms) VALUES (?1, ?2, 1, ?3, ?4, ?4, ?4) "
-        "ON CONFLICT(function_name, minute_ms) DO UPDATE SET invocations = invocations + 1, "
-        "errors = errors + ?3, duration_sum_ms = duration_sum_ms + ?4, "
-        "duration_min_ms = min(duration_min_ms, ?4), duration_max_ms = max(duration_max_ms, ?4)");
-    st.BindAll(function_name, minute, int64_t{error ? 1 : 0}, duration_ms);
-    st.Run();
-    // Retention, bounded: the minute rows of this function older than 15 days.
-    auto prune = db_->Prepare("DELETE FROM function_metrics WHERE function_name = ? AND minute_ms < ?");
-    prune.BindAll(function_name, NowMs() - kMetricRetentionMs);
-    prune.Run();
+    AddInvocationMetric(function_name, timestamp_ms, error, duration_ms);
     tx.Commit();
     return Status::Ok();
   });
+}
+
+void Store::AddInvocationMetric(const std::string& function_name, int64_t timestamp_ms, bool error,
+                                double duration_ms) {
+  const int64_t minute = timestamp_ms - ((timestamp_ms % 60000) + 60000) % 60000;
+  auto st = db_->Prepare(
+      "INSERT INTO function_metrics (function_name, minute_ms, invocations, errors, duration_sum_ms, "
+      "duration_min_ms, duration_max_ms) VALUES (?1, ?2, 1, ?3, ?4, ?4, ?4) "
+      "ON CONFLICT(function_name, minute_ms) DO UPDATE SET invocations = invocations + 1, "
+      "errors = errors + ?3, duration_sum_ms = duration_sum_ms + ?4, "
+      "duration_min_ms = min(duration_min_ms, ?4), duration_max_ms = max(duration_max_ms, ?4)");
+  st.BindAll(function_name, minute, int64_t{error ? 1 : 0}, duration_ms);
+  st.Run();
+  // Retention, bounded: the minute rows of this function older than 15 days.
+  auto prune = db_->Prepare("DELETE FROM function_metrics WHERE function_name = ? AND minute_ms < ?");
+  prune.BindAll(function_name, NowMs() - kMetricRetentionMs);
+  prune.Run();
 }
 
 Result<std::vector<MetricMinute>> Store::QueryMetrics(const std::string& function_name, int64_t start_ms,

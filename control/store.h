@@ -289,8 +289,11 @@ class Store {
 
   // ---- logs ----
   // Appends every event of `batch` in one transaction, then prunes the function's oldest lines
-  // beyond the retention bound. Messages longer than 256 KiB are truncated.
-  Status AppendLogs(const proto::LogBatch& batch);
+  // beyond the retention bound; a finished invocation's batch (outcome set) also counts it in the
+  // metrics, in the same transaction. Messages longer than 256 KiB are truncated. A batch with a
+  // seq (proto::LogBatch) at or below the highest stored for its sender is a resend: nothing is
+  // written and the result is false; true when stored.
+  Result<bool> AppendLogs(const proto::LogBatch& batch);
   // Events of q.function_name with start_ms <= timestamp_ms < end_ms (and request_id if given),
   // ordered by (timestamp_ms, id), after q.next_token. kInvalidArgument for a malformed token.
   Result<LogPage> QueryLogs(const LogQuery& q);
@@ -313,6 +316,9 @@ class Store {
  private:
   Store(std::unique_ptr<Db> db, StoreOptions options);
   int64_t NowMs() const;
+  // Inside a transaction the caller holds.
+  void PruneLogs(const std::string& function_name, int64_t added);
+  void AddInvocationMetric(const std::string& function_name, int64_t timestamp_ms, bool error, double duration_ms);
   std::unique_ptr<Db> db_;
   StoreOptions options_;
 };

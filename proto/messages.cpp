@@ -119,6 +119,10 @@ void to_json(json& j, const LogBatch& b) {
     j["outcome"] = b.outcome;
     j["duration_ms"] = b.duration_ms;
   }
+  if (b.seq != 0) {
+    j["sender"] = b.sender;
+    j["seq"] = b.seq;
+  }
 }
 void from_json(const json& j, LogBatch& b) {
   b.function_name = j.at("function_name").get<std::string>();
@@ -128,6 +132,14 @@ void from_json(const json& j, LogBatch& b) {
   b.events = j.value("events", std::vector<LogEvent>{});
   b.outcome = j.value("outcome", "");
   b.duration_ms = j.value("duration_ms", 0.0);
+  b.sender = j.value("sender", "");
+  b.seq = j.value("seq", uint64_t{0});
+}
+
+void to_json(json& j, const LogsAck& a) { j = json{{"sender", a.sender}, {"seq", a.seq}}; }
+void from_json(const json& j, LogsAck& a) {
+  a.sender = j.at("sender").get<std::string>();
+  a.seq = j.at("seq").get<uint64_t>();
 }
 
 void to_json(json& j, const FunctionUrlRoute& r) {

@@ -3,7 +3,7 @@
 //
 //   gateway  --invoke-->  scheduler  --result-->  gateway        (scheduler.sock)
 //   control  --invoke-->  scheduler  --result-->  control        (scheduler.sock)
-//   scheduler --logs--> control                                   (control.sock)
+//   scheduler --logs--> control --logs_ack--> scheduler           (control.sock)
 //   gateway --subscribe_routes--> control --routes--> gateway     (control.sock, pushed on change)
 //
 // Thread safety: plain values.
@@ -24,6 +24,7 @@ namespace geysir::proto {
 inline constexpr const char* kMsgInvoke = "invoke";
 inline constexpr const char* kMsgResult = "result";
 inline constexpr const char* kMsgLogs = "logs";
+inline constexpr const char* kMsgLogsAck = "logs_ack";
 inline constexpr const char* kMsgSubscribeRoutes = "subscribe_routes";
 inline constexpr const char* kMsgRoutes = "routes";
 
@@ -127,9 +128,26 @@ struct LogBatch {
   // for init-phase lines.
   std::string outcome;
   double duration_ms = 0;
+  // Delivery: `sender` names one scheduler process (random, new at each start) and `seq` counts
+  // its batches from 1. Control stores the highest seq it committed per sender in the same
+  // transaction as the lines and acknowledges it (LogsAck); the scheduler keeps every batch
+  // until it is acknowledged and sends the unacknowledged ones again after a reconnect, so a
+  // control killed mid-stream loses no line and a batch sent twice is stored once. seq 0 means
+  // "no acknowledgement wanted" (tests, older senders).
+  std::string sender;
+  uint64_t seq = 0;
 };
 void to_json(nlohmann::json& j, const LogBatch& b);
 void from_json(const nlohmann::json& j, LogBatch& b);
+
+// Control's answer to logs batches: every batch of `sender` up to and including `seq` is durable
+// (stored, or recognised as already stored).
+struct LogsAck {
+  std::string sender;
+  uint64_t seq = 0;
+};
+void to_json(nlohmann::json& j, const LogsAck& a);
+void from_json(const nlohmann::json& j, LogsAck& a);
 
 // A function URL as the gateway routes it.
 struct FunctionUrlRoute {

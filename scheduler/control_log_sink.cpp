@@ -1,5 +1,8 @@
 #include "scheduler/control_log_sink.h"
 
+#include <openssl/rand.h>
+#include <unistd.h>
+
 #include "proto/log.h"
 
 namespace geysir::scheduler {
@@ -12,12 +15,38 @@ size_t SizeOf(const proto::LogBatch& b) {
   return n;
 }
 
+// 128 random bits, hex: unique per scheduler process without any coordination.
+std::string NewSenderId() {
+  unsigned char raw[16];
+  if (RAND_bytes(raw, sizeof raw) != 1) {
+    // Never expected; a pid + time id still differs between restarts.
+    return "pid" + std::to_string(::getpid()) + "-" + std::to_string(uv_hrtime());
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char c : raw) {
+    id += kHex[c >> 4];
+    id += kHex[c & 15];
+  }
+  return id;
+}
+
 }  // namespace
 
 ControlLogSink::ControlLogSink(uv_loop_t* loop, std::string control_socket, size_t max_buffered_bytes)
-    : max_buffered_bytes_(max_buffered_bytes) {
+    : sender_(NewSenderId()), max_buffered_bytes_(max_buffered_bytes) {
   client_ = std::make_unique<proto::FrameClient>(
-      loop, std::move(control_socket), [](proto::Frame&&) {}, [this] { Flush(); }, [](const Status&) {});
+      loop, std::move(control_socket), [this](proto::Frame&& f) { OnFrame(std::move(f)); },
+      [this] {
+        if (dropped_ > dropped_reported_) {
+          log::Warn("log_batches_dropped", {{"count", dropped_ - dropped_reported_},
+                                            {"why", "control was unreachable and the buffer was full"}});
+          dropped_reported_ = dropped_;
+        }
+        SendPending();
+      },
+      // Whatever went out on the lost connection and was not acknowledged goes again.
+      [this](const Status&) { sent_ = 0; });
 }
 
 ControlLogSink::~ControlLogSink() { Close(); }
@@ -29,30 +58,46 @@ void ControlLogSink::Close() {
 }
 
 void ControlLogSink::Emit(proto::LogBatch batch) {
-  if (batch.events.empty()) return;
+  if (batch.events.empty() && batch.outcome.empty()) return;
+  batch.sender = sender_;
+  batch.seq = next_seq_++;
   const size_t size = SizeOf(batch);
-  proto::Frame frame = proto::MakeFrame(proto::kMsgLogs, batch);
-  if (buffer_.empty() && client_->connected() && client_->Send(frame).ok()) return;
-  buffer_.push_back(Pending{std::move(frame), size});
+  unacked_.push_back(Pending{batch.seq, proto::MakeFrame(proto::kMsgLogs, batch), size});
   buffered_bytes_ += size;
-  while (buffered_bytes_ > max_buffered_bytes_ && buffer_.size() > 1) {
+  while (buffered_bytes_ > max_buffered_bytes_ && unacked_.size() > 1) {
     // Oldest first: recent logs are the ones someone is looking at.
-    buffered_bytes_ -= buffer_.front().bytes;
-    buffer_.pop_front();
+    buffered_bytes_ -= unacked_.front().bytes;
+    unacked_.pop_front();
+    if (sent_ > 0) --sent_;
     ++dropped_;
+  }
+  SendPending();
+}
+
+void ControlLogSink::SendPending() {
+  while (sent_ < unacked_.size() && client_->connected()) {
+    // A write can fail at once and drop the connection inside Send (its handler then resets
+    // sent_): count the frame as sent only if the connection is still there.
+    if (!client_->Send(unacked_[sent_].frame).ok() || !client_->connected()) break;
+    ++sent_;
   }
 }
 
-void ControlLogSink::Flush() {
-  while (!buffer_.empty() && client_->connected()) {
-    if (!client_->Send(buffer_.front().frame).ok()) break;
-    buffered_bytes_ -= buffer_.front().bytes;
-    buffer_.pop_front();
+void ControlLogSink::OnFrame(proto::Frame&& frame) {
+  if (frame.type() != proto::kMsgLogsAck) return;
+  proto::LogsAck ack;
+  try {
+    ack = frame.header.get<proto::LogsAck>();
+  } catch (const std::exception& e) {
+    log::Warn("bad_logs_ack", {{"what", e.what()}});
+    return;
   }
-  if (dropped_ > dropped_reported_) {
-    log::Warn("log_batches_dropped", {{"count", dropped_ - dropped_reported_},
-                                      {"why", "control was unreachable and the buffer was full"}});
-    dropped_reported_ = dropped_;
+  if (ack.sender != sender_) return;
+  // Acks are cumulative; only what was sent on this connection can be acknowledged by it.
+  while (sent_ > 0 && !unacked_.empty() && unacked_.front().seq <= ack.seq) {
+    buffered_bytes_ -= unacked_.front().bytes;
+    unacked_.pop_front();
+    --sent_;
   }
 }
 

@@ -1,7 +1,11 @@
 // ControlLogSink: ships the scheduler's LogBatches to control as "logs" frames over one
-// FrameClient to control.sock. While control is down (restarting) batches wait in a bounded
-// buffer; when it overflows the oldest are dropped and counted, and the count is logged when
-// the connection comes back. Delivery is best-effort: logs must never slow invocations down.
+// FrameClient to control.sock, at least once. Every batch carries this process's sender id and
+// a sequence number; it stays in a bounded buffer until control acknowledges it ("logs_ack",
+// sent after the commit), and everything unacknowledged is sent again, in order, when the
+// connection comes back — so a control restarted by SIGKILL loses no line, and control stores a
+// resent batch once (proto::LogBatch). When the buffer overflows (control down for long) the
+// oldest batches are dropped and counted, and the count is logged: logs must never slow
+// invocations down or grow the scheduler without bound.
 //
 // Thread safety: loop thread only.
 #pragma once
@@ -27,17 +31,23 @@ class ControlLogSink final : public LogSink {
   void Emit(proto::LogBatch batch) override;
 
   uint64_t dropped() const { return dropped_; }
-  size_t buffered() const { return buffer_.size(); }
+  // Batches not yet acknowledged by control (sent or not).
+  size_t buffered() const { return unacked_.size(); }
 
  private:
-  void Flush();
+  void SendPending();
+  void OnFrame(proto::Frame&& frame);
 
   std::unique_ptr<proto::FrameClient> client_;
+  const std::string sender_;  // random per process: control keys its "stored up to" mark by it
+  uint64_t next_seq_ = 1;
   struct Pending {
+    uint64_t seq;
     proto::Frame frame;
     size_t bytes;
   };
-  std::deque<Pending> buffer_;
+  std::deque<Pending> unacked_;  // in seq order
+  size_t sent_ = 0;              // how many at the front of unacked_ went out on this connection
   size_t buffered_bytes_ = 0;
   size_t max_buffered_bytes_;
   uint64_t dropped_ = 0;

@@ -373,6 +373,16 @@ def test_sigkill_control_loses_no_acknowledged_event(tserver, tlam):
     try:
         got = wait_markers(tserver, name, lambda m: want <= {x["rid"] for x in m}, 90,
                            f"all {len(want)} acknowledged events ran")
+    except AssertionError:
+        # Say which: lost from the queue, still queued, failed, or ran without its log line.
+        ran = {x["rid"] for x in markers(tserver, name)}
+        missing = sorted(want - ran)
+        queued = tserver.geysir("events", "queued").stdout
+        failed = tserver.geysir("events", "failed").stdout
+        print(f"{len(missing)} of {len(want)} acknowledged events have no log line, e.g. {missing[:5]}")
+        print("still queued:", [r for r in missing if r in queued])
+        print("in the failed store:", [r for r in missing if r in failed])
+        raise
     finally:
         cleanup_rule()
     ticks = [x for x in got if x["event"] == {"tick": True}]

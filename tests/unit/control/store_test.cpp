@@ -562,3 +562,40 @@ TEST_CASE("store: log streams, filtered queries, log deletion, metrics", "[store
   REQUIRE(s->RecordInvocation("fn", now, false, 1.0).ok());
   CHECK(s->QueryMetrics("fn", 0, now + 60'000)->size() == 1);
 }
+
+TEST_CASE("store: a resent log batch (same sender, seq not above the stored mark) is stored once", "[store][logs]") {
+  TempDir dir;
+  int64_t now = 1'800'000'000'000;
+  StoreOptions opt;
+  opt.now_ms = [&] { return now; };
+  auto s = OpenStore(dir, opt);
+  auto b = Batch("fn", "r1", now, 3);
+  b.outcome = "ok";
+  b.duration_ms = 12.5;
+  b.sender = "sched-a";
+  b.seq = 1;
+  auto first = s->AppendLogs(b);
+  REQUIRE(first.ok());
+  CHECK(*first);
+  auto again = s->AppendLogs(b);  // control died before acknowledging; the scheduler resends
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  CHECK(*s->CountLogs("fn") == 3);
+  auto m = s->QueryMetrics("fn", now - 60'000, now + 60'000);
+  REQUIRE(m->size() == 1);
+  CHECK(m->at(0).invocations == 1);  // counted with the lines, once
+  CHECK(m->at(0).duration_sum_ms == 12.5);
+
+  // The next seq is stored; another sender (a restarted scheduler) starts its own count.
+  b.seq = 2;
+  CHECK(*s->AppendLogs(b));
+  b.sender = "sched-b";
+  b.seq = 1;
+  CHECK(*s->AppendLogs(b));
+  CHECK(*s->CountLogs("fn") == 9);
+  // No seq: no de-duplication (older senders, tests).
+  b.seq = 0;
+  CHECK(*s->AppendLogs(b));
+  CHECK(*s->AppendLogs(b));
+  CHECK(*s->CountLogs("fn") == 15);
+}
