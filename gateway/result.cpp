@@ -139,21 +139,23 @@ Result<proto::HttpResponse> MapHandlerOutput(std::string_view payload) {
   return r;
 }
 
-proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::string_view payload,
-                                    std::string* problem) {
+namespace {
+
+// A failed invocation as an HTTP client sees it, for function URLs and API Gateway alike; only
+// the body differs (`respond` makes it) and the 502's words (`bad_gateway`).
+template <typename Respond>
+proto::HttpResponse MapFailure(const proto::InvokeResult& result, std::string_view payload, std::string* problem,
+                               Respond respond, std::string_view bad_gateway) {
   switch (result.outcome) {
-    case proto::InvokeOutcome::kOk: {
-      auto mapped = MapHandlerOutput(payload);
-      if (mapped.ok()) return std::move(mapped).value();
-      if (problem) *problem = mapped.status().message();
-      return ErrorResponse(502, "Internal Server Error");
-    }
+    case proto::InvokeOutcome::kOk:
+      break;  // the callers map successes themselves
     case proto::InvokeOutcome::kUnhandled:
-      return ErrorResponse(502, "Internal Server Error");
+      if (problem) *problem = "the function failed (" + result.error_type + ")";
+      return respond(502, bad_gateway);
     case proto::InvokeOutcome::kTimeout:
-      return ErrorResponse(504, "Endpoint request timed out");
+      return respond(504, "Endpoint request timed out");
     case proto::InvokeOutcome::kThrottled:
-      return ErrorResponse(429, "Too Many Requests");
+      return respond(429, "Too Many Requests");
     case proto::InvokeOutcome::kInternal:
       break;
   }
@@ -165,8 +167,21 @@ proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::stri
     if (auto it = body.find("message"); it != body.end() && it->is_string()) message = it->get<std::string>();
   }
   if (problem) *problem = message;
-  if (message.rfind("scheduler unavailable", 0) == 0) return ErrorResponse(503, "Service Unavailable");
-  return ErrorResponse(502, "Internal Server Error");
+  if (message.rfind("scheduler unavailable", 0) == 0) return respond(503, "Service Unavailable");
+  return respond(502, bad_gateway);
+}
+
+}  // namespace
+
+proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::string_view payload,
+                                    std::string* problem) {
+  if (result.outcome == proto::InvokeOutcome::kOk) {
+    auto mapped = MapHandlerOutput(payload);
+    if (mapped.ok()) return std::move(mapped).value();
+    if (problem) *problem = mapped.status().message();
+    return ErrorResponse(502, "Internal Server Error");
+  }
+  return MapFailure(result, payload, problem, ErrorResponse, "Internal Server Error");
 }
 
 proto::HttpResponse ApiErrorResponse(int status, std::string_view message) {
@@ -265,31 +280,13 @@ Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const Api
 proto::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
                                  std::string_view payload_format, const ApiOutputOptions& options,
                                  std::string* problem) {
-  switch (result.outcome) {
-    case proto::InvokeOutcome::kOk: {
-      auto mapped = payload_format == "2.0" ? MapHandlerOutput(payload) : MapProxyOutputV1(payload, options);
-      if (mapped.ok()) return std::move(mapped).value();
-      if (problem) *problem = mapped.status().message();
-      return ApiErrorResponse(502, "Internal server error");
-    }
-    case proto::InvokeOutcome::kUnhandled:
-      if (problem) *problem = "the function failed (" + result.error_type + ")";
-      return ApiErrorResponse(502, "Internal server error");
-    case proto::InvokeOutcome::kTimeout:
-      return ApiErrorResponse(504, "Endpoint request timed out");
-    case proto::InvokeOutcome::kThrottled:
-      return ApiErrorResponse(429, "Too Many Requests");
-    case proto::InvokeOutcome::kInternal:
-      break;
+  if (result.outcome == proto::InvokeOutcome::kOk) {
+    auto mapped = payload_format == "2.0" ? MapHandlerOutput(payload) : MapProxyOutputV1(payload, options);
+    if (mapped.ok()) return std::move(mapped).value();
+    if (problem) *problem = mapped.status().message();
+    return ApiErrorResponse(502, "Internal server error");
   }
-  json body = json::parse(payload.begin(), payload.end(), nullptr, false);
-  std::string message;
-  if (body.is_object()) {
-    if (auto it = body.find("message"); it != body.end() && it->is_string()) message = it->get<std::string>();
-  }
-  if (problem) *problem = message;
-  if (message.rfind("scheduler unavailable", 0) == 0) return ApiErrorResponse(503, "Service Unavailable");
-  return ApiErrorResponse(502, "Internal server error");
+  return MapFailure(result, payload, problem, ApiErrorResponse, "Internal server error");
 }
 
 }  // namespace geysir::gateway
