@@ -13,7 +13,8 @@ keep-alive connections (control does not reject a repeated signature within its 
 window; each request still gets its own request id and its own durable row). The scheduler is
 paused (SIGSTOP) during the run so the figure is the cost of acknowledging durably, not of
 running 2,000 forks a second on 2 cores. Repeated --repeat times; the median is reported, and
-the group commit's batch statistics from control's log at the end.
+the group commit's batch statistics from control's log at the end. GEYSIR_GROUP_COMMIT=loop in
+the environment makes control commit on its loop thread instead of the committer thread (A/B).
 
 dispatch: 200 events of a 200 ms function at reserved concurrency 4, queued while the scheduler
 is paused, then released: the drain time against the ideal, and the dispatcher's in-flight

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "control/db.h"
@@ -347,7 +348,14 @@ Status AsyncQueue::Start() {
   } catch (const DbError& e) {
     return Status::Internal(std::string("async queue tables: ") + e.what());
   }
-  commit_ = MakeGroupCommit(host_.loop(), host_.store().db());
+  // GEYSIR_GROUP_COMMIT=loop: commit on the loop thread, as before the committer thread (for
+  // an A/B benchmark, bench/triggers.py; not a production setting).
+  const char* mode = std::getenv("GEYSIR_GROUP_COMMIT");
+  if (mode && std::string(mode) == "loop") {
+    commit_ = std::make_unique<GroupCommit>(host_.loop(), host_.store().db());
+  } else {
+    commit_ = MakeGroupCommit(host_.loop(), host_.store().db());
+  }
   timer_ = new uv_timer_t;
   uv_timer_init(host_.loop(), timer_);
   timer_->data = this;
