@@ -177,6 +177,7 @@ struct ControlServer::Impl final : ServiceHost {
   const std::string& data_dir() const override { return opt.data_dir; }
   int64_t NowMs() const override { return opt.now_ms(); }
   Status InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) override;
+  Result<proto::FunctionConfig> ResolveFunction(std::string_view function) override;
   void RoutesChanged() override { PushRoutes(); }
   Service* FindService(std::string_view signing_name) override;
 
@@ -209,7 +210,6 @@ struct ControlServer::Impl final : ServiceHost {
   void AccountSettings(const Responder& resp, const std::string& rid);
   // Publishes $LATEST after a deploy with Publish=true.
   FunctionRecord PublishAfterDeploy(const std::string& name);
-  // Records an invocation's outcome (CloudWatch metrics) from a "logs" frame.
   void UrlConfig(Operation op, const std::string& name, const HttpRequest& req, const Responder& resp,
                  const std::string& rid);
   void GetLogs(const std::string& raw_name, const HttpRequest& req, const Responder& resp, const std::string& rid);
@@ -465,6 +465,19 @@ Status ControlServer::Impl::InvokeFunction(InvokeCall call, proto::InvokeClient:
   ir.client_context_b64 = call.client_context_b64;
   invoker->Invoke(std::move(ir), std::move(call.payload), std::move(done));
   return Status::Ok();
+}
+
+Result<proto::FunctionConfig> ControlServer::Impl::ResolveFunction(std::string_view function) {
+  Resolved resolved;
+  try {
+    resolved = ResolveOrThrow(ResolveFunctionRef(function, ""), false);
+  } catch (const ApiException& e) {
+    return Status::NotFound(e.error().message);
+  }
+  const FunctionRecord& f = resolved.target;
+  proto::FunctionConfig config = ToFunctionConfig(f, code_store_->DirFor(f.code_hex), opt.api.region);
+  if (!resolved.alias.empty()) config.arn = QualifiedArn(opt.api, f.name, resolved.alias);
+  return config;
 }
 
 void ControlServer::Impl::Dispatch(const Route& route, HttpRequest& req, const Responder& resp,
@@ -1232,6 +1245,8 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
       Result<AliasRecord> created = store_->CreateAlias(a);
       if (!created.ok()) rethrow(created.status(), a.name);
       log::Info("alias_created", {{"function", name}, {"alias", a.name}, {"version", a.function_version}});
+      // API Gateway integrations name functions by qualified ARN: the gateway's table follows.
+      PushRoutes();
       resp->Send(JsonReply(201, AliasJson(opt.api, *created), rid));
       return;
     }
@@ -1259,12 +1274,14 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
                                               "the GetFunction/GetAlias API to retrieve the latest Revision Id"));
       }
       if (!a.ok()) rethrow(a.status(), route.sub);
+      PushRoutes();
       resp->Send(JsonReply(200, AliasJson(opt.api, *a), rid));
       return;
     }
     case Operation::kDeleteAlias: {
       Status st = store_->DeleteAlias(name, route.sub);
       if (!st.ok()) rethrow(st, route.sub);
+      PushRoutes();
       resp->Send(EmptyReply(204, rid));
       return;
     }

@@ -79,6 +79,11 @@ class ServiceHost {
   // the function does not exist; kUnavailable when the scheduler is not connected. Otherwise
   // `done` runs exactly once with the scheduler's result.
   virtual Status InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) = 0;
+  // What an invocation of `function` (name, partial or full ARN, optionally ":qualifier") would
+  // run, as the scheduler gets it: $LATEST, a published version's frozen configuration, or an
+  // alias's primary version (its routing weights apply per invocation, not here). kNotFound
+  // with Lambda's message when the function, version or alias does not exist.
+  virtual Result<proto::FunctionConfig> ResolveFunction(std::string_view function) = 0;
   // Something that feeds the gateway's route table changed: rebuild and push it.
   virtual void RoutesChanged() = 0;
   // Another registered service, by signing name; nullptr if none.

@@ -243,13 +243,10 @@ void ApiGatewayModel::Impl::ContributeRoutes(proto::RouteTable& table) {
     if (arn.empty()) return std::nullopt;
     auto [it, fresh] = functions.try_emplace(arn);
     if (!fresh) return it->second;
-    try {
-      std::string name = ResolveFunctionName(host.api(), arn, "");
-      Result<FunctionRecord> f = host.store().GetFunction(name);
-      if (f.ok()) it->second = ToFunctionConfig(*f, host.code_store().DirFor(f->code_hex), host.api().region);
-    } catch (const ApiException&) {
-      // A malformed or unknown target: the route stays without a function (answered 500).
-    }
+    // A qualified ARN (function:NAME:alias or :version) runs that version, as API Gateway does.
+    Result<proto::FunctionConfig> f = host.ResolveFunction(arn);
+    // A malformed or unknown target: the route stays without a function (answered 500).
+    if (f.ok()) it->second = std::move(f).value();
     return it->second;
   };
 

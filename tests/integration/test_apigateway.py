@@ -386,6 +386,50 @@ def test_http_api_as_zappa_builds_it_serves_payload_2_0(server, apigw2, echo_fn)
     assert err.value.response["Error"]["Code"] == "NotFoundException"
 
 
+def test_integration_to_an_alias_or_version_runs_that_version(server, lam, apigw2):
+    name = conftest.unique("it-apigw-alias")
+    server.create(lam, name, echo_zip("one"))
+    try:
+        v1 = lam.publish_version(FunctionName=name)["Version"]
+        alias_arn = lam.create_alias(FunctionName=name, Name="live", FunctionVersion=v1)["AliasArn"]
+        lam.update_function_code(FunctionName=name, ZipFile=conftest.make_zip(echo_zip("two")))
+        server.wait_active(lam, name)
+        v2 = lam.publish_version(FunctionName=name)["Version"]
+        assert v2 != v1
+        api_id = apigw2.create_api(Name=conftest.unique("alias-api"), ProtocolType="HTTP")["ApiId"]
+        base = f"http://{api_id}.execute-api.localhost:{server.http_port}"
+
+        def route(path, uri):
+            integ = apigw2.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=uri,
+                                              PayloadFormatVersion="2.0")
+            apigw2.create_route(ApiId=api_id, RouteKey=f"GET {path}", Target=f"integrations/{integ['IntegrationId']}")
+        route("/alias", alias_arn)
+        route("/version", f"{alias_arn.rsplit(':', 1)[0]}:{v2}")
+        route("/latest", alias_arn.rsplit(":", 1)[0])
+        route("/gone", f"{alias_arn.rsplit(':', 1)[0]}:nosuchalias")
+        apigw2.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+
+        _, _, body = wait_status(f"{base}/alias", 200)
+        assert json.loads(body)["tag"] == "one"
+        _, _, body = wait_status(f"{base}/version", 200)
+        assert json.loads(body)["tag"] == "two"
+        _, _, body = wait_status(f"{base}/latest", 200)
+        assert json.loads(body)["tag"] == "two"
+        # An integration whose target does not exist: API Gateway's 500, not a crash.
+        status, _, body = curl_full(f"{base}/gone")
+        assert status == 500 and json.loads(body)["message"].lower() == "internal server error"
+        # Moving the alias moves the API with it, without a new deployment.
+        lam.update_alias(FunctionName=name, Name="live", FunctionVersion=v2)
+
+        def moved():
+            s, _, b = curl_full(f"{base}/alias")
+            return s == 200 and json.loads(b)["tag"] == "two"
+        conftest.wait_until(moved, 15, interval=0.1, what="the API following the alias to version 2")
+        apigw2.delete_api(ApiId=api_id)
+    finally:
+        lam.delete_function(FunctionName=name)
+
+
 def test_api_gateway_errors_and_the_aws_cli(server, apigw):
     with pytest.raises(botocore.exceptions.ClientError) as err:
         apigw.get_rest_api(restApiId="nope000000")
