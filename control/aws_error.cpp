@@ -3,16 +3,19 @@
 #include <nlohmann/json.hpp>
 
 namespace geysir::control {
-namespace {
 
-AwsError Make(int status, const char* type, std::string message) {
+AwsError MakeAwsError(int status, std::string type, std::string message) {
   AwsError e;
   e.http_status = status;
-  e.type = type;
+  e.type = std::move(type);
   e.message = std::move(message);
   e.user_fault = status < 500;
   return e;
 }
+
+namespace {
+
+AwsError Make(int status, const char* type, std::string message) { return MakeAwsError(status, type, std::move(message)); }
 
 }  // namespace
 

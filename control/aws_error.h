@@ -28,6 +28,9 @@ struct AwsError {
   std::string reason;           // optional "Reason" field (TooManyRequestsException)
 };
 
+// Any service's error: `type` is its error code, user_fault follows the status (4xx vs 5xx).
+AwsError MakeAwsError(int status, std::string type, std::string message);
+
 // The errors the Lambda API uses, with AWS's status codes.
 AwsError ResourceNotFound(std::string message);          // 404
 AwsError ResourceConflict(std::string message);          // 409

@@ -44,27 +44,9 @@ bool IsLambdaProxy(const std::string& type) { return type == "AWS_PROXY"; }
 
 }  // namespace
 
-AwsError NotFound(std::string message) {
-  AwsError e;
-  e.http_status = 404;
-  e.type = "NotFoundException";
-  e.message = std::move(message);
-  return e;
-}
-AwsError BadRequest(std::string message) {
-  AwsError e;
-  e.http_status = 400;
-  e.type = "BadRequestException";
-  e.message = std::move(message);
-  return e;
-}
-AwsError Conflict(std::string message) {
-  AwsError e;
-  e.http_status = 409;
-  e.type = "ConflictException";
-  e.message = std::move(message);
-  return e;
-}
+AwsError NotFound(std::string message) { return MakeAwsError(404, "NotFoundException", std::move(message)); }
+AwsError BadRequest(std::string message) { return MakeAwsError(400, "BadRequestException", std::move(message)); }
+AwsError Conflict(std::string message) { return MakeAwsError(409, "ConflictException", std::move(message)); }
 
 std::string CheckHttpMethod(const std::string& method) {
   std::string m = method;

@@ -24,13 +24,7 @@ constexpr const char* kXmlns = "http://cloudformation.amazonaws.com/doc/2010-05-
 constexpr size_t kMaxBodyTemplate = 51200;
 constexpr uint64_t kMaxUrlTemplate = 1024 * 1024;
 
-AwsError ValidationError(std::string message) {
-  AwsError e;
-  e.http_status = 400;
-  e.type = "ValidationError";
-  e.message = std::move(message);
-  return e;
-}
+AwsError ValidationError(std::string message) { return MakeAwsError(400, "ValidationError", std::move(message)); }
 
 std::string Get(const Form& f, const std::string& key) {
   auto it = f.find(key);
@@ -354,12 +348,9 @@ void CloudFormationService::Handle(proto::HttpRequest& req, const Responder& res
     x.Close("Capabilities");
     return reply(x);
   }
-  AwsError e;
-  e.http_status = 400;
-  e.type = "InvalidAction";
-  e.message = action.empty() ? "Action is required (Action=CreateStack, DescribeStacks, ...)"
-                             : "The action " + action + " is not valid for this web service.";
-  throw ApiException(e);
+  throw ApiException(MakeAwsError(400, "InvalidAction",
+                                  action.empty() ? "Action is required (Action=CreateStack, DescribeStacks, ...)"
+                                                 : "The action " + action + " is not valid for this web service."));
 }
 
 }  // namespace geysir::control

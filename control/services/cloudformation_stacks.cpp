@@ -61,13 +61,7 @@ const std::vector<Migration>& Steps() {
 constexpr int kMaxEventsPerStack = 1000;
 constexpr const char* kStackType = "AWS::CloudFormation::Stack";
 
-AwsError ValidationError(std::string message) {
-  AwsError e;
-  e.http_status = 400;
-  e.type = "ValidationError";
-  e.message = std::move(message);
-  return e;
-}
+AwsError ValidationError(std::string message) { return MakeAwsError(400, "ValidationError", std::move(message)); }
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 

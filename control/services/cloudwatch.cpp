@@ -24,12 +24,7 @@ constexpr std::string_view kCborPrefix = "/service/GraniteServiceVersion20100801
 enum class Wire { kQuery, kJson, kCbor };
 
 AwsError CwError(std::string type, std::string message, int status = 400) {
-  AwsError e;
-  e.http_status = status;
-  e.type = std::move(type);
-  e.message = std::move(message);
-  e.user_fault = status < 500;
-  return e;
+  return MakeAwsError(status, std::move(type), std::move(message));
 }
 
 [[noreturn]] void InvalidValue(std::string message) {

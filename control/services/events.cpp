@@ -28,21 +28,9 @@ constexpr std::string_view kJson11 = "application/x-amz-json-1.1";
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 std::string Dump(const ordered_json& j) { return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace); }
 
-AwsError Validation(std::string message) {
-  AwsError e;
-  e.http_status = 400;
-  e.type = "ValidationException";
-  e.message = std::move(message);
-  return e;
-}
+AwsError Validation(std::string message) { return MakeAwsError(400, "ValidationException", std::move(message)); }
 
-AwsError NotFound(std::string message) {
-  AwsError e;
-  e.http_status = 400;
-  e.type = "ResourceNotFoundException";
-  e.message = std::move(message);
-  return e;
-}
+AwsError NotFound(std::string message) { return MakeAwsError(400, "ResourceNotFoundException", std::move(message)); }
 
 // "2026-11-27T08:30:00Z": the time format of EventBridge events.
 std::string EventTime(int64_t ms) {
@@ -650,11 +638,8 @@ void EventsService::Handle(proto::HttpRequest& req, const Responder& resp, const
   std::string op = target ? *target : "";
   static constexpr std::string_view kPrefix = "AWSEvents.";
   if (op.rfind(kPrefix, 0) != 0) {
-    AwsError e;
-    e.http_status = 400;
-    e.type = "UnknownOperationException";
-    e.message = "Missing or unknown X-Amz-Target (expected AWSEvents.<Operation>)";
-    throw ApiException(e);
+    throw ApiException(MakeAwsError(400, "UnknownOperationException",
+                                    "Missing or unknown X-Amz-Target (expected AWSEvents.<Operation>)"));
   }
   op = op.substr(kPrefix.size());
   json body = json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);

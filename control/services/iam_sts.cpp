@@ -45,12 +45,7 @@ const std::vector<Migration> kIamSteps = {
 };
 
 AwsError QueryErr(int status, std::string code, std::string message) {
-  AwsError e;
-  e.http_status = status;
-  e.type = std::move(code);
-  e.message = std::move(message);
-  e.user_fault = status < 500;
-  return e;
+  return MakeAwsError(status, std::move(code), std::move(message));
 }
 
 [[noreturn]] void Throw(int status, std::string code, std::string message) {

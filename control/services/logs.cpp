@@ -18,12 +18,7 @@ constexpr std::string_view kGroupPrefix = "/aws/lambda/";
 constexpr const char* kContentType = "application/x-amz-json-1.1";
 
 AwsError LogsError(int status, std::string type, std::string message) {
-  AwsError e;
-  e.http_status = status;
-  e.type = std::move(type);
-  e.message = std::move(message);
-  e.user_fault = status < 500;
-  return e;
+  return MakeAwsError(status, std::move(type), std::move(message));
 }
 
 [[noreturn]] void InvalidParameter(std::string message) {

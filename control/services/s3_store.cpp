@@ -204,12 +204,7 @@ std::string PrefixSuccessor(std::string prefix) {
 }  // namespace
 
 AwsError S3Error(int http_status, std::string code, std::string message) {
-  AwsError e;
-  e.http_status = http_status;
-  e.type = std::move(code);
-  e.message = std::move(message);
-  e.user_fault = http_status < 500;
-  return e;
+  return MakeAwsError(http_status, std::move(code), std::move(message));
 }
 
 Result<S3ObjectStore> S3ObjectStore::Open(Db& db, const std::string& data_dir) {
@@ -446,16 +441,22 @@ Object S3ObjectStore::RequireObject(std::string_view bucket, std::string_view ke
   throw ApiException(S3Error(404, "NoSuchKey", "The specified key does not exist."));
 }
 
+std::optional<std::string> S3ObjectStore::WriteObjectRow(const Object& o) {
+  std::optional<std::string> replaced;
+  if (auto old = GetObject(o.bucket, o.key)) replaced = old->sha256;
+  Statement s = db_->Prepare(std::string("INSERT OR REPLACE INTO s3_objects (") + kObjectColumns +
+                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  s.BindAll(o.bucket, o.key, o.sha256, static_cast<int64_t>(o.size), o.etag, o.last_modified_ms, o.parts_count,
+            MetaToJson(o.meta).dump());
+  s.Run();
+  return replaced;
+}
+
 void S3ObjectStore::PutObject(const Object& o) {
   std::optional<std::string> replaced;
   {
     Transaction tx(*db_);
-    if (auto old = GetObject(o.bucket, o.key)) replaced = old->sha256;
-    Statement s = db_->Prepare(std::string("INSERT OR REPLACE INTO s3_objects (") + kObjectColumns +
-                               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    s.BindAll(o.bucket, o.key, o.sha256, static_cast<int64_t>(o.size), o.etag, o.last_modified_ms, o.parts_count,
-              MetaToJson(o.meta).dump());
-    s.Run();
+    replaced = WriteObjectRow(o);
     tx.Commit();
   }
   if (replaced && *replaced != o.sha256) CollectBlob(*replaced);
@@ -691,12 +692,7 @@ Object S3ObjectStore::CompleteUpload(const Upload& upload, const std::vector<Com
   std::optional<std::string> replaced;
   {
     Transaction tx(*db_);
-    if (auto old = GetObject(o.bucket, o.key)) replaced = old->sha256;
-    Statement s = db_->Prepare(std::string("INSERT OR REPLACE INTO s3_objects (") + kObjectColumns +
-                               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    s.BindAll(o.bucket, o.key, o.sha256, static_cast<int64_t>(o.size), o.etag, o.last_modified_ms, o.parts_count,
-              MetaToJson(o.meta).dump());
-    s.Run();
+    replaced = WriteObjectRow(o);
     db_->Prepare("DELETE FROM s3_uploads WHERE upload_id = ?").Bind(1, upload.upload_id).Run();
     tx.Commit();
   }

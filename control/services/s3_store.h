@@ -153,6 +153,9 @@ class S3ObjectStore {
   S3ObjectStore(Db& db, std::string blobs_dir, std::string tmp_dir)
       : db_(&db), blobs_dir_(std::move(blobs_dir)), tmp_dir_(std::move(tmp_dir)) {}
   void CollectBlob(const std::string& sha256);
+  // INSERT OR REPLACE of the object's row, inside the caller's transaction; returns the blob the
+  // row pointed to before (for CollectBlob after the commit), if any.
+  std::optional<std::string> WriteObjectRow(const Object& object);
   Status SweepBlobs();
   Result<Blob> WriteBlobFrom(const std::vector<std::string>& part_paths);
 
