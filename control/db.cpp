@@ -104,6 +104,20 @@ std::optional<std::string> Statement::OptText(int column) const {
 // ---- Db ----
 
 Result<Db> Db::Open(const std::string& path, const std::vector<Migration>& migrations, const DbOptions& options) {
+  return OpenFile(path, &migrations, options);
+}
+
+Result<Db> Db::OpenAnother(const DbOptions& options) const {
+  if (path_.empty() || path_ == ":memory:" || path_.rfind("file:", 0) == 0) {
+    return Status::Invalid("database " + (path_.empty() ? std::string("(unnamed)") : path_) +
+                           " has no file another connection could open");
+  }
+  DbOptions o = options;
+  o.create = false;
+  return OpenFile(path_, nullptr, o);
+}
+
+Result<Db> Db::OpenFile(const std::string& path, const std::vector<Migration>* migrations, const DbOptions& options) {
   Db db;
   db.path_ = path;
   // SQLite creates the file with the process umask; create it 0600 ourselves first so the
@@ -132,7 +146,7 @@ Result<Db> Db::Open(const std::string& path, const std::vector<Migration>& migra
       }
     }  // finalised here: an unfinished statement would make the migrations' COMMIT fail
     db.Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
-    db.Migrate(migrations);
+    if (migrations) db.Migrate(*migrations);
   } catch (const DbError& e) {
     return Status::Internal("database " + path + ": " + e.what());
   }

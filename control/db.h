@@ -129,6 +129,10 @@ class Db {
   // build of geysir supports (M)".
   static Result<Db> Open(const std::string& path, const std::vector<Migration>& migrations,
                          const DbOptions& options = {});
+  // A second connection to this database's file (a writer thread's own): the same pragmas,
+  // never creating the file, no migrations (the schema is whatever this one's is).
+  // kInvalidArgument for an in-memory or URI database, which has no file to share.
+  Result<Db> OpenAnother(const DbOptions& options = {}) const;
 
   Db(Db&&) noexcept = default;
   Db& operator=(Db&&) noexcept = default;
@@ -158,6 +162,9 @@ class Db {
 
  private:
   Db() = default;
+  // Open without migrations (`migrations` null): OpenAnother.
+  static Result<Db> OpenFile(const std::string& path, const std::vector<Migration>* migrations,
+                             const DbOptions& options);
   SqlitePtr db_;
   std::string path_;
 };
