@@ -43,10 +43,6 @@ int64_t AsnTimeToUnix(const ASN1_TIME* t) {
   return static_cast<int64_t>(timegm(&tm));
 }
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
 
 // The SSL ex_data slot holding each SSL's TlsSession*: allocated once per process.
 int SessionIndex() {

@@ -30,30 +30,10 @@
 #include <string_view>
 #include <vector>
 
+#include "proto/openssl_ptr.h"
 #include "proto/status.h"
 
 namespace geysir::proto {
-
-struct SslCtxFree {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
-struct SslFree {
-  void operator()(SSL* s) const { SSL_free(s); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct EvpPkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct X509StackFree {
-  void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
-using SslPtr = std::unique_ptr<SSL, SslFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
-using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
 
 class TlsCertificate {
  public:

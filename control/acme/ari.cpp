@@ -12,16 +12,14 @@
 #include <nlohmann/json.hpp>
 
 #include "control/acme/jws.h"
+#include "proto/openssl_ptr.h"
 
 namespace geysir::control::acme {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
+using proto::BioFree;
+using proto::X509Free;
+
 
 bool Digits(std::string_view s, size_t at, size_t n, int* out) {
   if (at + n > s.size()) return false;

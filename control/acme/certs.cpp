@@ -6,28 +6,18 @@
 #include <openssl/x509v3.h>
 
 #include <memory>
+#include "proto/openssl_ptr.h"
 
 namespace geysir::control::acme {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct ReqFree {
-  void operator()(X509_REQ* r) const { X509_REQ_free(r); }
-};
-struct ExtFree {
-  void operator()(X509_EXTENSION* e) const { X509_EXTENSION_free(e); }
-};
-struct ExtStackFree {
-  void operator()(STACK_OF(X509_EXTENSION) * s) const { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
-};
-struct ObjFree {
-  void operator()(ASN1_OBJECT* o) const { ASN1_OBJECT_free(o); }
-};
-struct OctetFree {
-  void operator()(ASN1_OCTET_STRING* o) const { ASN1_OCTET_STRING_free(o); }
-};
+using proto::Asn1ObjectFree;
+using proto::Asn1OctetStringFree;
+using proto::BioFree;
+using proto::X509ExtensionFree;
+using proto::X509ExtensionStackFree;
+using proto::X509ReqFree;
+
 
 std::string SanValue(const std::vector<std::string>& names) {
   std::string san;
@@ -42,12 +32,12 @@ std::string SanValue(const std::vector<std::string>& names) {
 
 Result<std::string> MakeCsr(const EcKey& key, const std::vector<std::string>& names) {
   if (names.empty()) return Status::Invalid("a CSR needs at least one name");
-  std::unique_ptr<X509_REQ, ReqFree> req(X509_REQ_new());
+  std::unique_ptr<X509_REQ, X509ReqFree> req(X509_REQ_new());
   X509_REQ_set_version(req.get(), 0);
   X509_NAME* subject = X509_REQ_get_subject_name(req.get());
   X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(names[0].c_str()), -1,
                              -1, 0);
-  std::unique_ptr<STACK_OF(X509_EXTENSION), ExtStackFree> exts(sk_X509_EXTENSION_new_null());
+  std::unique_ptr<STACK_OF(X509_EXTENSION), X509ExtensionStackFree> exts(sk_X509_EXTENSION_new_null());
   std::string san = SanValue(names);
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
   if (ext == nullptr) return Status::Invalid("bad names for a CSR: " + proto::TakeOpenSslErrors());
@@ -82,7 +72,7 @@ Result<std::string> MakeSelfSignedPem(const EcKey& key, const std::vector<std::s
   X509_set_issuer_name(x.get(), name);
   X509_set_pubkey(x.get(), key.get());
   std::string san = SanValue(names);
-  std::unique_ptr<X509_EXTENSION, ExtFree> san_ext(
+  std::unique_ptr<X509_EXTENSION, X509ExtensionFree> san_ext(
       X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str()));
   if (!san_ext) return Status::Invalid("bad certificate names: " + proto::TakeOpenSslErrors());
   X509_add_ext(x.get(), san_ext.get(), -1);
@@ -90,11 +80,11 @@ Result<std::string> MakeSelfSignedPem(const EcKey& key, const std::vector<std::s
     // extnValue = DER(OCTET STRING (SHA-256(key authorization))), RFC 8737 section 3.
     std::string digest = Sha256(acme_key_authorization);
     std::string inner = std::string("\x04\x20", 2) + digest;
-    std::unique_ptr<ASN1_OBJECT, ObjFree> oid(OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1));
-    std::unique_ptr<ASN1_OCTET_STRING, OctetFree> value(ASN1_OCTET_STRING_new());
+    std::unique_ptr<ASN1_OBJECT, Asn1ObjectFree> oid(OBJ_txt2obj("1.3.6.1.5.5.7.1.31", 1));
+    std::unique_ptr<ASN1_OCTET_STRING, Asn1OctetStringFree> value(ASN1_OCTET_STRING_new());
     ASN1_OCTET_STRING_set(value.get(), reinterpret_cast<const unsigned char*>(inner.data()),
                           static_cast<int>(inner.size()));
-    std::unique_ptr<X509_EXTENSION, ExtFree> ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 1, value.get()));
+    std::unique_ptr<X509_EXTENSION, X509ExtensionFree> ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 1, value.get()));
     if (!ext) return Status::Internal("acmeIdentifier extension: " + proto::TakeOpenSslErrors());
     X509_add_ext(x.get(), ext.get(), -1);
   }

@@ -6,25 +6,17 @@
 #include <openssl/ecdsa.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include "proto/openssl_ptr.h"
 
 namespace geysir::control::acme {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-struct BnFree {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-struct SigFree {
-  void operator()(ECDSA_SIG* s) const { ECDSA_SIG_free(s); }
-};
+using proto::BignumFree;
+using proto::BioFree;
+using proto::EcdsaSigFree;
+using proto::EvpMdCtxFree;
+using proto::EvpPkeyCtxFree;
+
 
 std::shared_ptr<EVP_PKEY> Own(EVP_PKEY* k) { return std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free); }
 
@@ -105,7 +97,7 @@ nlohmann::json EcKey::Jwk() const {
   BIGNUM* y = nullptr;
   EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x);
   EVP_PKEY_get_bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y);
-  std::unique_ptr<BIGNUM, BnFree> xo(x), yo(y);
+  std::unique_ptr<BIGNUM, BignumFree> xo(x), yo(y);
   return nlohmann::json{{"crv", "P-256"},
                         {"kty", "EC"},
                         {"x", Base64Url(BnBytes(x, 32))},
@@ -114,7 +106,7 @@ nlohmann::json EcKey::Jwk() const {
 
 Result<std::string> DerToRawEcdsa(std::string_view der, size_t half) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
-  std::unique_ptr<ECDSA_SIG, SigFree> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  std::unique_ptr<ECDSA_SIG, EcdsaSigFree> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
   if (!sig) return Status::Invalid("not a DER ECDSA signature");
   const BIGNUM* r = nullptr;
   const BIGNUM* s = nullptr;
@@ -125,7 +117,7 @@ Result<std::string> DerToRawEcdsa(std::string_view der, size_t half) {
 }
 
 Result<std::string> EcKey::SignEs256(std::string_view data) const {
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> md(EVP_MD_CTX_new());
+  std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree> md(EVP_MD_CTX_new());
   if (EVP_DigestSignInit(md.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1)
     return Status::Internal("EVP_DigestSignInit: " + proto::TakeOpenSslErrors());
   size_t len = 0;
