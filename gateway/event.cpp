@@ -10,6 +10,13 @@
 namespace geysir::gateway {
 namespace {
 
+// AWS's requestContext.domainPrefix: the first label of the host the client used ("abc" of
+// abc.execute-api..., "api" of a custom domain api.example.com).
+std::string_view DomainPrefix(std::string_view domain_name, std::string_view fallback) {
+  if (domain_name.empty()) return fallback;
+  return domain_name.substr(0, domain_name.find('.'));
+}
+
 using NameValues = std::vector<std::pair<std::string, std::string>>;
 
 // Adds value under name, joining a repeat with "," as AWS does. Linear search: requests carry
@@ -254,7 +261,7 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
   AppendJsonString(out, ctx.domain_name);
   out.push_back(',');
   AppendKey(out, "domainPrefix");
-  AppendJsonString(out, ctx.url_id);
+  AppendJsonString(out, DomainPrefix(ctx.domain_name, ctx.url_id));
   out.append(R"(,"http":{"method":)");
   AppendJsonString(out, request.method);
   out.append(R"(,"path":)");
@@ -388,7 +395,7 @@ std::string BuildRestEvent(const proto::HttpRequest& request, const RestEventCon
   AppendJsonString(out, ctx.domain_name);
   out.push_back(',');
   AppendKey(out, "domainPrefix");
-  AppendJsonString(out, ctx.url_id);
+  AppendJsonString(out, DomainPrefix(ctx.domain_name, ctx.url_id));
   out.push_back(',');
   AppendKey(out, "extendedRequestId");
   AppendJsonString(out, ctx.request_id);

@@ -368,6 +368,7 @@ def handler(event, context):
                                 "routeKey": event.get("routeKey") or rc.get("routeKey"),
                                 "rcPath": rc.get("path"), "httpPath": rc.get("http", {}).get("path"),
                                 "stage": rc.get("stage"), "domain": rc.get("domainName"),
+                                "prefix": rc.get("domainPrefix"),
                                 "apiId": rc.get("apiId"), "params": event.get("pathParameters")})}
 """
 
@@ -441,6 +442,7 @@ def test_http_api_on_a_custom_domain_through_apigatewayv2(env, api_fn):
     e = json.loads(body)
     # Payload 2.0 keeps the mapping key in rawPath (as AWS does); the route matched without it.
     assert e["domain"] == name and e["apiId"] == api_id and e["stage"] == "$default"
+    assert e["prefix"] == name.split(".")[0]  # AWS: the custom domain's first label
     assert e["rawPath"] == "/v1/pets/7" and e["httpPath"] == "/v1/pets/7"
     assert e["routeKey"] == "GET /pets/{id}" and e["params"] == {"id": "7"}
     e = json.loads(wait_https(env, name, "/v1/anything/else", 200)[1])
@@ -498,6 +500,7 @@ def test_rest_api_on_a_custom_domain_through_base_path_mappings(env, api_fn):
     # with no stage segment anywhere in the URL.
     e = json.loads(wait_https(env, name, "/shop/items/7", 200)[1])
     assert e["domain"] == name and e["stage"] == "prod" and e["apiId"] == api_id
+    assert e["prefix"] == name.split(".")[0]
     assert e["resource"] == "/{proxy+}" and e["params"] == {"proxy": "items/7"}
     assert e["path"] == "/shop/items/7" and e["rcPath"] == "/shop/items/7"
     e = json.loads(wait_https(env, name, "/items/7", 200)[1])
