@@ -131,6 +131,35 @@ void AppendAllValues(std::string& out, const NameLists& lists) {
   out.push_back('}');
 }
 
+// requestContext's first four members, shared by both payload formats:
+// "accountId":…,"apiId":…,"domainName":…,"domainPrefix":… (no braces, no trailing comma).
+void AppendContextIds(std::string& out, const EventContext& ctx) {
+  AppendKey(out, "accountId");
+  AppendJsonString(out, ctx.account_id);
+  out.push_back(',');
+  AppendKey(out, "apiId");
+  AppendJsonString(out, ctx.url_id);
+  out.push_back(',');
+  AppendKey(out, "domainName");
+  AppendJsonString(out, ctx.domain_name);
+  out.push_back(',');
+  AppendKey(out, "domainPrefix");
+  AppendJsonString(out, DomainPrefix(ctx.domain_name, ctx.url_id));
+}
+
+// The JSON string naming the request's HTTP version.
+std::string_view ProtocolJson(const proto::HttpRequest& request) {
+  return request.http_major == 1 && request.http_minor == 0 ? R"("HTTP/1.0")" : R"("HTTP/1.1")";
+}
+
+// A non-empty body as a JSON string: as is, or base64 when it is binary.
+void AppendBody(std::string& out, std::string_view body, bool base64) {
+  if (!base64) return AppendJsonString(out, body);
+  out.push_back('"');
+  AppendBase64(out, body);
+  out.push_back('"');
+}
+
 }  // namespace
 
 std::string FormatRequestTime(uint64_t epoch_ms) {
@@ -251,23 +280,14 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
     out.push_back(',');
   }
   AppendKey(out, "requestContext");
-  out.append(R"({"accountId":)");
-  AppendJsonString(out, ctx.account_id);
-  out.push_back(',');
-  AppendKey(out, "apiId");
-  AppendJsonString(out, ctx.url_id);
-  out.push_back(',');
-  AppendKey(out, "domainName");
-  AppendJsonString(out, ctx.domain_name);
-  out.push_back(',');
-  AppendKey(out, "domainPrefix");
-  AppendJsonString(out, DomainPrefix(ctx.domain_name, ctx.url_id));
+  out.push_back('{');
+  AppendContextIds(out, ctx);
   out.append(R"(,"http":{"method":)");
   AppendJsonString(out, request.method);
   out.append(R"(,"path":)");
   AppendJsonString(out, request.path.empty() ? std::string_view("/") : std::string_view(request.path));
   out.append(R"(,"protocol":)");
-  out.append(request.http_major == 1 && request.http_minor == 0 ? R"("HTTP/1.0")" : R"("HTTP/1.1")");
+  out.append(ProtocolJson(request));
   out.append(R"(,"sourceIp":)");
   AppendJsonString(out, request.remote_addr);
   out.append(R"(,"userAgent":)");
@@ -286,13 +306,7 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
   out.append("},");
   if (!request.body.empty()) {
     AppendKey(out, "body");
-    if (body_as_text) {
-      AppendJsonString(out, request.body);
-    } else {
-      out.push_back('"');
-      AppendBase64(out, request.body);
-      out.push_back('"');
-    }
+    AppendBody(out, request.body, !body_as_text);
     out.push_back(',');
   }
   AppendKey(out, "isBase64Encoded");
@@ -385,17 +399,7 @@ std::string BuildRestEvent(const proto::HttpRequest& request, const RestEventCon
 
   AppendKey(out, "requestContext");
   out.push_back('{');
-  AppendKey(out, "accountId");
-  AppendJsonString(out, ctx.account_id);
-  out.push_back(',');
-  AppendKey(out, "apiId");
-  AppendJsonString(out, ctx.url_id);
-  out.push_back(',');
-  AppendKey(out, "domainName");
-  AppendJsonString(out, ctx.domain_name);
-  out.push_back(',');
-  AppendKey(out, "domainPrefix");
-  AppendJsonString(out, DomainPrefix(ctx.domain_name, ctx.url_id));
+  AppendContextIds(out, ctx);
   out.push_back(',');
   AppendKey(out, "extendedRequestId");
   AppendJsonString(out, ctx.request_id);
@@ -412,7 +416,7 @@ std::string BuildRestEvent(const proto::HttpRequest& request, const RestEventCon
   AppendKey(out, "path");
   AppendJsonString(out, request.path.empty() ? std::string_view("/") : std::string_view(request.path));
   out.append(R"(,"protocol":)");
-  out.append(request.http_major == 1 && request.http_minor == 0 ? R"("HTTP/1.0")" : R"("HTTP/1.1")");
+  out.append(ProtocolJson(request));
   out.push_back(',');
   AppendKey(out, "requestId");
   AppendJsonString(out, ctx.request_id);
@@ -436,12 +440,8 @@ std::string BuildRestEvent(const proto::HttpRequest& request, const RestEventCon
   AppendKey(out, "body");
   if (request.body.empty()) {
     out.append("null");
-  } else if (rctx.binary_body) {
-    out.push_back('"');
-    AppendBase64(out, request.body);
-    out.push_back('"');
   } else {
-    AppendJsonString(out, request.body);
+    AppendBody(out, request.body, rctx.binary_body);
   }
   out.push_back(',');
   AppendKey(out, "isBase64Encoded");
