@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <set>
+#include <algorithm>
 #include <utility>
 
 namespace geysir::cli {
@@ -383,6 +384,43 @@ Result<CommandLine> ParseCommandLine(const std::vector<std::string>& args) {
     GEYSIR_RETURN_IF_ERROR(ExactlyOneName(command, raw, &cl.name.name));
   }
   return cl;
+}
+
+Result<SubcommandArgs> ScanSubcommandArgs(int argc, char** argv, const std::vector<std::string>& flags,
+                                          GlobalOptions& global, const OptionHandler& on_option) {
+  SubcommandArgs out;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    std::string v;
+    bool inline_value = false;
+    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      v = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      inline_value = true;
+    }
+    if (a == "-h" || a == "--help") {
+      out.help = true;
+      return out;
+    }
+    if (std::find(flags.begin(), flags.end(), a) != flags.end()) {
+      out.flags_seen.push_back(a);
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) {
+      out.positional.push_back(a);
+      continue;
+    }
+    if (!inline_value) {
+      if (i + 1 >= argc) return Status::Invalid(a + " needs a value");
+      v = argv[++i];
+    }
+    if (a == "--endpoint") global.endpoint = v;
+    else if (a == "--data-dir") global.data_dir = v;
+    else if (a == "--profile") global.profile = v;
+    else if (a == "--region") global.region = v;
+    else GEYSIR_RETURN_IF_ERROR(on_option(a, v));
+  }
+  return out;
 }
 
 }  // namespace geysir::cli

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -78,6 +79,21 @@ Result<std::string> NormalizeFunctionName(const std::string& name_or_arn);
 
 // "10m", "90s", "2h", "1d", "500ms" -> milliseconds.
 Result<int64_t> ParseDuration(const std::string& text);
+
+// The argv walk of the subcommands that parse their own options (`geysir domain`,
+// `geysir events|schedules`): words not starting with "--" are positional; "-h"/"--help" sets
+// `help`; each name in `flags` takes no value and is recorded in `flags_seen`; every other
+// option takes one ("--x v" or "--x=v"): the global options fill `global`, the rest go to
+// `on_option`, which returns an error to refuse the value or the option ("unknown option --x").
+// Errors: kInvalidArgument, the message fit for the usage line ("--x needs a value").
+struct SubcommandArgs {
+  std::vector<std::string> positional;
+  std::vector<std::string> flags_seen;
+  bool help = false;
+};
+using OptionHandler = std::function<Status(const std::string& name, const std::string& value)>;
+Result<SubcommandArgs> ScanSubcommandArgs(int argc, char** argv, const std::vector<std::string>& flags,
+                                          GlobalOptions& global, const OptionHandler& on_option);
 
 // The overview (`geysir --help`) and each command's help text.
 std::string HelpText(const std::string& command);

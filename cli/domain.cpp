@@ -140,37 +140,9 @@ int Wait(ControlClient& client, const std::string& name, const std::string& old_
 
 int RunDomainCommand(int argc, char** argv) {
   Parsed p;
-  std::vector<std::string> positional;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string v;
-    bool inline_value = false;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      inline_value = true;
-    }
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      return 0;
-    }
-    if (a == "--no-tls") {
-      p.no_tls = true;
-      continue;
-    }
-    if (a.rfind("--", 0) != 0) {
-      positional.push_back(a);
-      continue;
-    }
-    if (!inline_value) {
-      if (i + 1 >= argc) return Usage(a + " needs a value");
-      v = argv[++i];
-    }
-    if (a == "--endpoint") p.global.endpoint = v;
-    else if (a == "--data-dir") p.global.data_dir = v;
-    else if (a == "--profile") p.global.profile = v;
-    else if (a == "--region") p.global.region = v;
-    else if (a == "--function") p.function = v;
+  auto scanned = ScanSubcommandArgs(argc, argv, {"--no-tls"}, p.global,
+                                    [&p](const std::string& a, const std::string& v) -> Status {
+    if (a == "--function") p.function = v;
     else if (a == "--url-id") p.url_id = v;
     else if (a == "--api") p.api_id = v;
     else if (a == "--stage") p.stage = v;
@@ -180,12 +152,20 @@ int RunDomainCommand(int argc, char** argv) {
     else if (a == "--key") p.key_file = v;
     else if (a == "--wait") {
       if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 5)
-        return Usage("--wait wants seconds");
+        return Status::Invalid("--wait wants seconds");
       p.wait_s = std::stoi(v);
     } else {
-      return Usage("unknown option " + a);
+      return Status::Invalid("unknown option " + a);
     }
+    return Status::Ok();
+  });
+  if (!scanned.ok()) return Usage(scanned.status().message());
+  if (scanned->help) {
+    std::cout << kHelp;
+    return 0;
   }
+  p.no_tls = !scanned->flags_seen.empty();
+  const std::vector<std::string>& positional = scanned->positional;
   if (positional.empty()) {
     std::cout << kHelp;
     return 2;

@@ -48,49 +48,29 @@ std::string Str(const json& j, const char* key) {
 
 int RunTriggersCommand(int argc, char** argv) {
   GlobalOptions global;
-  std::vector<std::string> positional;
   std::string function;
   int limit = 100;
-  bool all = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string v;
-    bool inline_value = false;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      inline_value = true;
-    }
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      return 0;
-    }
-    if (a == "--all") {
-      all = true;
-      continue;
-    }
-    if (a.rfind("--", 0) != 0) {
-      positional.push_back(a);
-      continue;
-    }
-    if (!inline_value) {
-      if (i + 1 >= argc) return Usage(a + " needs a value");
-      v = argv[++i];
-    }
-    if (a == "--endpoint") global.endpoint = v;
-    else if (a == "--data-dir") global.data_dir = v;
-    else if (a == "--profile") global.profile = v;
-    else if (a == "--region") global.region = v;
-    else if (a == "--function") function = v;
-    else if (a == "--limit") {
+  auto scanned = ScanSubcommandArgs(argc, argv, {"--all"}, global,
+                                    [&](const std::string& a, const std::string& v) -> Status {
+    if (a == "--function") {
+      function = v;
+    } else if (a == "--limit") {
       if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos) {
-        return Usage("--limit wants a number");
+        return Status::Invalid("--limit wants a number");
       }
       limit = std::stoi(v);
     } else {
-      return Usage("unknown option " + a);
+      return Status::Invalid("unknown option " + a);
     }
+    return Status::Ok();
+  });
+  if (!scanned.ok()) return Usage(scanned.status().message());
+  if (scanned->help) {
+    std::cout << kHelp;
+    return 0;
   }
+  const bool all = !scanned->flags_seen.empty();
+  const std::vector<std::string>& positional = scanned->positional;
   if (positional.empty()) return Usage("missing command");
   const std::string cmd = positional[0];
   auto config = ResolveConfig(global, ProcessEnv);

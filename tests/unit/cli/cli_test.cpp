@@ -725,3 +725,34 @@ TEST_CASE("invoke reads the event from stdin when it is not a terminal, and chec
   CHECK(Invoke(client, o, io2) == 1);  // refused before anything is sent
   CHECK(err2.str().find("not valid JSON") != std::string::npos);
 }
+
+TEST_CASE("ScanSubcommandArgs: positionals, flags, --x v and --x=v, globals, refusals", "[cli][args]") {
+  auto scan = [](std::vector<std::string> words, GlobalOptions& global, std::map<std::string, std::string>& seen) {
+    words.insert(words.begin(), "geysir-sub");
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    return ScanSubcommandArgs(static_cast<int>(argv.size()), argv.data(), {"--all"}, global,
+                              [&seen](const std::string& name, const std::string& value) -> geysir::Status {
+                                if (name != "--function") return geysir::Status::Invalid("unknown option " + name);
+                                seen[name] = value;
+                                return geysir::Status::Ok();
+                              });
+  };
+  GlobalOptions global;
+  std::map<std::string, std::string> seen;
+  auto r = scan({"failed", "--function", "f1", "--all", "--region=eu-west-1", "7"}, global, seen);
+  REQUIRE(r.ok());
+  CHECK(r->positional == std::vector<std::string>{"failed", "7"});
+  CHECK(r->flags_seen == std::vector<std::string>{"--all"});
+  CHECK_FALSE(r->help);
+  CHECK(seen["--function"] == "f1");
+  CHECK(global.region == "eu-west-1");
+
+  CHECK(scan({"x", "--help", "--nope"}, global, seen)->help);  // help wins where it stands
+  auto missing = scan({"x", "--function"}, global, seen);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().message() == "--function needs a value");
+  auto unknown = scan({"--nope=1"}, global, seen);
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.status().message() == "unknown option --nope");
+}
