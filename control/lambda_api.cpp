@@ -382,7 +382,7 @@ std::string ResolveFunctionName(const ApiContext& ctx, std::string_view raw, std
   return ref.name;
 }
 
-std::map<std::string, std::string> ParseQuery(std::string_view query) {
+std::map<std::string, std::string> ParseQuery(std::string_view query, bool plus_is_space) {
   std::map<std::string, std::string> out;
   size_t i = 0;
   while (i < query.size()) {
@@ -391,8 +391,8 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
     std::string_view pair = query.substr(i, j - i);
     if (!pair.empty()) {
       size_t eq = pair.find('=');
-      std::string key = proto::PercentDecode(pair.substr(0, eq), true);
-      std::string value = eq == std::string_view::npos ? "" : proto::PercentDecode(pair.substr(eq + 1), true);
+      std::string key = proto::PercentDecode(pair.substr(0, eq), plus_is_space);
+      std::string value = eq == std::string_view::npos ? "" : proto::PercentDecode(pair.substr(eq + 1), plus_is_space);
       out.emplace(std::move(key), std::move(value));
     }
     i = j + 1;

@@ -128,8 +128,9 @@ std::string QualifiedArn(const ApiContext& ctx, const std::string& name, const s
 
 bool IsValidFunctionName(std::string_view name);
 
-// "a=1&b=x%20y" -> {a:1, b:"x y"}; later duplicates are ignored.
-std::map<std::string, std::string> ParseQuery(std::string_view query);
+// "a=1&b=x%20y" -> {a:1, b:"x y"}; later duplicates are ignored. `plus_is_space` false keeps
+// '+' literal (S3: a key "a+b" arrives as prefix=a+b, botocore encoding spaces as %20).
+std::map<std::string, std::string> ParseQuery(std::string_view query, bool plus_is_space = true);
 // Every value of a repeated query key ("tagKeys=a&tagKeys=b"), in order.
 std::vector<std::string> QueryValues(std::string_view query, std::string_view key);
 

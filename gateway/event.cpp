@@ -56,23 +56,13 @@ void AppendKey(std::string& out, std::string_view key) {
   out.append("\":");
 }
 
-void AppendObject(std::string& out, const NameValues& list) {
+// {"name": "value", ...} from any sequence of (name, value) string pairs (a NameValues list, a
+// std::map), in its order.
+template <typename Pairs>
+void AppendObject(std::string& out, const Pairs& pairs) {
   out.push_back('{');
   bool first = true;
-  for (const auto& [n, v] : list) {
-    if (!first) out.push_back(',');
-    first = false;
-    AppendJsonString(out, n);
-    out.push_back(':');
-    AppendJsonString(out, v);
-  }
-  out.push_back('}');
-}
-
-void AppendMap(std::string& out, const std::map<std::string, std::string>& map) {
-  out.push_back('{');
-  bool first = true;
-  for (const auto& [n, v] : map) {
+  for (const auto& [n, v] : pairs) {
     if (!first) out.push_back(',');
     first = false;
     AppendJsonString(out, n);
@@ -276,7 +266,7 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
   }
   if (ctx.stage_variables && !ctx.stage_variables->empty()) {
     AppendKey(out, "stageVariables");
-    AppendMap(out, *ctx.stage_variables);
+    AppendObject(out, *ctx.stage_variables);
     out.push_back(',');
   }
   AppendKey(out, "requestContext");
@@ -391,7 +381,7 @@ std::string BuildRestEvent(const proto::HttpRequest& request, const RestEventCon
   out.push_back(',');
   AppendKey(out, "stageVariables");
   if (ctx.stage_variables && !ctx.stage_variables->empty()) {
-    AppendMap(out, *ctx.stage_variables);
+    AppendObject(out, *ctx.stage_variables);
   } else {
     out.append("null");
   }

@@ -58,24 +58,6 @@ std::string HttpDate(int64_t ms) {
 // with unquote_plus, so '+' must be escaped too).
 std::string UrlEncodeKey(std::string_view in) { return proto::PercentEncode(in, "/"); }
 
-std::map<std::string, std::string> ParseS3Query(std::string_view query) {
-  std::map<std::string, std::string> out;
-  size_t pos = 0;
-  while (pos <= query.size()) {
-    size_t amp = query.find('&', pos);
-    if (amp == std::string_view::npos) amp = query.size();
-    std::string_view part = query.substr(pos, amp - pos);
-    if (!part.empty()) {
-      size_t eq = part.find('=');
-      std::string k = proto::PercentDecode(part.substr(0, eq), false);
-      std::string v = eq == std::string_view::npos ? "" : proto::PercentDecode(part.substr(eq + 1), false);
-      out.emplace(std::move(k), std::move(v));
-    }
-    pos = amp + 1;
-  }
-  return out;
-}
-
 // The bucket a virtual-hosted request names (see s3.h), or "".
 std::string VirtualHostBucket(const HttpRequest& req) {
   const std::string* host_header = req.Header("Host");
@@ -407,7 +389,7 @@ HttpResponse S3Service::ErrorResponse(const AwsError& error, const std::string& 
 
 void S3Service::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   if (!objects_) Throw(503, "ServiceUnavailable", "S3 has not started");
-  Call c{req, info, {}, {}, ParseS3Query(req.query)};
+  Call c{req, info, {}, {}, ParseQuery(req.query, /*plus_is_space=*/false)};
   std::string vhost = VirtualHostBucket(req);
   std::string_view path = req.path;
   if (!path.empty() && path.front() == '/') path.remove_prefix(1);
