@@ -178,6 +178,9 @@ struct ControlServer::Impl final : ServiceHost {
   int64_t NowMs() const override { return opt.now_ms(); }
   Status InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) override;
   Result<proto::FunctionConfig> ResolveFunction(std::string_view function) override;
+  // What `function` (+ `qualifier`) runs, as the scheduler gets it; `weighted`: an alias picks
+  // by its routing weights (an invocation) instead of its primary version. kNotFound otherwise.
+  Result<proto::FunctionConfig> ResolveConfig(std::string_view function, std::string_view qualifier, bool weighted);
   void RoutesChanged() override { PushRoutes(); }
   Service* FindService(std::string_view signing_name) override;
 
@@ -445,21 +448,29 @@ Service* ControlServer::Impl::FindService(std::string_view signing_name) {
   return nullptr;
 }
 
-Status ControlServer::Impl::InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) {
+Result<proto::FunctionConfig> ControlServer::Impl::ResolveConfig(std::string_view function, std::string_view qualifier,
+                                                                 bool weighted) {
   Resolved resolved;
   try {
-    resolved = ResolveOrThrow(ResolveFunctionRef(call.function, call.qualifier), true);
+    resolved = ResolveOrThrow(ResolveFunctionRef(function, qualifier), weighted);
   } catch (const ApiException& e) {
     return Status::NotFound(e.error().message);
   }
-  const FunctionRecord* f = &resolved.target;
+  const FunctionRecord& f = resolved.target;
+  proto::FunctionConfig config = ToFunctionConfig(f, code_store_->DirFor(f.code_hex), opt.api.region);
+  if (!resolved.alias.empty()) config.arn = QualifiedArn(opt.api, f.name, resolved.alias);
+  return config;
+}
+
+Status ControlServer::Impl::InvokeFunction(InvokeCall call, proto::InvokeClient::Callback done) {
+  Result<proto::FunctionConfig> config = ResolveConfig(call.function, call.qualifier, true);
+  if (!config.ok()) return config.status();
   if (!invoker->connected()) {
     return Status::Unavailable("the Geysir scheduler is not reachable at " + opt.scheduler_socket);
   }
   proto::InvokeRequest ir;
   ir.request_id = call.request_id.empty() ? NewUuid() : call.request_id;
-  ir.function = ToFunctionConfig(*f, code_store_->DirFor(f->code_hex), opt.api.region);
-  if (!resolved.alias.empty()) ir.function.arn = QualifiedArn(opt.api, f->name, resolved.alias);
+  ir.function = std::move(config).value();
   ir.source = call.source;
   ir.want_log_tail = call.want_log_tail;
   ir.client_context_b64 = call.client_context_b64;
@@ -468,16 +479,7 @@ Status ControlServer::Impl::InvokeFunction(InvokeCall call, proto::InvokeClient:
 }
 
 Result<proto::FunctionConfig> ControlServer::Impl::ResolveFunction(std::string_view function) {
-  Resolved resolved;
-  try {
-    resolved = ResolveOrThrow(ResolveFunctionRef(function, ""), false);
-  } catch (const ApiException& e) {
-    return Status::NotFound(e.error().message);
-  }
-  const FunctionRecord& f = resolved.target;
-  proto::FunctionConfig config = ToFunctionConfig(f, code_store_->DirFor(f.code_hex), opt.api.region);
-  if (!resolved.alias.empty()) config.arn = QualifiedArn(opt.api, f.name, resolved.alias);
-  return config;
+  return ResolveConfig(function, "", false);
 }
 
 void ControlServer::Impl::Dispatch(const Route& route, HttpRequest& req, const Responder& resp,
