@@ -255,7 +255,10 @@ TEST_CASE("real: hello, warm reuse of the template, fresh process each time, log
   CHECK_FALSE(b.result.init_duration_ms.has_value());
   CHECK(p.scheduler()->stats().templates_started == 1);
 
-  p.RunUntil([&] { return p.LogsOf(b.result.request_id) != nullptr; }, 3000);
+  // Each invocation's batch is emitted when its child's output is drained, which can finish
+  // after a later invocation's: wait for both, not for the later one alone.
+  p.RunUntil([&] { return p.LogsOf(a.result.request_id) != nullptr && p.LogsOf(b.result.request_id) != nullptr; },
+             3000);
   const proto::LogBatch* logs = p.LogsOf(a.result.request_id);
   REQUIRE(logs);
   REQUIRE(logs->events.size() == 4);
