@@ -1,5 +1,5 @@
 """Tries the kernel interfaces a function never needs, through raw syscalls (ctypes): mount,
-unshare of a user (and mount) namespace, setns into the host's namespaces, module loading,
+unshare of a user (and mount) namespace (and lifting the limit that forbids it), setns into the host's namespaces, module loading,
 pivot_root, bpf, keyctl, kexec, reboot. Reports the return value and errno of each."""
 import ctypes
 import errno
@@ -48,6 +48,17 @@ def _setns(path, nstype):
         os.close(fd)
 
 
+def _raise_user_namespace_limit():
+    # An invocation's user namespace allows no user namespace below it (max_user_namespaces 0,
+    # set by the child's own first steps); lifting that needs CAP_SYS_RESOURCE there.
+    try:
+        with open("/proc/sys/user/max_user_namespaces", "w") as f:
+            f.write("1000")
+        return {"ok": True}
+    except OSError as e:
+        return {"ok": False, "errno": errno.errorcode.get(e.errno, str(e.errno))}
+
+
 def handler(event, context):
     os.makedirs("/tmp/mnt-target", exist_ok=True)
     out = {}
@@ -57,6 +68,7 @@ def handler(event, context):
     out["unshare user"] = _unshare_in_child(CLONE_NEWUSER)
     out["unshare user+mount"] = _unshare_in_child(CLONE_NEWUSER | CLONE_NEWNS)
     out["unshare net"] = _unshare_in_child(CLONE_NEWNET)
+    out["raise max_user_namespaces"] = _raise_user_namespace_limit()
     out["setns /proc/1/ns/mnt"] = _setns("/proc/1/ns/mnt", 0)
     out["setns /proc/1/ns/net"] = _setns("/proc/1/ns/net", 0)
     out["setns parent mnt"] = _setns(f"/proc/{os.getppid()}/ns/mnt", 0)

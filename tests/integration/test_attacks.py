@@ -401,7 +401,7 @@ def test_signal_ptrace_sibling_and_template(srv, lam, deploy, after):
 
 SYSCALL_ROWS = {
     "mount": ["mount tmpfs", "mount proc", "bind /", "pivot_root"],
-    "unshare a user namespace": ["unshare user", "unshare user+mount", "unshare net"],
+    "unshare a user namespace": ["unshare user", "unshare user+mount", "unshare net", "raise max_user_namespaces"],
     "setns into the host's namespaces": ["setns /proc/1/ns/mnt", "setns /proc/1/ns/net", "setns parent mnt"],
     "load a kernel module": ["init_module", "finit_module", "delete_module"],
     "bpf / kexec": ["bpf", "kexec_load"],

@@ -117,9 +117,9 @@ Status InstallSeccomp() {
   // One exception, for unshare only: CLONE_NEWUSER and CLONE_NEWNS together (and neither alone).
   // It is how a freshly forked child gets a mount namespace of its own, on whose /tmp the
   // scheduler mounts the invocation's private tmpfs (worker/private_tmp.h): the child unshares,
-  // drops the capabilities the new user namespace gave it, and adds a filter of its own that
-  // refuses CLONE_NEWUSER before any of the function's handler code runs (libgeysir_child.so,
-  // worker/runtime/child_enter.c). What the template's init code can do with it: own a user namespace that
+  // sets user.max_user_namespaces to 0 in the new user namespace and drops the capabilities it
+  // gave, so no user namespace can be made below it, before any of the function's handler code
+  // runs (libgeysir_child.so, worker/runtime/child_enter.c). What the template's init code can do with it: own a user namespace that
   // owns nothing but a copy of the mount table, in which this filter still refuses every mount
   // call, setns, pivot_root, chroot and every other namespace type.
   constexpr uint64_t kUserAndMount = CLONE_NEWUSER | CLONE_NEWNS;

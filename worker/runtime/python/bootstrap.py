@@ -282,12 +282,12 @@ def _json_default(o):
 # template loads once and arms: glibc's fork runs them in the new child (an atfork handler)
 # before os.fork() returns there, and the child only reads the outcome. (Every ctypes call made
 # in a new child costs it copy-on-write faults: ~0.7 ms a call on the CI VM, 2-3.5 ms for these
-# steps; in C they take ~0.2-0.7 ms.)
+# steps; in C they take ~0.25 ms, Landlock included.)
 #
 #   private /tmp (asked by the scheduler's "fork" message when the sandbox is on): unshare a user
 #     namespace and a mount namespace (the one combination the sandbox's seccomp filter lets
-#     through), drop every capability that gave, and stack a seccomp filter that refuses any
-#     further unshare(CLONE_NEWUSER). The scheduler then writes the child's uid/gid maps and
+#     through), set that user namespace's user.max_user_namespaces to 0 (no further user
+#     namespace, ever), and drop every capability it gave. The scheduler then writes the child's uid/gid maps and
 #     mounts a fresh tmpfs of the function's EphemeralStorage on its /tmp before handing it work
 #     (worker/private_tmp.h). A host without unprivileged user namespaces refuses the unshare:
 #     the child keeps the template's /tmp (the scheduler sees it and logs it).
@@ -299,7 +299,7 @@ def _json_default(o):
 
 _CHILD_PRIVATE_TMP = 1
 _CHILD_LANDLOCK = 2
-_CHILD_STAGES = {1: "unshare", 2: "capset", 3: "seccomp filter", 4: "landlock_create_ruleset",
+_CHILD_STAGES = {1: "unshare", 2: "capset", 3: "user.max_user_namespaces", 4: "landlock_create_ruleset",
                  5: "landlock_restrict_self"}
 _LANDLOCK_CREATE_RULESET = 444
 # (arm, landlock flag, error, stage, [armed flags]) once loaded, or why it could not be.
