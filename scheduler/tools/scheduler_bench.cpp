@@ -38,7 +38,26 @@ struct Options {
   int connections = 16;
   double duration = 10;
   double warmup = 2;
+  // Pause after each answer (per connection): paced requests find a pre-forked child waiting,
+  // so their latency is the request path alone, not the fork behind it.
+  double interval_ms = 0;
 };
+
+// CPU time the whole machine spent busy so far, in ms (/proc/stat's first line: every field but
+// idle and iowait). Differences over the measured window, per request, compare configurations
+// on an otherwise idle machine (the client's own share is the same in each).
+double MachineBusyMs() {
+  FILE* f = fopen("/proc/stat", "re");
+  if (f == nullptr) return 0;
+  unsigned long long v[10] = {};
+  const int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                       &v[5], &v[6], &v[7], &v[8], &v[9]);
+  fclose(f);
+  if (n < 8) return 0;
+  // guest and guest_nice (8, 9) are already counted in user and nice.
+  const unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  return static_cast<double>(busy) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
 
 int Connect(const std::string& path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -128,6 +147,7 @@ void Worker(const Options& o, int index, Clock::time_point measure_from, Clock::
       outcomes[frame->header.value("outcome", "?")]++;
       pids.push_back(frame->header.value("worker_pid", 0));
     }
+    if (o.interval_ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(o.interval_ms));
   }
   close(fd);
   std::lock_guard<std::mutex> g(shared.mu);
@@ -154,6 +174,7 @@ int main(int argc, char** argv) {
     else if (a == "--connections") o.connections = std::stoi(v);
     else if (a == "--duration") o.duration = std::stod(v);
     else if (a == "--warmup") o.warmup = std::stod(v);
+    else if (a == "--interval-ms") o.interval_ms = std::stod(v);
     else {
       fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -161,7 +182,7 @@ int main(int argc, char** argv) {
   }
   if (o.code_dir.empty()) {
     fprintf(stderr, "usage: geysir-scheduler-bench --socket PATH --code-dir DIR [--handler app.handler] "
-                    "[--connections 16] [--duration 10] [--warmup 2]\n");
+                    "[--connections 16] [--duration 10] [--warmup 2] [--interval-ms 0]\n");
     return 2;
   }
   Shared shared;
@@ -172,6 +193,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < o.connections; ++i) {
     threads.emplace_back(Worker, std::cref(o), i, measure_from, until, std::ref(shared));
   }
+  std::this_thread::sleep_until(measure_from);
+  const double busy_from = MachineBusyMs();
+  std::this_thread::sleep_until(until);
+  const double busy_ms = MachineBusyMs() - busy_from;
   for (auto& t : threads) t.join();
   auto& l = shared.latencies_ms;
   std::sort(l.begin(), l.end());
@@ -179,6 +204,8 @@ int main(int argc, char** argv) {
   printf("connections %d, measured %.1f s: %zu requests, %.0f req/s\n", o.connections, o.duration, l.size(),
          static_cast<double>(l.size()) / o.duration);
   printf("latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", pct(0.50), pct(0.90), pct(0.99), l.empty() ? 0.0 : l.back());
+  printf("machine cpu: %.0f ms busy in the measured window, %.3f ms per request\n", busy_ms,
+         l.empty() ? 0.0 : busy_ms / static_cast<double>(l.size()));
   printf("outcomes:");
   for (auto& [k, v] : shared.outcomes) printf(" %s=%llu", k.c_str(), static_cast<unsigned long long>(v));
   printf("  distinct worker pids: %zu  connection errors: %llu\n", shared.pids.size(),
