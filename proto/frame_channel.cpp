@@ -368,6 +368,9 @@ bool FrameClient::connected() const { return impl_->conn != nullptr && impl_->co
 Status FrameClient::Send(const Frame& frame) {
   if (!connected()) return Status::Unavailable("not connected to " + impl_->path);
   impl_->conn->Send(frame);
+  // A write that fails at once drops the connection inside Send (the disconnected handler has
+  // already run): the frame was not delivered, and a caller that counts frames must know.
+  if (!connected()) return Status::Unavailable("the connection to " + impl_->path + " dropped while sending");
   return Status::Ok();
 }
 

@@ -62,7 +62,8 @@ class FrameClient {
 
   void Start();
   bool connected() const;
-  // Returns Unavailable when not connected (the frame is not queued).
+  // Returns Unavailable when not connected, or when the write failed at once and dropped the
+  // connection (the frame is not queued either way; the reconnect is under way).
   Status Send(const Frame& frame);
   void Close();
 

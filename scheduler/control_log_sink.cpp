@@ -77,8 +77,8 @@ void ControlLogSink::Emit(proto::LogBatch batch) {
 void ControlLogSink::SendPending() {
   while (sent_ < unacked_.size() && client_->connected()) {
     // A write can fail at once and drop the connection inside Send (its handler then resets
-    // sent_): count the frame as sent only if the connection is still there.
-    if (!client_->Send(unacked_[sent_].frame).ok() || !client_->connected()) break;
+    // sent_, and Send says so): count the frame as sent only when Send succeeded.
+    if (!client_->Send(unacked_[sent_].frame).ok()) break;
     ++sent_;
   }
 }
