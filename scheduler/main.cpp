@@ -5,8 +5,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
+#include <climits>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "proto/log.h"
@@ -159,6 +162,18 @@ int main(int argc, char** argv) {
       fprintf(stderr, "geysir-scheduler: unknown argument %s\n%s", a.c_str(), kUsage);
       return 2;
     }
+  }
+  // The worker binary and the runtime are exec'd and bound into every sandbox by absolute path:
+  // resolve them once here, so a relative or missing one is an error at start, not one per
+  // invocation.
+  for (auto [flag, path] : {std::pair<const char*, std::string*>{"--worker-binary", &o.launcher.worker_binary},
+                            std::pair<const char*, std::string*>{"--runtime-dir", &o.launcher.runtime_dir}}) {
+    char resolved[PATH_MAX];
+    if (realpath(path->c_str(), resolved) == nullptr) {
+      fprintf(stderr, "geysir-scheduler: %s %s: %s\n", flag, path->c_str(), strerror(errno));
+      return 2;
+    }
+    *path = resolved;
   }
   o.socket_path = socket.empty() ? data_dir + "/run/scheduler.sock" : socket;
   o.control_socket_path = control_socket_set ? control_socket : data_dir + "/run/control.sock";
