@@ -407,7 +407,7 @@ void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::Http
   if (!route.function) {
     // No Lambda proxy integration, or its function does not exist: AWS answers 500 here.
     log::Warn("api_integration_missing", {{"api_id", api_id}, {"route", route.method + " " + route.path}});
-    return answer_now(ApiErrorResponse(500, "Internal server error"));
+    return answer_now(ApiErrorResponse(500, rest ? "Internal server error" : "Internal Server Error"));
   }
 
   EventContext ctx;
@@ -463,6 +463,7 @@ void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::Http
     if (call->answered) return;
     ApiOutputOptions options;
     options.always_decode = call->api->kind == "http";
+    options.http_api = call->api->kind == "http";
     options.binary_types = &call->api->binary_media_types;
     options.accept = call->accept;
     std::string problem;

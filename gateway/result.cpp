@@ -280,13 +280,14 @@ Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const Api
 proto::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
                                  std::string_view payload_format, const ApiOutputOptions& options,
                                  std::string* problem) {
+  const char* internal = options.http_api ? "Internal Server Error" : "Internal server error";
   if (result.outcome == proto::InvokeOutcome::kOk) {
     auto mapped = payload_format == "2.0" ? MapHandlerOutput(payload) : MapProxyOutputV1(payload, options);
     if (mapped.ok()) return std::move(mapped).value();
     if (problem) *problem = mapped.status().message();
-    return ApiErrorResponse(502, "Internal server error");
+    return ApiErrorResponse(502, internal);
   }
-  return MapFailure(result, payload, problem, ApiErrorResponse, "Internal server error");
+  return MapFailure(result, payload, problem, ApiErrorResponse, internal);
 }
 
 }  // namespace geysir::gateway

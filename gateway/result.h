@@ -56,6 +56,7 @@ proto::HttpResponse ErrorResponse(int status, std::string_view message);
 // REST API without binary media types does.
 struct ApiOutputOptions {
   bool always_decode = false;                           // HTTP APIs
+  bool http_api = false;  // HTTP APIs word their errors "Internal Server Error", REST APIs "Internal server error"
   const std::vector<std::string>* binary_types = nullptr;  // REST APIs' binaryMediaTypes
   std::string_view accept;                              // the request's Accept header
 };

@@ -335,6 +335,11 @@ TEST_CASE("payload 1.0 output: multiValueHeaders merge, base64 by binary media t
   auto bad = gateway::MapApiResult(ok, R"({"body":"x"})", "1.0", none);
   CHECK(bad.status == 502);
   CHECK(json::parse(bad.body) == json({{"message", "Internal server error"}}));
+  // An HTTP API words the same failure with capitals (AWS's own two spellings).
+  gateway::ApiOutputOptions http_api;
+  http_api.http_api = true;
+  CHECK(json::parse(gateway::MapApiResult(ok, R"({"body":"x"})", "1.0", http_api).body) ==
+        json({{"message", "Internal Server Error"}}));
   // Format 2.0 infers a response from any JSON value, as for function URLs.
   auto inferred = gateway::MapApiResult(ok, R"({"body":"x"})", "2.0", none);
   CHECK(inferred.status == 200);
