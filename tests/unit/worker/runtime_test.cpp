@@ -1,6 +1,11 @@
 // The Python runtime (bootstrap.py) through the real protocol: Lambda's init errors, handler
 // errors, the environment and context a handler sees, and what the child is allowed to do.
 #include <catch2/catch.hpp>
+#include <dirent.h>
+#include <sys/uio.h>
+
+#include <cstring>
+#include <vector>
 
 #include "template_harness.h"
 
@@ -296,4 +301,75 @@ TEST_CASE("a handler that exits the process produces no result", "[runtime]") {
   auto exited = t->NextOfType("exited");
   REQUIRE(exited);
   CHECK((*exited)["code"] == 3);
+}
+
+namespace {
+
+// One datagram with `text` and `nfds` fresh descriptors (pipe ends) attached, as the scheduler's
+// messages are sent; returns false if it could not be sent.
+bool SendRaw(int control, const std::string& text, int nfds) {
+  std::vector<UniqueFd> keep;
+  std::vector<int> fds;
+  for (int i = 0; i < nfds; i += 2) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return false;
+    keep.emplace_back(p[0]);
+    keep.emplace_back(p[1]);
+    fds.push_back(p[0]);
+    if (i + 1 < nfds) fds.push_back(p[1]);
+  }
+  struct iovec iov = {const_cast<char*>(text.data()), text.size()};
+  alignas(struct cmsghdr) char space[CMSG_SPACE(8 * sizeof(int))] = {};
+  struct msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (nfds > 0) {
+    msg.msg_control = space;
+    msg.msg_controllen = CMSG_SPACE(static_cast<size_t>(nfds) * sizeof(int));
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(static_cast<size_t>(nfds) * sizeof(int));
+    memcpy(CMSG_DATA(c), fds.data(), static_cast<size_t>(nfds) * sizeof(int));
+  }
+  return sendmsg(control, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+}
+
+size_t OpenFds(pid_t pid) {
+  size_t n = 0;
+  if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+    while (struct dirent* e = readdir(d)) n += e->d_name[0] != '.';
+    closedir(d);
+  }
+  return n;
+}
+
+}  // namespace
+
+// The template's fork loop (worker/runtime/fork_server.c) takes only what the scheduler sends:
+// anything else is dropped, its descriptors closed, and the loop keeps serving.
+TEST_CASE("the template's fork loop drops what is not a fork message and keeps serving", "[runtime]") {
+  if (!IsRoot()) GEYSIR_SKIP("needs root to switch to the function's uid");
+  TempDir code;
+  code.Write("app.py", "def handler(event, context):\n    return {'n': event['n']}\n");
+  auto t = Ready(code, "app.handler");
+  const int control = t->proc.control.get();
+  const size_t fds_before = OpenFds(t->proc.pid);
+  REQUIRE(fds_before > 0);
+  CHECK(SendRaw(control, "not json at all", 2));
+  CHECK(SendRaw(control, "[1,2,3]", 2));
+  CHECK(SendRaw(control, R"({"type":"fork","child":5})", 1));              // one descriptor only
+  CHECK(SendRaw(control, R"({"type":"other","child":6})", 2));             // not a fork
+  CHECK(SendRaw(control, R"({"x":{"type":"fork"},"child":7})", 2));        // "type" only nested
+  CHECK(SendRaw(control, R"({"type":"fork","child":"eight"})", 2));        // child not a number
+  CHECK(SendRaw(control, R"({"type":"fork","child":9,"s":"a\"}b")", 3));  // unterminated
+  CHECK(SendRaw(control, std::string(100, '{'), 2));
+  // None of them forked: the next "forked" is the real fork's, and the template holds no
+  // descriptor of those messages.
+  auto c = Fork(*t, 10);
+  REQUIRE(c);
+  auto result = Invoke(*c, InvokeHeader("req-after-garbage"), R"({"n":42})");
+  REQUIRE(result);
+  CHECK(json::parse(result->body) == json{{"n", 42}});
+  CHECK(OpenFds(t->proc.pid) == fds_before);
 }

@@ -10,7 +10,9 @@ as the function's unprivileged user, with the descriptors and messages of docs/w
 2. Then, for each "fork" request (with a channel and a log descriptor), fork a child that
    serves exactly one invocation and exits; the child reports "forked" itself, the template
    "exited" when it is reaped (in the sandbox the template is PID 1 of its PID namespace and
-   reaps orphans too; the scheduler ignores "exited" for pids it never handed out).
+   reaps orphans too; the scheduler ignores "exited" for pids it never handed out). This loop
+   runs in C (libgeysir_child.so's fork server): each page the template writes between two
+   forks is copied, and a Python loop wrote ~140 of them.
 3. EOF on the control socket: exit (the scheduler kills what is left through cgroups).
 
 Children are cheap because everything they need is built here before the first fork: modules
@@ -32,7 +34,6 @@ import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
@@ -279,16 +280,17 @@ def _json_default(o):
 #
 # Right after the fork, before any of the function's code runs in it, a child takes the steps
 # below. They are made in C by libgeysir_child.so (worker/runtime/child_enter.c), which the
-# template loads once and arms: glibc's fork runs them in the new child (an atfork handler)
-# before os.fork() returns there, and the child only reads the outcome. (Every ctypes call made
+# template loads once and arms (its fork loop, fork_server.c, arms it before each fork): glibc's
+# fork runs them in the new child (an atfork handler) before fork() returns there, and the
+# child only reads the outcome. (Every ctypes call made
 # in a new child costs it copy-on-write faults: ~0.7 ms a call on the CI VM, 2-3.5 ms for these
 # steps; in C they take ~0.25 ms, Landlock included.)
 #
 #   private /tmp (asked by the scheduler's "fork" message when the sandbox is on): unshare a user
 #     namespace and a mount namespace (the one combination the sandbox's seccomp filter lets
 #     through), set that user namespace's user.max_user_namespaces to 0 (no further user
-#     namespace, ever), and drop every capability it gave. The scheduler then writes the child's uid/gid maps and
-#     mounts a fresh tmpfs of the function's EphemeralStorage on its /tmp before handing it work
+#     namespace, ever), and drop every capability it gave. The scheduler then writes the
+#     child's uid/gid maps and mounts a fresh tmpfs of the function's EphemeralStorage on its /tmp before handing it work
 #     (worker/private_tmp.h). A host without unprivileged user namespaces refuses the unshare:
 #     the child keeps the template's /tmp (the scheduler sees it and logs it).
 #   Landlock scope (Linux >= 6.12, ABI 6): children of one function share its uid and PID
@@ -302,7 +304,8 @@ _CHILD_LANDLOCK = 2
 _CHILD_STAGES = {1: "unshare", 2: "capset", 3: "user.max_user_namespaces", 4: "landlock_create_ruleset",
                  5: "landlock_restrict_self"}
 _LANDLOCK_CREATE_RULESET = 444
-# (arm, landlock flag, error, stage, [armed flags]) once loaded, or why it could not be.
+# (arm, landlock flag, error, stage, [armed flags], fork server, its out array) once loaded, or
+# why it could not be.
 _child_enter = None
 
 
@@ -322,23 +325,13 @@ def _child_enter_prepare():
     arm = lib.geysir_child_arm
     arm.argtypes = (ctypes.c_int,)
     arm.restype = ctypes.c_int
+    # The fork loop through PyDLL: called with the GIL held (it releases it while it waits, and
+    # forks the way os.fork does). The same loaded library, a second handle.
+    server = ctypes.PyDLL(lib._name).geysir_fork_server
+    server.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int64))
+    server.restype = ctypes.c_int
     _child_enter = (arm, landlock, ctypes.c_int.in_dll(lib, "geysir_child_error"),
-                    ctypes.c_int.in_dll(lib, "geysir_child_stage"), [None])
-
-
-def _arm_children(private_tmp):
-    """In the template, before a fork: what the child will do (a call only when it changes)."""
-    global _child_enter
-    if not isinstance(_child_enter, tuple):
-        return
-    arm, landlock, _error, _stage, armed = _child_enter
-    flags = landlock | (_CHILD_PRIVATE_TMP if private_tmp else 0)
-    if armed[0] != flags:
-        err = arm(flags)
-        if err != 0:
-            _child_enter = "pthread_atfork: %s" % os.strerror(err)
-            return
-        armed[0] = flags
+                    ctypes.c_int.in_dll(lib, "geysir_child_stage"), [None], server, (ctypes.c_int64 * 3)())
 
 
 def _child_entered():
@@ -347,7 +340,7 @@ def _child_entered():
         raise OSError(errno.ENOENT, _child_enter)
     if _child_enter is None:
         return
-    _arm, _landlock, error, stage, _armed = _child_enter
+    error, stage = _child_enter[2], _child_enter[3]
     err = error.value
     if err != 0:
         raise OSError(err, "%s: %s" % (_CHILD_STAGES.get(stage.value, "step %d" % stage.value), os.strerror(err)))
@@ -380,7 +373,6 @@ def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
             os.close(fd)
         except OSError:
             pass
-    signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # The invocation's log becomes stdout and stderr, line-buffered: a line is one write.
@@ -480,69 +472,25 @@ def _reap(ctrl):
 
 
 def _serve(ctrl, handler):
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    # SIGCHLD wakes select() through the wakeup fd; the Python-level handler does nothing.
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    """The template's loop: libgeysir_child.so's geysir_fork_server (worker/runtime/fork_server.c)
+    reads the scheduler's fork messages, forks, reaps and reports exits, in C: a loop in Python
+    wrote ~140 pages between two forks, each then copied (~11 ms of CPU per fork on the CI VM).
+    It returns in each new child (which serves one invocation and exits), and in the template
+    when the scheduler closed the control socket."""
     # In the sandbox the template is PID 1 of its namespace: the kernel drops signals from
     # inside the namespace that PID 1 leaves at their default, so a child cannot stop the
     # template with SIGINT (Python's own handler would raise KeyboardInterrupt here). Children
     # put Python's handler back.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.set_wakeup_fd(wake_w)
+    if not isinstance(_child_enter, tuple):
+        raise OSError(errno.ENOENT, "the fork loop is in libgeysir_child.so: %s" % _child_enter)
+    landlock, server, out = _child_enter[1], _child_enter[5], _child_enter[6]
     ctrl_fd = ctrl.fileno()
-    fd_space = socket.CMSG_SPACE(8 * struct.calcsize("i"))
-    poller = select.poll()
-    poller.register(ctrl_fd, select.POLLIN)
-    poller.register(wake_r, select.POLLIN)
-    while True:
-        ready = dict(poller.poll())
-        if wake_r in ready:
-            try:
-                while os.read(wake_r, 512):
-                    pass
-            except BlockingIOError:
-                pass
-            _reap(ctrl)
-        if ctrl_fd not in ready:
-            continue
-        try:
-            # Close-on-exec from the start: a handler that exec's must not hand its channel on
-            # (the log fd becomes 1 and 2 through dup2, which are inheritable as they should be).
-            data, ancdata, _flags, _addr = ctrl.recvmsg(65536, fd_space, socket.MSG_CMSG_CLOEXEC)
-        except InterruptedError:
-            continue
-        fds = []
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                usable = len(payload) - len(payload) % struct.calcsize("i")
-                fds.extend(struct.unpack("%di" % (usable // struct.calcsize("i")), payload[:usable]))
-        if not data and not fds:
-            return  # EOF: the scheduler closed the control socket
-        try:
-            msg = json.loads(data)
-        except ValueError:
-            msg = None
-        if not isinstance(msg, dict) or msg.get("type") != "fork" or len(fds) < 2:
-            for fd in fds:
-                os.close(fd)
-            continue
-        channel_fd, log_fd = fds[0], fds[1]
-        for fd in fds[2:]:
-            os.close(fd)
-        child_no = msg.get("child")
-        _arm_children(msg.get("private_tmp") is True)
-        try:
-            pid = os.fork()
-        except OSError as e:
-            os.close(channel_fd)
-            os.close(log_fd)
-            _send(ctrl, {"type": "fork_failed", "child": child_no, "errno": e.errno or errno.EAGAIN,
-                         "message": str(e)})
-            continue
-        if pid == 0:
-            _child(handler, channel_fd, log_fd, ctrl_fd, child_no, (ctrl_fd, wake_r, wake_w))
-        os.close(channel_fd)
-        os.close(log_fd)
+    rc = server(ctrl_fd, landlock, out)
+    if rc < 0:
+        raise OSError(-rc, "geysir_fork_server: %s" % os.strerror(-rc))
+    if rc == 1:
+        _child(handler, int(out[0]), int(out[1]), ctrl_fd, int(out[2]), (ctrl_fd,))
 
 
 def main():
