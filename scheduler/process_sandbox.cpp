@@ -297,6 +297,9 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
   bool isolate_ = false;
   uid_t uid_ = 0;
   bool warned_shared_tmp_ = false;
+  // The template's own namespaces, read once it is ready (its init code has run by then; the
+  // children it forks from now on must sit right below them).
+  worker::NamespaceIds template_ns_;
   std::unordered_map<uint64_t, PendingFork> pending_;
   std::unordered_map<pid_t, std::weak_ptr<ChildCore>> children_;  // by pid as seen here
   // A child's pid in the template's PID namespace (what "exited" names) -> as seen here.
@@ -792,6 +795,10 @@ void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
   if (type == "ready") {
     if (ready_) return;
     ready_ = true;
+    if (isolate_) {
+      auto ns = worker::TemplateNamespaces(pid_);
+      if (ns.ok()) template_ns_ = *ns;  // else looked up per child, and a failure reported there
+    }
     auto cb = ev_.on_ready;
     if (cb) cb(num("init_ms", 0), TakeInitLog());
   } else if (type == "init_error") {
@@ -845,7 +852,8 @@ void TemplateCore::OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid) {
     shared_->tmp_mounter = std::move(started).value();
   }
   it->second.announced = true;
-  const worker::PrivateTmpRequest request{.child = child_pid, .template_pid = pid_, .uid = uid_, .gid = uid_,
+  const worker::PrivateTmpRequest request{.child = child_pid, .template_pid = pid_, .template_ns = template_ns_,
+                                          .uid = uid_, .gid = uid_,
                                           .size_mb = function_.ephemeral_storage_mb};
   std::weak_ptr<TemplateCore> weak = weak_from_this();
   shared_->tmp_mounter->Submit([request, weak, n, ns_pid]() -> LoopWorker::Continuation {

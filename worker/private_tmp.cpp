@@ -66,12 +66,14 @@ Result<ino_t> RelatedNamespaceId(int fd, unsigned long request, const char* what
   return NamespaceId(related.get(), what);
 }
 
-Status WriteProcFile(pid_t pid, const char* name, const std::string& text) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return Status::Sys(errno, "open " + path);
+// `name` under the child's /proc directory `dir` (looked up once for the three maps: the look-up
+// of a new pid's /proc entry is the expensive part).
+Status WriteProcFile(int dir, pid_t pid, const char* name, const std::string& text) {
+  UniqueFd fd(openat(dir, name, O_WRONLY | O_CLOEXEC));
+  const auto path = [&] { return "/proc/" + std::to_string(pid) + "/" + name; };
+  if (!fd) return Status::Sys(errno, "open " + path());
   if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return Status::Sys(errno, "write '" + text + "' to " + path);
+    return Status::Sys(errno, "write '" + text + "' to " + path());
   }
   return Status::Ok();
 }
@@ -118,6 +120,14 @@ Status MountIn(int mnt_ns, const std::string& options) {
 
 }  // namespace
 
+Result<NamespaceIds> TemplateNamespaces(pid_t template_pid) {
+  auto mnt = NamespaceIdOf(template_pid, "mnt");
+  if (!mnt.ok()) return mnt.status();
+  auto user = NamespaceIdOf(template_pid, "user");
+  if (!user.ok()) return user.status();
+  return NamespaceIds{*mnt, *user};
+}
+
 Status MountPrivateTmpOnThisThread(const PrivateTmpRequest& request) {
   const pid_t child = request.child, template_pid = request.template_pid;
   const uid_t uid = request.uid;
@@ -129,9 +139,13 @@ Status MountPrivateTmpOnThisThread(const PrivateTmpRequest& request) {
   if (!child_mnt.ok()) return child_mnt.status();
   auto cm = NamespaceId(child_mnt->get(), "the child's mount namespace");
   if (!cm.ok()) return cm.status();
-  auto tm = NamespaceIdOf(template_pid, "mnt");
-  if (!tm.ok()) return tm.status();
-  if (*cm == *tm) return Status::Unavailable("the child shares its template's mount namespace (no user namespace for it)");
+  NamespaceIds template_ns = request.template_ns;
+  if (template_ns.mnt == 0 || template_ns.user == 0) {
+    auto looked_up = TemplateNamespaces(template_pid);
+    if (!looked_up.ok()) return looked_up.status();
+    template_ns = *looked_up;
+  }
+  if (*cm == template_ns.mnt) return Status::Unavailable("the child shares its template's mount namespace (no user namespace for it)");
   // What the child must have made, and nothing else: a mount namespace owned by the user
   // namespace the child is in, itself directly below the template's. Anything else (a namespace
   // of another process, a deeper nesting) is refused: the mount below goes exactly where we
@@ -146,18 +160,19 @@ Status MountPrivateTmpOnThisThread(const PrivateTmpRequest& request) {
   if (!ou.ok()) return ou.status();
   auto parent = RelatedNamespaceId(owner.get(), NS_GET_PARENT, "NS_GET_PARENT (the child's user namespace)");
   if (!parent.ok()) return parent.status();
-  auto tu = NamespaceIdOf(template_pid, "user");
-  if (!tu.ok()) return tu.status();
-  if (*ou != *cu || *parent != *tu) {
+  if (*ou != *cu || *parent != template_ns.user) {
     return Status::Sys(EPERM, "the child's namespaces are not a user namespace below its template's owning a mount namespace");
   }
 
   // The child's own ids map to themselves, and nothing else is mapped: it is not root in its user
   // namespace, so an exec could not give it capabilities there, and getuid() reads as before.
   // "deny" for setgroups first, as for an unprivileged map (it may not drop its group list).
-  GEYSIR_RETURN_IF_ERROR(WriteProcFile(child, "uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1\n"));
-  GEYSIR_RETURN_IF_ERROR(WriteProcFile(child, "setgroups", "deny"));
-  GEYSIR_RETURN_IF_ERROR(WriteProcFile(child, "gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1\n"));
+  const std::string proc = "/proc/" + std::to_string(child);
+  UniqueFd dir(open(proc.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return Status::Sys(errno, "open " + proc);
+  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), child, "uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1\n"));
+  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), child, "setgroups", "deny"));
+  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), child, "gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1\n"));
 
   const uint64_t mb = request.size_mb == 0 ? 512 : request.size_mb;
   return MountIn(child_mnt->get(), "size=" + std::to_string(mb) + "m,mode=1777");

@@ -75,7 +75,7 @@ struct Run {
   bool marker_on_host = false;
 };
 
-Run RunChild(bool make_namespaces) {
+Run RunChild(bool make_namespaces, geysir::worker::NamespaceIds template_ns = {}) {
   const std::string marker = "/tmp/geysir-private-tmp-test-" + std::to_string(getpid());
   int rep[2], go[2];
   REQUIRE(pipe2(rep, O_CLOEXEC) == 0);
@@ -88,7 +88,8 @@ Run RunChild(bool make_namespaces) {
   Run run;
   char c;
   REQUIRE(read(rep[0], &c, 1) == 1);
-  run.mounted = geysir::worker::MountPrivateTmp({.child = pid, .template_pid = getpid(), .uid = kUid, .gid = kUid, .size_mb = 1});
+  run.mounted = geysir::worker::MountPrivateTmp(
+      {.child = pid, .template_pid = getpid(), .template_ns = template_ns, .uid = kUid, .gid = kUid, .size_mb = 1});
   REQUIRE(write(go[1], "g", 1) == 1);
   REQUIRE(read(rep[0], &run.report, sizeof run.report) == static_cast<ssize_t>(sizeof run.report));
   int status = 0;
@@ -129,6 +130,22 @@ TEST_CASE("a child still in its template's namespaces is reported as such, and n
   // mounted there on its behalf.
   CHECK(run.report.created_errno == 0);
   CHECK(run.marker_on_host);
+}
+
+TEST_CASE("a child whose user namespace is not right below its template's is refused, and nothing is mounted", "[private_tmp]") {
+  if (geteuid() != 0) GEYSIR_SKIP("needs root");
+  // The template's namespaces as the scheduler cached them, but with a user namespace the child's
+  // is not below (ours, off by one: no namespace above the child has that id).
+  auto ours = geysir::worker::TemplateNamespaces(getpid());
+  INFO(ours.status().ToString());
+  REQUIRE(ours.ok());
+  geysir::worker::NamespaceIds elsewhere = *ours;
+  elsewhere.user += 1;
+  Run run = RunChild(/*make_namespaces=*/true, elsewhere);
+  if (run.report.unshare_errno != 0) GEYSIR_SKIP("this kernel refuses unprivileged user namespaces");
+  CHECK(run.mounted.sys_errno() == EPERM);
+  CHECK(run.report.fs_type != kTmpfsMagic);  // its /tmp is still the host's (not mounted)
+  CHECK(run.report.uid_inside != kUid);      // and no maps were written
 }
 
 // libgeysir_child.so's private-/tmp steps in a real child of an unprivileged, no_new_privs
@@ -263,11 +280,13 @@ TEST_CASE("bench: MountPrivateTmp", "[.bench]") {
     auto worker = geysir::LoopWorker::Start(&loop, "bench_tmp_mount");
     REQUIRE(worker.ok());
     std::vector<double> on_worker, job_cpu, submit_cpu, short_lived;
+    const auto self_ns = geysir::worker::TemplateNamespaces(getpid()).value();  // as the scheduler caches them
     for (int i = 0; i < n; ++i) {
       BenchChild c = ForkBenchChild();
       geysir::Status st = geysir::Status::Internal("not run");
       double cpu_ms = 0;
-      const geysir::worker::PrivateTmpRequest r{.child = c.pid, .template_pid = getpid(), .uid = kUid, .gid = kUid, .size_mb = 512};
+      const geysir::worker::PrivateTmpRequest r{.child = c.pid, .template_pid = getpid(), .template_ns = self_ns,
+                                                .uid = kUid, .gid = kUid, .size_mb = 512};
       auto t0 = std::chrono::steady_clock::now();
       const double submit0 = ThreadCpuMs();
       (*worker)->Submit([&st, &loop, &cpu_ms, r]() -> geysir::LoopWorker::Continuation {
