@@ -228,6 +228,12 @@ __attribute__((visibility("default"))) int geysir_fork_server(int ctrl_fd, int l
       !PyOS_AfterFork_Child) {
     return -ENOSYS;
   }
+  /* SIGCHLD at its default whatever the init code chose: ignored, the kernel would reap the
+   * children itself and no "exited" would be sent. (Each child sets its own disposition.) */
+  struct sigaction default_action;
+  memset(&default_action, 0, sizeof default_action);
+  default_action.sa_handler = SIG_DFL;
+  if (sigaction(SIGCHLD, &default_action, NULL) != 0) return -errno;
   sigset_t chld, original;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);

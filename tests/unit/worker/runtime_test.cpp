@@ -373,3 +373,21 @@ TEST_CASE("the template's fork loop drops what is not a fork message and keeps s
   CHECK(json::parse(result->body) == json{{"n", 42}});
   CHECK(OpenFds(t->proc.pid) == fds_before);
 }
+
+// Init code that ignores SIGCHLD (some libraries do) must not make the kernel reap the template's
+// children behind its back: the scheduler learns of every exit from "exited".
+TEST_CASE("the template reports its children's exits even if the init code ignored SIGCHLD", "[runtime]") {
+  if (!IsRoot()) GEYSIR_SKIP("needs root to switch to the function's uid");
+  TempDir code;
+  code.Write("app.py",
+             "import signal\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+             "def handler(event, context):\n    return 'ok'\n");
+  auto t = Ready(code, "app.handler");
+  auto c = Fork(*t, 1);
+  REQUIRE(c);
+  REQUIRE(Invoke(*c, InvokeHeader("req-sigchld"), "{}"));
+  auto exited = t->NextOfType("exited");
+  REQUIRE(exited);
+  CHECK((*exited)["pid"] == c->pid);
+  CHECK((*exited)["code"] == 0);
+}
