@@ -402,3 +402,35 @@ TEST_CASE("the template reports its children's exits even if the init code ignor
   CHECK((*exited)["pid"] == c->pid);
   CHECK((*exited)["code"] == 0);
 }
+
+// The fork loop releases the GIL while it waits: a thread the init code started keeps running in
+// the template between invocations (each child gets a copy of its state at its fork), and the
+// children are forked cleanly although that thread exists.
+TEST_CASE("a thread started by the init code keeps running in the template between forks", "[runtime]") {
+  if (!IsRoot()) GEYSIR_SKIP("needs root to switch to the function's uid");
+  TempDir code;
+  code.Write("app.py",
+             "import threading, time\n"
+             "ticks = [0]\n"
+             "def tick():\n"
+             "    while True:\n"
+             "        ticks[0] += 1\n"
+             "        time.sleep(0.01)\n"
+             "threading.Thread(target=tick, daemon=True).start()\n"
+             "def handler(event, context):\n"
+             "    return {'ticks': ticks[0], 'threads': threading.active_count()}\n");
+  auto t = Ready(code, "app.handler");
+  auto first = Fork(*t, 1);
+  REQUIRE(first);
+  auto r1 = Invoke(*first, InvokeHeader("req-tick-1"), "{}");
+  REQUIRE(r1);
+  usleep(300 * 1000);  // the template's thread ticks ~30 times meanwhile, if it can run
+  auto second = Fork(*t, 2);
+  REQUIRE(second);
+  auto r2 = Invoke(*second, InvokeHeader("req-tick-2"), "{}");
+  REQUIRE(r2);
+  const json a = json::parse(r1->body), b = json::parse(r2->body);
+  INFO(a.dump() << " then " << b.dump());
+  CHECK(b["ticks"].get<int>() >= a["ticks"].get<int>() + 10);
+  CHECK(b["threads"] == 1);  // a child has only the thread that forked it
+}
