@@ -106,7 +106,7 @@ ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS, as in the sandbo
 b._child_enter_prepare()
 if isinstance(b._child_enter, str):
     raise SystemExit(b._child_enter)
-arm, landlock = b._child_enter[0], b._child_enter[1]
+arm, landlock = b._child_enter.arm, b._child_enter.landlock
 lib = ctypes.CDLL(os.path.join(os.environ["RUNTIME_DIR"], "libgeysir_child.so"))
 enter_ns = ctypes.c_int64.in_dll(lib, "geysir_child_enter_ns")
 import gc; gc.collect(); gc.freeze()

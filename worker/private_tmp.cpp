@@ -66,14 +66,13 @@ Result<ino_t> RelatedNamespaceId(int fd, unsigned long request, const char* what
   return NamespaceId(related.get(), what);
 }
 
-// `name` under the child's /proc directory `dir` (looked up once for the three maps: the look-up
-// of a new pid's /proc entry is the expensive part).
-Status WriteProcFile(int dir, pid_t pid, const char* name, const std::string& text) {
+// `name` under the child's /proc directory, open as `dir` at `dir_path` (looked up once for the
+// three maps: the look-up of a new pid's /proc entry is the expensive part).
+Status WriteProcFile(int dir, const std::string& dir_path, const char* name, const std::string& text) {
   UniqueFd fd(openat(dir, name, O_WRONLY | O_CLOEXEC));
-  const auto path = [&] { return "/proc/" + std::to_string(pid) + "/" + name; };
-  if (!fd) return Status::Sys(errno, "open " + path());
+  if (!fd) return Status::Sys(errno, "open " + dir_path + "/" + name);
   if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return Status::Sys(errno, "write '" + text + "' to " + path());
+    return Status::Sys(errno, "write '" + text + "' to " + dir_path + "/" + name);
   }
   return Status::Ok();
 }
@@ -170,9 +169,9 @@ Status MountPrivateTmpOnThisThread(const PrivateTmpRequest& request) {
   const std::string proc = "/proc/" + std::to_string(child);
   UniqueFd dir(open(proc.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return Status::Sys(errno, "open " + proc);
-  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), child, "uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1\n"));
-  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), child, "setgroups", "deny"));
-  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), child, "gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1\n"));
+  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), proc, "uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1\n"));
+  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), proc, "setgroups", "deny"));
+  GEYSIR_RETURN_IF_ERROR(WriteProcFile(dir.get(), proc, "gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1\n"));
 
   const uint64_t mb = request.size_mb == 0 ? 512 : request.size_mb;
   return MountIn(child_mnt->get(), "size=" + std::to_string(mb) + "m,mode=1777");

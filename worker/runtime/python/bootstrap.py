@@ -26,6 +26,7 @@ import time
 _T0 = time.monotonic()
 
 import base64  # noqa: E402
+import collections  # noqa: E402
 import decimal  # noqa: E402
 import errno  # noqa: E402
 import gc  # noqa: E402
@@ -304,8 +305,8 @@ _CHILD_LANDLOCK = 2
 _CHILD_STAGES = {1: "unshare", 2: "capset", 3: "user.max_user_namespaces", 4: "landlock_create_ruleset",
                  5: "landlock_restrict_self"}
 _LANDLOCK_CREATE_RULESET = 444
-# (arm, landlock flag, error, stage, [armed flags], fork server, its out array) once loaded, or
-# why it could not be.
+# libgeysir_child.so once loaded (a _ChildLib), or why it could not be (a str).
+_ChildLib = collections.namedtuple("_ChildLib", "arm landlock error stage serve out")
 _child_enter = None
 
 
@@ -330,8 +331,8 @@ def _child_enter_prepare():
     server = ctypes.PyDLL(lib._name).geysir_fork_server
     server.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int64))
     server.restype = ctypes.c_int
-    _child_enter = (arm, landlock, ctypes.c_int.in_dll(lib, "geysir_child_error"),
-                    ctypes.c_int.in_dll(lib, "geysir_child_stage"), [None], server, (ctypes.c_int64 * 3)())
+    _child_enter = _ChildLib(arm, landlock, ctypes.c_int.in_dll(lib, "geysir_child_error"),
+                             ctypes.c_int.in_dll(lib, "geysir_child_stage"), server, (ctypes.c_int64 * 3)())
 
 
 def _child_entered():
@@ -340,10 +341,10 @@ def _child_entered():
         raise OSError(errno.ENOENT, _child_enter)
     if _child_enter is None:
         return
-    error, stage = _child_enter[2], _child_enter[3]
-    err = error.value
+    err = _child_enter.error.value
     if err != 0:
-        raise OSError(err, "%s: %s" % (_CHILD_STAGES.get(stage.value, "step %d" % stage.value), os.strerror(err)))
+        stage = _child_enter.stage.value
+        raise OSError(err, "%s: %s" % (_CHILD_STAGES.get(stage, "step %d" % stage), os.strerror(err)))
 
 
 # --- the child: one invocation --------------------------------------------------------------------
@@ -479,20 +480,7 @@ def _send(ctrl, message):
     try:
         ctrl.send(json.dumps(message, separators=(",", ":")).encode())
     except (BrokenPipeError, ConnectionResetError):
-        pass  # the scheduler is gone: the next poll reads EOF and the template exits
-
-
-def _reap(ctrl):
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
-        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-        _send(ctrl, {"type": "exited", "pid": pid, "code": code, "signal": sig})
+        pass  # the scheduler is gone: the fork loop reads EOF and the template exits
 
 
 def _serve(ctrl, handler):
@@ -506,11 +494,11 @@ def _serve(ctrl, handler):
     # template with SIGINT (Python's own handler would raise KeyboardInterrupt here). Children
     # put Python's handler back.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if not isinstance(_child_enter, tuple):
+    if not isinstance(_child_enter, _ChildLib):
         raise OSError(errno.ENOENT, "the fork loop is in libgeysir_child.so: %s" % _child_enter)
-    landlock, server, out = _child_enter[1], _child_enter[5], _child_enter[6]
+    out = _child_enter.out
     ctrl_fd = ctrl.fileno()
-    rc = server(ctrl_fd, landlock, out)
+    rc = _child_enter.serve(ctrl_fd, _child_enter.landlock, out)
     if rc < 0:
         raise OSError(-rc, "geysir_fork_server: %s" % os.strerror(-rc))
     if rc == 1:
