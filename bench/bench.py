@@ -5,7 +5,9 @@ Starts a private `geysir server` (port 0, temp data dir) and, in one go on this 
   (b) the Flask example in Geysir vs the same app under gunicorn -w 2 (sync workers);
   (c) the gateway's /healthz vs nginx returning a fixed body (one worker each: one event loop);
   (d) cold start: CreateFunction (+ CreateFunctionUrlConfig) to the first 200 from the URL,
-      for hello and for Flask, median of several.
+      for hello and for Flask, median of several;
+  (e) latency at a light load: hello through its function URL, one request every 100 ms on a new
+      connection (a pre-forked child is waiting), against nginx's fixed body the same way.
 Prints each figure and the ratios to the issue's aims, and a JSON summary line at the end.
 """
 import argparse
@@ -79,6 +81,20 @@ def http_status(port, host_header, path="/", timeout=5):
             data += chunk
     m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
     return int(m.group(1)) if m else 0
+
+
+def paced(port, host_header, path="/", n=60, interval_s=0.1):
+    """n GETs, one every interval_s, each on a new connection: p50/p90/max in ms."""
+    lat = []
+    for _ in range(n):
+        time.sleep(interval_s)
+        t0 = time.perf_counter()
+        code = http_status(port, host_header, path)
+        lat.append((time.perf_counter() - t0) * 1000.0)
+        if code != 200:
+            raise SystemExit(f"error: paced GET http://{host_header}{path} answered {code}")
+    lat.sort()
+    return {"n": n, "p50_ms": lat[n // 2], "p90_ms": lat[n * 9 // 10], "max_ms": lat[-1]}
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -267,6 +283,19 @@ def main():
         log(f"(c) gateway /healthz            {fmt(ch)}")
         log(f"    nginx (1 worker) fixed body  {fmt(cn)}")
         log(f"    ratio gateway/nginx = {rc:.3f}  (aim >= 0.5)")
+
+        # (e) a light load: a request every 100 ms finds a pre-forked child waiting.
+        e = paced(g.port, hello_host)
+        np_ = start_nginx(nport, tmp)
+        try:
+            en = paced(nport, f"127.0.0.1:{nport}")
+        finally:
+            stop(np_)
+        results["e_hello_paced"], results["e_nginx_paced"] = e, en
+        log(f"(e) hello, one request / 100 ms  p50 {e['p50_ms']:6.2f} ms  p90 {e['p90_ms']:6.2f} ms  "
+            f"max {e['max_ms']:6.2f} ms  (n={e['n']}, new connection each)")
+        log(f"    nginx fixed body, same way   p50 {en['p50_ms']:6.2f} ms  p90 {en['p90_ms']:6.2f} ms  "
+            f"max {en['max_ms']:6.2f} ms")
 
         # (d) cold start: CreateFunction -> first 200 from the URL.
         for label, z, mem, aim in (("hello", hello_zip, 128, 100), ("flask", flask_zip, 256, 250)):

@@ -2,8 +2,8 @@
 # Geysir benchmarks, on demand (not part of CI): builds Release into build/bench (or
 # $GEYSIR_BUILD_DIR), then runs bench/bench.py, which starts a private `geysir server` and runs
 # wrk against (a) hello via its function URL, (b) Flask in Geysir vs gunicorn -w 2,
-# (c) /healthz vs nginx, and measures (d) cold starts. Needs wrk, nginx-light and gunicorn
-# (deploy/packages.txt). Results and how to read them: docs/benchmarks.md.
+# (c) /healthz vs nginx, measures (d) cold starts and (e) latency at a light load. Needs wrk,
+# nginx-light and gunicorn (deploy/packages.txt). Results and how to read them: docs/benchmarks.md.
 #
 #   ./bench/run.sh                         # 10 s per wrk run
 #   ./bench/run.sh --duration 20 --cold-runs 11
