@@ -7,6 +7,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "proto/json_bounds.h"
+
 namespace geysir::scheduler {
 
 std::string IsoTime(int64_t unix_ms) {
@@ -88,7 +90,7 @@ std::string MessageObject(std::string_view message) {
 }
 
 std::string ErrorTypeOf(std::string_view error_json, std::string_view fallback) {
-  auto j = nlohmann::json::parse(error_json, nullptr, /*allow_exceptions=*/false);
+  auto j = proto::ParseUntrustedJsonOrDiscarded(error_json);
   if (j.is_object()) {
     auto it = j.find("errorType");
     if (it != j.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {

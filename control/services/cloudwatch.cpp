@@ -11,6 +11,7 @@
 
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -204,7 +205,7 @@ class CloudWatchService final : public Service {
     } else if (target && target->rfind(kTargetPrefix, 0) == 0) {
       wire_ = Wire::kJson;
       op = target->substr(kTargetPrefix.size());
-      json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+      json body = req.body.empty() ? json::object() : proto::ParseUntrustedJsonOrDiscarded(req.body);
       if (!body.is_object()) throw ApiException(CwError("SerializationException", "The request body is not a JSON object"));
       in = FromJson(body);
     } else {
