@@ -596,3 +596,58 @@ def test_network_egress(srv, lam, deploy, test_net, after):
            reached or f"{len(refused)} refused targets, e.g. {out[f'{refused[0][0]}:{refused[0][1]}'].get('error')}")
     assert works, f"egress function could not reach the test network server: {ok}"
     assert not reached, f"egress function reached refused addresses: {reached}"
+
+
+# ---- bytes that reach Geysir's own daemons ---------------------------------------------------
+
+def daemon_pid(srv, binary):
+    pids = srv.child_pids(binary)
+    assert len(pids) == 1, f"{binary}: {pids}"
+    return pids[0]
+
+
+def vm_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_deep_json_from_init_code(srv, lam, deploy, after):
+    """Init code writes a 100,000-deep init_error on the template's control socket; the
+    scheduler once dumped it recursively and died, with every tenant's invocations."""
+    before = daemon_pid(srv, "geysir-scheduler")
+    name = deploy("deep_json", Environment={"Variables": {"DEEP_INIT": "1"}})
+    try:
+        err, out = invoke(lam, name)
+    except Exception as e:  # noqa: BLE001 - a dead scheduler shows as a failed call
+        err, out = "call failed", str(e)
+    after_pid = srv.child_pids("geysir-scheduler")
+    survived = after_pid == [before]
+    record("deep JSON on the template's control socket", survived,
+           f"scheduler pid {before} -> {after_pid}; invoke: {err} {str(out)[:80]}",
+           labels=("blocked", "NOT BLOCKED (scheduler died)"))
+    assert survived, f"the scheduler restarted: {before} -> {after_pid}\n{srv.log_tail()}"
+    # The message was dropped as malformed; the function itself initialised and served.
+    assert err is None and out["init_sent"]["ok"], (err, out)
+
+
+def test_deep_json_result_body_via_url(srv, lam, deploy, after):
+    """A result frame whose "body" nests 100,000 deep, through a function URL: the gateway once
+    dumped it recursively and died, dropping every function URL connection."""
+    before = daemon_pid(srv, "geysir-gateway")
+    name = deploy("deep_json")
+    url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    srv.wait_url_status(url, 200)
+    try:
+        status, _, body = srv.url_request(url, path="/?result=1", timeout=30)
+    except Exception as e:  # noqa: BLE001 - a dead gateway shows as a dropped connection
+        status, body = None, str(e).encode()
+    after_pid = srv.child_pids("geysir-gateway")
+    survived = after_pid == [before]
+    record("deep JSON body in a handler result (function URL)", survived and status == 502,
+           f"gateway pid {before} -> {after_pid}; HTTP {status} {body[:60]!r}",
+           labels=("blocked", "NOT BLOCKED (gateway died)"))
+    assert survived, f"the gateway restarted: {before} -> {after_pid}\n{srv.log_tail()}"
+    assert status == 502, (status, body[:200])
