@@ -651,3 +651,17 @@ def test_deep_json_result_body_via_url(srv, lam, deploy, after):
            labels=("blocked", "NOT BLOCKED (gateway died)"))
     assert survived, f"the gateway restarted: {before} -> {after_pid}\n{srv.log_tail()}"
     assert status == 502, (status, body[:200])
+
+
+def test_deep_json_event_reaches_runtime(srv, lam, deploy, after):
+    """A 10^5-deep event: the runtime answers Runtime.UnmarshalError in Lambda's shape instead
+    of dying (Runtime.ExitError)."""
+    name = deploy("canary")
+    deep = "[" * 100_000 + "]" * 100_000
+    r = lam.invoke(FunctionName=name, Payload=deep.encode())
+    out = json.loads(r["Payload"].read())
+    ok = r.get("FunctionError") == "Unhandled" and out.get("errorType") == "Runtime.UnmarshalError"
+    record("10^5-deep JSON event", ok, f"{r.get('FunctionError')} {out.get('errorType')}: {str(out.get('errorMessage'))[:60]}",
+           labels=("handled", "NOT HANDLED"))
+    assert ok, out
+    assert "Unable to unmarshal input" in out["errorMessage"], out
