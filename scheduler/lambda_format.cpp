@@ -84,6 +84,12 @@ std::string ErrorObject(std::string_view message, std::string_view type) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string ResponseTooLargeError() {
+  return ErrorObject("Response payload size exceeded maximum allowed payload size (" +
+                         std::to_string(kMaxResponsePayloadBytes) + " bytes).",
+                     "Function.ResponseSizeTooLarge");
+}
+
 std::string MessageObject(std::string_view message) {
   nlohmann::json j{{"message", message}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

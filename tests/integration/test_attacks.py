@@ -665,3 +665,26 @@ def test_deep_json_event_reaches_runtime(srv, lam, deploy, after):
            labels=("handled", "NOT HANDLED"))
     assert ok, out
     assert "Unable to unmarshal input" in out["errorMessage"], out
+
+
+def test_result_over_6mb(srv, lam, deploy, after):
+    """Results over Lambda's 6 MB limit fail with Function.ResponseSizeTooLarge, refused while
+    they are read: four concurrent 40 MB results once grew the scheduler by their size."""
+    name = deploy("big_output", MemorySize=512, Timeout=30)
+    err, out = invoke(lam, name, {"result_mb": 7})
+    assert err == "Unhandled" and out.get("errorType") == "Function.ResponseSizeTooLarge", (err, str(out)[:200])
+    assert out["errorMessage"] == "Response payload size exceeded maximum allowed payload size (6291556 bytes).", out
+    # Just under the limit still goes through (a JSON string: the quotes count).
+    err, out = invoke(lam, name, {"result_mb": 6.29})
+    assert err is None and len(out) == 6_290_000, (err, str(out)[:200])
+
+    sched = daemon_pid(srv, "geysir-scheduler")
+    hwm_before = vm_kb(sched, "VmHWM")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: invoke(lam, name, {"result_mb": 40}), range(4)))
+    grown_mb = (vm_kb(sched, "VmHWM") - hwm_before) / 1024
+    types = sorted({str(o.get("errorType")) if isinstance(o, dict) else "?" for _, o in results})
+    ok = types == ["Function.ResponseSizeTooLarge"] and grown_mb < 40
+    record("4 concurrent 40 MB results", ok, f"{types}; scheduler peak RSS +{grown_mb:.0f} MB",
+           labels=("blocked", "NOT BLOCKED"))
+    assert ok, (types, grown_mb)
