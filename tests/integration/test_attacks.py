@@ -688,3 +688,29 @@ def test_result_over_6mb(srv, lam, deploy, after):
     record("4 concurrent 40 MB results", ok, f"{types}; scheduler peak RSS +{grown_mb:.0f} MB",
            labels=("blocked", "NOT BLOCKED"))
     assert ok, (types, grown_mb)
+
+
+def test_log_flood_does_not_wedge_the_pipeline(srv, lam, deploy, after):
+    """200 KB of control characters in one invocation's output (~1.2 MB once JSON-escaped): the
+    log batch once exceeded control's frame limit and was resent forever, and no function's
+    logs were stored after it. Now it is split; the lines after it, and the next invocation's,
+    are stored."""
+    name = deploy("big_output", Timeout=30)
+    logs = srv.client("logs")
+    group = f"/aws/lambda/{name}"
+    first, second = "marker-" + uuid.uuid4().hex[:8], "marker-" + uuid.uuid4().hex[:8]
+    err, _ = invoke(lam, name, {"log_bytes": 200_000, "marker": first})
+    assert err is None
+    err, _ = invoke(lam, name, {"marker": second})
+    assert err is None
+
+    def stored():
+        return all(logs.filter_log_events(logGroupName=group, filterPattern=m)["events"] for m in (first, second))
+
+    try:
+        wait_until(stored, 20, interval=0.5, what="both markers stored")
+        ok, evidence = True, "both invocations' lines stored after the flood"
+    except AssertionError as e:
+        ok, evidence = False, str(e)
+    record("log flood: 200 KB of control characters", ok, evidence, labels=("blocked", "NOT BLOCKED (pipeline wedged)"))
+    assert ok, evidence
