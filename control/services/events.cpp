@@ -864,7 +864,9 @@ json EventsService::ListRules(const json& body) {
   std::string prefix = Str(body, "NamePrefix");
   std::string token = Str(body, "NextToken");
   int limit = 100;
-  if (body.contains("Limit") && body["Limit"].is_number_integer()) limit = std::clamp(body["Limit"].get<int>(), 1, 100);
+  if (body.contains("Limit")) {
+    limit = static_cast<int>(std::clamp<int64_t>(proto::JsonInteger<int64_t>(body["Limit"]).value_or(limit), 1, 100));
+  }
   Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
                                            " FROM events_rules WHERE kind = 'rule' AND name > ? AND substr(name, 1, ?) = ? "
                                            "ORDER BY name LIMIT ?");
