@@ -13,6 +13,7 @@
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -91,6 +92,37 @@ std::string Optional(const std::map<std::string, std::string>& form, const std::
   return it == form.end() ? fallback : it->second;
 }
 
+// An integer parameter in [lo, hi], read from its digits (no atoll: "-1" and "1e999999" are
+// refused, not wrapped or overflowed). `fallback` when absent.
+int64_t IntParam(const std::map<std::string, std::string>& form, const std::string& name, const char* field,
+                 int64_t lo, int64_t hi, int64_t fallback) {
+  auto it = form.find(name);
+  if (it == form.end()) return fallback;
+  const std::string& text = it->second;
+  const std::string shown = text.substr(0, 50);
+  int64_t v = 0;
+  bool digits = !text.empty() && text.size() <= 18;
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      digits = false;
+      break;
+    }
+    v = v * 10 + (c - '0');
+  }
+  if (!digits) {
+    Throw(400, "ValidationError", "1 validation error detected: Value '" + shown + "' at '" + field +
+                                      "' failed to satisfy constraint: Member must be an integer between " +
+                                      std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  if (v < lo || v > hi) {
+    Throw(400, "ValidationError", "1 validation error detected: Value '" + shown + "' at '" + field +
+                                      "' failed to satisfy constraint: Member must have value " +
+                                      (v < lo ? "greater than or equal to " + std::to_string(lo)
+                                              : "less than or equal to " + std::to_string(hi)));
+  }
+  return v;
+}
+
 void CheckName(const std::string& value, const char* field, size_t max) {
   auto allowed = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_+=,.@-").find(c) != std::string_view::npos;
@@ -103,7 +135,7 @@ void CheckName(const std::string& value, const char* field, size_t max) {
 }
 
 void CheckPolicy(const std::string& doc) {
-  json j = json::parse(doc, nullptr, false);
+  json j = proto::ParseUntrustedJsonOrDiscarded(doc);
   if (!j.is_object()) Throw(400, "MalformedPolicyDocument", "The policy document is not a JSON object.");
   if (doc.size() > 10240) Throw(400, "LimitExceeded", "Cannot exceed quota for PolicySize: 10240");
 }
@@ -230,12 +262,8 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
                                     "contain only alphanumeric characters and/or / characters.");
     }
     r.description = Optional(form, "Description");
-    if (auto msd = Optional(form, "MaxSessionDuration"); !msd.empty()) {
-      r.max_session_duration = std::atoll(msd.c_str());
-      if (r.max_session_duration < 3600 || r.max_session_duration > 43200) {
-        Throw(400, "ValidationError", "MaxSessionDuration must be between 3600 and 43200 seconds.");
-      }
-    }
+    r.max_session_duration =
+        IntParam(form, "MaxSessionDuration", "maxSessionDuration", 3600, 43200, r.max_session_duration);
     r.tags = FormTags(form);
     r.role_id = RandomId("AROA");
     r.created_ms = host_.NowMs();
@@ -258,16 +286,31 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   }
   if (action == "ListRoles") {
     std::string prefix = Optional(form, "PathPrefix", "/");
+    const int64_t max_items = IntParam(form, "MaxItems", "maxItems", 1, 1000, 100);
+    // Marker: the name of the first role of the next page, as this answer gave it.
+    const std::string marker = Optional(form, "Marker");
     XmlWriter x;
     x.Open("Roles");
     Statement s = db.Prepare("SELECT name FROM iam_roles ORDER BY name COLLATE NOCASE");
+    int64_t listed = 0;
+    std::string next;
+    bool reached = marker.empty();
     while (s.Step()) {
-      Role r = RequireRole(db, s.Text(0));
+      const std::string name = s.Text(0);
+      if (!reached && name != marker) continue;
+      reached = true;
+      Role r = RequireRole(db, name);
       if (r.path.rfind(prefix, 0) != 0) continue;
+      if (listed == max_items) {
+        next = name;
+        break;
+      }
       WriteRole(x, r, api, "member");
+      ++listed;
     }
     x.Close("Roles");
-    x.Leaf("IsTruncated", "false");
+    x.Leaf("IsTruncated", next.empty() ? "false" : "true");
+    if (!next.empty()) x.Leaf("Marker", next);
     return reply(x.str());
   }
   if (action == "DeleteRole") {
@@ -288,7 +331,8 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   if (action == "UpdateRole") {
     Role r = RequireRole(db, Required(form, "RoleName"));
     if (form.count("Description")) r.description = form.at("Description");
-    if (auto msd = Optional(form, "MaxSessionDuration"); !msd.empty()) r.max_session_duration = std::atoll(msd.c_str());
+    r.max_session_duration =
+        IntParam(form, "MaxSessionDuration", "maxSessionDuration", 3600, 43200, r.max_session_duration);
     db.Prepare("UPDATE iam_roles SET description = ?, max_session_duration = ? WHERE name = ?")
         .BindAll(r.description, r.max_session_duration, r.name)
         .Run();

@@ -123,3 +123,34 @@ def test_cli_and_error_shapes(server, iam):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         server.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/x", RoleSessionName="session")
     assert code_of(e) == ("InvalidAction", 400)
+
+
+def test_list_roles_max_items_is_range_checked_and_pages(server):
+    """MaxItems is an integer in 1..1000 (IAM's range): -1, 0 and 1e999999 are ValidationError,
+    not read through a wrapping atoll; within range it pages with IsTruncated and Marker."""
+    raw = server.client("iam", parameter_validation=False)
+    for bad in (-1, 0, 1001, "1e999999", "12abc"):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            raw.list_roles(MaxItems=bad)
+        assert code_of(e) == ("ValidationError", 400), bad
+        assert "maxItems" in e.value.response["Error"]["Message"], bad
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        raw.create_role(RoleName=unique("msd"), AssumeRolePolicyDocument=json.dumps(TRUST), MaxSessionDuration="99999999999999999999")
+    assert code_of(e) == ("ValidationError", 400)
+
+    iam = server.client("iam")
+    prefix = "/" + unique("paging") + "/"
+    names = sorted(unique(f"page{i}-") for i in range(3))
+    for n in names:
+        iam.create_role(RoleName=n, Path=prefix, AssumeRolePolicyDocument=json.dumps(TRUST))
+    seen, marker = [], None
+    for _ in range(5):  # bounded: 3 roles, one per page
+        kw = {"PathPrefix": prefix, "MaxItems": 1}
+        if marker:
+            kw["Marker"] = marker
+        page = iam.list_roles(**kw)
+        seen += [r["RoleName"] for r in page["Roles"]]
+        if not page["IsTruncated"]:
+            break
+        marker = page["Marker"]
+    assert sorted(seen) == names
