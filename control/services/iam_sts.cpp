@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +71,45 @@ AwsError AsQueryError(const AwsError& e, const char* internal_code) {
   return out;
 }
 
+// An integer parameter, range-checked from its digits: "-1", "1e999999", "1.5", "+3" or 20
+// digits are refused with ValidationError, never clamped, wrapped or read through a double.
+std::optional<int64_t> IntParam(const std::map<std::string, std::string>& form, const std::string& name,
+                                int64_t lo, int64_t hi) {
+  auto it = form.find(name);
+  if (it == form.end()) return std::nullopt;
+  const std::string& v = it->second;
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) {
+    std::string member = name;
+    member[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(member[0])));
+    Throw(400, "ValidationError", "1 validation error detected: Value '" + v.substr(0, 32) + "' at '" + member +
+                                      "' failed to satisfy constraint: Member must be an integer between " +
+                                      std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return n;
+}
+
+// IAM's list pagination: MaxItems (1..1000, default 100) and Marker, which is the first item of
+// the page (handed out as the previous page's Marker). Writes IsTruncated and Marker; returns
+// the range of `items` to list.
+std::pair<size_t, size_t> Paginate(const std::map<std::string, std::string>& form,
+                                   const std::vector<std::string>& items, XmlWriter& x) {
+  const size_t max_items = static_cast<size_t>(IntParam(form, "MaxItems", 1, 1000).value_or(100));
+  size_t begin = 0;
+  if (auto it = form.find("Marker"); it != form.end()) {
+    auto at = std::find(items.begin(), items.end(), it->second);
+    if (it->second.empty() || at == items.end()) {
+      Throw(400, "ValidationError", "Invalid Marker: it names no item of this listing (any more).");
+    }
+    begin = static_cast<size_t>(at - items.begin());
+  }
+  const size_t end = std::min(items.size(), begin + max_items);
+  x.Leaf("IsTruncated", end < items.size() ? "true" : "false");
+  if (end < items.size()) x.Leaf("Marker", items[end]);
+  return {begin, end};
+}
+
 std::map<std::string, std::string> RequestForm(const HttpRequest& req) {
   std::map<std::string, std::string> form = ParseForm(req.body);
   for (auto& [k, v] : ParseForm(req.query)) form.emplace(k, v);
@@ -90,37 +130,6 @@ std::string Optional(const std::map<std::string, std::string>& form, const std::
                      std::string fallback = {}) {
   auto it = form.find(name);
   return it == form.end() ? fallback : it->second;
-}
-
-// An integer parameter in [lo, hi], read from its digits (no atoll: "-1" and "1e999999" are
-// refused, not wrapped or overflowed). `fallback` when absent.
-int64_t IntParam(const std::map<std::string, std::string>& form, const std::string& name, const char* field,
-                 int64_t lo, int64_t hi, int64_t fallback) {
-  auto it = form.find(name);
-  if (it == form.end()) return fallback;
-  const std::string& text = it->second;
-  const std::string shown = text.substr(0, 50);
-  int64_t v = 0;
-  bool digits = !text.empty() && text.size() <= 18;
-  for (char c : text) {
-    if (c < '0' || c > '9') {
-      digits = false;
-      break;
-    }
-    v = v * 10 + (c - '0');
-  }
-  if (!digits) {
-    Throw(400, "ValidationError", "1 validation error detected: Value '" + shown + "' at '" + field +
-                                      "' failed to satisfy constraint: Member must be an integer between " +
-                                      std::to_string(lo) + " and " + std::to_string(hi));
-  }
-  if (v < lo || v > hi) {
-    Throw(400, "ValidationError", "1 validation error detected: Value '" + shown + "' at '" + field +
-                                      "' failed to satisfy constraint: Member must have value " +
-                                      (v < lo ? "greater than or equal to " + std::to_string(lo)
-                                              : "less than or equal to " + std::to_string(hi)));
-  }
-  return v;
 }
 
 void CheckName(const std::string& value, const char* field, size_t max) {
@@ -262,8 +271,7 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
                                     "contain only alphanumeric characters and/or / characters.");
     }
     r.description = Optional(form, "Description");
-    r.max_session_duration =
-        IntParam(form, "MaxSessionDuration", "maxSessionDuration", 3600, 43200, r.max_session_duration);
+    if (auto msd = IntParam(form, "MaxSessionDuration", 3600, 43200)) r.max_session_duration = *msd;
     r.tags = FormTags(form);
     r.role_id = RandomId("AROA");
     r.created_ms = host_.NowMs();
@@ -286,32 +294,18 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   }
   if (action == "ListRoles") {
     std::string prefix = Optional(form, "PathPrefix", "/");
-    const int64_t max_items = IntParam(form, "MaxItems", "maxItems", 1, 1000, 100);
-    // Marker: the name of the first role of the next page, as this answer gave it.
-    const std::string marker = Optional(form, "Marker");
+    std::vector<std::string> names;
+    Statement s = db.Prepare("SELECT name, path FROM iam_roles ORDER BY name COLLATE NOCASE");
+    while (s.Step()) {
+      if (s.Text(1).rfind(prefix, 0) == 0) names.push_back(s.Text(0));
+    }
+    XmlWriter page;
+    auto [begin, end] = Paginate(form, names, page);
     XmlWriter x;
     x.Open("Roles");
-    Statement s = db.Prepare("SELECT name FROM iam_roles ORDER BY name COLLATE NOCASE");
-    int64_t listed = 0;
-    std::string next;
-    bool reached = marker.empty();
-    while (s.Step()) {
-      const std::string name = s.Text(0);
-      if (!reached && name != marker) continue;
-      reached = true;
-      Role r = RequireRole(db, name);
-      if (r.path.rfind(prefix, 0) != 0) continue;
-      if (listed == max_items) {
-        next = name;
-        break;
-      }
-      WriteRole(x, r, api, "member");
-      ++listed;
-    }
+    for (size_t i = begin; i < end; ++i) WriteRole(x, RequireRole(db, names[i]), api, "member");
     x.Close("Roles");
-    x.Leaf("IsTruncated", next.empty() ? "false" : "true");
-    if (!next.empty()) x.Leaf("Marker", next);
-    return reply(x.str());
+    return reply(x.str() + page.str());
   }
   if (action == "DeleteRole") {
     Role r = RequireRole(db, Required(form, "RoleName"));
@@ -331,8 +325,7 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   if (action == "UpdateRole") {
     Role r = RequireRole(db, Required(form, "RoleName"));
     if (form.count("Description")) r.description = form.at("Description");
-    r.max_session_duration =
-        IntParam(form, "MaxSessionDuration", "maxSessionDuration", 3600, 43200, r.max_session_duration);
+    if (auto msd = IntParam(form, "MaxSessionDuration", 3600, 43200)) r.max_session_duration = *msd;
     db.Prepare("UPDATE iam_roles SET description = ?, max_session_duration = ? WHERE name = ?")
         .BindAll(r.description, r.max_session_duration, r.name)
         .Run();
@@ -350,10 +343,14 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   }
   if (action == "ListRoleTags") {
     Role r = RequireRole(db, Required(form, "RoleName"));
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : r.tags) keys.push_back(k);
+    XmlWriter page;
+    auto [begin, end] = Paginate(form, keys, page);
+    r.tags = std::vector(r.tags.begin() + static_cast<std::ptrdiff_t>(begin), r.tags.begin() + static_cast<std::ptrdiff_t>(end));
     XmlWriter x;
     WriteTags(x, r.tags);
-    x.Leaf("IsTruncated", "false");
-    return reply(x.str());
+    return reply(x.str() + page.str());
   }
   if (action == "PutRolePolicy") {
     Role r = RequireRole(db, Required(form, "RoleName"));
@@ -388,14 +385,17 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   }
   if (action == "ListRolePolicies") {
     Role r = RequireRole(db, Required(form, "RoleName"));
-    XmlWriter x;
-    x.Open("PolicyNames");
+    std::vector<std::string> names;
     Statement s = db.Prepare("SELECT policy_name FROM iam_role_policies WHERE role_name = ? ORDER BY policy_name");
     s.Bind(1, r.name);
-    while (s.Step()) x.Leaf("member", s.Text(0));
+    while (s.Step()) names.push_back(s.Text(0));
+    XmlWriter page;
+    auto [begin, end] = Paginate(form, names, page);
+    XmlWriter x;
+    x.Open("PolicyNames");
+    for (size_t i = begin; i < end; ++i) x.Leaf("member", names[i]);
     x.Close("PolicyNames");
-    x.Leaf("IsTruncated", "false");
-    return reply(x.str());
+    return reply(x.str() + page.str());
   }
   Throw(400, "InvalidAction", "Could not find operation " + action + " for version " + Optional(form, "Version") +
                                   " (Geysir's IAM supports roles and inline role policies).");

@@ -714,3 +714,98 @@ def test_log_flood_does_not_wedge_the_pipeline(srv, lam, deploy, after):
         ok, evidence = False, str(e)
     record("log flood: 200 KB of control characters", ok, evidence, labels=("blocked", "NOT BLOCKED (pipeline wedged)"))
     assert ok, evidence
+
+
+# ---- the edge: what a client (not a function) sends -----------------------------------------
+
+def _signed_lambda_call(srv, method, path, body, service="lambda", region="us-east-1", declared=None, send=None):
+    """A Lambda API request signed with the admin key for `service`/`region`; `send` replaces the
+    body after signing. Returns the HTTP status."""
+    import urllib.error
+    import urllib.request
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    areq = botocore.awsrequest.AWSRequest(method=method, url=srv.control_endpoint + path, data=body,
+                                          headers={"Content-Type": "application/json"})
+    if declared:
+        areq.headers["X-Amz-Content-SHA256"] = declared
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(srv.access_key, srv.secret_key), service,
+                            region).add_auth(areq)
+    p = areq.prepare()
+    req = urllib.request.Request(p.url, data=send if send is not None else body, method=method,
+                                 headers=dict(p.headers))
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_signature_replayed_across_service_region_or_body(srv, lam, canary, after):
+    """A signature made for S3, for another region, or over UNSIGNED-PAYLOAD must not change a
+    Lambda function (the canary's timeout stays)."""
+    path = f"/2015-03-31/functions/{canary['name']}/configuration"
+    before = lam.get_function_configuration(FunctionName=canary["name"])["Timeout"]
+    body = json.dumps({"Timeout": before + 1}).encode()
+    got = {
+        "scope s3": _signed_lambda_call(srv, "PUT", path, body, service="s3"),
+        "scope eu-west-1": _signed_lambda_call(srv, "PUT", path, body, region="eu-west-1"),
+        "UNSIGNED-PAYLOAD, other body": _signed_lambda_call(srv, "PUT", path, b"{}", declared="UNSIGNED-PAYLOAD",
+                                                            send=body),
+    }
+    after_timeout = lam.get_function_configuration(FunctionName=canary["name"])["Timeout"]
+    blocked = all(v == 403 for v in got.values()) and after_timeout == before
+    record("SigV4 signature for another service / region / body", blocked, got)
+    assert blocked, (got, before, after_timeout)
+
+
+def test_ambiguous_request_headers(srv, canary, after):
+    """Two Host headers, 'Host :' and obs-fold: a proxy and the gateway could route one request
+    to two different functions; the gateway answers 400."""
+    host = canary["url"].split("//", 1)[1].rstrip("/")
+    shapes = {
+        "two Host": f"GET / HTTP/1.1\r\nHost: {host}\r\nHost: x.lambda-url.localhost\r\n\r\n",
+        "Host :": f"GET / HTTP/1.1\r\nHost : {host}\r\n\r\n",
+        "obs-fold": f"GET / HTTP/1.1\r\nHost: {host}\r\nX-A: 1\r\n Host: x\r\n\r\n",
+    }
+    got = {}
+    for name, data in shapes.items():
+        with socket.create_connection(("127.0.0.1", srv.http_port), timeout=10) as s:
+            s.sendall(data.encode())
+            got[name] = s.recv(64)[9:12].decode(errors="replace")
+    blocked = all(v == "400" for v in got.values())
+    record("ambiguous Host / header shapes (smuggling)", blocked, got)
+    assert blocked, got
+
+
+def test_one_client_holds_every_connection(srv, canary, after):
+    """One address opening connections without end: past the gateway's per-client limit (256 by
+    default) each is answered 429 and closed, and other clients keep being served."""
+    held, refused = [], 0
+    try:
+        for _ in range(256 + 4):
+            s = socket.create_connection(("127.0.0.1", srv.http_port), timeout=10)
+            held.append(s)
+        time.sleep(0.3)
+        for s in held[-4:]:
+            s.settimeout(5)
+            try:
+                if s.recv(64).startswith(b"HTTP/1.1 429"):
+                    refused += 1
+            except OSError:
+                pass
+        # Another address still gets in while this one is at its limit.
+        other = subprocess.run(["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--interface", "127.0.0.2", "-H", "Host: " + canary["url"].split("//", 1)[1].rstrip("/"),
+                                f"http://127.0.0.1:{srv.http_port}/"], capture_output=True, text=True)
+    finally:
+        for s in held:
+            s.close()
+    # The slots come back as the gateway sees the closes (before the canary check runs).
+    wait_until(lambda: srv.url_request(canary["url"], timeout=5)[0] == 200, 10, interval=0.1,
+               what="the canary's URL after the connections closed")
+    blocked = refused == 4 and other.stdout == "200"
+    record("one client holds every gateway connection", blocked,
+           f"{refused} of 4 over the limit answered 429; another address: {other.stdout or other.stderr}")
+    assert blocked, (refused, other.stdout, other.stderr)
