@@ -442,7 +442,9 @@ Result<Template> ParseTemplate(std::string_view body, const std::function<bool(s
 Result<std::map<std::string, std::string>> BindParameters(const Template& t,
                                                           const std::map<std::string, std::string>& given) {
   std::vector<std::string> unknown;
-  for (const auto& [k, v] : given) {
+  for (const auto& entry : given) {
+    // Not a structured binding: Clang 14 (the fuzz build) cannot capture one in a lambda.
+    const std::string& k = entry.first;
     bool found = std::any_of(t.parameters.begin(), t.parameters.end(),
                              [&](const TemplateParameter& p) { return p.name == k; });
     if (!found) unknown.push_back(k);

@@ -334,7 +334,8 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   if (action == "TagRole") {
     Role r = RequireRole(db, Required(form, "RoleName"));
     for (const auto& [k, v] : FormTags(form)) {
-      auto it = std::find_if(r.tags.begin(), r.tags.end(), [&](const auto& t) { return t.first == k; });
+      const std::string& key = k;  // Clang 14 cannot capture a structured binding
+      auto it = std::find_if(r.tags.begin(), r.tags.end(), [&](const auto& t) { return t.first == key; });
       if (it != r.tags.end()) it->second = v;
       else r.tags.emplace_back(k, v);
     }

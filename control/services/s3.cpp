@@ -849,7 +849,8 @@ HttpResponse S3Service::Route(Call& c) {
         {"response-expires", "expires"}};
     for (const auto& [param, header] : kOverrides) {
       if (!c.Has(param)) continue;
-      std::erase_if(r.headers, [&](const auto& h) { return Lower(h.first) == Lower(header); });
+      const std::string lower = Lower(header);  // a local: Clang 14 cannot capture a structured binding
+      std::erase_if(r.headers, [&](const auto& h) { return Lower(h.first) == lower; });
       r.headers.emplace_back(header, c.Q(param));
     }
     if (range) {
