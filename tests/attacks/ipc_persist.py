@@ -1,6 +1,7 @@
 """Tries to carry state from one invocation to the next (and memory past the invocation's end)
 through the kernel's IPC objects: a System V shared-memory segment, a System V message queue and
 a POSIX message queue made in one invocation ("plant"), then looked for in the next ("look").
+"shm_mb" sizes the segment (every page touched): memory that must count against MemorySize.
 POSIX shared memory (shm_open) lives in /dev/shm: tried too. Reports what each step did."""
 import ctypes
 import os
@@ -12,7 +13,6 @@ libc.shmdt.argtypes = [ctypes.c_void_p]
 libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
 
 IPC_CREAT, IPC_NOWAIT = 0o1000, 0o4000
-SHM_SIZE = 1 << 20
 
 
 class MsgBuf(ctypes.Structure):
@@ -24,9 +24,9 @@ def _err():
     return f"{os.strerror(e)} (errno {e})"
 
 
-def _plant(key, marker):
+def _plant(key, marker, size):
     out = {}
-    shmid = libc.shmget(key, SHM_SIZE, IPC_CREAT | 0o600)
+    shmid = libc.shmget(key, size, IPC_CREAT | 0o600)
     if shmid < 0:
         out["sysv shm"] = {"ok": False, "error": _err()}
     else:
@@ -35,7 +35,7 @@ def _plant(key, marker):
             out["sysv shm"] = {"ok": False, "error": "shmat: " + _err()}
         else:
             # Touch every page: memory the next invocation (or the host) would pay for.
-            ctypes.memset(addr, 0x5a, SHM_SIZE)
+            ctypes.memset(addr, 0x5a, size)
             ctypes.memmove(addr, marker.encode(), len(marker))
             libc.shmdt(ctypes.c_void_p(addr))
             out["sysv shm"] = {"ok": True, "id": shmid}
@@ -106,5 +106,5 @@ def _look(key, marker):
 def handler(event, context):
     key, marker = int(event["key"]), event["marker"]
     if event.get("mode") == "plant":
-        return _plant(key, marker)
+        return _plant(key, marker, int(event.get("shm_mb", 1)) << 20)
     return _look(key, marker)

@@ -396,6 +396,20 @@ def test_ipc_private_to_each_invocation(srv, lam, deploy, after):
     assert not planted["posix shm"]["ok"], f"/dev/shm is writable (shared by invocations): {planted}"
 
 
+def test_sysv_shm_counts_against_memory_size(srv, lam, deploy, after):
+    """A System V segment's pages are charged to the invocation that touches them: 256 MB of
+    shared memory in a 128 MB function is an out-of-memory kill, not memory outside any limit."""
+    needs_root()
+    name = deploy("ipc_persist", MemorySize=128, Timeout=20)
+    key = 0x6e01_0000 | (uuid.uuid4().int & 0xffff)
+    err, out = invoke(lam, name, {"mode": "plant", "key": key, "marker": "big", "shm_mb": 256})
+    charged = err is not None and isinstance(out, dict) and out.get("errorType") == "Runtime.OutOfMemory"
+    record("sysv shm past MemorySize", charged, out.get("errorType") if isinstance(out, dict) else out)
+    assert charged, f"256 MB of shared memory touched in a 128 MB function: {err} {out}"
+    err, look = invoke(lam, name, {"mode": "look", "key": key, "marker": "big"})
+    assert err is None and not look["sysv shm"]["found"], look
+
+
 def test_socket_families_outside_the_network_namespace(srv, lam, deploy, after):
     """Network mode none: a function may open unix, inet and inet6 sockets (its loopback), but no
     family that reaches past its network namespace (AF_VSOCK: the hypervisor and the host's vsock
