@@ -642,6 +642,7 @@ void ControlServer::Impl::DeleteFunction(const FunctionRef& ref, const Responder
       throw ApiException(InvalidParameterValue("Deletion of aliases is not supported by DeleteFunction: use DeleteAlias for " +
                                                ref.qualifier));
     }
+    Result<FunctionRecord> version = store_->GetFunctionVersion(name, ref.qualifier);
     Status st = store_->DeleteFunctionVersion(name, ref.qualifier);
     if (st.code() == Code::kNotFound) {
       throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, ref.qualifier)));
@@ -649,6 +650,8 @@ void ControlServer::Impl::DeleteFunction(const FunctionRef& ref, const Responder
     if (st.code() == Code::kAlreadyExists) throw ApiException(ResourceConflict(st.message()));
     ThrowIfError(st);
     log::Info("function_version_deleted", {{"function", name}, {"version", ref.qualifier}});
+    // The version's sandboxes stop now (a version has a revision of its own).
+    if (version.ok() && !version->revision_id.empty()) invoker->Retire({name, version->revision_id});
     resp->Send(EmptyReply(204, rid));
     return;
   }

@@ -174,6 +174,29 @@ def test_delete_and_update_stop_sandboxes_within_seconds(srv, lam, scheduler_pid
           f"{time.monotonic() - t0:.2f}s after DeleteFunction")
 
 
+def test_deleting_a_version_stops_its_sandboxes_within_seconds(srv, lam, scheduler_pid):
+    name = "soak-ver-" + uuid.uuid4().hex[:8]
+    deploy(srv, lam, name)
+    base = set(descendants(scheduler_pid))
+    version = lam.publish_version(FunctionName=name)["Version"]
+    r = lam.invoke(FunctionName=name, Qualifier=version, Payload=b"{}")
+    assert r.get("FunctionError") is None, r["Payload"].read()
+    of_version = set(descendants(scheduler_pid)) - base
+    assert of_version, "no template or child for the published version"
+    latest = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert latest.get("FunctionError") is None
+    # $LATEST's template (a direct child of the scheduler; its children come and go per invocation).
+    kept = set(ppid_map().get(scheduler_pid, [])) - base - of_version
+    lam.delete_function(FunctionName=name, Qualifier=version)
+    wait_until(lambda: not (of_version & set(descendants(scheduler_pid))), SETTLE_S, interval=0.1,
+               what="the deleted version's template and children to stop")
+    # $LATEST's sandboxes are not the deleted version's: they stay.
+    assert kept and kept <= set(descendants(scheduler_pid)), (kept, descendants(scheduler_pid))
+    lam.delete_function(FunctionName=name)
+    wait_until(lambda: not (kept & set(descendants(scheduler_pid))), SETTLE_S, interval=0.1,
+               what="the deleted function's template and children to stop")
+
+
 def test_churn_leaves_processes_fds_and_cgroups_flat(srv, lam, scheduler_pid):
     duration = float(os.environ.get("GEYSIR_SOAK_S", "60"))
     # Warm up once, so that what the scheduler keeps for good (its threads, its connections) is
