@@ -60,6 +60,7 @@ struct Options {
   std::string tls_key;
   bool https_redirect = false;
   std::string hsts_max_age;
+  std::string max_connections_per_client;  // the gateway's default when empty
   std::string acme_directory;
   std::string acme_ca;
   std::string acme_email;
@@ -92,6 +93,8 @@ void Usage(FILE* out) {
       "  --tls-cert, --tls-key  a PEM certificate chain and key served for every other host name\n"
       "  --https-redirect       answer plain-HTTP requests for hosts with a certificate with 308 to https\n"
       "  --hsts-max-age  send Strict-Transport-Security: max-age=S on HTTPS responses\n"
+      "  --max-connections-per-client  open connections one client address may hold at the\n"
+      "                  gateway (default 256; more are answered 429)\n"
       "  --acme-directory  the ACME CA (default Let's Encrypt production; try staging first:\n"
       "                  https://acme-staging-v02.api.letsencrypt.org/directory)\n"
       "  --acme-ca       PEM bundle to trust for the ACME directory (default: the system's)\n"
@@ -155,6 +158,11 @@ int ParseOptions(int argc, char** argv, Options* o, bool* help) {
     } else if (a == "--hsts-max-age") {
       if (!value(&o->hsts_max_age) || o->hsts_max_age.empty() ||
           o->hsts_max_age.find_first_not_of("0123456789") != std::string::npos)
+        return 2;
+    } else if (a == "--max-connections-per-client") {
+      if (!value(&o->max_connections_per_client) || o->max_connections_per_client.empty() ||
+          o->max_connections_per_client.size() > 6 ||
+          o->max_connections_per_client.find_first_not_of("0123456789") != std::string::npos)
         return 2;
     } else if (a == "--acme-directory") {
       if (!value(&o->acme_directory) || o->acme_directory.empty()) return 2;
@@ -444,6 +452,9 @@ class Supervisor {
     g.args = {"--listen-fd", "3", "--scheduler-socket", scheduler_sock_, "--control-socket", control_sock_,
               "--base-domain", opt_.base_domain, "--user", gateway_user_};
     g.listen_fd = http_fd_.get();
+    if (!opt_.max_connections_per_client.empty()) {
+      g.args.insert(g.args.end(), {"--max-connections-per-client", opt_.max_connections_per_client});
+    }
     if (https_fd_) {
       g.tls_listen_fd = https_fd_.get();
       g.args.insert(g.args.end(), {"--tls-listen-fd", "4", "--https-public-port", std::to_string(https_port_)});

@@ -16,13 +16,26 @@ namespace geysir::control {
 
 namespace sigv4 = proto::sigv4;
 
-Authenticator::Authenticator(SecretLookup lookup, std::function<int64_t()> now_s)
-    : lookup_(std::move(lookup)), now_s_(std::move(now_s)) {}
+Authenticator::Authenticator(SecretLookup lookup, std::function<int64_t()> now_s, std::string region)
+    : lookup_(std::move(lookup)), now_s_(std::move(now_s)), region_(std::move(region)) {}
 
-std::optional<AwsError> Authenticator::Check(const proto::HttpRequest& request, std::string* access_key_id) const {
+std::optional<AwsError> Authenticator::Check(const proto::HttpRequest& request, std::string_view service,
+                                             std::string* access_key_id) const {
   sigv4::VerifyError error{sigv4::Failure::kMissingAuthentication, "Missing Authentication Token"};
   std::optional<sigv4::Credential> cred = sigv4::ParseCredential(request, &error);
   if (!cred) return FromVerifyError(error);
+  // The scope first (AWS's wording): no key lookup for a request this endpoint cannot serve.
+  if (!service.empty() && cred->service != service) {
+    return FromVerifyError({sigv4::Failure::kSignatureMismatch,
+                            "Credential should be scoped to correct service: '" + std::string(service) + "'. "});
+  }
+  // IAM is global: AWS signs it for us-east-1 whatever the client's region, so that is
+  // accepted for it besides this endpoint's own region.
+  if (cred->region != region_ && !(service == "iam" && cred->region == "us-east-1")) {
+    return FromVerifyError({sigv4::Failure::kSignatureMismatch,
+                            "Credential should be scoped to a valid region, not '" + cred->region.substr(0, 64) +
+                                "'. This endpoint serves '" + region_ + "'."});
+  }
   Result<std::string> secret = lookup_(cred->access_key_id);
   if (!secret.ok()) {
     if (secret.status().code() == Code::kNotFound) {

@@ -2,8 +2,11 @@
 //
 // Authenticator checks AWS Signature V4 on every API request (proto/sigv4.h does the
 // cryptography) against the secret keys Geysir stores: a request with no signature, a malformed
-// one, an unknown access key, a wrong signature or a clock skew over 15 minutes is refused with
-// the 403 error Lambda returns (control/aws_error.h), before any handler runs.
+// one, an unknown access key, a wrong signature, a clock skew over 15 minutes, or a credential
+// scope naming another service or region than the endpoint's is refused with the 403 error
+// Lambda returns (control/aws_error.h; each service renames it), before any handler runs. A
+// signature is only good for the service and region it was made for, as at AWS: a key holder's
+// signed S3 request must not be replayable against Lambda.
 //
 // CodeUrlSigner makes and checks the short-lived download links GetFunction returns as
 // Code.Location: "/geysir/v1/code/<hex>.zip?expires=<unix s>&signature=<hex HMAC-SHA256>",
@@ -19,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "control/aws_error.h"
 #include "proto/http_server.h"
@@ -31,15 +35,20 @@ class Authenticator {
   // Returns the secret key of an access key id; kNotFound for an unknown key, any other error
   // for a failure to look (which becomes a 500, not a 403: the key may well be valid).
   using SecretLookup = std::function<Result<std::string>(const std::string& access_key_id)>;
-  Authenticator(SecretLookup lookup, std::function<int64_t()> now_s);
+  // `region`: the one region this endpoint serves (control's --region).
+  Authenticator(SecretLookup lookup, std::function<int64_t()> now_s, std::string region = "us-east-1");
 
-  // nullopt when the request is authentic (and *access_key_id, if given, names the key);
-  // otherwise the error to answer with.
-  std::optional<AwsError> Check(const proto::HttpRequest& request, std::string* access_key_id = nullptr) const;
+  // nullopt when the request is authentic and signed for `service` (the signing name of the
+  // API the request is routed to: "lambda", "s3", "iam", ...) in this endpoint's region (and
+  // *access_key_id, if given, names the key); otherwise the error to answer with. An empty
+  // `service` checks no service (a request no handler claims, answered UnknownOperation).
+  std::optional<AwsError> Check(const proto::HttpRequest& request, std::string_view service,
+                                std::string* access_key_id = nullptr) const;
 
  private:
   SecretLookup lookup_;
   std::function<int64_t()> now_s_;
+  std::string region_;
 };
 
 class CodeUrlSigner {

@@ -41,6 +41,7 @@
 #include "proto/messages.h"
 #include "proto/sigv4.h"
 #include "proto/unique_fd.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -125,7 +126,7 @@ std::string Base64Tail(const std::string& log, size_t max_bytes) {
 
 // The message of a {"message": "..."} body, or the raw body.
 std::string MessageOf(const std::string& payload) {
-  json j = json::parse(payload, nullptr, false);
+  json j = proto::ParseUntrustedJsonOrDiscarded(payload);
   if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>();
   return payload.substr(0, 1000);
 }
@@ -168,6 +169,7 @@ struct ControlServer::Impl final : ServiceHost {
   // The AWS services besides Lambda (control/service.h), by signing name.
   std::vector<std::unique_ptr<Service>> services;
   Service* ServiceFor(const HttpRequest& req);
+  proto::HttpResponse ProtocolError(const HttpRequest& partial, int status, const std::string& message);
 
   // ServiceHost.
   uv_loop_t* loop() override { return loop_; }
@@ -315,7 +317,7 @@ Status ControlServer::Impl::Start() {
         if (!k.ok()) return k.status();
         return k->secret_access_key;
       },
-      [this] { return NowS(); });
+      [this] { return NowS(); }, opt.api.region);
 
   // A restarted control must never send a generation lower than one a gateway has seen.
   generation = static_cast<uint64_t>(NowMs());
@@ -326,6 +328,9 @@ Status ControlServer::Impl::Start() {
   http = std::make_unique<proto::HttpServer>(
       loop_, limits, [this](HttpRequest&& req, Responder resp) { OnRequest(std::move(req), std::move(resp)); },
       "Geysir-Control");
+  http->SetErrorFormatter([this](const HttpRequest& partial, int status, const std::string& message) {
+    return ProtocolError(partial, status, message);
+  });
   if (opt.listen_fd >= 0) {
     GEYSIR_RETURN_IF_ERROR(http->ListenFd(opt.listen_fd));
   } else {
@@ -389,7 +394,17 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
     }
     RequestInfo info;
     info.request_id = rid;
-    if (auto denied = auth->Check(req, &info.access_key_id)) {
+    // Lambda's routes and the native API (the geysir CLI signs it as Lambda, also where a
+    // service serves it) want a "lambda" scope; any other registered service was chosen by its
+    // scope's name, so that one matches. A path no route knows, signed for a service nobody
+    // registered, is left to answer UnknownOperation (no service to hold the scope against).
+    const bool native = req.path.rfind("/geysir/", 0) == 0;
+    std::string_view signed_for = service && !native ? service->signing_name() : std::string_view("lambda");
+    if (!service && op == Operation::kUnknown && !native && req.path.rfind("/2015-03-31/", 0) != 0 &&
+        req.path.rfind("/2021-10-31/", 0) != 0) {
+      signed_for = {};
+    }
+    if (auto denied = auth->Check(req, signed_for, &info.access_key_id)) {
       log::Info("auth_failed", {{"op", service ? std::string(service->signing_name()) : OperationName(op)},
                                 {"error", denied->type},
                                 {"remote", req.remote_addr}});
@@ -419,6 +434,61 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
                                  {"what", e.what()}});
     reply_error(ServiceError(std::string("internal error: ") + e.what()));
   }
+}
+
+namespace {
+
+// The signing name in what arrived of a credential scope ("Credential=AKID/DATE/REGION/<name>/"
+// in Authorization, or X-Amz-Credential in the query), read leniently: the request may have
+// been cut off anywhere. "" when there is none.
+std::string ScopeServiceOf(const HttpRequest& partial) {
+  std::string scope;
+  if (const std::string* authz = partial.Header("Authorization")) {
+    size_t at = authz->find("Credential=");
+    if (at != std::string::npos) scope = authz->substr(at + 11, 256);
+  } else {
+    size_t at = partial.query.find("X-Amz-Credential=");
+    if (at != std::string::npos) scope = proto::PercentDecode(partial.query.substr(at + 17, 256), false);
+  }
+  size_t pos = 0;
+  for (int slash = 0; slash < 3; ++slash) {
+    pos = scope.find('/', pos);
+    if (pos == std::string::npos) return "";
+    ++pos;
+  }
+  size_t end = scope.find('/', pos);
+  return end == std::string::npos ? "" : scope.substr(pos, end - pos);
+}
+
+}  // namespace
+
+// A request the HTTP server refused before it was parsed whole (400 malformed, 408, 413, 431),
+// in the format of the service it was for, told by what arrived: Lambda's and the native API's
+// paths, else the service in the credential scope (every AWS client signs). Clients of the XML
+// services (S3, IAM, STS, CloudFormation) could not read Lambda's JSON. Unknown: Lambda's.
+proto::HttpResponse ControlServer::Impl::ProtocolError(const HttpRequest& partial, int status,
+                                                       const std::string& message) {
+  const std::string rid = NewUuid();
+  Service* service = nullptr;
+  const bool lambda_path = partial.path.rfind("/2015-03-31/", 0) == 0 ||
+                           partial.path.rfind("/2021-10-31/", 0) == 0 || partial.path.rfind("/geysir/", 0) == 0;
+  if (!lambda_path) {
+    std::string name = ScopeServiceOf(partial);
+    if (!name.empty()) service = FindService(name);
+  }
+  const bool s3 = service != nullptr && service->signing_name() == "s3";
+  std::string type;
+  switch (status) {
+    case 400: type = service == nullptr ? "InvalidRequestContentException" : s3 ? "InvalidRequest" : "ValidationError"; break;
+    case 408: type = "RequestTimeout"; break;
+    case 413: type = service == nullptr ? "RequestTooLargeException" : s3 ? "MaxMessageLengthExceeded" : "RequestEntityTooLarge"; break;
+    case 431: type = s3 ? "RequestHeaderSectionTooLarge" : "RequestHeaderFieldsTooLarge"; break;
+    default: type = "BadRequest"; break;
+  }
+  AwsError e = MakeAwsError(status, std::move(type), message);
+  proto::HttpResponse r = service ? service->ErrorResponse(e, rid) : ToHttpResponse(e, rid);
+  r.status = status;  // a service's mapping may rename the code; the HTTP outcome stays the server's
+  return r;
 }
 
 // The service named in the request's SigV4 credential scope, when it is one of the registered

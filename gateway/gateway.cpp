@@ -30,6 +30,17 @@ std::string AccountOf(const std::string& arn) {
   return end == std::string::npos ? "" : arn.substr(start, end - start);
 }
 
+// Before control's first route table arrives (a gateway just started or restarted), no host
+// name can be known not to exist: a 404 would tell clients, caches and retry logic that a
+// function URL that does exist is gone. 503 with Retry-After says "try again", which every HTTP
+// client and AWS SDK does.
+proto::HttpResponse NoRoutesYet(const std::string& request_id) {
+  proto::HttpResponse r = ErrorResponse(503, "Service Unavailable: the gateway is starting, retry shortly");
+  r.headers.emplace_back("Retry-After", "1");
+  r.headers.emplace_back("x-amzn-RequestId", request_id);
+  return r;
+}
+
 uint64_t WallClockMs() {
   timeval tv{};
   gettimeofday(&tv, nullptr);  // vDSO: no system call
@@ -86,6 +97,9 @@ proto::HttpLimits GatewayHttpLimits() {
   l.header_timeout_ms = 10'000;
   l.body_timeout_ms = 30'000;
   l.keepalive_timeout_ms = 60'000;
+  // One client must not be able to hold all 10,000 connections; 256 is far above what a browser
+  // (6 per host) or a busy NAT needs, and --max-connections-per-client raises it.
+  l.max_connections_per_client = 256;
   return l;
 }
 
@@ -266,6 +280,11 @@ void Gateway::OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::Htt
     responder->Send(proto::JsonResponse(200, body.dump()));
     return;
   }
+  // Custom domains arrive with the route table too: until then any other host may be one.
+  if (!routes_.loaded()) {
+    responder->Send(NoRoutesYet(ids_.Next()));
+    return;
+  }
   responder->Send(ErrorResponse(404, "Not Found"));
 }
 
@@ -314,6 +333,10 @@ bool Gateway::ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::H
 void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
                                std::string url_id, std::string domain_name) {
   std::string request_id = ids_.Next();
+  if (!routes_.loaded()) {
+    responder->Send(NoRoutesYet(request_id));
+    return;
+  }
   auto route = routes_.Find(url_id);
   if (!route) {
     proto::HttpResponse r = ErrorResponse(404, "No function URL with id " + url_id);
@@ -385,6 +408,10 @@ void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::Http
     r.headers.emplace_back("x-amzn-RequestId", request_id);
     responder->Send(std::move(r));
   };
+  if (!routes_.loaded()) {
+    responder->Send(NoRoutesYet(request_id));
+    return;
+  }
   auto api = routes_.FindApi(api_id);
   if (!api) return answer_now(ApiErrorResponse(404, "Not Found"));
   const bool rest = api->kind != "http";

@@ -10,6 +10,8 @@
 //                                         the path starts with (stage forced, base path stripped)
 //   any other host, GET|HEAD /healthz  -> 200 {"status":"ok","scheduler":bool,"control":bool,"routes":gen}
 //   anything else                      -> 404 {"Message":...}
+//   before control's first route table -> 503 with Retry-After for every host but /healthz: a
+//                                         URL that exists must never get a definitive 404
 //
 // It never opens SQLite and never forks: everything it holds is a cache that control rebuilds.
 // While control is down it keeps serving with the last table it received.
@@ -38,7 +40,8 @@ namespace geysir::gateway {
 //   request line + headers  10 KiB  (API Gateway HTTP APIs' 10,240-byte limit)  -> 431
 //   body                     6 MiB  (Lambda's synchronous invocation payload)    -> 413
 //   headers must arrive within 10 s and the body within 30 s of them            -> 408
-//   an idle keep-alive connection is closed after 60 s.
+//   an idle keep-alive connection is closed after 60 s;
+//   one client address holds at most 256 open connections (more are answered 429 and closed).
 proto::HttpLimits GatewayHttpLimits();
 
 struct GatewayOptions {

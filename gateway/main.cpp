@@ -4,6 +4,7 @@
 //                  --control-socket PATH [--base-domain localhost] [--user geysir]
 //                  [--tls-listen-fd N | --tls-listen HOST:PORT] [--tls-cert PEM --tls-key PEM]
 //                  [--https-redirect] [--hsts-max-age SECONDS] [--https-public-port N]
+//                  [--max-connections-per-client N]
 //
 // Exit status: 0 after a graceful SIGTERM/SIGINT, 2 on bad flags, 1 on a start-up failure.
 #include <signal.h>
@@ -30,6 +31,7 @@ struct Flags {
   int tls_listen_fd = -1;
   std::string tls_listen;  // HOST:PORT
   geysir::gateway::TlsEdgeOptions tls;  // https_port: the public HTTPS port for redirects
+  uint32_t max_connections_per_client = 0;  // 0: GatewayHttpLimits()' default
 };
 
 void Usage() {
@@ -37,7 +39,8 @@ void Usage() {
           "usage: geysir-gateway (--listen-fd N | --listen HOST:PORT) --scheduler-socket PATH\n"
           "                      --control-socket PATH [--base-domain localhost] [--user geysir]\n"
           "                      [--tls-listen-fd N | --tls-listen HOST:PORT] [--tls-cert PEM --tls-key PEM]\n"
-          "                      [--https-redirect] [--hsts-max-age SECONDS] [--https-public-port N]\n");
+          "                      [--https-redirect] [--hsts-max-age SECONDS] [--https-public-port N]\n"
+          "                      [--max-connections-per-client N]\n");
 }
 
 bool ParseFlags(int argc, char** argv, Flags& f) {
@@ -98,6 +101,14 @@ bool ParseFlags(int argc, char** argv, Flags& f) {
         return false;
       }
       f.tls.hsts_max_age_s = static_cast<uint32_t>(n);
+    } else if (a == "--max-connections-per-client") {
+      char* end = nullptr;
+      long n = strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < 1 || n > 1'000'000) {
+        fprintf(stderr, "geysir-gateway: --max-connections-per-client wants a number from 1 to 1000000\n");
+        return false;
+      }
+      f.max_connections_per_client = static_cast<uint32_t>(n);
     } else if (a == "--https-public-port") {
       char* end = nullptr;
       long n = strtol(v.c_str(), &end, 10);
@@ -163,6 +174,7 @@ int main(int argc, char** argv) {
   options.scheduler_socket = flags.scheduler_socket;
   options.control_socket = flags.control_socket;
   options.tls = flags.tls;
+  if (flags.max_connections_per_client > 0) options.limits.max_connections_per_client = flags.max_connections_per_client;
   geysir::gateway::Gateway gateway(loop, options);
 
   // "HOST:PORT" -> host, port; false (and a message) when malformed.

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "proto/internal/ignore_sigpipe.h"
@@ -154,6 +155,7 @@ struct ServerCore {
   uv_loop_t* loop;
   HttpLimits limits;
   HttpHandler handler;
+  HttpErrorFormatter error_formatter;
   const TlsContext* tls = nullptr;
   // Where TLS connections' socket reads land: each read is fed to its session at once, so one
   // buffer serves every connection of the loop.
@@ -169,6 +171,15 @@ struct ServerCore {
   uv_idle_t* idle = nullptr;         // runs deferred resumes of paused connections
   std::vector<Connection*> resume_list;
   uint16_t bound_port = 0;
+
+  // Open connections per client address, when limits.max_connections_per_client is set: one
+  // client must not hold every slot of max_connections. Refusals are counted, and logged at
+  // most once a second (a refused flood must not become a log flood).
+  std::unordered_map<std::string, uint32_t> per_client;
+  uint64_t refused_per_client = 0;
+  uint64_t refused_unlogged = 0;
+  uint64_t refused_logged_at_ms = 0;
+  void NoteRefusedClient(const std::string& remote);
 
   Connection* conns_head = nullptr;  // every connection not yet freed
   size_t open_count = 0;             // connections not yet closing
@@ -225,6 +236,31 @@ class Connection {
     return true;
   }
 
+  // Takes one of this client's connection slots; false when it holds them all already.
+  bool CountClient() {
+    const uint32_t limit = server_->limits.max_connections_per_client;
+    if (limit == 0 || remote_addr_.empty()) return true;
+    uint32_t& n = server_->per_client[remote_addr_];
+    if (n >= limit) return false;
+    ++n;
+    client_counted_ = true;
+    return true;
+  }
+
+  // Answers 429 without reading a request, then closes (as any error response does). Over TLS,
+  // where an answer would first cost a handshake, the connection is just closed.
+  void RefuseTooMany() {
+    if (tls_) {
+      CloseNow();
+      return;
+    }
+    QueueError(429, "too many open connections from " + remote_addr_ + " (limit " +
+                        std::to_string(server_->limits.max_connections_per_client) + ")");
+    Flush();
+  }
+
+  const std::string& remote_addr() const { return remote_addr_; }
+
   void StartReading() {
     SetTimer(TimerMode::kFirstByte);
     ReadStart();
@@ -238,6 +274,10 @@ class Connection {
     queue_.clear();
     if (server_ != nullptr) {
       --server_->open_count;
+      if (client_counted_) {
+        auto it = server_->per_client.find(remote_addr_);
+        if (it != server_->per_client.end() && --it->second == 0) server_->per_client.erase(it);
+      }
       auto& rl = server_->resume_list;
       rl.erase(std::remove(rl.begin(), rl.end(), this), rl.end());
     }
@@ -340,7 +380,26 @@ class Connection {
 
   int OnHeaderValue(const char* at, size_t len) {
     last_was_value_ = true;
-    Extend(headers_.back().second, at, len);
+    if (len == 0) return 0;  // llhttp reports an empty value as an empty span, possibly on the next line
+    const Span& name = headers_.back().first;
+    Span& value = headers_.back().second;
+    // Obsolete line folding (a line starting with whitespace continues the previous value):
+    // llhttp accepts it and hands the folded line on as more of the same value. RFC 9112 lets
+    // a server reject it, and we must: a proxy in front that does not unfold would see two
+    // headers where we see one (request smuggling), so we answer 400 as AWS's front ends do.
+    // A fold shows as a line break inside the value, a value that does not continue where it
+    // left off, or one that starts on a later line than its name (an empty first line).
+    bool folded = std::memchr(at, '\n', len) != nullptr || std::memchr(at, '\r', len) != nullptr ||
+                  (value.len > 0 && OffsetOf(at) != value.off + value.len);
+    if (value.len == 0 && name.len > 0 && OffsetOf(at) >= name.off + name.len) {
+      const size_t from = name.off + name.len;
+      folded = folded || std::memchr(buf_ + from, '\n', OffsetOf(at) - from) != nullptr;
+    }
+    if (folded) {
+      return Fail(400, "malformed request: obsolete line folding (a header line starting with whitespace) is not "
+                       "accepted");
+    }
+    Extend(value, at, len);
     return CountHeaderBytes(len);
   }
 
@@ -351,7 +410,23 @@ class Connection {
     return Str(s);
   }
 
+  // Header shapes llhttp lets through that two parsers could read differently: whitespace
+  // between a field name and its colon (RFC 9112 section 5.1: must be rejected with 400), and a
+  // second Host (RFC 9112 section 3.2: 400), which we would route by one and a proxy by another.
+  int CheckHeaderShapes() {
+    size_t hosts = 0;
+    for (const auto& [name, value] : headers_) {
+      if (name.len > 0 && (buf_[name.off + name.len - 1] == ' ' || buf_[name.off + name.len - 1] == '\t')) {
+        return Fail(400, "malformed request: whitespace between a header field name and its colon");
+      }
+      if (IEquals(std::string_view(buf_ + name.off, name.len), "host")) ++hosts;
+    }
+    if (hosts > 1) return Fail(400, "malformed request: more than one Host header");
+    return 0;
+  }
+
   int OnHeadersComplete() {
+    if (int rc = CheckHeaderShapes(); rc != 0) return rc;
     headers_done_ = true;
     keep_from_ = SIZE_MAX;
     HttpRequest& r = req_;
@@ -678,9 +753,59 @@ class Connection {
     buf_ = nullptr;
   }
 
+  // What was parsed of a request refused before its handler saw it (nothing, a request line,
+  // some headers, or all of them), for the error formatter. Views are still valid here: an
+  // unfinished header block keeps its bytes in the buffer.
+  HttpRequest PartialRequest() const {
+    HttpRequest r;
+    r.remote_addr = remote_addr_;
+    r.remote_port = remote_port_;
+    if (headers_done_) {
+      r.method = req_.method;
+      r.target = req_.target;
+      r.path = req_.path;
+      r.query = req_.query;
+      r.headers = req_.headers;
+      return r;
+    }
+    if (!in_message_ || buf_ == nullptr) return r;
+    if (url_.len > 0) {
+      r.target = Str(url_);
+      size_t q = r.target.find('?');
+      r.path = r.target.substr(0, q);
+      if (q != std::string::npos) r.query = r.target.substr(q + 1);
+    }
+    size_t scanned_to = url_.off + url_.len;
+    for (const auto& [name, value] : headers_) {
+      if (name.len == 0) continue;
+      r.headers.emplace_back(Str(name), value.len > 0 ? Value(value) : std::string());
+      scanned_to = std::max(scanned_to, std::max(name.off + name.len, value.off + value.len));
+    }
+    // A header block refused for its size stops parsing at the limit, often before the
+    // Authorization line that says which service the request is for (clients sign last); when
+    // the rest of the block was read already, that line is picked out of the raw bytes.
+    if (r.Header("authorization") == nullptr && scanned_to < data_end_) {
+      std::string_view rest(buf_ + scanned_to, data_end_ - scanned_to);
+      size_t end_of_head = rest.find("\r\n\r\n");
+      if (end_of_head != std::string_view::npos) rest = rest.substr(0, end_of_head);
+      for (size_t at = rest.find('\n'); at != std::string_view::npos; at = rest.find('\n', at + 1)) {
+        constexpr std::string_view kName = "authorization:";
+        if (rest.size() - at - 1 < kName.size() || !IEquals(rest.substr(at + 1, kName.size()), kName)) continue;
+        std::string_view value = rest.substr(at + 1 + kName.size());
+        value = value.substr(0, std::min(value.find('\r'), size_t{1024}));
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        r.headers.emplace_back("Authorization", std::string(value));
+        break;
+      }
+    }
+    return r;
+  }
+
   // --- writing -----------------------------------------------------------------------------
 
   void QueueError(int status, const std::string& message) {
+    HttpRequest partial;
+    if (server_->error_formatter) partial = PartialRequest();  // before the message state is reset
     ReadStop();
     in_message_ = false;
     final_queued_ = true;
@@ -689,7 +814,12 @@ class Connection {
     p->conn = this;
     p->answered = true;
     p->keep_alive = false;
-    p->response = JsonResponse(status, ErrorBody(message));
+    if (server_->error_formatter) {
+      p->response = server_->error_formatter(partial, status, message);
+      p->response.status = status;  // the formatter picks the shape, never the outcome
+    } else {
+      p->response = JsonResponse(status, ErrorBody(message));
+    }
     queue_.push_back(std::move(p));
     log::Debug("http_request_rejected", {{"status", status}, {"message", message}, {"remote", remote_addr_}});
   }
@@ -1046,6 +1176,7 @@ class Connection {
   bool lingering_ = false;
   bool peer_eof_ = false;
   bool closing_ = false;
+  bool client_counted_ = false;  // holds a slot in server_->per_client
 };
 
 const llhttp_settings_t& Connection::Settings() {
@@ -1135,7 +1266,25 @@ void ServerCore::OnConnection(uv_stream_t* server, int status) {
     c->CloseNow();
     return;
   }
+  if (!c->CountClient()) {
+    self->NoteRefusedClient(c->remote_addr());
+    c->RefuseTooMany();
+    return;
+  }
   c->StartReading();
+}
+
+void ServerCore::NoteRefusedClient(const std::string& remote) {
+  ++refused_per_client;
+  ++refused_unlogged;
+  const uint64_t now = uv_now(loop);
+  if (refused_logged_at_ms != 0 && now - refused_logged_at_ms < 1000) return;
+  log::Warn("connections_per_client_refused", {{"remote", remote},
+                                               {"limit", limits.max_connections_per_client},
+                                               {"refused", refused_unlogged},
+                                               {"refused_total", refused_per_client}});
+  refused_logged_at_ms = now == 0 ? 1 : now;
+  refused_unlogged = 0;
 }
 
 void ServerCore::OnListenerClosed(uv_handle_t* h) {
@@ -1223,6 +1372,8 @@ uint16_t HttpServer::port() const { return impl_->bound_port; }
 
 void HttpServer::SetTls(const TlsContext* tls) { impl_->tls = tls; }
 
+void HttpServer::SetErrorFormatter(HttpErrorFormatter formatter) { impl_->error_formatter = std::move(formatter); }
+
 void HttpServer::Shutdown(std::function<void()> done) {
   Impl& s = *impl_;
   if (s.closed) {
@@ -1260,6 +1411,7 @@ void HttpServer::Close() {
 
 size_t HttpServer::open_connections() const { return impl_->open_count; }
 size_t HttpServer::inflight_requests() const { return impl_->inflight; }
+uint64_t HttpServer::refused_connections() const { return impl_->refused_per_client; }
 
 // --- helpers -------------------------------------------------------------------------------
 

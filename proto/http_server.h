@@ -70,6 +70,13 @@ class HttpResponder {
 
 using HttpHandler = std::function<void(HttpRequest&& request, std::shared_ptr<HttpResponder> responder)>;
 
+// Shapes the answer to a request the server itself refuses (400 malformed, 408, 413, 431) when
+// the default {"message": ...} JSON is not what the client expects. `partial` holds what was
+// parsed before the refusal (method, path, query and headers so far; never the body), untrusted
+// and possibly empty. The returned status is replaced by `status`.
+using HttpErrorFormatter =
+    std::function<HttpResponse(const HttpRequest& partial, int status, const std::string& message)>;
+
 struct HttpLimits {
   size_t max_header_bytes = 16 * 1024;       // request line + headers
   size_t max_body_bytes = 6 * 1024 * 1024;   // Lambda's synchronous payload limit
@@ -78,6 +85,9 @@ struct HttpLimits {
   uint32_t keepalive_timeout_ms = 60'000;    // idle time between requests
   size_t max_pipelined = 32;                 // parsed-but-unanswered requests per connection
   size_t max_connections = 10'000;
+  // Concurrent connections from one client address (0 = no limit); a connection over it is
+  // answered 429 and closed without a request being read, and counted (refused_connections()).
+  uint32_t max_connections_per_client = 0;
 };
 
 class HttpServer {
@@ -97,6 +107,9 @@ class HttpServer {
   // must outlive the server; its certificates may be replaced at any time.
   void SetTls(const TlsContext* tls);
 
+  // Formats the server's own error responses from now on (see HttpErrorFormatter).
+  void SetErrorFormatter(HttpErrorFormatter formatter);
+
   // Stops accepting and finishes in-flight requests, then calls done (on the loop thread).
   void Shutdown(std::function<void()> done);
   // Closes everything now; the loop must run once more for the close callbacks.
@@ -104,6 +117,8 @@ class HttpServer {
 
   size_t open_connections() const;
   size_t inflight_requests() const;
+  // Connections refused by max_connections_per_client since the server started.
+  uint64_t refused_connections() const;
 
  private:
   struct Impl;

@@ -297,6 +297,13 @@ std::string Scope(const Credential& c) { return c.date + "/" + c.region + "/" + 
 
 bool UsesS3PathRules(std::string_view service) { return service == "s3"; }
 
+// The x-amz-content-sha256 values S3 documents besides a hex digest.
+bool IsS3PayloadMarker(std::string_view v) {
+  return v == "UNSIGNED-PAYLOAD" || v == "STREAMING-UNSIGNED-PAYLOAD-TRAILER" ||
+         v == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" || v == "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" ||
+         v == "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD" || v == "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER";
+}
+
 }  // namespace
 
 std::string Hex(std::string_view bytes) {
@@ -494,20 +501,37 @@ std::optional<VerifyError> Verify(const HttpRequest& request, const Credential& 
                                                  credential.amz_date.substr(0, 8) + "'.");
   }
 
-  // The payload hash: a client-declared x-amz-content-sha256 is signed as given; a hex digest
-  // must also match the body, or a captured signature could carry a different body.
-  // Presigned URLs: S3 signs UNSIGNED-PAYLOAD (AWS's documented form), while SDKs presigning
-  // for other services (botocore's SigV4QueryAuth) hash the body; both are accepted there.
+  // The payload hash. Only S3 lets the client declare it (x-amz-content-sha256): a hex digest
+  // that must match the body, UNSIGNED-PAYLOAD, or a STREAMING-* marker whose chunks S3 checks
+  // itself (control/services/s3_chunked.h). Every other service signs the SHA-256 of the body
+  // whatever the header says, as AWS's do: otherwise "UNSIGNED-PAYLOAD" would let a captured
+  // signature carry any body. A hex digest that does not match the body is refused anywhere.
+  // Presigned URLs: S3 signs UNSIGNED-PAYLOAD (AWS's documented form); SDKs presigning for other
+  // services (botocore's SigV4QueryAuth) hash the body, and UNSIGNED-PAYLOAD is taken there
+  // only for an empty body, where it leaves nothing unsigned.
+  const bool s3 = UsesS3PathRules(credential.service);
   std::vector<std::string> payload_hashes;
   if (const std::string* declared = FindHeader(request, "x-amz-content-sha256")) {
-    payload_hashes.emplace_back(Trim(*declared));
-    if (IsHex64(payload_hashes[0]) && Lower(payload_hashes[0]) != HexSha256(request.body)) {
+    std::string value(Trim(*declared));
+    if (IsHex64(value)) {
+      if (Lower(value) != HexSha256(request.body)) {
+        return Fail(Failure::kSignatureMismatch,
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.");
+      }
+      payload_hashes.push_back(std::move(value));
+    } else if (s3 && IsS3PayloadMarker(value)) {
+      payload_hashes.push_back(std::move(value));
+    } else if (s3) {
       return Fail(Failure::kSignatureMismatch,
-                  "The provided 'x-amz-content-sha256' header does not match what was computed.");
+                  "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING-* marker, or the SHA-256 of the body.");
+    } else {
+      return Fail(Failure::kSignatureMismatch,
+                  "x-amz-content-sha256 '" + value.substr(0, 64) + "' is not the SHA-256 of the body; only S3 accepts "
+                  "an unsigned or streaming payload.");
     }
   } else if (credential.presigned) {
-    payload_hashes.emplace_back("UNSIGNED-PAYLOAD");
-    if (!UsesS3PathRules(credential.service)) payload_hashes.push_back(HexSha256(request.body));
+    if (s3 || request.body.empty()) payload_hashes.emplace_back("UNSIGNED-PAYLOAD");
+    if (!s3) payload_hashes.push_back(HexSha256(request.body));
   } else {
     payload_hashes.push_back(HexSha256(request.body));
   }

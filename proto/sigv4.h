@@ -2,9 +2,12 @@
 //
 // Verification follows AWS's documented algorithm: canonical request (URI-encoded path, sorted
 // canonical query, signed headers lower-cased with trimmed values, hashed payload — taken from
-// x-amz-content-sha256 when present, including UNSIGNED-PAYLOAD and STREAMING-* markers),
+// x-amz-content-sha256 when present and allowed, see below),
 // string to sign, derived signing key, HMAC-SHA256. Credentials arrive in the Authorization
-// header or in presigned query parameters (X-Amz-Algorithm, X-Amz-Credential, ...).
+// header or in presigned query parameters (X-Amz-Algorithm, X-Amz-Credential, ...). Only S3
+// signs a declared payload marker (UNSIGNED-PAYLOAD, STREAMING-*); every other service signs
+// the body's SHA-256. Whether the scope's service and region are this endpoint's is the
+// caller's check (control/auth.h).
 //
 // Thread safety: pure functions.
 #pragma once

@@ -13,6 +13,7 @@
 #include "control/triggers/schedule_expression.h"
 #include "control/triggers/timezone.h"
 #include "proto/log.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -642,7 +643,7 @@ void EventsService::Handle(proto::HttpRequest& req, const Responder& resp, const
                                     "Missing or unknown X-Amz-Target (expected AWSEvents.<Operation>)"));
   }
   op = op.substr(kPrefix.size());
-  json body = json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+  json body = proto::ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
   if (!body.is_object()) {
     AwsError e = Validation("The request body is not a JSON object.");
     e.type = "SerializationException";
@@ -863,7 +864,9 @@ json EventsService::ListRules(const json& body) {
   std::string prefix = Str(body, "NamePrefix");
   std::string token = Str(body, "NextToken");
   int limit = 100;
-  if (body.contains("Limit") && body["Limit"].is_number_integer()) limit = std::clamp(body["Limit"].get<int>(), 1, 100);
+  if (body.contains("Limit")) {
+    limit = static_cast<int>(std::clamp<int64_t>(proto::JsonInteger<int64_t>(body["Limit"]).value_or(limit), 1, 100));
+  }
   Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
                                            " FROM events_rules WHERE kind = 'rule' AND name > ? AND substr(name, 1, ?) = ? "
                                            "ORDER BY name LIMIT ?");
@@ -939,7 +942,7 @@ class SchedulerService final : public Service {
       std::string name = name_of("/schedules/");
       if (!ValidRuleName(name)) throw ApiException(SchedValidation("Schedule name must be 1-64 of [0-9a-zA-Z-_.]."));
       if (req.method == "POST" || req.method == "PUT") {
-        json body = json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+        json body = proto::ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
         if (!body.is_object()) throw ApiException(SchedValidation("The request body is not a JSON object."));
         out = Put(*events, name, body, req.method == "POST");
       } else if (req.method == "GET") {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -69,6 +71,45 @@ AwsError AsQueryError(const AwsError& e, const char* internal_code) {
   return out;
 }
 
+// An integer parameter, range-checked from its digits: "-1", "1e999999", "1.5", "+3" or 20
+// digits are refused with ValidationError, never clamped, wrapped or read through a double.
+std::optional<int64_t> IntParam(const std::map<std::string, std::string>& form, const std::string& name,
+                                int64_t lo, int64_t hi) {
+  auto it = form.find(name);
+  if (it == form.end()) return std::nullopt;
+  const std::string& v = it->second;
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) {
+    std::string member = name;
+    member[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(member[0])));
+    Throw(400, "ValidationError", "1 validation error detected: Value '" + v.substr(0, 32) + "' at '" + member +
+                                      "' failed to satisfy constraint: Member must be an integer between " +
+                                      std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return n;
+}
+
+// IAM's list pagination: MaxItems (1..1000, default 100) and Marker, which is the first item of
+// the page (handed out as the previous page's Marker). Writes IsTruncated and Marker; returns
+// the range of `items` to list.
+std::pair<size_t, size_t> Paginate(const std::map<std::string, std::string>& form,
+                                   const std::vector<std::string>& items, XmlWriter& x) {
+  const size_t max_items = static_cast<size_t>(IntParam(form, "MaxItems", 1, 1000).value_or(100));
+  size_t begin = 0;
+  if (auto it = form.find("Marker"); it != form.end()) {
+    auto at = std::find(items.begin(), items.end(), it->second);
+    if (it->second.empty() || at == items.end()) {
+      Throw(400, "ValidationError", "Invalid Marker: it names no item of this listing (any more).");
+    }
+    begin = static_cast<size_t>(at - items.begin());
+  }
+  const size_t end = std::min(items.size(), begin + max_items);
+  x.Leaf("IsTruncated", end < items.size() ? "true" : "false");
+  if (end < items.size()) x.Leaf("Marker", items[end]);
+  return {begin, end};
+}
+
 std::map<std::string, std::string> RequestForm(const HttpRequest& req) {
   std::map<std::string, std::string> form = ParseForm(req.body);
   for (auto& [k, v] : ParseForm(req.query)) form.emplace(k, v);
@@ -103,7 +144,7 @@ void CheckName(const std::string& value, const char* field, size_t max) {
 }
 
 void CheckPolicy(const std::string& doc) {
-  json j = json::parse(doc, nullptr, false);
+  json j = proto::ParseUntrustedJsonOrDiscarded(doc);
   if (!j.is_object()) Throw(400, "MalformedPolicyDocument", "The policy document is not a JSON object.");
   if (doc.size() > 10240) Throw(400, "LimitExceeded", "Cannot exceed quota for PolicySize: 10240");
 }
@@ -230,12 +271,7 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
                                     "contain only alphanumeric characters and/or / characters.");
     }
     r.description = Optional(form, "Description");
-    if (auto msd = Optional(form, "MaxSessionDuration"); !msd.empty()) {
-      r.max_session_duration = std::atoll(msd.c_str());
-      if (r.max_session_duration < 3600 || r.max_session_duration > 43200) {
-        Throw(400, "ValidationError", "MaxSessionDuration must be between 3600 and 43200 seconds.");
-      }
-    }
+    if (auto msd = IntParam(form, "MaxSessionDuration", 3600, 43200)) r.max_session_duration = *msd;
     r.tags = FormTags(form);
     r.role_id = RandomId("AROA");
     r.created_ms = host_.NowMs();
@@ -258,17 +294,18 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   }
   if (action == "ListRoles") {
     std::string prefix = Optional(form, "PathPrefix", "/");
+    std::vector<std::string> names;
+    Statement s = db.Prepare("SELECT name, path FROM iam_roles ORDER BY name COLLATE NOCASE");
+    while (s.Step()) {
+      if (s.Text(1).rfind(prefix, 0) == 0) names.push_back(s.Text(0));
+    }
+    XmlWriter page;
+    auto [begin, end] = Paginate(form, names, page);
     XmlWriter x;
     x.Open("Roles");
-    Statement s = db.Prepare("SELECT name FROM iam_roles ORDER BY name COLLATE NOCASE");
-    while (s.Step()) {
-      Role r = RequireRole(db, s.Text(0));
-      if (r.path.rfind(prefix, 0) != 0) continue;
-      WriteRole(x, r, api, "member");
-    }
+    for (size_t i = begin; i < end; ++i) WriteRole(x, RequireRole(db, names[i]), api, "member");
     x.Close("Roles");
-    x.Leaf("IsTruncated", "false");
-    return reply(x.str());
+    return reply(x.str() + page.str());
   }
   if (action == "DeleteRole") {
     Role r = RequireRole(db, Required(form, "RoleName"));
@@ -288,7 +325,7 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   if (action == "UpdateRole") {
     Role r = RequireRole(db, Required(form, "RoleName"));
     if (form.count("Description")) r.description = form.at("Description");
-    if (auto msd = Optional(form, "MaxSessionDuration"); !msd.empty()) r.max_session_duration = std::atoll(msd.c_str());
+    if (auto msd = IntParam(form, "MaxSessionDuration", 3600, 43200)) r.max_session_duration = *msd;
     db.Prepare("UPDATE iam_roles SET description = ?, max_session_duration = ? WHERE name = ?")
         .BindAll(r.description, r.max_session_duration, r.name)
         .Run();
@@ -306,10 +343,14 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   }
   if (action == "ListRoleTags") {
     Role r = RequireRole(db, Required(form, "RoleName"));
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : r.tags) keys.push_back(k);
+    XmlWriter page;
+    auto [begin, end] = Paginate(form, keys, page);
+    r.tags = std::vector(r.tags.begin() + static_cast<std::ptrdiff_t>(begin), r.tags.begin() + static_cast<std::ptrdiff_t>(end));
     XmlWriter x;
     WriteTags(x, r.tags);
-    x.Leaf("IsTruncated", "false");
-    return reply(x.str());
+    return reply(x.str() + page.str());
   }
   if (action == "PutRolePolicy") {
     Role r = RequireRole(db, Required(form, "RoleName"));
@@ -344,14 +385,17 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
   }
   if (action == "ListRolePolicies") {
     Role r = RequireRole(db, Required(form, "RoleName"));
-    XmlWriter x;
-    x.Open("PolicyNames");
+    std::vector<std::string> names;
     Statement s = db.Prepare("SELECT policy_name FROM iam_role_policies WHERE role_name = ? ORDER BY policy_name");
     s.Bind(1, r.name);
-    while (s.Step()) x.Leaf("member", s.Text(0));
+    while (s.Step()) names.push_back(s.Text(0));
+    XmlWriter page;
+    auto [begin, end] = Paginate(form, names, page);
+    XmlWriter x;
+    x.Open("PolicyNames");
+    for (size_t i = begin; i < end; ++i) x.Leaf("member", names[i]);
     x.Close("PolicyNames");
-    x.Leaf("IsTruncated", "false");
-    return reply(x.str());
+    return reply(x.str() + page.str());
   }
   Throw(400, "InvalidAction", "Could not find operation " + action + " for version " + Optional(form, "Version") +
                                   " (Geysir's IAM supports roles and inline role policies).");

@@ -1,9 +1,14 @@
-"""The gateway's HTTP edge over raw sockets: malformed, oversized, slow, keep-alive, pipelining, chunked."""
+"""The HTTP edge over raw sockets and real clients: malformed, oversized, slow, keep-alive,
+pipelining, chunked; ambiguous headers; control's own errors in each service's format; the
+per-client connection limit; a restarted gateway before its route table."""
 import json
+import os
 import select
+import signal
 import socket
 import time
 
+import botocore.exceptions
 import pytest
 
 HEADER_TIMEOUT_S = 10  # proto::HttpLimits::header_timeout_ms
@@ -161,3 +166,178 @@ def test_unknown_host_404_json(server):
     resp = raw(server, b"GET / HTTP/1.1\r\nHost: nope.lambda-url.localhost\r\nConnection: close\r\n\r\n")
     assert status_of(resp) == 404
     json.loads(resp.split(b"\r\n\r\n", 1)[1])
+
+
+# --- header shapes that two parsers could read differently (request smuggling) ---------------
+
+SMUGGLING = {
+    "two Host headers": b"GET / HTTP/1.1\r\nHost: {h}\r\nHost: other.lambda-url.localhost\r\n\r\n",
+    "whitespace before a colon": b"GET / HTTP/1.1\r\nHost : {h}\r\n\r\n",
+    "obs-fold": b"GET / HTTP/1.1\r\nHost: {h}\r\nX-A: 1\r\n 2\r\n\r\n",
+    "obs-fold hiding a Host": b"GET / HTTP/1.1\r\nX-A: 1\r\n Host: other.lambda-url.localhost\r\nHost: {h}\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SMUGGLING))
+def test_ambiguous_headers_are_400_at_the_gateway(server, echo_url, shape):
+    """Duplicate Host, whitespace before a header's colon and obsolete line folding answer 400
+    (RFC 9112): a proxy in front of the gateway could read such a request differently."""
+    data = SMUGGLING[shape].replace(b"{h}", host_of(echo_url).encode())
+    resp = raw(server, data)
+    assert status_of(resp) == 400, resp[:300]
+    # The same request written plainly reaches the function.
+    resp = raw(server, b"GET / HTTP/1.1\r\nHost: " + host_of(echo_url).encode() + b"\r\nConnection: close\r\n\r\n")
+    assert status_of(resp) == 200, resp[:300]
+
+
+@pytest.mark.parametrize("shape", sorted(SMUGGLING))
+def test_ambiguous_headers_are_400_at_control(server, shape):
+    port = int(server.control_endpoint.rsplit(":", 1)[1])
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    try:
+        s.sendall(SMUGGLING[shape].replace(b"GET / ", b"GET /2015-03-31/functions/ ").replace(b"{h}", b"127.0.0.1"))
+        resp = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            resp += chunk
+    finally:
+        s.close()
+    assert status_of(resp) == 400, resp[:300]
+    assert b"x-amzn-ErrorType: InvalidRequestContentException" in resp, resp[:300]
+
+
+# --- control's own HTTP errors in each service's format --------------------------------------
+
+def big_header_hook(request, **kwargs):
+    request.headers["X-Padding"] = "a" * 20000  # over control's 16 KiB header block
+
+
+def test_control_protocol_errors_in_each_services_format(server):
+    """A request control's HTTP layer refuses (here 431, headers over 16 KiB) is answered in
+    the format of the service it was for, so each real client reads the error: S3's XML
+    <Error>, IAM's query <ErrorResponse>, Lambda's JSON."""
+    s3 = server.client("s3")
+    s3.meta.events.register("before-sign.s3.*", big_header_hook)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.list_buckets()
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 431
+    assert e.value.response["Error"]["Code"] == "RequestHeaderSectionTooLarge", e.value.response
+
+    iam = server.client("iam")
+    iam.meta.events.register("before-sign.iam.*", big_header_hook)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iam.list_roles()
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 431
+    assert e.value.response["Error"]["Code"] == "RequestHeaderFieldsTooLarge", e.value.response
+
+    cfn = server.client("cloudformation")
+    cfn.meta.events.register("before-sign.cloudformation.*", big_header_hook)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        cfn.list_stacks()
+    assert e.value.response["Error"]["Code"] == "RequestHeaderFieldsTooLarge", e.value.response
+
+    lam = server.lambda_client()
+    lam.meta.events.register("before-sign.lambda.*", big_header_hook)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        lam.list_functions()
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 431
+    assert e.value.response["Error"]["Code"] == "RequestHeaderFieldsTooLarge", e.value.response
+
+
+# --- a gateway of its own: per-client connection limit, restart without a route table --------
+
+@pytest.fixture(scope="module")
+def edge_server():
+    import conftest
+    s = conftest.Server(extra_args=["--max-connections-per-client", "8"])
+    s.start()
+    yield s
+    try:
+        assert s.stop() == 0, s.log_tail()
+    finally:
+        s.cleanup()
+
+
+@pytest.fixture(scope="module")
+def edge_url(edge_server):
+    import conftest
+    lam = edge_server.lambda_client()
+    url = edge_server.create(lam, conftest.unique("it-edge"), {"app.py": 'def handler(e, c):\n    return "ok"\n'},
+                             url=True)
+    edge_server.wait_url_status(url, 200)
+    return url
+
+
+def test_connections_per_client_are_limited(edge_server, edge_url):
+    """One client address holds at most --max-connections-per-client (8 here) open connections:
+    the next is answered 429 and closed, counted in the gateway's log, and a slot is free again
+    once one of the eight closes."""
+    held = []
+    try:
+        for _ in range(8):
+            held.append(socket.create_connection(("127.0.0.1", edge_server.http_port), timeout=10))
+        time.sleep(0.2)  # the gateway accepts them before the ninth
+        resp = raw(edge_server, b"", timeout=10)
+        assert status_of(resp) == 429, resp[:300]
+        held.pop().close()
+        ok = None
+        for _ in range(50):
+            ok = raw(edge_server, b"GET / HTTP/1.1\r\nHost: " + host_of(edge_url).encode() +
+                     b"\r\nConnection: close\r\n\r\n", timeout=10)
+            if ok.startswith(b"HTTP/1.1 200"):
+                break
+            time.sleep(0.05)
+        assert status_of(ok) == 200, ok[:300]
+    finally:
+        for s in held:
+            s.close()
+    with open(edge_server.log_path, "rb") as f:
+        assert b'"event":"connections_per_client_refused"' in f.read()
+
+
+def test_restarted_gateway_never_answers_404_for_an_existing_url(edge_server, edge_url):
+    """SIGKILL the gateway while six clients call an existing function URL in a loop: until the
+    new gateway has control's route table it answers 503 with Retry-After, never 404 (the
+    supervisor keeps the listening socket, so requests queue for the new gateway)."""
+    import concurrent.futures
+    import threading
+    host = host_of(edge_url).encode()
+    request = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    stop = threading.Event()
+    lock = threading.Lock()
+    statuses, bad = {}, []
+
+    def client():
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                resp = raw(edge_server, request, timeout=5)
+            except OSError:
+                resp = b""
+            st = status_of(resp) if resp.startswith(b"HTTP/1.1 ") else 0
+            with lock:
+                statuses[st] = statuses.get(st, 0) + 1
+                if st == 404 or (st == 503 and b"\r\nRetry-After: 1\r\n" not in resp):
+                    bad.append(resp[:300])
+
+    (old,) = edge_server.child_pids("geysir-gateway")
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(client) for _ in range(6)]
+        time.sleep(0.3)
+        os.kill(old, signal.SIGKILL)
+
+        def new_gateway_serves():
+            pids = edge_server.child_pids("geysir-gateway")
+            return pids and pids != [old] and raw(edge_server, request, timeout=5).startswith(b"HTTP/1.1 200")
+        try:
+            import conftest
+            conftest.wait_until(new_gateway_serves, 20, interval=0.1, what="the restarted gateway serving")
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            for f in futures:
+                f.result()
+    assert not bad, (statuses, bad[:3])
+    assert statuses.get(200, 0) > 0, statuses

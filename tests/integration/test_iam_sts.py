@@ -123,3 +123,69 @@ def test_cli_and_error_shapes(server, iam):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         server.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/x", RoleSessionName="session")
     assert code_of(e) == ("InvalidAction", 400)
+
+
+def signed_query(server, form):
+    """A raw IAM query request signed by botocore (boto3 itself refuses a MaxItems below 1
+    before sending). Returns (status, body)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    body = urllib.parse.urlencode(form).encode()
+    areq = botocore.awsrequest.AWSRequest(method="POST", url=server.control_endpoint + "/", data=body,
+                                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(server.access_key, server.secret_key), "iam",
+                            "us-east-1").add_auth(areq)
+    p = areq.prepare()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(p.url, data=body, method="POST",
+                                                           headers=dict(p.headers)), timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "1e999999", "1.5", "+3", "1001", "99999999999999999999", ""])
+def test_list_roles_max_items_is_range_checked(server, iam, value):
+    """MaxItems is an integer from 1 to 1000, read from its digits: anything else is
+    ValidationError (before: ignored, so -1 or 1e999999 listed everything)."""
+    role = unique("maxitems")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(TRUST))
+    try:
+        for action in ("ListRoles", "ListRolePolicies", "ListRoleTags"):
+            form = {"Action": action, "Version": "2010-05-08", "MaxItems": value}
+            if action != "ListRoles":
+                form["RoleName"] = role
+            status, body = signed_query(server, form)
+            assert status == 400, (action, body)
+            assert "<Code>ValidationError</Code>" in body, (action, body)
+        status, body = signed_query(server, {"Action": "ListRoles", "Version": "2010-05-08", "MaxItems": "1000"})
+        assert status == 200, body
+    finally:
+        iam.delete_role(RoleName=role)
+
+
+def test_list_roles_pages_with_max_items_and_marker(server, iam):
+    prefix = "/" + unique("page") + "/"
+    names = sorted(unique(f"pg{i}") for i in range(3))
+    for n in names:
+        iam.create_role(RoleName=n, Path=prefix, AssumeRolePolicyDocument=json.dumps(TRUST))
+    try:
+        first = iam.list_roles(PathPrefix=prefix, MaxItems=2)
+        assert first["IsTruncated"] is True and len(first["Roles"]) == 2
+        rest = iam.list_roles(PathPrefix=prefix, MaxItems=2, Marker=first["Marker"])
+        assert rest["IsTruncated"] is False and "Marker" not in rest
+        got = [r["RoleName"] for r in first["Roles"] + rest["Roles"]]
+        assert sorted(got, key=str.lower) == sorted(names, key=str.lower)
+        paged = [r["RoleName"] for page in iam.get_paginator("list_roles").paginate(
+            PathPrefix=prefix, PaginationConfig={"PageSize": 1}) for r in page["Roles"]]
+        assert sorted(paged) == sorted(names)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            iam.list_roles(PathPrefix=prefix, Marker="no-such-marker")
+        assert code_of(e) == ("ValidationError", 400)
+    finally:
+        for n in names:
+            iam.delete_role(RoleName=n)

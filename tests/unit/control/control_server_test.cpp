@@ -35,6 +35,9 @@ struct CallOptions {
   std::string akid, secret;            // override the credentials
   int64_t skew_s = 0;                  // signing clock offset
   proto::HeaderList headers;
+  std::string region = "us-east-1";    // the credential scope
+  std::string service = "lambda";
+  bool content_sha256 = true;          // send x-amz-content-sha256 (else: as given in headers)
 };
 
 std::string AmzDate(int64_t unix_s) {
@@ -97,7 +100,7 @@ class Client {
     req.body = body;
     if (o.sign) {
       proto::sigv4::Sign(req, o.akid.empty() ? creds_.akid : o.akid, o.secret.empty() ? creds_.secret : o.secret,
-                         "us-east-1", "lambda", AmzDate(std::time(nullptr) + o.skew_s), true);
+                         o.region, o.service, AmzDate(std::time(nullptr) + o.skew_s), o.content_sha256);
     }
     std::string wire = method + " " + target + " HTTP/1.1\r\n";
     for (auto& [k, v] : req.headers) wire += k + ": " + v + "\r\n";
@@ -291,6 +294,41 @@ TEST_CASE("control: health is open, everything else needs a valid signature", "[
     CHECK(r.Header("x-amzn-requestid").size() == 36);
   });
   CHECK(CodeTrees(h.data) == 0);
+}
+
+TEST_CASE("control: a signature is good only for Lambda's service, this region and its own body", "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    json create = {{"FunctionName", "scoped"}, {"Runtime", "python3.11"}, {"Handler", "app.handler"},
+                   {"Role", "arn:aws:iam::000000000000:role/test"}, {"Code", {{"ZipFile", Base64Encode(HelloZip())}}}};
+    // Signed correctly, but for S3 (a registered service) or an unknown one, on Lambda's path.
+    for (const char* service : {"s3", "iam", "execute-api", "nosuch"}) {
+      INFO(service);
+      Reply r = c.Call("POST", "/2015-03-31/functions", create.dump(), {.service = service});
+      CHECK(r.status == 403);
+      CHECK(r.ErrorType() == "InvalidSignatureException");
+      CHECK(r.Json()["message"].get<std::string>().find("correct service: 'lambda'") != std::string::npos);
+    }
+    // Another region.
+    Reply r = c.Call("POST", "/2015-03-31/functions", create.dump(), {.region = "eu-west-1"});
+    CHECK(r.status == 403);
+    CHECK(r.ErrorType() == "InvalidSignatureException");
+    CHECK(r.Json()["message"].get<std::string>().find("valid region") != std::string::npos);
+    // UNSIGNED-PAYLOAD (or a STREAMING marker) outside S3: the body is not what was signed.
+    for (const char* marker : {"UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"}) {
+      INFO(marker);
+      r = c.Call("POST", "/2015-03-31/functions", create.dump(),
+                 {.headers = {{"x-amz-content-sha256", marker}}, .content_sha256 = false});
+      CHECK(r.status == 403);
+      CHECK(r.ErrorType() == "InvalidSignatureException");
+    }
+    r = c.Call("GET", "/2015-03-31/functions/");
+    CHECK(r.status == 200);
+    CHECK(r.Json()["Functions"].empty());
+    // The same request, signed for Lambda here, works.
+    r = c.Call("POST", "/2015-03-31/functions", create.dump());
+    CHECK(r.status == 201);
+  });
 }
 
 TEST_CASE("control: function lifecycle create/get/list/update/delete", "[control][server]") {

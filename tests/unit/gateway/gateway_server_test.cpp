@@ -476,3 +476,55 @@ TEST_CASE("a call the scheduler never answers gets 504 at the gateway's own dead
   }
   CHECK(DrainAndCloseLoop(&loop) == 0);
 }
+
+TEST_CASE("before control's first route table every host but /healthz gets a retryable 503", "[gateway]") {
+  TempDir dir;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    FakeScheduler scheduler(&loop);
+    FakeControl control(&loop);
+    control.table.generation = 1;
+    control.table.function_urls = {Route("uecho", "echo")};
+    REQUIRE(scheduler.server.Listen(dir.path() + "/scheduler.sock").ok());
+    GatewayOptions options;
+    options.scheduler_socket = dir.path() + "/scheduler.sock";
+    options.control_socket = dir.path() + "/control.sock";  // control is not there yet
+    Gateway gateway(&loop, options);
+    REQUIRE(gateway.Listen("127.0.0.1", 0).ok());
+    const uint16_t port = gateway.port();
+    gateway.Start();
+    REQUIRE(RunUntil(&loop, [&] { return gateway.scheduler_connected(); }));
+    REQUIRE_FALSE(gateway.routes().loaded());
+
+    LoopRunner runner(&loop);
+    bool ok = runner.Run(
+        [&] {
+          for (const char* host : {"uecho.lambda-url.localhost", "unknown.lambda-url.localhost",
+                                   "abc123.execute-api.localhost", "api.custom.example"}) {
+            INFO(host);
+            std::string r = Get(port, host, "/");
+            CHECK(StatusOf(r) == 503);
+            CHECK(HeaderOf(r, "retry-after") == "1");
+            CHECK(HeaderOf(r, "x-amzn-requestid").size() == 36);
+          }
+          CHECK(StatusOf(Get(port, "localhost", "/healthz")) == 200);
+          // Control arrives: its table replaces the 503s with real answers.
+          runner.Post([&] { CHECK(control.server.Listen(dir.path() + "/control.sock").ok()); });
+          std::string r;
+          for (int i = 0; i < 100 && StatusOf(r) != 200; ++i) {
+            if (i) usleep(50'000);
+            r = Get(port, "uecho.lambda-url.localhost", "/");
+          }
+          CHECK(StatusOf(r) == 200);
+          CHECK(StatusOf(Get(port, "unknown.lambda-url.localhost", "/")) == 404);
+        },
+        10000);
+    CHECK(ok);
+    gateway.Close();
+    scheduler.server.Close();
+    control.server.Close();
+    runner.Dispose();
+  }
+  CHECK(DrainAndCloseLoop(&loop) == 0);
+}

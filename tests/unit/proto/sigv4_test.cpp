@@ -506,6 +506,31 @@ TEST_CASE("UNSIGNED-PAYLOAD and STREAMING markers are signed verbatim", "[sigv4]
   }
 }
 
+TEST_CASE("only S3 signs a declared payload marker; other services sign the body", "[sigv4]") {
+  for (const char* marker : {"UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"}) {
+    INFO(marker);
+    HttpRequest r = MakeRequest("POST", "/2015-03-31/functions", "",
+                                {{"Host", "localhost"}, {"x-amz-content-sha256", marker}}, "any body");
+    sigv4::Sign(r, kBotoKey, kBotoSecret, "us-east-1", "lambda", "20261127T053000Z", false);
+    auto err = sigv4::Verify(r, MustParse(r), kBotoSecret, kBotoNow);
+    REQUIRE(err.has_value());
+    CHECK(err->failure == sigv4::Failure::kSignatureMismatch);
+  }
+  SECTION("S3 refuses a marker it does not know") {
+    HttpRequest r = MakeRequest("PUT", "/bucket/key", "", {{"Host", "localhost"}, {"x-amz-content-sha256", "ANY"}},
+                                "any body");
+    sigv4::Sign(r, kBotoKey, kBotoSecret, "us-east-1", "s3", "20261127T053000Z", false);
+    auto err = sigv4::Verify(r, MustParse(r), kBotoSecret, kBotoNow);
+    REQUIRE(err.has_value());
+    CHECK(err->failure == sigv4::Failure::kSignatureMismatch);
+  }
+  SECTION("a matching hex digest is fine anywhere") {
+    HttpRequest r = MakeRequest("POST", "/2015-03-31/functions", "", {{"Host", "localhost"}}, "any body");
+    sigv4::Sign(r, kBotoKey, kBotoSecret, "us-east-1", "lambda", "20261127T053000Z", true);
+    CHECK_FALSE(sigv4::Verify(r, MustParse(r), kBotoSecret, kBotoNow).has_value());
+  }
+}
+
 TEST_CASE("verifies a presigned URL made by botocore", "[sigv4]") {
   HttpRequest r = MakeRequest(
       "GET", "/2015-03-31/functions/hello/url",
