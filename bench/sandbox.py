@@ -13,8 +13,8 @@ Two measurements, side by side in one run:
 (2) The per-child steps alone, in forked python3.11 children of a process that has done what a
     template does (unprivileged uid, no_new_privs, the sandbox's seccomp-like position is not
     needed for timing), through bootstrap.py's own functions: fork() to the child's check of the
-    outcome, with libgeysir_child.so armed for the sandboxed steps (unshare of a user and a mount
-    namespace, user.max_user_namespaces = 0 in it, capset, the Landlock scope), for Landlock
+    outcome, with libgeysir_child.so armed for the sandboxed steps (unshare of a user, a mount and
+    an IPC namespace, user.max_user_namespaces = 0 in it, capset, the Landlock scope), for Landlock
     alone, and for nothing.
 
 (3) The scheduler's side per child (checks, maps, mount of the private /tmp on the scheduler's
@@ -115,7 +115,7 @@ import gc; gc.collect(); gc.freeze()
 # itself is left out: it is the same with or without the sandbox, and on a loaded VM it is
 # ~100 ms of noise.
 # empty: nothing armed; landlock: what --no-sandbox children do; both: what sandboxed ones do
-# (their own user+mount namespaces, no user namespace below them, capset, the Landlock scope).
+# (their own user+mount+IPC namespaces, no user namespace below them, capset, the Landlock scope).
 flags = {"empty": 0, "landlock": landlock, "both": landlock | b._CHILD_PRIVATE_TMP}
 res = {k: [] for k in flags}
 for i in range(N):

@@ -676,11 +676,13 @@ void ControlServer::Impl::UpdateFunctionConfiguration(const std::string& name, c
                                                       const Responder& resp, const std::string& rid) {
   ConfigPatch patch = ParseUpdateFunctionConfiguration(ParseJsonObject(req.body));
   bool precondition_failed = false;
+  std::string replaced_revision;
   Result<FunctionRecord> updated = store_->UpdateFunction(name, [&](FunctionRecord& f) -> Status {
     if (patch.revision_id && *patch.revision_id != f.revision_id) {
       precondition_failed = true;
       return Status::Invalid("revision mismatch");
     }
+    replaced_revision = f.revision_id;
     ApplyPatch(patch, f);
     return Status::Ok();
   });
@@ -693,6 +695,8 @@ void ControlServer::Impl::UpdateFunctionConfiguration(const std::string& name, c
   }
   FunctionRecord f = ValueOrThrow(std::move(updated));
   log::Info("function_configured", {{"function", name}, {"revision_id", f.revision_id}});
+  // The old revision's sandboxes stop now rather than at the idle timeout.
+  if (!replaced_revision.empty() && replaced_revision != f.revision_id) invoker->Retire({name, replaced_revision});
   if (HasUrl(name)) PushRoutes();
   resp->Send(JsonReply(200, FunctionConfigurationJson(f), rid));
 }
@@ -708,6 +712,7 @@ void ControlServer::Impl::DeleteFunction(const FunctionRef& ref, const Responder
       throw ApiException(InvalidParameterValue("Deletion of aliases is not supported by DeleteFunction: use DeleteAlias for " +
                                                ref.qualifier));
     }
+    Result<FunctionRecord> version = store_->GetFunctionVersion(name, ref.qualifier);
     Status st = store_->DeleteFunctionVersion(name, ref.qualifier);
     if (st.code() == Code::kNotFound) {
       throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, ref.qualifier)));
@@ -715,6 +720,8 @@ void ControlServer::Impl::DeleteFunction(const FunctionRef& ref, const Responder
     if (st.code() == Code::kAlreadyExists) throw ApiException(ResourceConflict(st.message()));
     ThrowIfError(st);
     log::Info("function_version_deleted", {{"function", name}, {"version", ref.qualifier}});
+    // The version's sandboxes stop now (a version has a revision of its own).
+    if (version.ok() && !version->revision_id.empty()) invoker->Retire({name, version->revision_id});
     resp->Send(EmptyReply(204, rid));
     return;
   }
@@ -725,6 +732,7 @@ void ControlServer::Impl::DeleteFunction(const FunctionRef& ref, const Responder
   }
   ThrowIfError(st);
   log::Info("function_deleted", {{"function", name}});
+  invoker->Retire({name, ""});  // every sandbox of it stops now, not at the idle timeout
   if (had_url) PushRoutes();
   resp->Send(EmptyReply(204, rid));
 }
@@ -900,12 +908,14 @@ void ControlServer::Impl::FinishDeploy(Deploy& d) {
     }
   }
   Result<FunctionRecord> updated = Status::Internal("not run");
+  std::string replaced_revision;
   if (!precondition_failed) {
     updated = store_->UpdateFunction(d.name, [&](FunctionRecord& f) -> Status {
       if (d.update_input.revision_id && *d.update_input.revision_id != f.revision_id) {
         precondition_failed = true;
         return Status::Invalid("revision mismatch");
       }
+      replaced_revision = f.revision_id;
       f.code_sha256 = d.code.sha256_b64;
       f.code_hex = d.code.sha256_hex;
       f.code_size = static_cast<int64_t>(d.code.size);
@@ -929,6 +939,9 @@ void ControlServer::Impl::FinishDeploy(Deploy& d) {
                                       {"code_sha256", updated->code_sha256},
                                       {"revision_id", updated->revision_id},
                                       {"ms", NowMs() - d.started_ms}});
+  if (!replaced_revision.empty() && replaced_revision != updated->revision_id) {
+    invoker->Retire({d.name, replaced_revision});  // the old code's sandboxes stop now
+  }
   if (HasUrl(d.name)) PushRoutes();
   // With Publish, the answer describes the new version (a ":N"-qualified FunctionArn).
   if (d.update_input.publish) {

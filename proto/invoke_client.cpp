@@ -103,6 +103,11 @@ void InvokeClient::Invoke(InvokeRequest request, std::string event, Callback don
   impl_->pending.emplace(id, Impl::Entry{std::move(request.request_id), std::move(done)});
 }
 
+void InvokeClient::Retire(const RetireFunction& what) {
+  if (!impl_->client.connected()) return;
+  (void)impl_->client.Send(MakeFrame(kMsgRetire, what));
+}
+
 bool InvokeClient::connected() const { return impl_->client.connected(); }
 
 size_t InvokeClient::pending() const { return impl_->pending.size(); }

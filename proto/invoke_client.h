@@ -28,6 +28,9 @@ class InvokeClient {
   void Start();
   // request.id is assigned by the client; event is the JSON event bytes.
   void Invoke(InvokeRequest request, std::string event, Callback done);
+  // Tells the scheduler a function (or one revision of it) is gone ("retire"); nothing comes
+  // back. Dropped when not connected: the scheduler's idle timeout is the fallback.
+  void Retire(const RetireFunction& what);
   bool connected() const;
   size_t pending() const;
   void Close();  // fails every pending invocation with kInternal

@@ -207,4 +207,14 @@ void from_json(const json& j, RouteTable& t) {
   t.apis = j.value("apis", std::vector<ApiGatewayApi>{});
 }
 
+void to_json(json& j, const RetireFunction& r) { j = json{{"name", r.name}, {"revision_id", r.revision_id}}; }
+void from_json(const json& j, RetireFunction& r) {
+  auto text = [&](const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  r.name = text("name");
+  r.revision_id = text("revision_id");
+}
+
 }  // namespace geysir::proto

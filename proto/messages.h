@@ -5,6 +5,7 @@
 //   control  --invoke-->  scheduler  --result-->  control        (scheduler.sock)
 //   scheduler --logs--> control --logs_ack--> scheduler           (control.sock)
 //   gateway --subscribe_routes--> control --routes--> gateway     (control.sock, pushed on change)
+//   control  --retire-->  scheduler                                (scheduler.sock, no answer)
 //
 // Thread safety: plain values.
 #pragma once
@@ -27,6 +28,7 @@ inline constexpr const char* kMsgLogs = "logs";
 inline constexpr const char* kMsgLogsAck = "logs_ack";
 inline constexpr const char* kMsgSubscribeRoutes = "subscribe_routes";
 inline constexpr const char* kMsgRoutes = "routes";
+inline constexpr const char* kMsgRetire = "retire";
 
 // A snapshot of everything the scheduler needs to run one version of a function. Control builds
 // it; it travels inside each invoke so the scheduler needs no database. `revision_id` changes on
@@ -203,6 +205,17 @@ struct RouteTable {
 };
 void to_json(nlohmann::json& j, const RouteTable& t);
 void from_json(const nlohmann::json& j, RouteTable& t);
+
+// Frame header of "retire" (control -> scheduler): a function was deleted (revision_id empty:
+// every revision of it), or the revision that was its $LATEST was replaced by an update. The
+// scheduler stops the matching pools' templates and idle children at once; running invocations
+// finish first. Best effort: a scheduler that misses it reaps those pools when they idle out.
+struct RetireFunction {
+  std::string name;
+  std::string revision_id;
+};
+void to_json(nlohmann::json& j, const RetireFunction& r);
+void from_json(const nlohmann::json& j, RetireFunction& r);  // never throws: missing fields are empty
 
 // Convenience: a frame whose header is `value` serialised plus {"type": type}.
 template <typename T>

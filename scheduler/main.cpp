@@ -21,6 +21,7 @@ namespace {
 const char* kUsage =
     "usage: geysir-scheduler [--data-dir DIR] [--socket PATH] [--control-socket PATH]\n"
     "         [--worker-binary PATH] [--runtime-dir DIR] [--idle-timeout-s N] [--prefork N]\n"
+    "         [--max-pools N] [--max-prefork-total N]\n"
     "         [--function-concurrency N] [--queue-depth N] [--uid-base N] [--python PATH]\n"
     "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups] [--no-sandbox] [--egress-deny-file PATH]\n"
     "  --cgroup-base defaults to geysir/<hash of the data directory>\n"
@@ -149,6 +150,8 @@ int main(int argc, char** argv) {
     else if (a == "--python") o.launcher.python = value();
     else if (a == "--idle-timeout-s") o.scheduler.idle_timeout_ms = static_cast<int64_t>(number(86400 * 365)) * 1000;
     else if (a == "--prefork") o.scheduler.prefork = static_cast<uint32_t>(number(1024));
+    else if (a == "--max-pools") o.scheduler.max_pools = static_cast<uint32_t>(number(100000));
+    else if (a == "--max-prefork-total") o.scheduler.max_prefork_total = static_cast<uint32_t>(number(1000000));
     else if (a == "--function-concurrency") o.scheduler.function_concurrency = static_cast<uint32_t>(number(100000));
     else if (a == "--queue-depth") o.scheduler.queue_depth = static_cast<uint32_t>(number(1000000));
     else if (a == "--uid-base") o.scheduler.uid_base = static_cast<uint32_t>(number(4000000000u));

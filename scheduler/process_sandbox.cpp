@@ -2,13 +2,16 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -107,6 +110,77 @@ bool ReadAvailable(int fd, std::string& out, size_t cap, size_t& dropped) {
   return false;
 }
 
+// Signals go through pidfds (Linux >= 5.3): a pidfd names one process for good, so a signal
+// sent through it reaches that process or, once it is gone, no one. A pid number is only safe
+// to signal while the process is an unreaped child of ours: the processes here (a template's
+// children, what they start) are reaped by their template, and the moment one is, its number may
+// be handed to any new process on the host. A kernel without pidfd_open (ENOSYS) gets kill().
+UniqueFd OpenPidfd(pid_t pid) { return UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0))); }
+
+void KillThrough(int pidfd) {
+  if (pidfd >= 0) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+}
+
+// The parent of `pid` as this PID namespace sees it (/proc/<pid>/stat), or -1.
+pid_t ParentOf(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return -1;
+  char buf[512];
+  ssize_t n = read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  // "pid (comm) state ppid ...": comm may hold anything, so parse from its last ')'.
+  const char* close_paren = std::strrchr(buf, ')');
+  if (close_paren == nullptr) return -1;
+  char state = 0;
+  int ppid = -1;
+  if (std::sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2) return -1;
+  return ppid;
+}
+
+// A pidfd of the process that announced itself as a child of `template_pid` with the pid the
+// kernel attached to its message: opened, then checked to be that template's child. If the
+// announcing process died and its pid was reused before the open, the new holder is not the
+// template's child (or is one, forked by it: a process of the same function) and is refused.
+Result<UniqueFd> OpenChildPidfd(pid_t child, pid_t template_pid) {
+  UniqueFd fd = OpenPidfd(child);
+  if (!fd) return Status::Sys(errno, "pidfd_open of the child " + std::to_string(child));
+  if (ParentOf(child) != template_pid) {
+    return Status::Sys(ESRCH, "pid " + std::to_string(child) + " is not a child of its template (gone, or reused)");
+  }
+  return fd;
+}
+
+// SIGKILL to every process listed in `cg`, through pidfds. The list is read twice: pidfds are
+// opened for the first, and only those whose pid the second still lists are signalled. A pid
+// listed after its pidfd was opened names a process of this cgroup, and the pidfd names the
+// process that held the pid at the open: the same one, or (had it died and its pid been reused
+// in between) a dead one that the signal no longer reaches. No process outside the cgroup can be
+// hit. Returns false when the cgroup was empty.
+bool KillMembers(const worker::Cgroup& cg) {
+  std::vector<pid_t> listed = cg.Processes();
+  if (listed.empty()) return false;
+  std::vector<std::pair<pid_t, UniqueFd>> opened;
+  opened.reserve(listed.size());
+  for (pid_t p : listed) {
+    if (p <= 0) continue;
+    UniqueFd fd = OpenPidfd(p);
+    if (!fd && errno == ENOSYS) {
+      kill(p, SIGKILL);  // a kernel older than 5.3: the pid is all there is
+      continue;
+    }
+    if (fd) opened.emplace_back(p, std::move(fd));
+  }
+  if (opened.empty()) return true;
+  std::vector<pid_t> still = cg.Processes();
+  std::sort(still.begin(), still.end());
+  for (auto& [p, fd] : opened) {
+    if (std::binary_search(still.begin(), still.end(), p)) KillThrough(fd.get());
+  }
+  return true;
+}
+
 std::string DescribeWaitStatus(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
@@ -142,11 +216,7 @@ class CgroupPool {
   void Return(std::unique_ptr<worker::Cgroup> cg, const worker::CgroupLimits& limits) {
     if (!cg) return;
     if (!recycle_) return Destroy(std::move(cg));
-    auto pids = cg->Processes();
-    if (pids.empty()) return Recycle(std::move(cg), limits);
-    for (pid_t p : pids) {
-      if (p > 0) kill(p, SIGKILL);
-    }
+    if (!KillMembers(*cg)) return Recycle(std::move(cg), limits);
     draining_.push_back(Draining{std::move(cg), limits, clock_->MonoMs() + kDrainMs});
     if (timer_ == 0) timer_ = clock_->Schedule(kDrainPollMs, [this] { Poll(); });
   }
@@ -198,15 +268,12 @@ class CgroupPool {
     const int64_t now = clock_->MonoMs();
     std::vector<Draining> still;
     for (auto& d : draining_) {
-      auto pids = d.cg->Processes();
-      if (pids.empty()) {
+      if (d.cg->Processes().empty()) {
         Recycle(std::move(d.cg), d.limits);
       } else if (now >= d.deadline_ms) {
         Destroy(std::move(d.cg));  // freezes and kills what will not die by pid
       } else {
-        for (pid_t p : pids) {
-          if (p > 0) kill(p, SIGKILL);
-        }
+        KillMembers(*d.cg);
         still.push_back(std::move(d));
       }
     }
@@ -267,6 +334,7 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
     UniqueFd channel;
     UniqueFd log;
     bool announced = false;  // its "forked" arrived; its /tmp is being mounted
+    UniqueFd pidfd;          // from its "forked" on: every signal to the child goes through it
   };
   void OnControl(int status, int events);
   void HandleMessage(const nlohmann::json& m, pid_t sender);
@@ -285,6 +353,7 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
   std::string tid_;
   worker::CgroupLimits limits_;
   pid_t pid_ = -1;
+  UniqueFd pidfd_;
   std::unique_ptr<worker::Cgroup> cgroup_;
   FdWatch* control_ = nullptr;
   FdWatch* init_log_ = nullptr;
@@ -316,8 +385,13 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
 class ChildCore : public std::enable_shared_from_this<ChildCore> {
  public:
   ChildCore(std::shared_ptr<ProcessLauncher::Shared> shared, std::weak_ptr<TemplateCore> tpl, pid_t pid,
-            std::unique_ptr<worker::Cgroup> cgroup, worker::CgroupLimits limits)
-      : shared_(std::move(shared)), tpl_(std::move(tpl)), pid_(pid), cgroup_(std::move(cgroup)), limits_(limits) {}
+            UniqueFd pidfd, std::unique_ptr<worker::Cgroup> cgroup, worker::CgroupLimits limits)
+      : shared_(std::move(shared)),
+        tpl_(std::move(tpl)),
+        pid_(pid),
+        pidfd_(std::move(pidfd)),
+        cgroup_(std::move(cgroup)),
+        limits_(limits) {}
   ~ChildCore() { Abandon(); }
 
   bool Attach(UniqueFd channel, UniqueFd log) {
@@ -622,22 +696,17 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
     if (cb) cb(std::exchange(log_buf_, std::string()));
   }
 
-  // SIGKILL to every process of the invocation, by pid. Cgroup::KillAll() would freeze first,
-  // which on v1 stalls the loop for tens of milliseconds; a fork loop that outruns this is
-  // bounded by pids.max and finished off by CgroupPool (repeated kills, then KillAll).
+  // SIGKILL to every process of the invocation, through pidfds (KillMembers). Cgroup::KillAll()
+  // would freeze first, which on v1 stalls the loop for tens of milliseconds; a fork loop that
+  // outruns this is bounded by pids.max and finished off by CgroupPool (repeated kills, then
+  // KillAll).
   void KillProcesses() {
-    if (!cgroup_) {
-      // Without cgroups (development only) the child itself is all we know of; once the
-      // template reported it reaped, its pid may belong to someone else.
-      if (!exited_) kill(pid_, SIGKILL);
-      return;
-    }
+    // The child itself through the pidfd it was handed out with: without cgroups (development
+    // only) it is all we know of, and a reaped child's pid may belong to someone else by now.
+    KillThrough(pidfd_.get());
+    if (!cgroup_) return;
     for (int round = 0; round < 3; ++round) {
-      auto pids = cgroup_->Processes();
-      if (pids.empty()) return;
-      for (pid_t p : pids) {
-        if (p > 0) kill(p, SIGKILL);
-      }
+      if (!KillMembers(*cgroup_)) return;
     }
   }
 
@@ -650,6 +719,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   std::shared_ptr<ProcessLauncher::Shared> shared_;
   std::weak_ptr<TemplateCore> tpl_;
   pid_t pid_;
+  UniqueFd pidfd_;  // the child's, checked when it announced itself (OpenChildPidfd)
   std::unique_ptr<worker::Cgroup> cgroup_;
   worker::CgroupLimits limits_;
   FdWatch* channel_ = nullptr;
@@ -731,6 +801,8 @@ Status TemplateCore::Launch(uint32_t uid) {
   if (!spawned.ok()) return spawned.status().Wrap("starting geysir-worker");
   worker::TemplateProcess& tp = spawned.value();
   pid_ = tp.pid;
+  // Safe to open by number: the template is our child, and not reaped yet.
+  pidfd_ = OpenPidfd(pid_);
   shared_->templates[pid_] = weak_from_this();
   control_ = FdWatch::Open(shared_->loop, std::move(tp.control));
   init_log_ = FdWatch::Open(shared_->loop, std::move(tp.init_log));
@@ -864,6 +936,13 @@ void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
 void TemplateCore::OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid) {
   auto it = pending_.find(n);
   if (it == pending_.end() || it->second.announced || child_pid <= 0 || ns_pid <= 0) return;
+  auto pidfd = OpenChildPidfd(child_pid, pid_);
+  if (!pidfd.ok()) {
+    // Gone already (or never this template's child): no process to hand out.
+    pending_.erase(it);
+    return FailFork(pidfd.status().Wrap("taking hold of a forked child"));
+  }
+  it->second.pidfd = std::move(pidfd).value();
   if (!isolate_) return HandOut(n, child_pid, ns_pid);
   // Its own /tmp first (a tmpfs of the function's EphemeralStorage in the mount namespace the
   // child made): until then it has only been running the runtime's code, and it gets no work
@@ -872,8 +951,8 @@ void TemplateCore::OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid) {
   if (!shared_->tmp_mounter) {
     auto started = LoopWorker::Start(shared_->loop, "tmp_mounter");
     if (!started.ok()) {
+      KillThrough(it->second.pidfd.get());
       pending_.erase(it);
-      kill(child_pid, SIGKILL);
       return FailFork(started.status().Wrap("starting the thread that mounts children's /tmp"));
     }
     shared_->tmp_mounter = std::move(started).value();
@@ -905,8 +984,8 @@ void TemplateCore::OnTmpMounted(uint64_t n, pid_t child_pid, pid_t ns_pid, const
     warned_shared_tmp_ = true;
   } else if (!mounted.ok()) {
     // A child whose namespaces are not what they must be is not used.
+    KillThrough(it->second.pidfd.get());
     pending_.erase(it);
-    kill(child_pid, SIGKILL);
     return FailFork(mounted.Wrap("giving a child its private /tmp"));
   }
   HandOut(n, child_pid, ns_pid);
@@ -923,18 +1002,19 @@ void TemplateCore::HandOut(uint64_t n, pid_t child_pid, pid_t ns_pid) {
   if (shared_->cgroups != nullptr) {
     auto created = shared_->cgroup_pool->Acquire(limits_);
     if (!created.ok()) {
-      kill(child_pid, SIGKILL);
+      KillThrough(fds.pidfd.get());
       return FailFork(created.status().Wrap("creating a child's cgroup"));
     }
     cg = std::move(created).value();
     Status st = cg->AddProcess(child_pid);
     if (!st.ok()) {
-      kill(child_pid, SIGKILL);
+      KillThrough(fds.pidfd.get());
       shared_->cgroup_pool->Return(std::move(cg), limits_);
       return FailFork(st.Wrap("moving a child into its cgroup"));
     }
   }
-  auto core = std::make_shared<ChildCore>(shared_, weak_from_this(), child_pid, std::move(cg), limits_);
+  auto core = std::make_shared<ChildCore>(shared_, weak_from_this(), child_pid, std::move(fds.pidfd), std::move(cg),
+                                          limits_);
   if (!core->Attach(std::move(fds.channel), std::move(fds.log))) {
     return FailFork(Status::Internal("could not watch a child's descriptors"));
   }
@@ -1019,7 +1099,11 @@ void TemplateCore::Abandon() {
     if (!st.ok()) log::Warn("template_cgroup_remove_failed", {{"cgroup", cgroup_->name()}, {"error", st.ToString()}});
     cgroup_.reset();
   } else if (pid_ > 0 && !dead_) {
-    kill(pid_, SIGKILL);
+    if (pidfd_) {
+      KillThrough(pidfd_.get());
+    } else {
+      kill(pid_, SIGKILL);  // no pidfd_open (Linux < 5.3); not reaped yet, so still ours
+    }
   }
   std::vector<std::shared_ptr<ChildCore>> children;
   for (auto& [pid, weak] : children_) {

@@ -156,6 +156,7 @@ SchedulerStats Scheduler::stats() const {
   s.completed = completed_;
   s.ran_on_ready_child = ran_on_ready_child_;
   s.waited_for_child = waited_for_child_;
+  s.pools_evicted = pools_evicted_;
   return s;
 }
 
@@ -213,6 +214,28 @@ void Scheduler::Supersede(Pool* pool) {
   MaybeIdle(pool);  // reaped on the next loop turn if idle
 }
 
+void Scheduler::Retire(const std::string& function_name, const std::string& revision_id) {
+  auto fit = functions_.find(function_name);
+  if (fit == functions_.end()) return;
+  Function& fn = *fit->second;
+  std::vector<Pool*> matching;
+  for (auto& [key, pool] : pools_) {
+    if (key.first == function_name && (revision_id.empty() || key.second == revision_id) && !pool->superseded) {
+      matching.push_back(pool.get());
+    }
+  }
+  for (Pool* pool : matching) {
+    // A late invoke of this revision is served without pre-forking, and reaped when idle.
+    fn.superseded.push_back(pool->config.revision_id);
+    if (fn.superseded.size() > kMaxSupersededRemembered) fn.superseded.pop_front();
+    auto cur = fn.current.find(pool->config.version);
+    if (cur != fn.current.end() && cur->second == pool) fn.current.erase(cur);
+    log::Info("pool_retired", {{"function", function_name}, {"revision_id", pool->config.revision_id},
+                               {"running", pool->running.size()}});
+    Supersede(pool);
+  }
+}
+
 uint32_t Scheduler::LimitOf(const Pool& pool) const {
   return pool.fn->reserved.value_or(options_.function_concurrency);
 }
@@ -234,6 +257,11 @@ void Scheduler::Submit(proto::InvokeRequest request, std::string event, Done don
   if (request.function.timeout_s == 0) request.function.timeout_s = 3;
   if (request.function.memory_mb == 0) request.function.memory_mb = 128;
 
+  if (!pools_.count(std::make_pair(request.function.name, request.function.revision_id)) && !MakeRoomForPool()) {
+    ++throttled_;
+    return refuse(InvokeOutcome::kThrottled, "Rate exceeded: every one of the scheduler's " +
+                                                 std::to_string(options_.max_pools) + " function pools is busy");
+  }
   Function& fn = FunctionFor(request.function.name);
   fn.reserved = request.function.reserved_concurrency;
   Pool* pool = PoolFor(fn, request.function);
@@ -292,6 +320,38 @@ void Scheduler::NoteConcurrency(Pool* pool) {
   }
   uint32_t c = static_cast<uint32_t>(pool->running.size() + pool->waiting.size());
   pool->peak_cur = std::max(pool->peak_cur, c);
+}
+
+// Below max_pools, or made so by stopping the least recently used idle pool (called from
+// Submit, a top-level call: nothing up the stack holds the pool removed). False: every pool is
+// busy.
+bool Scheduler::MakeRoomForPool() {
+  if (options_.max_pools == 0) return true;
+  while (pools_.size() >= options_.max_pools) {
+    Pool* victim = nullptr;
+    for (auto& [key, pool] : pools_) {
+      Pool* p = pool.get();
+      if (!p->running.empty() || !p->waiting.empty() || p->queued > 0) continue;
+      if (victim == nullptr || p->last_used_ms < victim->last_used_ms) victim = p;
+    }
+    if (victim == nullptr) return false;
+    log::Info("pool_evicted", {{"function", victim->config.name}, {"revision_id", victim->config.revision_id},
+                               {"idle_ms", clock_->MonoMs() - victim->last_used_ms}, {"pools", pools_.size()}});
+    ++pools_evicted_;
+    RemovePool(victim);
+  }
+  return true;
+}
+
+// How many children `pool` may keep pre-forked (ready or being forked) within
+// max_prefork_total, given what the other pools hold.
+uint32_t Scheduler::PreforkRoom(const Pool& pool) const {
+  if (options_.max_prefork_total == 0) return UINT32_MAX;
+  size_t others = 0;
+  for (const auto& [key, p] : pools_) {
+    if (p.get() != &pool) others += p->ready.size() + p->forks_in_flight;
+  }
+  return others >= options_.max_prefork_total ? 0 : static_cast<uint32_t>(options_.max_prefork_total - others);
 }
 
 uint32_t Scheduler::PreforkTarget(Pool* pool) {
@@ -740,7 +800,9 @@ void Scheduler::Replenish(Pool* pool) {
                                    [](const std::unique_ptr<Child>& c) { return !c->alive(); }),
                     pool->ready.end());
   size_t want = pool->waiting.size();
-  if (!pool->superseded && !shutting_down_ && pool->fork_failures < kMaxForkFailures) want += PreforkTarget(pool);
+  if (!pool->superseded && !shutting_down_ && pool->fork_failures < kMaxForkFailures) {
+    want += std::min(PreforkTarget(pool), PreforkRoom(*pool));
+  }
   if (pool->fork_failures >= kMaxForkFailures) want = std::min<size_t>(want, 1);
   while (pool->ready.size() + pool->forks_in_flight < want) {
     ++pool->forks_in_flight;

@@ -52,6 +52,15 @@ struct SchedulerOptions {
   // running children are done. 0 disables either bound. worker/sandbox/README.md: trade-off.
   int64_t template_max_age_ms = 600000;
   uint64_t template_max_children = 10000;
+  // Bounds over all functions, so that the scheduler's processes, descriptors and cgroups stay
+  // flat however many functions come and go. A pool is one (function, revision): at most one
+  // template (plus, briefly, a recycled one finishing its invocations). A new pool beyond
+  // max_pools stops the least recently used idle pool first; if every pool is busy the new
+  // invocation is throttled. Pre-forked children (idle, waiting for work) are capped in total;
+  // children forked for a waiting invocation are not (the concurrency limits bound those).
+  // 0 disables either bound.
+  uint32_t max_pools = 64;
+  uint32_t max_prefork_total = 128;
 };
 
 struct SchedulerStats {
@@ -66,6 +75,7 @@ struct SchedulerStats {
   uint64_t completed = 0;        // answered invocations, any outcome
   uint64_t ran_on_ready_child = 0;  // found a pre-forked child waiting: no fork on their path
   uint64_t waited_for_child = 0;    // had to wait for a fork (or a cold start)
+  uint64_t pools_evicted = 0;       // idle pools stopped to stay within max_pools
 };
 
 class Scheduler {
@@ -84,6 +94,11 @@ class Scheduler {
   // queued — finish (each bounded by its deadline), then every template is stopped and every
   // child cleaned up, and `drained` fires.
   void Shutdown(std::function<void()> drained);
+
+  // A function was deleted (`revision_id` empty: all its pools) or a revision of it replaced:
+  // the matching pools are superseded at once, so their idle children and templates stop now
+  // and the rest when their running invocations end (control's "retire").
+  void Retire(const std::string& function_name, const std::string& revision_id);
 
   SchedulerStats stats() const;
   // The uid a function's processes run as (allocated on first sight; tests).
@@ -123,6 +138,8 @@ class Scheduler {
   void MaybeIdle(Pool* pool);
   void OnIdleTimer(Pool* pool);
   void RemovePool(Pool* pool);
+  bool MakeRoomForPool();
+  uint32_t PreforkRoom(const Pool& pool) const;
 
   // Answers and forgets `inv` (its Child, if any, moves to the finishing set first).
   void Answer(Invocation* inv, proto::InvokeResult result, std::string payload);
@@ -148,6 +165,7 @@ class Scheduler {
   uint64_t completed_ = 0;
   uint64_t ran_on_ready_child_ = 0;
   uint64_t waited_for_child_ = 0;
+  uint64_t pools_evicted_ = 0;
   bool shutting_down_ = false;
   std::function<void()> drained_;
   Clock::TimerId drain_timer_ = 0;

@@ -83,6 +83,11 @@ Status SchedulerServer::Start() {
 }
 
 void SchedulerServer::OnFrame(const std::weak_ptr<proto::FrameConnection>& weak, proto::Frame&& frame) {
+  if (frame.type() == proto::kMsgRetire) {
+    proto::RetireFunction what = frame.header.get<proto::RetireFunction>();  // from_json does not throw
+    if (!what.name.empty()) scheduler_->Retire(what.name, what.revision_id);
+    return;
+  }
   if (frame.type() != proto::kMsgInvoke) return;  // unknown messages are ignored (forward compatible)
   proto::InvokeRequest req;
   // nlohmann's from_json throws on a missing or mistyped field; this is the one place the
@@ -109,7 +114,7 @@ void SchedulerServer::LogStats() {
   SchedulerStats s = scheduler_->stats();
   if (s.completed != stats_completed_) {
     stats_completed_ = s.completed;
-    log::Info("stats", {{"completed", s.completed}, {"ran_on_ready_child", s.ran_on_ready_child},
+    log::Info("stats", {{"completed", s.completed}, {"ran_on_ready_child", s.ran_on_ready_child}, {"pools_evicted", s.pools_evicted},
                         {"waited_for_child", s.waited_for_child}, {"throttled", s.throttled},
                         {"pools", s.pools}, {"templates", s.templates}, {"ready_children", s.ready_children},
                         {"in_flight", s.invocations}, {"templates_started", s.templates_started}});

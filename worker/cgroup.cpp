@@ -2,11 +2,15 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <utility>
 
+#include "proto/unique_fd.h"
 #include "worker/cgroup_drivers.h"
 
 namespace geysir::worker {
@@ -19,11 +23,35 @@ int64_t MonotonicMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+// Through pidfds, never by pid number: the processes in a function's cgroup are reaped by its
+// template, and a reaped pid may be handed to any process on the host before our kill() lands.
+// So: a pidfd for every listed pid, then the lists read again, and SIGKILL only through the
+// pidfds whose pid is still listed. Such a pid names a process of the cgroup now, and its pidfd
+// names the process that held the pid when it was opened: the same one, or (had it died and the
+// pid been reused in between) a dead one, which the signal no longer reaches. (While the cgroup is
+// frozen nothing in it can exit, and the second read changes nothing.) Linux < 5.3, without
+// pidfd_open: kill() by pid.
 void KillListed(const std::vector<std::string>& procs_files) {
+  std::vector<std::pair<pid_t, UniqueFd>> opened;
   for (const auto& f : procs_files) {
     for (pid_t p : fs::ReadPids(f)) {
-      if (p > 0) kill(p, SIGKILL);  // never 0 or -1: those would signal groups
+      if (p <= 0) continue;  // never 0 or -1: those would signal groups
+      UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, p, 0)));
+      if (fd) {
+        opened.emplace_back(p, std::move(fd));
+      } else if (errno == ENOSYS) {
+        kill(p, SIGKILL);
+      }
     }
+  }
+  if (opened.empty()) return;
+  std::vector<pid_t> still;
+  for (const auto& f : procs_files) {
+    for (pid_t p : fs::ReadPids(f)) still.push_back(p);
+  }
+  std::sort(still.begin(), still.end());
+  for (auto& [p, fd] : opened) {
+    if (std::binary_search(still.begin(), still.end(), p)) syscall(SYS_pidfd_send_signal, fd.get(), SIGKILL, nullptr, 0);
   }
 }
 

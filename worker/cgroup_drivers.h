@@ -20,7 +20,8 @@ Result<std::unique_ptr<CgroupDriver>> MakeCgroupV1Driver(const std::vector<cgrou
 
 // Shared by both: what a removal waits for, and the v2 weight to v1 shares mapping.
 inline constexpr int kRemoveWaitMs = 1000;
-// Kills every pid listed in the given cgroup.procs files, until they are empty or `rounds` pass.
+// SIGKILL to every process listed in the given cgroup.procs files, through pidfds (one round;
+// what is forked meanwhile is the caller's next round).
 void KillListed(const std::vector<std::string>& procs_files);
 // rmdir of a cgroup directory, retried while the kernel still reports it busy (bounded).
 Status RemoveDir(const std::string& dir, int64_t deadline_ms);

@@ -22,6 +22,7 @@ namespace {
 
 // linux/pidfd.h of Linux 6.11; Debian 12's headers predate it.
 #ifndef PIDFD_GET_MNT_NAMESPACE
+#define PIDFD_GET_IPC_NAMESPACE _IO(0xFF, 2)
 #define PIDFD_GET_MNT_NAMESPACE _IO(0xFF, 3)
 #define PIDFD_GET_USER_NAMESPACE _IO(0xFF, 9)
 #endif
@@ -162,6 +163,14 @@ Status MountPrivateTmpOnThisThread(const PrivateTmpRequest& request) {
   if (*ou != *cu || *parent != template_ns.user) {
     return Status::Sys(EPERM, "the child's namespaces are not a user namespace below its template's owning a mount namespace");
   }
+  // Its IPC namespace too must be the one it made with them (owned by its user namespace): in
+  // the template's, System V and POSIX IPC objects would outlive the invocation and be seen by
+  // the next one.
+  auto child_ipc = OpenNamespace(pidfd.get(), child, PIDFD_GET_IPC_NAMESPACE, "ipc");
+  if (!child_ipc.ok()) return child_ipc.status();
+  auto ipc_owner = RelatedNamespaceId(child_ipc->get(), NS_GET_USERNS, "NS_GET_USERNS (the child's IPC namespace)");
+  if (!ipc_owner.ok()) return ipc_owner.status();
+  if (*ipc_owner != *cu) return Status::Sys(EPERM, "the child's IPC namespace is not one of its own");
 
   // The child's own ids map to themselves, and nothing else is mapped: it is not root in its user
   // namespace, so an exec could not give it capabilities there, and getuid() reads as before.

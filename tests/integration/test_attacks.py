@@ -368,6 +368,86 @@ def test_tmp_private_between_concurrent_invocations(srv, lam, deploy, after):
                      f"host /tmp has {on_host}")
 
 
+def test_ipc_private_to_each_invocation(srv, lam, deploy, after):
+    """One invocation makes a System V shared-memory segment (1 MiB, every page touched), a
+    System V message queue and a POSIX message queue, and tries POSIX shared memory in /dev/shm;
+    the next invocation of the same function (the same template) looks for each by its key or
+    name. None may be there: each invocation has an IPC namespace of its own, gone with it."""
+    needs_root()
+    marker = "ipc-" + uuid.uuid4().hex[:8]
+    key = 0x6e00_0000 | (uuid.uuid4().int & 0xffff)
+    name = deploy("ipc_persist")
+    err, planted = invoke(lam, name, {"mode": "plant", "key": key, "marker": marker})
+    assert err is None, planted
+    # SysV and POSIX message queues must work within an invocation (Lambda has them).
+    made = [k for k in ("sysv shm", "sysv msg", "posix mq") if planted[k]["ok"]]
+    assert made == ["sysv shm", "sysv msg", "posix mq"], planted
+    err, look = invoke(lam, name, {"mode": "look", "key": key, "marker": marker})
+    assert err is None, look
+    for what in ("sysv shm", "sysv msg", "posix mq"):
+        found = look[what]["found"]
+        record(f"{what} survives to the next invocation", not found,
+               look[what].get("content") if found else look[what]["error"])
+    shm_found = look["posix shm"]["found"] or planted["posix shm"]["ok"]
+    record("posix shm (/dev/shm) survives to the next invocation", not shm_found,
+           f"plant: {planted['posix shm'].get('error', 'created')}; look: {look['posix shm'].get('error', 'found')}")
+    leaked = [w for w in ("sysv shm", "sysv msg", "posix mq", "posix shm") if look[w]["found"]]
+    assert not leaked, f"IPC objects of one invocation seen by the next: {leaked}: {look}"
+    assert not planted["posix shm"]["ok"], f"/dev/shm is writable (shared by invocations): {planted}"
+
+
+def test_sysv_shm_counts_against_memory_size(srv, lam, deploy, after):
+    """A System V segment's pages are charged to the invocation that touches them: 256 MB of
+    shared memory in a 128 MB function is an out-of-memory kill, not memory outside any limit."""
+    needs_root()
+    name = deploy("ipc_persist", MemorySize=128, Timeout=20)
+    key = 0x6e01_0000 | (uuid.uuid4().int & 0xffff)
+    err, out = invoke(lam, name, {"mode": "plant", "key": key, "marker": "big", "shm_mb": 256})
+    charged = err is not None and isinstance(out, dict) and out.get("errorType") == "Runtime.OutOfMemory"
+    record("sysv shm past MemorySize", charged, out.get("errorType") if isinstance(out, dict) else out)
+    assert charged, f"256 MB of shared memory touched in a 128 MB function: {err} {out}"
+    err, look = invoke(lam, name, {"mode": "look", "key": key, "marker": "big"})
+    assert err is None and not look["sysv shm"]["found"], look
+
+
+def test_socket_families_outside_the_network_namespace(srv, lam, deploy, after):
+    """Network mode none: a function may open unix, inet and inet6 sockets (its loopback), but no
+    family that reaches past its network namespace (AF_VSOCK: the hypervisor and the host's vsock
+    services) or that only opens kernel code (AF_ALG, AF_TIPC, AF_RDS, ...)."""
+    needs_root()
+    name = deploy("socket_families")
+    err, out = invoke(lam, name, {"port": 1024})
+    assert err is None, out
+    vsock = out["AF_VSOCK"]
+    record("AF_VSOCK socket in network mode none", not vsock["ok"], vsock.get("error") or vsock)
+    others = sorted(k for k, v in out.items()
+                    if k not in ("AF_VSOCK", "AF_UNIX", "AF_INET", "AF_INET6", "vsock connect host") and v["ok"])
+    record("other address families (alg, tipc, rds, key, xdp, ...)", not others,
+           others or out["AF_ALG"]["error"])
+    works = all(out[k]["ok"] for k in ("AF_UNIX", "AF_INET", "AF_INET6"))
+    assert works, f"ordinary sockets refused: {out}"
+    assert not vsock["ok"] and not out["vsock connect host"]["ok"], f"AF_VSOCK opened: {out}"
+    assert not others, f"families outside the network namespace opened: {others}"
+
+
+def test_mountinfo_shows_no_host_paths(srv, lam, deploy, after):
+    """/proc/self/mountinfo names the source of every mount (for a bind mount: its path on the
+    host's file system). Neither the data directory (the function's code lives there) nor the
+    runtime's directory (the build or install tree) may show."""
+    needs_root()
+    name = deploy("mountinfo")
+    err, out = invoke(lam, name)
+    assert err is None, out
+    build_dir = os.path.abspath(os.environ.get("GEYSIR_BUILD_DIR", os.path.join(os.path.dirname(ATTACKS), "..", "build", "ci")))
+    host_paths = {os.path.realpath(srv.data_dir), srv.data_dir, os.path.realpath(build_dir),
+                  os.path.dirname(os.path.dirname(ATTACKS))}
+    shown = sorted({f"{p} in {f}" for f, text in out.items() for p in host_paths if p in text})
+    sample = next((line for line in out["/proc/self/mountinfo"].splitlines() if "/var/task" in line), "")
+    record("host paths in /proc/self/mountinfo", not shown, shown or sample)
+    assert "/var/task" in out["/proc/self/mountinfo"], out
+    assert not shown, f"host paths shown to the function: {shown}\n{out['/proc/self/mountinfo']}"
+
+
 # ---- other processes -----------------------------------------------------------------------
 
 def test_signal_ptrace_sibling_and_template(srv, lam, deploy, after):

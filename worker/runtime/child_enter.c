@@ -12,9 +12,14 @@
  *
  *   geysir_child_enter(flags, &stage) -> 0, or an errno with `stage` naming the step:
  *
- *   GEYSIR_CHILD_PRIVATE_TMP   unshare(CLONE_NEWUSER | CLONE_NEWNS): a user namespace of its own
- *                              owning a copy of the template's mount table, on whose /tmp the
- *                              scheduler mounts the invocation's tmpfs (worker/private_tmp.h);
+ *   GEYSIR_CHILD_PRIVATE_TMP   unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC): a user
+ *                              namespace of its own owning a copy of the template's mount table,
+ *                              on whose /tmp the scheduler mounts the invocation's tmpfs
+ *                              (worker/private_tmp.h), and an empty IPC namespace (System V
+ *                              shared memory, semaphores and message queues, POSIX message
+ *                              queues): nothing one invocation creates there is seen by the
+ *                              next, and it is all freed when the invocation's last process
+ *                              exits, not when the template does;
  *                              then, while it still holds the capabilities that gave it, it sets
  *                              its user namespace's user.max_user_namespaces to 0 (no user
  *                              namespace can be made below it: bubblewrap's --disable-userns),
@@ -105,7 +110,7 @@ static int landlock_scope(int* stage) {
 __attribute__((visibility("default"))) int geysir_child_enter(int flags, int* stage) {
   *stage = 0;
   if (flags & GEYSIR_CHILD_PRIVATE_TMP) {
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC) == 0) {
       if (limit_user_namespaces() != 0) {
         *stage = kStageUserNamespaceLimit;
         return errno;

@@ -6,6 +6,7 @@
 //         public tables bound read-only; resolv.conf only with egress networking
 //   /var/task     the function's code, read-only           (LAMBDA_TASK_ROOT)
 //   /var/runtime  the runtime (bootstrap.py), read-only     (LAMBDA_RUNTIME_DIR)
+//                 (both read-only overlays: /proc/self/mountinfo names no host path for them)
 //   /tmp          tmpfs of EphemeralStorage MB, the only writable place
 //   /dev          null zero full random urandom (host nodes bound), fd/std* symlinks
 //   /proc         a new procfs of the template's PID namespace
@@ -79,6 +80,30 @@ Status BindReadOnly(const std::string& src, const std::string& dst, unsigned lon
   }
   GEYSIR_RETURN_IF_ERROR(Mount(src.c_str(), dst, nullptr, MS_BIND, nullptr));
   return Mount(nullptr, dst, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | extra, nullptr);
+}
+
+// Shows the directory open as `dir` read-only on `dst`, as a read-only overlay rather than a bind
+// mount. A bind mount's line in /proc/self/mountinfo names its source's path on the host's file
+// system (the data directory, the install or build tree); an overlay is a file system of its own
+// whose root is the directory, and its options name the layers as they were given:
+// /proc/self/fd/N, which names nothing once these descriptors are closed. A read-only overlay
+// needs two layers: the second is `dst` itself, an empty directory of the staging tmpfs that the
+// overlay then covers. (Not a directory removed afterwards: a merged directory with a deleted
+// layer lists as empty, and Python's import system lists the directories it imports from.)
+//
+// A kernel without overlayfs (ENODEV): a bind mount, which shows the path but walls off the
+// same files.
+Status ShowReadOnly(int dir, const std::string& dst) {
+  GEYSIR_RETURN_IF_ERROR(MkDir(dst));
+  UniqueFd empty(open(dst.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!empty) return Status::Sys(errno, "open " + dst);
+  const std::string options =
+      "lowerdir=/proc/self/fd/" + std::to_string(dir) + ":/proc/self/fd/" + std::to_string(empty.get());
+  if (mount("geysir", dst.c_str(), "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, options.c_str()) == 0) {
+    return Status::Ok();
+  }
+  if (errno != ENODEV) return Status::Sys(errno, "mount overlay (" + options + ") on " + dst);
+  return BindReadOnly("/proc/self/fd/" + std::to_string(dir), dst);
 }
 
 // /bin, /lib, ... : the same symlink as on the host (Debian's merged /usr), or a read-only bind
@@ -169,8 +194,6 @@ Status BuildRoot(const TemplateSpec& spec) {
   if (!code) return Status::Sys(errno, "open the code directory " + spec.function.code_dir);
   UniqueFd runtime(open(spec.runtime_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!runtime) return Status::Sys(errno, "open the runtime directory " + spec.runtime_dir);
-  const std::string code_src = "/proc/self/fd/" + std::to_string(code.get());
-  const std::string runtime_src = "/proc/self/fd/" + std::to_string(runtime.get());
 
   const std::string root = kStage;
   GEYSIR_RETURN_IF_ERROR(Mount("tmpfs", root, "tmpfs", kCommon, "size=1m,nr_inodes=512,mode=0755"));
@@ -180,10 +203,9 @@ Status BuildRoot(const TemplateSpec& spec) {
     GEYSIR_RETURN_IF_ERROR(MirrorTopLevel(root, name));
   }
   GEYSIR_RETURN_IF_ERROR(BuildEtc(root, spec));
-  GEYSIR_RETURN_IF_ERROR(MkDirs(root, "/var/task"));
-  GEYSIR_RETURN_IF_ERROR(MkDirs(root, "/var/runtime"));
-  GEYSIR_RETURN_IF_ERROR(BindReadOnly(code_src, root + kTaskRoot));
-  GEYSIR_RETURN_IF_ERROR(BindReadOnly(runtime_src, root + kRuntimeRoot));
+  GEYSIR_RETURN_IF_ERROR(MkDirs(root, "/var"));
+  GEYSIR_RETURN_IF_ERROR(ShowReadOnly(code.get(), root + kTaskRoot));
+  GEYSIR_RETURN_IF_ERROR(ShowReadOnly(runtime.get(), root + kRuntimeRoot));
 
   // The function's scratch space: its EphemeralStorage, and no more.
   const uint64_t mb = spec.function.ephemeral_storage_mb == 0 ? 512 : spec.function.ephemeral_storage_mb;

@@ -12,6 +12,7 @@
 // (libseccomp's bad-arch action).
 #include <sched.h>
 #include <seccomp.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <memory>
@@ -114,22 +115,31 @@ Status InstallSeccomp() {
   // clone/unshare: allowed (fork, threads, subprocess) unless a namespace flag is set; one rule
   // per flag, as rules for one call are alternatives.
   //
-  // One exception, for unshare only: CLONE_NEWUSER and CLONE_NEWNS together (and neither alone).
-  // It is how a freshly forked child gets a mount namespace of its own, on whose /tmp the
-  // scheduler mounts the invocation's private tmpfs (worker/private_tmp.h): the child unshares,
-  // sets user.max_user_namespaces to 0 in the new user namespace and drops the capabilities it
-  // gave, so no user namespace can be made below it, before any of the function's handler code
-  // runs (libgeysir_child.so, worker/runtime/child_enter.c). What the template's init code can do with it: own a user namespace that
-  // owns nothing but a copy of the mount table, in which this filter still refuses every mount
-  // call, setns, pivot_root, chroot and every other namespace type.
-  constexpr uint64_t kUserAndMount = CLONE_NEWUSER | CLONE_NEWNS;
+  // One exception, for unshare only: CLONE_NEWUSER, CLONE_NEWNS and CLONE_NEWIPC together (and
+  // no one or two of them without the rest). It is how a freshly forked child gets a mount
+  // namespace of its own, on whose /tmp the scheduler mounts the invocation's private tmpfs
+  // (worker/private_tmp.h), and an IPC namespace of its own, so that System V and POSIX IPC
+  // objects die with the invocation: the child unshares, sets user.max_user_namespaces to 0 in
+  // the new user namespace and drops the capabilities it gave, so no user namespace can be made
+  // below it, before any of the function's handler code runs (libgeysir_child.so,
+  // worker/runtime/child_enter.c). What the template's init code can do with it: own a user
+  // namespace that owns nothing but a copy of the mount table and an empty IPC namespace, in
+  // which this filter still refuses every mount call, setns, pivot_root, chroot and every other
+  // namespace type.
+  constexpr uint64_t kChildSet = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC;
   for (uint64_t flag : kNamespaceFlags) {
     scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag);
     GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "clone", 1, &cmp));
-    if ((flag & kUserAndMount) == 0) GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "unshare", 1, &cmp));
+    if ((flag & kChildSet) == 0) GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "unshare", 1, &cmp));
   }
-  for (uint64_t alone : {uint64_t{CLONE_NEWUSER}, uint64_t{CLONE_NEWNS}}) {
-    scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, kUserAndMount, alone);
+  // Every proper, non-empty subset of the three.
+  for (uint64_t part = 1; part < 8; ++part) {
+    uint64_t subset = 0;
+    if (part & 1) subset |= CLONE_NEWUSER;
+    if (part & 2) subset |= CLONE_NEWNS;
+    if (part & 4) subset |= CLONE_NEWIPC;
+    if (subset == kChildSet) continue;
+    scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, kChildSet, subset);
     GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "unshare", 1, &cmp));
   }
   scmp_arg_cmp newtime = SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWTIME, CLONE_NEWTIME);
@@ -145,6 +155,25 @@ Status InstallSeccomp() {
   // personality(0xffffffff) passes the zero-extended query.)
   scmp_arg_cmp not_query = SCMP_A0(SCMP_CMP_NE, 0xffffffffULL);
   GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "personality", 1, &not_query));
+
+  // socket/socketpair: only the address families that go through the function's network
+  // namespace (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK). Others reach past it: AF_VSOCK talks to
+  // the hypervisor and the host's vsock services whatever namespace the socket is made in, and
+  // the rest (AF_ALG, AF_TIPC, AF_RDS, AF_KEY, AF_BLUETOOTH, ...) are kernel code a function
+  // never needs. EAFNOSUPPORT, what a kernel without that family says: code that probes a family
+  // (Python's socket module, libraries) takes it as absent. A domain is an int; compared on all
+  // 64 bits, a value with high bits set (which the kernel would truncate) is above AF_NETLINK
+  // and refused.
+  const uint32_t no_family = SCMP_ACT_ERRNO(EAFNOSUPPORT);
+  for (const char* call : {"socket", "socketpair"}) {
+    scmp_arg_cmp above = SCMP_A0(SCMP_CMP_GT, static_cast<uint64_t>(AF_NETLINK));
+    GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), no_family, call, 1, &above));
+    for (uint64_t family = 0; family < AF_NETLINK; ++family) {
+      if (family == AF_UNIX || family == AF_INET || family == AF_INET6) continue;
+      scmp_arg_cmp is = SCMP_A0(SCMP_CMP_EQ, family);
+      GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), no_family, call, 1, &is));
+    }
+  }
 
   int rc = seccomp_load(ctx.get());
   if (rc < 0) return Status::Sys(-rc, "seccomp_load");

@@ -603,3 +603,105 @@ TEST_CASE("a template is recycled after N children or T ms; the old one finishes
     CHECK(g.launcher.templates[0]->destroyed);
   }
 }
+
+TEST_CASE("retire (DeleteFunction, a replaced revision) stops idle pools at once, busy ones after their invocations") {
+  Harness h;
+  h.Submit("a", "hello", "r1");
+  h.launcher.Ready();
+  h.launcher.DeliverForks();
+  auto hello = h.launcher.last();
+  REQUIRE(h.launcher.Running("a"));
+  h.Submit("x", "other", "r1");
+  h.launcher.Ready();
+  h.launcher.DeliverForks();
+  auto other = h.launcher.last();
+  h.launcher.Respond("x", "1");
+  h.launcher.FinishAll();
+  h.launcher.DeliverForks();
+  REQUIRE(h.sched.stats().ready_children == 4);  // two pre-forked in each pool
+
+  // "other" was deleted: idle, it stops now, not at the 60 s idle timeout.
+  h.sched.Retire("other", "");
+  h.clock.Advance(0);
+  CHECK(other->destroyed);
+  CHECK(h.sched.stats().pools == 1);
+  // "hello" r1 was replaced: its idle children go now, its template once "a" is answered.
+  h.sched.Retire("hello", "r1");
+  h.clock.Advance(0);
+  CHECK_FALSE(hello->destroyed);
+  CHECK(h.sched.stats().ready_children == 0);
+  h.launcher.Respond("a", "1");
+  h.launcher.FinishAll();
+  h.clock.Advance(0);
+  CHECK(hello->destroyed);
+  CHECK(h.sched.stats().pools == 0);
+  CHECK(h.launcher.live_children() == 0);
+  // Another revision, or an unknown function: nothing happens.
+  h.sched.Retire("nobody", "");
+  h.Submit("b", "hello", "r2");
+  h.launcher.Ready();
+  h.launcher.DeliverForks();
+  h.sched.Retire("hello", "r1");
+  h.clock.Advance(0);
+  CHECK_FALSE(h.launcher.last()->destroyed);
+  h.launcher.Respond("b", "1");
+  CHECK(h.answers["b"].result.outcome == InvokeOutcome::kOk);
+}
+
+TEST_CASE("pools beyond max_pools evict the least recently used idle pool; all busy: throttled") {
+  SchedulerOptions o = Harness::Options();
+  o.max_pools = 2;
+  Harness h(o);
+  auto serve = [&](const std::string& rid, const std::string& fn) {
+    h.Submit(rid, fn);
+    if (!h.launcher.last()->ready) h.launcher.Ready();
+    h.launcher.DeliverForks();
+    h.launcher.Respond(rid, "1");
+    h.launcher.FinishAll();
+    h.launcher.DeliverForks();
+  };
+  serve("a", "f1");
+  auto f1 = h.launcher.last();
+  h.clock.Advance(10);
+  serve("b", "f2");
+  auto f2 = h.launcher.last();
+  h.clock.Advance(10);
+  serve("a2", "f1");  // f1 used last: f2 is now the least recently used
+  h.clock.Advance(10);
+  serve("c", "f3");
+  CHECK(f2->destroyed);
+  CHECK_FALSE(f1->destroyed);
+  CHECK(h.sched.stats().pools == 2);
+  CHECK(h.sched.stats().pools_evicted == 1);
+  // Both pools busy: a third function cannot get one.
+  h.Submit("busy1", "f1");
+  h.Submit("busy3", "f3");
+  h.launcher.DeliverForks();
+  REQUIRE(h.launcher.Running("busy1"));
+  h.Submit("d", "f4");
+  REQUIRE(h.answered("d"));
+  CHECK(h.answers["d"].result.outcome == InvokeOutcome::kThrottled);
+  CHECK(h.sched.stats().pools == 2);
+}
+
+TEST_CASE("pre-forked children are capped in total across pools") {
+  SchedulerOptions o = Harness::Options();
+  o.prefork = 2;
+  o.max_prefork_total = 3;
+  Harness h(o);
+  for (const char* fn : {"f1", "f2", "f3"}) {
+    const std::string rid = std::string("r-") + fn;
+    h.Submit(rid, fn);
+    h.launcher.Ready();
+    h.launcher.DeliverForks();
+    h.launcher.Respond(rid, "1");
+    h.launcher.FinishAll();
+    h.launcher.DeliverForks();
+  }
+  CHECK(h.sched.stats().ready_children == 3);
+  // A waiting invocation still gets its child beyond the cap.
+  h.Submit("w", "f4");
+  h.launcher.Ready();
+  h.launcher.DeliverForks();
+  REQUIRE(h.launcher.Running("w"));
+}

@@ -44,10 +44,10 @@ struct Report {
 };
 
 // The child: no allocation, no Catch2; talks over two pipes.
-[[noreturn]] void Child(int report_w, int go_r, const char* marker, bool make_namespaces) {
+[[noreturn]] void Child(int report_w, int go_r, const char* marker, int namespaces) {
   Report r{};
   if (setgroups(0, nullptr) < 0 || setresgid(kUid, kUid, kUid) < 0 || setresuid(kUid, kUid, kUid) < 0) _exit(2);
-  if (make_namespaces && unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) r.unshare_errno = errno;
+  if (namespaces != 0 && unshare(namespaces) < 0) r.unshare_errno = errno;
   char c = 0;
   if (write(report_w, &c, 1) != 1) _exit(3);           // "forked"
   if (read(go_r, &c, 1) != 1) _exit(4);                // the parent has mounted (or not)
@@ -75,14 +75,17 @@ struct Run {
   bool marker_on_host = false;
 };
 
-Run RunChild(bool make_namespaces, geysir::worker::NamespaceIds template_ns = {}) {
+// What libgeysir_child.so's private-/tmp step makes.
+constexpr int kChildNamespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC;
+
+Run RunChild(int namespaces, geysir::worker::NamespaceIds template_ns = {}) {
   const std::string marker = "/tmp/geysir-private-tmp-test-" + std::to_string(getpid());
   int rep[2], go[2];
   REQUIRE(pipe2(rep, O_CLOEXEC) == 0);
   REQUIRE(pipe2(go, O_CLOEXEC) == 0);
   pid_t pid = fork();
   REQUIRE(pid >= 0);
-  if (pid == 0) Child(rep[1], go[0], marker.c_str(), make_namespaces);
+  if (pid == 0) Child(rep[1], go[0], marker.c_str(), namespaces);
   close(rep[1]);
   close(go[0]);
   Run run;
@@ -108,7 +111,7 @@ Run RunChild(bool make_namespaces, geysir::worker::NamespaceIds template_ns = {}
 
 TEST_CASE("a child with its own user and mount namespaces gets a private, bounded /tmp", "[private_tmp]") {
   if (geteuid() != 0) GEYSIR_SKIP("needs root");
-  Run run = RunChild(/*make_namespaces=*/true);
+  Run run = RunChild(kChildNamespaces);
   if (run.report.unshare_errno != 0) {
     GEYSIR_SKIP(std::string("this kernel refuses unprivileged user namespaces: ") + strerror(run.report.unshare_errno));
   }
@@ -123,7 +126,7 @@ TEST_CASE("a child with its own user and mount namespaces gets a private, bounde
 
 TEST_CASE("a child still in its template's namespaces is reported as such, and nothing is mounted", "[private_tmp]") {
   if (geteuid() != 0) GEYSIR_SKIP("needs root");
-  Run run = RunChild(/*make_namespaces=*/false);
+  Run run = RunChild(0);
   CHECK(run.mounted.code() == geysir::Code::kUnavailable);
   CHECK(run.mounted.sys_errno() == 0);
   // It wrote into the host's /tmp (the process shares our mount namespace): proof nothing was
@@ -141,11 +144,23 @@ TEST_CASE("a child whose user namespace is not right below its template's is ref
   REQUIRE(ours.ok());
   geysir::worker::NamespaceIds elsewhere = *ours;
   elsewhere.user += 1;
-  Run run = RunChild(/*make_namespaces=*/true, elsewhere);
+  Run run = RunChild(kChildNamespaces, elsewhere);
   if (run.report.unshare_errno != 0) GEYSIR_SKIP("this kernel refuses unprivileged user namespaces");
   CHECK(run.mounted.sys_errno() == EPERM);
   CHECK(run.report.fs_type != kTmpfsMagic);  // its /tmp is still the host's (not mounted)
   CHECK(run.report.uid_inside != kUid);      // and no maps were written
+}
+
+TEST_CASE("a child that kept its template's IPC namespace is refused, and nothing is mounted", "[private_tmp]") {
+  if (geteuid() != 0) GEYSIR_SKIP("needs root");
+  // Its own user and mount namespaces, but System V and POSIX IPC still shared with its template
+  // (and so with every later invocation).
+  Run run = RunChild(CLONE_NEWUSER | CLONE_NEWNS);
+  if (run.report.unshare_errno != 0) GEYSIR_SKIP("this kernel refuses unprivileged user namespaces");
+  INFO(run.mounted.ToString());
+  CHECK(run.mounted.sys_errno() == EPERM);
+  CHECK(run.report.fs_type != kTmpfsMagic);
+  CHECK(run.report.uid_inside != kUid);
 }
 
 // libgeysir_child.so's private-/tmp steps in a real child of an unprivileged, no_new_privs
@@ -229,7 +244,7 @@ BenchChild ForkBenchChild() {
   REQUIRE(pid >= 0);
   if (pid == 0) {
     if (setgroups(0, nullptr) < 0 || setresgid(kUid, kUid, kUid) < 0 || setresuid(kUid, kUid, kUid) < 0) _exit(2);
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) _exit(3);
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC) < 0) _exit(3);
     char c = 0;
     if (write(rep[1], &c, 1) != 1 || read(go[0], &c, 1) != 1) _exit(4);
     _exit(0);

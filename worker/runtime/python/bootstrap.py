@@ -288,8 +288,8 @@ def _json_default(o):
 # steps; in C they take ~0.25 ms, Landlock included.)
 #
 #   private /tmp (asked by the scheduler's "fork" message when the sandbox is on): unshare a user
-#     namespace and a mount namespace (the one combination the sandbox's seccomp filter lets
-#     through), set that user namespace's user.max_user_namespaces to 0 (no further user
+#     namespace, a mount namespace and an IPC namespace (the one combination the sandbox's
+#     seccomp filter lets through; the IPC namespace keeps SysV/POSIX IPC to the invocation), set that user namespace's user.max_user_namespaces to 0 (no further user
 #     namespace, ever), and drop every capability it gave. The scheduler then writes the
 #     child's uid/gid maps and mounts a fresh tmpfs of the function's EphemeralStorage on its /tmp before handing it work
 #     (worker/private_tmp.h). A host without unprivileged user namespaces refuses the unshare:
