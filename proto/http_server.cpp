@@ -422,6 +422,23 @@ class Connection {
       if (IEquals(std::string_view(buf_ + name.off, name.len), "host")) ++hosts;
     }
     if (hosts > 1) return Fail(400, "malformed request: more than one Host header");
+    // Absolute form ("GET http://a.example/ HTTP/1.1"): RFC 9112 section 3.2.2 has the
+    // target's authority win over Host, while we route by Host; a request naming two different
+    // hosts is refused rather than read one way here and the other way in front.
+    std::string_view target(buf_ + url_.off, url_.len);
+    size_t scheme = target.find("://");
+    if (url_.len > 0 && target[0] != '/' && scheme != std::string_view::npos) {
+      std::string_view authority = target.substr(scheme + 3);
+      authority = authority.substr(0, std::min(authority.find('/'), authority.find('?')));
+      bool same = false;
+      for (const auto& [name, value] : headers_) {
+        if (!IEquals(std::string_view(buf_ + name.off, name.len), "host")) continue;
+        Span v = value;
+        while (v.len > 0 && (buf_[v.off + v.len - 1] == ' ' || buf_[v.off + v.len - 1] == '\t')) --v.len;
+        same = IEquals(std::string_view(buf_ + v.off, v.len), authority);
+      }
+      if (hosts == 1 && !same) return Fail(400, "malformed request: the request target's host differs from Host");
+    }
     return 0;
   }
 
