@@ -41,6 +41,7 @@
 #include "proto/messages.h"
 #include "proto/sigv4.h"
 #include "proto/unique_fd.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -125,7 +126,7 @@ std::string Base64Tail(const std::string& log, size_t max_bytes) {
 
 // The message of a {"message": "..."} body, or the raw body.
 std::string MessageOf(const std::string& payload) {
-  json j = json::parse(payload, nullptr, false);
+  json j = proto::ParseUntrustedJsonOrDiscarded(payload);
   if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>();
   return payload.substr(0, 1000);
 }

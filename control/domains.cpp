@@ -44,6 +44,7 @@
 #include "proto/log.h"
 #include "proto/tls.h"
 #include "proto/tls_state.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -929,7 +930,7 @@ void DomainsService::Handle(proto::HttpRequest& req, const Responder& resp, cons
     ThrowIfError(DeleteDomain(name));
     resp->Send(proto::HttpResponse{204, {{"x-amzn-RequestId", info.request_id}}, ""});
   } else if (req.method == "PUT") {
-    json body = json::parse(req.body.empty() ? "{}" : req.body, nullptr, false);
+    json body = proto::ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
     if (!body.is_object()) throw ApiException(InvalidRequestContent("the request body must be a JSON object"));
     DomainSpec spec;
     spec.name = name;

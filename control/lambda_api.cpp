@@ -8,6 +8,7 @@
 
 #include "control/aws_error.h"
 #include "proto/http_server.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -418,8 +419,12 @@ std::vector<std::string> QueryValues(std::string_view query, std::string_view ke
 
 json ParseJsonObject(std::string_view body) {
   if (body.empty()) return json::object();
-  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw ApiException(InvalidRequestContent("Could not parse request body into json: malformed JSON"));
+  auto parsed = proto::ParseUntrustedJson(body);
+  if (!parsed.ok() && parsed.status().code() == Code::kResourceExhausted) {
+    throw ApiException(InvalidRequestContent("Could not parse request body into json: " + parsed.status().message()));
+  }
+  if (!parsed.ok()) throw ApiException(InvalidRequestContent("Could not parse request body into json: malformed JSON"));
+  json j = std::move(parsed).value();
   if (!j.is_object()) throw ApiException(InvalidRequestContent("Could not parse request body into json: expected an object"));
   return j;
 }

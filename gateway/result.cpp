@@ -4,6 +4,7 @@
 
 #include "gateway/api_match.h"
 #include "gateway/codec.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::gateway {
 namespace {
@@ -73,9 +74,11 @@ proto::HttpResponse ErrorResponse(int status, std::string_view message) {
 }
 
 Result<proto::HttpResponse> MapHandlerOutput(std::string_view payload) {
-  // Parse without exceptions: the data plane does not throw, and this is untrusted output.
-  json v = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
-  if (v.is_discarded()) return Status::Invalid("the function's result is not valid JSON");
+  // Untrusted output, bounded before it is parsed: a "body" that is an object is dumped again
+  // below, and dump() recurses once per level.
+  auto parsed = proto::ParseUntrustedJson(payload);
+  if (!parsed.ok()) return Status::Invalid("the function's result is not valid JSON (" + parsed.status().message() + ")");
+  json v = std::move(parsed).value();
 
   if (!v.is_object() || !v.contains("statusCode")) {
     proto::HttpResponse r;
@@ -88,10 +91,10 @@ Result<proto::HttpResponse> MapHandlerOutput(std::string_view payload) {
   proto::HttpResponse r;
   const json& sc = v["statusCode"];
   int64_t status = 0;
-  if (sc.is_number_integer()) {
-    status = sc.get<int64_t>();
-  } else if (sc.is_number_float() && sc.get<double>() == static_cast<double>(static_cast<int64_t>(sc.get<double>()))) {
-    status = static_cast<int64_t>(sc.get<double>());  // 200.0 from a JavaScript number
+  // Range-checked: 200.0 from a JavaScript number is 200; 1e300 is no integer (a cast of it
+  // would be undefined behaviour).
+  if (auto n = proto::JsonInteger<int64_t>(sc)) {
+    status = *n;
   } else {
     return Status::Invalid("statusCode is not an integer");
   }
@@ -161,7 +164,7 @@ proto::HttpResponse MapFailure(const proto::InvokeResult& result, std::string_vi
   }
   // kInternal: Geysir failed, not the function. An unreachable scheduler (restarting) is worth a
   // retry, so it is 503; anything else is 502.
-  json body = json::parse(payload.begin(), payload.end(), nullptr, false);
+  json body = proto::ParseUntrustedJsonOrDiscarded(payload);
   std::string message;
   if (body.is_object()) {
     if (auto it = body.find("message"); it != body.end() && it->is_string()) message = it->get<std::string>();
@@ -193,16 +196,15 @@ proto::HttpResponse ApiErrorResponse(int status, std::string_view message) {
 }
 
 Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const ApiOutputOptions& options) {
-  json v = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
-  if (v.is_discarded()) return Status::Invalid("the function's result is not valid JSON");
+  auto parsed = proto::ParseUntrustedJson(payload);
+  if (!parsed.ok()) return Status::Invalid("the function's result is not valid JSON (" + parsed.status().message() + ")");
+  json v = std::move(parsed).value();
   if (!v.is_object()) return Status::Invalid("the function's result is not a JSON object (Malformed Lambda proxy response)");
   auto sc = v.find("statusCode");
   if (sc == v.end()) return Status::Invalid("the function's result has no statusCode (Malformed Lambda proxy response)");
   int64_t status = 0;
-  if (sc->is_number_integer()) {
-    status = sc->get<int64_t>();
-  } else if (sc->is_number_float() && sc->get<double>() == static_cast<double>(static_cast<int64_t>(sc->get<double>()))) {
-    status = static_cast<int64_t>(sc->get<double>());
+  if (auto n = proto::JsonInteger<int64_t>(*sc)) {
+    status = *n;
   } else if (sc->is_string()) {
     // API Gateway accepts "200" as well as 200.
     const std::string& text = sc->get_ref<const std::string&>();

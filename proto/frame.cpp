@@ -1,5 +1,7 @@
 #include "proto/frame.h"
 
+#include "proto/json_bounds.h"
+
 namespace geysir::proto {
 namespace {
 
@@ -48,8 +50,10 @@ Result<std::optional<Frame>> FrameDecoder::Next() {
   }
   if (avail < 8ull + header_len + body_len) return std::optional<Frame>();
   Frame frame;
-  frame.header = nlohmann::json::parse(p + 8, p + 8 + header_len, nullptr, /*allow_exceptions=*/false);
-  if (!frame.header.is_object()) return Status::Invalid("frame header is not a JSON object");
+  // Headers come from peers that relay untrusted bytes (a child's result header, a log batch):
+  // bounded, so no header is deeper than anything that later dumps it can handle.
+  frame.header = ParseUntrustedJsonOrDiscarded(std::string_view(p + 8, header_len));
+  if (!frame.header.is_object()) return Status::Invalid("frame header is not a bounded JSON object");
   frame.body.assign(p + 8 + header_len, body_len);
   consumed_ += 8ull + header_len + body_len;
   // Compact once the consumed prefix dominates, keeping appends amortised O(1).

@@ -15,6 +15,36 @@ size_t SizeOf(const proto::LogBatch& b) {
   return n;
 }
 
+// An upper bound of a message's size once JSON-escaped by EncodeFrame: a control character
+// becomes a six-byte escape, a quote or backslash two bytes, a byte of invalid UTF-8 the three
+// bytes of U+FFFD.
+size_t EncodedSize(std::string_view s) {
+  size_t n = 0;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    n += c < 0x20 ? 6 : (c == '"' || c == '\\') ? 2 : c >= 0x80 ? 3 : 1;
+  }
+  return n;
+}
+
+// Cuts `message` so that its encoded size, marker included, stays within `max_encoded`, at a
+// UTF-8 character boundary.
+void Truncate(std::string& message, size_t max_encoded) {
+  const std::string marker = " [geysir: line of " + std::to_string(message.size()) + " bytes truncated]";
+  const size_t budget = max_encoded > marker.size() ? max_encoded - marker.size() : 0;
+  size_t keep = 0;
+  size_t used = 0;
+  while (keep < message.size()) {
+    const size_t c = EncodedSize(std::string_view(message).substr(keep, 1));
+    if (used + c > budget) break;
+    used += c;
+    ++keep;
+  }
+  while (keep > 0 && keep < message.size() && (static_cast<unsigned char>(message[keep]) & 0xC0) == 0x80) --keep;
+  message.resize(keep);
+  message += marker;
+}
+
 // 128 random bits, hex: unique per scheduler process without any coordination.
 std::string NewSenderId() {
   unsigned char raw[16];
@@ -46,7 +76,7 @@ ControlLogSink::ControlLogSink(uv_loop_t* loop, std::string control_socket, size
         SendPending();
       },
       // Whatever went out on the lost connection and was not acknowledged goes again.
-      [this](const Status&) { sent_ = 0; });
+      [this](const Status&) { OnConnectionLost(); });
 }
 
 ControlLogSink::~ControlLogSink() { Close(); }
@@ -59,6 +89,39 @@ void ControlLogSink::Close() {
 
 void ControlLogSink::Emit(proto::LogBatch batch) {
   if (batch.events.empty() && batch.outcome.empty()) return;
+  // Split by encoded size, so no frame header comes near control's limit. Every part carries
+  // the batch's names; only the last carries the outcome (counted once, with the last line).
+  size_t used = 0;
+  proto::LogBatch part;
+  auto start_part = [&] {
+    part = proto::LogBatch{};
+    part.function_name = batch.function_name;
+    part.version = batch.version;
+    part.log_stream = batch.log_stream;
+    part.request_id = batch.request_id;
+    used = 0;
+  };
+  start_part();
+  for (auto& e : batch.events) {
+    size_t size = EncodedSize(e.message);
+    if (size > kMaxEventBytes) {
+      Truncate(e.message, kMaxEventBytes);
+      size = EncodedSize(e.message);
+    }
+    size += 32;  // {"ts":…,"msg":""}
+    if (!part.events.empty() && used + size > kMaxBatchHeaderBytes) {
+      Push(std::move(part));
+      start_part();
+    }
+    used += size;
+    part.events.push_back(std::move(e));
+  }
+  part.outcome = std::move(batch.outcome);
+  part.duration_ms = batch.duration_ms;
+  Push(std::move(part));
+}
+
+void ControlLogSink::Push(proto::LogBatch batch) {
   batch.sender = sender_;
   batch.seq = next_seq_++;
   const size_t size = SizeOf(batch);
@@ -72,6 +135,26 @@ void ControlLogSink::Emit(proto::LogBatch batch) {
     ++dropped_;
   }
   SendPending();
+}
+
+void ControlLogSink::OnConnectionLost() {
+  // Control closes the connection on a frame it cannot take. If the oldest batch sent is the
+  // same at every loss, it may be the reason: after kMaxLossesPerBatch it is dropped rather than
+  // resent forever (a control merely restarting that often loses at most that one batch).
+  if (sent_ > 0 && !unacked_.empty()) {
+    const uint64_t front = unacked_.front().seq;
+    losses_ = front == loss_seq_ ? losses_ + 1 : 1;
+    loss_seq_ = front;
+    if (losses_ >= kMaxLossesPerBatch) {
+      buffered_bytes_ -= unacked_.front().bytes;
+      unacked_.pop_front();
+      ++rejected_;
+      losses_ = 0;
+      log::Warn("log_batches_rejected", {{"count", 1}, {"total", rejected_}, {"seq", front},
+                                         {"why", "control closed the connection every time this batch was sent"}});
+    }
+  }
+  sent_ = 0;
 }
 
 void ControlLogSink::SendPending() {

@@ -7,6 +7,14 @@
 // oldest batches are dropped and counted, and the count is logged: logs must never slow
 // invocations down or grow the scheduler without bound.
 //
+// No batch can poison the pipeline: the events ride in the frame header, which control refuses
+// over proto::kMaxFrameHeader (closing the connection), so a batch whose encoded events exceed
+// kMaxBatchHeaderBytes is split into several (the invocation's outcome rides on the last, so it
+// is counted once) and a line too long for one is truncated with a marker. A batch that is
+// still never acknowledged — the connection is lost kMaxLossesPerBatch times in a row while it
+// is the oldest one sent — is dropped and counted as `log_batches_rejected`, never resent
+// forever.
+//
 // Thread safety: loop thread only.
 #pragma once
 
@@ -24,6 +32,13 @@ namespace geysir::scheduler {
 
 class ControlLogSink final : public LogSink {
  public:
+  // The encoded events of one batch: a quarter of control's frame header limit, leaving room for
+  // the rest of the header.
+  static constexpr size_t kMaxBatchHeaderBytes = 256u << 10;
+  // One line's encoded bytes; longer lines are cut (at a UTF-8 boundary) and marked.
+  static constexpr size_t kMaxEventBytes = 128u << 10;
+  static constexpr int kMaxLossesPerBatch = 5;
+
   ControlLogSink(uv_loop_t* loop, std::string control_socket, size_t max_buffered_bytes = 8u << 20);
   ~ControlLogSink() override;
   void Start();
@@ -31,11 +46,14 @@ class ControlLogSink final : public LogSink {
   void Emit(proto::LogBatch batch) override;
 
   uint64_t dropped() const { return dropped_; }
+  uint64_t rejected() const { return rejected_; }
   // Batches not yet acknowledged by control (sent or not).
   size_t buffered() const { return unacked_.size(); }
 
  private:
   void SendPending();
+  void Push(proto::LogBatch batch);
+  void OnConnectionLost();
   void OnFrame(proto::Frame&& frame);
 
   std::unique_ptr<proto::FrameClient> client_;
@@ -52,6 +70,10 @@ class ControlLogSink final : public LogSink {
   size_t max_buffered_bytes_;
   uint64_t dropped_ = 0;
   uint64_t dropped_reported_ = 0;
+  uint64_t rejected_ = 0;
+  // The oldest sent batch at the last connection losses, and how many losses in a row it saw.
+  uint64_t loss_seq_ = 0;
+  int losses_ = 0;
 };
 
 }  // namespace geysir::scheduler

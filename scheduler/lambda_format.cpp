@@ -7,6 +7,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "proto/json_bounds.h"
+
 namespace geysir::scheduler {
 
 std::string IsoTime(int64_t unix_ms) {
@@ -82,13 +84,19 @@ std::string ErrorObject(std::string_view message, std::string_view type) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string ResponseTooLargeError() {
+  return ErrorObject("Response payload size exceeded maximum allowed payload size (" +
+                         std::to_string(kMaxResponsePayloadBytes) + " bytes).",
+                     "Function.ResponseSizeTooLarge");
+}
+
 std::string MessageObject(std::string_view message) {
   nlohmann::json j{{"message", message}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string ErrorTypeOf(std::string_view error_json, std::string_view fallback) {
-  auto j = nlohmann::json::parse(error_json, nullptr, /*allow_exceptions=*/false);
+  auto j = proto::ParseUntrustedJsonOrDiscarded(error_json);
   if (j.is_object()) {
     auto it = j.find("errorType");
     if (it != j.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {

@@ -34,6 +34,12 @@ std::string TimeoutMessage(int64_t unix_ms, std::string_view request_id, double 
 std::string ExitDescription(int exit_code, int exit_signal);
 
 // {"errorMessage": message, "errorType": type} as JSON text.
+// Lambda's limit on a synchronous response, error objects included: 6 MiB and, as Lambda's own
+// message says, 100 bytes more.
+inline constexpr size_t kMaxResponsePayloadBytes = 6291556;
+// The error object Lambda gives for a result over that limit (Function.ResponseSizeTooLarge).
+std::string ResponseTooLargeError();
+
 std::string ErrorObject(std::string_view message, std::string_view type);
 // {"message": message} as JSON text (throttled / internal results).
 std::string MessageObject(std::string_view message);

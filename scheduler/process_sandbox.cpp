@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -15,8 +16,10 @@
 #include <vector>
 
 #include "proto/frame.h"
+#include "proto/json_bounds.h"
 #include "proto/log.h"
 #include "proto/loop_worker.h"
+#include "scheduler/lambda_format.h"
 #include "worker/launcher.h"
 #include "worker/private_tmp.h"
 
@@ -480,6 +483,14 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
           KillProcesses();
           return;
         }
+        if (ResultTooLarge(buf, static_cast<size_t>(n))) {
+          KillProcesses();
+          ChildReport r;
+          r.kind = ChildReport::Kind::kResult;
+          r.handler_error = true;
+          r.body = ResponseTooLargeError();
+          return Report(std::move(r));
+        }
         decoder_.Feed(buf, static_cast<size_t>(n));
         auto next = decoder_.Next();
         if (!next.ok()) {
@@ -495,6 +506,18 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       return OnChannelEof();
     }
+  }
+
+  // A result's size is in the first 8 bytes of its frame: one over Lambda's limit is refused
+  // there, before its body is read. Reading first and checking after let 16 children returning
+  // 60 MB each grow the scheduler by ~1 GB, charged to no function's cgroup.
+  bool ResultTooLarge(const char* data, size_t n) {
+    if (prefix_.size() >= 8) return false;
+    prefix_.append(data, std::min(n, 8 - prefix_.size()));
+    if (prefix_.size() < 8) return false;
+    const auto* b = reinterpret_cast<const unsigned char*>(prefix_.data());
+    const uint32_t body = (uint32_t{b[4]} << 24) | (uint32_t{b[5]} << 16) | (uint32_t{b[6]} << 8) | uint32_t{b[7]};
+    return body > kMaxResponsePayloadBytes;
   }
 
   void OnResult(proto::Frame frame) {
@@ -635,6 +658,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   bool alive_ = true;
   bool killed_ = false;
   std::string out_;
+  std::string prefix_;  // the result frame's first (up to 8) bytes: its lengths
   proto::FrameDecoder decoder_;
   std::function<void(ChildReport)> on_report_;
   std::function<void(std::string)> on_finish_;
@@ -788,10 +812,13 @@ void TemplateCore::OnControl(int status, int events) {
 
 void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
   const std::string type = m.value("type", "");
+  // The template's process runs the function's init code: numbers are read range-checked, never
+  // cast from a double (1e300 as a pid is undefined behaviour).
   auto num = [&](const char* key, double dflt) {
     auto it = m.find(key);
-    return it != m.end() && it->is_number() ? it->get<double>() : dflt;
+    return it != m.end() && it->is_number() && std::isfinite(it->get<double>()) ? it->get<double>() : dflt;
   };
+  auto integer = [&]<typename T>(const char* key, T dflt) { return proto::JsonIntegerField<T>(m, key, dflt); };
   if (type == "ready") {
     if (ready_) return;
     ready_ = true;
@@ -818,19 +845,19 @@ void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
       log::Warn("template_bad_forked", {{"template_id", tid_}, {"sender", sender}});
       return;
     }
-    OnForked(static_cast<uint64_t>(num("child", 0)), sender, static_cast<pid_t>(num("pid", 0)));
+    OnForked(integer("child", uint64_t{0}), sender, integer("pid", pid_t{0}));
   } else if (type == "fork_failed") {
-    auto it = pending_.find(static_cast<uint64_t>(num("child", 0)));
+    auto it = pending_.find(integer("child", uint64_t{0}));
     if (it != pending_.end()) pending_.erase(it);
-    FailFork(Status::Sys(static_cast<int>(num("errno", EAGAIN)), "fork in the template", Code::kResourceExhausted));
+    FailFork(Status::Sys(integer("errno", int{EAGAIN}), "fork in the template", Code::kResourceExhausted));
   } else if (type == "exited") {
-    auto ns = ns_pids_.find(static_cast<pid_t>(num("pid", 0)));
+    auto ns = ns_pids_.find(integer("pid", pid_t{0}));
     if (ns == ns_pids_.end()) return;  // not a child we handed out (e.g. a reaped orphan)
     auto it = children_.find(ns->second);
     ns_pids_.erase(ns);
     if (it == children_.end()) return;
     // `child` keeps the core alive through OnExited, which may end in its owner's destruction.
-    if (auto child = it->second.lock()) child->OnExited(static_cast<int>(num("code", -1)), static_cast<int>(num("signal", 0)));
+    if (auto child = it->second.lock()) child->OnExited(integer("code", -1), integer("signal", 0));
   }
 }
 

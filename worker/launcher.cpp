@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "proto/json_bounds.h"
 #include "worker/template_spec.h"
 
 extern char** environ;
@@ -215,7 +216,9 @@ Result<ControlMessage> ReceiveControlMessage(int control_fd) {
   }
   if (n == 0) return Status::Unavailable("template closed the control socket");
   if (msg.msg_flags & MSG_TRUNC) return Status::Invalid("control message too large");
-  nlohmann::json j = nlohmann::json::parse(buffer.data(), buffer.data() + n, nullptr, /*allow_exceptions=*/false);
+  // Written by the function's own init code as much as by the runtime: bounded before it is
+  // parsed, since the scheduler dumps parts of it (an init_error's "error") again.
+  nlohmann::json j = proto::ParseUntrustedJsonOrDiscarded(std::string_view(buffer.data(), static_cast<size_t>(n)));
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
     return Status::Invalid("control message is not a JSON object with a type");
   }

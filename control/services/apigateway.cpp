@@ -10,6 +10,7 @@
 #include "control/services/apigateway_internal.h"
 #include "control/store.h"
 #include "proto/log.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -38,7 +39,7 @@ std::vector<std::string> SplitPath(std::string_view path) {
 
 json Body(const proto::HttpRequest& req) {
   if (req.body.empty()) return json::object();
-  json j = json::parse(req.body, nullptr, false);
+  json j = proto::ParseUntrustedJsonOrDiscarded(req.body);
   if (j.is_discarded() || !j.is_object()) throw ApiException(BadRequest("The request body is not a JSON object"));
   return j;
 }

@@ -15,13 +15,14 @@
 #include "control/services/apigateway_internal.h"
 #include "control/services/protocol.h"
 #include "proto/log.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control::apigw {
 namespace {
 
 json ParseBody(const proto::HttpRequest& req) {
   if (req.body.empty()) return json::object();
-  json j = json::parse(req.body, nullptr, false);
+  json j = proto::ParseUntrustedJsonOrDiscarded(req.body);
   if (j.is_discarded() || !j.is_object()) throw ApiException(BadRequest("The request body is not a JSON object"));
   return j;
 }

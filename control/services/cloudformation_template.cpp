@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proto/base64.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control::cfn {
 namespace {
@@ -290,7 +291,7 @@ const TemplateResource* Template::Find(std::string_view logical_id) const {
 }
 
 Result<Template> ParseTemplate(std::string_view body, const std::function<bool(std::string_view)>& supported) {
-  json doc = json::parse(body, nullptr, false);
+  json doc = proto::ParseUntrustedJsonOrDiscarded(body);
   if (doc.is_discarded()) {
     size_t first = body.find_first_not_of(" \t\r\n");
     if (first != std::string_view::npos && body[first] != '{') {

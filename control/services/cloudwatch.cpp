@@ -11,6 +11,7 @@
 
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -93,12 +94,17 @@ StatsRequest FromJson(const json& j) {
     auto it = j.find(k);
     if (it == j.end() || it->is_null()) continue;
     std::optional<int64_t> ms;
-    if (it->is_number()) ms = static_cast<int64_t>(std::llround(it->get<double>() * 1000.0));
+    // Seconds, range-checked before the conversion (1e300 would overflow it).
+    if (it->is_number() && std::fabs(it->get<double>()) < 1e15) ms = static_cast<int64_t>(std::llround(it->get<double>() * 1000.0));
     if (it->is_string()) ms = ParseTimestampMs(it->get<std::string>());
     if (!ms) InvalidValue("The parameter " + std::string(k) + " must be a timestamp.");
     (std::strcmp(k, "StartTime") == 0 ? r.start_ms : r.end_ms) = *ms;
   }
-  if (auto it = j.find("Period"); it != j.end() && it->is_number()) r.period_s = it->get<int64_t>();
+  if (auto it = j.find("Period"); it != j.end() && it->is_number()) {
+    auto period = proto::JsonInteger<int64_t>(*it);
+    if (!period) InvalidValue("The parameter Period must be an integer.");
+    r.period_s = *period;
+  }
   for (const char* k : {"Statistics", "ExtendedStatistics"}) {
     auto it = j.find(k);
     if (it == j.end() || !it->is_array()) continue;
@@ -204,7 +210,7 @@ class CloudWatchService final : public Service {
     } else if (target && target->rfind(kTargetPrefix, 0) == 0) {
       wire_ = Wire::kJson;
       op = target->substr(kTargetPrefix.size());
-      json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+      json body = req.body.empty() ? json::object() : proto::ParseUntrustedJsonOrDiscarded(req.body);
       if (!body.is_object()) throw ApiException(CwError("SerializationException", "The request body is not a JSON object"));
       in = FromJson(body);
     } else {

@@ -14,6 +14,7 @@
 #include "control/triggers/schedule_expression.h"
 #include "control/triggers/timezone.h"
 #include "proto/log.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -643,7 +644,7 @@ void EventsService::Handle(proto::HttpRequest& req, const Responder& resp, const
                                     "Missing or unknown X-Amz-Target (expected AWSEvents.<Operation>)"));
   }
   op = op.substr(kPrefix.size());
-  json body = json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+  json body = proto::ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
   if (!body.is_object()) {
     AwsError e = Validation("The request body is not a JSON object.");
     e.type = "SerializationException";
@@ -865,13 +866,13 @@ json EventsService::ListRules(const json& body) {
   std::string token = Str(body, "NextToken");
   int limit = 100;
   if (body.contains("Limit")) {
-    // Range-checked as an integer: a narrowing get<int>() would wrap 4294967297 to 1.
-    const json& l = body["Limit"];
-    if (!l.is_number_integer() || l.get<int64_t>() < 1 || l.get<int64_t>() > 100) {
+    // Range-checked, not clamped: Limit 0, -1 or 4294967297 is a client's mistake to report.
+    std::optional<int64_t> l = proto::JsonInteger<int64_t>(body["Limit"]);
+    if (!l || *l < 1 || *l > 100) {
       throw ApiException(Validation("1 validation error detected: Value at 'limit' failed to satisfy constraint: "
                                     "Member must be an integer between 1 and 100"));
     }
-    limit = static_cast<int>(l.get<int64_t>());
+    limit = static_cast<int>(*l);
   }
   Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
                                            " FROM events_rules WHERE kind = 'rule' AND name > ? AND substr(name, 1, ?) = ? "
@@ -948,7 +949,7 @@ class SchedulerService final : public Service {
       std::string name = name_of("/schedules/");
       if (!ValidRuleName(name)) throw ApiException(SchedValidation("Schedule name must be 1-64 of [0-9a-zA-Z-_.]."));
       if (req.method == "POST" || req.method == "PUT") {
-        json body = json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+        json body = proto::ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
         if (!body.is_object()) throw ApiException(SchedValidation("The request body is not a JSON object."));
         out = Put(*events, name, body, req.method == "POST");
       } else if (req.method == "GET") {

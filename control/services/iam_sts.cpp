@@ -14,6 +14,7 @@
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -143,7 +144,7 @@ void CheckName(const std::string& value, const char* field, size_t max) {
 }
 
 void CheckPolicy(const std::string& doc) {
-  json j = json::parse(doc, nullptr, false);
+  json j = proto::ParseUntrustedJsonOrDiscarded(doc);
   if (!j.is_object()) Throw(400, "MalformedPolicyDocument", "The policy document is not a JSON object.");
   if (doc.size() > 10240) Throw(400, "LimitExceeded", "Cannot exceed quota for PolicySize: 10240");
 }

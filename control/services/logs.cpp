@@ -8,6 +8,7 @@
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -104,7 +105,7 @@ class LogsService final : public Service {
                                    "CloudWatch Logs takes POST / with X-Amz-Target: Logs_20140328.<Operation>"));
     }
     const std::string op = target->substr(kPrefix.size());
-    json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+    json body = req.body.empty() ? json::object() : proto::ParseUntrustedJsonOrDiscarded(req.body);
     if (!body.is_object()) {
       throw ApiException(LogsError(400, "SerializationException", "The request body is not a JSON object"));
     }

@@ -11,6 +11,7 @@
 #include "control/services/protocol.h"
 #include "control/store.h"
 #include "proto/log.h"
+#include "proto/json_bounds.h"
 
 namespace geysir::control::triggers {
 namespace {
@@ -606,7 +607,7 @@ void AsyncQueue::OnResult(AsyncEvent e, proto::InvokeResult r, std::string body)
     case proto::InvokeOutcome::kUnhandled:
     case proto::InvokeOutcome::kTimeout: {
       std::string error = r.outcome == proto::InvokeOutcome::kTimeout ? "Timeout" : "Unhandled";
-      json j = json::parse(body, nullptr, false);
+      json j = proto::ParseUntrustedJsonOrDiscarded(body);
       if (j.is_object() && j.contains("errorMessage") && j["errorMessage"].is_string()) {
         error += ": " + j["errorMessage"].get<std::string>().substr(0, 500);
       }
@@ -667,7 +668,7 @@ void AsyncQueue::Fail(AsyncEvent e, const std::string& error, const std::string&
   if (!destination.empty()) {
     // Lambda's invocation record for an asynchronous destination.
     const ApiContext& api = host_.api();
-    json request_payload = json::parse(e.payload, nullptr, false);
+    json request_payload = proto::ParseUntrustedJsonOrDiscarded(e.payload);
     if (request_payload.is_discarded()) request_payload = e.payload;
     json body = {
         {"version", "1.0"},
@@ -680,7 +681,7 @@ void AsyncQueue::Fail(AsyncEvent e, const std::string& error, const std::string&
         {"requestPayload", request_payload},
     };
     if (!response.empty()) {
-      json resp = json::parse(response, nullptr, false);
+      json resp = proto::ParseUntrustedJsonOrDiscarded(response);
       body["responseContext"] = {{"statusCode", 200}, {"executedVersion", "$LATEST"}, {"functionError", "Unhandled"}};
       body["responsePayload"] = resp.is_discarded() ? json(response) : resp;
     }

@@ -598,6 +598,124 @@ def test_network_egress(srv, lam, deploy, test_net, after):
     assert not reached, f"egress function reached refused addresses: {reached}"
 
 
+# ---- bytes that reach Geysir's own daemons ---------------------------------------------------
+
+def daemon_pid(srv, binary):
+    pids = srv.child_pids(binary)
+    assert len(pids) == 1, f"{binary}: {pids}"
+    return pids[0]
+
+
+def vm_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_deep_json_from_init_code(srv, lam, deploy, after):
+    """Init code writes a 100,000-deep init_error on the template's control socket; the
+    scheduler once dumped it recursively and died, with every tenant's invocations."""
+    before = daemon_pid(srv, "geysir-scheduler")
+    name = deploy("deep_json", Environment={"Variables": {"DEEP_INIT": "1"}})
+    try:
+        err, out = invoke(lam, name)
+    except Exception as e:  # noqa: BLE001 - a dead scheduler shows as a failed call
+        err, out = "call failed", str(e)
+    after_pid = srv.child_pids("geysir-scheduler")
+    survived = after_pid == [before]
+    record("deep JSON on the template's control socket", survived,
+           f"scheduler pid {before} -> {after_pid}; invoke: {err} {str(out)[:80]}",
+           labels=("blocked", "NOT BLOCKED (scheduler died)"))
+    assert survived, f"the scheduler restarted: {before} -> {after_pid}\n{srv.log_tail()}"
+    # The message was dropped as malformed; the function itself initialised and served.
+    assert err is None and out["init_sent"]["ok"], (err, out)
+
+
+def test_deep_json_result_body_via_url(srv, lam, deploy, after):
+    """A result frame whose "body" nests 100,000 deep, through a function URL: the gateway once
+    dumped it recursively and died, dropping every function URL connection."""
+    before = daemon_pid(srv, "geysir-gateway")
+    name = deploy("deep_json")
+    url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    srv.wait_url_status(url, 200)
+    try:
+        status, _, body = srv.url_request(url, path="/?result=1", timeout=30)
+    except Exception as e:  # noqa: BLE001 - a dead gateway shows as a dropped connection
+        status, body = None, str(e).encode()
+    after_pid = srv.child_pids("geysir-gateway")
+    survived = after_pid == [before]
+    record("deep JSON body in a handler result (function URL)", survived and status == 502,
+           f"gateway pid {before} -> {after_pid}; HTTP {status} {body[:60]!r}",
+           labels=("blocked", "NOT BLOCKED (gateway died)"))
+    assert survived, f"the gateway restarted: {before} -> {after_pid}\n{srv.log_tail()}"
+    assert status == 502, (status, body[:200])
+
+
+def test_deep_json_event_reaches_runtime(srv, lam, deploy, after):
+    """A 10^5-deep event: the runtime answers Runtime.UnmarshalError in Lambda's shape instead
+    of dying (Runtime.ExitError)."""
+    name = deploy("canary")
+    deep = "[" * 100_000 + "]" * 100_000
+    r = lam.invoke(FunctionName=name, Payload=deep.encode())
+    out = json.loads(r["Payload"].read())
+    ok = r.get("FunctionError") == "Unhandled" and out.get("errorType") == "Runtime.UnmarshalError"
+    record("10^5-deep JSON event", ok, f"{r.get('FunctionError')} {out.get('errorType')}: {str(out.get('errorMessage'))[:60]}",
+           labels=("handled", "NOT HANDLED"))
+    assert ok, out
+    assert "Unable to unmarshal input" in out["errorMessage"], out
+
+
+def test_result_over_6mb(srv, lam, deploy, after):
+    """Results over Lambda's 6 MB limit fail with Function.ResponseSizeTooLarge, refused while
+    they are read: four concurrent 40 MB results once grew the scheduler by their size."""
+    name = deploy("big_output", MemorySize=512, Timeout=30)
+    err, out = invoke(lam, name, {"result_mb": 7})
+    assert err == "Unhandled" and out.get("errorType") == "Function.ResponseSizeTooLarge", (err, str(out)[:200])
+    assert out["errorMessage"] == "Response payload size exceeded maximum allowed payload size (6291556 bytes).", out
+    # Just under the limit still goes through (a JSON string: the quotes count).
+    err, out = invoke(lam, name, {"result_mb": 6.29})
+    assert err is None and len(out) == 6_290_000, (err, str(out)[:200])
+
+    sched = daemon_pid(srv, "geysir-scheduler")
+    hwm_before = vm_kb(sched, "VmHWM")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: invoke(lam, name, {"result_mb": 40}), range(4)))
+    grown_mb = (vm_kb(sched, "VmHWM") - hwm_before) / 1024
+    types = sorted({str(o.get("errorType")) if isinstance(o, dict) else "?" for _, o in results})
+    ok = types == ["Function.ResponseSizeTooLarge"] and grown_mb < 40
+    record("4 concurrent 40 MB results", ok, f"{types}; scheduler peak RSS +{grown_mb:.0f} MB",
+           labels=("blocked", "NOT BLOCKED"))
+    assert ok, (types, grown_mb)
+
+
+def test_log_flood_does_not_wedge_the_pipeline(srv, lam, deploy, after):
+    """200 KB of control characters in one invocation's output (~1.2 MB once JSON-escaped): the
+    log batch once exceeded control's frame limit and was resent forever, and no function's
+    logs were stored after it. Now it is split; the lines after it, and the next invocation's,
+    are stored."""
+    name = deploy("big_output", Timeout=30)
+    logs = srv.client("logs")
+    group = f"/aws/lambda/{name}"
+    first, second = "marker-" + uuid.uuid4().hex[:8], "marker-" + uuid.uuid4().hex[:8]
+    err, _ = invoke(lam, name, {"log_bytes": 200_000, "marker": first})
+    assert err is None
+    err, _ = invoke(lam, name, {"marker": second})
+    assert err is None
+
+    def stored():
+        return all(logs.filter_log_events(logGroupName=group, filterPattern=m)["events"] for m in (first, second))
+
+    try:
+        wait_until(stored, 20, interval=0.5, what="both markers stored")
+        ok, evidence = True, "both invocations' lines stored after the flood"
+    except AssertionError as e:
+        ok, evidence = False, str(e)
+    record("log flood: 200 KB of control characters", ok, evidence, labels=("blocked", "NOT BLOCKED (pipeline wedged)"))
+    assert ok, evidence
+
+
 # ---- the edge: what a client (not a function) sends -----------------------------------------
 
 def _signed_lambda_call(srv, method, path, body, service="lambda", region="us-east-1", declared=None, send=None):

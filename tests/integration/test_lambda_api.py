@@ -339,3 +339,37 @@ def test_aws_cli_v2(server, lam, fn_name):
     assert r.returncode == 0 and json.loads(r.stdout)["ReservedConcurrentExecutions"] == 3, r.stderr
     r = server.aws("lambda", "delete-function-concurrency", "--function-name", fn_name)
     assert r.returncode == 0, r.stderr
+
+
+def test_payload_limits(server, lam, fn_name):
+    """Lambda's limits where Lambda enforces them: 6,291,456-byte synchronous requests, 262,144-byte
+    async events (RequestTooLargeException, 413, before anything runs), 6,291,556-byte responses
+    (Function.ResponseSizeTooLarge from the function)."""
+    server.create(lam, fn_name, {"app.py": (
+        "def handler(event, context):\n"
+        "    return 'x' * event['n'] if isinstance(event, dict) and 'n' in event else len(str(event))\n")},
+        MemorySize=256)
+    sync_limit, async_limit = 6 * 1024 * 1024, 256 * 1024
+
+    def padded(size):
+        return b'"' + b"a" * (size - 2) + b'"'
+
+    err = error_of(lam.invoke, FunctionName=fn_name, Payload=padded(sync_limit + 1))
+    assert err["Error"]["Code"] == "RequestTooLargeException" and err["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert err["Error"]["Message"] == "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    r = lam.invoke(FunctionName=fn_name, Payload=padded(sync_limit))
+    assert "FunctionError" not in r and json.loads(r["Payload"].read()) == sync_limit - 2
+
+    err = error_of(lam.invoke, FunctionName=fn_name, InvocationType="Event", Payload=padded(async_limit + 1))
+    assert err["Error"]["Code"] == "RequestTooLargeException" and err["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert err["Error"]["Message"] == "Request must be smaller than 262144 bytes for the InvokeAsync operation"
+    assert lam.invoke(FunctionName=fn_name, InvocationType="Event", Payload=padded(async_limit))["StatusCode"] == 202
+
+    # The response: a JSON string of n bytes is n + 2 bytes on the wire.
+    r = lam.invoke(FunctionName=fn_name, Payload=json.dumps({"n": 6291556 - 2}).encode())
+    assert "FunctionError" not in r and len(r["Payload"].read()) == 6291556
+    r = lam.invoke(FunctionName=fn_name, Payload=json.dumps({"n": 6291556 - 1}).encode())
+    assert r["FunctionError"] == "Unhandled"
+    assert json.loads(r["Payload"].read()) == {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge"}

@@ -140,3 +140,121 @@ TEST_CASE("batches control did not acknowledge are sent again, in order, to the 
   unlink(path.c_str());
   rmdir(dir.c_str());
 }
+
+TEST_CASE("an oversize batch is split under control's header limit, its outcome on the last part",
+          "[log_sink]") {
+  char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string path = dir + "/control.sock";
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    // What one invocation printing 1 MiB of control characters gives: JSON escaping makes it
+    // ~6 MiB of header, which control refused (and the scheduler resent forever).
+    proto::LogBatch b = Batch("big");
+    for (int i = 0; i < 16; ++i) b.events.push_back({3, std::string(64 * 1024, '\x01')});
+    b.events.push_back({4, std::string(300 * 1024, '\x02')});  // one line over the per-line cap
+    b.events.push_back({5, "END RequestId: big"});
+    b.outcome = "ok";
+    b.duration_ms = 1.5;
+
+    std::vector<proto::Frame> got;
+    std::vector<size_t> header_sizes;
+    std::vector<std::shared_ptr<proto::FrameConnection>> conns;
+    proto::FrameServer control(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
+      conns.push_back(c);
+      c->Start([&, c = c.get()](proto::Frame&& f) {
+        header_sizes.push_back(proto::EncodeFrame(f).size());
+        c->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{f.header.value("sender", ""),
+                                                                     f.header.value("seq", uint64_t{0})}));
+        got.push_back(std::move(f));
+      }, [](const Status&) {});
+    });
+    REQUIRE(control.Listen(path).ok());
+    ControlLogSink sink(&loop, path);
+    sink.Start();
+    sink.Emit(std::move(b));
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (sink.buffered() > 0 && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    REQUIRE(sink.buffered() == 0);
+    REQUIRE(got.size() > 1);
+    size_t events = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      CHECK(header_sizes[i] < proto::kMaxFrameHeader / 2);
+      auto batch = got[i].header.get<proto::LogBatch>();
+      CHECK(batch.request_id == "big");
+      CHECK(batch.outcome == (i + 1 == got.size() ? "ok" : ""));
+      events += batch.events.size();
+      for (const auto& e : batch.events) {
+        if (e.message.size() > 100000 && e.message[0] == '\x02') {
+          CHECK(e.message.find("[geysir: line of 307200 bytes truncated]") != std::string::npos);
+        }
+      }
+    }
+    CHECK(events == 20);
+    CHECK(got.back().header.get<proto::LogBatch>().events.back().message == "END RequestId: big");
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+    sink.Close();
+    for (auto& c : conns) c->Close();
+    control.Close();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+  unlink(path.c_str());
+  rmdir(dir.c_str());
+}
+
+TEST_CASE("a batch that control keeps refusing is dropped and counted, not resent forever", "[log_sink]") {
+  char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string path = dir + "/control.sock";
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    // A control that closes the connection on "poison" and acknowledges everything else.
+    int poison_seen = 0;
+    std::vector<std::string> stored;
+    std::vector<std::shared_ptr<proto::FrameConnection>> conns;
+    proto::FrameServer control(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
+      conns.push_back(c);
+      c->Start([&, c = c.get()](proto::Frame&& f) {
+        const std::string rid = f.header.value("request_id", "");
+        if (rid == "poison") {
+          ++poison_seen;
+          c->Close();
+          return;
+        }
+        stored.push_back(rid);
+        c->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{f.header.value("sender", ""),
+                                                                     f.header.value("seq", uint64_t{0})}));
+      }, [](const Status&) {});
+    });
+    REQUIRE(control.Listen(path).ok());
+    ControlLogSink sink(&loop, path);
+    sink.Start();
+    sink.Emit(Batch("poison"));
+    sink.Emit(Batch("after"));
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while ((sink.buffered() > 0 || stored.empty()) && std::chrono::steady_clock::now() < deadline) {
+      uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(sink.buffered() == 0);
+    CHECK(sink.rejected() == 1);
+    CHECK(poison_seen == ControlLogSink::kMaxLossesPerBatch);
+    CHECK(stored == std::vector<std::string>{"after"});
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+    sink.Close();
+    for (auto& c : conns) c->Close();
+    control.Close();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+  unlink(path.c_str());
+  rmdir(dir.c_str());
+}

@@ -434,7 +434,9 @@ def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
         try:
             # An Invoke without a payload reaches the handler as {} on Lambda.
             event = json.loads(body) if body else {}
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
+            # RecursionError: an event nested deeper than the interpreter's recursion limit
+            # (10^5 levels) is bad input like any other, not a crash of the runtime.
             err = _error("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % e, [], request_id)
             _log_error(err)
             _write_frame(channel_fd, {"type": "result", "status": "error"}, json.dumps(err).encode())
@@ -453,7 +455,7 @@ def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
             return
         try:
             payload = json.dumps(result, default=_json_default).encode()
-        except (TypeError, ValueError, OverflowError) as e:
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
             err = _error("Runtime.MarshalError", "Unable to marshal response: %s" % e, [], request_id)
             _log_error(err)
             _write_frame(channel_fd, {"type": "result", "status": "error"}, json.dumps(err).encode())
