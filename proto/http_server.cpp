@@ -785,13 +785,12 @@ class Connection {
       r.headers = req_.headers;
       return r;
     }
-    if (!in_message_ || buf_ == nullptr) return r;
-    if (url_.len > 0) {
-      r.target = Str(url_);
-      size_t q = r.target.find('?');
-      r.path = r.target.substr(0, q);
-      if (q != std::string::npos) r.query = r.target.substr(q + 1);
-    }
+    // Nothing of this request seen yet: earlier bytes in the buffer are other requests'.
+    if (!in_message_ || buf_ == nullptr || url_.len == 0) return r;
+    r.target = Str(url_);
+    size_t q = r.target.find('?');
+    r.path = r.target.substr(0, q);
+    if (q != std::string::npos) r.query = r.target.substr(q + 1);
     size_t scanned_to = url_.off + url_.len;
     for (const auto& [name, value] : headers_) {
       if (name.len == 0) continue;
@@ -821,8 +820,9 @@ class Connection {
   // --- writing -----------------------------------------------------------------------------
 
   void QueueError(int status, const std::string& message) {
+    const bool formatted = server_ != nullptr && server_->error_formatter != nullptr;
     HttpRequest partial;
-    if (server_->error_formatter) partial = PartialRequest();  // before the message state is reset
+    if (formatted) partial = PartialRequest();  // before the message state is reset
     ReadStop();
     in_message_ = false;
     final_queued_ = true;
@@ -831,7 +831,7 @@ class Connection {
     p->conn = this;
     p->answered = true;
     p->keep_alive = false;
-    if (server_->error_formatter) {
+    if (formatted) {
       p->response = server_->error_formatter(partial, status, message);
       p->response.status = status;  // the formatter picks the shape, never the outcome
     } else {
