@@ -422,6 +422,23 @@ class Connection {
       if (IEquals(std::string_view(buf_ + name.off, name.len), "host")) ++hosts;
     }
     if (hosts > 1) return Fail(400, "malformed request: more than one Host header");
+    // Absolute form ("GET http://a.example/ HTTP/1.1"): RFC 9112 section 3.2.2 has the
+    // target's authority win over Host, while we route by Host; a request naming two different
+    // hosts is refused rather than read one way here and the other way in front.
+    std::string_view target(buf_ + url_.off, url_.len);
+    size_t scheme = target.find("://");
+    if (url_.len > 0 && target[0] != '/' && scheme != std::string_view::npos) {
+      std::string_view authority = target.substr(scheme + 3);
+      authority = authority.substr(0, std::min(authority.find('/'), authority.find('?')));
+      bool same = false;
+      for (const auto& [name, value] : headers_) {
+        if (!IEquals(std::string_view(buf_ + name.off, name.len), "host")) continue;
+        Span v = value;
+        while (v.len > 0 && (buf_[v.off + v.len - 1] == ' ' || buf_[v.off + v.len - 1] == '\t')) --v.len;
+        same = IEquals(std::string_view(buf_ + v.off, v.len), authority);
+      }
+      if (hosts == 1 && !same) return Fail(400, "malformed request: the request target's host differs from Host");
+    }
     return 0;
   }
 
@@ -768,13 +785,12 @@ class Connection {
       r.headers = req_.headers;
       return r;
     }
-    if (!in_message_ || buf_ == nullptr) return r;
-    if (url_.len > 0) {
-      r.target = Str(url_);
-      size_t q = r.target.find('?');
-      r.path = r.target.substr(0, q);
-      if (q != std::string::npos) r.query = r.target.substr(q + 1);
-    }
+    // Nothing of this request seen yet: earlier bytes in the buffer are other requests'.
+    if (!in_message_ || buf_ == nullptr || url_.len == 0) return r;
+    r.target = Str(url_);
+    size_t q = r.target.find('?');
+    r.path = r.target.substr(0, q);
+    if (q != std::string::npos) r.query = r.target.substr(q + 1);
     size_t scanned_to = url_.off + url_.len;
     for (const auto& [name, value] : headers_) {
       if (name.len == 0) continue;
@@ -804,8 +820,9 @@ class Connection {
   // --- writing -----------------------------------------------------------------------------
 
   void QueueError(int status, const std::string& message) {
+    const bool formatted = server_ != nullptr && server_->error_formatter != nullptr;
     HttpRequest partial;
-    if (server_->error_formatter) partial = PartialRequest();  // before the message state is reset
+    if (formatted) partial = PartialRequest();  // before the message state is reset
     ReadStop();
     in_message_ = false;
     final_queued_ = true;
@@ -814,7 +831,7 @@ class Connection {
     p->conn = this;
     p->answered = true;
     p->keep_alive = false;
-    if (server_->error_formatter) {
+    if (formatted) {
       p->response = server_->error_formatter(partial, status, message);
       p->response.status = status;  // the formatter picks the shape, never the outcome
     } else {

@@ -4,6 +4,7 @@
 #include "control/services/events.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -865,7 +866,13 @@ json EventsService::ListRules(const json& body) {
   std::string token = Str(body, "NextToken");
   int limit = 100;
   if (body.contains("Limit")) {
-    limit = static_cast<int>(std::clamp<int64_t>(proto::JsonInteger<int64_t>(body["Limit"]).value_or(limit), 1, 100));
+    // Range-checked, not clamped: Limit 0, -1 or 4294967297 is a client's mistake to report.
+    std::optional<int64_t> l = proto::JsonInteger<int64_t>(body["Limit"]);
+    if (!l || *l < 1 || *l > 100) {
+      throw ApiException(Validation("1 validation error detected: Value at 'limit' failed to satisfy constraint: "
+                                    "Member must be an integer between 1 and 100"));
+    }
+    limit = static_cast<int>(*l);
   }
   Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
                                            " FROM events_rules WHERE kind = 'rule' AND name > ? AND substr(name, 1, ?) = ? "
@@ -1238,7 +1245,13 @@ void HandleTriggersApi(ServiceHost& host, const Route& route, proto::HttpRequest
         throw ApiException(InvalidParameterValue("state must be queued or failed"));
       }
       int limit = 100;
-      if (query.count("limit")) limit = std::clamp(std::atoi(query["limit"].c_str()), 1, 10000);
+      if (query.count("limit")) {
+        const std::string& v = query["limit"];
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), limit);
+        if (v.empty() || ec != std::errc() || end != v.data() + v.size() || limit < 1 || limit > 10000) {
+          throw ApiException(InvalidParameterValue("limit must be an integer between 1 and 10000"));
+        }
+      }
       json events = json::array();
       for (const AsyncEvent& e : q.List(state, query.count("function") ? query["function"] : "", limit)) {
         json j = {{"id", e.id},

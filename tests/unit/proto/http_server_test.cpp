@@ -705,6 +705,12 @@ TEST_CASE("HttpServer answers 400 to header shapes two parsers could read differ
       "GET /a HTTP/1.1\r\nHost: a.example\r\nX-A: 1\r\n 2\r\n\r\n",
       "GET /a HTTP/1.1\r\nHost: a.example\r\nX-A: 1\r\n\t2\r\n\r\n",
       "GET /a HTTP/1.1\r\nHost: a.example\r\nX-A:\r\n 2\r\n\r\n",
+      // An absolute-form target naming another host than Host.
+      "GET http://b.example/a HTTP/1.1\r\nHost: a.example\r\n\r\n",
+      // Both body framings, or two lengths (llhttp's own checks, kept strict).
+      "POST /a HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST /a HTTP/1.1\r\nHost: a.example\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+      "POST /a HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
       "GET /a HTTP/1.1\r\nX-A: 1\r\n Host: b.example\r\nHost: a.example\r\n\r\n",
   };
   std::vector<std::string> answers;
