@@ -36,6 +36,12 @@ class LogSink {
  public:
   virtual ~LogSink() = default;
   virtual void Emit(proto::LogBatch batch) = 0;
+  // Emits `batch` and calls `durable` once it is stored, or once it is given up (dropped and
+  // counted). Sinks without acknowledgements call it at once.
+  virtual void EmitDurable(proto::LogBatch batch, std::function<void()> durable) {
+    Emit(std::move(batch));
+    if (durable) durable();
+  }
 };
 
 struct SchedulerOptions {
@@ -126,9 +132,13 @@ class Scheduler {
 
   // Answers and forgets `inv` (its Child, if any, moves to the finishing set first).
   void Answer(Invocation* inv, proto::InvokeResult result, std::string payload);
+  // Forgets `inv` as Answer does, but returns the answer to send instead of sending it: an
+  // async invocation is answered only once its log batch is durable (WhenLogged).
+  std::function<void()> Detach(Invocation* inv, proto::InvokeResult result, std::string payload);
+  static bool AnswerAfterLogs(const Invocation& inv);
   void Fail(Invocation* inv, proto::InvokeOutcome outcome, const std::string& error_type, std::string body);
   void FinishChild(std::unique_ptr<Child> child, proto::LogBatch batch, size_t insert_at,
-                   std::vector<std::string> trailer);
+                   std::vector<std::string> trailer, std::function<void()> durable = {});
   void EmitInitLog(Pool* pool, const std::string& init_log);
   proto::LogBatch BatchFor(const Pool& pool, const std::string& request_id) const;
   void CheckDrained();
