@@ -126,6 +126,7 @@ Scheduler::Scheduler(SchedulerOptions options, Clock* clock, Launcher* launcher,
     : options_(options), clock_(clock), launcher_(launcher), logs_(logs) {}
 
 Scheduler::~Scheduler() {
+  *self_ = nullptr;
   // Children and templates are destroyed with their owners; their destructors clean up.
   for (auto& [key, pool] : pools_) {
     clock_->Cancel(pool->idle_timer);
@@ -548,8 +549,14 @@ std::function<void()> Scheduler::Detach(Invocation* inv, InvokeResult result, st
   Done done = std::move(inv->done);
   invocations_.erase(inv);  // destroys inv
   ++completed_;
-  return [done = std::move(done), result = std::move(result), payload = std::move(payload)]() mutable {
+  ++awaiting_logs_;
+  return [self = self_, done = std::move(done), result = std::move(result), payload = std::move(payload)]() mutable {
     if (done) done(std::move(result), std::move(payload));
+    done = nullptr;
+    if (Scheduler* s = *self) {
+      --s->awaiting_logs_;
+      s->CheckDrained();
+    }
   };
 }
 
@@ -877,11 +884,11 @@ void Scheduler::Shutdown(std::function<void()> drained) {
 
 void Scheduler::CheckDrained() {
   if (!shutting_down_ || !drained_ || drain_timer_ != 0) return;
-  if (!invocations_.empty() || !finishing_.empty()) return;
+  if (!invocations_.empty() || !finishing_.empty() || awaiting_logs_ > 0) return;
   // Deferred to a top-level callback: the caller may still hold pools we are about to remove.
   drain_timer_ = clock_->Schedule(0, [this] {
     drain_timer_ = 0;
-    if (!invocations_.empty() || !finishing_.empty() || !drained_) return;
+    if (!invocations_.empty() || !finishing_.empty() || awaiting_logs_ > 0 || !drained_) return;
     std::vector<Pool*> all;
     for (auto& [key, pool] : pools_) all.push_back(pool.get());
     for (Pool* pool : all) RemovePool(pool);

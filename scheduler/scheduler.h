@@ -159,6 +159,11 @@ class Scheduler {
   uint64_t ran_on_ready_child_ = 0;
   uint64_t waited_for_child_ = 0;
   bool shutting_down_ = false;
+  // Answers waiting for their log batch to be durable (Detach); a drain waits for them too. The
+  // answers reach the scheduler through `self_`, cleared when it is destroyed (the log sink may
+  // outlive it).
+  size_t awaiting_logs_ = 0;
+  std::shared_ptr<Scheduler*> self_ = std::make_shared<Scheduler*>(this);
   std::function<void()> drained_;
   Clock::TimerId drain_timer_ = 0;
 };
