@@ -87,8 +87,13 @@ void ControlLogSink::Close() {
   if (client_) client_->Close();
 }
 
-void ControlLogSink::Emit(proto::LogBatch batch) {
-  if (batch.events.empty() && batch.outcome.empty()) return;
+void ControlLogSink::Emit(proto::LogBatch batch) { EmitDurable(std::move(batch), {}); }
+
+void ControlLogSink::EmitDurable(proto::LogBatch batch, std::function<void()> durable) {
+  if (batch.events.empty() && batch.outcome.empty()) {
+    if (durable) durable();
+    return;
+  }
   // Split by encoded size, so no frame header comes near control's limit. Every part carries
   // the batch's names; only the last carries the outcome (counted once, with the last line).
   size_t used = 0;
@@ -110,7 +115,7 @@ void ControlLogSink::Emit(proto::LogBatch batch) {
     }
     size += 32;  // {"ts":…,"msg":""}
     if (!part.events.empty() && used + size > kMaxBatchHeaderBytes) {
-      Push(std::move(part));
+      Push(std::move(part), {});
       start_part();
     }
     used += size;
@@ -118,23 +123,34 @@ void ControlLogSink::Emit(proto::LogBatch batch) {
   }
   part.outcome = std::move(batch.outcome);
   part.duration_ms = batch.duration_ms;
-  Push(std::move(part));
+  Push(std::move(part), std::move(durable));
 }
 
-void ControlLogSink::Push(proto::LogBatch batch) {
+std::function<void()> ControlLogSink::PopFront() {
+  buffered_bytes_ -= unacked_.front().bytes;
+  std::function<void()> cb = std::move(unacked_.front().durable);
+  unacked_.pop_front();
+  return cb;
+}
+
+void ControlLogSink::Push(proto::LogBatch batch, std::function<void()> durable) {
   batch.sender = sender_;
   batch.seq = next_seq_++;
   const size_t size = SizeOf(batch);
-  unacked_.push_back(Pending{batch.seq, proto::MakeFrame(proto::kMsgLogs, batch), size});
+  unacked_.push_back(Pending{batch.seq, proto::MakeFrame(proto::kMsgLogs, batch), size, std::move(durable)});
   buffered_bytes_ += size;
+  // Callbacks run after the queue is consistent: they answer invocations, which may emit more.
+  std::vector<std::function<void()>> given_up;
   while (buffered_bytes_ > max_buffered_bytes_ && unacked_.size() > 1) {
     // Oldest first: recent logs are the ones someone is looking at.
-    buffered_bytes_ -= unacked_.front().bytes;
-    unacked_.pop_front();
+    given_up.push_back(PopFront());
     if (sent_ > 0) --sent_;
     ++dropped_;
   }
   SendPending();
+  for (auto& cb : given_up) {
+    if (cb) cb();
+  }
 }
 
 void ControlLogSink::OnConnectionLost() {
@@ -146,12 +162,14 @@ void ControlLogSink::OnConnectionLost() {
     losses_ = front == loss_seq_ ? losses_ + 1 : 1;
     loss_seq_ = front;
     if (losses_ >= kMaxLossesPerBatch) {
-      buffered_bytes_ -= unacked_.front().bytes;
-      unacked_.pop_front();
+      std::function<void()> cb = PopFront();
       ++rejected_;
       losses_ = 0;
       log::Warn("log_batches_rejected", {{"count", 1}, {"total", rejected_}, {"seq", front},
                                          {"why", "control closed the connection every time this batch was sent"}});
+      sent_ = 0;
+      if (cb) cb();
+      return;
     }
   }
   sent_ = 0;
@@ -177,10 +195,13 @@ void ControlLogSink::OnFrame(proto::Frame&& frame) {
   }
   if (ack.sender != sender_) return;
   // Acks are cumulative; only what was sent on this connection can be acknowledged by it.
+  std::vector<std::function<void()>> stored;
   while (sent_ > 0 && !unacked_.empty() && unacked_.front().seq <= ack.seq) {
-    buffered_bytes_ -= unacked_.front().bytes;
-    unacked_.pop_front();
+    stored.push_back(PopFront());
     --sent_;
+  }
+  for (auto& cb : stored) {
+    if (cb) cb();
   }
 }
 

@@ -22,8 +22,10 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proto/frame_channel.h"
 #include "scheduler/scheduler.h"
@@ -44,6 +46,9 @@ class ControlLogSink final : public LogSink {
   void Start();
   void Close();
   void Emit(proto::LogBatch batch) override;
+  // `durable` runs when control acknowledged the batch (all its parts), or when it was dropped
+  // or rejected (counted); never if this sink is destroyed first.
+  void EmitDurable(proto::LogBatch batch, std::function<void()> durable) override;
 
   uint64_t dropped() const { return dropped_; }
   uint64_t rejected() const { return rejected_; }
@@ -52,7 +57,9 @@ class ControlLogSink final : public LogSink {
 
  private:
   void SendPending();
-  void Push(proto::LogBatch batch);
+  void Push(proto::LogBatch batch, std::function<void()> durable);
+  // Removes the oldest batch (acknowledged, dropped or rejected) and returns its callback.
+  std::function<void()> PopFront();
   void OnConnectionLost();
   void OnFrame(proto::Frame&& frame);
 
@@ -63,6 +70,7 @@ class ControlLogSink final : public LogSink {
     uint64_t seq;
     proto::Frame frame;
     size_t bytes;
+    std::function<void()> durable;  // on the last part of an emitted batch
   };
   std::deque<Pending> unacked_;  // in seq order
   size_t sent_ = 0;              // how many at the front of unacked_ went out on this connection

@@ -126,6 +126,7 @@ Scheduler::Scheduler(SchedulerOptions options, Clock* clock, Launcher* launcher,
     : options_(options), clock_(clock), launcher_(launcher), logs_(logs) {}
 
 Scheduler::~Scheduler() {
+  *self_ = nullptr;
   // Children and templates are destroyed with their owners; their destructors clean up.
   for (auto& [key, pool] : pools_) {
     clock_->Cancel(pool->idle_timer);
@@ -492,8 +493,12 @@ void Scheduler::OnReport(Invocation* inv, ChildReport report) {
   std::unique_ptr<Child> child = std::move(inv->child);
   pool->running.erase(inv);
   Function& fn = *pool->fn;
-  Answer(inv, std::move(result), std::move(payload));
-  FinishChild(std::move(child), std::move(batch), insert_at, {});
+  if (AnswerAfterLogs(*inv)) {
+    FinishChild(std::move(child), std::move(batch), insert_at, {}, Detach(inv, std::move(result), std::move(payload)));
+  } else {
+    Answer(inv, std::move(result), std::move(payload));
+    FinishChild(std::move(child), std::move(batch), insert_at, {});
+  }
   ReleaseSlot(fn);
   Replenish(pool);
   MaybeIdle(pool);
@@ -562,8 +567,13 @@ void Scheduler::OnDeadline(Invocation* inv) {
   }
   std::unique_ptr<Child> child = std::move(inv->child);
   pool->running.erase(inv);
-  Answer(inv, std::move(result), ErrorObject(message, "Sandbox.Timedout"));
-  FinishChild(std::move(child), std::move(batch), insert_at, {});
+  if (AnswerAfterLogs(*inv)) {
+    FinishChild(std::move(child), std::move(batch), insert_at, {},
+                Detach(inv, std::move(result), ErrorObject(message, "Sandbox.Timedout")));
+  } else {
+    Answer(inv, std::move(result), ErrorObject(message, "Sandbox.Timedout"));
+    FinishChild(std::move(child), std::move(batch), insert_at, {});
+  }
   ReleaseSlot(fn);
   Replenish(pool);
   MaybeIdle(pool);
@@ -582,6 +592,34 @@ void Scheduler::Answer(Invocation* inv, InvokeResult result, std::string payload
   CheckDrained();
 }
 
+// Control deletes an async event once it has its result. Answered before the invocation's log
+// batch (its lines and its metric) was stored, a scheduler killed in between left an
+// acknowledged event with no trace; answered after, such a kill leaves the event unanswered, and
+// control runs it again (at least once, as Lambda's async invocations are).
+bool Scheduler::AnswerAfterLogs(const Invocation& inv) {
+  return inv.req.source == proto::InvokeSource::kAsync || inv.req.source == proto::InvokeSource::kSchedule;
+}
+
+std::function<void()> Scheduler::Detach(Invocation* inv, InvokeResult result, std::string payload) {
+  clock_->Cancel(inv->deadline_timer);
+  result.id = inv->req.id;
+  result.request_id = inv->req.request_id;
+  result.executed_version = inv->req.function.version;
+  result.memory_size_mb = inv->req.function.memory_mb;
+  Done done = std::move(inv->done);
+  invocations_.erase(inv);  // destroys inv
+  ++completed_;
+  ++awaiting_logs_;
+  return [self = self_, done = std::move(done), result = std::move(result), payload = std::move(payload)]() mutable {
+    if (done) done(std::move(result), std::move(payload));
+    done = nullptr;
+    if (Scheduler* s = *self) {
+      --s->awaiting_logs_;
+      s->CheckDrained();
+    }
+  };
+}
+
 void Scheduler::Fail(Invocation* inv, InvokeOutcome outcome, const std::string& error_type, std::string body) {
   InvokeResult r;
   r.outcome = outcome;
@@ -590,7 +628,7 @@ void Scheduler::Fail(Invocation* inv, InvokeOutcome outcome, const std::string& 
 }
 
 void Scheduler::FinishChild(std::unique_ptr<Child> child, LogBatch batch, size_t insert_at,
-                            std::vector<std::string> trailer) {
+                            std::vector<std::string> trailer, std::function<void()> durable) {
   auto owned = std::make_unique<Finishing>();
   Finishing* f = owned.get();
   f->child = std::move(child);
@@ -598,7 +636,7 @@ void Scheduler::FinishChild(std::unique_ptr<Child> child, LogBatch batch, size_t
   f->insert_at = insert_at;
   for (auto& t : trailer) f->batch.events.push_back({clock_->WallMs(), std::move(t)});
   finishing_.emplace(f, std::move(owned));
-  f->child->Finish([this, f](std::string late_log) {
+  f->child->Finish([this, f, durable = std::move(durable)](std::string late_log) mutable {
     if (!late_log.empty() && !f->batch.events.empty()) {
       std::vector<LogEvent> late;
       const int64_t now = clock_->WallMs();
@@ -606,7 +644,11 @@ void Scheduler::FinishChild(std::unique_ptr<Child> child, LogBatch batch, size_t
       f->batch.events.insert(f->batch.events.begin() + static_cast<std::ptrdiff_t>(f->insert_at),
                              std::make_move_iterator(late.begin()), std::make_move_iterator(late.end()));
     }
-    if (!f->batch.events.empty()) logs_->Emit(std::move(f->batch));
+    if (!f->batch.events.empty()) {
+      logs_->EmitDurable(std::move(f->batch), std::move(durable));
+    } else if (durable) {
+      durable();
+    }
     finishing_.erase(f);  // destroys the child: allowed from inside its Finish callback
     CheckDrained();
   });
@@ -718,8 +760,12 @@ void Scheduler::OnInitError(Pool* pool, double init_ms, std::string error, std::
       for (const auto& e : batch.events) lines.push_back(e.message);
       r.log_tail = Tail(lines, options_.log_tail_bytes);
     }
-    logs_->Emit(std::move(batch));
-    Answer(inv, std::move(r), error);
+    if (AnswerAfterLogs(*inv)) {
+      logs_->EmitDurable(std::move(batch), Detach(inv, std::move(r), error));
+    } else {
+      logs_->Emit(std::move(batch));
+      Answer(inv, std::move(r), error);
+    }
   }
   for (size_t i = 0; i < waiters.size(); ++i) ReleaseSlot(fn);
   MaybeIdle(pool);
@@ -900,11 +946,11 @@ void Scheduler::Shutdown(std::function<void()> drained) {
 
 void Scheduler::CheckDrained() {
   if (!shutting_down_ || !drained_ || drain_timer_ != 0) return;
-  if (!invocations_.empty() || !finishing_.empty()) return;
+  if (!invocations_.empty() || !finishing_.empty() || awaiting_logs_ > 0) return;
   // Deferred to a top-level callback: the caller may still hold pools we are about to remove.
   drain_timer_ = clock_->Schedule(0, [this] {
     drain_timer_ = 0;
-    if (!invocations_.empty() || !finishing_.empty() || !drained_) return;
+    if (!invocations_.empty() || !finishing_.empty() || awaiting_logs_ > 0 || !drained_) return;
     std::vector<Pool*> all;
     for (auto& [key, pool] : pools_) all.push_back(pool.get());
     for (Pool* pool : all) RemovePool(pool);

@@ -36,6 +36,12 @@ class LogSink {
  public:
   virtual ~LogSink() = default;
   virtual void Emit(proto::LogBatch batch) = 0;
+  // Emits `batch` and calls `durable` once it is stored, or once it is given up (dropped and
+  // counted). Sinks without acknowledgements call it at once.
+  virtual void EmitDurable(proto::LogBatch batch, std::function<void()> durable) {
+    Emit(std::move(batch));
+    if (durable) durable();
+  }
 };
 
 struct SchedulerOptions {
@@ -143,9 +149,13 @@ class Scheduler {
 
   // Answers and forgets `inv` (its Child, if any, moves to the finishing set first).
   void Answer(Invocation* inv, proto::InvokeResult result, std::string payload);
+  // Forgets `inv` as Answer does, but returns the answer to send instead of sending it: an
+  // async invocation is answered only once its log batch is durable (WhenLogged).
+  std::function<void()> Detach(Invocation* inv, proto::InvokeResult result, std::string payload);
+  static bool AnswerAfterLogs(const Invocation& inv);
   void Fail(Invocation* inv, proto::InvokeOutcome outcome, const std::string& error_type, std::string body);
   void FinishChild(std::unique_ptr<Child> child, proto::LogBatch batch, size_t insert_at,
-                   std::vector<std::string> trailer);
+                   std::vector<std::string> trailer, std::function<void()> durable = {});
   void EmitInitLog(Pool* pool, const std::string& init_log);
   proto::LogBatch BatchFor(const Pool& pool, const std::string& request_id) const;
   void CheckDrained();
@@ -167,6 +177,11 @@ class Scheduler {
   uint64_t waited_for_child_ = 0;
   uint64_t pools_evicted_ = 0;
   bool shutting_down_ = false;
+  // Answers waiting for their log batch to be durable (Detach); a drain waits for them too. The
+  // answers reach the scheduler through `self_`, cleared when it is destroyed (the log sink may
+  // outlive it).
+  size_t awaiting_logs_ = 0;
+  std::shared_ptr<Scheduler*> self_ = std::make_shared<Scheduler*>(this);
   std::function<void()> drained_;
   Clock::TimerId drain_timer_ = 0;
 };

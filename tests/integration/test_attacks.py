@@ -745,6 +745,10 @@ def test_deep_json_event_reaches_runtime(srv, lam, deploy, after):
            labels=("handled", "NOT HANDLED"))
     assert ok, out
     assert "Unable to unmarshal input" in out["errorMessage"], out
+    # The other way: a result nested past the recursion limit is Runtime.MarshalError.
+    name = deploy("deep_json")
+    err, out = invoke(lam, name, {"nested_result": 100_000})
+    assert err == "Unhandled" and out.get("errorType") == "Runtime.MarshalError", (err, out)
 
 
 def test_result_over_6mb(srv, lam, deploy, after):

@@ -392,6 +392,68 @@ def test_sigkill_control_loses_no_acknowledged_event(tserver, tlam):
         cleanup_rule()
 
 
+# Like HANDLER, but a forked helper keeps the log pipe open ~0.1 s after the result: the window
+# in which the scheduler has the result but not yet the invocation's log batch.
+LINGERING_HANDLER = r'''
+import json, os, time
+def handler(event, context):
+    print("TRG " + json.dumps({"rid": context.aws_request_id, "event": event, "fail": False}), flush=True)
+    if os.fork() == 0:
+        time.sleep(0.1)
+        os._exit(0)
+    return {"ok": True}
+'''
+
+
+def test_sigkill_scheduler_loses_no_acknowledged_event(tserver, tlam):
+    """SIGKILL the scheduler during an async burst: every acknowledged event must leave its log
+    line. The scheduler used to answer control (which then deleted the event) before the
+    invocation's log batch was stored; a kill in between lost the record of a finished event."""
+    name = unique("trg")
+    tserver.create(tlam, name, {"app.py": LINGERING_HANDLER}, Timeout=60)
+    acked, lock = [], threading.Lock()
+    N_THREADS, PER_THREAD = 4, 40
+
+    def client_loop(k):
+        lam = tserver.lambda_client(read_timeout=10)
+        for i in range(PER_THREAD):
+            try:
+                rid = invoke_event(lam, name, {"k": k, "i": i})
+                with lock:
+                    acked.append(rid)
+            except Exception:  # noqa: BLE001 - not acknowledged
+                time.sleep(0.05)
+            time.sleep(0.02)
+
+    def killer():
+        for _ in range(4):
+            time.sleep(random.uniform(0.4, 1.2))
+            pids = tserver.child_pids("geysir-scheduler")
+            for p in pids:
+                os.kill(p, signal.SIGKILL)
+            wait_until(lambda: tserver.child_pids("geysir-scheduler") and tserver.child_pids("geysir-scheduler") != pids,
+                       30, interval=0.1, what="scheduler restarted")
+
+    with concurrent.futures.ThreadPoolExecutor(N_THREADS + 1) as pool:
+        k = pool.submit(killer)
+        clients = [pool.submit(client_loop, t) for t in range(N_THREADS)]
+        k.result(timeout=90)
+        for c in clients:
+            c.result(timeout=90)
+    assert len(acked) >= 40, f"too few acknowledged events ({len(acked)}) to mean anything"
+    want = set(acked)
+    try:
+        wait_markers(tserver, name, lambda m: want <= {x["rid"] for x in m}, 90,
+                     f"all {len(want)} acknowledged events left their log line")
+    except AssertionError:
+        seen = {x["rid"] for x in markers(tserver, name)}
+        missing = sorted(want - seen)
+        queued = tserver.geysir("events", "queued").stdout
+        print(f"{len(missing)} of {len(want)} acknowledged events have no log line, e.g. {missing[:5]}")
+        print("still queued:", [r for r in missing if r in queued])
+        raise
+
+
 def test_missed_schedule_fires_once_after_downtime_and_db_is_intact():
     old = os.environ.get("GEYSIR_TEST_TIME_SCALE")
     os.environ["GEYSIR_TEST_TIME_SCALE"] = TIME_SCALE

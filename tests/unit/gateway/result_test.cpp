@@ -113,3 +113,23 @@ TEST_CASE("outcomes other than ok map to gateway errors", "[result]") {
   CHECK(map(InvokeOutcome::kInternal, R"({"message":"scheduler unavailable: connection refused"})").status == 503);
   CHECK(All(map(InvokeOutcome::kTimeout).headers, "content-type") == std::vector<std::string>{"application/json"});
 }
+
+TEST_CASE("a result nested past the bound or with a huge statusCode is a 502, not a crash", "[result]") {
+  // The gateway dumped an object "body" recursively: 100,000 levels overflowed its stack.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  for (std::string payload : {R"({"statusCode":200,"body":)" + deep + "}", deep, std::string(R"({"statusCode":1e300})"),
+                              std::string(R"({"statusCode":-1e300})"), std::string(R"({"statusCode":18446744073709551615})")}) {
+    INFO(payload.substr(0, 60));
+    std::string problem;
+    InvokeResult res;
+    res.outcome = InvokeOutcome::kOk;
+    HttpResponse r = MapInvokeResult(res, payload, &problem);
+    CHECK(r.status == 502);
+    CHECK_FALSE(problem.empty());
+  }
+  // Within the bound, an object body is still serialised as before.
+  const std::string ok = std::string(100, '[') + std::string(100, ']');
+  HttpResponse r = Ok(R"({"statusCode":200,"body":)" + ok + "}");
+  CHECK(r.status == 200);
+  CHECK(r.body == ok);
+}

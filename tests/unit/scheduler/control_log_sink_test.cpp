@@ -258,3 +258,57 @@ TEST_CASE("a batch that control keeps refusing is dropped and counted, not resen
   unlink(path.c_str());
   rmdir(dir.c_str());
 }
+
+TEST_CASE("a durable batch's callback runs only once control acknowledged it", "[log_sink]") {
+  char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string path = dir + "/control.sock";
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    bool ack_now = false;
+    int received = 0;
+    std::string sender;
+    uint64_t last_seq = 0;
+    std::vector<std::shared_ptr<proto::FrameConnection>> conns;
+    proto::FrameServer control(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
+      conns.push_back(c);
+      c->Start([&](proto::Frame&& f) {
+        ++received;
+        sender = f.header.value("sender", "");
+        last_seq = f.header.value("seq", uint64_t{0});
+      }, [](const Status&) {});
+    });
+    REQUIRE(control.Listen(path).ok());
+    ControlLogSink sink(&loop, path);
+    sink.Start();
+    int durable = 0;
+    proto::LogBatch b = Batch("async");
+    for (int i = 0; i < 8; ++i) b.events.push_back({3, std::string(64 * 1024, 'y')});  // three parts
+    sink.EmitDurable(std::move(b), [&] { ++durable; });
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (received < 3 && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    REQUIRE(received == 3);
+    for (int i = 0; i < 20; ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(durable == 0);  // received, not yet stored
+    conns.back()->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{sender, last_seq}));
+    ack_now = true;
+    while (durable == 0 && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    CHECK(durable == 1);
+    CHECK(ack_now);
+    // An empty batch has nothing to wait for.
+    sink.EmitDurable(proto::LogBatch{}, [&] { ++durable; });
+    CHECK(durable == 2);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+    sink.Close();
+    for (auto& c : conns) c->Close();
+    control.Close();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
+  unlink(path.c_str());
+  rmdir(dir.c_str());
+}
