@@ -579,7 +579,7 @@ void Scheduler::OnDeadline(Invocation* inv) {
   MaybeIdle(pool);
 }
 
-void Scheduler::Answer(Invocation* inv, InvokeResult result, std::string payload) {
+Scheduler::Done Scheduler::Forget(Invocation* inv, InvokeResult& result) {
   clock_->Cancel(inv->deadline_timer);
   result.id = inv->req.id;
   result.request_id = inv->req.request_id;
@@ -588,6 +588,11 @@ void Scheduler::Answer(Invocation* inv, InvokeResult result, std::string payload
   Done done = std::move(inv->done);
   invocations_.erase(inv);  // destroys inv
   ++completed_;
+  return done;
+}
+
+void Scheduler::Answer(Invocation* inv, InvokeResult result, std::string payload) {
+  Done done = Forget(inv, result);
   done(std::move(result), std::move(payload));
   CheckDrained();
 }
@@ -601,14 +606,7 @@ bool Scheduler::AnswerAfterLogs(const Invocation& inv) {
 }
 
 std::function<void()> Scheduler::Detach(Invocation* inv, InvokeResult result, std::string payload) {
-  clock_->Cancel(inv->deadline_timer);
-  result.id = inv->req.id;
-  result.request_id = inv->req.request_id;
-  result.executed_version = inv->req.function.version;
-  result.memory_size_mb = inv->req.function.memory_mb;
-  Done done = std::move(inv->done);
-  invocations_.erase(inv);  // destroys inv
-  ++completed_;
+  Done done = Forget(inv, result);
   ++awaiting_logs_;
   return [self = self_, done = std::move(done), result = std::move(result), payload = std::move(payload)]() mutable {
     if (done) done(std::move(result), std::move(payload));

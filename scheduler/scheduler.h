@@ -147,6 +147,8 @@ class Scheduler {
   bool MakeRoomForPool();
   uint32_t PreforkRoom(const Pool& pool) const;
 
+  // Cancels `inv`'s deadline, stamps `result` with its ids and forgets it; returns its callback.
+  Done Forget(Invocation* inv, proto::InvokeResult& result);
   // Answers and forgets `inv` (its Child, if any, moves to the finishing set first).
   void Answer(Invocation* inv, proto::InvokeResult result, std::string payload);
   // Forgets `inv` as Answer does, but returns the answer to send instead of sending it: an
