@@ -151,6 +151,9 @@ Result<json> ResolveSub(const json& arg, const ResolveContext& ctx) {
   if (arg.is_string()) {
     text = arg.get<std::string>();
   } else {
+    if (!arg.is_array() || arg.size() != 2 || !arg[0].is_string() || !arg[1].is_object()) {
+      return Status::Invalid("Template error: Fn::Sub takes a String or [String, {Name: Value}]");
+    }
     text = arg[0].get<std::string>();
     for (const auto& [k, e] : arg[1].items()) {
       Result<std::string> s = ResolveString(e, ctx, "Fn::Sub");
@@ -199,12 +202,23 @@ Result<json> ResolveImpl(const json& v, const ResolveContext& ctx) {
   if (v.size() == 1) {
     const std::string& fn = v.begin().key();
     const json& arg = v.begin().value();
-    if (fn == "Ref") return RefValue(arg.get<std::string>(), ctx);
+    // A template is the client's: every argument's shape is checked before it is read (a
+    // get<> of the wrong type throws, and arg[1] of a shorter array reads past its end).
+    if (fn == "Ref") {
+      if (!arg.is_string()) return Status::Invalid("Template error: Ref takes a parameter or resource name (a String)");
+      return RefValue(arg.get<std::string>(), ctx);
+    }
     if (fn == "Fn::GetAtt") {
       if (arg.is_string()) {
         std::string s = arg.get<std::string>();
         size_t dot = s.find('.');
+        if (dot == std::string::npos) {
+          return Status::Invalid("Template error: Fn::GetAtt takes \"LogicalId.Attribute\" or [LogicalId, Attribute]");
+        }
         return GetAttValue(s.substr(0, dot), s.substr(dot + 1), ctx);
+      }
+      if (!arg.is_array() || arg.size() != 2 || !arg[0].is_string()) {
+        return Status::Invalid("Template error: Fn::GetAtt takes \"LogicalId.Attribute\" or [LogicalId, Attribute]");
       }
       Result<std::string> attr = ResolveString(arg[1], ctx, "Fn::GetAtt");
       if (!attr.ok()) return attr.status();

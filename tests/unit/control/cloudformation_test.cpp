@@ -89,6 +89,25 @@ TEST_CASE("intrinsic functions resolve against parameters, pseudo parameters and
   REQUIRE(bad.status().message().find("Nope") != std::string::npos);
 }
 
+TEST_CASE("intrinsic functions with arguments of the wrong shape are template errors, not exceptions") {
+  // Found by fuzz/targets/cloudformation_template.cpp: {"Ref": {...}} threw from get<string>(),
+  // and a short Fn::GetAtt / Fn::Sub array was indexed past its end.
+  ResolveContext ctx;
+  ctx.ref = [](const std::string&) -> std::optional<std::string> { return "x"; };
+  ctx.get_att = [](const std::string&, const std::string&) -> std::optional<json> { return json("y"); };
+  for (const char* doc : {R"({"Ref": {"a": 1}})", R"({"Ref": 7})", R"({"Fn::GetAtt": ["OnlyOne"]})",
+                          R"({"Fn::GetAtt": {"a": 1}})", R"({"Fn::GetAtt": [1, "Arn"]})", R"({"Fn::GetAtt": "NoDot"})",
+                          R"({"Fn::Sub": ["only text"]})", R"({"Fn::Sub": [1, {}]})", R"({"Fn::Sub": {"a": "b"}})",
+                          R"({"Fn::Sub": ["t", ["not", "a map"]]})"}) {
+    INFO(doc);
+    const json in = json::parse(doc);
+    REQUIRE_NOTHROW(Resolve(in, ctx));
+    Result<json> out = Resolve(in, ctx);
+    REQUIRE_FALSE(out.ok());
+    CHECK(out.status().message().rfind("Template error: ", 0) == 0);
+  }
+}
+
 TEST_CASE("parameters bind with defaults and are checked") {
   Result<Template> t = ParseTemplate(
       R"({"Parameters":{"A":{"Type":"String"},"B":{"Type":"Number","Default":"3"},"C":{"Type":"String","AllowedValues":["x","y"],"Default":"x"}},
