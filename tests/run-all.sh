@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: configure with warnings as errors, build, run the Catch2 unit tests
 # (ctest), then the integration tests (pytest with Debian's /usr/bin/python3, which has the
-# python3-boto3 and python3-pytest packages). Both parts always run; the exit status is
-# non-zero if either failed. The last line printed is a one-line summary.
+# python3-boto3 and python3-pytest packages), then a second build with Clang, ASAN+UBSAN and
+# libFuzzer in which the unit tests run again under the sanitizers and every fuzz target runs
+# over its committed corpus plus a short fuzzing time (fuzz/run.sh). Every part always runs;
+# the exit status is non-zero if any failed. The last line printed is a one-line summary.
 #
-#   ./tests/run-all.sh                 # build into build/ci
+#   ./tests/run-all.sh                 # build into build/ci (and build/ci-sanitize)
 #   GEYSIR_BUILD_DIR=build/x ./tests/run-all.sh
 #   ./tests/run-all.sh -k lifecycle    # extra arguments go to pytest
+#   GEYSIR_NO_SANITIZE=1 ./tests/run-all.sh   # skip the sanitizer and fuzz part (a quick local run)
+#   GEYSIR_FUZZ_SECONDS=60 ./tests/run-all.sh # fuzz each target longer (default 15 s)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,10 +47,35 @@ if ! GEYSIR_BUILD_DIR="$BUILD" timeout --signal=TERM --kill-after=30 2400 \
   integration="FAILED"
 fi
 
+sanitized="passed"
+fuzzing="passed"
+if [[ -n "${GEYSIR_NO_SANITIZE:-}" ]]; then
+  sanitized="skipped (GEYSIR_NO_SANITIZE)"
+  fuzzing="skipped (GEYSIR_NO_SANITIZE)"
+else
+  SANITIZE_BUILD="${BUILD}-sanitize"
+  say "sanitizer build: Clang, ASAN+UBSAN, libFuzzer"
+  if GEYSIR_FUZZ_BUILD_DIR="$SANITIZE_BUILD" GEYSIR_JOBS="$JOBS" "$ROOT/fuzz/run.sh" --build all; then
+    say "unit tests under ASAN+UBSAN (ctest)"
+    if ! ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+         ctest --test-dir "$SANITIZE_BUILD" --output-on-failure -j2 --timeout 600; then
+      sanitized="FAILED"
+    fi
+    say "fuzz targets: corpus + ${GEYSIR_FUZZ_SECONDS:-15}s each (fuzz/run.sh)"
+    if ! GEYSIR_FUZZ_NO_BUILD=1 GEYSIR_FUZZ_BUILD_DIR="$SANITIZE_BUILD" "$ROOT/fuzz/run.sh" "${GEYSIR_FUZZ_SECONDS:-15}"; then
+      fuzzing="FAILED"
+    fi
+  else
+    sanitized="FAILED (build)"
+    fuzzing="FAILED (build)"
+  fi
+fi
+
 elapsed=$(( $(date +%s) - start ))
-if [[ "$unit" == passed && "$integration" == passed ]]; then
-  echo "run-all: OK (unit tests $unit, integration tests $integration) in ${elapsed}s"
+summary="unit tests $unit, integration tests $integration, sanitized unit tests $sanitized, fuzzing $fuzzing"
+if [[ "$unit" == passed && "$integration" == passed && "$sanitized" != FAILED* && "$fuzzing" != FAILED* ]]; then
+  echo "run-all: OK ($summary) in ${elapsed}s"
   exit 0
 fi
-echo "run-all: FAILED (unit tests $unit, integration tests $integration) in ${elapsed}s"
+echo "run-all: FAILED ($summary) in ${elapsed}s"
 exit 1
