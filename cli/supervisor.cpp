@@ -61,6 +61,8 @@ struct Options {
   bool https_redirect = false;
   std::string hsts_max_age;
   std::string max_connections_per_client;  // the gateway's default when empty
+  std::string max_pools;                   // the scheduler's defaults when empty
+  std::string max_prefork_total;
   std::string acme_directory;
   std::string acme_ca;
   std::string acme_email;
@@ -95,6 +97,9 @@ void Usage(FILE* out) {
       "  --hsts-max-age  send Strict-Transport-Security: max-age=S on HTTPS responses\n"
       "  --max-connections-per-client  open connections one client address may hold at the\n"
       "                  gateway (default 256; more are answered 429)\n"
+      "  --max-pools     function revisions the scheduler keeps a template for at once (default 64;\n"
+      "                  the least recently used idle one is stopped first; 0: no bound)\n"
+      "  --max-prefork-total  pre-forked children waiting for work over all functions (default 128)\n"
       "  --acme-directory  the ACME CA (default Let's Encrypt production; try staging first:\n"
       "                  https://acme-staging-v02.api.letsencrypt.org/directory)\n"
       "  --acme-ca       PEM bundle to trust for the ACME directory (default: the system's)\n"
@@ -163,6 +168,11 @@ int ParseOptions(int argc, char** argv, Options* o, bool* help) {
       if (!value(&o->max_connections_per_client) || o->max_connections_per_client.empty() ||
           o->max_connections_per_client.size() > 6 ||
           o->max_connections_per_client.find_first_not_of("0123456789") != std::string::npos)
+        return 2;
+    } else if (a == "--max-pools" || a == "--max-prefork-total") {
+      std::string* bound = a == "--max-pools" ? &o->max_pools : &o->max_prefork_total;
+      if (!value(bound) || bound->empty() || bound->size() > 6 ||
+          bound->find_first_not_of("0123456789") != std::string::npos)
         return 2;
     } else if (a == "--acme-directory") {
       if (!value(&o->acme_directory) || o->acme_directory.empty()) return 2;
@@ -445,6 +455,8 @@ class Supervisor {
     s.binary = bin_dir + "/geysir-scheduler";
     s.args = {"--data-dir", d, "--socket", scheduler_sock_, "--control-socket", control_sock_,
               "--worker-binary", bin_dir + "/geysir-worker", "--runtime-dir", runtime_dir_};
+    if (!opt_.max_pools.empty()) s.args.insert(s.args.end(), {"--max-pools", opt_.max_pools});
+    if (!opt_.max_prefork_total.empty()) s.args.insert(s.args.end(), {"--max-prefork-total", opt_.max_prefork_total});
     s.ready_socket = scheduler_sock_;
     Child& g = children_[kGateway];
     g.name = "gateway";

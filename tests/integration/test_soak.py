@@ -244,3 +244,44 @@ def test_churn_leaves_processes_fds_and_cgroups_flat(srv, lam, scheduler_pid):
     print(f"\n{rounds} rounds in {duration:.0f}s: processes/fds/cgroups/populated cgroups before {before}, "
           f"peak {peak}, after {after}")
     assert rounds >= 3
+
+
+def test_geysir_server_bounds_pools_and_preforked_children():
+    """`geysir server --max-pools 2 --max-prefork-total 1`: five functions invoked one after the
+    other are all served, while the scheduler never holds more than two templates (the least
+    recently used idle one is stopped for a new one) and one waiting pre-forked child."""
+    s = Server(extra_args=["--max-pools", "2", "--max-prefork-total", "1"])
+    s.start()
+    try:
+        lam = s.lambda_client()
+        sched = s.child_pids("geysir-scheduler")
+        assert len(sched) == 1, sched
+        names = [f"bound-{i}-{uuid.uuid4().hex[:6]}" for i in range(5)]
+        most_templates = 0
+        for n, name in enumerate(names):
+            deploy(s, lam, name, n)
+            err, out = invoke(lam, name)
+            assert err is None and out == f'{{"v": {n}}}'.encode(), (err, out)
+            # Templates are the scheduler's own children (geysir-worker becomes the runtime).
+            templates = len(ppid_map().get(sched[0], []))
+            most_templates = max(most_templates, templates)
+            assert templates <= 2, f"{templates} templates after {n + 1} functions with --max-pools 2"
+        # Every function still answers: an evicted pool starts again on demand.
+        assert invoke(lam, names[0]) == (None, b'{"v": 0}')
+        assert most_templates == 2, most_templates
+
+        # Idle, two pools would keep two pre-forked children each (--prefork 2); the bound keeps one.
+        def waiting_children():
+            kids = ppid_map()
+            return sum(len(kids.get(t, [])) for t in kids.get(sched[0], []))
+        wait_until(lambda: waiting_children() <= 1, SETTLE_S, interval=0.1, what="at most one pre-forked child")
+        time.sleep(1)  # and it stays so (replenishing would have forked by now)
+        assert waiting_children() <= 1, waiting_children()
+        with open(s.log_path, "rb") as f:
+            log = f.read().decode(errors="replace")
+        assert '"pool_evicted"' in log, s.log_tail()
+    finally:
+        try:
+            assert s.stop() == 0, s.log_tail()
+        finally:
+            s.cleanup()
