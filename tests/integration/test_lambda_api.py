@@ -342,14 +342,14 @@ def test_aws_cli_v2(server, lam, fn_name):
 
 
 def test_payload_limits(server, lam, fn_name):
-    """Lambda's limits where Lambda enforces them: 6,291,456-byte synchronous requests, 262,144-byte
+    """Lambda's limits where Lambda enforces them: 6,291,456-byte synchronous requests, 1,048,576-byte
     async events (RequestTooLargeException, 413, before anything runs), 6,291,556-byte responses
     (Function.ResponseSizeTooLarge from the function)."""
     server.create(lam, fn_name, {"app.py": (
         "def handler(event, context):\n"
         "    return 'x' * event['n'] if isinstance(event, dict) and 'n' in event else len(str(event))\n")},
         MemorySize=256)
-    sync_limit, async_limit = 6 * 1024 * 1024, 256 * 1024
+    sync_limit, async_limit = 6 * 1024 * 1024, 1024 * 1024
 
     def padded(size):
         return b'"' + b"a" * (size - 2) + b'"'
@@ -362,7 +362,7 @@ def test_payload_limits(server, lam, fn_name):
 
     err = error_of(lam.invoke, FunctionName=fn_name, InvocationType="Event", Payload=padded(async_limit + 1))
     assert err["Error"]["Code"] == "RequestTooLargeException" and err["ResponseMetadata"]["HTTPStatusCode"] == 413
-    assert err["Error"]["Message"] == "Request must be smaller than 262144 bytes for the InvokeAsync operation"
+    assert err["Error"]["Message"] == "Request must be smaller than 1048576 bytes for the InvokeAsync operation"
     assert lam.invoke(FunctionName=fn_name, InvocationType="Event", Payload=padded(async_limit))["StatusCode"] == 202
 
     # The response: a JSON string of n bytes is n + 2 bytes on the wire.
