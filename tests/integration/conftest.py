@@ -5,6 +5,7 @@ GEYSIR_BUILD_DIR (default: <repo>/build/ci). Run with Debian's interpreter so th
 Debian's boto3 / botocore:  GEYSIR_BUILD_DIR=build/x /usr/bin/python3 -m pytest tests/integration
 """
 import configparser
+import contextlib
 import http.client
 import io
 import json
@@ -248,17 +249,28 @@ def curl(url, *args, timeout=20):
     return int(code or 0), body
 
 
-@pytest.fixture(scope="session")
-def server():
-    s = Server()
-    s.start()
-    yield s
+@contextlib.contextmanager
+def running_server(extra_args=(), prepare=None):
+    """One started `geysir server` for a fixture or a test: on leaving, it is stopped, must have
+    exited 0 after SIGTERM and removed its server.json, and its data directory is removed.
+    `prepare(server)` runs before it starts (to write files into its data directory)."""
+    s = Server(extra_args=extra_args)
     try:
+        if prepare:
+            prepare(s)
+        s.start()
+        yield s
         rc = s.stop()
         assert rc == 0, f"geysir server exited {rc} after SIGTERM:\n{s.log_tail()}"
         assert not os.path.exists(os.path.join(s.data_dir, "run", "server.json")), "server.json left behind"
     finally:
         s.cleanup()
+
+
+@pytest.fixture(scope="session")
+def server():
+    with running_server() as s:
+        yield s
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ import uuid
 
 import pytest
 
-from conftest import SUMMARY_TABLES, Server, make_zip, wait_until
+from conftest import SUMMARY_TABLES, make_zip, running_server, wait_until
 
 ATTACKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "attacks")
 TABLE = SUMMARY_TABLES.setdefault("attack suite (tests/integration/test_attacks.py)", [("attack", "outcome", "evidence")])
@@ -50,16 +50,12 @@ def record(attack, blocked, evidence, labels=("blocked", "NOT BLOCKED")):
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server()
-    # The operator's egress deny list (geysir-scheduler --egress-deny-file, default in the data dir).
-    with open(os.path.join(s.data_dir, "egress-deny"), "w") as f:
-        f.write(f"# ranges egress functions may not reach\n{OPERATOR_DENY}\n")
-    s.start()
-    yield s
-    try:
-        assert s.stop() == 0, s.log_tail()
-    finally:
-        s.cleanup()
+    def deny_list(s):
+        # The operator's egress deny list (geysir-scheduler --egress-deny-file, default in the data dir).
+        with open(os.path.join(s.data_dir, "egress-deny"), "w") as f:
+            f.write(f"# ranges egress functions may not reach\n{OPERATOR_DENY}\n")
+    with running_server(prepare=deny_list) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -253,13 +253,8 @@ def test_control_protocol_errors_in_each_services_format(server):
 @pytest.fixture(scope="module")
 def edge_server():
     import conftest
-    s = conftest.Server(extra_args=["--max-connections-per-client", "8"])
-    s.start()
-    yield s
-    try:
-        assert s.stop() == 0, s.log_tail()
-    finally:
-        s.cleanup()
+    with conftest.running_server(extra_args=["--max-connections-per-client", "8"]) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import ROLE, Server, make_zip, wait_until
+from conftest import ROLE, make_zip, running_server, wait_until
 
 SETTLE_S = 8  # "within seconds": what a deleted or superseded function's sandboxes get
 
@@ -81,13 +81,8 @@ def cgroup_count(base):
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server()
-    s.start()
-    yield s
-    try:
-        assert s.stop() == 0, s.log_tail()
-    finally:
-        s.cleanup()
+    with running_server() as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -250,9 +245,7 @@ def test_geysir_server_bounds_pools_and_preforked_children():
     """`geysir server --max-pools 2 --max-prefork-total 1`: five functions invoked one after the
     other are all served, while the scheduler never holds more than two templates (the least
     recently used idle one is stopped for a new one) and one waiting pre-forked child."""
-    s = Server(extra_args=["--max-pools", "2", "--max-prefork-total", "1"])
-    s.start()
-    try:
+    with running_server(extra_args=["--max-pools", "2", "--max-prefork-total", "1"]) as s:
         lam = s.lambda_client()
         sched = s.child_pids("geysir-scheduler")
         assert len(sched) == 1, sched
@@ -280,8 +273,3 @@ def test_geysir_server_bounds_pools_and_preforked_children():
         with open(s.log_path, "rb") as f:
             log = f.read().decode(errors="replace")
         assert '"pool_evicted"' in log, s.log_tail()
-    finally:
-        try:
-            assert s.stop() == 0, s.log_tail()
-        finally:
-            s.cleanup()
