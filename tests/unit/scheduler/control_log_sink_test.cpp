@@ -14,6 +14,32 @@ using namespace geysir::scheduler;
 
 namespace {
 
+// One test's loop and control socket path (in a temporary directory, removed at the end), and
+// the timer a test keeps the loop waking with. The timer lives here, not in the test's inner
+// block: uv_close only finishes in Drain's uv_run, after that block's stack is gone.
+struct SinkTest {
+  std::string dir;
+  std::string path;
+  uv_loop_t loop;
+  uv_timer_t tick;
+
+  SinkTest() {
+    char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
+    dir = mkdtemp(tmpl);
+    path = dir + "/control.sock";
+    uv_loop_init(&loop);
+  }
+  ~SinkTest() {
+    unlink(path.c_str());
+    rmdir(dir.c_str());
+  }
+  // Runs the loop until every closed handle is gone; true when the loop then closes cleanly.
+  bool Drain() {
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&loop) == 0;
+  }
+};
+
 proto::LogBatch Batch(const std::string& rid) {
   proto::LogBatch b;
   b.function_name = "hello";
@@ -27,11 +53,9 @@ proto::LogBatch Batch(const std::string& rid) {
 }  // namespace
 
 TEST_CASE("log batches are buffered while control is down and flushed when it comes up") {
-  char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string path = dir + "/control.sock";
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  SinkTest t;
+  uv_loop_t& loop = t.loop;
+  const std::string& path = t.path;
   {
     ControlLogSink sink(&loop, path, /*max_buffered_bytes=*/1500);
     sink.Start();
@@ -48,7 +72,7 @@ TEST_CASE("log batches are buffered while control is down and flushed when it co
     });
     REQUIRE(control.Listen(path).ok());
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    uv_timer_t tick;
+    uv_timer_t& tick = t.tick;
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
     while (got.size() < 6 - dropped && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
@@ -63,21 +87,16 @@ TEST_CASE("log batches are buffered while control is down and flushed when it co
     sink.Close();
     control.Close();
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
-  unlink(path.c_str());
-  rmdir(dir.c_str());
+  CHECK(t.Drain());
 }
 
 TEST_CASE("batches control did not acknowledge are sent again, in order, to the restarted control") {
-  char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string path = dir + "/control.sock";
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  SinkTest t;
+  uv_loop_t& loop = t.loop;
+  const std::string& path = t.path;
   {
     ControlLogSink sink(&loop, path);
-    uv_timer_t tick;
+    uv_timer_t& tick = t.tick;
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -135,19 +154,14 @@ TEST_CASE("batches control did not acknowledge are sent again, in order, to the 
     for (auto& c : conns) c->Close();
     control2.Close();
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
-  unlink(path.c_str());
-  rmdir(dir.c_str());
+  CHECK(t.Drain());
 }
 
 TEST_CASE("an oversize batch is split under control's header limit, its outcome on the last part",
           "[log_sink]") {
-  char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string path = dir + "/control.sock";
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  SinkTest t;
+  uv_loop_t& loop = t.loop;
+  const std::string& path = t.path;
   {
     // What one invocation printing 1 MiB of control characters gives: JSON escaping makes it
     // ~6 MiB of header, which control refused (and the scheduler resent forever).
@@ -174,7 +188,7 @@ TEST_CASE("an oversize batch is split under control's header limit, its outcome 
     ControlLogSink sink(&loop, path);
     sink.Start();
     sink.Emit(std::move(b));
-    uv_timer_t tick;
+    uv_timer_t& tick = t.tick;
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -201,18 +215,13 @@ TEST_CASE("an oversize batch is split under control's header limit, its outcome 
     for (auto& c : conns) c->Close();
     control.Close();
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
-  unlink(path.c_str());
-  rmdir(dir.c_str());
+  CHECK(t.Drain());
 }
 
 TEST_CASE("a batch that control keeps refusing is dropped and counted, not resent forever", "[log_sink]") {
-  char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string path = dir + "/control.sock";
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  SinkTest t;
+  uv_loop_t& loop = t.loop;
+  const std::string& path = t.path;
   {
     // A control that closes the connection on "poison" and acknowledges everything else.
     int poison_seen = 0;
@@ -237,7 +246,7 @@ TEST_CASE("a batch that control keeps refusing is dropped and counted, not resen
     sink.Start();
     sink.Emit(Batch("poison"));
     sink.Emit(Batch("after"));
-    uv_timer_t tick;
+    uv_timer_t& tick = t.tick;
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -253,18 +262,13 @@ TEST_CASE("a batch that control keeps refusing is dropped and counted, not resen
     for (auto& c : conns) c->Close();
     control.Close();
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
-  unlink(path.c_str());
-  rmdir(dir.c_str());
+  CHECK(t.Drain());
 }
 
 TEST_CASE("a durable batch's callback runs only once control acknowledged it", "[log_sink]") {
-  char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string path = dir + "/control.sock";
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  SinkTest t;
+  uv_loop_t& loop = t.loop;
+  const std::string& path = t.path;
   {
     bool ack_now = false;
     int received = 0;
@@ -286,7 +290,7 @@ TEST_CASE("a durable batch's callback runs only once control acknowledged it", "
     proto::LogBatch b = Batch("async");
     for (int i = 0; i < 8; ++i) b.events.push_back({3, std::string(64 * 1024, 'y')});  // three parts
     sink.EmitDurable(std::move(b), [&] { ++durable; });
-    uv_timer_t tick;
+    uv_timer_t& tick = t.tick;
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -307,8 +311,5 @@ TEST_CASE("a durable batch's callback runs only once control acknowledged it", "
     for (auto& c : conns) c->Close();
     control.Close();
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(uv_loop_close(&loop) == 0);
-  unlink(path.c_str());
-  rmdir(dir.c_str());
+  CHECK(t.Drain());
 }
