@@ -323,6 +323,18 @@ def test_scheduler_schedule_with_a_time_zone(tserver, tlam):
 # Crash safety and downtime
 
 
+def sigkill_repeatedly(server, binary, times, pause_s):
+    """SIGKILLs the daemon `binary` `times` times, a random pause in `pause_s` (lo, hi) before each,
+    and waits for the supervisor to bring it back before the next kill."""
+    for _ in range(times):
+        time.sleep(random.uniform(*pause_s))
+        pids = server.child_pids(binary)
+        for p in pids:
+            os.kill(p, signal.SIGKILL)
+        wait_until(lambda: server.child_pids(binary) and server.child_pids(binary) != pids,
+                   30, interval=0.1, what=f"{binary} restarted")
+
+
 def test_sigkill_control_loses_no_acknowledged_event(tserver, tlam):
     # A generous timeout: 160 forks on a loaded 2-core CI machine must not time out into the
     # failed store (that would be a retry policy outcome, not a lost event).
@@ -348,14 +360,7 @@ def test_sigkill_control_loses_no_acknowledged_event(tserver, tlam):
                 time.sleep(0.05)
 
     def killer():
-        for _ in range(3):
-            time.sleep(random.uniform(0.3, 1.5))
-            pids = tserver.child_pids("geysir-control")
-            for p in pids:
-                os.kill(p, signal.SIGKILL)
-            # Wait for the supervisor to bring control back before the next kill.
-            wait_until(lambda: tserver.child_pids("geysir-control") and tserver.child_pids("geysir-control") != pids,
-                       30, interval=0.1, what="control restarted")
+        sigkill_repeatedly(tserver, "geysir-control", 3, (0.3, 1.5))
 
     def cleanup_rule():
         ev.remove_targets(Rule=f"{name}-tick", Ids=["t"])
@@ -426,13 +431,7 @@ def test_sigkill_scheduler_loses_no_acknowledged_event(tserver, tlam):
             time.sleep(0.02)
 
     def killer():
-        for _ in range(4):
-            time.sleep(random.uniform(0.4, 1.2))
-            pids = tserver.child_pids("geysir-scheduler")
-            for p in pids:
-                os.kill(p, signal.SIGKILL)
-            wait_until(lambda: tserver.child_pids("geysir-scheduler") and tserver.child_pids("geysir-scheduler") != pids,
-                       30, interval=0.1, what="scheduler restarted")
+        sigkill_repeatedly(tserver, "geysir-scheduler", 4, (0.4, 1.2))
 
     with concurrent.futures.ThreadPoolExecutor(N_THREADS + 1) as pool:
         k = pool.submit(killer)
