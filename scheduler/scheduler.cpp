@@ -872,7 +872,7 @@ void Scheduler::OnForked(Pool* pool, Result<std::unique_ptr<Child>> child) {
     if (pool->reuse) {
       // Forked for an invocation a warm worker took meanwhile: idle like any other worker (and
       // timed out like one), within max_prefork_total.
-      if (KeepWarm(*pool, pool->tpl_gen)) ParkWorker(pool, std::move(c));
+      if (KeepWarm(*pool, pool->tpl_gen)) ParkWorker(pool, std::move(c), /*fresh=*/true);
     } else {
       pool->ready.push_back(std::move(c));
     }
@@ -957,15 +957,23 @@ bool Scheduler::KeepWarm(const Pool& pool, uint64_t tpl_gen) const {
   return PreforkRoom(pool) > pool.ready.size() + pool.forks_in_flight + pool.warm.size();
 }
 
-void Scheduler::ParkWorker(Pool* pool, std::unique_ptr<Child> child) {
+// A worker that served goes first (the next invocation finds its state warm); a `fresh` one,
+// forked for an invocation that a warm worker took meanwhile, goes last and times out with the
+// least recently used (the idle set stays ordered by idle time, newest first).
+void Scheduler::ParkWorker(Pool* pool, std::unique_ptr<Child> child, bool fresh) {
   if (!pool->waiting.empty()) {
     Invocation* next = pool->waiting.front();
     pool->waiting.pop_front();
-    ++ran_on_warm_worker_;
+    if (!fresh) ++ran_on_warm_worker_;
     Run(next, std::move(child));
     return;
   }
-  pool->warm.push_front(Pool::Warm{std::move(child), clock_->MonoMs()});
+  const int64_t now = clock_->MonoMs();
+  if (fresh) {
+    pool->warm.push_back(Pool::Warm{std::move(child), pool->warm.empty() ? now : pool->warm.back().idle_since_ms});
+  } else {
+    pool->warm.push_front(Pool::Warm{std::move(child), now});
+  }
   ArmWorkerIdleTimer(pool);
 }
 

@@ -157,7 +157,7 @@ class Scheduler {
   void NoteConcurrency(Pool* pool);
   void MaybeIdle(Pool* pool);
   bool KeepWarm(const Pool& pool, uint64_t tpl_gen) const;
-  void ParkWorker(Pool* pool, std::unique_ptr<Child> child);
+  void ParkWorker(Pool* pool, std::unique_ptr<Child> child, bool fresh = false);
   void ArmWorkerIdleTimer(Pool* pool);
   void OnWorkerIdleTimer(Pool* pool);
   void OnIdleTimer(Pool* pool);

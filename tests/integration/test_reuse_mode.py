@@ -279,3 +279,22 @@ def test_idle_workers_scale_to_zero():
         r, out = invoke(lam, name, {"n": 9}, LogType="Tail")
         assert out["counter"] == 1
         assert "Init Duration" not in base64.b64decode(r["LogResult"]).decode()
+
+
+def test_async_invocations_run_on_warm_workers(server, lam, fn_name):
+    server.create(lam, fn_name, {"app.py": STATEFUL}, Environment=REUSE)
+    for n in range(3):
+        r = lam.invoke(FunctionName=fn_name, InvocationType="Event", Payload=json.dumps({"n": n, "log": True}).encode())
+        assert r["StatusCode"] == 202
+    logs = server.client("logs")
+    group = f"/aws/lambda/{fn_name}"
+
+    def stored():
+        ev = [e["message"].rstrip("\n") for e in logs.filter_log_events(logGroupName=group)["events"]]
+        return ev if sum(1 for m in ev if m.startswith("REPORT RequestId:")) == 3 else None
+    messages = wait_until(stored, 30, interval=0.2, what="the REPORT lines of 3 asynchronous invocations")
+    assert sum(1 for m in messages if m.startswith("line one of ")) == 3
+    assert sum(1 for m in messages if m == "no newline at the end") == 3
+    # A synchronous invocation afterwards runs on a worker that served at least one of them.
+    out = invoke(lam, fn_name, {"n": 9})[1]
+    assert out["counter"] >= 2 and out["seen"][-1] == 9 and set(out["seen"][:-1]) <= {0, 1, 2}, out

@@ -151,9 +151,14 @@ TEST_CASE("reuse mode: concurrent invocations scale workers up to demand; the mo
   h.launcher.Respond("c", "3");
   REQUIRE(h.launcher.Running("e"));
   CHECK(h.launcher.Running("e")->pid == wb->pid);
-  // The fork asked for meanwhile arrives with no one waiting: it joins the idle set.
+  // The fork asked for meanwhile arrives with no one waiting: it joins the idle set, behind the
+  // workers that have served (their state is the warm one).
   REQUIRE(h.launcher.DeliverForks() == 1);
   CHECK(h.sched.stats().idle_workers == 1);
+  h.launcher.Respond("d", "4");
+  h.Submit("f");
+  REQUIRE(h.launcher.Running("f"));
+  CHECK(h.launcher.Running("f")->pid == wa->pid);
 }
 
 TEST_CASE("reuse mode: a timed-out or crashed worker is replaced; the next invocation gets a fresh one") {
