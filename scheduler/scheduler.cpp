@@ -903,6 +903,10 @@ void Scheduler::Replenish(Pool* pool) {
 
 bool Scheduler::RecycleDue(const Pool& pool) const {
   if (pool.superseded || shutting_down_) return false;  // it goes away anyway
+  // A reuse worker serves invocation after invocation in one address space by design (as a
+  // Lambda execution environment does): a new template would add no layout diversity, only
+  // throw the warm workers away (they die with the template, PID 1 of their namespace).
+  if (pool.reuse) return false;
   const bool too_old = options_.template_max_age_ms > 0 &&
                        clock_->MonoMs() - pool.tpl_started_ms >= options_.template_max_age_ms;
   const bool too_many = options_.template_max_children > 0 && pool.tpl_forks >= options_.template_max_children;

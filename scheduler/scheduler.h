@@ -63,6 +63,7 @@ struct SchedulerOptions {
   // Template recycling: a template older than this, or that has forked this many children, is
   // replaced by a fresh one (new address-space layout); the old one is removed once its
   // running children are done. 0 disables either bound. worker/sandbox/README.md: trade-off.
+  // Not for reuse-mode pools, whose workers keep one layout for their whole life anyway.
   int64_t template_max_age_ms = 600000;
   uint64_t template_max_children = 10000;
   // Bounds over all functions, so that the scheduler's processes, descriptors and cgroups stay

@@ -302,3 +302,24 @@ TEST_CASE("reuse mode: an async invocation is answered once its log batch is dur
   REQUIRE(h.answered("a"));
   CHECK(h.answers["a"].first.outcome == InvokeOutcome::kOk);
 }
+
+TEST_CASE("reuse mode: the template is not recycled by age; warm workers live on") {
+  SchedulerOptions o = Reuse::Options();
+  o.template_max_age_ms = 10000;
+  o.idle_timeout_ms = 3600000;
+  o.worker_idle_timeout_ms = 3600000;
+  Reuse h(o);
+  h.Submit("a");
+  h.launcher.Ready();
+  h.launcher.DeliverForks();
+  auto w = h.launcher.Running("a");
+  h.launcher.Respond("a", "1");
+  h.clock.Advance(20000);
+  h.Submit("b");
+  REQUIRE(h.launcher.Running("b"));
+  CHECK(h.launcher.Running("b")->pid == w->pid);
+  h.launcher.Respond("b", "2");
+  CHECK(h.sched.stats().templates_started == 1);
+  CHECK_FALSE(h.launcher.last()->destroyed);
+  CHECK_FALSE(w->destroyed);
+}
