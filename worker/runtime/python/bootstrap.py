@@ -565,6 +565,24 @@ def _quicken_request_path():
         del os.environ["_X_AMZN_TRACE_ID"]
     else:
         os.environ["_X_AMZN_TRACE_ID"] = saved
+    _quicken_threading_reset()
+
+
+def _quicken_threading_reset():
+    """The same for the first Python code every child runs: threading's at-fork hook
+    (threading._after_fork; the runtime imports threading through logging), which resets the
+    module's bookkeeping to the one thread that survived the fork. Run here it quickens that code
+    for the children (~35 fewer copied pages a child, measured in forks of a python3.11 that
+    imports logging: 248 -> 214). Only while the template has no other thread: then the reset
+    changes nothing here (the calling thread is the main thread and stays it; no other thread is
+    alive to be marked stopped). A template whose init started threads keeps them untouched, and
+    an interpreter without the hook (another Python) is left alone."""
+    import threading
+    reset = getattr(threading, "_after_fork", None)
+    if reset is None or threading.active_count() != 1 or threading.current_thread() is not threading.main_thread():
+        return
+    for _ in range(_QUICKEN_RUNS):
+        reset()
 
 
 def main():
