@@ -81,6 +81,22 @@ def test_flask_app_instanced_once_in_the_template(server, lam, fn_name):
     assert "Init Duration" in next(m for m in lines if m.startswith("REPORT "))
 
 
+def test_zappas_own_on_import_setting_still_builds_once(server, lam, fn_name):
+    """With INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT set by the user, the module builds the handler
+    at import and the runtime's LambdaHandler() gets the same instance: still built once."""
+    lam.create_function(FunctionName=fn_name, Runtime="python3.11", Role=ROLE, Handler=ZAPPA_HANDLER,
+                        Code={"ZipFile": make_zip(read_app("handler.py", "app.py", "zappa_settings.py"))},
+                        Environment={"Variables": {"INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "1"}})
+    server.wait_active(lam, fn_name)
+    url = lam.create_function_url_config(FunctionName=fn_name, AuthType="NONE")["FunctionUrl"]
+    server.wait_url_status(url, 200, timeout=30)
+    for _ in range(4):
+        status, body, _ = get(server, url)
+        assert status == 200 and body == b"tinyapp warm\n", body
+    lines = messages(server, fn_name, reports(5))
+    assert sum("Instancing.." in m for m in lines) == 1
+
+
 DIRECT_SRC = '''"""The same Flask app deployed without Zappa: built when the module loads; each function URL
 event is one WSGI call through the same translation the Zappa stand-in uses."""
 from app import app
