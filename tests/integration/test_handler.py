@@ -233,3 +233,37 @@ def test_non_dict_result_is_json(server, lam, fn_name):
     assert json.loads(body) == [1, "two"]
     status, body = curl(url)
     assert status == 200
+
+
+THREADS_SRC = '''
+import threading, time
+if START_AT_INIT:
+    threading.Thread(target=lambda: time.sleep(3600), daemon=True).start()
+def handler(event, context):
+    before = threading.active_count()
+    is_main = threading.current_thread() is threading.main_thread()
+    out = []
+    t = threading.Thread(target=lambda: out.append(threading.get_ident()))
+    t.start()
+    t.join(5)
+    return {"before": before, "is_main": is_main, "ran": len(out), "after": threading.active_count(),
+            "main_ident": threading.main_thread().ident == threading.get_ident()}
+'''
+
+
+def test_threads_in_a_child(server, lam, fn_name):
+    """threading works in each invocation's process, whether or not the function's init left a
+    thread running in the template (the runtime quickens threading's at-fork reset in a
+    template that has no other thread, and leaves one that has alone)."""
+    for at_init in (False, True):
+        name = f"{fn_name}-{int(at_init)}"
+        server.create(lam, name, {"app.py": f"START_AT_INIT = {at_init}\n" + THREADS_SRC})
+        try:
+            for _ in range(2):
+                r = lam.invoke(FunctionName=name, Payload=b"{}")
+                assert "FunctionError" not in r, r["Payload"].read()
+                # fork() keeps only the calling thread: the init's thread is not in the child.
+                assert json.loads(r["Payload"].read()) == {"before": 1, "is_main": True, "ran": 1, "after": 1,
+                                                           "main_ident": True}
+        finally:
+            lam.delete_function(FunctionName=name)

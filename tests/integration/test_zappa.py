@@ -50,7 +50,7 @@ state = {}
 
 def app_zip(version):
     files = {}
-    for name in ("handler.py", "app.py"):
+    for name in ("handler.py", "app.py", "zappa_settings.py"):
         with open(os.path.join(APP_DIR, name)) as f:
             files[name] = f.read()
     files["VERSION"] = version + "\n"
