@@ -298,3 +298,22 @@ def test_async_invocations_run_on_warm_workers(server, lam, fn_name):
     # A synchronous invocation afterwards runs on a worker that served at least one of them.
     out = invoke(lam, fn_name, {"n": 9})[1]
     assert out["counter"] >= 2 and out["seen"][-1] == 9 and set(out["seen"][:-1]) <= {0, 1, 2}, out
+
+
+def test_zappa_app_in_reuse_mode(server, lam, fn_name):
+    """Zappa's handler (our stand-in, tests/zappa_app) built once in the template serves on warm
+    workers: one 'Instancing..' over many requests, no per-request rebuild."""
+    from test_zappa_warm import ZAPPA_HANDLER, read_app
+    url = server.create(lam, fn_name, read_app("handler.py", "app.py", "zappa_settings.py"), url=True,
+                        handler=ZAPPA_HANDLER, Environment=REUSE, Timeout=30, MemorySize=512)
+    server.wait_url_status(url, 200, timeout=30)
+    for _ in range(10):
+        status, _, body = server.url_request(url)
+        assert status == 200 and body == b"tinyapp warm\n", body
+    logs = server.client("logs")
+
+    def stored():
+        lines = [e["message"] for e in logs.filter_log_events(logGroupName=f"/aws/lambda/{fn_name}")["events"]]
+        return lines if sum(m.startswith("REPORT ") for m in lines) >= 11 else None
+    lines = wait_until(stored, 20, interval=0.2, what="the REPORT lines of 11 requests")
+    assert sum("Instancing.." in m for m in lines) == 1, lines
