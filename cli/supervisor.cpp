@@ -63,6 +63,7 @@ struct Options {
   std::string max_connections_per_client;  // the gateway's default when empty
   std::string max_pools;                   // the scheduler's defaults when empty
   std::string max_prefork_total;
+  std::string worker_idle_timeout_s;
   std::string acme_directory;
   std::string acme_ca;
   std::string acme_email;
@@ -100,6 +101,8 @@ void Usage(FILE* out) {
       "  --max-pools     function revisions the scheduler keeps a template for at once (default 64;\n"
       "                  the least recently used idle one is stopped first; 0: no bound)\n"
       "  --max-prefork-total  pre-forked children waiting for work over all functions (default 128)\n"
+      "  --worker-idle-timeout-s  a reuse-mode worker (GEYSIR_EXECUTION_MODE=reuse) idle this long\n"
+      "                  is stopped (default 60)\n"
       "  --acme-directory  the ACME CA (default Let's Encrypt production; try staging first:\n"
       "                  https://acme-staging-v02.api.letsencrypt.org/directory)\n"
       "  --acme-ca       PEM bundle to trust for the ACME directory (default: the system's)\n"
@@ -169,8 +172,10 @@ int ParseOptions(int argc, char** argv, Options* o, bool* help) {
           o->max_connections_per_client.size() > 6 ||
           o->max_connections_per_client.find_first_not_of("0123456789") != std::string::npos)
         return 2;
-    } else if (a == "--max-pools" || a == "--max-prefork-total") {
-      std::string* bound = a == "--max-pools" ? &o->max_pools : &o->max_prefork_total;
+    } else if (a == "--max-pools" || a == "--max-prefork-total" || a == "--worker-idle-timeout-s") {
+      std::string* bound = a == "--max-pools"           ? &o->max_pools
+                           : a == "--max-prefork-total" ? &o->max_prefork_total
+                                                        : &o->worker_idle_timeout_s;
       if (!value(bound) || bound->empty() || bound->size() > 6 ||
           bound->find_first_not_of("0123456789") != std::string::npos)
         return 2;
@@ -457,6 +462,9 @@ class Supervisor {
               "--worker-binary", bin_dir + "/geysir-worker", "--runtime-dir", runtime_dir_};
     if (!opt_.max_pools.empty()) s.args.insert(s.args.end(), {"--max-pools", opt_.max_pools});
     if (!opt_.max_prefork_total.empty()) s.args.insert(s.args.end(), {"--max-prefork-total", opt_.max_prefork_total});
+    if (!opt_.worker_idle_timeout_s.empty()) {
+      s.args.insert(s.args.end(), {"--worker-idle-timeout-s", opt_.worker_idle_timeout_s});
+    }
     s.ready_socket = scheduler_sock_;
     Child& g = children_[kGateway];
     g.name = "gateway";

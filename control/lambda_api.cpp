@@ -524,6 +524,12 @@ std::map<std::string, std::string> ParseEnvironment(const json& environment) {
     Invalid("Lambda was unable to configure your environment variables because the environment variables you have "
             "provided exceeded the 4KB limit. String measured: " + std::to_string(total) + " bytes");
   }
+  // Geysir's execution mode (docs/request-path.md): a typo must not silently mean per-request.
+  if (auto mode = out.find(proto::kExecutionModeVariable);
+      mode != out.end() && mode->second != "per-request" && mode->second != "reuse") {
+    Invalid(std::string("Environment variable ") + proto::kExecutionModeVariable +
+            " must be \"per-request\" or \"reuse\", not " + Quote(mode->second));
+  }
   return out;
 }
 

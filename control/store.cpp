@@ -459,6 +459,10 @@ proto::FunctionConfig ToFunctionConfig(const FunctionRecord& f, const std::strin
   // else): validated at CreateFunction, so anything else here is "none".
   if (auto it = f.tags.find("geysir:network"); it != f.tags.end() && it->second == "egress") c.network = "egress";
   c.environment = f.environment;
+  // Validated on deploy (ParseEnvironment): anything else here is the default.
+  if (auto it = f.environment.find(proto::kExecutionModeVariable); it != f.environment.end() && it->second == "reuse") {
+    c.execution_mode = proto::ExecutionMode::kReuse;
+  }
   c.reserved_concurrency = f.reserved_concurrency;
   c.region = region;
   c.log_group = "/aws/lambda/" + f.name;

@@ -21,6 +21,7 @@ void to_json(json& j, const FunctionConfig& c) {
            {"ephemeral_storage_mb", c.ephemeral_storage_mb},
            {"network", c.network},
            {"environment", c.environment},
+           {"execution_mode", c.execution_mode},
            {"region", c.region},
            {"log_group", c.log_group}};
   if (c.reserved_concurrency) j["reserved_concurrency"] = *c.reserved_concurrency;
@@ -41,6 +42,7 @@ void from_json(const json& j, FunctionConfig& c) {
   c.ephemeral_storage_mb = j.value("ephemeral_storage_mb", d.ephemeral_storage_mb);
   c.network = j.value("network", d.network);
   c.environment = j.value("environment", d.environment);
+  c.execution_mode = j.value("execution_mode", d.execution_mode);
   if (j.contains("reserved_concurrency") && j["reserved_concurrency"].is_number_unsigned()) {
     c.reserved_concurrency = j["reserved_concurrency"].get<uint32_t>();
   } else {

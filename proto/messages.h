@@ -30,6 +30,16 @@ inline constexpr const char* kMsgSubscribeRoutes = "subscribe_routes";
 inline constexpr const char* kMsgRoutes = "routes";
 inline constexpr const char* kMsgRetire = "retire";
 
+// How a function's processes serve invocations, chosen with the function's environment variable
+// GEYSIR_EXECUTION_MODE (kExecutionModeVariable; docs/request-path.md): "per-request" (the
+// default) forks a fresh child per invocation; "reuse" keeps a worker warm across invocations,
+// one at a time, as Lambda's execution environments do. Control validates the variable and
+// sets the typed field, so the scheduler never reads the environment map.
+enum class ExecutionMode { kPerRequest, kReuse };
+NLOHMANN_JSON_SERIALIZE_ENUM(ExecutionMode, {{ExecutionMode::kPerRequest, "per-request"},
+                                             {ExecutionMode::kReuse, "reuse"}})
+inline constexpr const char* kExecutionModeVariable = "GEYSIR_EXECUTION_MODE";
+
 // A snapshot of everything the scheduler needs to run one version of a function. Control builds
 // it; it travels inside each invoke so the scheduler needs no database. `revision_id` changes on
 // every code or configuration update: the scheduler keys its template pools by (name, revision_id).
@@ -49,6 +59,7 @@ struct FunctionConfig {
   // the host and listed ranges refused. Chosen with the tag geysir:network (docs/security.md).
   std::string network = "none";
   std::map<std::string, std::string> environment;
+  ExecutionMode execution_mode = ExecutionMode::kPerRequest;
   std::optional<uint32_t> reserved_concurrency;  // unset: the scheduler's per-function default
   std::string region = "us-east-1";
   std::string log_group;            // "/aws/lambda/<name>"

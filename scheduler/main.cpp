@@ -21,10 +21,11 @@ namespace {
 const char* kUsage =
     "usage: geysir-scheduler [--data-dir DIR] [--socket PATH] [--control-socket PATH]\n"
     "         [--worker-binary PATH] [--runtime-dir DIR] [--idle-timeout-s N] [--prefork N]\n"
-    "         [--max-pools N] [--max-prefork-total N]\n"
+    "         [--max-pools N] [--max-prefork-total N] [--worker-idle-timeout-s N]\n"
     "         [--function-concurrency N] [--queue-depth N] [--uid-base N] [--python PATH]\n"
     "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups] [--no-sandbox] [--egress-deny-file PATH]\n"
     "  --cgroup-base defaults to geysir/<hash of the data directory>\n"
+    "  --worker-idle-timeout-s: a reuse-mode worker idle this long is stopped (default 60)\n"
     "  --no-sandbox: no namespaces, mounts, capability drop or seccomp (to measure their cost;\n"
     "    functions then see the host's files); the sandbox needs root and is on by default\n"
     "  --egress-deny-file: IPv4 ranges egress functions may not reach, one CIDR a line, on top of\n"
@@ -149,6 +150,7 @@ int main(int argc, char** argv) {
     else if (a == "--runtime-dir") o.launcher.runtime_dir = value();
     else if (a == "--python") o.launcher.python = value();
     else if (a == "--idle-timeout-s") o.scheduler.idle_timeout_ms = static_cast<int64_t>(number(86400 * 365)) * 1000;
+    else if (a == "--worker-idle-timeout-s") o.scheduler.worker_idle_timeout_ms = static_cast<int64_t>(number(86400 * 365)) * 1000;
     else if (a == "--prefork") o.scheduler.prefork = static_cast<uint32_t>(number(1024));
     else if (a == "--max-pools") o.scheduler.max_pools = static_cast<uint32_t>(number(100000));
     else if (a == "--max-prefork-total") o.scheduler.max_prefork_total = static_cast<uint32_t>(number(1000000));

@@ -391,7 +391,9 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
         pid_(pid),
         pidfd_(std::move(pidfd)),
         cgroup_(std::move(cgroup)),
-        limits_(limits) {}
+        limits_(limits) {
+    if (auto t = tpl_.lock()) reuse_ = t->function_.execution_mode == proto::ExecutionMode::kReuse;
+  }
   ~ChildCore() { Abandon(); }
 
   bool Attach(UniqueFd channel, UniqueFd log) {
@@ -464,7 +466,26 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
 
   std::string DrainLog() {
     ReadLog();
+    // A reused child's log never reaches EOF between invocations: what was dropped is said per
+    // invocation.
+    if (reuse_ && log_dropped_ > 0) {
+      log_buf_ += "\n[geysir: " + std::to_string(log_dropped_) + " bytes of output dropped]\n";
+      log_dropped_ = 0;
+    }
     return std::exchange(log_buf_, std::string());
+  }
+
+  // Reuse mode: back to waiting for the next invoke frame on the same channel; the log pipe
+  // stays watched (and drained) meanwhile. Bytes already read past the result would be taken for
+  // the next one's: such a child is not reused.
+  bool Reuse() {
+    if (!reuse_ || phase_ != Phase::kReported || !alive_ || killed_ || channel_ == nullptr ||
+        decoder_.buffered() > 0) {
+      return false;
+    }
+    phase_ = Phase::kIdle;
+    prefix_.clear();
+    return true;
   }
 
   uint64_t PeakMemoryBytes() const { return cgroup_ ? cgroup_->PeakMemoryBytes() : 0; }
@@ -558,6 +579,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
           return;
         }
         if (ResultTooLarge(buf, static_cast<size_t>(n))) {
+          alive_ = false;  // not reused
           KillProcesses();
           ChildReport r;
           r.kind = ChildReport::Kind::kResult;
@@ -631,7 +653,8 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
 
   void Report(ChildReport r) {
     phase_ = Phase::kReported;
-    FdWatch::Close(channel_);
+    // In reuse mode a child that answered keeps its channel for its next invocation.
+    if (!reuse_ || r.kind != ChildReport::Kind::kResult) FdWatch::Close(channel_);
     auto cb = std::move(on_report_);
     on_report_ = nullptr;
     if (cb) cb(std::move(r));  // may destroy our owner; `keep` in the caller holds us
@@ -727,6 +750,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   Phase phase_ = Phase::kIdle;
   bool alive_ = true;
   bool killed_ = false;
+  bool reuse_ = false;  // the function's execution mode is "reuse": see Reuse()
   std::string out_;
   std::string prefix_;  // the result frame's first (up to 8) bytes: its lengths
   proto::FrameDecoder decoder_;
@@ -756,6 +780,7 @@ class ProcessChild final : public Child {
   std::string DrainLog() override { return core_->DrainLog(); }
   uint64_t PeakMemoryBytes() const override { return core_->PeakMemoryBytes(); }
   void Finish(std::function<void(std::string)> done) override { core_->Finish(std::move(done)); }
+  bool Reuse() override { return core_->Reuse(); }
 
  private:
   std::shared_ptr<ChildCore> core_;

@@ -50,7 +50,8 @@ struct ChildInvoke {
   std::string client_context_b64;
 };
 
-// One pre-forked child: a process waiting in its own cgroup to serve exactly one invocation.
+// One pre-forked child: a process waiting in its own cgroup to serve exactly one invocation (in
+// reuse mode, one after another: see Reuse()).
 // Destroying it kills whatever is left in its cgroup and releases everything (asynchronously).
 class Child {
  public:
@@ -70,6 +71,11 @@ class Child {
   // After the report (or Kill): waits, bounded, for the log's EOF, kills what is left, removes
   // the cgroup, then calls `done` with any log text not yet drained. Destroy after `done`.
   virtual void Finish(std::function<void(std::string late_log)> done) = 0;
+  // Reuse mode (FunctionConfig::execution_mode), after a kResult report: the child waits on its
+  // channel for its next Invoke (it flushed its log before its result, so DrainLog already
+  // returned all of this invocation's). False when it cannot serve again (a child of a
+  // per-request function, one that died, was killed or wrote past its result): Finish it.
+  virtual bool Reuse() = 0;
 };
 
 struct TemplateRequest {

@@ -91,6 +91,16 @@ struct Scheduler::Pool {
   int64_t last_used_ms = 0;
   Clock::TimerId idle_timer = 0;
 
+  // Reuse mode: workers that answered and wait for their next invocation, most recently used
+  // first, so that light traffic keeps reusing the same worker and the others time out.
+  bool reuse = false;
+  struct Warm {
+    std::unique_ptr<Child> child;
+    int64_t idle_since_ms = 0;  // MonoMs
+  };
+  std::deque<Warm> warm;
+  Clock::TimerId warm_timer = 0;
+
   // Adaptive pre-forking: the peak concurrency of the current and the previous 1 s window.
   int64_t window_start_ms = 0;
   uint32_t peak_cur = 0;
@@ -131,6 +141,7 @@ Scheduler::~Scheduler() {
   for (auto& [key, pool] : pools_) {
     clock_->Cancel(pool->idle_timer);
     clock_->Cancel(pool->init_timer);
+    clock_->Cancel(pool->warm_timer);
   }
   for (auto& [p, inv] : invocations_) clock_->Cancel(inv->deadline_timer);
   clock_->Cancel(drain_timer_);
@@ -149,6 +160,7 @@ SchedulerStats Scheduler::stats() const {
     if (pool->tpl) ++s.templates;
     s.ready_children += pool->ready.size();
     s.forks_in_flight += pool->forks_in_flight;
+    s.idle_workers += pool->warm.size();
   }
   s.invocations = invocations_.size();
   s.finishing = finishing_.size();
@@ -158,6 +170,8 @@ SchedulerStats Scheduler::stats() const {
   s.ran_on_ready_child = ran_on_ready_child_;
   s.waited_for_child = waited_for_child_;
   s.pools_evicted = pools_evicted_;
+  s.ran_on_warm_worker = ran_on_warm_worker_;
+  s.workers_idle_stopped = workers_idle_stopped_;
   return s;
 }
 
@@ -197,6 +211,7 @@ Scheduler::Pool* Scheduler::PoolFor(Function& fn, const proto::FunctionConfig& c
   auto pool = std::make_unique<Pool>();
   pool->config = config;
   pool->fn = &fn;
+  pool->reuse = config.execution_mode == proto::ExecutionMode::kReuse;
   // A late request for a revision already replaced is served by a pool that is reaped as
   // soon as it is idle, without pre-forking.
   pool->superseded = old_revision;
@@ -211,6 +226,7 @@ Scheduler::Pool* Scheduler::PoolFor(Function& fn, const proto::FunctionConfig& c
 void Scheduler::Supersede(Pool* pool) {
   pool->superseded = true;
   pool->ready.clear();  // idle children of old code are of no use any more
+  pool->warm.clear();   // nor idle workers: destroying one closes its channel and its cgroup
   log::Info("pool_superseded", {{"function", pool->config.name}, {"revision_id", pool->config.revision_id}});
   MaybeIdle(pool);  // reaped on the next loop turn if idle
 }
@@ -350,7 +366,7 @@ uint32_t Scheduler::PreforkRoom(const Pool& pool) const {
   if (options_.max_prefork_total == 0) return UINT32_MAX;
   size_t others = 0;
   for (const auto& [key, p] : pools_) {
-    if (p.get() != &pool) others += p->ready.size() + p->forks_in_flight;
+    if (p.get() != &pool) others += p->ready.size() + p->forks_in_flight + p->warm.size();
   }
   return others >= options_.max_prefork_total ? 0 : static_cast<uint32_t>(options_.max_prefork_total - others);
 }
@@ -365,6 +381,16 @@ uint32_t Scheduler::PreforkTarget(Pool* pool) {
 void Scheduler::Dispatch(Invocation* inv) {
   Pool* pool = inv->pool;
   pool->last_used_ms = clock_->MonoMs();
+  while (!pool->warm.empty()) {
+    std::unique_ptr<Child> child = std::move(pool->warm.front().child);
+    pool->warm.pop_front();
+    if (!child->alive()) continue;  // exited while idle: destroying it cleans up
+    ++ran_on_warm_worker_;
+    Run(inv, std::move(child));
+    NoteConcurrency(pool);
+    Replenish(pool);
+    return;
+  }
   while (!pool->ready.empty()) {
     std::unique_ptr<Child> child = std::move(pool->ready.front());
     pool->ready.pop_front();
@@ -491,9 +517,21 @@ void Scheduler::OnReport(Invocation* inv, ChildReport report) {
   }
 
   std::unique_ptr<Child> child = std::move(inv->child);
+  const uint64_t gen = inv->tpl_gen;
   pool->running.erase(inv);
   Function& fn = *pool->fn;
-  if (AnswerAfterLogs(*inv)) {
+  if (pool->reuse && report.kind == ChildReport::Kind::kResult) {
+    // A reuse worker flushed its log before its result: the batch is complete now, with no EOF
+    // to wait for. The worker goes back to the idle set, or (not kept) is destroyed, which
+    // closes its channel (it exits) and removes its cgroup.
+    if (AnswerAfterLogs(*inv)) {
+      logs_->EmitDurable(std::move(batch), Detach(inv, std::move(result), std::move(payload)));
+    } else {
+      Answer(inv, std::move(result), std::move(payload));
+      logs_->Emit(std::move(batch));
+    }
+    if (KeepWarm(*pool, gen) && child->Reuse()) ParkWorker(pool, std::move(child));
+  } else if (AnswerAfterLogs(*inv)) {
     FinishChild(std::move(child), std::move(batch), insert_at, {}, Detach(inv, std::move(result), std::move(payload)));
   } else {
     Answer(inv, std::move(result), std::move(payload));
@@ -785,6 +823,7 @@ void Scheduler::OnTemplateExit(Pool* pool, Status why) {
   // Children already forked serve on, but exit statuses would no longer be reported: drop the
   // idle ones and fork fresh children from the new template.
   pool->ready.clear();
+  pool->warm.clear();
   std::deque<Invocation*> keep;
   std::vector<Invocation*> failed;
   for (Invocation* inv : pool->waiting) {
@@ -830,7 +869,13 @@ void Scheduler::OnForked(Pool* pool, Result<std::unique_ptr<Child>> child) {
     pool->waiting.pop_front();
     Run(inv, std::move(c));
   } else if (!pool->superseded && !shutting_down_) {
-    pool->ready.push_back(std::move(c));
+    if (pool->reuse) {
+      // Forked for an invocation a warm worker took meanwhile: idle like any other worker (and
+      // timed out like one), within max_prefork_total.
+      if (KeepWarm(*pool, pool->tpl_gen)) ParkWorker(pool, std::move(c), /*fresh=*/true);
+    } else {
+      pool->ready.push_back(std::move(c));
+    }
   }
   Replenish(pool);
 }
@@ -844,7 +889,8 @@ void Scheduler::Replenish(Pool* pool) {
                                    [](const std::unique_ptr<Child>& c) { return !c->alive(); }),
                     pool->ready.end());
   size_t want = pool->waiting.size();
-  if (!pool->superseded && !shutting_down_ && pool->fork_failures < kMaxForkFailures) {
+  // Reuse mode forks for waiting invocations only: its idle workers are the ones kept warm.
+  if (!pool->reuse && !pool->superseded && !shutting_down_ && pool->fork_failures < kMaxForkFailures) {
     want += std::min(PreforkTarget(pool), PreforkRoom(*pool));
   }
   if (pool->fork_failures >= kMaxForkFailures) want = std::min<size_t>(want, 1);
@@ -857,6 +903,10 @@ void Scheduler::Replenish(Pool* pool) {
 
 bool Scheduler::RecycleDue(const Pool& pool) const {
   if (pool.superseded || shutting_down_) return false;  // it goes away anyway
+  // A reuse worker serves invocation after invocation in one address space by design (as a
+  // Lambda execution environment does): a new template would add no layout diversity, only
+  // throw the warm workers away (they die with the template, PID 1 of their namespace).
+  if (pool.reuse) return false;
   const bool too_old = options_.template_max_age_ms > 0 &&
                        clock_->MonoMs() - pool.tpl_started_ms >= options_.template_max_age_ms;
   const bool too_many = options_.template_max_children > 0 && pool.tpl_forks >= options_.template_max_children;
@@ -871,6 +921,7 @@ void Scheduler::Recycle(Pool* pool) {
   pool->retired[pool->tpl_gen] = std::move(pool->tpl);
   // Idle children of the old template would keep its layout in service: drop them.
   pool->ready.clear();
+  pool->warm.clear();
   StopTemplate(pool);  // pool->tpl is already empty: this resets the pool's template state
   ReapRetired(pool);
   EnsureTemplate(pool);  // at once: the next invocation waits for less of the new init
@@ -899,6 +950,63 @@ void Scheduler::MaybeIdle(Pool* pool) {
   pool->idle_timer = clock_->Schedule(due, [this, pool] { OnIdleTimer(pool); });
 }
 
+// A reuse worker that answered may serve again if it belongs to the pool's current, ready
+// template (a retired or dead template's workers are not handed out), the pool is neither
+// superseded nor shutting down, and idle processes stay within max_prefork_total (a waiting
+// invocation takes it at once, so it always may then).
+bool Scheduler::KeepWarm(const Pool& pool, uint64_t tpl_gen) const {
+  if (pool.superseded || shutting_down_ || !pool.tpl || pool.state != TemplateState::kReady) return false;
+  if (tpl_gen != pool.tpl_gen) return false;
+  if (!pool.waiting.empty()) return true;
+  return PreforkRoom(pool) > pool.ready.size() + pool.forks_in_flight + pool.warm.size();
+}
+
+// A worker that served goes first (the next invocation finds its state warm); a `fresh` one,
+// forked for an invocation that a warm worker took meanwhile, goes last and times out with the
+// least recently used (the idle set stays ordered by idle time, newest first).
+void Scheduler::ParkWorker(Pool* pool, std::unique_ptr<Child> child, bool fresh) {
+  if (!pool->waiting.empty()) {
+    Invocation* next = pool->waiting.front();
+    pool->waiting.pop_front();
+    if (!fresh) ++ran_on_warm_worker_;
+    Run(next, std::move(child));
+    return;
+  }
+  const int64_t now = clock_->MonoMs();
+  if (fresh) {
+    pool->warm.push_back(Pool::Warm{std::move(child), pool->warm.empty() ? now : pool->warm.back().idle_since_ms});
+  } else {
+    pool->warm.push_front(Pool::Warm{std::move(child), now});
+  }
+  ArmWorkerIdleTimer(pool);
+}
+
+// One timer per pool, due when its least recently used idle worker (the back) times out.
+void Scheduler::ArmWorkerIdleTimer(Pool* pool) {
+  if (pool->warm_timer != 0 || pool->warm.empty()) return;
+  const int64_t due = pool->warm.back().idle_since_ms + options_.worker_idle_timeout_ms - clock_->MonoMs();
+  pool->warm_timer = clock_->Schedule(due, [this, pool] { OnWorkerIdleTimer(pool); });
+}
+
+void Scheduler::OnWorkerIdleTimer(Pool* pool) {
+  pool->warm_timer = 0;
+  const int64_t now = clock_->MonoMs();
+  size_t stopped = 0;
+  while (!pool->warm.empty() && now - pool->warm.back().idle_since_ms >= options_.worker_idle_timeout_ms) {
+    pool->warm.pop_back();  // destroying it closes its channel: the worker exits; its cgroup goes
+    ++stopped;
+  }
+  // Workers that died while idle (nothing to stop, only their descriptors and cgroup to free).
+  auto dead = [](const Pool::Warm& w) { return !w.child->alive(); };
+  pool->warm.erase(std::remove_if(pool->warm.begin(), pool->warm.end(), dead), pool->warm.end());
+  if (stopped > 0) {
+    workers_idle_stopped_ += stopped;
+    log::Info("workers_idle_stopped", {{"function", pool->config.name}, {"revision_id", pool->config.revision_id},
+                                       {"stopped", stopped}, {"idle_workers", pool->warm.size()}});
+  }
+  ArmWorkerIdleTimer(pool);
+}
+
 void Scheduler::OnIdleTimer(Pool* pool) {
   pool->idle_timer = 0;
   if (!pool->running.empty() || !pool->waiting.empty() || pool->queued > 0) return;  // re-armed when idle again
@@ -921,7 +1029,9 @@ void Scheduler::RemovePool(Pool* pool) {
   pool->retired.clear();
   clock_->Cancel(pool->idle_timer);
   clock_->Cancel(pool->init_timer);
+  clock_->Cancel(pool->warm_timer);
   pool->ready.clear();
+  pool->warm.clear();
   pool->tpl.reset();
   auto cur = pool->fn->current.find(pool->config.version);
   if (cur != pool->fn->current.end() && cur->second == pool) pool->fn->current.erase(cur);
@@ -937,6 +1047,7 @@ void Scheduler::Shutdown(std::function<void()> drained) {
   for (auto& [key, pool] : pools_) all.push_back(pool.get());
   for (Pool* pool : all) {
     pool->ready.clear();
+    pool->warm.clear();
     MaybeIdle(pool);  // idle pools go at once; busy ones when their last invocation ends
   }
   CheckDrained();

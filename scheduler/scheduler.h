@@ -10,6 +10,13 @@
 // `done`. Forking (replenishing the pre-forked set), cgroup removal and log shipping happen
 // after `done`, off that path.
 //
+// Reuse mode (a function's GEYSIR_EXECUTION_MODE=reuse, Lambda's execution model): a pool keeps
+// the workers that answered as idle warm workers (most recently used first) and hands the next
+// invocation to one of them: no fork, no cgroup, no waiting for EOF on its path. A worker is
+// forked only when none is idle (no pre-forking ahead of demand), and one left idle for
+// worker_idle_timeout_ms is stopped. A worker that timed out, crashed or was OOM-killed is
+// finished as in per-request mode: the next invocation gets a fresh one.
+//
 // Thread safety: loop thread only. `done` callbacks run from Submit's caller's loop, never
 // inside Submit() itself except for immediate refusals (throttled, shutting down, invalid).
 #pragma once
@@ -56,6 +63,7 @@ struct SchedulerOptions {
   // Template recycling: a template older than this, or that has forked this many children, is
   // replaced by a fresh one (new address-space layout); the old one is removed once its
   // running children are done. 0 disables either bound. worker/sandbox/README.md: trade-off.
+  // Not for reuse-mode pools, whose workers keep one layout for their whole life anyway.
   int64_t template_max_age_ms = 600000;
   uint64_t template_max_children = 10000;
   // Bounds over all functions, so that the scheduler's processes, descriptors and cgroups stay
@@ -67,6 +75,10 @@ struct SchedulerOptions {
   // 0 disables either bound.
   uint32_t max_pools = 64;
   uint32_t max_prefork_total = 128;
+  // Reuse mode (FunctionConfig::execution_mode): a warm worker left idle this long is stopped,
+  // so a pool scales down worker by worker after a burst (and to zero with the pool's idle
+  // eviction). Idle workers count against max_prefork_total with the pre-forked children.
+  int64_t worker_idle_timeout_ms = 60000;
 };
 
 struct SchedulerStats {
@@ -82,6 +94,9 @@ struct SchedulerStats {
   uint64_t ran_on_ready_child = 0;  // found a pre-forked child waiting: no fork on their path
   uint64_t waited_for_child = 0;    // had to wait for a fork (or a cold start)
   uint64_t pools_evicted = 0;       // idle pools stopped to stay within max_pools
+  size_t idle_workers = 0;          // reuse mode: warm workers waiting for their next invocation
+  uint64_t ran_on_warm_worker = 0;  // reuse mode: served by a worker that had served before
+  uint64_t workers_idle_stopped = 0;
 };
 
 class Scheduler {
@@ -142,6 +157,10 @@ class Scheduler {
   uint32_t PreforkTarget(Pool* pool);
   void NoteConcurrency(Pool* pool);
   void MaybeIdle(Pool* pool);
+  bool KeepWarm(const Pool& pool, uint64_t tpl_gen) const;
+  void ParkWorker(Pool* pool, std::unique_ptr<Child> child, bool fresh = false);
+  void ArmWorkerIdleTimer(Pool* pool);
+  void OnWorkerIdleTimer(Pool* pool);
   void OnIdleTimer(Pool* pool);
   void RemovePool(Pool* pool);
   bool MakeRoomForPool();
@@ -178,6 +197,8 @@ class Scheduler {
   uint64_t ran_on_ready_child_ = 0;
   uint64_t waited_for_child_ = 0;
   uint64_t pools_evicted_ = 0;
+  uint64_t ran_on_warm_worker_ = 0;
+  uint64_t workers_idle_stopped_ = 0;
   bool shutting_down_ = false;
   // Answers waiting for their log batch to be durable (Detach); a drain waits for them too. The
   // answers reach the scheduler through `self_`, cleared when it is destroyed (the log sink may

@@ -117,7 +117,9 @@ void SchedulerServer::LogStats() {
     log::Info("stats", {{"completed", s.completed}, {"ran_on_ready_child", s.ran_on_ready_child}, {"pools_evicted", s.pools_evicted},
                         {"waited_for_child", s.waited_for_child}, {"throttled", s.throttled},
                         {"pools", s.pools}, {"templates", s.templates}, {"ready_children", s.ready_children},
-                        {"in_flight", s.invocations}, {"templates_started", s.templates_started}});
+                        {"in_flight", s.invocations}, {"templates_started", s.templates_started},
+                        {"idle_workers", s.idle_workers}, {"ran_on_warm_worker", s.ran_on_warm_worker},
+                        {"workers_idle_stopped", s.workers_idle_stopped}});
   }
   stats_timer_ = clock_->Schedule(10000, [this] { LogStats(); });
 }

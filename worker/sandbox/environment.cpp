@@ -79,6 +79,9 @@ std::vector<std::string> BuildEnvironment(const TemplateSpec& spec, time_t now) 
   env["LAMBDA_TASK_ROOT"] = f.code_dir;
   env["LAMBDA_RUNTIME_DIR"] = spec.runtime_dir;
   env["_HANDLER"] = f.handler;
+  // The mode the scheduler runs this function in (the typed field control derived from this
+  // variable): the runtime's children loop over invocations in "reuse" mode.
+  env[proto::kExecutionModeVariable] = f.execution_mode == proto::ExecutionMode::kReuse ? "reuse" : "per-request";
 
   std::vector<std::string> out;
   out.reserve(env.size());

@@ -71,6 +71,7 @@ struct ChildState {
   std::string log;       // returned by DrainLog
   std::string late_log;  // returned through Finish
   uint64_t peak = 12 * 1024 * 1024;
+  int reuses = 0;  // Reuse() calls that put it back to waiting for work
 };
 
 class FakeChild final : public Child {
@@ -97,6 +98,13 @@ class FakeChild final : public Child {
   std::string DrainLog() override { return std::exchange(s_->log, ""); }
   uint64_t PeakMemoryBytes() const override { return s_->peak; }
   void Finish(std::function<void(std::string)> done) override { s_->on_finish = std::move(done); }
+  bool Reuse() override {
+    if (!s_->alive || s_->killed) return false;
+    s_->invoked = false;
+    s_->reported = false;
+    ++s_->reuses;
+    return true;
+  }
 
  private:
   std::shared_ptr<ChildState> s_;

@@ -68,6 +68,11 @@ def boom(event, context):
 
 def exit3(event, context):
     os._exit(3)
+
+def hello_or_exit(event, context):
+    if event.get("exit"):
+        os._exit(event["exit"])
+    return hello(event, context)
 )PY";
 
 bool Usable(std::string* why) {
@@ -353,4 +358,36 @@ TEST_CASE("real: an init error is reported and init is retried by the next reque
   Reply b = p.Invoke(f);
   CHECK(b.result.error_type == "Runtime.ImportModuleError");
   CHECK(p.scheduler()->stats().templates_started == 2);
+}
+
+TEST_CASE("real: reuse mode serves invocations on one warm process, its log per invocation without an exit") {
+  std::string why;
+  if (!Usable(&why)) SCHED_SKIP(why);
+  Platform p;
+  auto f = p.Function("app.hello_or_exit", "reuser");
+  f.execution_mode = proto::ExecutionMode::kReuse;
+  Reply a = p.Invoke(f, R"({"who":"one"})", /*tail=*/true);
+  REQUIRE(a.result.outcome == InvokeOutcome::kOk);
+  CHECK(a.result.init_duration_ms.has_value());
+  Reply b = p.Invoke(f, R"({"who":"two"})", /*tail=*/true);
+  REQUIRE(b.result.outcome == InvokeOutcome::kOk);
+  CHECK(b.json()["counter"] == 2);
+  CHECK(b.result.worker_pid == a.result.worker_pid);
+  CHECK_FALSE(b.result.init_duration_ms.has_value());
+  CHECK(b.result.log_tail.find("START RequestId: " + b.result.request_id + " Version: $LATEST\nhello two\nEND RequestId: ") !=
+        std::string::npos);
+  CHECK(b.result.log_tail.find("hello one") == std::string::npos);
+  // Both batches are out with their answers: no wait for the worker's exit (it does not exit).
+  REQUIRE(p.LogsOf(a.result.request_id) != nullptr);
+  REQUIRE(p.LogsOf(b.result.request_id) != nullptr);
+  CHECK(p.scheduler()->stats().idle_workers == 1);
+  CHECK(p.scheduler()->stats().ran_on_warm_worker == 1);
+
+  // A crash replaces the worker: the next invocation runs in a fresh one.
+  Reply x = p.Invoke(f, R"({"exit":3})");
+  CHECK(x.result.error_type == "Runtime.ExitError");
+  Reply c = p.Invoke(f);
+  REQUIRE(c.result.outcome == InvokeOutcome::kOk);
+  CHECK(c.json()["counter"] == 1);
+  CHECK(c.result.worker_pid != a.result.worker_pid);
 }

@@ -27,6 +27,20 @@ TEST_CASE("the environment is Lambda's plus the function's, reserved names kept"
   CHECK_FALSE(sandbox::IsReservedEnvironmentName("TZ"));
 }
 
+TEST_CASE("the runtime sees the execution mode of the typed field, not the map's", "[environment]") {
+  TemplateSpec spec = testing::MakeSpec("/code/abc", "app.handler");
+  spec.function.environment = {{"GEYSIR_EXECUTION_MODE", "reuse"}};
+  auto has = [](const std::vector<std::string>& env, const std::string& kv) {
+    return std::find(env.begin(), env.end(), kv) != env.end();
+  };
+  CHECK(has(sandbox::BuildEnvironment(spec, 1795000000), "GEYSIR_EXECUTION_MODE=per-request"));
+  spec.function.execution_mode = proto::ExecutionMode::kReuse;
+  CHECK(has(sandbox::BuildEnvironment(spec, 1795000000), "GEYSIR_EXECUTION_MODE=reuse"));
+  auto back = TemplateSpecFromJson(TemplateSpecToJson(spec));
+  REQUIRE(back.ok());
+  CHECK(back->function.execution_mode == proto::ExecutionMode::kReuse);
+}
+
 TEST_CASE("the spec survives its JSON round trip", "[environment]") {
   TemplateSpec spec = testing::MakeSpec("/code/abc", "pkg.mod.fn");
   spec.uid = 200001;

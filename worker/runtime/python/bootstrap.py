@@ -9,7 +9,8 @@ as the function's unprivileged user, with the descriptors and messages of docs/w
 1. Init phase, once: import the handler module (Lambda's init; for a Zappa-packaged function,
    also build Zappa's handler: _warm_zappa_handler), report "ready" or "init_error".
 2. Then, for each "fork" request (with a channel and a log descriptor), fork a child that
-   serves exactly one invocation and exits; the child reports "forked" itself, the template
+   serves exactly one invocation and exits (in reuse mode, GEYSIR_EXECUTION_MODE=reuse: one
+   invocation after another, until its channel closes); the child reports "forked" itself, the template
    "exited" when it is reaped (in the sandbox the template is PID 1 of its PID namespace and
    reaps orphans too; the scheduler ignores "exited" for pids it never handed out). This loop
    runs in C (libgeysir_child.so's fork server): each page the template writes between two
@@ -49,6 +50,10 @@ MAX_BODY = 64 << 20
 MAX_CONTROL_MESSAGE = 200 * 1024
 
 _request_id = ""  # the invocation being served (a child only); read by the log filter
+# GEYSIR_EXECUTION_MODE, set by the launcher from the scheduler's typed field and read here,
+# before the function's code can change the environment: in "reuse" mode a child serves one
+# invocation after another on its channel (Lambda's execution model) instead of exiting.
+_REUSE = os.environ.get("GEYSIR_EXECUTION_MODE") == "reuse"
 
 
 # --- Lambda's error shape ------------------------------------------------------------------------
@@ -410,7 +415,6 @@ def _warm_request_path():
 
 
 def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
-    global _request_id
     setup_error = None
     try:
         _child_entered()
@@ -451,53 +455,19 @@ def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
     _warm_request_path()
     code = 0
     try:
-        header, body = _read_frame(channel_fd)
-        if header is None:
-            # EOF before a frame: the scheduler dismissed this pre-forked child (exit 0); a
-            # malformed frame is an error (exit 1).
-            code = 0 if body == b"" else 1
-            return
-        _request_id = request_id = str(header.get("request_id", ""))
-        deadline_ms = header.get("deadline_ms")
-        if not isinstance(deadline_ms, (int, float)):
-            deadline_ms = int(time.time() * 1000) + 3000
-        arn = header.get("function_arn") or ""
-        trace_id = header.get("trace_id")
-        if not trace_id:
-            now = int(time.time())
-            trace_id = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (now, os.urandom(12).hex(), os.urandom(8).hex())
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
-        context = LambdaContext(request_id, arn, int(deadline_ms), _client_context(header.get("client_context_b64")))
-        try:
-            # An Invoke without a payload reaches the handler as {} on Lambda.
-            event = json.loads(body) if body else {}
-        except (ValueError, RecursionError) as e:
-            # RecursionError: an event nested deeper than the interpreter's recursion limit
-            # (10^5 levels) is bad input like any other, not a crash of the runtime.
-            err = _error("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % e, [], request_id)
-            _log_error(err)
-            _write_frame(channel_fd, {"type": "result", "status": "error"}, json.dumps(err).encode())
-            return
-        try:
-            result = handler(event, context)
-        except SystemExit as e:
-            # The handler asked the process to exit: no result; the scheduler reports
-            # Runtime.ExitError from the exit status.
-            code = e.code if isinstance(e.code, int) else 1
-            return
-        except Exception as e:
-            err = _error(type(e).__name__, str(e), _user_stack(e.__traceback__, 1), request_id)
-            _log_error(err)
-            _write_frame(channel_fd, {"type": "result", "status": "error"}, json.dumps(err).encode())
-            return
-        try:
-            payload = json.dumps(result, default=_json_default).encode()
-        except (TypeError, ValueError, OverflowError, RecursionError) as e:
-            err = _error("Runtime.MarshalError", "Unable to marshal response: %s" % e, [], request_id)
-            _log_error(err)
-            _write_frame(channel_fd, {"type": "result", "status": "error"}, json.dumps(err).encode())
-            return
-        _write_frame(channel_fd, {"type": "result", "status": "ok"}, payload)
+        while True:
+            header, body = _read_frame(channel_fd)
+            if header is None:
+                # EOF before a frame: the scheduler dismissed this child (exit 0); a malformed
+                # frame is an error (exit 1).
+                code = 0 if body == b"" else 1
+                return
+            exit_code = _invoke(handler, channel_fd, header, body)
+            if exit_code is not None:
+                code = exit_code
+                return
+            if not _REUSE:
+                return
     except BaseException:  # our own failure (a broken channel): say so in the log, exit non-zero
         code = 1
         try:
@@ -505,12 +475,69 @@ def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
         except BaseException:
             pass
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:
-            pass
+        _flush_log()
         os._exit(code)
+
+
+def _flush_log():
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+
+
+def _result(channel_fd, status, payload):
+    # The invocation's log first: once the scheduler has the result it drains the log pipe
+    # without waiting for more (in reuse mode there is no EOF to wait for).
+    _flush_log()
+    _write_frame(channel_fd, {"type": "result", "status": status}, payload)
+
+
+def _invoke(handler, channel_fd, header, body):
+    """Serves one invoke frame: writes its result (or error) frame. Returns None, or the exit
+    status the handler asked for (SystemExit: no result; the scheduler reports
+    Runtime.ExitError from the exit status)."""
+    global _request_id
+    _request_id = request_id = str(header.get("request_id", ""))
+    deadline_ms = header.get("deadline_ms")
+    if not isinstance(deadline_ms, (int, float)):
+        deadline_ms = int(time.time() * 1000) + 3000
+    arn = header.get("function_arn") or ""
+    trace_id = header.get("trace_id")
+    if not trace_id:
+        now = int(time.time())
+        trace_id = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (now, os.urandom(12).hex(), os.urandom(8).hex())
+    os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    context = LambdaContext(request_id, arn, int(deadline_ms), _client_context(header.get("client_context_b64")))
+    try:
+        # An Invoke without a payload reaches the handler as {} on Lambda.
+        event = json.loads(body) if body else {}
+    except (ValueError, RecursionError) as e:
+        # RecursionError: an event nested deeper than the interpreter's recursion limit
+        # (10^5 levels) is bad input like any other, not a crash of the runtime.
+        err = _error("Runtime.UnmarshalError", "Unable to unmarshal input: %s" % e, [], request_id)
+        _log_error(err)
+        _result(channel_fd, "error", json.dumps(err).encode())
+        return None
+    try:
+        result = handler(event, context)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    except Exception as e:
+        err = _error(type(e).__name__, str(e), _user_stack(e.__traceback__, 1), request_id)
+        _log_error(err)
+        _result(channel_fd, "error", json.dumps(err).encode())
+        return None
+    try:
+        payload = json.dumps(result, default=_json_default).encode()
+    except (TypeError, ValueError, OverflowError, RecursionError) as e:
+        err = _error("Runtime.MarshalError", "Unable to marshal response: %s" % e, [], request_id)
+        _log_error(err)
+        _result(channel_fd, "error", json.dumps(err).encode())
+        return None
+    _result(channel_fd, "ok", payload)
+    return None
 
 
 # --- the template: the control loop ---------------------------------------------------------------
