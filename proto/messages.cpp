@@ -136,6 +136,16 @@ void from_json(const json& j, LogBatch& b) {
   b.seq = j.value("seq", uint64_t{0});
 }
 
+void to_json(json& j, const LogBatches& b) { j = json{{"batches", b.batches}}; }
+void from_json(const json& j, LogBatches& b) {
+  auto it = j.find("batches");
+  if (it == j.end()) {
+    b.batches.assign(1, j.get<LogBatch>());
+  } else {
+    b.batches = it->get<std::vector<LogBatch>>();
+  }
+}
+
 void to_json(json& j, const LogsAck& a) { j = json{{"sender", a.sender}, {"seq", a.seq}}; }
 void from_json(const json& j, LogsAck& a) {
   a.sender = j.at("sender").get<std::string>();

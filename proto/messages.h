@@ -142,6 +142,17 @@ struct LogBatch {
 void to_json(nlohmann::json& j, const LogBatch& b);
 void from_json(const nlohmann::json& j, LogBatch& b);
 
+// Frame header of "logs" carrying several batches (group commit): {"batches": [LogBatch...]}, in
+// seq order. Control stores a whole frame in one transaction and acknowledges it, after the
+// commit, with one LogsAck per sender naming the highest seq the frame carried. A "logs" header
+// without "batches" is a single LogBatch (tests, older senders).
+struct LogBatches {
+  std::vector<LogBatch> batches;
+};
+void to_json(nlohmann::json& j, const LogBatches& b);
+// Either form of a "logs" header. Throws nlohmann::json::exception when malformed.
+void from_json(const nlohmann::json& j, LogBatches& b);
+
 // Control's answer to logs batches: every batch of `sender` up to and including `seq` is durable
 // (stored, or recognised as already stored).
 struct LogsAck {
