@@ -52,6 +52,10 @@ struct FunctionConfig {
   std::optional<uint32_t> reserved_concurrency;  // unset: the scheduler's per-function default
   std::string region = "us-east-1";
   std::string log_group;            // "/aws/lambda/<name>"
+
+  // Every field: an invoke header refers to a config sent earlier only when it is equal
+  // (proto/invoke_refs.h).
+  bool operator==(const FunctionConfig&) const = default;
 };
 void to_json(nlohmann::json& j, const FunctionConfig& c);
 void from_json(const nlohmann::json& j, FunctionConfig& c);
@@ -64,6 +68,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(InvokeSource, {{InvokeSource::kFunctionUrl, "functi
                                             {InvokeSource::kSchedule, "schedule"}})
 
 // Frame header of an "invoke"; the frame body is the event (JSON bytes, passed through verbatim).
+// On the wire, `function` may be replaced by a "function_ref" to a config sent earlier on the
+// same connection (proto/invoke_refs.h); to_json/from_json write and read the whole form.
 struct InvokeRequest {
   uint64_t id = 0;                  // the caller's correlation id on this connection
   std::string request_id;           // Lambda's aws_request_id (a UUID), made by the caller
