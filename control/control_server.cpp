@@ -1661,7 +1661,7 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
     // finished while its previous frame was being committed (group commit).
     proto::LogBatches frame_batches;
     try {
-      frame_batches = frame.header.get<proto::LogBatches>();
+      frame_batches = proto::TakeLogBatches(frame.header);
     } catch (const std::exception& e) {
       // Unacknowledged, the sender would wait for this frame forever: closing makes it resend,
       // and drop the batch that keeps failing (ControlLogSink::kMaxLossesPerBatch).

@@ -158,6 +158,9 @@ struct LogBatches {
 void to_json(nlohmann::json& j, const LogBatches& b);
 // Either form of a "logs" header. Throws nlohmann::json::exception when malformed.
 void from_json(const nlohmann::json& j, LogBatches& b);
+// The same, moving the strings out of `j` instead of copying them (control reads every logged
+// line this way). `j` is left valid but unspecified.
+LogBatches TakeLogBatches(nlohmann::json& j);
 
 // Control's answer to logs batches: every batch of `sender` up to and including `seq` is durable
 // (stored, or recognised as already stored).

@@ -183,17 +183,21 @@ void ControlLogSink::SendPending() {
   // One frame in flight at a time: what is emitted meanwhile waits for its acknowledgement and
   // then leaves as one frame, stored in one transaction.
   if (sent_ > 0 || unacked_.empty() || !client_->connected()) return;
-  proto::LogBatches frame;
+  // The header of proto::LogBatches, written straight from the kept batches (no copy of them
+  // first: they stay here until acknowledged).
+  proto::Frame frame;
+  nlohmann::json& batches = frame.header["batches"] = nlohmann::json::array();
   size_t n = 0;
   size_t encoded = 0;
   while (n < unacked_.size() && (n == 0 || encoded + unacked_[n].encoded <= kMaxFrameBatchBytes)) {
     encoded += unacked_[n].encoded;
-    frame.batches.push_back(unacked_[n].batch);
+    batches.push_back(unacked_[n].batch);
     ++n;
   }
+  frame.header["type"] = proto::kMsgLogs;
   // A write can fail at once and drop the connection inside Send (its handler then resets
   // sent_, and Send says so): count the batches as sent only when Send succeeded.
-  if (!client_->Send(proto::MakeFrame(proto::kMsgLogs, frame)).ok()) return;
+  if (!client_->Send(frame).ok()) return;
   sent_ = n;
   ++frames_sent_;
 }
