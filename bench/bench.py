@@ -1,14 +1,19 @@
 """Geysir benchmarks (issue 2, "Performance"): run by bench/run.sh, not a pass/fail test.
 
 Starts a private `geysir server` (port 0, temp data dir) and, in one go on this machine:
-  (a) wrk against the hello handler through its function URL (16 connections);
-  (b) the Flask example in Geysir vs the same app under gunicorn -w 2 (sync workers);
+  (a) wrk against the hello handler through its function URL (16 connections), in the default
+      per-request (fork) mode and with GEYSIR_EXECUTION_MODE=reuse in its environment;
+  (b) the Flask example in Geysir (both modes) vs the same app under gunicorn -w 2 (sync workers);
   (c) the gateway's /healthz vs nginx returning a fixed body (one worker each: one event loop);
   (d) cold start: CreateFunction (+ CreateFunctionUrlConfig) to the first 200 from the URL,
       for hello and for Flask, median of several;
   (e) latency at a light load: hello through its function URL, one request every 100 ms on a new
       connection (a pre-forked child is waiting), against nginx's fixed body the same way.
-Prints each figure and the ratios to the issue's aims, and a JSON summary line at the end.
+Every wrk run against Geysir also accounts CPU per request (see ProcCpu): of each daemon
+(gateway, scheduler, control and the `geysir server` supervisor), of the platform (their sum)
+and of the function processes (everything else under the scheduler: templates, children,
+workers). Prints each figure beside issue 12's aim, and a JSON summary line at the end.
+`--only ROW[,ROW]` reruns some rows quickly (see ROWS).
 """
 import argparse
 import io
@@ -129,6 +134,79 @@ def fmt(r):
     return s
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# By comm, which the kernel cuts to 15 bytes ("geysir-schedule").
+DAEMONS = {"geysir-gateway": "gateway", "geysir-schedule": "scheduler", "geysir-control": "control"}
+
+
+def proc_stat(pid):
+    """(comm, ppid, utime+stime, cutime+cstime) of a process in clock ticks, or None if it is gone.
+    utime/stime cover all of the process's threads; cutime/cstime its children it has reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # comm is in parentheses and may hold spaces; the fields after the last ')' are fixed.
+    comm = data[data.index("(") + 1:data.rindex(")")]
+    rest = data[data.rindex(")") + 2:].split()
+    return comm, int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14])
+
+
+class ProcCpu:
+    """CPU time of the server's processes, in ticks, from /proc/<pid>/stat.
+
+    A daemon counts its own utime+stime (all threads), never its reaped children. The function
+    processes are everything else below the scheduler: each live one counts utime+stime plus
+    cutime+cstime (so a pre-forked child reaped by its template during the run still counts once,
+    in the template), and the scheduler's cutime+cstime covers the templates and workers it reaped.
+    Differences of two snapshots are what a run cost; a process born during the run counts whole,
+    one that died counts in whoever reaped it."""
+
+    def __init__(self, server_pid):
+        self.server_pid = server_pid
+
+    def snapshot(self):
+        procs = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                st = proc_stat(int(d))
+                if st:
+                    procs[int(d)] = st
+        kids = {}
+        for pid, (_, ppid, _, _) in procs.items():
+            kids.setdefault(ppid, []).append(pid)
+        out = {"server": procs.get(self.server_pid, ("", 0, 0, 0))[2], "function": 0}
+        for name in DAEMONS.values():
+            out[name] = 0
+        for pid in kids.get(self.server_pid, []):
+            comm, _, own, reaped = procs[pid]
+            if comm not in DAEMONS:
+                continue
+            out[DAEMONS[comm]] += own
+            if DAEMONS[comm] == "scheduler":
+                out["function"] += reaped
+                stack = list(kids.get(pid, []))
+                while stack:
+                    q = stack.pop()
+                    _, _, qown, qreaped = procs[q]
+                    out["function"] += qown + qreaped
+                    stack.extend(kids.get(q, []))
+        return out
+
+    @staticmethod
+    def per_request(before, after, requests):
+        """ms of CPU per request of each component, "platform" their sum (supervisor included)."""
+        ms = {k: (after[k] - before[k]) * 1000.0 / CLK_TCK / max(requests, 1) for k in before}
+        ms["platform"] = ms["gateway"] + ms["scheduler"] + ms["control"] + ms["server"]
+        return ms
+
+
+def fmt_cpu(c):
+    return (f"cpu ms/req: gateway {c['gateway']:.3f}  scheduler {c['scheduler']:.3f}  control {c['control']:.3f}  "
+            f"server {c['server']:.3f}  = platform {c['platform']:.3f}   function {c['function']:.3f}")
+
+
 class Geysir:
     def __init__(self, build_dir):
         self.data = tempfile.mkdtemp(prefix="geysir-bench-")
@@ -153,10 +231,11 @@ class Geysir:
                                 aws_secret_access_key=sec["aws_secret_access_key"],
                                 config=botocore.config.Config(retries={"max_attempts": 1}))
 
-    def deploy(self, name, zip_bytes, memory=128):
+    def deploy(self, name, zip_bytes, memory=128, env=None):
         t0 = time.perf_counter()
+        extra = {"Environment": {"Variables": env}} if env else {}
         self.lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
-                                 Code={"ZipFile": zip_bytes}, MemorySize=memory, Timeout=10)
+                                 Code={"ZipFile": zip_bytes}, MemorySize=memory, Timeout=10, **extra)
         url = self.lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
         host = urllib.parse.urlsplit(url).netloc
         deadline = time.monotonic() + 30
@@ -222,92 +301,132 @@ def stop(p):
         p.wait()
 
 
+# The rows, in the order they run; `--only` picks some of them.
+ROWS = ("hello", "hello-reuse", "flask", "flask-reuse", "gunicorn", "healthz", "nginx", "paced", "cold")
+REUSE = {"GEYSIR_EXECUTION_MODE": "reuse"}
+PLATFORM_AIM_MS = 0.15  # issue 12: gateway + scheduler + control CPU per hello request
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--cold-runs", type=int, default=7)
+    ap.add_argument("--only", default=",".join(ROWS),
+                    help="comma-separated rows to run, of: " + ", ".join(ROWS))
     args = ap.parse_args()
+    only = [r.strip() for r in args.only.split(",") if r.strip()]
+    unknown = [r for r in only if r not in ROWS]
+    if unknown:
+        ap.error(f"unknown row(s) {', '.join(unknown)}; rows: {', '.join(ROWS)}")
     d, c = args.duration, args.connections
-    results = {"duration_s": d, "connections": c, "nproc": os.cpu_count()}
+    results = {"duration_s": d, "connections": c, "nproc": os.cpu_count(), "rows": only}
     hello_zip = zip_dir(os.path.join(REPO, "examples", "hello"))
     flask_zip = zip_dir(os.path.join(REPO, "examples", "flask"))
     tmp = tempfile.mkdtemp(prefix="geysir-bench-tmp-")
     g = Geysir(args.build_dir)
+    cpu = ProcCpu(g.proc.pid)
+    base = f"http://127.0.0.1:{g.port}/"
+    hosts = {}
+
+    def host(row):
+        if row not in hosts:
+            z, mem = (hello_zip, 128) if row.startswith("hello") else (flask_zip, 256)
+            hosts[row], _ = g.deploy(f"bench-{row}", z, memory=mem, env=REUSE if row.endswith("-reuse") else None)
+        return hosts[row]
+
+    def geysir_run(row, url, host_header):
+        wrk(url, host_header, c, 2)  # warm-up
+        before = cpu.snapshot()
+        r = wrk(url, host_header, c, d)
+        r["cpu_ms_per_req"] = ProcCpu.per_request(before, cpu.snapshot(), r["requests"])
+        results[row] = r
+        return r
+
     try:
-        log(f"geysir server on :{g.port}; wrk {d}s per run, {c} connections, {os.cpu_count()} cores\n")
+        log(f"geysir server on :{g.port}; wrk {d}s per run, {c} connections, {os.cpu_count()} cores; "
+            f"rows {', '.join(only)}\n")
+        for row in ("hello", "hello-reuse"):
+            if row not in only:
+                continue
+            label = "hello, fork mode (default)" if row == "hello" else "hello, GEYSIR_EXECUTION_MODE=reuse"
+            a = geysir_run(row, base, host(row))
+            log(f"(a) {label:36s} {fmt(a)}")
+            log(f"    {fmt_cpu(a['cpu_ms_per_req'])}")
+            aim = "aim >= 700 req/s, p99 <= 40 ms" if row == "hello" else "aim >= 5000 req/s"
+            log(f"    {aim}: {a['rps'] / (700 if row == 'hello' else 5000):.2f}x of the req/s aim, "
+                f"p99 {a['p99_ms']:.2f} ms; platform aim <= {PLATFORM_AIM_MS} ms/req: "
+                f"{a['cpu_ms_per_req']['platform'] / PLATFORM_AIM_MS:.2f}x of it")
 
-        hello_host, _ = g.deploy("bench-hello", hello_zip)
-        flask_host, _ = g.deploy("bench-flask", flask_zip, memory=256)
-        base = f"http://127.0.0.1:{g.port}/"
+        for row in ("flask", "flask-reuse"):
+            if row in only:
+                label = "Flask, fork mode (default)" if row == "flask" else "Flask, GEYSIR_EXECUTION_MODE=reuse"
+                b = geysir_run(row, base, host(row))
+                log(f"(b) {label:36s} {fmt(b)}")
+                log(f"    {fmt_cpu(b['cpu_ms_per_req'])}")
+        if "gunicorn" in only:
+            gport = free_port()
+            gp = start_gunicorn(gport)
+            try:
+                wrk(f"http://127.0.0.1:{gport}/", None, c, 2)
+                results["gunicorn"] = wrk(f"http://127.0.0.1:{gport}/", None, c, d)
+            finally:
+                stop(gp)
+            log(f"(b) {'Flask under gunicorn -w 2 (sync)':36s} {fmt(results['gunicorn'])}")
+        bu = results.get("gunicorn")
+        for row, aim in (("flask", 0.1), ("flask-reuse", 1.0)):
+            if row in results and bu and bu["rps"]:
+                ratio = results[row]["rps"] / bu["rps"]
+                results[row]["ratio_gunicorn"] = ratio
+                p99 = results[row]["p99_ms"] / bu["p99_ms"] if bu["p99_ms"] else float("nan")
+                extra = f", p99 {p99:.2f}x gunicorn's (aim <= 2x)" if row == "flask-reuse" else ""
+                log(f"    {row}: Geysir/gunicorn = {ratio:.3f}  (aim >= {aim}x){extra}")
 
-        # (a) hello through its function URL.
-        wrk(base, hello_host, c, 2)  # warm-up
-        a = wrk(base, hello_host, c, d)
-        results["a_hello"] = a
-        log(f"(a) hello via function URL      {fmt(a)}")
-        log(f"    aim >= 1000 req/s, p50 <= 2 ms, p99 <= 10 ms: "
-            f"{a['rps'] / 1000:.2f}x of the req/s aim, p50 {a['p50_ms']:.2f} ms, p99 {a['p99_ms']:.2f} ms")
-
-        # (b) Flask in Geysir vs gunicorn -w 2.
-        wrk(base, flask_host, c, 2)
-        bg = wrk(base, flask_host, c, d)
-        gport = free_port()
-        gp = start_gunicorn(gport)
-        try:
-            wrk(f"http://127.0.0.1:{gport}/", None, c, 2)
-            bu = wrk(f"http://127.0.0.1:{gport}/", None, c, d)
-        finally:
-            stop(gp)
-        results["b_flask_geysir"], results["b_flask_gunicorn"] = bg, bu
-        rb = bg["rps"] / bu["rps"] if bu["rps"] else float("nan")
-        results["b_ratio"] = rb
-        log(f"(b) Flask in Geysir             {fmt(bg)}")
-        log(f"    Flask under gunicorn -w 2    {fmt(bu)}")
-        log(f"    ratio Geysir/gunicorn = {rb:.3f}  (aim >= 0.07)")
-
-        # (c) /healthz vs nginx.
-        wrk(base + "healthz", "localhost", c, 2)
-        ch = wrk(base + "healthz", "localhost", c, d)
+        if "healthz" in only:
+            ch = geysir_run("healthz", base + "healthz", "localhost")
+            log(f"(c) {'gateway /healthz':36s} {fmt(ch)}")
+            log(f"    {fmt_cpu(ch['cpu_ms_per_req'])}")
         nport = free_port()
-        np_ = start_nginx(nport, tmp)
-        try:
-            wrk(f"http://127.0.0.1:{nport}/", None, c, 2)
-            cn = wrk(f"http://127.0.0.1:{nport}/", None, c, d)
-        finally:
-            stop(np_)
-        results["c_healthz"], results["c_nginx"] = ch, cn
-        rc = ch["rps"] / cn["rps"] if cn["rps"] else float("nan")
-        results["c_ratio"] = rc
-        log(f"(c) gateway /healthz            {fmt(ch)}")
-        log(f"    nginx (1 worker) fixed body  {fmt(cn)}")
-        log(f"    ratio gateway/nginx = {rc:.3f}  (aim >= 0.5)")
+        if "nginx" in only:
+            np_ = start_nginx(nport, tmp)
+            try:
+                wrk(f"http://127.0.0.1:{nport}/", None, c, 2)
+                results["nginx"] = wrk(f"http://127.0.0.1:{nport}/", None, c, d)
+            finally:
+                stop(np_)
+            log(f"(c) {'nginx (1 worker) fixed body':36s} {fmt(results['nginx'])}")
+        if "healthz" in results and "nginx" in results and results["nginx"]["rps"]:
+            rc = results["healthz"]["rps"] / results["nginx"]["rps"]
+            results["healthz"]["ratio_nginx"] = rc
+            log(f"    ratio gateway/nginx = {rc:.3f}  (aim >= 0.5)")
 
-        # (e) a light load: a request every 100 ms finds a pre-forked child waiting.
-        e = paced(g.port, hello_host)
-        np_ = start_nginx(nport, tmp)
-        try:
-            en = paced(nport, f"127.0.0.1:{nport}")
-        finally:
-            stop(np_)
-        results["e_hello_paced"], results["e_nginx_paced"] = e, en
-        log(f"(e) hello, one request / 100 ms  p50 {e['p50_ms']:6.2f} ms  p90 {e['p90_ms']:6.2f} ms  "
-            f"max {e['max_ms']:6.2f} ms  (n={e['n']}, new connection each)")
-        log(f"    nginx fixed body, same way   p50 {en['p50_ms']:6.2f} ms  p90 {en['p90_ms']:6.2f} ms  "
-            f"max {en['max_ms']:6.2f} ms")
+        if "paced" in only:
+            # (e) a light load: a request every 100 ms finds a pre-forked child waiting.
+            e = paced(g.port, host("hello"))
+            np_ = start_nginx(nport, tmp)
+            try:
+                en = paced(nport, f"127.0.0.1:{nport}")
+            finally:
+                stop(np_)
+            results["paced_hello"], results["paced_nginx"] = e, en
+            log(f"(e) hello, one request / 100 ms  p50 {e['p50_ms']:6.2f} ms  p90 {e['p90_ms']:6.2f} ms  "
+                f"max {e['max_ms']:6.2f} ms  (n={e['n']}, new connection each)")
+            log(f"    nginx fixed body, same way   p50 {en['p50_ms']:6.2f} ms  p90 {en['p90_ms']:6.2f} ms  "
+                f"max {en['max_ms']:6.2f} ms")
 
-        # (d) cold start: CreateFunction -> first 200 from the URL.
-        for label, z, mem, aim in (("hello", hello_zip, 128, 100), ("flask", flask_zip, 256, 250)):
-            times = []
-            for i in range(args.cold_runs):
-                _, ms = g.deploy(f"cold-{label}-{i}", z, memory=mem)
-                times.append(ms)
-                g.lam.delete_function(FunctionName=f"cold-{label}-{i}")
-            med = statistics.median(times)
-            results[f"d_cold_{label}_ms"] = {"median": med, "min": min(times), "max": max(times), "runs": times}
-            log(f"(d) cold start {label:5s}          median {med:7.1f} ms  (min {min(times):.1f}, max "
-                f"{max(times):.1f}, n={len(times)})  aim <= {aim} ms")
+        if "cold" in only:
+            # (d) cold start: CreateFunction -> first 200 from the URL.
+            for label, z, mem, aim in (("hello", hello_zip, 128, 80), ("flask", flask_zip, 256, 200)):
+                times = []
+                for i in range(args.cold_runs):
+                    _, ms = g.deploy(f"cold-{label}-{i}", z, memory=mem)
+                    times.append(ms)
+                    g.lam.delete_function(FunctionName=f"cold-{label}-{i}")
+                med = statistics.median(times)
+                results[f"cold_{label}_ms"] = {"median": med, "min": min(times), "max": max(times), "runs": times}
+                log(f"(d) cold start {label:5s}          median {med:7.1f} ms  (min {min(times):.1f}, max "
+                    f"{max(times):.1f}, n={len(times)})  aim <= {aim} ms")
     finally:
         g.stop()
         shutil.rmtree(tmp, ignore_errors=True)

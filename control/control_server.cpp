@@ -1657,22 +1657,42 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
     for (const auto& f : extra) it->second.conn->Send(f);
     log::Info("routes_subscribed", {{"generation", generation}, {"routes", table->function_urls.size()}});
   } else if (type == proto::kMsgLogs) {
-    proto::LogBatch batch;
+    // One frame, one transaction: the scheduler coalesces the batches of the invocations that
+    // finished while its previous frame was being committed (group commit).
+    proto::LogBatches frame_batches;
     try {
-      batch = frame.header.get<proto::LogBatch>();
+      frame_batches = proto::TakeLogBatches(frame.header);
     } catch (const std::exception& e) {
+      // Unacknowledged, the sender would wait for this frame forever: closing makes it resend,
+      // and drop the batch that keeps failing (ControlLogSink::kMaxLossesPerBatch).
       log::Warn("bad_logs_frame", {{"what", e.what()}});
+      it->second.conn->Close();
       return;
     }
-    Result<bool> stored = store_->AppendLogs(batch);
+    const std::vector<proto::LogBatch>& batches = frame_batches.batches;
+    if (batches.empty()) return;
+    Result<size_t> stored = store_->AppendLogBatches(batches);
     if (!stored.ok()) {
-      // The database refused (disk full, I/O error): these lines are lost, said here. Not
-      // acknowledged, but the next batch's acknowledgement covers it (acks are cumulative).
-      log::Error("append_logs_failed", {{"function", batch.function_name}, {"error", stored.status().ToString()}});
+      // The database refused (disk full, I/O error): not acknowledged, and the connection is
+      // closed so the scheduler sends these batches again (and after repeated failures drops
+      // and counts the oldest; it never waits for an acknowledgement that cannot come).
+      log::Error("append_logs_failed", {{"function", batches.front().function_name}, {"batches", batches.size()},
+                                        {"error", stored.status().ToString()}});
+      it->second.conn->Close();
       return;
     }
-    if (!*stored) log::Debug("logs_resend_skipped", {{"sender", batch.sender}, {"seq", batch.seq}});
-    if (batch.seq != 0) it->second.conn->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{batch.sender, batch.seq}));
+    if (*stored < batches.size()) {
+      log::Debug("logs_resend_skipped", {{"sender", batches.front().sender}, {"batches", batches.size() - *stored}});
+    }
+    // Acknowledged after the commit: per sender, the highest seq of the frame (acks are
+    // cumulative). A frame has one sender in practice; seq 0 asks for no acknowledgement.
+    std::map<std::string_view, uint64_t> acks;
+    for (const proto::LogBatch& b : batches) {
+      if (b.seq != 0) acks[b.sender] = std::max(acks[b.sender], b.seq);
+    }
+    for (const auto& [sender, seq] : acks) {
+      it->second.conn->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{std::string(sender), seq}));
+    }
   } else {
     // Frames for the services (the gateway's "tls_applied"); the rest is ignored, by contract.
     for (auto& service : services) service->OnPeerFrame(frame);

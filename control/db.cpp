@@ -153,6 +153,13 @@ Result<Db> Db::OpenFile(const std::string& path, const std::vector<Migration>* m
   return db;
 }
 
+CachedStatement Db::Cached(const std::string& sql) const {
+  Kept& kept = cache_[sql];
+  if (!kept.statement) kept.statement = std::make_unique<Statement>(db_.get(), sql);
+  if (kept.in_use) throw DbError(SQLITE_MISUSE, "cached statement in use: \"" + sql.substr(0, 80) + "\"");
+  return CachedStatement(kept.statement.get(), &kept.in_use);
+}
+
 void Db::Exec(std::string_view sql) const {
   std::string s(sql);
   char* err = nullptr;
@@ -246,6 +253,16 @@ void Db::MigrateTrack(std::string_view track, const std::vector<Migration>& step
     up.Run();
     tx.Commit();
   }
+}
+
+// ---- RelaxedSync ----
+
+RelaxedSync::RelaxedSync(const Db& db) : db_(db) { db_.Exec("PRAGMA synchronous=NORMAL"); }
+
+RelaxedSync::~RelaxedSync() {
+  // Cannot fail on an open connection outside a transaction; if it ever did, the next Open would
+  // set FULL again, and meanwhile only durability against power loss is weaker, as said above.
+  sqlite3_exec(db_.handle(), "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
 }
 
 // ---- Transaction ----

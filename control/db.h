@@ -8,7 +8,8 @@
 //
 // Durability: the connection runs in WAL mode with synchronous=FULL, so a committed transaction
 // has been fsync'ed to the WAL before COMMIT returns: an acknowledged write survives kill -9 and
-// power loss. foreign_keys=ON, busy_timeout as given in DbOptions.
+// power loss. foreign_keys=ON, busy_timeout as given in DbOptions. The one exception is
+// RelaxedSync (below), for the log appends.
 //
 // Migrations are a list of numbered SQL steps defined in code (see control/store.cpp). At open,
 // every step whose number is above PRAGMA user_version runs in its own IMMEDIATE transaction
@@ -28,6 +29,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "proto/status.h"
@@ -114,6 +117,29 @@ class Statement {
   StmtPtr stmt_;
 };
 
+// A statement its Db keeps prepared (Db::Cached). Resets it (bindings cleared) when destroyed,
+// so it holds no read snapshot and the next use starts clean. Move-only; one use at a time.
+class CachedStatement {
+ public:
+  explicit CachedStatement(Statement* st, bool* in_use) : st_(st), in_use_(in_use) { *in_use_ = true; }
+  CachedStatement(CachedStatement&& o) noexcept
+      : st_(std::exchange(o.st_, nullptr)), in_use_(std::exchange(o.in_use_, nullptr)) {}
+  CachedStatement(const CachedStatement&) = delete;
+  CachedStatement& operator=(const CachedStatement&) = delete;
+  CachedStatement& operator=(CachedStatement&&) = delete;
+  ~CachedStatement() {
+    if (st_ == nullptr) return;
+    st_->Reset();
+    *in_use_ = false;
+  }
+  Statement& operator*() const { return *st_; }
+  Statement* operator->() const { return st_; }
+
+ private:
+  Statement* st_;
+  bool* in_use_;
+};
+
 struct DbOptions {
   int busy_timeout_ms = 5000;
   // Passed to sqlite3_open_v2; READWRITE|CREATE by default. The file is created with mode 0600.
@@ -139,6 +165,10 @@ class Db {
 
   sqlite3* handle() const { return db_.get(); }
   Statement Prepare(std::string_view sql) const { return Statement(db_.get(), sql); }
+  // The statement for `sql`, prepared on first use and kept for the connection's life: for the
+  // statements of hot paths (the log appends run per frame), where compiling the SQL each time
+  // cost more than running it. Throws DbError (SQLITE_MISUSE) if that statement is in use.
+  CachedStatement Cached(const std::string& sql) const;
   // Runs one or more statements without results (sqlite3_exec). Throws DbError.
   void Exec(std::string_view sql) const;
   // PRAGMA user_version.
@@ -167,6 +197,32 @@ class Db {
                              const DbOptions& options);
   SqlitePtr db_;
   std::string path_;
+  // After db_: destroyed (finalized) before the connection closes.
+  struct Kept {
+    std::unique_ptr<Statement> statement;
+    bool in_use = false;
+  };
+  mutable std::unordered_map<std::string, Kept> cache_;
+};
+
+// synchronous=NORMAL while it lives, FULL again after. In WAL mode a commit under NORMAL writes
+// the transaction to the WAL file (into the kernel's page cache) without fsync; the WAL is synced
+// at the next FULL commit or checkpoint. What that covers: the death of this process at any
+// point, kill -9 included — the kernel still holds and writes out every committed page, so a
+// transaction whose COMMIT returned is there when the database is opened again. What it does
+// not cover: an OS crash or power loss before the next sync, which may lose the last such
+// transactions (never corrupt the database: WAL replay stops at the last complete one).
+// Construct it before the Transaction (the pragma is read when the transaction commits).
+// Throws DbError from the constructor.
+class RelaxedSync {
+ public:
+  explicit RelaxedSync(const Db& db);
+  ~RelaxedSync();
+  RelaxedSync(const RelaxedSync&) = delete;
+  RelaxedSync& operator=(const RelaxedSync&) = delete;
+
+ private:
+  const Db& db_;
 };
 
 // BEGIN IMMEDIATE on construction (takes the write lock up front, so a transaction never fails

@@ -758,59 +758,105 @@ Result<std::vector<AccessKey>> Store::ListAccessKeys() {
 
 Result<bool> Store::AppendLogs(const proto::LogBatch& batch) {
   if (batch.events.empty() && batch.outcome.empty()) return true;
-  return Guarded("append logs", [&]() -> Result<bool> {
+  Result<size_t> stored = AppendLogBatches({batch});
+  if (!stored.ok()) return stored.status();
+  return *stored == 1;
+}
+
+Result<size_t> Store::AppendLogBatches(const std::vector<proto::LogBatch>& batches) {
+  return Guarded("append logs", [&]() -> Result<size_t> {
+    // Durable against kill -9 of any daemon, as every acknowledged log line must be, without an
+    // fsync per frame; an OS crash or power loss may lose the last frames (db.h, RelaxedSync).
+    RelaxedSync relaxed(*db_);
     Transaction tx(*db_);
-    if (batch.seq != 0) {
-      auto last = db_->Prepare("SELECT last_seq FROM log_senders WHERE sender = ?");
-      last.BindAll(batch.sender);
-      if (last.Step() && static_cast<uint64_t>(last.Int(0)) >= batch.seq) return false;  // stored already
-      auto mark = db_->Prepare(
+    // Per sender of this call: the highest seq stored (read once, advanced batch by batch, written
+    // once at the end, in the same transaction as the lines).
+    std::map<std::string, std::pair<uint64_t, bool>, std::less<>> senders;  // -> (last seq, advanced)
+    std::map<std::string, int64_t, std::less<>> added;                      // lines per function
+    // The finished invocations per function, summed per minute: one upsert per minute and
+    // function, whatever the number of invocations in the frame.
+    std::map<std::string, std::vector<MetricMinute>, std::less<>> metrics;
+    auto ins = db_->Cached(
+        "INSERT INTO logs (function_name, log_stream, request_id, timestamp_ms, message) VALUES (?,?,?,?,?)");
+    size_t stored = 0;
+    for (const proto::LogBatch& batch : batches) {
+      if (batch.events.empty() && batch.outcome.empty()) continue;
+      if (batch.seq != 0) {
+        auto it = senders.find(batch.sender);
+        if (it == senders.end()) {
+          auto last = db_->Cached("SELECT last_seq FROM log_senders WHERE sender = ?");
+          last->BindAll(batch.sender);
+          const uint64_t seq = last->Step() ? static_cast<uint64_t>(last->Int(0)) : 0;
+          it = senders.emplace(batch.sender, std::make_pair(seq, false)).first;
+        }
+        if (it->second.first >= batch.seq) continue;  // stored already
+        it->second = {batch.seq, true};
+      }
+      for (const proto::LogEvent& e : batch.events) {
+        std::string_view msg = e.message;
+        if (msg.size() > kMaxLogMessage) msg = msg.substr(0, kMaxLogMessage);
+        ins->BindAll(batch.function_name, batch.log_stream, batch.request_id, e.timestamp_ms, msg);
+        ins->Run();
+        ins->Reset();
+      }
+      if (!batch.events.empty()) added[batch.function_name] += static_cast<int64_t>(batch.events.size());
+      // The batch of a finished invocation also counts it (CloudWatch's Invocations / Errors /
+      // Duration), in the same transaction: one fsync, and a resent batch is not counted twice.
+      if (!batch.outcome.empty() && !batch.request_id.empty()) {
+        const int64_t ts = batch.events.empty() ? NowMs() : batch.events.front().timestamp_ms;
+        const int64_t minute = ts - ((ts % 60000) + 60000) % 60000;
+        std::vector<MetricMinute>& fm = metrics[batch.function_name];
+        auto m = std::find_if(fm.begin(), fm.end(), [&](const MetricMinute& x) { return x.minute_ms == minute; });
+        if (m == fm.end()) {
+          fm.push_back(MetricMinute{minute, 0, 0, 0, batch.duration_ms, batch.duration_ms});
+          m = fm.end() - 1;
+        }
+        ++m->invocations;
+        m->errors += batch.outcome != "ok" ? 1 : 0;
+        m->duration_sum_ms += batch.duration_ms;
+        m->duration_min_ms = std::min(m->duration_min_ms, batch.duration_ms);
+        m->duration_max_ms = std::max(m->duration_max_ms, batch.duration_ms);
+      }
+      ++stored;
+    }
+    if (stored == 0) return size_t{0};  // nothing new: the transaction rolls back, nothing to sync
+    for (const auto& [sender, mark] : senders) {
+      if (!mark.second) continue;
+      auto st = db_->Cached(
           "INSERT INTO log_senders (sender, last_seq, updated_ms) VALUES (?1, ?2, ?3) "
           "ON CONFLICT(sender) DO UPDATE SET last_seq = ?2, updated_ms = ?3");
-      mark.BindAll(batch.sender, static_cast<int64_t>(batch.seq), NowMs());
-      mark.Run();
+      st->BindAll(sender, static_cast<int64_t>(mark.first), NowMs());
+      st->Run();
     }
-    auto ins = db_->Prepare(
-        "INSERT INTO logs (function_name, log_stream, request_id, timestamp_ms, message) VALUES (?,?,?,?,?)");
-    for (const proto::LogEvent& e : batch.events) {
-      std::string_view msg = e.message;
-      if (msg.size() > kMaxLogMessage) msg = msg.substr(0, kMaxLogMessage);
-      ins.BindAll(batch.function_name, batch.log_stream, batch.request_id, e.timestamp_ms, msg);
-      ins.Run();
-      ins.Reset();
-    }
-    if (!batch.events.empty()) PruneLogs(batch.function_name, static_cast<int64_t>(batch.events.size()));
-    // The batch of a finished invocation also counts it (CloudWatch's Invocations / Errors /
-    // Duration), in the same transaction: one fsync, and a resent batch is not counted twice.
-    if (!batch.outcome.empty() && !batch.request_id.empty()) {
-      const int64_t ts = batch.events.empty() ? NowMs() : batch.events.front().timestamp_ms;
-      AddInvocationMetric(batch.function_name, ts, batch.outcome != "ok", batch.duration_ms);
-    }
+    for (const auto& [function, n] : added) PruneLogs(function, n);
+    for (const auto& [function, minutes] : metrics) AddInvocationMetrics(function, minutes);
     tx.Commit();
-    return true;
+    return stored;
   });
 }
 
 void Store::PruneLogs(const std::string& function_name, int64_t added) {
-  auto cnt = db_->Prepare(
+  auto cnt = db_->Cached(
       "INSERT INTO log_counts (function_name, n) VALUES (?1, ?2) "
       "ON CONFLICT(function_name) DO UPDATE SET n = n + ?2 RETURNING n");
-  cnt.BindAll(function_name, added);
-  int64_t n = cnt.Step() ? cnt.Int(0) : 0;
-  cnt.Run();
+  cnt->BindAll(function_name, added);
+  int64_t n = cnt->Step() ? cnt->Int(0) : 0;
+  cnt->Run();
   const int64_t excess = n - options_.max_log_lines_per_function;
   if (excess <= 0) return;
   // Oldest first by (timestamp, id), bounded per append so one call never deletes a huge
   // backlog in one go; the next appends continue where this one stopped.
-  const int64_t batch_size = std::min(excess, std::max<int64_t>(options_.log_prune_batch, 1));
-  auto del = db_->Prepare(
+  // A call covers a whole frame of batches, so it may add more than log_prune_batch lines: it
+  // deletes at least as many as it added, or the bound would drift up under load.
+  const int64_t batch_size = std::min(excess, std::max<int64_t>({options_.log_prune_batch, added, 1}));
+  auto del = db_->Cached(
       "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE function_name = ? "
       "ORDER BY timestamp_ms, id LIMIT ?)");
-  del.BindAll(function_name, batch_size);
-  int deleted = del.Run();
-  auto upd = db_->Prepare("UPDATE log_counts SET n = n - ? WHERE function_name = ?");
-  upd.BindAll(static_cast<int64_t>(deleted), function_name);
-  upd.Run();
+  del->BindAll(function_name, batch_size);
+  int deleted = del->Run();
+  auto upd = db_->Cached("UPDATE log_counts SET n = n - ? WHERE function_name = ?");
+  upd->BindAll(static_cast<int64_t>(deleted), function_name);
+  upd->Run();
 }
 
 Result<LogPage> Store::QueryLogs(const LogQuery& q) {
@@ -1237,19 +1283,32 @@ Status Store::RecordInvocation(const std::string& function_name, int64_t timesta
 
 void Store::AddInvocationMetric(const std::string& function_name, int64_t timestamp_ms, bool error,
                                 double duration_ms) {
-  const int64_t minute = timestamp_ms - ((timestamp_ms % 60000) + 60000) % 60000;
-  auto st = db_->Prepare(
+  MetricMinute m;
+  m.minute_ms = timestamp_ms;
+  m.invocations = 1;
+  m.errors = error ? 1 : 0;
+  m.duration_sum_ms = m.duration_min_ms = m.duration_max_ms = duration_ms;
+  AddInvocationMetrics(function_name, {m});
+}
+
+void Store::AddInvocationMetrics(const std::string& function_name, const std::vector<MetricMinute>& minutes) {
+  auto st = db_->Cached(
       "INSERT INTO function_metrics (function_name, minute_ms, invocations, errors, duration_sum_ms, "
-      "duration_min_ms, duration_max_ms) VALUES (?1, ?2, 1, ?3, ?4, ?4, ?4) "
-      "ON CONFLICT(function_name, minute_ms) DO UPDATE SET invocations = invocations + 1, "
-      "errors = errors + ?3, duration_sum_ms = duration_sum_ms + ?4, "
-      "duration_min_ms = min(duration_min_ms, ?4), duration_max_ms = max(duration_max_ms, ?4)");
-  st.BindAll(function_name, minute, int64_t{error ? 1 : 0}, duration_ms);
-  st.Run();
+      "duration_min_ms, duration_max_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+      "ON CONFLICT(function_name, minute_ms) DO UPDATE SET invocations = invocations + ?3, "
+      "errors = errors + ?4, duration_sum_ms = duration_sum_ms + ?5, "
+      "duration_min_ms = min(duration_min_ms, ?6), duration_max_ms = max(duration_max_ms, ?7)");
+  for (const MetricMinute& m : minutes) {
+    const int64_t minute = m.minute_ms - ((m.minute_ms % 60000) + 60000) % 60000;
+    st->BindAll(function_name, minute, m.invocations, m.errors, m.duration_sum_ms, m.duration_min_ms,
+               m.duration_max_ms);
+    st->Run();
+    st->Reset();
+  }
   // Retention, bounded: the minute rows of this function older than 15 days.
-  auto prune = db_->Prepare("DELETE FROM function_metrics WHERE function_name = ? AND minute_ms < ?");
-  prune.BindAll(function_name, NowMs() - kMetricRetentionMs);
-  prune.Run();
+  auto prune = db_->Cached("DELETE FROM function_metrics WHERE function_name = ? AND minute_ms < ?");
+  prune->BindAll(function_name, NowMs() - kMetricRetentionMs);
+  prune->Run();
 }
 
 Result<std::vector<MetricMinute>> Store::QueryMetrics(const std::string& function_name, int64_t start_ms,

@@ -12,7 +12,9 @@
 // unchanged, so the API decides what a failed precondition (e.g. RevisionId) maps to.
 //
 // Every write runs in one IMMEDIATE transaction, committed with synchronous=FULL before the call
-// returns: when a call returns OK the change survives kill -9 and power loss.
+// returns: when a call returns OK the change survives kill -9 and power loss. The exception is the
+// log appends (AppendLogs, AppendLogBatches): committed with synchronous=NORMAL, they survive
+// kill -9 of any process but an OS crash or power loss may lose the last ones (control/db.h).
 //
 // Thread safety: none; one thread (control's loop) owns a Store.
 #pragma once
@@ -294,6 +296,10 @@ class Store {
   // seq (proto::LogBatch) at or below the highest stored for its sender is a resend: nothing is
   // written and the result is false; true when stored.
   Result<bool> AppendLogs(const proto::LogBatch& batch);
+  // The same for every batch of one "logs" frame, in ONE transaction (group commit: one fsync
+  // for all of them), in order; a resend among them is skipped as above. The retention bound is
+  // applied once per function per call, not per batch. Returns how many batches were stored.
+  Result<size_t> AppendLogBatches(const std::vector<proto::LogBatch>& batches);
   // Events of q.function_name with start_ms <= timestamp_ms < end_ms (and request_id if given),
   // ordered by (timestamp_ms, id), after q.next_token. kInvalidArgument for a malformed token.
   Result<LogPage> QueryLogs(const LogQuery& q);
@@ -319,6 +325,8 @@ class Store {
   // Inside a transaction the caller holds.
   void PruneLogs(const std::string& function_name, int64_t added);
   void AddInvocationMetric(const std::string& function_name, int64_t timestamp_ms, bool error, double duration_ms);
+  // Adds several minutes' sums (minute_ms: any time in the minute) in one go.
+  void AddInvocationMetrics(const std::string& function_name, const std::vector<MetricMinute>& minutes);
   std::unique_ptr<Db> db_;
   StoreOptions options_;
 };

@@ -1,5 +1,6 @@
 #include "gateway/event.h"
 
+#include <cstdint>
 #include <ctime>
 #include <map>
 #include <utility>
@@ -155,13 +156,20 @@ void AppendBody(std::string& out, std::string_view body, bool base64) {
 std::string FormatRequestTime(uint64_t epoch_ms) {
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  time_t secs = static_cast<time_t>(epoch_ms / 1000);
+  // Every event of one second carries the same text: formatted once per second and thread.
+  thread_local uint64_t cached_secs = UINT64_MAX;
+  thread_local std::string cached;
+  const uint64_t whole = epoch_ms / 1000;
+  if (whole == cached_secs) return cached;
+  time_t secs = static_cast<time_t>(whole);
   tm t{};
   gmtime_r(&secs, &t);
   char buf[40];
   snprintf(buf, sizeof buf, "%02d/%s/%04d:%02d:%02d:%02d +0000", t.tm_mday, kMonths[t.tm_mon % 12],
            t.tm_year + 1900, t.tm_hour, t.tm_min, t.tm_sec);
-  return buf;
+  cached_secs = whole;
+  cached = buf;
+  return cached;
 }
 
 std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const EventContext& ctx) {

@@ -273,11 +273,15 @@ void Gateway::OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::Htt
       break;
   }
   if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
-    nlohmann::json body = {{"status", "ok"},
-                           {"scheduler", invoke_.connected()},
-                           {"control", control_.connected()},
-                           {"routes", routes_.generation()}};
-    responder->Send(proto::JsonResponse(200, body.dump()));
+    const bool scheduler = invoke_.connected();
+    const bool control = control_.connected();
+    const uint64_t generation = routes_.generation();
+    if (healthz_.body.empty() || healthz_.scheduler != scheduler || healthz_.control != control ||
+        healthz_.generation != generation) {
+      nlohmann::json body = {{"status", "ok"}, {"scheduler", scheduler}, {"control", control}, {"routes", generation}};
+      healthz_ = Healthz{scheduler, control, generation, body.dump()};
+    }
+    responder->Send(proto::JsonResponse(200, healthz_.body));
     return;
   }
   // Custom domains arrive with the route table too: until then any other host may be one.

@@ -127,6 +127,15 @@ class Gateway {
   RequestIdGenerator ids_;
   uint16_t port_ = 0;
   bool closed_ = false;
+  // /healthz's body for the state it describes: load balancers poll it, and the state changes
+  // only on a (re)connection or a new route table.
+  struct Healthz {
+    bool scheduler = false;
+    bool control = false;
+    uint64_t generation = 0;
+    std::string body;  // empty: not built yet
+  };
+  Healthz healthz_;
 };
 
 }  // namespace geysir::gateway

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "proto/frame_channel.h"
+#include "proto/invoke_refs.h"
 #include "proto/log.h"
 
 namespace geysir::proto {
@@ -20,8 +21,13 @@ struct InvokeClient::Impl {
 
   explicit Impl(uv_loop_t* loop, std::string path)
       : client(
-            loop, std::move(path), [this](Frame&& f) { OnFrame(std::move(f)); }, [] {},
-            [this](const Status& why) { FailAll(why.message()); }) {}
+            loop, std::move(path), [this](Frame&& f) { OnFrame(std::move(f)); },
+            // A new connection: the scheduler's table of configs is new too.
+            [this] { refs.Clear(); },
+            [this](const Status& why) {
+              refs.Clear();
+              FailAll(why.message());
+            }) {}
 
   static void Fail(uint64_t id, const std::string& request_id, const std::string& why, const Callback& done) {
     InvokeResult r;
@@ -71,6 +77,7 @@ struct InvokeClient::Impl {
   }
 
   FrameClient client;
+  InvokeRefSender refs;  // the configs sent on this connection
   uint64_t next_id = 0;
   std::unordered_map<uint64_t, Entry> pending;
 };
@@ -89,7 +96,11 @@ void InvokeClient::Invoke(InvokeRequest request, std::string event, Callback don
     Impl::Fail(id, request.request_id, "not connected", done);
     return;
   }
-  Status st = impl_->client.Send(MakeFrame(kMsgInvoke, request, std::move(event)));
+  Frame frame;
+  frame.header = impl_->refs.Encode(request);
+  frame.header["type"] = kMsgInvoke;
+  frame.body = std::move(event);
+  Status st = impl_->client.Send(frame);
   if (!st.ok()) {
     Impl::Fail(id, request.request_id, st.message(), done);
     return;

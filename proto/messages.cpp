@@ -138,6 +138,62 @@ void from_json(const json& j, LogBatch& b) {
   b.seq = j.value("seq", uint64_t{0});
 }
 
+void to_json(json& j, const LogBatches& b) { j = json{{"batches", b.batches}}; }
+void from_json(const json& j, LogBatches& b) {
+  auto it = j.find("batches");
+  if (it == j.end()) {
+    b.batches.assign(1, j.get<LogBatch>());
+  } else {
+    b.batches = it->get<std::vector<LogBatch>>();
+  }
+}
+
+namespace {
+
+std::string TakeString(json& j, const char* key, const char* fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  return std::move(it->get_ref<std::string&>());  // throws type_error for a non-string
+}
+
+LogBatch TakeLogBatch(json& j) {
+  if (!j.is_object()) throw json::type_error::create(302, "a log batch must be an object", &j);
+  LogBatch b;
+  b.function_name = std::move(j.at("function_name").get_ref<std::string&>());
+  b.version = TakeString(j, "version", "$LATEST");
+  b.log_stream = TakeString(j, "log_stream", "");
+  b.request_id = TakeString(j, "request_id", "");
+  auto events = j.find("events");
+  if (events != j.end()) {
+    if (!events->is_array()) throw json::type_error::create(302, "events must be an array", &*events);
+    b.events.reserve(events->size());
+    for (json& e : *events) {
+      if (!e.is_object()) throw json::type_error::create(302, "an event must be an object", &e);
+      b.events.push_back(LogEvent{e.at("ts").get<int64_t>(), std::move(e.at("msg").get_ref<std::string&>())});
+    }
+  }
+  b.outcome = TakeString(j, "outcome", "");
+  b.duration_ms = j.value("duration_ms", 0.0);
+  b.sender = TakeString(j, "sender", "");
+  b.seq = j.value("seq", uint64_t{0});
+  return b;
+}
+
+}  // namespace
+
+LogBatches TakeLogBatches(json& j) {
+  LogBatches out;
+  auto it = j.find("batches");
+  if (it == j.end()) {
+    out.batches.push_back(TakeLogBatch(j));
+    return out;
+  }
+  if (!it->is_array()) throw json::type_error::create(302, "batches must be an array", &*it);
+  out.batches.reserve(it->size());
+  for (json& b : *it) out.batches.push_back(TakeLogBatch(b));
+  return out;
+}
+
 void to_json(json& j, const LogsAck& a) { j = json{{"sender", a.sender}, {"seq", a.seq}}; }
 void from_json(const json& j, LogsAck& a) {
   a.sender = j.at("sender").get<std::string>();

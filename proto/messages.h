@@ -63,6 +63,10 @@ struct FunctionConfig {
   std::optional<uint32_t> reserved_concurrency;  // unset: the scheduler's per-function default
   std::string region = "us-east-1";
   std::string log_group;            // "/aws/lambda/<name>"
+
+  // Every field: an invoke header refers to a config sent earlier only when it is equal
+  // (proto/invoke_refs.h).
+  bool operator==(const FunctionConfig&) const = default;
 };
 void to_json(nlohmann::json& j, const FunctionConfig& c);
 void from_json(const nlohmann::json& j, FunctionConfig& c);
@@ -75,6 +79,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(InvokeSource, {{InvokeSource::kFunctionUrl, "functi
                                             {InvokeSource::kSchedule, "schedule"}})
 
 // Frame header of an "invoke"; the frame body is the event (JSON bytes, passed through verbatim).
+// On the wire, `function` may be replaced by a "function_ref" to a config sent earlier on the
+// same connection (proto/invoke_refs.h); to_json/from_json write and read the whole form.
 struct InvokeRequest {
   uint64_t id = 0;                  // the caller's correlation id on this connection
   std::string request_id;           // Lambda's aws_request_id (a UUID), made by the caller
@@ -152,6 +158,20 @@ struct LogBatch {
 };
 void to_json(nlohmann::json& j, const LogBatch& b);
 void from_json(const nlohmann::json& j, LogBatch& b);
+
+// Frame header of "logs" carrying several batches (group commit): {"batches": [LogBatch...]}, in
+// seq order. Control stores a whole frame in one transaction and acknowledges it, after the
+// commit, with one LogsAck per sender naming the highest seq the frame carried. A "logs" header
+// without "batches" is a single LogBatch (tests, older senders).
+struct LogBatches {
+  std::vector<LogBatch> batches;
+};
+void to_json(nlohmann::json& j, const LogBatches& b);
+// Either form of a "logs" header. Throws nlohmann::json::exception when malformed.
+void from_json(const nlohmann::json& j, LogBatches& b);
+// The same, moving the strings out of `j` instead of copying them (control reads every logged
+// line this way). `j` is left valid but unspecified.
+LogBatches TakeLogBatches(nlohmann::json& j);
 
 // Control's answer to logs batches: every batch of `sender` up to and including `seq` is durable
 // (stored, or recognised as already stored).

@@ -115,7 +115,7 @@ void ControlLogSink::EmitDurable(proto::LogBatch batch, std::function<void()> du
     }
     size += 32;  // {"ts":…,"msg":""}
     if (!part.events.empty() && used + size > kMaxBatchHeaderBytes) {
-      Push(std::move(part), {});
+      Push(std::move(part), used, {});
       start_part();
     }
     used += size;
@@ -123,7 +123,7 @@ void ControlLogSink::EmitDurable(proto::LogBatch batch, std::function<void()> du
   }
   part.outcome = std::move(batch.outcome);
   part.duration_ms = batch.duration_ms;
-  Push(std::move(part), std::move(durable));
+  Push(std::move(part), used, std::move(durable));
 }
 
 std::function<void()> ControlLogSink::PopFront() {
@@ -133,11 +133,15 @@ std::function<void()> ControlLogSink::PopFront() {
   return cb;
 }
 
-void ControlLogSink::Push(proto::LogBatch batch, std::function<void()> durable) {
+void ControlLogSink::Push(proto::LogBatch batch, size_t encoded, std::function<void()> durable) {
   batch.sender = sender_;
   batch.seq = next_seq_++;
   const size_t size = SizeOf(batch);
-  unacked_.push_back(Pending{batch.seq, proto::MakeFrame(proto::kMsgLogs, batch), size, std::move(durable)});
+  // The names and the rest of the object count too: a frame of many small batches must stay
+  // as far from control's header limit as one large one.
+  encoded += 192 + EncodedSize(batch.function_name) + EncodedSize(batch.version) + EncodedSize(batch.log_stream) +
+             EncodedSize(batch.request_id) + EncodedSize(batch.outcome) + sender_.size();
+  unacked_.push_back(Pending{std::move(batch), size, encoded, std::move(durable)});
   buffered_bytes_ += size;
   // Callbacks run after the queue is consistent: they answer invocations, which may emit more.
   std::vector<std::function<void()>> given_up;
@@ -158,7 +162,7 @@ void ControlLogSink::OnConnectionLost() {
   // same at every loss, it may be the reason: after kMaxLossesPerBatch it is dropped rather than
   // resent forever (a control merely restarting that often loses at most that one batch).
   if (sent_ > 0 && !unacked_.empty()) {
-    const uint64_t front = unacked_.front().seq;
+    const uint64_t front = unacked_.front().batch.seq;
     losses_ = front == loss_seq_ ? losses_ + 1 : 1;
     loss_seq_ = front;
     if (losses_ >= kMaxLossesPerBatch) {
@@ -176,12 +180,26 @@ void ControlLogSink::OnConnectionLost() {
 }
 
 void ControlLogSink::SendPending() {
-  while (sent_ < unacked_.size() && client_->connected()) {
-    // A write can fail at once and drop the connection inside Send (its handler then resets
-    // sent_, and Send says so): count the frame as sent only when Send succeeded.
-    if (!client_->Send(unacked_[sent_].frame).ok()) break;
-    ++sent_;
+  // One frame in flight at a time: what is emitted meanwhile waits for its acknowledgement and
+  // then leaves as one frame, stored in one transaction.
+  if (sent_ > 0 || unacked_.empty() || !client_->connected()) return;
+  // The header of proto::LogBatches, written straight from the kept batches (no copy of them
+  // first: they stay here until acknowledged).
+  proto::Frame frame;
+  nlohmann::json& batches = frame.header["batches"] = nlohmann::json::array();
+  size_t n = 0;
+  size_t encoded = 0;
+  while (n < unacked_.size() && (n == 0 || encoded + unacked_[n].encoded <= kMaxFrameBatchBytes)) {
+    encoded += unacked_[n].encoded;
+    batches.push_back(unacked_[n].batch);
+    ++n;
   }
+  frame.header["type"] = proto::kMsgLogs;
+  // A write can fail at once and drop the connection inside Send (its handler then resets
+  // sent_, and Send says so): count the batches as sent only when Send succeeded.
+  if (!client_->Send(frame).ok()) return;
+  sent_ = n;
+  ++frames_sent_;
 }
 
 void ControlLogSink::OnFrame(proto::Frame&& frame) {
@@ -196,10 +214,13 @@ void ControlLogSink::OnFrame(proto::Frame&& frame) {
   if (ack.sender != sender_) return;
   // Acks are cumulative; only what was sent on this connection can be acknowledged by it.
   std::vector<std::function<void()>> stored;
-  while (sent_ > 0 && !unacked_.empty() && unacked_.front().seq <= ack.seq) {
+  while (sent_ > 0 && !unacked_.empty() && unacked_.front().batch.seq <= ack.seq) {
     stored.push_back(PopFront());
     --sent_;
   }
+  // The frame in flight is done: what waited for it goes now, before the callbacks (they answer
+  // invocations, whose batches then join the next frame).
+  SendPending();
   for (auto& cb : stored) {
     if (cb) cb();
   }

@@ -3,7 +3,14 @@
 // a sequence number; it stays in a bounded buffer until control acknowledges it ("logs_ack",
 // sent after the commit), and everything unacknowledged is sent again, in order, when the
 // connection comes back — so a control restarted by SIGKILL loses no line, and control stores a
-// resent batch once (proto::LogBatch). When the buffer overflows (control down for long) the
+// resent batch once (proto::LogBatch).
+//
+// Group commit: at most one frame is in flight. A batch emitted while nothing is in flight goes
+// out at once (one invocation's lines reach control within milliseconds); batches emitted while
+// a frame awaits its acknowledgement wait and leave together, in seq order, as one frame
+// (proto::LogBatches, up to kMaxFrameBatchBytes) when it comes. Control stores a frame in one
+// transaction, so under load the cost of a commit is shared by every invocation that finished
+// during the previous one. When the buffer overflows (control down for long) the
 // oldest batches are dropped and counted, and the count is logged: logs must never slow
 // invocations down or grow the scheduler without bound.
 //
@@ -40,6 +47,9 @@ class ControlLogSink final : public LogSink {
   // One line's encoded bytes; longer lines are cut (at a UTF-8 boundary) and marked.
   static constexpr size_t kMaxEventBytes = 128u << 10;
   static constexpr int kMaxLossesPerBatch = 5;
+  // The encoded events of the batches coalesced into one frame (a frame always carries at least
+  // one batch): like kMaxBatchHeaderBytes, well inside control's frame header limit.
+  static constexpr size_t kMaxFrameBatchBytes = 256u << 10;
 
   ControlLogSink(uv_loop_t* loop, std::string control_socket, size_t max_buffered_bytes = 8u << 20);
   ~ControlLogSink() override;
@@ -54,10 +64,12 @@ class ControlLogSink final : public LogSink {
   uint64_t rejected() const { return rejected_; }
   // Batches not yet acknowledged by control (sent or not).
   size_t buffered() const { return unacked_.size(); }
+  // Frames sent so far (tests: batches emitted during a round trip share one).
+  uint64_t frames_sent() const { return frames_sent_; }
 
  private:
   void SendPending();
-  void Push(proto::LogBatch batch, std::function<void()> durable);
+  void Push(proto::LogBatch batch, size_t encoded, std::function<void()> durable);
   // Removes the oldest batch (acknowledged, dropped or rejected) and returns its callback.
   std::function<void()> PopFront();
   void OnConnectionLost();
@@ -67,13 +79,16 @@ class ControlLogSink final : public LogSink {
   const std::string sender_;  // random per process: control keys its "stored up to" mark by it
   uint64_t next_seq_ = 1;
   struct Pending {
-    uint64_t seq;
-    proto::Frame frame;
-    size_t bytes;
+    proto::LogBatch batch;          // encoded when sent: a resend after a reconnect may group differently
+    size_t bytes;                   // counted against max_buffered_bytes_
+    size_t encoded;                 // upper bound of its events' encoded size
     std::function<void()> durable;  // on the last part of an emitted batch
   };
   std::deque<Pending> unacked_;  // in seq order
-  size_t sent_ = 0;              // how many at the front of unacked_ went out on this connection
+  // How many at the front of unacked_ went out on this connection: the frame in flight. Only
+  // when it is acknowledged (or the connection is lost) does the next frame go.
+  size_t sent_ = 0;
+  uint64_t frames_sent_ = 0;
   size_t buffered_bytes_ = 0;
   size_t max_buffered_bytes_;
   uint64_t dropped_ = 0;

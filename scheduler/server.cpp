@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include "proto/invoke_refs.h"
 #include "proto/log.h"
 #include "proto/messages.h"
 
@@ -71,7 +72,10 @@ Status SchedulerServer::Start() {
 
   server_ = std::make_unique<proto::FrameServer>(loop_, [this](std::shared_ptr<proto::FrameConnection> conn) {
     std::weak_ptr<proto::FrameConnection> weak = conn;
-    conn->Start([this, weak](proto::Frame&& frame) { OnFrame(weak, std::move(frame)); }, [](const Status&) {});
+    // The configs this connection's invokes refer to (proto/invoke_refs.h): its own, gone with it.
+    auto refs = std::make_shared<proto::InvokeRefTable>();
+    conn->Start([this, weak, refs](proto::Frame&& frame) { OnFrame(weak, *refs, std::move(frame)); },
+                [](const Status&) {});
   });
   Status st = server_->Listen(options_.socket_path);
   if (!st.ok()) return st;
@@ -82,26 +86,27 @@ Status SchedulerServer::Start() {
   return Status::Ok();
 }
 
-void SchedulerServer::OnFrame(const std::weak_ptr<proto::FrameConnection>& weak, proto::Frame&& frame) {
+void SchedulerServer::OnFrame(const std::weak_ptr<proto::FrameConnection>& weak, proto::InvokeRefTable& refs,
+                              proto::Frame&& frame) {
   if (frame.type() == proto::kMsgRetire) {
     proto::RetireFunction what = frame.header.get<proto::RetireFunction>();  // from_json does not throw
     if (!what.name.empty()) scheduler_->Retire(what.name, what.revision_id);
     return;
   }
   if (frame.type() != proto::kMsgInvoke) return;  // unknown messages are ignored (forward compatible)
-  proto::InvokeRequest req;
-  // nlohmann's from_json throws on a missing or mistyped field; this is the one place the
-  // scheduler parses a peer's header, so the exception is contained here.
-  try {
-    req = frame.header.get<proto::InvokeRequest>();
-  } catch (const nlohmann::json::exception& e) {
+  // This is the one place the scheduler reads a peer's invoke header; Decode contains nlohmann's
+  // exceptions for a missing or mistyped field.
+  Result<proto::InvokeRequest> decoded = refs.Decode(frame.header);
+  if (!decoded.ok()) {
     proto::InvokeResult r;
-    r.id = frame.header.value("id", uint64_t{0});
+    auto id = frame.header.find("id");
+    r.id = id != frame.header.end() && id->is_number_unsigned() ? id->get<uint64_t>() : 0;
     r.outcome = proto::InvokeOutcome::kInternal;
-    nlohmann::json body{{"message", std::string("malformed invoke: ") + e.what()}};
+    nlohmann::json body{{"message", "malformed invoke: " + decoded.status().message()}};
     if (auto c = weak.lock()) c->Send(proto::MakeFrame(proto::kMsgResult, r, body.dump()));
     return;
   }
+  proto::InvokeRequest req = std::move(*decoded);
   scheduler_->Submit(std::move(req), std::move(frame.body), [weak](proto::InvokeResult result, std::string payload) {
     if (auto c = weak.lock()) c->Send(proto::MakeFrame(proto::kMsgResult, result, std::move(payload)));
   });

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "proto/frame_channel.h"
+#include "proto/invoke_refs.h"
 #include "scheduler/clock.h"
 #include "scheduler/control_log_sink.h"
 #include "scheduler/process_sandbox.h"
@@ -51,7 +52,7 @@ class SchedulerServer {
   Scheduler* scheduler() { return scheduler_.get(); }
 
  private:
-  void OnFrame(const std::weak_ptr<proto::FrameConnection>& conn, proto::Frame&& frame);
+  void OnFrame(const std::weak_ptr<proto::FrameConnection>& conn, proto::InvokeRefTable& refs, proto::Frame&& frame);
   void ReapChildren();
   void Finish();
 

@@ -196,3 +196,69 @@ def test_delete_log_group_last(server, lam, logged):
     lam.delete_function(FunctionName=logged["name"])
     err = error_of(logs.delete_log_group, logGroupName=group)
     assert err["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_logs_complete_and_ordered_under_concurrent_load(server, lam):
+    """Group commit: the invocations finishing while a logs frame is being stored go to control
+    together, in one transaction. Every invocation's START, lines, END and REPORT must still be
+    stored, once each and in order, and a lone invocation's lines must be visible within a second."""
+    import concurrent.futures
+    name = f"logs-load-{os.getpid()}"
+    app = {"app.py": ("def handler(event, context):\n"
+                      "    print('first line of', context.aws_request_id)\n"
+                      "    print('second line of', context.aws_request_id)\n"
+                      "    return {'ok': True}\n")}
+    url = server.create(lam, name, app, url=True)
+    try:
+        n_threads, per_thread = 8, 12
+
+        def burst(_):
+            ids = []
+            for _ in range(per_thread):
+                status, headers, _ = server.url_request(url)
+                assert status == 200
+                ids.append(headers["x-amzn-requestid"])
+            return ids
+        with concurrent.futures.ThreadPoolExecutor(n_threads) as ex:
+            request_ids = [rid for ids in ex.map(burst, range(n_threads)) for rid in ids]
+        assert len(set(request_ids)) == n_threads * per_thread
+        logs = server.client("logs")
+        group = f"/aws/lambda/{name}"
+
+        def all_events():
+            out, token = [], None
+            for _ in range(100):
+                kw = {"logGroupName": group, "limit": 10000}
+                if token:
+                    kw["nextToken"] = token
+                r = logs.filter_log_events(**kw)
+                out += r["events"]
+                token = r.get("nextToken")
+                if not token:
+                    return out
+            raise AssertionError("too many pages")
+
+        def reports():
+            return sum(1 for e in all_events() if e["message"].startswith("REPORT RequestId:"))
+        wait_until(lambda: reports() >= len(request_ids), 30, interval=0.2, what="every REPORT line")
+        # In stored order ((timestamp, id)), each invocation's own lines: exactly these five.
+        by_request = {rid: [] for rid in request_ids}
+        for e in all_events():
+            m = re.search(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", e["message"])
+            assert m and m.group(1) in by_request, e
+            by_request[m.group(1)].append(e["message"].split(" ")[0] + " " + e["message"].split(" ")[1])
+        for rid, lines in by_request.items():
+            assert lines == ["START RequestId:", "first line", "second line", "END RequestId:", "REPORT RequestId:"], \
+                (rid, lines)
+
+        # Nothing in flight now: one invocation's lines are stored at once, not held for a batch.
+        t0 = time.monotonic()
+        status, headers, _ = server.url_request(url)
+        assert status == 200
+        rid = headers["x-amzn-requestid"]
+        wait_until(lambda: any(e["message"].startswith(f"REPORT RequestId: {rid}") for e in
+                               logs.filter_log_events(logGroupName=group, filterPattern=f'"{rid}"')["events"]),
+                   5, interval=0.02, what="the lone invocation's REPORT line")
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        lam.delete_function(FunctionName=name)

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -605,6 +606,53 @@ TEST_CASE("control: scheduler log frames are stored and served by the native log
     CHECK(r.Json()["events"].empty());
     CHECK(c.Call("GET", "/geysir/v1/functions/logged/logs?limit=abc").status == 400);
     CHECK(c.Call("GET", "/geysir/v1/functions/logged/logs", "", {.sign = false}).status == 403);
+  });
+}
+
+TEST_CASE("control: a logs frame of several batches is stored in one go and acknowledged up to its last seq",
+          "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    REQUIRE(c.CreateFunction("grouped", HelloZip()).status == 201);
+    FrameSocket sched(h.socket_path);
+    REQUIRE(sched.connected());
+    proto::LogBatches frame;
+    for (int i = 1; i <= 3; ++i) {
+      proto::LogBatch b;
+      b.function_name = "grouped";
+      b.version = "$LATEST";
+      b.log_stream = "2026/11/27/[$LATEST]abc";
+      b.request_id = "req-" + std::to_string(i);
+      b.events = {{1000 + i, "line of req-" + std::to_string(i)}};
+      b.outcome = "ok";
+      b.sender = "sched-1";
+      b.seq = static_cast<uint64_t>(i);
+      frame.batches.push_back(b);
+    }
+    REQUIRE(sched.Send(proto::MakeFrame(proto::kMsgLogs, frame)));
+    auto ack = sched.NextOf(proto::kMsgLogsAck);
+    REQUIRE(ack);
+    CHECK(ack->header.value("sender", "") == "sched-1");
+    CHECK(ack->header.value("seq", uint64_t{0}) == 3);
+    // Acknowledged after the commit: every line is there now, in order.
+    json body = c.Call("GET", "/geysir/v1/functions/grouped/logs?start_time=0&limit=10").Json();
+    REQUIRE(body["events"].size() == 3);
+    CHECK(body["events"][0]["message"] == "line of req-1");
+    CHECK(body["events"][2]["requestId"] == "req-3");
+    // The same frame again (a resend after a reconnect): acknowledged, stored once.
+    REQUIRE(sched.Send(proto::MakeFrame(proto::kMsgLogs, frame)));
+    ack = sched.NextOf(proto::kMsgLogsAck);
+    REQUIRE(ack);
+    CHECK(ack->header.value("seq", uint64_t{0}) == 3);
+    CHECK(c.Call("GET", "/geysir/v1/functions/grouped/logs?start_time=0&limit=10").Json()["events"].size() == 3);
+    // A frame that is not batches is not acknowledged: the connection closes, so the sender
+    // resends rather than waiting for an acknowledgement forever.
+    proto::Frame bad;
+    bad.header = json{{"type", "logs"}, {"batches", json::array({json{{"events", 5}}})}};
+    REQUIRE(sched.Send(bad));
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(sched.NextOf(proto::kMsgLogsAck));
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));  // closed, not the 3 s timeout
   });
 }
 

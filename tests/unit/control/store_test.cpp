@@ -599,3 +599,51 @@ TEST_CASE("store: a resent log batch (same sender, seq not above the stored mark
   CHECK(*s->AppendLogs(b));
   CHECK(*s->CountLogs("fn") == 15);
 }
+
+TEST_CASE("store: a frame of log batches is stored in one call, resends among them skipped", "[store][logs]") {
+  TempDir dir;
+  int64_t now = 1'800'000'000'000;
+  StoreOptions opt;
+  opt.now_ms = [&] { return now; };
+  opt.max_log_lines_per_function = 20;
+  opt.log_prune_batch = 2;
+  auto s = OpenStore(dir, opt);
+  auto batch = [&](const std::string& fn, const std::string& rid, uint64_t seq, int n, const char* outcome) {
+    auto b = Batch(fn, rid, now + static_cast<int64_t>(seq) * 10, n);
+    b.outcome = outcome;
+    b.duration_ms = 2;
+    b.sender = "sched-a";
+    b.seq = seq;
+    return b;
+  };
+  // seq 1 was stored before; the frame resends it with 2..4 (a reconnect), two functions mixed.
+  REQUIRE(*s->AppendLogs(batch("fn", "r1", 1, 3, "ok")));
+  std::vector<proto::LogBatch> frame = {batch("fn", "r1", 1, 3, "ok"), batch("fn", "r2", 2, 4, "ok"),
+                                        batch("other", "r3", 3, 2, "unhandled"), batch("fn", "r4", 4, 1, "")};
+  auto stored = s->AppendLogBatches(frame);
+  REQUIRE(stored.ok());
+  CHECK(*stored == 3);
+  CHECK(*s->CountLogs("fn") == 8);
+  CHECK(*s->CountLogs("other") == 2);
+  auto m = s->QueryMetrics("fn", now - 60'000, now + 60'000);
+  REQUIRE(m->size() == 1);
+  CHECK(m->at(0).invocations == 2);  // r1 once, r2; r4 has no outcome
+  CHECK(m->at(0).errors == 0);
+  CHECK(s->QueryMetrics("other", now - 60'000, now + 60'000)->at(0).errors == 1);
+  // The whole frame again: nothing new.
+  CHECK(*s->AppendLogBatches(frame) == 0);
+  CHECK(*s->CountLogs("fn") == 8);
+  // Lines come back in order.
+  LogQuery q;
+  q.function_name = "fn";
+  q.limit = 100;
+  auto page = s->QueryLogs(q);
+  REQUIRE(page->events.size() == 8);
+  CHECK(page->events.front().request_id == "r1");
+  CHECK(page->events.back().request_id == "r4");
+  // One frame adding more than log_prune_batch lines still ends within the bound.
+  std::vector<proto::LogBatch> big;
+  for (uint64_t seq = 5; seq < 10; ++seq) big.push_back(batch("fn", "r" + std::to_string(seq), seq, 5, "ok"));
+  REQUIRE(*s->AppendLogBatches(big) == 5);
+  CHECK(*s->CountLogs("fn") == 20);
+}

@@ -6,12 +6,14 @@
 
 #include <catch2/catch.hpp>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
 #include "proto/frame_channel.h"
+#include "proto/invoke_refs.h"
 #include "proto/messages.h"
 #include "tests/unit/proto/net_test_util.h"
 
@@ -48,7 +50,10 @@ struct FakeScheduler {
   void OnFrame(const std::weak_ptr<FrameConnection>& weak, Frame&& f) {
     auto conn = weak.lock();
     if (!conn || f.type() != "invoke") return;
-    InvokeRequest req = f.header.get<InvokeRequest>();
+    // As the scheduler reads it: the config whole once per connection, then by reference.
+    auto decoded = refs[conn.get()].Decode(f.header);
+    REQUIRE(decoded.ok());
+    InvokeRequest req = std::move(*decoded);
     ++invocations;
     last_source = f.header.value("source", "");
     InvokeResult res;
@@ -98,6 +103,7 @@ struct FakeScheduler {
 
   FrameServer server;
   std::vector<std::shared_ptr<FrameConnection>> conns;
+  std::map<FrameConnection*, geysir::proto::InvokeRefTable> refs;  // per connection, as the scheduler keeps them
   std::shared_ptr<FrameConnection> held_conn;  // "delayed": answered only when released
   Frame held;
   std::atomic<bool> has_held{false};

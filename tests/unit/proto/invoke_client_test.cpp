@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "proto/frame_channel.h"
+#include "proto/invoke_refs.h"
 #include "proto/messages.h"
 #include "tests/unit/proto/net_test_util.h"
 
 using geysir::proto::Frame;
 using geysir::proto::FrameConnection;
 using geysir::proto::FrameServer;
+using geysir::proto::InvokeRefTable;
 using geysir::proto::InvokeClient;
 using geysir::proto::InvokeOutcome;
 using geysir::proto::InvokeRequest;
@@ -99,11 +101,18 @@ TEST_CASE("InvokeClient multiplexes invocations and matches results by id", "[in
     CHECK(client.pending() == 3);
     REQUIRE(RunUntil(&loop, [&] { return sched.invokes.size() == 3; }));
     std::set<uint64_t> ids;
+    InvokeRefTable table;  // the scheduler's, for this connection
     for (const auto& f : sched.invokes) {
       CHECK(f.type() == "invoke");
       ids.insert(f.header.at("id").get<uint64_t>());
-      CHECK(f.header["function"]["handler"] == "app.handler");
+      auto req = table.Decode(f.header);
+      REQUIRE(req.ok());
+      CHECK(req->function.handler == "app.handler");
     }
+    // The config went whole once; the next two name it.
+    CHECK(sched.invokes[0].header.contains("function"));
+    CHECK_FALSE(sched.invokes[1].header.contains("function"));
+    CHECK(sched.invokes[2].header.at("function_ref") == sched.invokes[0].header.at("function_ref"));
     CHECK(ids.size() == 3);
     CHECK(sched.invokes[1].body == R"({"n":2})");
     // Answered out of order.

@@ -1,5 +1,6 @@
 // ControlLogSink: batches wait (bounded, oldest dropped) while control is down, and are
-// delivered in order once it is up.
+// delivered in order once it is up; one frame is in flight at a time, and what is emitted
+// meanwhile leaves as one frame (group commit).
 #include "scheduler/control_log_sink.h"
 
 #include <stdlib.h>
@@ -50,6 +51,15 @@ proto::LogBatch Batch(const std::string& rid) {
   return b;
 }
 
+// The batches of a "logs" frame, in order (either form of the header).
+std::vector<proto::LogBatch> Batches(const proto::Frame& f) { return f.header.get<proto::LogBatches>().batches; }
+
+// What control answers to a frame: the highest seq it carried, of its sender.
+proto::Frame AckOf(const proto::Frame& f) {
+  auto batches = Batches(f);
+  return proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{batches.back().sender, batches.back().seq});
+}
+
 }  // namespace
 
 TEST_CASE("log batches are buffered while control is down and flushed when it comes up") {
@@ -68,7 +78,10 @@ TEST_CASE("log batches are buffered while control is down and flushed when it co
     std::vector<std::shared_ptr<proto::FrameConnection>> conns;
     proto::FrameServer control(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
       conns.push_back(c);
-      c->Start([&](proto::Frame&& f) { got.push_back(f.header.value("request_id", "")); }, [](const Status&) {});
+      c->Start([&, c = c.get()](proto::Frame&& f) {
+        for (const auto& b : Batches(f)) got.push_back(b.request_id);
+        c->Send(AckOf(f));
+      }, [](const Status&) {});
     });
     REQUIRE(control.Listen(path).ok());
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -105,16 +118,19 @@ TEST_CASE("batches control did not acknowledge are sent again, in order, to the 
       return done();
     };
 
-    // First control: receives four batches, acknowledges the first two, then dies.
+    // First control: receives four batches (in one frame: they were emitted before the sink
+    // connected), acknowledges the first two, then dies.
     std::vector<uint64_t> first;
     std::string sender;
     std::vector<std::shared_ptr<proto::FrameConnection>> conns;
     auto control1 = std::make_unique<proto::FrameServer>(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
       conns.push_back(c);
       c->Start([&, c = c.get()](proto::Frame&& f) {
-        first.push_back(f.header.value("seq", uint64_t{0}));
-        sender = f.header.value("sender", "");
-        if (first.size() == 2) c->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{sender, 2}));
+        for (const auto& b : Batches(f)) {
+          first.push_back(b.seq);
+          sender = b.sender;
+        }
+        if (first.size() >= 2) c->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{sender, 2}));
       }, [](const Status&) {});
     });
     REQUIRE(control1->Listen(path).ok());
@@ -137,9 +153,8 @@ TEST_CASE("batches control did not acknowledge are sent again, in order, to the 
     proto::FrameServer control2(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
       conns.push_back(c);
       c->Start([&, c = c.get()](proto::Frame&& f) {
-        const uint64_t seq = f.header.value("seq", uint64_t{0});
-        second.push_back(seq);
-        c->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{sender, seq}));
+        for (const auto& b : Batches(f)) second.push_back(b.seq);
+        c->Send(AckOf(f));
       }, [](const Status&) {});
     });
     REQUIRE(control2.Listen(path).ok());
@@ -179,8 +194,7 @@ TEST_CASE("an oversize batch is split under control's header limit, its outcome 
       conns.push_back(c);
       c->Start([&, c = c.get()](proto::Frame&& f) {
         header_sizes.push_back(proto::EncodeFrame(f).size());
-        c->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{f.header.value("sender", ""),
-                                                                     f.header.value("seq", uint64_t{0})}));
+        c->Send(AckOf(f));
         got.push_back(std::move(f));
       }, [](const Status&) {});
     });
@@ -194,13 +208,17 @@ TEST_CASE("an oversize batch is split under control's header limit, its outcome 
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (sink.buffered() > 0 && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
     REQUIRE(sink.buffered() == 0);
-    REQUIRE(got.size() > 1);
-    size_t events = 0;
+    std::vector<proto::LogBatch> parts;
     for (size_t i = 0; i < got.size(); ++i) {
       CHECK(header_sizes[i] < proto::kMaxFrameHeader / 2);
-      auto batch = got[i].header.get<proto::LogBatch>();
+      for (auto& part : Batches(got[i])) parts.push_back(std::move(part));
+    }
+    REQUIRE(parts.size() > 1);
+    size_t events = 0;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const proto::LogBatch& batch = parts[i];
       CHECK(batch.request_id == "big");
-      CHECK(batch.outcome == (i + 1 == got.size() ? "ok" : ""));
+      CHECK(batch.outcome == (i + 1 == parts.size() ? "ok" : ""));
       events += batch.events.size();
       for (const auto& e : batch.events) {
         if (e.message.size() > 100000 && e.message[0] == '\x02') {
@@ -209,7 +227,7 @@ TEST_CASE("an oversize batch is split under control's header limit, its outcome 
       }
     }
     CHECK(events == 20);
-    CHECK(got.back().header.get<proto::LogBatch>().events.back().message == "END RequestId: big");
+    CHECK(parts.back().events.back().message == "END RequestId: big");
     uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     sink.Close();
     for (auto& c : conns) c->Close();
@@ -230,15 +248,15 @@ TEST_CASE("a batch that control keeps refusing is dropped and counted, not resen
     proto::FrameServer control(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
       conns.push_back(c);
       c->Start([&, c = c.get()](proto::Frame&& f) {
-        const std::string rid = f.header.value("request_id", "");
-        if (rid == "poison") {
-          ++poison_seen;
-          c->Close();
-          return;
+        for (const auto& b : Batches(f)) {
+          if (b.request_id == "poison") {
+            ++poison_seen;
+            c->Close();
+            return;
+          }
         }
-        stored.push_back(rid);
-        c->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{f.header.value("sender", ""),
-                                                                     f.header.value("seq", uint64_t{0})}));
+        for (const auto& b : Batches(f)) stored.push_back(b.request_id);
+        c->Send(AckOf(f));
       }, [](const Status&) {});
     });
     REQUIRE(control.Listen(path).ok());
@@ -270,6 +288,7 @@ TEST_CASE("a durable batch's callback runs only once control acknowledged it", "
   uv_loop_t& loop = t.loop;
   const std::string& path = t.path;
   {
+    // Control acknowledges every frame but the one carrying the batch's last part, until told.
     bool ack_now = false;
     int received = 0;
     std::string sender;
@@ -277,10 +296,12 @@ TEST_CASE("a durable batch's callback runs only once control acknowledged it", "
     std::vector<std::shared_ptr<proto::FrameConnection>> conns;
     proto::FrameServer control(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
       conns.push_back(c);
-      c->Start([&](proto::Frame&& f) {
-        ++received;
-        sender = f.header.value("sender", "");
-        last_seq = f.header.value("seq", uint64_t{0});
+      c->Start([&, c = c.get()](proto::Frame&& f) {
+        auto batches = Batches(f);
+        received += static_cast<int>(batches.size());
+        sender = batches.back().sender;
+        last_seq = batches.back().seq;
+        if (received < 3) c->Send(AckOf(f));
       }, [](const Status&) {});
     });
     REQUIRE(control.Listen(path).ok());
@@ -306,6 +327,58 @@ TEST_CASE("a durable batch's callback runs only once control acknowledged it", "
     // An empty batch has nothing to wait for.
     sink.EmitDurable(proto::LogBatch{}, [&] { ++durable; });
     CHECK(durable == 2);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+    sink.Close();
+    for (auto& c : conns) c->Close();
+    control.Close();
+  }
+  CHECK(t.Drain());
+}
+
+TEST_CASE("batches emitted while a frame awaits its acknowledgement leave together in one frame",
+          "[log_sink]") {
+  SinkTest t;
+  uv_loop_t& loop = t.loop;
+  const std::string& path = t.path;
+  {
+    // Control holds its acknowledgements until told, as a slow commit would.
+    std::vector<proto::Frame> got;
+    std::vector<std::shared_ptr<proto::FrameConnection>> conns;
+    proto::FrameServer control(&loop, [&](std::shared_ptr<proto::FrameConnection> c) {
+      conns.push_back(c);
+      c->Start([&](proto::Frame&& f) { got.push_back(std::move(f)); }, [](const Status&) {});
+    });
+    REQUIRE(control.Listen(path).ok());
+    ControlLogSink sink(&loop, path);
+    sink.Start();
+    uv_timer_t& tick = t.tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    auto run_until = [&](const std::function<bool()>& done) {
+      while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+      return done();
+    };
+    // Nothing in flight: the first batch goes at once, alone.
+    sink.Emit(Batch("r0"));
+    REQUIRE(run_until([&] { return got.size() == 1; }));
+    CHECK(Batches(got[0]).size() == 1);
+    // Ten more while it is unacknowledged: none goes yet.
+    for (int i = 1; i <= 10; ++i) sink.Emit(Batch("r" + std::to_string(i)));
+    for (int i = 0; i < 20; ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(got.size() == 1);
+    CHECK(sink.frames_sent() == 1);
+    // The acknowledgement releases them as one frame, in order.
+    conns.back()->Send(AckOf(got[0]));
+    REQUIRE(run_until([&] { return got.size() == 2; }));
+    auto second = Batches(got[1]);
+    REQUIRE(second.size() == 10);
+    for (int i = 0; i < 10; ++i) CHECK(second[i].request_id == "r" + std::to_string(i + 1));
+    CHECK(second.front().seq == 2);
+    CHECK(second.back().seq == 11);
+    conns.back()->Send(AckOf(got[1]));
+    CHECK(run_until([&] { return sink.buffered() == 0; }));
+    CHECK(sink.frames_sent() == 2);
     uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     sink.Close();
     for (auto& c : conns) c->Close();
