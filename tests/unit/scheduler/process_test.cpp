@@ -120,8 +120,14 @@ class Platform {
     control_ = std::make_unique<proto::FrameServer>(&loop_, [this](std::shared_ptr<proto::FrameConnection> c) {
       conns_.push_back(c);
       c->Start(
-          [this](proto::Frame&& f) {
-            if (f.type() == proto::kMsgLogs) logs.push_back(f.header.get<proto::LogBatch>());
+          [this, c = c.get()](proto::Frame&& f) {
+            if (f.type() != proto::kMsgLogs) return;
+            auto batches = f.header.get<proto::LogBatches>().batches;
+            for (auto& b : batches) logs.push_back(std::move(b));
+            // Acknowledged as control does after its commit: the sink sends its next frame then.
+            if (!logs.empty() && logs.back().seq != 0) {
+              c->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{logs.back().sender, logs.back().seq}));
+            }
           },
           [](const Status&) {});
     });
