@@ -202,6 +202,23 @@ class ProcCpu:
         return ms
 
 
+def tree_cpu_ticks(root_pid):
+    """utime+stime of a process and of every process below it (live ones, plus what they reaped)."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = proc_stat(int(d))
+            if st:
+                procs[int(d)] = st
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        if pid in procs:
+            total += procs[pid][2] + procs[pid][3]
+            stack.extend(q for q, st in procs.items() if st[1] == pid)
+    return total
+
+
 def fmt_cpu(c):
     return (f"cpu ms/req: gateway {c['gateway']:.3f}  scheduler {c['scheduler']:.3f}  control {c['control']:.3f}  "
             f"server {c['server']:.3f}  = platform {c['platform']:.3f}   function {c['function']:.3f}")
@@ -370,10 +387,15 @@ def main():
             gp = start_gunicorn(gport)
             try:
                 wrk(f"http://127.0.0.1:{gport}/", None, c, 2)
+                before = tree_cpu_ticks(gp.pid)
                 results["gunicorn"] = wrk(f"http://127.0.0.1:{gport}/", None, c, d)
+                ticks = tree_cpu_ticks(gp.pid) - before
+                results["gunicorn"]["cpu_ms_per_req"] = ticks * 1000.0 / CLK_TCK / max(results["gunicorn"]["requests"], 1)
             finally:
                 stop(gp)
             log(f"(b) {'Flask under gunicorn -w 2 (sync)':36s} {fmt(results['gunicorn'])}")
+            # The whole request in one process: what Geysir's platform + function columns add up to.
+            log(f"    cpu ms/req: gunicorn master + workers {results['gunicorn']['cpu_ms_per_req']:.3f}")
         bu = results.get("gunicorn")
         for row, aim in (("flask", 0.1), ("flask-reuse", 1.0)):
             if row in results and bu and bu["rps"]:
