@@ -153,6 +153,17 @@ def proc_stat(pid):
     return comm, int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14])
 
 
+def all_proc_stats():
+    """pid -> proc_stat(pid) for every process now running."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = proc_stat(int(d))
+            if st:
+                procs[int(d)] = st
+    return procs
+
+
 class ProcCpu:
     """CPU time of the server's processes, in ticks, from /proc/<pid>/stat.
 
@@ -167,12 +178,7 @@ class ProcCpu:
         self.server_pid = server_pid
 
     def snapshot(self):
-        procs = {}
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                st = proc_stat(int(d))
-                if st:
-                    procs[int(d)] = st
+        procs = all_proc_stats()
         kids = {}
         for pid, (_, ppid, _, _) in procs.items():
             kids.setdefault(ppid, []).append(pid)
@@ -204,12 +210,7 @@ class ProcCpu:
 
 def tree_cpu_ticks(root_pid):
     """utime+stime of a process and of every process below it (live ones, plus what they reaped)."""
-    procs = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = proc_stat(int(d))
-            if st:
-                procs[int(d)] = st
+    procs = all_proc_stats()
     total, stack = 0, [root_pid]
     while stack:
         pid = stack.pop()

@@ -7,6 +7,7 @@ text travel base64-encoded in both directions, as AWS does.
 """
 import base64
 import io
+import os
 import sys
 import urllib.parse
 
@@ -41,7 +42,8 @@ def _environ(event, context):
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": False,
         "wsgi.multiprocess": True,
-        "wsgi.run_once": True,  # true in Geysir: every request is served by a fresh process
+        # A fresh process per request (Geysir's default), unless the function chose reuse mode.
+        "wsgi.run_once": os.environ.get("GEYSIR_EXECUTION_MODE", "per-request") != "reuse",
         "lambda.event": event,
         "lambda.context": context,
     }
