@@ -422,6 +422,11 @@ class Connection {
       if (IEquals(std::string_view(buf_ + name.off, name.len), "host")) ++hosts;
     }
     if (hosts > 1) return Fail(400, "malformed request: more than one Host header");
+    // RFC 9112 section 3.2: an HTTP/1.1 request without Host is answered 400. Routing here is
+    // by Host; a request without one would be read by whatever default a proxy in front picks.
+    if (hosts == 0 && parser_.http_major == 1 && parser_.http_minor >= 1) {
+      return Fail(400, "malformed request: an HTTP/1.1 request needs a Host header");
+    }
     // Absolute form ("GET http://a.example/ HTTP/1.1"): RFC 9112 section 3.2.2 has the
     // target's authority win over Host, while we route by Host; a request naming two different
     // hosts is refused rather than read one way here and the other way in front.

@@ -176,13 +176,14 @@ SMUGGLING = {
     "obs-fold": b"GET / HTTP/1.1\r\nHost: {h}\r\nX-A: 1\r\n 2\r\n\r\n",
     "obs-fold hiding a Host": b"GET / HTTP/1.1\r\nX-A: 1\r\n Host: other.lambda-url.localhost\r\nHost: {h}\r\n\r\n",
     "absolute target naming another host": b"GET http://other.lambda-url.localhost/ HTTP/1.1\r\nHost: {h}\r\n\r\n",
+    "HTTP/1.1 without Host": b"GET / HTTP/1.1\r\nX-Forwarded-Host: {h}\r\n\r\n",
 }
 
 
 @pytest.mark.parametrize("shape", sorted(SMUGGLING))
 def test_ambiguous_headers_are_400_at_the_gateway(server, echo_url, shape):
-    """Duplicate Host, whitespace before a header's colon, obsolete line folding and an
-    absolute-form target naming another host than Host answer 400 (RFC 9112): a proxy in
+    """Duplicate or missing Host (HTTP/1.1), whitespace before a header's colon, obsolete line
+    folding and an absolute-form target naming another host than Host answer 400 (RFC 9112): a proxy in
     front of the gateway could read such a request differently."""
     data = SMUGGLING[shape].replace(b"{h}", host_of(echo_url).encode())
     resp = raw(server, data)

@@ -593,12 +593,12 @@ TEST_CASE("HttpServer parses any split of a pipelined stream the same way", "[ht
                 "\r\n\r\n" + body;
       expected.push_back("POST " + path + " q= body=" + body);
     } else {
-      stream += "PUT " + path + " HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-V: " + value +
+      stream += "PUT " + path + " HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-V: " + value +
                 "\r\n\r\n3\r\nabc\r\n1;ext=1\r\nd\r\n0\r\nTrailer: x\r\n\r\n";
       expected.push_back("PUT " + path + " q= body=abcd");
     }
   }
-  stream += "GET /end HTTP/1.1\r\nConnection: close\r\n\r\n";
+  stream += "GET /end HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
   expected.push_back("GET /end q= body=");
 
   Harness h(Echo);
@@ -712,9 +712,11 @@ TEST_CASE("HttpServer answers 400 to header shapes two parsers could read differ
       "POST /a HTTP/1.1\r\nHost: a.example\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
       "POST /a HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
       "GET /a HTTP/1.1\r\nX-A: 1\r\n Host: b.example\r\nHost: a.example\r\n\r\n",
+      // HTTP/1.1 without Host (RFC 9112 section 3.2): routed by whatever default one picks.
+      "GET /a HTTP/1.1\r\nX-A: 1\r\n\r\n",
   };
   std::vector<std::string> answers;
-  std::string after;
+  std::string after, after10;
   REQUIRE(h.Run([&] {
     for (const char* r : requests) {
       RawClient c(h.server->port());
@@ -724,6 +726,9 @@ TEST_CASE("HttpServer answers 400 to header shapes two parsers could read differ
     RawClient ok(h.server->port());
     ok.Send("GET /ok HTTP/1.1\r\nHost: a.example\r\nX-A: 1 2\r\n\r\n");
     after = ok.ReadResponse();
+    RawClient http10(h.server->port());  // HTTP/1.0 has no Host requirement
+    http10.Send("GET /ok HTTP/1.0\r\n\r\n");
+    after10 = http10.ReadAll();
   }));
   REQUIRE(answers.size() == std::size(requests));
   for (size_t i = 0; i < answers.size(); ++i) {
@@ -731,8 +736,9 @@ TEST_CASE("HttpServer answers 400 to header shapes two parsers could read differ
     CHECK(StatusOf(answers[i]) == 400);
     CHECK(Contains(answers[i], "Connection: close"));
   }
-  CHECK(calls == 1);
+  CHECK(calls == 2);
   CHECK(StatusOf(after) == 200);
+  CHECK(StatusOf(after10) == 200);
 }
 
 TEST_CASE("HttpServer limits open connections per client address", "[http]") {
