@@ -97,7 +97,7 @@ void Usage(FILE* out) {
       "  --https-redirect       answer plain-HTTP requests for hosts with a certificate with 308 to https\n"
       "  --hsts-max-age  send Strict-Transport-Security: max-age=S on HTTPS responses\n"
       "  --max-connections-per-client  open connections one client address may hold at the\n"
-      "                  gateway (default 256; more are answered 429)\n"
+      "                  gateway and at the control API (default 256; more are answered 429)\n"
       "  --max-pools     function revisions the scheduler keeps a template for at once (default 64;\n"
       "                  the least recently used idle one is stopped first; 0: no bound)\n"
       "  --max-prefork-total  pre-forked children waiting for work over all functions (default 128)\n"
@@ -453,6 +453,9 @@ class Supervisor {
     c.args = {"--data-dir", d, "--listen-fd", "3", "--socket", control_sock_, "--scheduler-socket",
               scheduler_sock_, "--function-url-template", url_template, "--region", "us-east-1",
               "--account-id", "000000000000"};
+    if (!opt_.max_connections_per_client.empty()) {
+      c.args.insert(c.args.end(), {"--max-connections-per-client", opt_.max_connections_per_client});
+    }
     c.listen_fd = control_fd_.get();
     c.ready_socket = control_sock_;
     Child& s = children_[kScheduler];

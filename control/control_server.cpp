@@ -325,6 +325,7 @@ Status ControlServer::Impl::Start() {
   proto::HttpLimits limits;
   limits.max_body_bytes = opt.max_body_bytes;
   limits.body_timeout_ms = 120'000;  // a 70 MB upload over a slow link
+  limits.max_connections_per_client = opt.max_connections_per_client;
   http = std::make_unique<proto::HttpServer>(
       loop_, limits, [this](HttpRequest&& req, Responder resp) { OnRequest(std::move(req), std::move(resp)); },
       "Geysir-Control");

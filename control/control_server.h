@@ -38,6 +38,9 @@ struct ControlOptions {
   std::string scheduler_socket;         // "" = <data>/run/scheduler.sock
   ApiContext api;                       // region, account id, function URL template
   size_t max_body_bytes = 75u * 1024 * 1024;  // a 50 MB zip is ~67 MB of base64 inside JSON
+  // Open connections one client address may hold on the API port (more: 429 and closed), so one
+  // client cannot take all of them; SDKs pool ~10, Terraform runs 10 operations at once.
+  uint32_t max_connections_per_client = 256;
   std::function<int64_t()> now_ms;      // wall clock (ms); injected by tests
   // Code garbage collection: every interval, unpacked code that no function references is
   // noted; once it has stayed unreferenced for `code_gc_grace_ms` it is removed. The grace

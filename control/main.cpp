@@ -20,7 +20,8 @@ void Usage() {
                "usage: geysir-control --data-dir DIR (--listen-fd N | --listen HOST:PORT)\n"
                "         [--socket PATH] [--scheduler-socket PATH]\n"
                "         [--function-url-template 'http://{url_id}.lambda-url.localhost:8080/']\n"
-               "         [--region us-east-1] [--account-id 000000000000]\n");
+               "         [--region us-east-1] [--account-id 000000000000]\n"
+               "         [--max-connections-per-client 256]\n");
 }
 
 bool ParsePort(std::string_view s, uint16_t* out) {
@@ -100,6 +101,16 @@ int main(int argc, char** argv) {
       opt.api.region = value();
     } else if (a == "--account-id") {
       opt.api.account_id = value();
+    } else if (a == "--max-connections-per-client") {
+      std::string v = value();
+      unsigned n = 0;
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || p != v.data() + v.size() || n == 0 || n > 100000) {
+        std::fprintf(stderr, "geysir-control: --max-connections-per-client needs a number from 1 to 100000, got '%s'\n",
+                     v.c_str());
+        return 2;
+      }
+      opt.max_connections_per_client = n;
     } else if (a == "--help" || a == "-h") {
       Usage();
       return 0;

@@ -295,6 +295,39 @@ def test_connections_per_client_are_limited(edge_server, edge_url):
         assert b'"event":"connections_per_client_refused"' in f.read()
 
 
+def test_control_connections_per_client_are_limited(edge_server):
+    """The control API port takes the same --max-connections-per-client: one client address
+    holding 8 connections gets 429 on the ninth, and a slot is free again once one closes."""
+    port = int(edge_server.control_endpoint.rsplit(":", 1)[1])
+    held = []
+    try:
+        for _ in range(8):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        time.sleep(0.2)  # control accepts them before the ninth
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            resp = s.recv(4096)
+        finally:
+            s.close()
+        assert status_of(resp) == 429, resp[:300]
+        held.pop().close()
+        ok = b""
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                ok = s.recv(4096)
+            finally:
+                s.close()
+            if status_of(ok) != 429:
+                break
+            time.sleep(0.05)
+        assert status_of(ok) not in (0, 429), ok[:300]
+    finally:
+        for c in held:
+            c.close()
+
+
 def test_restarted_gateway_never_answers_404_for_an_existing_url(edge_server, edge_url):
     """SIGKILL the gateway while six clients call an existing function URL in a loop: until the
     new gateway has control's route table it answers 503 with Retry-After, never 404 (the
