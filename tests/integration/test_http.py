@@ -14,9 +14,10 @@ import pytest
 HEADER_TIMEOUT_S = 10  # proto::HttpLimits::header_timeout_ms
 
 
-def raw(server, data, timeout=15, shut=False):
-    """Sends bytes to the gateway, returns everything it answers until it closes (or timeout)."""
-    s = socket.create_connection(("127.0.0.1", server.http_port), timeout=timeout)
+def raw(server, data, timeout=15, shut=False, port=None):
+    """Sends bytes to the gateway (or another of the server's ports), returns everything it
+    answers until it closes (or timeout)."""
+    s = socket.create_connection(("127.0.0.1", port or server.http_port), timeout=timeout)
     try:
         if data:
             try:
@@ -268,29 +269,39 @@ def edge_url(edge_server):
     return url
 
 
-def test_connections_per_client_are_limited(edge_server, edge_url):
-    """One client address holds at most --max-connections-per-client (8 here) open connections:
-    the next is answered 429 and closed, counted in the gateway's log, and a slot is free again
-    once one of the eight closes."""
+def overflow_then_free_one(server, port, request, answered):
+    """Holds 8 connections to `port` (the edge server's per-client limit), checks that a ninth is
+    answered 429, closes one of the eight, then sends `request` until `answered(response)` (a
+    bounded number of times: the server notices the close asynchronously) and returns the last
+    response."""
     held = []
     try:
         for _ in range(8):
-            held.append(socket.create_connection(("127.0.0.1", edge_server.http_port), timeout=10))
-        time.sleep(0.2)  # the gateway accepts them before the ninth
-        resp = raw(edge_server, b"", timeout=10)
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        time.sleep(0.2)  # the server accepts them before the ninth
+        resp = raw(server, b"", timeout=10, port=port)
         assert status_of(resp) == 429, resp[:300]
         held.pop().close()
         ok = None
         for _ in range(50):
-            ok = raw(edge_server, b"GET / HTTP/1.1\r\nHost: " + host_of(edge_url).encode() +
-                     b"\r\nConnection: close\r\n\r\n", timeout=10)
-            if ok.startswith(b"HTTP/1.1 200"):
+            ok = raw(server, request, timeout=10, port=port)
+            if answered(ok):
                 break
             time.sleep(0.05)
-        assert status_of(ok) == 200, ok[:300]
+        return ok
     finally:
         for s in held:
             s.close()
+
+
+def test_connections_per_client_are_limited(edge_server, edge_url):
+    """One client address holds at most --max-connections-per-client (8 here) open connections:
+    the next is answered 429 and closed, counted in the gateway's log, and a slot is free again
+    once one of the eight closes."""
+    request = b"GET / HTTP/1.1\r\nHost: " + host_of(edge_url).encode() + b"\r\nConnection: close\r\n\r\n"
+    ok = overflow_then_free_one(edge_server, edge_server.http_port, request,
+                                lambda resp: resp.startswith(b"HTTP/1.1 200"))
+    assert status_of(ok) == 200, ok[:300]
     with open(edge_server.log_path, "rb") as f:
         assert b'"event":"connections_per_client_refused"' in f.read()
 
@@ -299,33 +310,10 @@ def test_control_connections_per_client_are_limited(edge_server):
     """The control API port takes the same --max-connections-per-client: one client address
     holding 8 connections gets 429 on the ninth, and a slot is free again once one closes."""
     port = int(edge_server.control_endpoint.rsplit(":", 1)[1])
-    held = []
-    try:
-        for _ in range(8):
-            held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
-        time.sleep(0.2)  # control accepts them before the ninth
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        try:
-            resp = s.recv(4096)
-        finally:
-            s.close()
-        assert status_of(resp) == 429, resp[:300]
-        held.pop().close()
-        ok = b""
-        for _ in range(50):
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            try:
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                ok = s.recv(4096)
-            finally:
-                s.close()
-            if status_of(ok) != 429:
-                break
-            time.sleep(0.05)
-        assert status_of(ok) not in (0, 429), ok[:300]
-    finally:
-        for c in held:
-            c.close()
+    ok = overflow_then_free_one(edge_server, port,
+                                b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                                lambda resp: status_of(resp) != 429)
+    assert status_of(ok) not in (0, 429), ok[:300]
 
 
 def test_restarted_gateway_never_answers_404_for_an_existing_url(edge_server, edge_url):

@@ -81,6 +81,17 @@ def workers_of(name):
     return sorted(pid for pid, ppid in procs.items() if ppid in procs)
 
 
+def stored_messages(server, fn_name, reports, timeout_s, what):
+    """The function's stored log messages (newlines stripped) once `reports` REPORT lines are in."""
+    logs = server.client("logs")
+    group = f"/aws/lambda/{fn_name}"
+
+    def stored():
+        ev = [e["message"].rstrip("\n") for e in logs.filter_log_events(logGroupName=group)["events"]]
+        return ev if sum(1 for m in ev if m.startswith("REPORT RequestId:")) == reports else None
+    return wait_until(stored, timeout_s, interval=0.2, what=what)
+
+
 def test_mode_set_by_create_and_update_and_shown(server, lam, fn_name):
     server.create(lam, fn_name, {"app.py": STATEFUL}, Environment=REUSE)
     cfg = lam.get_function_configuration(FunctionName=fn_name)
@@ -238,13 +249,7 @@ def test_logs_complete_and_ordered_init_duration_once(server, lam, fn_name):
             tail.index("no newline at the end") < tail.index(f"END RequestId: {rid}") < \
             tail.index(f"REPORT RequestId: {rid}")
         assert ("Init Duration" in tail) == (n == 0), tail
-    logs = server.client("logs")
-    group = f"/aws/lambda/{fn_name}"
-
-    def stored():
-        ev = [e["message"].rstrip("\n") for e in logs.filter_log_events(logGroupName=group)["events"]]
-        return ev if sum(1 for m in ev if m.startswith("REPORT RequestId:")) == 3 else None
-    messages = wait_until(stored, 20, interval=0.2, what="the REPORT lines of 3 invocations")
+    messages = stored_messages(server, fn_name, 3, 20, "the REPORT lines of 3 invocations")
     for i, rid in enumerate(rids):
         assert f"START RequestId: {rid} Version: $LATEST" in messages, messages
         own = messages[messages.index(f"START RequestId: {rid} Version: $LATEST"):]
@@ -286,13 +291,7 @@ def test_async_invocations_run_on_warm_workers(server, lam, fn_name):
     for n in range(3):
         r = lam.invoke(FunctionName=fn_name, InvocationType="Event", Payload=json.dumps({"n": n, "log": True}).encode())
         assert r["StatusCode"] == 202
-    logs = server.client("logs")
-    group = f"/aws/lambda/{fn_name}"
-
-    def stored():
-        ev = [e["message"].rstrip("\n") for e in logs.filter_log_events(logGroupName=group)["events"]]
-        return ev if sum(1 for m in ev if m.startswith("REPORT RequestId:")) == 3 else None
-    messages = wait_until(stored, 30, interval=0.2, what="the REPORT lines of 3 asynchronous invocations")
+    messages = stored_messages(server, fn_name, 3, 30, "the REPORT lines of 3 asynchronous invocations")
     assert sum(1 for m in messages if m.startswith("line one of ")) == 3
     assert sum(1 for m in messages if m == "no newline at the end") == 3
     # A synchronous invocation afterwards runs on a worker that served at least one of them.

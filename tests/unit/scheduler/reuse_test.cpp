@@ -56,6 +56,18 @@ struct Reuse {
     });
   }
   bool answered(const std::string& rid) const { return answers.count(rid) > 0; }
+  // Invocations "a" and "b" submitted to a cold pool, each running on a worker of its own.
+  std::pair<std::shared_ptr<ChildState>, std::shared_ptr<ChildState>> RunTwo() {
+    Submit("a");
+    Submit("b");
+    launcher.Ready();
+    REQUIRE(launcher.DeliverForks() == 2);
+    auto a = launcher.Running("a");
+    auto b = launcher.Running("b");
+    REQUIRE(a);
+    REQUIRE(b);
+    return {a, b};
+  }
   std::vector<std::string> Messages(size_t i) const {
     std::vector<std::string> m;
     for (auto& e : logs.batches.at(i).events) m.push_back(e.message);
@@ -128,14 +140,7 @@ TEST_CASE("reuse mode: one worker serves invocation after invocation without a f
 
 TEST_CASE("reuse mode: concurrent invocations scale workers up to demand; the most recent idle one serves next") {
   Reuse h;
-  h.Submit("a");
-  h.Submit("b");
-  h.launcher.Ready();
-  REQUIRE(h.launcher.DeliverForks() == 2);
-  auto wa = h.launcher.Running("a");
-  auto wb = h.launcher.Running("b");
-  REQUIRE(wa);
-  REQUIRE(wb);
+  auto [wa, wb] = h.RunTwo();
   CHECK(wa->pid != wb->pid);
   h.launcher.Respond("a", "1");
   h.launcher.Respond("b", "2");
@@ -203,12 +208,7 @@ TEST_CASE("reuse mode: a timed-out or crashed worker is replaced; the next invoc
 
 TEST_CASE("reuse mode: idle workers stop one by one after their idle time; the pool after its own") {
   Reuse h;
-  h.Submit("a");
-  h.Submit("b");
-  h.launcher.Ready();
-  h.launcher.DeliverForks();
-  auto wa = h.launcher.Running("a");
-  auto wb = h.launcher.Running("b");
+  auto [wa, wb] = h.RunTwo();
   h.launcher.Respond("a", "1");
   h.clock.Advance(2000);
   h.launcher.Respond("b", "2");
@@ -229,12 +229,7 @@ TEST_CASE("reuse mode: idle workers stop one by one after their idle time; the p
 
 TEST_CASE("reuse mode: retire stops idle workers at once and does not keep a running one") {
   Reuse h;
-  h.Submit("a");
-  h.Submit("b");
-  h.launcher.Ready();
-  h.launcher.DeliverForks();
-  auto wa = h.launcher.Running("a");
-  auto wb = h.launcher.Running("b");
+  auto [wa, wb] = h.RunTwo();
   h.launcher.Respond("a", "1");
   REQUIRE_FALSE(wa->destroyed);
   h.sched.Retire("hello", "");
@@ -274,12 +269,7 @@ TEST_CASE("reuse mode: idle workers count against max_prefork_total") {
   SchedulerOptions o = Reuse::Options();
   o.max_prefork_total = 1;
   Reuse h(o);
-  h.Submit("a");
-  h.Submit("b");
-  h.launcher.Ready();
-  h.launcher.DeliverForks();
-  auto wa = h.launcher.Running("a");
-  auto wb = h.launcher.Running("b");
+  auto [wa, wb] = h.RunTwo();
   h.launcher.Respond("a", "1");
   h.launcher.Respond("b", "2");
   CHECK(h.sched.stats().idle_workers == 1);
