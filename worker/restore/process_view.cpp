@@ -1,0 +1,244 @@
+#include "worker/restore/process_view.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "proto/unique_fd.h"
+
+namespace geysir::worker::restore {
+
+namespace {
+
+std::string Proc(pid_t pid, const char* what) { return "/proc/" + std::to_string(pid) + "/" + what; }
+
+uint64_t Hex(std::string_view s) {
+  uint64_t v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  return v;
+}
+
+// The next space-separated field of `line` from `pos` on.
+std::string_view Field(std::string_view line, size_t& pos) {
+  while (pos < line.size() && line[pos] == ' ') ++pos;
+  const size_t start = pos;
+  while (pos < line.size() && line[pos] != ' ') ++pos;
+  return line.substr(start, pos - start);
+}
+
+Result<std::string> ReadLink(const std::string& path) {
+  char buf[4096];
+  const ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  if (n < 0) return Status::Sys(errno, "readlink " + path);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// The names in a directory, sorted, joined by '\n' ("." and ".." left out).
+Result<std::string> ListDir(const std::string& path) {
+  DIR* d = opendir(path.c_str());
+  if (d == nullptr) return Status::Sys(errno, "opendir " + path);
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    names.emplace_back(e->d_name);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  std::string out;
+  for (const auto& n : names) out += n + "\n";
+  return out;
+}
+
+}  // namespace
+
+int Mapping::prot() const {
+  return (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
+}
+
+bool Mapping::SameKind(const Mapping& o) const {
+  return std::memcmp(perms, o.perms, sizeof perms) == 0 && inode == o.inode && path == o.path;
+}
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::Sys(errno, "open " + path);
+  std::string out;
+  size_t used = 0;
+  out.resize(16384);
+  for (;;) {
+    if (used == out.size()) out.resize(out.size() * 2);
+    const ssize_t n = read(fd.get(), out.data() + used, out.size() - used);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::Sys(errno, "read " + path);
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  out.resize(used);
+  return out;
+}
+
+Result<std::vector<Mapping>> ReadMappings(pid_t pid) {
+  auto text = ReadWholeFile(Proc(pid, "maps"));
+  if (!text.ok()) return text.status();
+  std::vector<Mapping> out;
+  std::string_view all = *text;
+  while (!all.empty()) {
+    const size_t nl = all.find('\n');
+    std::string_view line = all.substr(0, nl);
+    all = nl == std::string_view::npos ? std::string_view() : all.substr(nl + 1);
+    if (line.empty()) continue;
+    size_t pos = 0;
+    std::string_view range = Field(line, pos);
+    std::string_view perms = Field(line, pos);
+    std::string_view offset = Field(line, pos);
+    Field(line, pos);  // device
+    std::string_view inode = Field(line, pos);
+    while (pos < line.size() && line[pos] == ' ') ++pos;
+    const size_t dash = range.find('-');
+    if (dash == std::string_view::npos || perms.size() != 4) {
+      return Status::Internal("unexpected line in /proc/" + std::to_string(pid) + "/maps: " + std::string(line));
+    }
+    Mapping m;
+    m.start = Hex(range.substr(0, dash));
+    m.end = Hex(range.substr(dash + 1));
+    std::memcpy(m.perms, perms.data(), 4);
+    m.offset = Hex(offset);
+    std::from_chars(inode.data(), inode.data() + inode.size(), m.inode);
+    m.path = std::string(line.substr(pos));
+    if (!out.empty() && out.back().end == m.start && out.back().SameKind(m) &&
+        (m.inode == 0 || out.back().offset + (out.back().end - out.back().start) == m.offset)) {
+      out.back().end = m.end;
+      continue;
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<std::string> ReadStateLines(pid_t pid) {
+  auto text = ReadWholeFile(Proc(pid, "status"));
+  if (!text.ok()) return text.status();
+  static constexpr const char* kKeys[] = {"Umask:", "Threads:", "SigQ:",   "SigPnd:",    "ShdPnd:", "SigBlk:",
+                                          "SigIgn:", "SigCgt:", "NoNewPrivs:", "Seccomp:", "Seccomp_filters:"};
+  std::string out;
+  std::string_view all = *text;
+  while (!all.empty()) {
+    const size_t nl = all.find('\n');
+    std::string_view line = all.substr(0, nl);
+    all = nl == std::string_view::npos ? std::string_view() : all.substr(nl + 1);
+    for (const char* key : kKeys) {
+      if (line.starts_with(key)) {
+        out.append(line);
+        out.push_back('\n');
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Descriptor>> ReadDescriptors(pid_t pid) {
+  const std::string dir = Proc(pid, "fd");
+  auto names = ListDir(dir);
+  if (!names.ok()) return names.status();
+  std::vector<Descriptor> out;
+  std::string_view all = *names;
+  while (!all.empty()) {
+    const size_t nl = all.find('\n');
+    std::string_view name = all.substr(0, nl);
+    all = all.substr(nl + 1);
+    Descriptor d;
+    std::from_chars(name.data(), name.data() + name.size(), d.fd);
+    auto target = ReadLink(dir + "/" + std::string(name));
+    if (!target.ok()) return target.status();
+    d.target = std::move(target).value();
+    if (!d.target.empty() && d.target[0] == '/') {
+      // A file: where it is read or written next is state too.
+      auto info = ReadWholeFile(Proc(pid, "fdinfo/") + std::string(name));
+      if (!info.ok()) return info.status();
+      if (info->starts_with("pos:")) d.pos = std::atoll(info->c_str() + 4);
+    }
+    out.push_back(std::move(d));
+  }
+  std::sort(out.begin(), out.end(), [](const Descriptor& a, const Descriptor& b) { return a.fd < b.fd; });
+  return out;
+}
+
+Result<OtherState> ReadOtherState(pid_t pid) {
+  OtherState s;
+  auto cwd = ReadLink(Proc(pid, "cwd"));
+  if (!cwd.ok()) return cwd.status();
+  s.cwd = std::move(cwd).value();
+  auto limits = ReadWholeFile(Proc(pid, "limits"));
+  if (!limits.ok()) return limits.status();
+  s.limits = std::move(limits).value();
+  const std::string tid = std::to_string(pid);
+  auto children = ReadWholeFile(Proc(pid, ("task/" + tid + "/children").c_str()));
+  if (!children.ok()) return children.status();
+  s.children = std::move(children).value();
+  auto timers = ReadWholeFile(Proc(pid, "timers"));  // absent without CONFIG_CHECKPOINT_RESTORE
+  if (timers.ok()) s.timers = std::move(timers).value();
+  auto tmp = ListDir(Proc(pid, "root/tmp"));
+  if (tmp.ok()) s.tmp_entries = std::move(tmp).value();
+  return s;
+}
+
+Result<size_t> CountIpcObjects(pid_t pid) {
+  UniqueFd theirs(open(Proc(pid, "ns/ipc").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!theirs) return Status::Sys(errno, "open the worker's IPC namespace");
+  UniqueFd ours(open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC));
+  if (!ours) return Status::Sys(errno, "open this thread's IPC namespace");
+  struct stat a{}, b{};
+  if (fstat(theirs.get(), &a) != 0 || fstat(ours.get(), &b) != 0) return Status::Sys(errno, "fstat an IPC namespace");
+  if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) return size_t{0};
+  if (setns(theirs.get(), CLONE_NEWIPC) != 0) return Status::Sys(errno, "setns into the worker's IPC namespace");
+  // /proc/sysvipc lists the objects of the reader's IPC namespace: one header line, then one
+  // line per object.
+  size_t count = 0;
+  Status failed;
+  for (const char* file : {"/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem"}) {
+    auto text = ReadWholeFile(file);
+    if (!text.ok()) {
+      failed = text.status();
+      break;
+    }
+    const size_t lines = static_cast<size_t>(std::count(text->begin(), text->end(), '\n'));
+    count += lines > 0 ? lines - 1 : 0;
+  }
+  if (setns(ours.get(), CLONE_NEWIPC) != 0) {
+    // This thread would stay in a worker's namespace: nothing it does later could be trusted.
+    std::abort();
+  }
+  if (!failed.ok()) return failed;
+  return count;
+}
+
+Result<std::vector<pid_t>> ReadProcs(const std::string& path) {
+  auto text = ReadWholeFile(path);
+  if (!text.ok()) return text.status();
+  std::vector<pid_t> out;
+  const char* p = text->data();
+  const char* end = p + text->size();
+  while (p < end) {
+    pid_t v = 0;
+    auto [next, ec] = std::from_chars(p, end, v);
+    if (ec != std::errc()) {
+      ++p;
+      continue;
+    }
+    out.push_back(v);
+    p = next;
+  }
+  return out;
+}
+
+}  // namespace geysir::worker::restore

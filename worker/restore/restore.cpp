@@ -1,0 +1,690 @@
+#include "worker/restore/restore.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "worker/restore/kernel_abi.h"
+#include "worker/restore/process_view.h"
+
+namespace geysir::worker::restore {
+
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr int kErestartsys = 512;        // the kernel's "restart this call" (never seen by user space)
+constexpr size_t kIovMax = 1024;         // IOV_MAX: per process_vm_readv/writev call
+constexpr size_t kMaxXstate = 64 * 1024;  // XSAVE area; AMX makes it ~11 KiB today
+constexpr int64_t kStopTimeoutNs = 2'000'000'000;
+// A worker whose state a snapshot cannot take or a restore cannot undo.
+constexpr Code kCannotRestore = Code::kInvalidArgument;
+
+int64_t MonoNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string Describe(const Mapping& m) {
+  return Hex(m.start) + "-" + Hex(m.end) + " " + std::string(m.perms, 4) + (m.path.empty() ? "" : " " + m.path);
+}
+
+// A contiguous run of pages and where their snapshot content starts in the snapshot's buffer.
+struct Extent {
+  uint64_t start;
+  uint64_t end;
+  size_t offset;
+};
+
+// The worker between Stop() and the destructor: in a ptrace stop, attached by this thread.
+// Resumes it (PTRACE_DETACH) when destroyed, unless Kill()ed. Attached with PTRACE_O_EXITKILL:
+// should the scheduler die in the middle of a restore, the half-restored worker dies with it.
+class Stopped {
+ public:
+  static Result<std::unique_ptr<Stopped>> Stop(pid_t pid) {
+    if (ptrace(PTRACE_SEIZE, pid, nullptr, reinterpret_cast<void*>(PTRACE_O_EXITKILL)) != 0) {
+      return Status::Sys(errno, "ptrace(PTRACE_SEIZE) of worker " + std::to_string(pid));
+    }
+    auto s = std::unique_ptr<Stopped>(new Stopped(pid));
+    if (ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) return Status::Sys(errno, "ptrace(PTRACE_INTERRUPT)");
+    int status = 0;
+    GEYSIR_RETURN_IF_ERROR(s->Wait(&status));
+    if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) return s;
+    if (WIFSTOPPED(status)) {
+      // A signal was on its way to the worker: let it have it after we let go, and give up.
+      s->pending_signal_ = WSTOPSIG(status);
+      return Status::Error(kCannotRestore,
+                           "a signal (" + std::to_string(WSTOPSIG(status)) + ") was being delivered to the worker");
+    }
+    s->gone_ = true;
+    return Status::Error(kCannotRestore, "the worker exited");
+  }
+
+  ~Stopped() {
+    if (!gone_) ptrace(PTRACE_DETACH, pid_, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(pending_signal_)));
+  }
+
+  // The worker's stop is bounded: a worker in uninterruptible sleep past the timeout is failed.
+  Status Wait(int* status) {
+    const int64_t deadline = MonoNs() + kStopTimeoutNs;
+    for (int spins = 0;; ++spins) {
+      const pid_t r = waitpid(pid_, status, __WALL | WNOHANG);
+      if (r == pid_) {
+        if (WIFEXITED(*status) || WIFSIGNALED(*status)) gone_ = true;
+        return Status::Ok();
+      }
+      if (r < 0 && errno != EINTR) return Status::Sys(errno, "waitpid for the stopped worker");
+      if (MonoNs() > deadline) return Status::Error(Code::kDeadlineExceeded, "the worker did not stop within 2 s");
+      if (spins < 64) {
+        sched_yield();
+      } else {
+        timespec ts{0, 20'000};
+        nanosleep(&ts, nullptr);
+      }
+    }
+  }
+
+  Status GetRegs(user_regs_struct* regs) {
+    iovec iov{regs, sizeof *regs};
+    if (ptrace(PTRACE_GETREGSET, pid_, reinterpret_cast<void*>(NT_PRSTATUS), &iov) != 0) {
+      return Status::Sys(errno, "ptrace(PTRACE_GETREGSET, NT_PRSTATUS)");
+    }
+    return Status::Ok();
+  }
+  Status SetRegs(const user_regs_struct& regs) {
+    iovec iov{const_cast<user_regs_struct*>(&regs), sizeof regs};
+    if (ptrace(PTRACE_SETREGSET, pid_, reinterpret_cast<void*>(NT_PRSTATUS), &iov) != 0) {
+      return Status::Sys(errno, "ptrace(PTRACE_SETREGSET, NT_PRSTATUS)");
+    }
+    return Status::Ok();
+  }
+  Status GetXstate(std::vector<char>* out) {
+    out->resize(kMaxXstate);
+    iovec iov{out->data(), out->size()};
+    if (ptrace(PTRACE_GETREGSET, pid_, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) != 0) {
+      return Status::Sys(errno, "ptrace(PTRACE_GETREGSET, NT_X86_XSTATE)");
+    }
+    out->resize(iov.iov_len);
+    return Status::Ok();
+  }
+  Status SetXstate(const std::vector<char>& xstate) {
+    iovec iov{const_cast<char*>(xstate.data()), xstate.size()};
+    if (ptrace(PTRACE_SETREGSET, pid_, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) != 0) {
+      return Status::Sys(errno, "ptrace(PTRACE_SETREGSET, NT_X86_XSTATE)");
+    }
+    return Status::Ok();
+  }
+
+  // Makes the worker execute one system call: its registers point at a `syscall` instruction of
+  // its own (the one its parked read(2) entered through), with the call's number and arguments;
+  // one single step runs exactly that instruction. orig_rax = -1: no restart logic applies.
+  // The caller puts the snapshot's registers back afterwards.
+  Result<long> Syscall(const user_regs_struct& base, uint64_t syscall_ip, long nr, uint64_t a0 = 0, uint64_t a1 = 0,
+                       uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0) {
+    user_regs_struct r = base;
+    r.rip = syscall_ip;
+    r.rax = static_cast<uint64_t>(nr);
+    r.orig_rax = static_cast<uint64_t>(-1);
+    r.rdi = a0;
+    r.rsi = a1;
+    r.rdx = a2;
+    r.r10 = a3;
+    r.r8 = a4;
+    r.r9 = a5;
+    GEYSIR_RETURN_IF_ERROR(SetRegs(r));
+    if (ptrace(PTRACE_SINGLESTEP, pid_, nullptr, nullptr) != 0) return Status::Sys(errno, "ptrace(PTRACE_SINGLESTEP)");
+    int status = 0;
+    GEYSIR_RETURN_IF_ERROR(Wait(&status));
+    if (gone_) return Status::Error(kCannotRestore, "the worker died during a restore system call");
+    if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGTRAP) {
+      if (WIFSTOPPED(status)) pending_signal_ = WSTOPSIG(status);
+      return Status::Error(kCannotRestore, "a signal interrupted a restore system call");
+    }
+    user_regs_struct after{};
+    GEYSIR_RETURN_IF_ERROR(GetRegs(&after));
+    return static_cast<long>(after.rax);
+  }
+
+  void Kill() {
+    kill(pid_, SIGKILL);
+    gone_ = true;  // PTRACE_O_EXITKILL aside, a detach now would resume a broken worker
+  }
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  explicit Stopped(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  int pending_signal_ = 0;
+  bool gone_ = false;
+};
+
+// Copies between the worker's memory and ours in batches of IOV_MAX.
+class Copier {
+ public:
+  Copier(pid_t pid, bool to_worker) : pid_(pid), to_worker_(to_worker) {}
+  Status Add(uint64_t remote, const char* local, size_t len) {
+    if (len == 0) return Status::Ok();
+    local_.push_back({const_cast<char*>(local), len});
+    remote_.push_back({reinterpret_cast<void*>(remote), len});
+    bytes_ += len;
+    return local_.size() == kIovMax ? Flush() : Status::Ok();
+  }
+  Status Flush() {
+    if (local_.empty()) return Status::Ok();
+    const ssize_t n = to_worker_ ? process_vm_writev(pid_, local_.data(), local_.size(), remote_.data(), remote_.size(), 0)
+                                 : process_vm_readv(pid_, local_.data(), local_.size(), remote_.data(), remote_.size(), 0);
+    const int err = errno;
+    local_.clear();
+    remote_.clear();
+    const size_t want = std::exchange(bytes_, 0);
+    if (n < 0) return Status::Sys(err, to_worker_ ? "process_vm_writev into the worker" : "process_vm_readv from the worker");
+    if (static_cast<size_t>(n) != want) {
+      return Status::Internal(std::string("partial ") + (to_worker_ ? "process_vm_writev" : "process_vm_readv") + ": " +
+                              std::to_string(n) + " of " + std::to_string(want) + " bytes");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  pid_t pid_;
+  bool to_worker_;
+  std::vector<iovec> local_;
+  std::vector<iovec> remote_;
+  size_t bytes_ = 0;
+};
+
+// One PAGEMAP_SCAN over [start, end), as many calls as the output needs.
+Status Scan(int pagemap, uint64_t start, uint64_t end, uint64_t flags, uint64_t inverted, uint64_t mask,
+            uint64_t anyof, uint64_t ret, std::vector<abi::PageRegion>* out) {
+  out->clear();
+  std::vector<abi::PageRegion> buf(512);
+  uint64_t at = start;
+  while (at < end) {
+    abi::PmScanArg a{};
+    a.size = sizeof a;
+    a.flags = flags;
+    a.start = at;
+    a.end = end;
+    a.vec = reinterpret_cast<uint64_t>(buf.data());
+    a.vec_len = buf.size();
+    a.category_inverted = inverted;
+    a.category_mask = mask;
+    a.category_anyof_mask = anyof;
+    a.return_mask = ret;
+    const long n = ioctl(pagemap, abi::kPagemapScan, &a);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::Sys(errno, "PAGEMAP_SCAN");
+    }
+    out->insert(out->end(), buf.begin(), buf.begin() + n);
+    if (a.walk_end <= at) break;
+    at = a.walk_end;
+  }
+  return Status::Ok();
+}
+
+Status WriteProtect(int uffd, uint64_t start, uint64_t end) {
+  uffdio_writeprotect wp{};
+  wp.range.start = start;
+  wp.range.len = end - start;
+  wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+  while (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) != 0) {
+    if (errno != EAGAIN && errno != EINTR) return Status::Sys(errno, "UFFDIO_WRITEPROTECT " + Hex(start) + "-" + Hex(end));
+  }
+  return Status::Ok();
+}
+
+Status Register(int uffd, uint64_t start, uint64_t end) {
+  uffdio_register reg{};
+  reg.range.start = start;
+  reg.range.len = end - start;
+  reg.mode = UFFDIO_REGISTER_MODE_WP;
+  if (ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) return Status::Sys(errno, "UFFDIO_REGISTER " + Hex(start) + "-" + Hex(end));
+  return Status::Ok();
+}
+
+// Adds [start, end) to a sorted list of page runs, merging with the last one when adjacent.
+void AddRun(std::vector<std::pair<uint64_t, uint64_t>>* runs, uint64_t start, uint64_t end) {
+  if (start >= end) return;
+  if (!runs->empty() && runs->back().second >= start) {
+    runs->back().second = std::max(runs->back().second, end);
+    return;
+  }
+  runs->emplace_back(start, end);
+}
+
+}  // namespace
+
+struct Snapshot::State {
+  pid_t pid = -1;
+  UniqueFd uffd;
+  UniqueFd pagemap;
+  std::string cgroup_procs;
+  user_regs_struct regs{};
+  std::vector<char> xstate;
+  uint64_t syscall_ip = 0;
+  std::vector<Mapping> maps;
+  std::string status_lines;
+  std::vector<Descriptor> fds;
+  OtherState other;
+  uint64_t lo = 0;  // the tracked mappings span [lo, hi)
+  uint64_t hi = 0;
+  // The content of every tracked page that was present, by address; absent pages were zero
+  // (anonymous memory: file-backed private mappings are copied whole).
+  std::vector<Extent> extents;
+  char* data = nullptr;
+  size_t data_size = 0;
+  std::vector<char> zeros = std::vector<char>(64 * kPage, 0);
+
+  ~State() {
+    if (data != nullptr) munmap(data, data_size);
+  }
+
+  // Queues the snapshot's content for [start, end) (zeros where it had no page).
+  Status QueueContent(Copier* copier, uint64_t start, uint64_t end) const {
+    auto it = std::upper_bound(extents.begin(), extents.end(), start,
+                               [](uint64_t a, const Extent& e) { return a < e.end; });
+    uint64_t at = start;
+    while (at < end) {
+      if (it == extents.end() || it->start >= end) {
+        GEYSIR_RETURN_IF_ERROR(QueueZeros(copier, at, end));
+        break;
+      }
+      if (it->start > at) {
+        GEYSIR_RETURN_IF_ERROR(QueueZeros(copier, at, it->start));
+        at = it->start;
+      }
+      const uint64_t stop = std::min(end, it->end);
+      GEYSIR_RETURN_IF_ERROR(copier->Add(at, data + it->offset + (at - it->start), stop - at));
+      at = stop;
+      ++it;
+    }
+    return Status::Ok();
+  }
+
+  // Only the snapshot's content inside [start, end): pages it had (used to refill pages that
+  // went missing; where the snapshot had none, a missing page reads as zero anyway).
+  Status QueuePresent(Copier* copier, uint64_t start, uint64_t end, uint64_t* pages) const {
+    auto it = std::upper_bound(extents.begin(), extents.end(), start,
+                               [](uint64_t a, const Extent& e) { return a < e.end; });
+    for (; it != extents.end() && it->start < end; ++it) {
+      const uint64_t a = std::max(start, it->start);
+      const uint64_t b = std::min(end, it->end);
+      if (a >= b) continue;
+      *pages += (b - a) / kPage;
+      GEYSIR_RETURN_IF_ERROR(copier->Add(a, data + it->offset + (a - it->start), b - a));
+    }
+    return Status::Ok();
+  }
+
+  // Puts the mappings back as the snapshot had them (see the header); the pages of mappings made
+  // again are refilled by the page scan that follows, which finds them missing.
+  Status RepairLayout(Stopped& w, const std::vector<Mapping>& now, uint64_t* fixed);
+
+  Status QueueZeros(Copier* copier, uint64_t start, uint64_t end) const {
+    for (uint64_t at = start; at < end;) {
+      const uint64_t n = std::min<uint64_t>(end - at, zeros.size());
+      GEYSIR_RETURN_IF_ERROR(copier->Add(at, zeros.data(), n));
+      at += n;
+    }
+    return Status::Ok();
+  }
+};
+
+// Everything of [start, end) that no mapping of `maps` (sorted) covers.
+std::vector<std::pair<uint64_t, uint64_t>> Uncovered(uint64_t start, uint64_t end, const std::vector<Mapping>& maps) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  uint64_t at = start;
+  auto it = std::upper_bound(maps.begin(), maps.end(), start, [](uint64_t a, const Mapping& m) { return a < m.end; });
+  for (; it != maps.end() && it->start < end && at < end; ++it) {
+    if (it->start > at) out.emplace_back(at, std::min(end, it->start));
+    at = std::max(at, it->end);
+  }
+  if (at < end) out.emplace_back(at, end);
+  return out;
+}
+
+std::string FirstDifference(const std::vector<Mapping>& was, const std::vector<Mapping>& now) {
+  for (size_t i = 0; i < std::max(was.size(), now.size()); ++i) {
+    if (i >= was.size()) return "added " + Describe(now[i]);
+    if (i >= now.size()) return "removed " + Describe(was[i]);
+    if (!(was[i] == now[i])) return Describe(was[i]) + " is now " + Describe(now[i]);
+  }
+  return "none";
+}
+
+Status Snapshot::State::RepairLayout(Stopped& w, const std::vector<Mapping>& now, uint64_t* fixed) {
+  // The program break first: glibc's heap top lives in the memory about to be restored.
+  auto heap_of = [](const std::vector<Mapping>& list) -> const Mapping* {
+    for (const Mapping& m : list) {
+      if (m.path == "[heap]") return &m;
+    }
+    return nullptr;
+  };
+  const Mapping* was_heap = heap_of(maps);
+  const Mapping* now_heap = heap_of(now);
+  if (was_heap != nullptr && (now_heap == nullptr || now_heap->end != was_heap->end)) {
+    auto brk = w.Syscall(regs, syscall_ip, SYS_brk, was_heap->end);
+    if (!brk.ok()) return brk.status();
+    if (static_cast<uint64_t>(*brk) != was_heap->end) return Status::Error(kCannotRestore, "brk could not be reset");
+    // Heap the break gave back is new memory, not yet tracked; the page scan refills it.
+    const uint64_t regrown = now_heap == nullptr ? was_heap->start : now_heap->end;
+    if (regrown < was_heap->end) GEYSIR_RETURN_IF_ERROR(Register(uffd.get(), regrown, was_heap->end));
+    ++*fixed;
+  }
+  auto current = ReadMappings(pid);
+  if (!current.ok()) return current.status();
+
+  // Whatever the snapshot did not have is unmapped; what changed protection gets it back.
+  for (const Mapping& m : *current) {
+    for (const auto& [a, b] : Uncovered(m.start, m.end, maps)) {
+      auto r = w.Syscall(regs, syscall_ip, SYS_munmap, a, b - a);
+      if (!r.ok()) return r.status();
+      if (*r != 0) return Status::Error(kCannotRestore, "munmap of " + Describe(m) + " failed");
+      ++*fixed;
+    }
+  }
+  for (const Mapping& was : maps) {
+    for (const Mapping& m : *current) {
+      const uint64_t a = std::max(was.start, m.start);
+      const uint64_t b = std::min(was.end, m.end);
+      if (a >= b || was.SameKind(m)) continue;
+      const bool only_protection = was.inode == m.inode && was.path == m.path && was.perms[3] == m.perms[3];
+      if (!only_protection) return Status::Error(kCannotRestore, "mapping " + Describe(was) + " was replaced by " + Describe(m));
+      auto r = w.Syscall(regs, syscall_ip, SYS_mprotect, a, b - a, static_cast<uint64_t>(was.prot()));
+      if (!r.ok()) return r.status();
+      if (*r != 0) return Status::Error(kCannotRestore, "mprotect of " + Describe(was) + " failed");
+      ++*fixed;
+    }
+  }
+  // Anonymous memory the invocation unmapped is mapped again, tracked, and refilled below.
+  for (const Mapping& was : maps) {
+    for (const auto& [a, b] : Uncovered(was.start, was.end, *current)) {
+      if (!was.tracked() || was.inode != 0) {
+        return Status::Error(kCannotRestore, "mapping " + Describe(was) + " was unmapped");
+      }
+      if (was.path != "[heap]") {
+        auto r = w.Syscall(regs, syscall_ip, SYS_mmap, a, b - a, static_cast<uint64_t>(was.prot()),
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, static_cast<uint64_t>(-1), 0);
+        if (!r.ok()) return r.status();
+        if (static_cast<uint64_t>(*r) != a) return Status::Error(kCannotRestore, "could not map " + Describe(was) + " again");
+      }
+      GEYSIR_RETURN_IF_ERROR(Register(uffd.get(), a, b));
+      ++*fixed;
+    }
+  }
+  auto after = ReadMappings(pid);
+  if (!after.ok()) return after.status();
+  if (*after != maps) {
+    return Status::Error(kCannotRestore, "the memory layout could not be put back: " + FirstDifference(maps, *after));
+  }
+  return Status::Ok();
+}
+
+Support Probe() {
+#if !defined(__x86_64__)
+  return {false, "restore mode is implemented for x86-64 only"};
+#else
+  UniqueFd uffd(static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)));
+  if (!uffd) return {false, std::string("userfaultfd: ") + std::strerror(errno)};
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+  if (ioctl(uffd.get(), UFFDIO_API, &api) != 0) {
+    return {false, std::string("userfaultfd has no asynchronous write-protect mode (Linux >= 6.7): ") +
+                       std::strerror(errno)};
+  }
+  UniqueFd pagemap(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  if (!pagemap) return {false, std::string("/proc/self/pagemap: ") + std::strerror(errno)};
+  static char probe_page[4096] __attribute__((aligned(4096)));
+  probe_page[0] = 1;
+  abi::PageRegion region{};
+  abi::PmScanArg a{};
+  a.size = sizeof a;
+  a.start = reinterpret_cast<uint64_t>(probe_page);
+  a.end = a.start + sizeof probe_page;
+  a.vec = reinterpret_cast<uint64_t>(&region);
+  a.vec_len = 1;
+  a.category_anyof_mask = abi::kPagePresent;
+  a.return_mask = abi::kPagePresent;
+  if (ioctl(pagemap.get(), abi::kPagemapScan, &a) < 0) {
+    return {false, std::string("no PAGEMAP_SCAN ioctl on /proc/PID/pagemap (Linux >= 6.7): ") + std::strerror(errno)};
+  }
+  return {true, "userfaultfd asynchronous write-protect and PAGEMAP_SCAN"};
+#endif
+}
+
+Snapshot::Snapshot(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Snapshot::~Snapshot() = default;
+pid_t Snapshot::pid() const { return state_->pid; }
+size_t Snapshot::bytes() const { return state_->data_size; }
+
+Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
+#if !defined(__x86_64__)
+  return Status::Unavailable("restore mode is implemented for x86-64 only");
+#else
+  auto st = std::make_unique<State>();
+  st->pid = request.pid;
+  st->uffd = std::move(request.uffd);
+  st->cgroup_procs = std::move(request.cgroup_procs);
+  const pid_t pid = request.pid;
+
+  auto stopped = Stopped::Stop(pid);
+  if (!stopped.ok()) return stopped.status().Wrap("stopping the worker for its snapshot");
+  Stopped& w = **stopped;
+  GEYSIR_RETURN_IF_ERROR(w.GetRegs(&st->regs));
+  // Parked: blocked in read(2) on its channel, interrupted by our stop (the kernel restarts the
+  // read when it resumes, and will again each time it resumes from these registers).
+  if (st->regs.orig_rax != SYS_read || static_cast<int>(st->regs.rdi) != request.channel_fd ||
+      static_cast<long>(st->regs.rax) != -kErestartsys) {
+    return Status::Unavailable("the worker is not waiting on its channel yet");
+  }
+  GEYSIR_RETURN_IF_ERROR(w.GetXstate(&st->xstate));
+  st->syscall_ip = st->regs.rip - 2;
+  {
+    unsigned char insn[2] = {0, 0};
+    iovec local{insn, 2};
+    iovec remote{reinterpret_cast<void*>(st->syscall_ip), 2};
+    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != 2 || insn[0] != 0x0f || insn[1] != 0x05) {
+      return Status::Internal("no syscall instruction before the parked worker's instruction pointer");
+    }
+  }
+
+  auto state_lines = ReadStateLines(pid);
+  if (!state_lines.ok()) return state_lines.status();
+  st->status_lines = std::move(state_lines).value();
+  if (st->status_lines.find("Threads:\t1\n") == std::string::npos) {
+    return Status::Error(kCannotRestore, "the worker runs more than one thread (its init code started some)");
+  }
+  auto fds = ReadDescriptors(pid);
+  if (!fds.ok()) return fds.status();
+  st->fds = std::move(fds).value();
+  auto other = ReadOtherState(pid);
+  if (!other.ok()) return other.status();
+  st->other = std::move(other).value();
+  auto ipc = CountIpcObjects(pid);
+  if (!ipc.ok()) return ipc.status();
+  if (*ipc != 0) return Status::Error(kCannotRestore, "the worker's IPC namespace holds objects already");
+
+  auto maps = ReadMappings(pid);
+  if (!maps.ok()) return maps.status();
+  st->maps = std::move(maps).value();
+  st->pagemap = UniqueFd(open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!st->pagemap) return Status::Sys(errno, "open the worker's pagemap");
+
+  // What to copy: every present page of anonymous private writable memory, and file-backed
+  // private writable mappings whole (a page of those not yet read would come from the file).
+  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  std::vector<abi::PageRegion> regions;
+  bool first = true;
+  for (const Mapping& m : st->maps) {
+    if (m.writable() && m.shared()) {
+      return Status::Error(kCannotRestore, "a writable shared mapping (" + Describe(m) +
+                                                          "): what an invocation writes there cannot be tracked");
+    }
+    if (!m.tracked()) continue;
+    if (first) st->lo = m.start;
+    first = false;
+    st->hi = m.end;
+    if (!m.anonymous()) {
+      AddRun(&runs, m.start, m.end);
+      continue;
+    }
+    GEYSIR_RETURN_IF_ERROR(Scan(st->pagemap.get(), m.start, m.end, 0, 0, 0, abi::kPagePresent | abi::kPageSwapped,
+                                abi::kPagePresent | abi::kPageSwapped, &regions));
+    for (const auto& r : regions) AddRun(&runs, r.start, r.end);
+  }
+  size_t total = 0;
+  for (const auto& [a, b] : runs) total += b - a;
+  if (total > request.max_bytes) {
+    return Status::Error(Code::kResourceExhausted, "the worker's writable memory (" + std::to_string(total >> 20) +
+                                                       " MiB) is over the snapshot limit");
+  }
+  st->data_size = std::max<size_t>(total, kPage);
+  void* buf = mmap(nullptr, st->data_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buf == MAP_FAILED) return Status::Sys(errno, "mmap for a snapshot", Code::kResourceExhausted);
+  st->data = static_cast<char*>(buf);
+  Copier reader(pid, /*to_worker=*/false);
+  size_t offset = 0;
+  for (const auto& [a, b] : runs) {
+    st->extents.push_back(Extent{a, b, offset});
+    GEYSIR_RETURN_IF_ERROR(reader.Add(a, st->data + offset, b - a));
+    offset += b - a;
+  }
+  GEYSIR_RETURN_IF_ERROR(reader.Flush());
+
+  // From now on every write of the worker's to tracked memory shows in the page tables.
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+  if (ioctl(st->uffd.get(), UFFDIO_API, &api) != 0) return Status::Sys(errno, "UFFDIO_API on the worker's userfaultfd");
+  for (const Mapping& m : st->maps) {
+    if (!m.tracked()) continue;
+    GEYSIR_RETURN_IF_ERROR(Register(st->uffd.get(), m.start, m.end).Wrap("tracking " + Describe(m)));
+    GEYSIR_RETURN_IF_ERROR(WriteProtect(st->uffd.get(), m.start, m.end));
+  }
+  return std::unique_ptr<Snapshot>(new Snapshot(std::move(st)));
+#endif
+}
+
+Status Snapshot::Restore(RestoreStats* stats) {
+#if !defined(__x86_64__)
+  (void)stats;
+  return Status::Unavailable("restore mode is implemented for x86-64 only");
+#else
+  State& st = *state_;
+  const int64_t t0 = MonoNs();
+  auto stopped = Stopped::Stop(st.pid);
+  if (!stopped.ok()) return stopped.status();
+  Stopped& w = **stopped;
+  // Anything failing from here on leaves the worker half-restored: it is killed, never resumed.
+  struct KillUnlessDone {
+    Stopped* w;
+    bool done = false;
+    ~KillUnlessDone() {
+      if (!done) w->Kill();
+    }
+  } guard{&w};
+
+  // State a restore does not undo must be as it was.
+  auto lines = ReadStateLines(st.pid);
+  if (!lines.ok()) return lines.status();
+  if (*lines != st.status_lines) {
+    return Status::Error(kCannotRestore, "threads, signal state or umask changed: " + *lines);
+  }
+  if (!st.cgroup_procs.empty()) {
+    auto procs = ReadProcs(st.cgroup_procs);
+    if (!procs.ok()) return procs.status();
+    if (procs->size() != 1 || procs->front() != st.pid) {
+      return Status::Error(kCannotRestore, "other processes remain in the worker's cgroup");
+    }
+  }
+  auto other = ReadOtherState(st.pid);
+  if (!other.ok()) return other.status();
+  if (other->children != st.other.children) return Status::Error(kCannotRestore, "the worker has child processes");
+  if (other->cwd != st.other.cwd) return Status::Error(kCannotRestore, "the working directory changed");
+  if (other->limits != st.other.limits) return Status::Error(kCannotRestore, "resource limits changed");
+  if (other->timers != st.other.timers) return Status::Error(kCannotRestore, "POSIX timers were created");
+  if (other->tmp_entries != st.other.tmp_entries) return Status::Error(kCannotRestore, "files were left in /tmp");
+  auto fds = ReadDescriptors(st.pid);
+  if (!fds.ok()) return fds.status();
+  if (*fds != st.fds) return Status::Error(kCannotRestore, "descriptors were opened, closed or moved");
+  auto ipc = CountIpcObjects(st.pid);
+  if (!ipc.ok()) return ipc.status();
+  if (*ipc != 0) return Status::Error(kCannotRestore, "System V IPC objects were created");
+
+  // A pending alarm(2) would fire in the next invocation.
+  auto alarm_left = w.Syscall(st.regs, st.syscall_ip, SYS_alarm, 0);
+  if (!alarm_left.ok()) return alarm_left.status();
+
+  // The layout: mappings the invocation added go, anonymous ones it removed come back.
+  Copier writer(st.pid, /*to_worker=*/true);
+  std::vector<std::pair<uint64_t, uint64_t>> reprotect;
+  uint64_t fixed = 0;
+  auto maps = ReadMappings(st.pid);
+  if (!maps.ok()) return maps.status();
+  if (*maps != st.maps) {
+    GEYSIR_RETURN_IF_ERROR(st.RepairLayout(w, *maps, &fixed));
+  }
+
+  // Pages written, and pages present in the snapshot that are gone: one walk of the tracked page
+  // tables finds both. (A page dropped with MADV_DONTNEED loses its protection marker and shows
+  // as written; a write-protected page that is not present is a hole the snapshot may have had
+  // content for.)
+  std::vector<abi::PageRegion> regions;
+  GEYSIR_RETURN_IF_ERROR(Scan(st.pagemap.get(), st.lo, st.hi, 0, abi::kPagePresent, abi::kPageWpAllowed,
+                              abi::kPageWritten | abi::kPagePresent, abi::kPageWritten, &regions));
+  uint64_t written = 0, refilled = 0;
+  for (const auto& r : regions) {
+    if (r.categories & abi::kPageWritten) {  // also when swapped out since: never trust it
+      written += (r.end - r.start) / kPage;
+      GEYSIR_RETURN_IF_ERROR(st.QueueContent(&writer, r.start, r.end));
+      AddRun(&reprotect, r.start, r.end);
+    } else {
+      uint64_t n = 0;
+      GEYSIR_RETURN_IF_ERROR(st.QueuePresent(&writer, r.start, r.end, &n));
+      if (n > 0) AddRun(&reprotect, r.start, r.end);
+      refilled += n;
+    }
+  }
+  GEYSIR_RETURN_IF_ERROR(writer.Flush());
+  // Our own writes cleared the pages' protection: protect them again.
+  std::sort(reprotect.begin(), reprotect.end());
+  for (const auto& [a, b] : reprotect) GEYSIR_RETURN_IF_ERROR(WriteProtect(st.uffd.get(), a, b));
+
+  GEYSIR_RETURN_IF_ERROR(w.SetXstate(st.xstate));
+  GEYSIR_RETURN_IF_ERROR(w.SetRegs(st.regs));
+  guard.done = true;
+  if (stats != nullptr) {
+    stats->pages_written = written;
+    stats->pages_refilled = refilled;
+    stats->mappings_fixed = fixed;
+    stats->stopped_ns = MonoNs() - t0;
+  }
+  return Status::Ok();
+#endif
+}
+
+}  // namespace geysir::worker::restore
