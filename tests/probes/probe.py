@@ -34,11 +34,6 @@ import uuid
 SECRET_RE = re.compile(rb"gsyrsecret[0-9a-f]{32}")
 TAG_RE = re.compile(rb"([a-z_]{1,16})=$")
 
-# The places a writer leaves its secret in, in the order the test prints them.
-PLACES = ["module global", "module attribute", "heap after del", "C buffer (ctypes)", "anonymous mmap",
-          "file mapping", "/tmp", "open fd", "running thread", "child process", "SysV shm", "SysV msg",
-          "os.environ", "cwd", "umask", "signal handler", "rlimit", "sys.modules", "process memory"]
-
 HEAP_SIZE = 48 * 1024           # under glibc's mmap threshold: served from (and freed to) the heap
 ANON_SIZE = 64 * 1024
 FIXED_ADDR = 0x3E57_0000_0000   # far from where the kernel places anything on x86_64 and arm64
@@ -69,6 +64,37 @@ libc.tee.restype = ctypes.c_ssize_t
 libc.tee.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint]
 MAP_FAILED = ctypes.c_void_p(-1).value
 _SELF = os.path.abspath(__file__)  # before any chdir
+PAGE = mmap.PAGESIZE
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_SET_NAME, PR_SET_SECCOMP = 1, 2, 15, 22
+PR_SET_TIMERSLACK, PR_GET_TIMERSLACK, PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 29, 30, 36, 37
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libm = ctypes.CDLL("libm.so.6")
+# fesetround's modes: <fenv.h> of x86 (the x87 control word's RC bits) and of arm64 (FPCR's RMode).
+ROUNDING = {"x86_64": [0, 0x400, 0x800, 0xC00], "aarch64": [0, 0x400000, 0x800000, 0xC00000]}.get(os.uname().machine, [])
+
+
+def _address(m):
+    view = ctypes.c_char.from_buffer(m)
+    addr = ctypes.addressof(view)
+    del view
+    return addr
+
+
+# Made by init code, so in the template (fork) and in the snapshot (restore). A private mapping:
+# copy-on-write in every child; writers write into it, make a part read-only, unmap another.
+INIT_PRIVATE = mmap.mmap(-1, 16 * PAGE, flags=mmap.MAP_PRIVATE)
+INIT_PRIVATE_ADDR = _address(INIT_PRIVATE)
+# And what a fork shares rather than copies: a MAP_SHARED mapping (Python's default for anonymous
+# memory; one set of pages for the template and every child), an open file description (a file in
+# the template's /tmp, as an app's SQLite database opened at init would be: its content and its
+# offset), and a pipe. Writers write through them ("inherited" places).
+INIT_SHARED = mmap.mmap(-1, 4 * PAGE)
+INIT_FILE = os.open(f"/tmp/.geysir-probe-init-{os.getpid()}", os.O_CREAT | os.O_RDWR, 0o600)
+os.ftruncate(INIT_FILE, PAGE)
+INIT_PIPE_R, INIT_PIPE_W = os.pipe()
+os.set_blocking(INIT_PIPE_W, False)
 
 
 class MsgBuf(ctypes.Structure):
@@ -86,7 +112,7 @@ def _err(what):
 
 
 def _tagged(tag, secret, size=None):
-    b = f"{tag}={secret}".encode()
+    b = f"{tag}={secret}|".encode()  # "|": a repeat's tag does not run into the secret before it
     return b if size is None else (b * (size // len(b) + 1))[:size]
 
 
@@ -273,12 +299,81 @@ def _write_modules(s):
     sys.modules["geysir_probe_fake"] = m
 
 
+def _write_init_shared(s):
+    INIT_SHARED[:4 * PAGE] = _tagged("initshm", s, 4 * PAGE)
+
+
+def _write_init_file(s):
+    os.pwrite(INIT_FILE, _tagged("initfile", s), 0)
+    os.lseek(INIT_FILE, 100 + int(s[-2:], 16), os.SEEK_SET)
+
+
+def _write_init_pipe(s):
+    try:
+        os.write(INIT_PIPE_W, _tagged("initpipe", s))
+    except BlockingIOError:
+        pass  # full of earlier secrets
+
+
+def _write_init_mappings(s):
+    INIT_PRIVATE[:4 * PAGE] = _tagged("initmap", s, 4 * PAGE)
+    # Pages 4-7 made read-only, 12-13 unmapped: the mapping as the next request finds it.
+    if libc.mprotect(INIT_PRIVATE_ADDR + 4 * PAGE, 4 * PAGE, mmap.PROT_READ) < 0:
+        raise OSError(_err("mprotect"))
+    if libc.munmap(INIT_PRIVATE_ADDR + 12 * PAGE, 2 * PAGE) < 0:
+        raise OSError(_err("munmap"))
+
+
+def _write_fpu(s):
+    if not ROUNDING:
+        raise OSError(f"no rounding modes known for {os.uname().machine}")
+    cur = libm.fegetround()
+    modes = [m for m in ROUNDING if m != cur]
+    if libm.fesetround(modes[int(s[-1], 16) % len(modes)]) != 0:
+        raise OSError("fesetround failed")
+
+
+class SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+
+def _write_process_attributes(s):
+    """What the kernel keeps per process (or per thread) beyond memory: its name (15 bytes of the
+    secret), timer slack (20 bits of it), nice, CPU affinity, child-subreaper, parent-death signal,
+    an armed interval timer, and a seccomp filter (which nothing can remove)."""
+    name = ctypes.create_string_buffer(("p" + s[10:24]).encode())
+    libc.prctl(PR_SET_NAME, ctypes.addressof(name), 0, 0, 0)
+    if libc.prctl(PR_SET_TIMERSLACK, int(s[-5:], 16) + 1, 0, 0, 0) < 0:
+        raise OSError(_err("PR_SET_TIMERSLACK"))
+    os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 1 + int(s[-2], 16) % 3))
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 1:
+        os.sched_setaffinity(0, {cpus[int(s[-3], 16) % len(cpus)]})
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR2, 0, 0, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    signal.setitimer(signal.ITIMER_REAL, 30)
+    allow = (SockFilter * 1)(SockFilter(0x06, 0, 0, 0x7FFF0000))  # BPF_RET|BPF_K SECCOMP_RET_ALLOW
+    prog = SockFprog(1, allow)
+    # Refused where the sandbox refuses it (then there is nothing to carry): not an error.
+    libc.prctl(PR_SET_SECCOMP, 2, ctypes.addressof(prog), 0, 0)
+
+
 WRITERS = {
     "module global": _write_global, "module attribute": _write_attribute, "heap after del": _write_heap_after_del,
     "C buffer (ctypes)": _write_cbuf, "anonymous mmap": _write_anon_mmap, "file mapping": _write_file_mapping,
     "/tmp": _write_tmp, "open fd": _write_fd, "running thread": _write_thread, "child process": _write_child,
     "SysV shm": _write_shm, "SysV msg": _write_msg, "os.environ": _write_environ, "cwd": _write_cwd,
     "umask": _write_umask, "signal handler": _write_signal, "rlimit": _write_rlimit, "sys.modules": _write_modules,
+    "mappings made at init": _write_init_mappings, "FPU rounding mode": _write_fpu,
+    "process attributes": _write_process_attributes,
+    # Inherited from init code (see INIT_SHARED): written through, not made by the request.
+    "shared memory made at init": _write_init_shared, "file opened at init": _write_init_file,
+    "pipe made at init": _write_init_pipe,
 }
 
 
@@ -497,8 +592,61 @@ def _read_signals():
     return {"hits": hits, "state": {"handlers": handlers, "blocked": blocked, **status}}
 
 
+def _status(*keys):
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in keys:
+                out[k] = v.strip()
+    return out
+
+
+def _read_init_mappings(maps, scan_hits):
+    lo, hi = INIT_PRIVATE_ADDR, INIT_PRIVATE_ADDR + 16 * PAGE
+    layout = [[(max(a, lo) - lo) // PAGE, (min(b, hi) - max(a, lo)) // PAGE, perms]
+              for a, b, perms, _ in maps if a < hi and b > lo]
+    return {"hits": _tagged_only(scan_hits, "initmap"), "state": layout}
+
+
+def _read_inherited(scan_hits):
+    out = {"shared memory made at init": {"hits": _hits(INIT_SHARED[:4 * PAGE], "the shared mapping") +
+                                          _tagged_only(scan_hits, "initshm")}}
+    out["file opened at init"] = {"hits": _hits(os.pread(INIT_FILE, PAGE, 0), "the file"),
+                                  "state": {"offset": os.lseek(INIT_FILE, 0, os.SEEK_CUR)}}
+    r, w = os.pipe()
+    try:
+        n = libc.tee(INIT_PIPE_R, w, 65536, SPLICE_F_NONBLOCK)
+        found = _hits(os.read(r, n), "the pipe") if n > 0 else []
+    finally:
+        os.close(r)
+        os.close(w)
+    out["pipe made at init"] = {"hits": found}
+    return out
+
+
+def _read_fpu():
+    one, three = float(len("x")), float(len("xyz"))  # not folded at compile time: divided by the FPU
+    return {"hits": [], "state": {"fegetround": libm.fegetround(), "1/3": (one / three).hex(),
+                                  "-1/3": (-one / three).hex()}}
+
+
+def _read_process_attributes():
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
+    sub, pdeath = ctypes.c_int(0), ctypes.c_int(0)
+    libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(sub), 0, 0, 0)
+    libc.prctl(PR_GET_PDEATHSIG, ctypes.addressof(pdeath), 0, 0, 0)
+    return {"hits": [], "state": {
+        "comm": comm, "timerslack": libc.prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0),
+        "nice": os.getpriority(os.PRIO_PROCESS, 0), "affinity": sorted(os.sched_getaffinity(0)),
+        "subreaper": sub.value, "pdeathsig": pdeath.value, "itimer armed": signal.getitimer(signal.ITIMER_REAL)[0] > 0,
+        **_status("Seccomp", "Seccomp_filters", "NoNewPrivs")}}
+
+
 def read():
-    # The scan first, before this read makes anything of its own.
+    # The scan first, before this read makes anything of its own (the maps too: where the heap ends).
+    maps = _maps()
     scan_hits, scan = _scan_memory()
     places = {}
     places["process memory"] = {"hits": scan_hits, "note": scan}
@@ -513,8 +661,9 @@ def read():
     p = libc.malloc(HEAP_SIZE)
     fresh = ctypes.string_at(p, HEAP_SIZE) if p else b""
     libc.free(p)
+    heap = [(b - a) // 1024 for a, b, _, path in maps if path == "[heap]"]
     places["heap after del"] = {"hits": _hits(fresh, "a fresh malloc of the same size") +
-                                _tagged_only(scan_hits, "heapdel", "brk")}
+                                _tagged_only(scan_hits, "heapdel", "brk"), "state": {"heap KiB": heap}}
     places["C buffer (ctypes)"] = {"hits": _tagged_only(scan_hits, "cbuf")}
 
     maps = _maps()
@@ -523,8 +672,8 @@ def read():
     if fixed:
         anon += _hits(_peek(FIXED_ADDR, ANON_SIZE), "the fixed address")
     places["anonymous mmap"] = {"hits": anon, "state": {"fixed address mapped": bool(fixed)}}
-    file_maps = sorted({m[3] for m in maps if m[3].startswith(("/tmp", "/var/task", "/memfd:")) or
-                        m[3].endswith("(deleted)")})
+    file_maps = sorted(m[3] for m in maps if m[3].startswith(("/tmp", "/var/task", "/memfd:")) or
+                       m[3].endswith("(deleted)"))
     places["file mapping"] = {"hits": _tagged_only(scan_hits, "filemap", "codemap"), "state": file_maps}
 
     places["/tmp"] = _read_tmp()
@@ -553,6 +702,10 @@ def read():
                                                            "RLIMIT_CORE", "RLIMIT_NPROC", "RLIMIT_AS")}}
     mods = sorted(sys.modules)
     fake = sys.modules.get("geysir_probe_fake")
+    places["mappings made at init"] = _read_init_mappings(maps, scan_hits)
+    places["FPU rounding mode"] = _read_fpu()
+    places["process attributes"] = _read_process_attributes()
+    places.update(_read_inherited(scan_hits))
     places["sys.modules"] = {"hits": _text_hits([k for k in mods if "gsyrsecret" in k], "sys.modules keys") +
                              _text_hits(getattr(fake, "secret", ""), "sys.modules['geysir_probe_fake']"),
                              "state": mods}
@@ -563,7 +716,7 @@ def read():
             "random": [random.random(), random.getrandbits(64)], "uuid4": str(uuid.uuid4())}
 
 
-_CONSTANTS = {k for k, v in globals().items() if k.isupper()} - {"SECRET_GLOBAL"}
+_CONSTANTS = ({k for k in globals() if k.isupper()} | {"_CONSTANTS"}) - {"SECRET_GLOBAL"}
 
 
 def handler(event, context):
