@@ -6,15 +6,16 @@ secret in every place a process could carry it (a module global, a module attrib
 after `del` and past the break, a C buffer, an anonymous and a file mapping, a mapping made at
 init (written, partly made read-only, partly unmapped), /tmp, an open fd, a running thread, a
 child process, SysV shm and msg, os.environ, cwd, umask, signal handlers and mask, rlimits, the
-FPU's rounding mode, process attributes (name, timer slack, nice, affinity, an armed timer, a
-seccomp filter), sys.modules), and each reader looks in every one of them, and through every
+FPU's rounding mode, process attributes (name, timer slack, nice, affinity, an armed timer), a
+seccomp filter, sys.modules), and each reader looks in every one of them, and through every
 readable byte of its memory, and reports what it found and the state each place is in. The
 verdict is made here: a reader that finds any secret, or a place whose state differs from a read
 made before any write, is a leak. The readers' `random` and `uuid4` values must never repeat.
 
-Writers take turns: all places; all but a running thread and a child process (what a restored
-worker could keep, so the restore itself is what is tested, not the discard of its worker); and
-memory alone. Every test runs once per per-request isolation mode (`geysir server --isolation
+Writers take turns: all places; all but a running thread, a child process and a seccomp filter
+(what a restored worker could keep, so the restore itself is what is tested, not the discard of
+its worker); and memory alone. A row counts the reads served by the very process that wrote the
+place (restored in place, not replaced). Every test runs once per per-request isolation mode (`geysir server --isolation
 fork|restore`), each on a server of its own; the rows of the summary table name the mode.
 
 Objects the function's init code made and every forked process shares (a MAP_SHARED mapping, an
@@ -46,7 +47,9 @@ TABLE = SUMMARY_TABLES.setdefault("isolation probes (tests/integration/test_isol
 PAIRS = 500              # writer/reader pairs: 1,000 requests
 LOOP_DEADLINE_S = 240    # the loop's bound in time (it takes ~30-60 s on a loaded 2-core VM)
 INHERITED_PAIRS = 20
-DISCARDING = ("running thread", "child process")
+# What a restored worker cannot keep (a thread or a process still running, a seccomp filter no
+# one can remove): writers in turn leave these out, so that the restore of the rest is tested too.
+DISCARDING = ("running thread", "child process", "seccomp filter")
 MEMORY = ("module global", "module attribute", "heap after del", "C buffer (ctypes)", "anonymous mmap",
           "mappings made at init", "sys.modules")
 # Kernel objects the function's init code made and every process forked from its template shares
@@ -177,6 +180,7 @@ def test_no_request_sees_the_previous_one(srv, client_for):
     assert not dirty, f"the first read, before any write, found secrets: {dirty}"
 
     writes = {p: 0 for p in places}
+    in_place = {p: 0 for p in places}  # reads served by the very process that wrote the place
     write_errors = {}
     leaks = {p: [] for p in places}
     randoms, uuids = [baseline["random"][0], baseline["random"][1]], [baseline["uuid4"]]
@@ -197,6 +201,9 @@ def test_no_request_sees_the_previous_one(srv, client_for):
         r = c.post({"op": "read"})
         if r["pid"] in writer_pids:
             restored_reads += 1  # served by a process that served a writer before (restored)
+        if r["pid"] == w["pid"]:
+            for p in asked + ["process memory"]:
+                in_place[p] += 1
         for p, what in differences(r, baseline).items():
             if p in leaks:
                 leaks[p].append(f"read {turn + 1}: {what}")
@@ -211,7 +218,7 @@ def test_no_request_sees_the_previous_one(srv, client_for):
     for p in places:
         clean = not leaks[p]
         evidence = (f"{len(leaks[p])} of {pairs} reads: {leaks[p][0]}" if not clean else
-                    f"{pairs} reads, after {writes[p]} writes" +
+                    f"{pairs} reads, after {writes[p]} writes ({in_place[p]} read by the writer's process)" +
                     (f"; each read scans {scan['bytes'] >> 20} MB in {scan['regions']} mappings" if p == "process memory"
                      else ""))
         TABLE.append((mode, p, "clean" if clean else "LEAKED", " ".join(evidence.split())[:160]))

@@ -344,7 +344,7 @@ class SockFprog(ctypes.Structure):
 def _write_process_attributes(s):
     """What the kernel keeps per process (or per thread) beyond memory: its name (15 bytes of the
     secret), timer slack (20 bits of it), nice, CPU affinity, child-subreaper, parent-death signal,
-    an armed interval timer, and a seccomp filter (which nothing can remove)."""
+    an armed interval timer."""
     name = ctypes.create_string_buffer(("p" + s[10:24]).encode())
     libc.prctl(PR_SET_NAME, ctypes.addressof(name), 0, 0, 0)
     if libc.prctl(PR_SET_TIMERSLACK, int(s[-5:], 16) + 1, 0, 0, 0) < 0:
@@ -357,10 +357,14 @@ def _write_process_attributes(s):
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR2, 0, 0, 0)
     signal.signal(signal.SIGALRM, signal.SIG_IGN)
     signal.setitimer(signal.ITIMER_REAL, 30)
+
+
+def _write_seccomp(s):
+    """One more seccomp filter (allow everything): nothing can remove it from the process."""
     allow = (SockFilter * 1)(SockFilter(0x06, 0, 0, 0x7FFF0000))  # BPF_RET|BPF_K SECCOMP_RET_ALLOW
     prog = SockFprog(1, allow)
-    # Refused where the sandbox refuses it (then there is nothing to carry): not an error.
-    libc.prctl(PR_SET_SECCOMP, 2, ctypes.addressof(prog), 0, 0)
+    if libc.prctl(PR_SET_SECCOMP, 2, ctypes.addressof(prog), 0, 0) < 0:
+        raise OSError(_err("PR_SET_SECCOMP"))
 
 
 WRITERS = {
@@ -370,7 +374,7 @@ WRITERS = {
     "SysV shm": _write_shm, "SysV msg": _write_msg, "os.environ": _write_environ, "cwd": _write_cwd,
     "umask": _write_umask, "signal handler": _write_signal, "rlimit": _write_rlimit, "sys.modules": _write_modules,
     "mappings made at init": _write_init_mappings, "FPU rounding mode": _write_fpu,
-    "process attributes": _write_process_attributes,
+    "process attributes": _write_process_attributes, "seccomp filter": _write_seccomp,
     # Inherited from init code (see INIT_SHARED): written through, not made by the request.
     "shared memory made at init": _write_init_shared, "file opened at init": _write_init_file,
     "pipe made at init": _write_init_pipe,
@@ -640,8 +644,7 @@ def _read_process_attributes():
     return {"hits": [], "state": {
         "comm": comm, "timerslack": libc.prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0),
         "nice": os.getpriority(os.PRIO_PROCESS, 0), "affinity": sorted(os.sched_getaffinity(0)),
-        "subreaper": sub.value, "pdeathsig": pdeath.value, "itimer armed": signal.getitimer(signal.ITIMER_REAL)[0] > 0,
-        **_status("Seccomp", "Seccomp_filters", "NoNewPrivs")}}
+        "subreaper": sub.value, "pdeathsig": pdeath.value, "itimer armed": signal.getitimer(signal.ITIMER_REAL)[0] > 0}}
 
 
 def read():
@@ -705,6 +708,7 @@ def read():
     places["mappings made at init"] = _read_init_mappings(maps, scan_hits)
     places["FPU rounding mode"] = _read_fpu()
     places["process attributes"] = _read_process_attributes()
+    places["seccomp filter"] = {"hits": [], "state": _status("Seccomp", "Seccomp_filters", "NoNewPrivs")}
     places.update(_read_inherited(scan_hits))
     places["sys.modules"] = {"hits": _text_hits([k for k in mods if "gsyrsecret" in k], "sys.modules keys") +
                              _text_hits(getattr(fake, "secret", ""), "sys.modules['geysir_probe_fake']"),
