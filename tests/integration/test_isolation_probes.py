@@ -4,7 +4,8 @@ One real function (tests/probes/probe.py) is deployed with a function URL and dr
 gateway over one keep-alive connection, writer and reader alternating: each writer leaves a fresh
 secret in every place a process could carry it (a module global, a module attribute, the heap
 after `del` and past the break, a C buffer, an anonymous and a file mapping, a mapping made at
-init (written, partly made read-only, partly unmapped), /tmp, an open fd, a running thread, a
+init (written, partly made read-only, dropped or unmapped), read-only mappings written through
+/proc/self/mem, the vector registers xmm8-15, /tmp, an open fd, a running thread, a
 child process, SysV shm and msg, os.environ, cwd, umask, signal handlers and mask, rlimits, the
 FPU's rounding mode, process attributes (name, timer slack, nice, affinity, an armed timer), a
 seccomp filter, sys.modules), and each reader looks in every one of them, and through every
@@ -51,7 +52,7 @@ INHERITED_PAIRS = 20
 # one can remove): writers in turn leave these out, so that the restore of the rest is tested too.
 DISCARDING = ("running thread", "child process", "seccomp filter")
 MEMORY = ("module global", "module attribute", "heap after del", "C buffer (ctypes)", "anonymous mmap",
-          "mappings made at init", "sys.modules")
+          "mappings made at init", "read-only memory written via /proc/self/mem", "vector registers", "sys.modules")
 # Kernel objects the function's init code made and every process forked from its template shares
 # rather than copies: what a request writes through them is there for the next request, in fork
 # mode by fork's own semantics (and a restored worker shares them with the template too).

@@ -30,6 +30,7 @@ import threading
 import time
 import types
 import uuid
+import zlib
 
 SECRET_RE = re.compile(rb"gsyrsecret[0-9a-f]{32}")
 TAG_RE = re.compile(rb"([a-z_]{1,16})=$")
@@ -86,6 +87,29 @@ def _address(m):
 # copy-on-write in every child; writers write into it, make a part read-only, unmap another.
 INIT_PRIVATE = mmap.mmap(-1, 16 * PAGE, flags=mmap.MAP_PRIVATE)
 INIT_PRIVATE_ADDR = _address(INIT_PRIVATE)
+INIT_PRIVATE[8 * PAGE:12 * PAGE] = (b"init content, pages 8-11 " * (4 * PAGE // 25 + 1))[:4 * PAGE]
+# Read-only private mappings, anonymous and of a file: no store can reach them, but a write
+# through /proc/self/mem can (FOLL_FORCE, as a debugger's): a tracker of writable memory misses it.
+INIT_RO_ADDR = libc.mmap(None, 4 * PAGE, mmap.PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+with open(_SELF, "rb") as _f:
+    INIT_RO_FILE_SIZE = os.fstat(_f.fileno()).st_size
+    INIT_RO_FILE_ADDR = libc.mmap(None, INIT_RO_FILE_SIZE, mmap.PROT_READ, MAP_PRIVATE, _f.fileno(), 0)
+if MAP_FAILED in (INIT_RO_ADDR, INIT_RO_FILE_ADDR):
+    raise OSError(ctypes.get_errno(), "mmap of a read-only mapping failed")
+
+# The vector registers xmm8-xmm15 (x86_64; SSE2, so always there): stored to and loaded from a
+# 128-byte buffer by 8 movdqu instructions each, in executable memory.
+VECTOR = None
+if os.uname().machine == "x86_64":
+    def _movdqu(op):  # F3 REX.R 0F op ModRM(disp8, xmmN, [rdi]) disp8, for N = 8..15
+        return b"".join(bytes([0xF3, 0x44, 0x0F, op, 0x47 | (n << 3), 16 * n]) for n in range(8)) + b"\xc3"
+    try:
+        _code = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        _code.write(_movdqu(0x6F) + _movdqu(0x7F))
+        _fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        VECTOR = (_fn(_address(_code)), _fn(_address(_code) + 6 * 8 + 1), _code)  # (load, store, keep)
+    except (OSError, ValueError) as e:
+        VECTOR = f"no executable memory: {e}"
 # And what a fork shares rather than copies: a MAP_SHARED mapping (Python's default for anonymous
 # memory; one set of pages for the template and every child), an open file description (a file in
 # the template's /tmp, as an app's SQLite database opened at init would be: its content and its
@@ -317,11 +341,32 @@ def _write_init_pipe(s):
 
 def _write_init_mappings(s):
     INIT_PRIVATE[:4 * PAGE] = _tagged("initmap", s, 4 * PAGE)
-    # Pages 4-7 made read-only, 12-13 unmapped: the mapping as the next request finds it.
+    # Pages 4-7 made read-only, 8-9 dropped (they read as zeros), 12-13 unmapped: the mapping as
+    # the next request finds it.
     if libc.mprotect(INIT_PRIVATE_ADDR + 4 * PAGE, 4 * PAGE, mmap.PROT_READ) < 0:
         raise OSError(_err("mprotect"))
+    INIT_PRIVATE.madvise(mmap.MADV_DONTNEED, 8 * PAGE, 2 * PAGE)
     if libc.munmap(INIT_PRIVATE_ADDR + 12 * PAGE, 2 * PAGE) < 0:
         raise OSError(_err("munmap"))
+
+
+def _write_proc_mem(s):
+    fd = os.open("/proc/self/mem", os.O_RDWR)
+    try:
+        for addr, size in ((INIT_RO_ADDR, 4 * PAGE), (INIT_RO_FILE_ADDR, min(INIT_RO_FILE_SIZE, PAGE)),
+                           (INIT_PRIVATE_ADDR + 10 * PAGE, PAGE)):
+            if os.pwrite(fd, _tagged("procmem", s, size), addr) != size:
+                raise OSError(f"short write at {addr:#x}")
+    finally:
+        os.close(fd)
+
+
+def _write_vector(s):
+    if not isinstance(VECTOR, tuple):
+        raise OSError(VECTOR or f"no vector-register probe for {os.uname().machine}")
+    half = _tagged("xmm", s, 64)  # one whole copy in xmm8-11 and one in xmm12-15
+    buf = ctypes.create_string_buffer(half + half, 128)
+    VECTOR[0](ctypes.addressof(buf))
 
 
 def _write_fpu(s):
@@ -373,7 +418,8 @@ WRITERS = {
     "/tmp": _write_tmp, "open fd": _write_fd, "running thread": _write_thread, "child process": _write_child,
     "SysV shm": _write_shm, "SysV msg": _write_msg, "os.environ": _write_environ, "cwd": _write_cwd,
     "umask": _write_umask, "signal handler": _write_signal, "rlimit": _write_rlimit, "sys.modules": _write_modules,
-    "mappings made at init": _write_init_mappings, "FPU rounding mode": _write_fpu,
+    "mappings made at init": _write_init_mappings, "read-only memory written via /proc/self/mem": _write_proc_mem,
+    "vector registers": _write_vector, "FPU rounding mode": _write_fpu,
     "process attributes": _write_process_attributes, "seccomp filter": _write_seccomp,
     # Inherited from init code (see INIT_SHARED): written through, not made by the request.
     "shared memory made at init": _write_init_shared, "file opened at init": _write_init_file,
@@ -610,7 +656,26 @@ def _read_init_mappings(maps, scan_hits):
     lo, hi = INIT_PRIVATE_ADDR, INIT_PRIVATE_ADDR + 16 * PAGE
     layout = [[(max(a, lo) - lo) // PAGE, (min(b, hi) - max(a, lo)) // PAGE, perms]
               for a, b, perms, _ in maps if a < hi and b > lo]
-    return {"hits": _tagged_only(scan_hits, "initmap"), "state": layout}
+    content = _peek(INIT_PRIVATE_ADDR + 8 * PAGE, 4 * PAGE)
+    return {"hits": _tagged_only(scan_hits, "initmap"),
+            "state": {"layout": layout, "pages 8-11": zlib.crc32(content), "bytes": len(content)}}
+
+
+def _read_proc_mem(scan_hits):
+    hits = _tagged_only(scan_hits, "procmem")
+    for addr, size, what in ((INIT_RO_ADDR, 4 * PAGE, "read-only anonymous mapping"),
+                             (INIT_RO_FILE_ADDR, min(INIT_RO_FILE_SIZE, PAGE), "read-only file mapping"),
+                             (INIT_PRIVATE_ADDR + 10 * PAGE, PAGE, "a mapping made at init")):
+        hits += _hits(_peek(addr, size), what)
+    return {"hits": hits}
+
+
+def _read_vector():
+    if not isinstance(VECTOR, tuple):
+        return {"hits": [], "state": VECTOR or "n/a"}
+    buf = ctypes.create_string_buffer(128)
+    VECTOR[1](ctypes.addressof(buf))
+    return {"hits": _hits(buf.raw, "xmm8-15")}
 
 
 def _read_inherited(scan_hits):
@@ -706,6 +771,8 @@ def read():
     mods = sorted(sys.modules)
     fake = sys.modules.get("geysir_probe_fake")
     places["mappings made at init"] = _read_init_mappings(maps, scan_hits)
+    places["read-only memory written via /proc/self/mem"] = _read_proc_mem(scan_hits)
+    places["vector registers"] = _read_vector()
     places["FPU rounding mode"] = _read_fpu()
     places["process attributes"] = _read_process_attributes()
     places["seccomp filter"] = {"hits": [], "state": _status("Seccomp", "Seccomp_filters", "NoNewPrivs")}
