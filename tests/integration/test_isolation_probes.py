@@ -243,7 +243,8 @@ def test_no_request_sees_the_previous_one(srv, client_for):
 
 
 @pytest.mark.xfail(strict=True, reason="objects made by init code (a MAP_SHARED mapping, an open file, a pipe) "
-                   "are shared by the template and every process forked from it, by fork's semantics: "
+                   "are shared by the template and every process forked from it, and a generator it "
+                   "seeded is copied into each, by fork's semantics: "
                    "docs/security.md, 'What crosses from one request to the next'")
 def test_objects_inherited_from_init_code(srv, client_for):
     """What init code made and a fork shares rather than copies: a request that writes through it
@@ -253,6 +254,7 @@ def test_objects_inherited_from_init_code(srv, client_for):
     c = client_for()
     baseline = c.post({"op": "read"})
     leaks = {p: [] for p in INHERITED}
+    init_random = [baseline["init_random"]]
     for turn in range(INHERITED_PAIRS):
         w = c.post({"op": "write", "secret": new_secret(), "places": list(INHERITED)})
         errors = {p: ok for p, ok in w["wrote"].items() if ok is not True}
@@ -261,12 +263,17 @@ def test_objects_inherited_from_init_code(srv, client_for):
         for p, what in differences(r, baseline).items():
             if p in leaks:
                 leaks[p].append(f"read {turn + 1}: {what}")
+        init_random.append(r["init_random"])
     for p in INHERITED:
         TABLE.append((mode, p, "LEAKED (known)" if leaks[p] else "clean",
                       " ".join((f"{len(leaks[p])} of {INHERITED_PAIRS} reads: {leaks[p][0]}" if leaks[p] else
                                 f"{INHERITED_PAIRS} reads after as many writes").split())[:160]))
+    repeats = len(init_random) - len(set(init_random))
+    TABLE.append((mode, "a random.Random() made at init", "REPEATS (known)" if repeats else "differs",
+                  f"{len(init_random)} reads: {repeats} repeated values (e.g. {init_random[0]:#x})"))
     leaked = {p: v[:2] for p, v in leaks.items() if v}
     assert not leaked, f"{mode}: what one request wrote through objects made at init, the next read: {leaked}"
+    assert not repeats, f"{mode}: a generator seeded at init gave {repeats} repeated values: {init_random[:4]}"
 
 
 def test_reuse_mode_keeps_what_the_probes_look_for(srv, client_for):

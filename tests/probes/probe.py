@@ -119,6 +119,8 @@ INIT_FILE = os.open(f"/tmp/.geysir-probe-init-{os.getpid()}", os.O_CREAT | os.O_
 os.ftruncate(INIT_FILE, PAGE)
 INIT_PIPE_R, INIT_PIPE_W = os.pipe()
 os.set_blocking(INIT_PIPE_W, False)
+# A generator of the function's own, seeded once at init (the runtime reseeds `random`'s, not this).
+INIT_RANDOM = random.Random()
 
 
 class MsgBuf(ctypes.Structure):
@@ -784,7 +786,8 @@ def read():
         unique = list(dict.fromkeys(v["hits"]))
         v["hit_count"], v["hits"] = len(unique), unique[:MAX_HITS]
     return {"op": "read", "pid": os.getpid(), "places": places,
-            "random": [random.random(), random.getrandbits(64)], "uuid4": str(uuid.uuid4())}
+            "random": [random.random(), random.getrandbits(64)], "uuid4": str(uuid.uuid4()),
+            "init_random": INIT_RANDOM.getrandbits(64)}
 
 
 _CONSTANTS = ({k for k in globals() if k.isupper()} | {"_CONSTANTS"}) - {"SECRET_GLOBAL"}
