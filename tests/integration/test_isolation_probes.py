@@ -4,7 +4,7 @@ One real function (tests/probes/probe.py) is deployed with a function URL and dr
 gateway over one keep-alive connection, writer and reader alternating: each writer leaves a fresh
 secret in every place a process could carry it (a module global, a module attribute, the heap
 after `del` and past the break, a C buffer, an anonymous and a file mapping, a mapping made at
-init (written, partly made read-only, dropped or unmapped), read-only mappings written through
+init (written, partly made read-only or inaccessible, dropped or unmapped), read-only mappings written through
 /proc/self/mem, the vector registers xmm8-15, /tmp, an open fd, a running thread, a
 child process, SysV shm and msg, os.environ, cwd, umask, signal handlers and mask, rlimits, the
 FPU's rounding mode, process attributes (name, timer slack, nice, affinity, an armed timer), a

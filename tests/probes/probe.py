@@ -343,10 +343,14 @@ def _write_init_pipe(s):
 
 def _write_init_mappings(s):
     INIT_PRIVATE[:4 * PAGE] = _tagged("initmap", s, 4 * PAGE)
-    # Pages 4-7 made read-only, 8-9 dropped (they read as zeros), 12-13 unmapped: the mapping as
-    # the next request finds it.
+    # Pages 4-7 made read-only, 8-9 dropped (they read as zeros), 12-13 unmapped, 14-15 written and
+    # made inaccessible: the mapping as the next request finds it.
     if libc.mprotect(INIT_PRIVATE_ADDR + 4 * PAGE, 4 * PAGE, mmap.PROT_READ) < 0:
         raise OSError(_err("mprotect"))
+    if "---p" not in {perms for a, _, perms, _ in _maps() if a == INIT_PRIVATE_ADDR + 14 * PAGE}:
+        INIT_PRIVATE[14 * PAGE:16 * PAGE] = _tagged("initmap", s, 2 * PAGE)  # reuse mode: once
+        if libc.mprotect(INIT_PRIVATE_ADDR + 14 * PAGE, 2 * PAGE, 0) < 0:  # PROT_NONE
+            raise OSError(_err("mprotect"))
     INIT_PRIVATE.madvise(mmap.MADV_DONTNEED, 8 * PAGE, 2 * PAGE)
     if libc.munmap(INIT_PRIVATE_ADDR + 12 * PAGE, 2 * PAGE) < 0:
         raise OSError(_err("munmap"))
@@ -464,7 +468,11 @@ def _scan_memory():
     del view
     ranges = []
     for start, end, perms, path in _maps():
-        if perms[0] != "r" or path in ("[vvar]", "[vvar_vclock]", "[vsyscall]"):
+        if path in ("[vvar]", "[vvar_vclock]", "[vsyscall]"):
+            continue
+        # /proc/self/mem reads what no load could (FOLL_FORCE): inaccessible mappings too, the
+        # small ones (guard pages, a page made PROT_NONE); not malloc's reserved address space.
+        if perms[0] != "r" and end - start > (1 << 20):
             continue
         # The kernel may have merged the buffer into a neighbouring mapping: cut it out.
         for lo, hi in ((start, min(end, own)), (max(start, own + size), end)):
@@ -659,7 +667,8 @@ def _read_init_mappings(maps, scan_hits):
     layout = [[(max(a, lo) - lo) // PAGE, (min(b, hi) - max(a, lo)) // PAGE, perms]
               for a, b, perms, _ in maps if a < hi and b > lo]
     content = _peek(INIT_PRIVATE_ADDR + 8 * PAGE, 4 * PAGE)
-    return {"hits": _tagged_only(scan_hits, "initmap"),
+    hidden = _hits(_peek(INIT_PRIVATE_ADDR + 14 * PAGE, 2 * PAGE), "pages 14-15")
+    return {"hits": _tagged_only(scan_hits, "initmap") + hidden,
             "state": {"layout": layout, "pages 8-11": zlib.crc32(content), "bytes": len(content)}}
 
 
