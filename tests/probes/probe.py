@@ -1,6 +1,6 @@
 """The isolation probe: one handler that tries to hand a secret from one request to the next.
 
-{"op": "write", "secret": S, "places": [...]} leaves S in every listed place (all of PLACES when
+{"op": "write", "secret": S, "places": [...]} leaves S in every listed place (all of WRITERS when
 "places" is absent) and answers which places it could write; {"op": "read"} looks in every place
 and reports what it found there, and the state the place is in (umask, signal dispositions, fd
 table, ...). The handler never judges: tests/integration/test_isolation_probes.py compares each
