@@ -15,7 +15,7 @@ made before any write, is a leak. The readers' `random` and `uuid4` values must 
 
 Writers take turns: all places; all but a running thread, a child process and a seccomp filter
 (what a restored worker could keep, so the restore itself is what is tested, not the discard of
-its worker); and memory alone. A row counts the reads served by the very process that wrote the
+its worker); memory alone; plain Python state alone. A row counts the reads served by the very process that wrote the
 place (restored in place, not replaced). Every test runs once per per-request isolation mode (`geysir server --isolation
 fork|restore`), each on a server of its own; the rows of the summary table name the mode.
 
@@ -59,15 +59,15 @@ MEMORY = ("module global", "module attribute", "heap after del", "C buffer (ctyp
 INHERITED = ("shared memory made at init", "file opened at init", "pipe made at init")
 
 
+# The plainest state a handler leaves: what any restore must put back without discarding.
+PLAIN = ("module global", "module attribute", "heap after del", "C buffer (ctypes)", "sys.modules")
+
+
 def places_of(probe_places, turn):
-    """What the writer of pair `turn` is asked to write: all it makes itself, all but what forces a
-    discard, memory alone."""
+    """What the writer of pair `turn` is asked to write, in turn: all it makes itself; all but what
+    forces a discard; memory alone; plain Python state alone."""
     own = [p for p in probe_places if p not in INHERITED and p != "process memory"]
-    if turn % 3 == 0:
-        return own
-    if turn % 3 == 1:
-        return [p for p in own if p not in DISCARDING]
-    return list(MEMORY)
+    return [own, [p for p in own if p not in DISCARDING], list(MEMORY), list(PLAIN)][turn % 4]
 
 
 class UrlClient:
