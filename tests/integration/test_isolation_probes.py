@@ -77,12 +77,14 @@ class UrlClient:
         u = urllib.parse.urlsplit(url)
         self.port, self.host = u.port or srv.http_port, u.netloc
         self.conn = None
+        self.connections = 0
 
     def post(self, body, timeout=30):
         data = json.dumps(body).encode()
         for attempt in (1, 2):  # the gateway may close an idle keep-alive connection: one reconnect
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+                self.connections += 1
             try:
                 self.conn.request("POST", "/", body=data, headers={"Host": self.host, "Content-Type": "application/json"})
                 r = self.conn.getresponse()
@@ -228,7 +230,7 @@ def test_no_request_sees_the_previous_one(srv, client_for):
     TABLE.append((mode, "random / uuid4 sequences", "differ" if not repeated_r and not repeated_u else "REPEAT",
                   f"{len(uuids)} reads: {repeated_r} repeated random values, {repeated_u} repeated uuid4"))
     TABLE.append((mode, "(readers served by a restored writer)", str(restored_reads),
-                  f"{len(writer_pids)} writer pids; memory scan median "
+                  f"{len(writer_pids)} writer pids; {c.connections} HTTP connection(s); memory scan median "
                   f"{sorted(scan_ms)[len(scan_ms) // 2] if scan_ms else 0} ms"))
 
     assert pairs == PAIRS, f"only {pairs} of {PAIRS} pairs within {LOOP_DEADLINE_S}s"
