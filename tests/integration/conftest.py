@@ -267,6 +267,35 @@ def running_server(extra_args=(), prepare=None):
         s.cleanup()
 
 
+ISOLATION_MODES = ("fork", "restore")
+_server_help = None
+
+
+def isolation_args(mode):
+    """`geysir server` arguments for per-request isolation `mode` ("fork" or "restore"). A server
+    without --isolation forks per request (the only mode it has): "fork" runs without the flag
+    there, "restore" is skipped with the reason."""
+    global _server_help
+    if _server_help is None:
+        r = subprocess.run([GEYSIR, "server", "--help"], capture_output=True, text=True, timeout=30)
+        _server_help = r.stdout + r.stderr
+    if "--isolation" in _server_help:
+        return ["--isolation", mode]
+    if mode == "fork":
+        return []
+    pytest.skip(f"{GEYSIR} has no --isolation flag: isolation mode {mode!r} is not built")
+
+
+def assert_isolation(server, mode):
+    """The server says it runs `mode` (GET /geysir/v1/health on control), once it can say it."""
+    if "--isolation" not in (_server_help or ""):
+        return
+    with contextlib.closing(http.client.HTTPConnection("127.0.0.1", server.info["control_port"], timeout=10)) as c:
+        c.request("GET", "/geysir/v1/health")
+        health = json.loads(c.getresponse().read())
+    assert health.get("isolation") == mode, f"started with --isolation {mode}, health says {health}"
+
+
 @pytest.fixture(scope="session")
 def server():
     with running_server() as s:

@@ -9,8 +9,10 @@ URLs through the gateway). Each test
 The outcome of every attack is printed in a table at the end of the run (conftest's
 SUMMARY_TABLES). docs/security.md maps each row to the claim it verifies.
 
-One Geysir server serves the whole module (started here with an operator-listed egress deny
-range, so the egress tests can prove it is refused); every loop in the attacks is bounded.
+The whole suite runs once per per-request isolation mode (`geysir server --isolation fork`, then
+`--isolation restore`): one Geysir server per mode serves the module (started here with an
+operator-listed egress deny range, so the egress tests can prove it is refused), and the rows of
+the table name the mode. Every loop in the attacks is bounded.
 """
 import concurrent.futures
 import errno
@@ -26,10 +28,15 @@ import uuid
 
 import pytest
 
-from conftest import SUMMARY_TABLES, make_zip, running_server, wait_until
+from conftest import (ISOLATION_MODES, SUMMARY_TABLES, assert_isolation, isolation_args, make_zip, running_server,
+                      wait_until)
 
 ATTACKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "attacks")
-TABLE = SUMMARY_TABLES.setdefault("attack suite (tests/integration/test_attacks.py)", [("attack", "outcome", "evidence")])
+TABLE = SUMMARY_TABLES.setdefault("attack suite (tests/integration/test_attacks.py)",
+                                  [("mode", "attack", "outcome", "evidence")])
+# The isolation mode of the server the running tests use (srv sets it; pytest runs every test of
+# one mode before starting the other's server).
+CURRENT = {"mode": None}
 
 # The egress tests' stand-in for the internet: a test network namespace holding a server at an
 # address of the benchmarking range (RFC 2544, never routed on the internet), and a second
@@ -43,18 +50,21 @@ def record(attack, blocked, evidence, labels=("blocked", "NOT BLOCKED")):
     """One table row; the caller asserts `blocked` right after. `labels` name the two outcomes
     (a row that checks something must work, rather than be refused, says "works"/"BROKEN")."""
     ev = " ".join(str(evidence).split())
-    TABLE.append((attack, labels[0] if blocked else labels[1], ev[:140]))
+    TABLE.append((CURRENT["mode"], attack, labels[0] if blocked else labels[1], ev[:140]))
 
 
 # ---- fixtures -------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def srv():
+@pytest.fixture(scope="module", params=ISOLATION_MODES)
+def srv(request):
     def deny_list(s):
         # The operator's egress deny list (geysir-scheduler --egress-deny-file, default in the data dir).
         with open(os.path.join(s.data_dir, "egress-deny"), "w") as f:
             f.write(f"# ranges egress functions may not reach\n{OPERATOR_DENY}\n")
-    with running_server(prepare=deny_list) as s:
+    mode = request.param
+    with running_server(extra_args=isolation_args(mode), prepare=deny_list) as s:
+        assert_isolation(s, mode)
+        CURRENT["mode"] = mode
         yield s
 
 
