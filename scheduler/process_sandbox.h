@@ -43,6 +43,10 @@ struct ProcessLauncherOptions {
   // when the scheduler runs as root; off only to measure what it costs.
   bool isolate = true;
   bool egress_firewall = false;            // main installed the egress firewall (worker/sandbox/network.h)
+  // Restore mode (worker/restore/restore.h): a per-request function's children are snapshotted
+  // once and restored after every invocation instead of exiting. Set only where
+  // worker::restore::Probe() found the kernel support; otherwise children fork per request.
+  bool restore = false;
 };
 
 class ProcessLauncher final : public Launcher {
