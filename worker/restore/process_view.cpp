@@ -128,8 +128,9 @@ Result<std::vector<Mapping>> ReadMappings(pid_t pid) {
 Result<std::string> ReadStateLines(pid_t pid) {
   auto text = ReadWholeFile(Proc(pid, "status"));
   if (!text.ok()) return text.status();
-  static constexpr const char* kKeys[] = {"Umask:", "Threads:", "SigQ:",   "SigPnd:",    "ShdPnd:", "SigBlk:",
-                                          "SigIgn:", "SigCgt:", "NoNewPrivs:", "Seccomp:", "Seccomp_filters:"};
+  static constexpr const char* kKeys[] = {"Name:",   "Umask:",      "Threads:", "SigQ:",           "SigPnd:",
+                                          "ShdPnd:", "SigBlk:",     "SigIgn:",  "SigCgt:",         "NoNewPrivs:",
+                                          "Seccomp:", "Seccomp_filters:", "Cpus_allowed:", "Mems_allowed:"};
   std::string out;
   std::string_view all = *text;
   while (!all.empty()) {
@@ -185,6 +186,24 @@ Result<OtherState> ReadOtherState(pid_t pid) {
   auto children = ReadWholeFile(Proc(pid, ("task/" + tid + "/children").c_str()));
   if (!children.ok()) return children.status();
   s.children = std::move(children).value();
+  auto stat = ReadWholeFile(Proc(pid, "stat"));
+  if (!stat.ok()) return stat.status();
+  {
+    // After the command name (in parentheses, which may hold anything) come the fields from
+    // the third on; 18 priority, 19 nice, 40 rt_priority and 41 policy are the scheduling.
+    const size_t close = stat->rfind(')');
+    std::string_view rest = close == std::string::npos ? std::string_view() : std::string_view(*stat).substr(close + 2);
+    size_t pos = 0;
+    for (int field = 3; field <= 41 && pos < rest.size(); ++field) {
+      std::string_view v = Field(rest, pos);
+      if (field == 18 || field == 19 || field == 40 || field == 41) {
+        s.scheduling.append(v);
+        s.scheduling.push_back(' ');
+      }
+    }
+  }
+  auto slack = ReadWholeFile(Proc(pid, "timerslack_ns"));
+  if (slack.ok()) s.timer_slack = std::move(slack).value();
   auto timers = ReadWholeFile(Proc(pid, "timers"));  // absent without CONFIG_CHECKPOINT_RESTORE
   if (timers.ok()) s.timers = std::move(timers).value();
   auto tmp = ListDir(Proc(pid, "root/tmp"));

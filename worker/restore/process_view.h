@@ -26,8 +26,14 @@ struct Mapping {
   bool writable() const { return perms[1] == 'w'; }
   bool shared() const { return perms[3] == 's'; }
   bool anonymous() const { return inode == 0 && (path.empty() || path == "[heap]" || path == "[stack]"); }
-  // What the restorer tracks: private writable memory (what an invocation can change).
-  bool tracked() const { return writable() && !shared(); }
+  // The kernel's own pages ([vvar], [vsyscall]), and the vDSO, which userfaultfd cannot track
+  // (the restorer compares its content instead).
+  bool kernel_owned() const {
+    return path == "[vvar]" || path == "[vvar_vclock]" || path == "[vsyscall]" || path == "[vdso]";
+  }
+  // What the restorer tracks: every private mapping, read-only and inaccessible ones too (a
+  // write through /proc/self/mem, or after an mprotect, changes them just as well).
+  bool tracked() const { return !shared() && !kernel_owned(); }
   int prot() const;
   // Same kind of memory (everything but where it starts and ends).
   bool SameKind(const Mapping& o) const;
@@ -54,6 +60,8 @@ Result<std::vector<Descriptor>> ReadDescriptors(pid_t pid);
 // Everything else compared as text: cwd, rlimits, children, POSIX timers, /tmp's entries.
 struct OtherState {
   std::string cwd;
+  std::string scheduling;  // /proc/PID/stat: priority, nice, rt_priority, policy
+  std::string timer_slack;
   std::string limits;
   std::string children;
   std::string timers;

@@ -6,7 +6,9 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -215,6 +217,51 @@ class Copier {
   size_t bytes_ = 0;
 };
 
+// The worker's memory, read or written. Pages of mappings the worker may read (for a snapshot)
+// or write (for a restore) go through process_vm_readv/writev in batches; others (read-only,
+// inaccessible) through /proc/PID/mem, which may write where the worker itself may not, as a
+// debugger's breakpoints do.
+class MemoryIo {
+ public:
+  MemoryIo(pid_t pid, int mem, bool to_worker) : batch_(pid, to_worker), mem_(mem), to_worker_(to_worker) {}
+  Status Write(uint64_t remote, const char* local, size_t len, bool direct) {
+    if (direct) return batch_.Add(remote, local, len);
+    return Through(remote, const_cast<char*>(local), len);
+  }
+  Status Read(uint64_t remote, char* local, size_t len, bool direct) {
+    if (direct) return batch_.Add(remote, local, len);
+    return Through(remote, local, len);
+  }
+  Status Zero(uint64_t remote, size_t len, bool direct) {
+    for (size_t done = 0; done < len;) {
+      const size_t n = std::min(len - done, kZeros.size());
+      GEYSIR_RETURN_IF_ERROR(Write(remote + done, kZeros.data(), n, direct));
+      done += n;
+    }
+    return Status::Ok();
+  }
+  Status Flush() { return batch_.Flush(); }
+
+ private:
+  Status Through(uint64_t remote, char* local, size_t len) {
+    while (len > 0) {
+      const ssize_t n = to_worker_ ? pwrite(mem_, local, len, static_cast<off_t>(remote))
+                                   : pread(mem_, local, len, static_cast<off_t>(remote));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Status::Sys(n < 0 ? errno : EIO, std::string(to_worker_ ? "writing" : "reading") +
+                                                               " /proc/PID/mem at " + Hex(remote));
+      remote += static_cast<uint64_t>(n);
+      local += n;
+      len -= static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+  static inline const std::vector<char> kZeros = std::vector<char>(64 * kPage, 0);
+  Copier batch_;
+  int mem_;
+  bool to_worker_;
+};
+
 // One PAGEMAP_SCAN over [start, end), as many calls as the output needs.
 Status Scan(int pagemap, uint64_t start, uint64_t end, uint64_t flags, uint64_t inverted, uint64_t mask,
             uint64_t anyof, uint64_t ret, std::vector<abi::PageRegion>* out) {
@@ -285,6 +332,22 @@ struct Snapshot::State {
   user_regs_struct regs{};
   std::vector<char> xstate;
   uint64_t syscall_ip = 0;
+  // 64 bytes of the parked worker's stack below its red zone, for the arguments of the calls it
+  // is made to execute (restored with the rest of its memory afterwards).
+  uint64_t scratch = 0;
+  int parent_death_signal = 0;
+  int child_subreaper = 0;
+  // The vDSO's pages: userfaultfd cannot track them, and /proc/self/mem can write them.
+  uint64_t vdso_start = 0;
+  std::string vdso;
+
+  Result<std::string> ReadVdso() const {
+    std::string out(vdso.size(), '\0');
+    if (out.empty()) return out;
+    const ssize_t n = pread(mem.get(), out.data(), out.size(), static_cast<off_t>(vdso_start));
+    if (n != static_cast<ssize_t>(out.size())) return Status::Sys(n < 0 ? errno : EIO, "reading the worker's vDSO");
+    return out;
+  }
   std::vector<Mapping> maps;
   std::string status_lines;
   std::vector<Descriptor> fds;
@@ -296,61 +359,55 @@ struct Snapshot::State {
   std::vector<Extent> extents;
   char* data = nullptr;
   size_t data_size = 0;
-  std::vector<char> zeros = std::vector<char>(64 * kPage, 0);
+  UniqueFd mem;  // /proc/PID/mem: for pages of mappings the worker cannot read or write itself
 
   ~State() {
     if (data != nullptr) munmap(data, data_size);
-  }
-
-  // Queues the snapshot's content for [start, end) (zeros where it had no page).
-  Status QueueContent(Copier* copier, uint64_t start, uint64_t end) const {
-    auto it = std::upper_bound(extents.begin(), extents.end(), start,
-                               [](uint64_t a, const Extent& e) { return a < e.end; });
-    uint64_t at = start;
-    while (at < end) {
-      if (it == extents.end() || it->start >= end) {
-        GEYSIR_RETURN_IF_ERROR(QueueZeros(copier, at, end));
-        break;
-      }
-      if (it->start > at) {
-        GEYSIR_RETURN_IF_ERROR(QueueZeros(copier, at, it->start));
-        at = it->start;
-      }
-      const uint64_t stop = std::min(end, it->end);
-      GEYSIR_RETURN_IF_ERROR(copier->Add(at, data + it->offset + (at - it->start), stop - at));
-      at = stop;
-      ++it;
-    }
-    return Status::Ok();
-  }
-
-  // Only the snapshot's content inside [start, end): pages it had (used to refill pages that
-  // went missing; where the snapshot had none, a missing page reads as zero anyway).
-  Status QueuePresent(Copier* copier, uint64_t start, uint64_t end, uint64_t* pages) const {
-    auto it = std::upper_bound(extents.begin(), extents.end(), start,
-                               [](uint64_t a, const Extent& e) { return a < e.end; });
-    for (; it != extents.end() && it->start < end; ++it) {
-      const uint64_t a = std::max(start, it->start);
-      const uint64_t b = std::min(end, it->end);
-      if (a >= b) continue;
-      *pages += (b - a) / kPage;
-      GEYSIR_RETURN_IF_ERROR(copier->Add(a, data + it->offset + (a - it->start), b - a));
-    }
-    return Status::Ok();
   }
 
   // Puts the mappings back as the snapshot had them (see the header); the pages of mappings made
   // again are refilled by the page scan that follows, which finds them missing.
   Status RepairLayout(Stopped& w, const std::vector<Mapping>& now, uint64_t* fixed);
 
-  Status QueueZeros(Copier* copier, uint64_t start, uint64_t end) const {
-    for (uint64_t at = start; at < end;) {
-      const uint64_t n = std::min<uint64_t>(end - at, zeros.size());
-      GEYSIR_RETURN_IF_ERROR(copier->Add(at, zeros.data(), n));
-      at += n;
+  // The snapshot mapping holding `addr` (the layout is the snapshot's again when this is used).
+  const Mapping* MappingAt(uint64_t addr) const {
+    auto it = std::upper_bound(maps.begin(), maps.end(), addr, [](uint64_t a, const Mapping& m) { return a < m.end; });
+    return it != maps.end() && it->start <= addr ? &*it : nullptr;
+  }
+
+  // Queues the snapshot's content of [start, end) for writing back. Where the snapshot had no
+  // page: zeros in anonymous memory (what it held then), nothing when `only_present`, and an
+  // error in a file mapping it did not copy (read-only ones: written only through
+  // /proc/self/mem or after an mprotect, which a restore cannot undo without the file's page).
+  Status PutBack(MemoryIo* io, uint64_t start, uint64_t end, bool only_present, uint64_t* pages) const {
+    uint64_t at = start;
+    while (at < end) {
+      const Mapping* m = MappingAt(at);
+      if (m == nullptr) return Status::Error(kCannotRestore, "a page outside every mapping changed: " + Hex(at));
+      const uint64_t stop = std::min(end, m->end);
+      auto it = std::upper_bound(extents.begin(), extents.end(), at,
+                                 [](uint64_t a, const Extent& e) { return a < e.end; });
+      while (at < stop) {
+        const uint64_t next = (it == extents.end() || it->start >= stop) ? stop : std::max(at, it->start);
+        if (next > at && !only_present) {  // a gap: the snapshot had no page here
+          if (!m->anonymous()) {
+            return Status::Error(kCannotRestore, "the invocation wrote to " + Describe(*m) + ", which the snapshot has no copy of");
+          }
+          *pages += (next - at) / kPage;
+          GEYSIR_RETURN_IF_ERROR(io->Zero(at, next - at, m->writable()));
+        }
+        at = next;
+        if (at >= stop) break;
+        const uint64_t run_end = std::min(stop, it->end);
+        *pages += (run_end - at) / kPage;
+        GEYSIR_RETURN_IF_ERROR(io->Write(at, data + it->offset + (at - it->start), run_end - at, m->writable()));
+        at = run_end;
+        ++it;
+      }
     }
     return Status::Ok();
   }
+
 };
 
 // Everything of [start, end) that no mapping of `maps` (sorted) covers.
@@ -476,6 +533,23 @@ Support Probe() {
 #endif
 }
 
+Status CheckTemplate(pid_t template_pid) {
+  auto lines = ReadStateLines(template_pid);
+  if (!lines.ok()) return lines.status();
+  if (lines->find("Threads:\t1\n") == std::string::npos) {
+    return Status::Error(kCannotRestore, "the function's init code started threads");
+  }
+  auto maps = ReadMappings(template_pid);
+  if (!maps.ok()) return maps.status();
+  for (const Mapping& m : *maps) {
+    if (m.writable() && m.shared()) {
+      return Status::Error(kCannotRestore, "the function's init code made a writable shared mapping (" + Describe(m) +
+                                               "), which every child shares");
+    }
+  }
+  return Status::Ok();
+}
+
 Snapshot::Snapshot(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Snapshot::~Snapshot() = default;
 pid_t Snapshot::pid() const { return state_->pid; }
@@ -512,6 +586,28 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
     }
   }
 
+  // Per-process settings /proc does not show, read by the worker itself (prctl) into scratch.
+  st->scratch = (st->regs.rsp - 1024) & ~uint64_t{63};
+  {
+    long got = 0;
+    for (int option : {PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER}) {
+      const uint64_t at = st->scratch + (option == PR_GET_PDEATHSIG ? 0 : 8);
+      auto r = w.Syscall(st->regs, st->syscall_ip, SYS_prctl, static_cast<uint64_t>(option), at);
+      if (!r.ok()) return r.status();
+      if (*r != 0) return Status::Internal("prctl in the parked worker failed: " + std::to_string(*r));
+      ++got;
+    }
+    int values[4] = {0, 0, 0, 0};
+    iovec local{values, sizeof values};
+    iovec remote{reinterpret_cast<void*>(st->scratch), sizeof values};
+    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof values)) {
+      return Status::Sys(errno, "reading the parked worker's prctl results");
+    }
+    st->parent_death_signal = values[0];
+    st->child_subreaper = values[2];
+    GEYSIR_RETURN_IF_ERROR(w.SetRegs(st->regs));
+  }
+
   auto state_lines = ReadStateLines(pid);
   if (!state_lines.ok()) return state_lines.status();
   st->status_lines = std::move(state_lines).value();
@@ -534,30 +630,38 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
   st->pagemap = UniqueFd(open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
   if (!st->pagemap) return Status::Sys(errno, "open the worker's pagemap");
 
-  // What to copy: every present page of anonymous private writable memory, and file-backed
-  // private writable mappings whole (a page of those not yet read would come from the file).
-  std::vector<std::pair<uint64_t, uint64_t>> runs;
+  st->mem = UniqueFd(open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDWR | O_CLOEXEC));
+  if (!st->mem) return Status::Sys(errno, "open the worker's /proc/PID/mem");
+
+  // What to copy: every present page of private anonymous memory, and private writable file
+  // mappings whole (a page of those not yet read would come from the file). Read-only file
+  // mappings are not copied: the file has their content, and one written is not restored.
+  struct Run {
+    uint64_t start, end;
+    bool readable;
+  };
+  std::vector<Run> runs;
   std::vector<abi::PageRegion> regions;
   bool first = true;
   for (const Mapping& m : st->maps) {
     if (m.writable() && m.shared()) {
       return Status::Error(kCannotRestore, "a writable shared mapping (" + Describe(m) +
-                                                          "): what an invocation writes there cannot be tracked");
+                                               "): what an invocation writes there cannot be tracked");
     }
     if (!m.tracked()) continue;
     if (first) st->lo = m.start;
     first = false;
     st->hi = m.end;
     if (!m.anonymous()) {
-      AddRun(&runs, m.start, m.end);
+      if (m.writable()) runs.push_back({m.start, m.end, m.readable()});
       continue;
     }
     GEYSIR_RETURN_IF_ERROR(Scan(st->pagemap.get(), m.start, m.end, 0, 0, 0, abi::kPagePresent | abi::kPageSwapped,
                                 abi::kPagePresent | abi::kPageSwapped, &regions));
-    for (const auto& r : regions) AddRun(&runs, r.start, r.end);
+    for (const auto& r : regions) runs.push_back({r.start, r.end, m.readable()});
   }
   size_t total = 0;
-  for (const auto& [a, b] : runs) total += b - a;
+  for (const Run& r : runs) total += r.end - r.start;
   if (total > request.max_bytes) {
     return Status::Error(Code::kResourceExhausted, "the worker's writable memory (" + std::to_string(total >> 20) +
                                                        " MiB) is over the snapshot limit");
@@ -566,12 +670,25 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
   void* buf = mmap(nullptr, st->data_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (buf == MAP_FAILED) return Status::Sys(errno, "mmap for a snapshot", Code::kResourceExhausted);
   st->data = static_cast<char*>(buf);
-  Copier reader(pid, /*to_worker=*/false);
+  for (const Mapping& m : st->maps) {
+    if (m.path != "[vdso]") continue;
+    st->vdso_start = m.start;
+    st->vdso.assign(m.end - m.start, '\0');
+    auto content = st->ReadVdso();
+    if (!content.ok()) return content.status();
+    st->vdso = std::move(content).value();
+  }
+  MemoryIo reader(pid, st->mem.get(), /*to_worker=*/false);
   size_t offset = 0;
-  for (const auto& [a, b] : runs) {
-    st->extents.push_back(Extent{a, b, offset});
-    GEYSIR_RETURN_IF_ERROR(reader.Add(a, st->data + offset, b - a));
-    offset += b - a;
+  for (const Run& r : runs) {
+    if (!st->extents.empty() && st->extents.back().end == r.start &&
+        st->extents.back().offset + (st->extents.back().end - st->extents.back().start) == offset) {
+      st->extents.back().end = r.end;
+    } else {
+      st->extents.push_back(Extent{r.start, r.end, offset});
+    }
+    GEYSIR_RETURN_IF_ERROR(reader.Read(r.start, st->data + offset, r.end - r.start, r.readable));
+    offset += r.end - r.start;
   }
   GEYSIR_RETURN_IF_ERROR(reader.Flush());
 
@@ -635,12 +752,42 @@ Status Snapshot::Restore(RestoreStats* stats) {
   if (!ipc.ok()) return ipc.status();
   if (*ipc != 0) return Status::Error(kCannotRestore, "System V IPC objects were created");
 
-  // A pending alarm(2) would fire in the next invocation.
-  auto alarm_left = w.Syscall(st.regs, st.syscall_ip, SYS_alarm, 0);
-  if (!alarm_left.ok()) return alarm_left.status();
+  auto vdso = st.ReadVdso();
+  if (!vdso.ok()) return vdso.status();
+  if (*vdso != st.vdso) return Status::Error(kCannotRestore, "the vDSO was written");
+  if (other->scheduling != st.other.scheduling || other->timer_slack != st.other.timer_slack) {
+    return Status::Error(kCannotRestore, "the scheduling policy, priority or timer slack changed");
+  }
+
+  // Settings /proc does not show are put back unseen: the interval timers (a pending alarm
+  // would fire in the next invocation), the parent-death signal and the subreaper flag.
+  {
+    const char zeros[64] = {};
+    iovec local{const_cast<char*>(zeros), sizeof zeros};
+    iovec remote{reinterpret_cast<void*>(st.scratch), sizeof zeros};
+    if (process_vm_writev(st.pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof zeros)) {
+      return Status::Sys(errno, "writing the worker's scratch stack");
+    }
+    struct Call {
+      long nr;
+      uint64_t a0, a1;
+    };
+    const Call calls[] = {
+        {SYS_setitimer, ITIMER_REAL, st.scratch},
+        {SYS_setitimer, ITIMER_VIRTUAL, st.scratch},
+        {SYS_setitimer, ITIMER_PROF, st.scratch},
+        {SYS_prctl, PR_SET_PDEATHSIG, static_cast<uint64_t>(st.parent_death_signal)},
+        {SYS_prctl, PR_SET_CHILD_SUBREAPER, static_cast<uint64_t>(st.child_subreaper)},
+    };
+    for (const Call& c : calls) {
+      auto r = w.Syscall(st.regs, st.syscall_ip, c.nr, c.a0, c.a1);
+      if (!r.ok()) return r.status();
+      if (*r != 0) return Status::Error(kCannotRestore, "resetting a timer or process setting failed: " + std::to_string(*r));
+    }
+  }
 
   // The layout: mappings the invocation added go, anonymous ones it removed come back.
-  Copier writer(st.pid, /*to_worker=*/true);
+  MemoryIo writer(st.pid, st.mem.get(), /*to_worker=*/true);
   std::vector<std::pair<uint64_t, uint64_t>> reprotect;
   uint64_t fixed = 0;
   auto maps = ReadMappings(st.pid);
@@ -660,11 +807,12 @@ Status Snapshot::Restore(RestoreStats* stats) {
   for (const auto& r : regions) {
     if (r.categories & abi::kPageWritten) {  // also when swapped out since: never trust it
       written += (r.end - r.start) / kPage;
-      GEYSIR_RETURN_IF_ERROR(st.QueueContent(&writer, r.start, r.end));
+      uint64_t n = 0;
+      GEYSIR_RETURN_IF_ERROR(st.PutBack(&writer, r.start, r.end, /*only_present=*/false, &n));
       AddRun(&reprotect, r.start, r.end);
     } else {
       uint64_t n = 0;
-      GEYSIR_RETURN_IF_ERROR(st.QueuePresent(&writer, r.start, r.end, &n));
+      GEYSIR_RETURN_IF_ERROR(st.PutBack(&writer, r.start, r.end, /*only_present=*/true, &n));
       if (n > 0) AddRun(&reprotect, r.start, r.end);
       refilled += n;
     }

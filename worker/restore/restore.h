@@ -48,6 +48,12 @@ struct Support {
 };
 Support Probe();
 
+// What every child of `template_pid` would inherit that rules a snapshot out: more than one thread
+// (a fork copies only the forking one, but the runtime's state then says otherwise) or a writable
+// shared mapping (its pages are the template's and every sibling's: nothing to restore them to).
+// OK when its children can be restored; otherwise the message says why not.
+Status CheckTemplate(pid_t template_pid);
+
 struct SnapshotRequest {
   pid_t pid = -1;
   // The worker's userfaultfd for its own memory (it made it, sent it, closed its copy).
