@@ -197,8 +197,10 @@ Result<ControlMessage> ReceiveControlMessage(int control_fd) {
     n = recvmsg(control_fd, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return Status::Sys(errno, "receive control message", Code::kUnavailable);
-  // Templates never send descriptors; any that arrive are closed rather than leaked.
+  // Only a restore-mode child's "forked" carries a descriptor (its userfaultfd): the first one is
+  // kept for the caller to take or drop, any others are closed rather than leaked.
   pid_t sender = 0;
+  UniqueFd passed;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
       ucred cred;
@@ -210,7 +212,11 @@ Result<ControlMessage> ReceiveControlMessage(int control_fd) {
       for (size_t i = 0; i < count; ++i) {
         int fd;
         std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        close(fd);
+        if (!passed) {
+          passed.Reset(fd);
+        } else {
+          close(fd);
+        }
       }
     }
   }
@@ -222,7 +228,7 @@ Result<ControlMessage> ReceiveControlMessage(int control_fd) {
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
     return Status::Invalid("control message is not a JSON object with a type");
   }
-  return ControlMessage{std::move(j), sender};
+  return ControlMessage{std::move(j), sender, std::move(passed)};
 }
 
 }  // namespace geysir::worker

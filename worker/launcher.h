@@ -64,6 +64,9 @@ struct TemplateSpec {
   // geysir-worker as PID 1 of a new PID namespace.
   bool isolate = false;
   std::string network = "none";  // "none": loopback only; "egress": see worker/sandbox/network*
+  // Restore mode (worker/restore/restore.h): the seccomp filter lets a child make the one
+  // userfaultfd its restorer needs (UFFD_USER_MODE_ONLY only, see worker/sandbox/seccomp.cpp).
+  bool restore = false;
 };
 
 // A running template. The scheduler owns all three fds; closing `control` tells the template
@@ -89,6 +92,9 @@ Status SendControlMessage(int control_fd, const nlohmann::json& message, const i
 struct ControlMessage {
   nlohmann::json message;
   pid_t sender_pid = 0;  // 0: the kernel attached no credentials
+  // The first descriptor the message carried (a restore-mode child's "forked" carries its
+  // userfaultfd); any others are closed on receipt.
+  UniqueFd passed_fd;
 };
 Result<ControlMessage> ReceiveControlMessage(int control_fd);
 

@@ -15,7 +15,8 @@ std::string TemplateSpecToJson(const TemplateSpec& spec) {
          {"gid", spec.gid},
          {"cgroup_dir", spec.cgroup_dir},
          {"isolate", spec.isolate},
-         {"network", spec.network}};
+         {"network", spec.network},
+         {"restore", spec.restore}};
   return j.dump();
 }
 
@@ -36,6 +37,7 @@ Result<TemplateSpec> TemplateSpecFromJson(const std::string& text) {
     spec.cgroup_dir = j.value("cgroup_dir", "");
     spec.isolate = j.value("isolate", false);
     spec.network = j.value("network", "none");
+    spec.restore = j.value("restore", false);
   } catch (const std::exception& e) {
     return Status::Invalid(std::string("--spec: ") + e.what());
   }

@@ -42,7 +42,15 @@
 #include <sched.h>
 #include <stdint.h>
 #include <time.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define GEYSIR_CHILD_PRIVATE_TMP 1
@@ -166,4 +174,77 @@ __attribute__((visibility("default"))) int geysir_child_arm(int flags) {
   armed_process = getpid();
   armed_flags = flags;
   return 0;
+}
+
+/* --- restore mode ------------------------------------------------------------------------------ */
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+/* A filter of the child's own, on top of the sandbox's: no userfaultfd after the one handed to
+ * the restorer (with one of its own, a request could fiddle with the tracking of its pages), and
+ * no PAGEMAP_SCAN ioctl (its PM_SCAN_WP_MATCHING would write-protect pages the request wrote,
+ * hiding them from the restore). Both fail with EPERM, like the sandbox's refusals. */
+static int forbid_tracking_calls(void) {
+#if defined(__x86_64__)
+  /* _IOWR('f', 16, struct pm_scan_arg): 96 bytes of argument. */
+  const unsigned int pagemap_scan = 0xc0606610u;
+  struct sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_userfaultfd, 3, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 3),
+      /* the request number: the low 32 bits of the second argument (little-endian) */
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, pagemap_scan, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {(unsigned short)(sizeof filter / sizeof filter[0]), filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return errno;
+  return 0;
+#else
+  return ENOSYS;
+#endif
+}
+
+/* Restore mode (worker/restore/restore.h), in a new child before any of the function's code
+ * runs in it: makes the userfaultfd through which the scheduler's restorer tracks every page this
+ * process writes (UFFD_USER_MODE_ONLY: it can never stall the kernel), forbids itself any other
+ * (forbid_tracking_calls), and sends `message` (its "forked") with the descriptor on `ctrl_fd`,
+ * then closes its own copy. Returns 0 or an errno. */
+__attribute__((visibility("default"))) int geysir_restore_announce(int ctrl_fd, const char* message, size_t len) {
+  int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+  if (uffd < 0) return errno;
+  int err = forbid_tracking_calls();
+  if (err == 0) {
+    struct iovec iov = {(void*)message, len};
+    union {
+      char buf[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    memset(&control, 0, sizeof control);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &uffd, sizeof uffd);
+    ssize_t n;
+    do {
+      n = sendmsg(ctrl_fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) err = errno;
+  }
+  close(uffd);
+  return err;
 }

@@ -9,13 +9,15 @@
  *   int geysir_fork_server(int ctrl_fd, int landlock, int64_t* out)
  *
  * Serves the scheduler's control socket (docs/wire-formats.md, "Scheduler <-> template"):
- *   in:  {"type":"fork","child":N,"private_tmp":bool} with the child's channel and log fds
+ *   in:  {"type":"fork","child":N,"private_tmp":bool,"restore":bool} with the child's channel and log fds
  *        (SCM_RIGHTS); anything else is ignored (its fds closed);
  *   out: {"type":"exited","pid":P,"code":C,"signal":S} for every process the template reaps,
  *        {"type":"fork_failed","child":N,"errno":E,"message":"..."} when fork() fails.
  * Each fork's child takes the steps of child_enter.c (inside fork): `landlock` (0 or
  * GEYSIR_CHILD_LANDLOCK, what this kernel supports) always, its own /tmp when the message asks.
- * Returns 1 in each new child, with out[0] = its channel fd, out[1] = its log fd, out[2] = N;
+ * Returns 1 in each new child, with out[0] = its channel fd, out[1] = its log fd, out[2] = N,
+ * out[3] = 1 when the message said "restore":true (the child is restored after each invocation
+ * instead of exiting: worker/restore/restore.h);
  * 0 in the template when the
  * scheduler closed the socket; -errno on an error of its own.
  *
@@ -61,6 +63,7 @@ struct fork_message {
   int is_fork;
   long long child;
   int private_tmp;
+  int restore;
 };
 
 static const char* skip_space(const char* p, const char* end) {
@@ -148,6 +151,8 @@ static int parse_fork_message(const char* data, size_t len, struct fork_message*
       m->child = v;
     } else if (literal_is(key, key_len, "private_tmp")) {
       m->private_tmp = literal_is(value, value_len, "true");
+    } else if (literal_is(key, key_len, "restore")) {
+      m->restore = literal_is(value, value_len, "true");
     }
     p = skip_space(p, end);
     if (p < end && *p == ',') {
@@ -297,6 +302,7 @@ __attribute__((visibility("default"))) int geysir_fork_server(int ctrl_fd, int l
       out[0] = fds[0];
       out[1] = fds[1];
       out[2] = m.child;
+      out[3] = m.restore;
       return 1;
     }
     int fork_errno = errno;

@@ -87,7 +87,7 @@ void Contain(const TemplateSpec& spec) {
   if (spec.isolate) Step(kStageCapabilities, VerifyNoCapabilities());
   const std::string& code_dir = inside.function.code_dir;
   if (chdir(code_dir.c_str()) < 0) Step(kStageChdir, Status::Sys(errno, "chdir " + code_dir));
-  if (spec.isolate) Step(kStageSeccomp, InstallSeccomp());
+  if (spec.isolate) Step(kStageSeccomp, InstallSeccomp(spec.restore));
 
   std::vector<char*> cargv, cenv;
   for (auto& a : argv) cargv.push_back(a.data());

@@ -44,7 +44,7 @@ Status BuildRoot(const TemplateSpec& spec);
 Status DropCapabilities();
 Status VerifyNoCapabilities();
 // seccomp.cpp: the syscall filter (EPERM for what a function never needs). Last before exec.
-Status InstallSeccomp();
+Status InstallSeccomp(bool restore);
 // rlimits.cpp: RLIMIT_CORE 0, RLIMIT_NOFILE 1024, RLIMIT_FSIZE = ephemeral storage.
 Status ApplyRlimits(const TemplateSpec& spec);
 // fds.cpp: closes every descriptor above `last_kept`.

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 
 #include "worker/sandbox/contain.h"
@@ -106,11 +107,24 @@ Status Add(scmp_filter_ctx ctx, uint32_t action, const char* name, unsigned coun
 
 }  // namespace
 
-Status InstallSeccomp() {
+Status InstallSeccomp(bool restore) {
   Context ctx(seccomp_init(SCMP_ACT_ALLOW));
   if (!ctx) return Status::Sys(ENOMEM, "seccomp_init");
   const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
-  for (const Refusal& r : kRefused) GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, r.name));
+  for (const Refusal& r : kRefused) {
+    if (restore && std::strcmp(r.name, "userfaultfd") == 0) continue;
+    GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, r.name));
+  }
+  if (restore) {
+    // Restore mode: each new child makes one userfaultfd for the restorer to track its writes
+    // with (worker/runtime/child_enter.c), then forbids itself any other with a filter of its
+    // own. Only with UFFD_USER_MODE_ONLY: such a descriptor never handles a fault the kernel
+    // takes while copying from or to user memory, so it cannot stall the kernel mid-copy (the
+    // exploit building block the refusal above is about); it is what Linux itself grants
+    // unprivileged processes under vm.unprivileged_userfaultfd = 0.
+    scmp_arg_cmp kernel_faults_too = SCMP_A0(SCMP_CMP_MASKED_EQ, 1 /* UFFD_USER_MODE_ONLY */, 0);
+    GEYSIR_RETURN_IF_ERROR(Add(ctx.get(), eperm, "userfaultfd", 1, &kernel_faults_too));
+  }
 
   // clone/unshare: allowed (fork, threads, subprocess) unless a namespace flag is set; one rule
   // per flag, as rules for one call are alternatives.

@@ -54,6 +54,9 @@ _request_id = ""  # the invocation being served (a child only); read by the log 
 # before the function's code can change the environment: in "reuse" mode a child serves one
 # invocation after another on its channel (Lambda's execution model) instead of exiting.
 _REUSE = os.environ.get("GEYSIR_EXECUTION_MODE") == "reuse"
+# Set in a restore-mode child (the scheduler asked for it in the fork message): it is brought back
+# to its post-start snapshot after every invocation (worker/restore/restore.h) instead of exiting.
+_RESTORED = False
 
 
 # --- Lambda's error shape ------------------------------------------------------------------------
@@ -348,7 +351,7 @@ _CHILD_STAGES = {1: "unshare", 2: "capset", 3: "user.max_user_namespaces", 4: "l
                  5: "landlock_restrict_self"}
 _LANDLOCK_CREATE_RULESET = 444
 # libgeysir_child.so once loaded (a _ChildLib), or why it could not be (a str).
-_ChildLib = collections.namedtuple("_ChildLib", "arm landlock error stage serve out")
+_ChildLib = collections.namedtuple("_ChildLib", "arm landlock error stage serve out announce")
 _child_enter = None
 
 
@@ -373,8 +376,12 @@ def _child_enter_prepare():
     server = ctypes.PyDLL(lib._name).geysir_fork_server
     server.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int64))
     server.restype = ctypes.c_int
+    announce = lib.geysir_restore_announce
+    announce.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+    announce.restype = ctypes.c_int
     _child_enter = _ChildLib(arm, landlock, ctypes.c_int.in_dll(lib, "geysir_child_error"),
-                             ctypes.c_int.in_dll(lib, "geysir_child_stage"), server, (ctypes.c_int64 * 3)())
+                             ctypes.c_int.in_dll(lib, "geysir_child_stage"), server, (ctypes.c_int64 * 4)(),
+                             announce)
 
 
 def _child_entered():
@@ -414,7 +421,8 @@ def _warm_request_path():
     struct.pack(">II", len(head), len(payload))
 
 
-def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
+def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing, restore):
+    global _RESTORED
     setup_error = None
     try:
         _child_entered()
@@ -422,12 +430,25 @@ def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
         setup_error = "could not set the child up (its own /tmp, its Landlock scope): %s" % e
     # The child announces itself: the scheduler reads its pid from the credentials the kernel
     # attaches (SO_PASSCRED), which is right even across the sandbox's PID namespace; "pid" is
-    # the pid as seen here, the one the template's "exited" will name.
-    try:
-        os.write(ctrl_fd, json.dumps({"type": "forked", "child": child_no, "pid": os.getpid()},
-                                     separators=(",", ":")).encode())
-    except OSError:
-        os._exit(1)
+    # the pid as seen here, the one the template's "exited" will name. In restore mode the
+    # message carries the userfaultfd the scheduler tracks this process's writes with, and
+    # "channel_fd" names the descriptor it will be parked reading (worker/restore/restore.h).
+    message = {"type": "forked", "child": child_no, "pid": os.getpid()}
+    if restore:
+        message["channel_fd"] = channel_fd
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if restore and setup_error is None:
+        rc = _child_enter.announce(ctrl_fd, data, len(data))
+        if rc != 0:
+            os.write(log_fd, ("geysir: could not hand over this worker's memory tracking: %s\n"
+                              % os.strerror(rc)).encode())
+            os._exit(1)
+        _RESTORED = True
+    else:
+        try:
+            os.write(ctrl_fd, data)
+        except OSError:
+            os._exit(1)
     if setup_error is not None:
         # Without its own /tmp or its scope a child takes no work. Announced all the same, so
         # that the scheduler sees it die rather than wait for it.
@@ -466,8 +487,10 @@ def _child(handler, channel_fd, log_fd, ctrl_fd, child_no, closing):
             if exit_code is not None:
                 code = exit_code
                 return
-            if not _REUSE:
+            if not _REUSE and not _RESTORED:
                 return
+            # Restore mode: the next read parks this process; the scheduler brings it back to
+            # its snapshot (taken in that same read) before it sends the next invocation.
     except BaseException:  # our own failure (a broken channel): say so in the log, exit non-zero
         code = 1
         try:
@@ -494,11 +517,34 @@ def _result(channel_fd, status, payload):
     _write_frame(channel_fd, {"type": "result", "status": status}, payload)
 
 
+def _reseed():
+    """Restore mode: every invocation starts from the same snapshot, so every pseudo-random
+    generator in memory would replay the same sequence in each. The ones a function uses without
+    creating them are reseeded from the kernel's entropy first: `random`'s module-level
+    generator, OpenSSL's (through the ssl module) and numpy's legacy global one, when loaded.
+    (A fork-mode child has the same need, met by the new pid for OpenSSL; generators a function
+    created itself at init replay in both modes: docs/security.md.)"""
+    rnd = sys.modules.get("random")
+    if rnd is not None:
+        rnd.seed()
+    ssl = sys.modules.get("ssl")
+    if ssl is not None:
+        ssl.RAND_add(os.urandom(32), 32.0)
+    np_random = sys.modules.get("numpy.random")
+    if np_random is not None:
+        try:
+            np_random.seed()
+        except Exception:  # a numpy without the legacy API: nothing of ours to reseed
+            pass
+
+
 def _invoke(handler, channel_fd, header, body):
     """Serves one invoke frame: writes its result (or error) frame. Returns None, or the exit
     status the handler asked for (SystemExit: no result; the scheduler reports
     Runtime.ExitError from the exit status)."""
     global _request_id
+    if _RESTORED:
+        _reseed()
     _request_id = request_id = str(header.get("request_id", ""))
     deadline_ms = header.get("deadline_ms")
     if not isinstance(deadline_ms, (int, float)):
@@ -568,7 +614,7 @@ def _serve(ctrl, handler):
     if rc < 0:
         raise OSError(-rc, "geysir_fork_server: %s" % os.strerror(-rc))
     if rc == 1:
-        _child(handler, int(out[0]), int(out[1]), ctrl_fd, int(out[2]), (ctrl_fd,))
+        _child(handler, int(out[0]), int(out[1]), ctrl_fd, int(out[2]), (ctrl_fd,), bool(out[3]))
 
 
 # Enough calls for CPython 3.11 to quicken the code objects on the request path and specialise
