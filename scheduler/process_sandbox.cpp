@@ -25,6 +25,7 @@
 #include "scheduler/lambda_format.h"
 #include "worker/launcher.h"
 #include "worker/private_tmp.h"
+#include "worker/restore/restore.h"
 
 namespace geysir::scheduler {
 
@@ -303,6 +304,9 @@ struct ProcessLauncher::Shared {
   // Mounts each sandboxed child's /tmp off the loop (worker/private_tmp.h): one thread, started
   // with the first sandboxed fork, stopped with the launcher.
   std::unique_ptr<LoopWorker> tmp_mounter;
+  // Restore mode: takes children's snapshots and restores them (worker/restore/restore.h), off
+  // the loop. One thread: every ptrace call for a worker comes from the thread that attached.
+  std::unique_ptr<LoopWorker> restorer;
 };
 
 class ChildCore;
@@ -335,12 +339,18 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
     UniqueFd log;
     bool announced = false;  // its "forked" arrived; its /tmp is being mounted
     UniqueFd pidfd;          // from its "forked" on: every signal to the child goes through it
+    UniqueFd uffd;           // restore mode: the userfaultfd its "forked" carried
+    int channel_number = -1;  // restore mode: the channel's descriptor number in the child
   };
   void OnControl(int status, int events);
-  void HandleMessage(const nlohmann::json& m, pid_t sender);
-  void OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid);
+  void HandleMessage(const nlohmann::json& m, pid_t sender, UniqueFd passed_fd);
+  void OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid, UniqueFd uffd, int channel_number);
   void OnTmpMounted(uint64_t n, pid_t child_pid, pid_t ns_pid, const Status& mounted);
   void HandOut(uint64_t n, pid_t child_pid, pid_t ns_pid);
+  void TakeSnapshot(std::shared_ptr<worker::restore::SnapshotRequest> request, int attempt);
+  void OnSnapshot(pid_t child_pid, std::shared_ptr<worker::restore::SnapshotRequest> request, int attempt,
+                  std::shared_ptr<worker::restore::Snapshot> snap, const Status& why);
+  void Deliver(std::shared_ptr<ChildCore> core);
   void FailFork(const Status& why);
   void OnInitLog();
   void OnErrorPipe();
@@ -367,6 +377,7 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
   // With the sandbox every child gets a /tmp of its own (worker/private_tmp.h), mounted for it
   // as it announces itself; `uid_` is what its uid/gid maps name.
   bool isolate_ = false;
+  bool restore_ = false;  // children of this template are snapshotted and restored (restore.h)
   uid_t uid_ = 0;
   bool warned_shared_tmp_ = false;
   // The template's own namespaces, read once it is ready (its init code has run by then; the
@@ -374,6 +385,8 @@ class TemplateCore : public std::enable_shared_from_this<TemplateCore> {
   worker::NamespaceIds template_ns_;
   std::unordered_map<uint64_t, PendingFork> pending_;
   std::unordered_map<pid_t, std::weak_ptr<ChildCore>> children_;  // by pid as seen here
+  // Restore mode: children handed out once their snapshot is taken (the only owner until then).
+  std::unordered_map<pid_t, std::shared_ptr<ChildCore>> snapshotting_;
   // A child's pid in the template's PID namespace (what "exited" names) -> as seen here.
   std::unordered_map<pid_t, pid_t> ns_pids_;
 
@@ -468,7 +481,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
     ReadLog();
     // A reused child's log never reaches EOF between invocations: what was dropped is said per
     // invocation.
-    if (reuse_ && log_dropped_ > 0) {
+    if (ServesAgain() && log_dropped_ > 0) {
       log_buf_ += "\n[geysir: " + std::to_string(log_dropped_) + " bytes of output dropped]\n";
       log_dropped_ = 0;
     }
@@ -489,6 +502,51 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   }
 
   uint64_t PeakMemoryBytes() const { return cgroup_ ? cgroup_->PeakMemoryBytes() : 0; }
+
+  // Restore mode: the child's snapshot, taken before it was handed out.
+  void SetSnapshot(std::shared_ptr<worker::restore::Snapshot> snapshot) { snapshot_ = std::move(snapshot); }
+  std::string CgroupProcsPath() const { return cgroup_ ? cgroup_->dir() + "/cgroup.procs" : std::string(); }
+
+  bool Restorable() const {
+    return snapshot_ != nullptr && phase_ == Phase::kReported && alive_ && !killed_ && channel_ != nullptr &&
+           decoder_.buffered() == 0;
+  }
+
+  // Restore mode, after a kResult report: the restorer thread brings the child back to its
+  // snapshot; `done` runs on the loop with the outcome (never after Abandon()). On success the
+  // child waits for its next Invoke as it did for its first; on failure it has been killed (or
+  // is to be: the caller Finish()es it either way).
+  void Restore(std::function<void(RestoreOutcome)> done) {
+    std::weak_ptr<ChildCore> weak = weak_from_this();
+    if (!Restorable()) {
+      ReportStatusLater(std::move(done), Status::Unavailable("the worker cannot be restored (it died, was killed, "
+                                                             "or wrote past its result)"));
+      return;
+    }
+    phase_ = Phase::kRestoring;
+    on_restored_ = std::move(done);
+    std::shared_ptr<worker::restore::Snapshot> snap = snapshot_;
+    shared_->restorer->Submit([snap, weak]() -> LoopWorker::Continuation {
+      worker::restore::RestoreStats stats;
+      Status restored = snap->Restore(&stats);
+      RestoreOutcome outcome{restored, stats.pages_written, stats.pages_refilled, stats.mappings_fixed, stats.stopped_ns};
+      return [weak, outcome] {
+        auto self = weak.lock();
+        if (!self || self->phase_ != Phase::kRestoring) return;
+        auto cb = std::move(self->on_restored_);
+        self->on_restored_ = nullptr;
+        if (outcome.status.ok() && self->alive_ && self->channel_ != nullptr) {
+          self->phase_ = Phase::kIdle;
+          self->prefix_.clear();
+        } else {
+          self->phase_ = Phase::kReported;
+          self->alive_ = false;
+          self->snapshot_.reset();
+        }
+        if (cb) cb(outcome);
+      };
+    });
+  }
 
   void Finish(std::function<void(std::string)> done) {
     on_finish_ = std::move(done);
@@ -534,6 +592,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   void Abandon() {
     on_report_ = nullptr;
     on_finish_ = nullptr;
+    on_restored_ = nullptr;
     shared_->clock->Cancel(timer_);
     timer_ = 0;
     FdWatch::Close(channel_);
@@ -544,7 +603,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   }
 
  private:
-  enum class Phase { kIdle, kRunning, kAwaitExit, kReported, kFinishing, kDone };
+  enum class Phase { kIdle, kRunning, kAwaitExit, kReported, kRestoring, kFinishing, kDone };
 
   static ChildReport NeverStarted() {
     ChildReport r;
@@ -654,7 +713,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   void Report(ChildReport r) {
     phase_ = Phase::kReported;
     // In reuse mode a child that answered keeps its channel for its next invocation.
-    if (!reuse_ || r.kind != ChildReport::Kind::kResult) FdWatch::Close(channel_);
+    if (!ServesAgain() || r.kind != ChildReport::Kind::kResult) FdWatch::Close(channel_);
     auto cb = std::move(on_report_);
     on_report_ = nullptr;
     if (cb) cb(std::move(r));  // may destroy our owner; `keep` in the caller holds us
@@ -751,6 +810,18 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   bool alive_ = true;
   bool killed_ = false;
   bool reuse_ = false;  // the function's execution mode is "reuse": see Reuse()
+  std::shared_ptr<worker::restore::Snapshot> snapshot_;  // restore mode: see Restore()
+  std::function<void(RestoreOutcome)> on_restored_;
+
+  // Serves invocation after invocation on one channel: reuse mode, or restore mode.
+  bool ServesAgain() const { return reuse_ || snapshot_ != nullptr; }
+
+  void ReportStatusLater(std::function<void(RestoreOutcome)> done, Status st) {
+    std::weak_ptr<ChildCore> weak = weak_from_this();
+    shared_->clock->Schedule(0, [weak, done = std::move(done), st] {
+      if (weak.lock() && done) done(RestoreOutcome{st});
+    });
+  }
   std::string out_;
   std::string prefix_;  // the result frame's first (up to 8) bytes: its lengths
   proto::FrameDecoder decoder_;
@@ -781,6 +852,10 @@ class ProcessChild final : public Child {
   uint64_t PeakMemoryBytes() const override { return core_->PeakMemoryBytes(); }
   void Finish(std::function<void(std::string)> done) override { core_->Finish(std::move(done)); }
   bool Reuse() override { return core_->Reuse(); }
+  bool Restorable() const override { return core_->Restorable(); }
+  void Restore(std::function<void(RestoreOutcome)> done) override {
+    core_->Restore(std::move(done));
+  }
 
  private:
   std::shared_ptr<ChildCore> core_;
@@ -808,6 +883,10 @@ Status TemplateCore::Launch(uint32_t uid) {
   // functions as itself with cgroups and rlimits only.
   spec.isolate = opt.isolate && geteuid() == 0;
   isolate_ = spec.isolate;
+  // Restore needs the sandbox's namespaces (a child's own IPC namespace and /tmp, checked at
+  // every restore) and only ever applies to per-request functions.
+  restore_ = isolate_ && opt.restore && function_.execution_mode != proto::ExecutionMode::kReuse;
+  spec.restore = restore_;
   uid_ = uid;
   spec.network = function_.network;
   // Without the host firewall an egress function could reach the host and private ranges.
@@ -887,7 +966,7 @@ void TemplateCore::OnControl(int status, int events) {
   for (int round = 0; round < 256 && control_ != nullptr && !gone(); ++round) {
     auto msg = worker::ReceiveControlMessage(control_->fd());
     if (msg.ok()) {
-      HandleMessage(msg->message, msg->sender_pid);
+      HandleMessage(msg->message, msg->sender_pid, std::move(msg->passed_fd));
       continue;
     }
     const Status& st = msg.status();
@@ -907,7 +986,7 @@ void TemplateCore::OnControl(int status, int events) {
   Dead(Status::Unavailable("the template closed its control socket"));
 }
 
-void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
+void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender, UniqueFd passed_fd) {
   const std::string type = m.value("type", "");
   // The template's process runs the function's init code: numbers are read range-checked, never
   // cast from a double (1e300 as a pid is undefined behaviour).
@@ -919,6 +998,15 @@ void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
   if (type == "ready") {
     if (ready_) return;
     ready_ = true;
+    if (restore_) {
+      Status eligible = worker::restore::CheckTemplate(pid_);
+      if (!eligible.ok()) {
+        log::Info("restore_unavailable", {{"template_id", tid_}, {"function", function_.name},
+                                          {"reason", eligible.message()},
+                                          {"effect", "this function's children fork per request"}});
+        restore_ = false;
+      }
+    }
     if (isolate_) {
       auto ns = worker::TemplateNamespaces(pid_);
       if (ns.ok()) template_ns_ = *ns;  // else looked up per child, and a failure reported there
@@ -942,7 +1030,8 @@ void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
       log::Warn("template_bad_forked", {{"template_id", tid_}, {"sender", sender}});
       return;
     }
-    OnForked(integer("child", uint64_t{0}), sender, integer("pid", pid_t{0}));
+    OnForked(integer("child", uint64_t{0}), sender, integer("pid", pid_t{0}), std::move(passed_fd),
+             integer("channel_fd", int{-1}));
   } else if (type == "fork_failed") {
     auto it = pending_.find(integer("child", uint64_t{0}));
     if (it != pending_.end()) pending_.erase(it);
@@ -958,9 +1047,11 @@ void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender) {
   }
 }
 
-void TemplateCore::OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid) {
+void TemplateCore::OnForked(uint64_t n, pid_t child_pid, pid_t ns_pid, UniqueFd uffd, int channel_number) {
   auto it = pending_.find(n);
   if (it == pending_.end() || it->second.announced || child_pid <= 0 || ns_pid <= 0) return;
+  it->second.uffd = std::move(uffd);
+  it->second.channel_number = channel_number;
   auto pidfd = OpenChildPidfd(child_pid, pid_);
   if (!pidfd.ok()) {
     // Gone already (or never this template's child): no process to hand out.
@@ -1045,8 +1136,89 @@ void TemplateCore::HandOut(uint64_t n, pid_t child_pid, pid_t ns_pid) {
   }
   children_[child_pid] = core;
   ns_pids_[ns_pid] = child_pid;
+  if (restore_ && fds.uffd) {
+    if (!shared_->restorer) {
+      auto started = LoopWorker::Start(shared_->loop, "restorer");
+      if (!started.ok()) {
+        log::Warn("restore_unavailable", {{"template_id", tid_}, {"error", started.status().ToString()}});
+        restore_ = false;
+        return Deliver(std::move(core));
+      }
+      shared_->restorer = std::move(started).value();
+    }
+    auto request = std::make_shared<worker::restore::SnapshotRequest>();
+    request->pid = child_pid;
+    request->uffd = std::move(fds.uffd);
+    request->channel_fd = fds.channel_number;
+    request->cgroup_procs = core->CgroupProcsPath();
+    snapshotting_[child_pid] = std::move(core);
+    return TakeSnapshot(std::move(request), 0);
+  }
+  Deliver(std::move(core));
+}
+
+void TemplateCore::Deliver(std::shared_ptr<ChildCore> core) {
   auto cb = ev_.on_forked;
   if (cb) cb(std::unique_ptr<Child>(new ProcessChild(std::move(core))));
+}
+
+// Restore mode: the child's snapshot, taken once it is parked reading its channel (it announced
+// itself before its last steps: the invocation log as stdout, the runtime's warm-up). Until
+// then the restorer finds it elsewhere and the attempt is repeated, every millisecond for up to
+// two seconds. A child that cannot be snapshotted (its init code started a thread, mapped
+// memory shared...) is handed out as a per-request child, and so are this template's next ones.
+void TemplateCore::TakeSnapshot(std::shared_ptr<worker::restore::SnapshotRequest> request, int attempt) {
+  std::weak_ptr<TemplateCore> weak = weak_from_this();
+  shared_->restorer->Submit([request, weak, attempt]() -> LoopWorker::Continuation {
+    worker::restore::SnapshotRequest attempt_request;
+    attempt_request.pid = request->pid;
+    attempt_request.uffd = UniqueFd(fcntl(request->uffd.get(), F_DUPFD_CLOEXEC, 0));
+    attempt_request.channel_fd = request->channel_fd;
+    attempt_request.cgroup_procs = request->cgroup_procs;
+    attempt_request.max_bytes = request->max_bytes;
+    auto taken = worker::restore::Snapshot::Take(std::move(attempt_request));
+    std::shared_ptr<worker::restore::Snapshot> snap;
+    Status why;
+    if (taken.ok()) {
+      snap = std::move(taken).value();
+    } else {
+      why = taken.status();
+    }
+    return [weak, request, attempt, snap, why] {
+      if (auto self = weak.lock()) self->OnSnapshot(request->pid, request, attempt, snap, why);
+    };
+  });
+}
+
+void TemplateCore::OnSnapshot(pid_t child_pid, std::shared_ptr<worker::restore::SnapshotRequest> request,
+                              int attempt, std::shared_ptr<worker::restore::Snapshot> snap, const Status& why) {
+  constexpr int kAttempts = 2000;
+  auto it = snapshotting_.find(child_pid);
+  if (it == snapshotting_.end()) return;
+  if (!it->second->alive()) {
+    snapshotting_.erase(it);
+    return FailFork(Status::Unavailable("the child died before its snapshot"));
+  }
+  if (!snap && why.code() == Code::kUnavailable && attempt + 1 < kAttempts) {
+    std::weak_ptr<TemplateCore> weak = weak_from_this();
+    shared_->clock->Schedule(1, [weak, request, attempt] {
+      if (auto self = weak.lock()) self->TakeSnapshot(request, attempt + 1);
+    });
+    return;
+  }
+  std::shared_ptr<ChildCore> core = std::move(it->second);
+  snapshotting_.erase(it);
+  if (snap) {
+    core->SetSnapshot(std::move(snap));
+    return Deliver(std::move(core));
+  }
+  // A child set up for restore (its own filter, a runtime that waits for the next invocation)
+  // is not handed out as a per-request one: it goes, and so does restore mode for this template.
+  log::Warn("restore_unavailable", {{"template_id", tid_}, {"function", function_.name}, {"reason", why.ToString()},
+                                    {"effect", "this template's children fork per request"}});
+  restore_ = false;
+  core.reset();  // kills it and removes its cgroup
+  FailFork(why.Wrap("taking a child's snapshot"));
 }
 
 void TemplateCore::FailFork(const Status& why) {
@@ -1081,7 +1253,7 @@ void TemplateCore::Fork() {
     if (st.ok()) st = SetNonBlocking(log_r.get());
     if (st.ok()) {
       const int fds[2] = {theirs.get(), log_w.get()};
-      const nlohmann::json message{{"type", "fork"}, {"child", n}, {"private_tmp", isolate_}};
+      const nlohmann::json message{{"type", "fork"}, {"child", n}, {"private_tmp", isolate_}, {"restore", restore_}};
       st = worker::SendControlMessage(control_->fd(), message, fds, 2);
     }
     if (st.ok()) {

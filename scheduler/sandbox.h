@@ -42,6 +42,15 @@ struct ChildReport {
   bool never_started = false;
 };
 
+// How a restore went (Child::Restore).
+struct RestoreOutcome {
+  Status status;                // not OK: why the child could not be restored (it is discarded)
+  uint64_t pages_written = 0;   // pages the invocation wrote, copied back
+  uint64_t pages_refilled = 0;  // pages the invocation dropped, copied back
+  uint64_t mappings_fixed = 0;  // mappings unmapped, remapped or re-protected, brk reset
+  int64_t stopped_ns = 0;       // how long the child was stopped
+};
+
 // The header fields of the "invoke" frame a child receives (docs/wire-formats.md).
 struct ChildInvoke {
   std::string request_id;
@@ -76,6 +85,13 @@ class Child {
   // returned all of this invocation's). False when it cannot serve again (a child of a
   // per-request function, one that died, was killed or wrote past its result): Finish it.
   virtual bool Reuse() = 0;
+  // Restore mode (worker/restore/restore.h): a per-request child that was snapshotted before it
+  // was handed out. After a kResult report Restorable() says whether it can be restored; then
+  // Restore() brings it back to its snapshot off the loop, and `done` fires exactly once (unless
+  // the child is destroyed first). On success it waits for its next Invoke; on failure it is
+  // dead or dying: Finish it. Children of other modes are never restorable.
+  virtual bool Restorable() const { return false; }
+  virtual void Restore(std::function<void(RestoreOutcome)> done) { (void)done; }
 };
 
 struct TemplateRequest {

@@ -101,6 +101,10 @@ struct Scheduler::Pool {
   std::deque<Warm> warm;
   Clock::TimerId warm_timer = 0;
 
+  // Restore mode: children that answered and are being brought back to their snapshot (off the
+  // loop); they return to `ready`, or are discarded.
+  std::vector<std::unique_ptr<Child>> restoring;
+
   // Adaptive pre-forking: the peak concurrency of the current and the previous 1 s window.
   int64_t window_start_ms = 0;
   uint32_t peak_cur = 0;
@@ -161,6 +165,7 @@ SchedulerStats Scheduler::stats() const {
     s.ready_children += pool->ready.size();
     s.forks_in_flight += pool->forks_in_flight;
     s.idle_workers += pool->warm.size();
+    s.restoring += pool->restoring.size();
   }
   s.invocations = invocations_.size();
   s.finishing = finishing_.size();
@@ -172,6 +177,8 @@ SchedulerStats Scheduler::stats() const {
   s.pools_evicted = pools_evicted_;
   s.ran_on_warm_worker = ran_on_warm_worker_;
   s.workers_idle_stopped = workers_idle_stopped_;
+  s.restored = restored_;
+  s.restore_discards = restore_discards_;
   return s;
 }
 
@@ -531,6 +538,16 @@ void Scheduler::OnReport(Invocation* inv, ChildReport report) {
       logs_->Emit(std::move(batch));
     }
     if (KeepWarm(*pool, gen) && child->Reuse()) ParkWorker(pool, std::move(child));
+  } else if (report.kind == ChildReport::Kind::kResult && child->Restorable()) {
+    // Restore mode: the child flushed its log before its result too, so the batch is complete;
+    // the child is brought back to its snapshot after the answer, off the critical path.
+    if (AnswerAfterLogs(*inv)) {
+      logs_->EmitDurable(std::move(batch), Detach(inv, std::move(result), std::move(payload)));
+    } else {
+      Answer(inv, std::move(result), std::move(payload));
+      logs_->Emit(std::move(batch));
+    }
+    RestoreChild(pool, std::move(child), gen);
   } else if (AnswerAfterLogs(*inv)) {
     FinishChild(std::move(child), std::move(batch), insert_at, {}, Detach(inv, std::move(result), std::move(payload)));
   } else {
@@ -894,7 +911,7 @@ void Scheduler::Replenish(Pool* pool) {
     want += std::min(PreforkTarget(pool), PreforkRoom(*pool));
   }
   if (pool->fork_failures >= kMaxForkFailures) want = std::min<size_t>(want, 1);
-  while (pool->ready.size() + pool->forks_in_flight < want) {
+  while (pool->ready.size() + pool->forks_in_flight + pool->restoring.size() < want) {
     ++pool->forks_in_flight;
     ++pool->tpl_forks;
     pool->tpl->Fork();
@@ -979,6 +996,48 @@ void Scheduler::ParkWorker(Pool* pool, std::unique_ptr<Child> child, bool fresh)
     pool->warm.push_front(Pool::Warm{std::move(child), now});
   }
   ArmWorkerIdleTimer(pool);
+}
+
+// Restore mode: the pool owns the child while the restorer works on it (destroying it, with the
+// pool, cancels the callback).
+void Scheduler::RestoreChild(Pool* pool, std::unique_ptr<Child> child, uint64_t tpl_gen) {
+  Child* raw = child.get();
+  pool->restoring.push_back(std::move(child));
+  raw->Restore([this, pool, raw, tpl_gen](RestoreOutcome outcome) { OnRestored(pool, raw, tpl_gen, outcome); });
+}
+
+// A restored child serves the next waiting invocation or waits in `ready` like a pre-forked one;
+// one that could not be restored is discarded (its cgroup killed and removed) and the pool forks
+// a fresh child from the template, as it would have in fork mode.
+void Scheduler::OnRestored(Pool* pool, Child* raw, uint64_t tpl_gen, const RestoreOutcome& outcome) {
+  auto it = std::find_if(pool->restoring.begin(), pool->restoring.end(),
+                         [raw](const std::unique_ptr<Child>& c) { return c.get() == raw; });
+  if (it == pool->restoring.end()) return;
+  std::unique_ptr<Child> child = std::move(*it);
+  pool->restoring.erase(it);
+  if (outcome.status.ok()) {
+    ++restored_;
+    if (KeepWarm(*pool, tpl_gen)) {
+      if (!pool->waiting.empty()) {
+        Invocation* next = pool->waiting.front();
+        pool->waiting.pop_front();
+        Run(next, std::move(child));
+      } else {
+        // First in line: its pages and the restorer's copy of them are warm in the caches.
+        pool->ready.push_front(std::move(child));
+      }
+    } else {
+      FinishChild(std::move(child), LogBatch{}, 0, {});
+    }
+  } else {
+    ++restore_discards_;
+    log::Info("worker_discarded", {{"function", pool->config.name}, {"template_id", pool->template_id},
+                                   {"pid", static_cast<int64_t>(child->pid())},
+                                   {"reason", outcome.status.message()}});
+    FinishChild(std::move(child), LogBatch{}, 0, {});
+  }
+  Replenish(pool);
+  MaybeIdle(pool);
 }
 
 // One timer per pool, due when its least recently used idle worker (the back) times out.

@@ -97,6 +97,9 @@ struct SchedulerStats {
   size_t idle_workers = 0;          // reuse mode: warm workers waiting for their next invocation
   uint64_t ran_on_warm_worker = 0;  // reuse mode: served by a worker that had served before
   uint64_t workers_idle_stopped = 0;
+  size_t restoring = 0;              // restore mode: children being brought back to their snapshot
+  uint64_t restored = 0;             // restore mode: children restored after an invocation
+  uint64_t restore_discards = 0;     // restore mode: children that could not be, discarded
 };
 
 class Scheduler {
@@ -159,6 +162,8 @@ class Scheduler {
   void MaybeIdle(Pool* pool);
   bool KeepWarm(const Pool& pool, uint64_t tpl_gen) const;
   void ParkWorker(Pool* pool, std::unique_ptr<Child> child, bool fresh = false);
+  void RestoreChild(Pool* pool, std::unique_ptr<Child> child, uint64_t tpl_gen);
+  void OnRestored(Pool* pool, Child* child, uint64_t tpl_gen, const RestoreOutcome& outcome);
   void ArmWorkerIdleTimer(Pool* pool);
   void OnWorkerIdleTimer(Pool* pool);
   void OnIdleTimer(Pool* pool);
@@ -198,6 +203,8 @@ class Scheduler {
   uint64_t waited_for_child_ = 0;
   uint64_t pools_evicted_ = 0;
   uint64_t ran_on_warm_worker_ = 0;
+  uint64_t restored_ = 0;
+  uint64_t restore_discards_ = 0;
   uint64_t workers_idle_stopped_ = 0;
   bool shutting_down_ = false;
   // Answers waiting for their log batch to be durable (Detach); a drain waits for them too. The

@@ -124,16 +124,20 @@ void SchedulerServer::LogStats() {
                         {"pools", s.pools}, {"templates", s.templates}, {"ready_children", s.ready_children},
                         {"in_flight", s.invocations}, {"templates_started", s.templates_started},
                         {"idle_workers", s.idle_workers}, {"ran_on_warm_worker", s.ran_on_warm_worker},
+                        {"restoring", s.restoring}, {"restored", s.restored}, {"restore_discards", s.restore_discards},
                         {"workers_idle_stopped", s.workers_idle_stopped}});
   }
   stats_timer_ = clock_->Schedule(10000, [this] { LogStats(); });
 }
 
 void SchedulerServer::ReapChildren() {
-  // Templates are our children; so are orphaned function processes (we are a subreaper).
+  // Templates are our children; so are orphaned function processes (we are a subreaper; the
+  // kernel hands orphans to the first live thread, this main one). __WNOTHREAD: only this
+  // thread's children. The restorer thread's tracees (restore mode) report their ptrace stops
+  // to every thread's wait(-1) otherwise, and a stop taken here would never reach the restorer.
   for (int i = 0; i < 4096; ++i) {
     int status = 0;
-    pid_t pid = waitpid(-1, &status, WNOHANG);
+    pid_t pid = waitpid(-1, &status, WNOHANG | __WNOTHREAD);
     if (pid <= 0) return;
     if (launcher_) launcher_->OnReaped(pid, status);
   }

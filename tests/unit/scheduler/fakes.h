@@ -72,6 +72,10 @@ struct ChildState {
   std::string late_log;  // returned through Finish
   uint64_t peak = 12 * 1024 * 1024;
   int reuses = 0;  // Reuse() calls that put it back to waiting for work
+  // Restore mode: a child that can be restored after it answers; Restore() keeps `on_restore`
+  // for the test to complete.
+  bool restorable = false;
+  std::function<void(RestoreOutcome)> on_restore;
 };
 
 class FakeChild final : public Child {
@@ -81,6 +85,7 @@ class FakeChild final : public Child {
     s_->destroyed = true;
     s_->on_report = nullptr;
     s_->on_finish = nullptr;
+    s_->on_restore = nullptr;
   }
   pid_t pid() const override { return s_->pid; }
   bool alive() const override { return s_->alive; }
@@ -98,6 +103,12 @@ class FakeChild final : public Child {
   std::string DrainLog() override { return std::exchange(s_->log, ""); }
   uint64_t PeakMemoryBytes() const override { return s_->peak; }
   void Finish(std::function<void(std::string)> done) override { s_->on_finish = std::move(done); }
+  bool Restorable() const override { return s_->restorable && s_->alive && !s_->killed; }
+  void Restore(std::function<void(RestoreOutcome)> done) override {
+    s_->invoked = false;
+    s_->reported = false;
+    s_->on_restore = std::move(done);
+  }
   bool Reuse() override {
     if (!s_->alive || s_->killed) return false;
     s_->invoked = false;
@@ -146,6 +157,7 @@ class FakeLauncher final : public Launcher {
   }
 
   std::shared_ptr<TemplateState> last() { return templates.back(); }
+  bool restorable_children = false;  // children delivered from now on are restorable
   size_t live_templates() const {
     size_t n = 0;
     for (auto& t : templates) n += !t->destroyed;
@@ -179,6 +191,7 @@ class FakeLauncher final : public Launcher {
       --t->pending_forks;
       auto cs = std::make_shared<ChildState>();
       cs->pid = next_pid_++;
+      cs->restorable = restorable_children;
       children.push_back(cs);
       ++delivered;
       auto cb = t->events.on_forked;
