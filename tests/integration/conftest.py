@@ -164,6 +164,13 @@ class Server:
             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
             config=botocore.config.Config(**cfg))
 
+    def isolation(self):
+        """The per-request isolation mode this server runs ("fork" or "restore"), from control's
+        health endpoint ("fork" where it does not say: a server from before restore mode)."""
+        with contextlib.closing(http.client.HTTPConnection("127.0.0.1", self.info["control_port"], timeout=10)) as c:
+            c.request("GET", "/geysir/v1/health")
+            return json.loads(c.getresponse().read()).get("isolation", "fork")
+
     def aws_env(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update({"AWS_SHARED_CREDENTIALS_FILE": self.credentials_file, "AWS_CONFIG_FILE": "/dev/null",

@@ -114,11 +114,16 @@ if os.uname().machine == "x86_64":
 # memory; one set of pages for the template and every child), an open file description (a file in
 # the template's /tmp, as an app's SQLite database opened at init would be: its content and its
 # offset), and a pipe. Writers write through them ("inherited" places).
-INIT_SHARED = mmap.mmap(-1, 4 * PAGE)
-INIT_FILE = os.open(f"/tmp/.geysir-probe-init-{os.getpid()}", os.O_CREAT | os.O_RDWR, 0o600)
-os.ftruncate(INIT_FILE, PAGE)
-INIT_PIPE_R, INIT_PIPE_W = os.pipe()
-os.set_blocking(INIT_PIPE_W, False)
+# Made only when the function's environment asks (PROBE_INHERITED=1): a template holding a writable
+# MAP_SHARED mapping cannot be restored, so restore mode forks its children per request instead,
+# and the other probes would not test restore at all.
+INIT_SHARED = INIT_FILE = INIT_PIPE_R = INIT_PIPE_W = None
+if os.environ.get("PROBE_INHERITED") == "1":
+    INIT_SHARED = mmap.mmap(-1, 4 * PAGE)
+    INIT_FILE = os.open(f"/tmp/.geysir-probe-init-{os.getpid()}", os.O_CREAT | os.O_RDWR, 0o600)
+    os.ftruncate(INIT_FILE, PAGE)
+    INIT_PIPE_R, INIT_PIPE_W = os.pipe()
+    os.set_blocking(INIT_PIPE_W, False)
 # A generator of the function's own, seeded once at init (the runtime reseeds `random`'s, not this).
 INIT_RANDOM = random.Random()
 
@@ -787,7 +792,8 @@ def read():
     places["FPU rounding mode"] = _read_fpu()
     places["process attributes"] = _read_process_attributes()
     places["seccomp filter"] = {"hits": [], "state": _status("Seccomp", "Seccomp_filters", "NoNewPrivs")}
-    places.update(_read_inherited(scan_hits))
+    if INIT_SHARED is not None:
+        places.update(_read_inherited(scan_hits))
     places["sys.modules"] = {"hits": _text_hits([k for k in mods if "gsyrsecret" in k], "sys.modules keys") +
                              _text_hits(getattr(fake, "secret", ""), "sys.modules['geysir_probe_fake']"),
                              "state": mods}
