@@ -2,8 +2,11 @@
 
 Starts a private `geysir server` (port 0, temp data dir) and, in one go on this machine:
   (a) wrk against the hello handler through its function URL (16 connections), in the default
-      per-request (fork) mode and with GEYSIR_EXECUTION_MODE=reuse in its environment;
-  (b) the Flask example in Geysir (both modes) vs the same app under gunicorn -w 2 (sync workers);
+      per-request mode isolated both ways side by side (`geysir server --isolation fork`, and a
+      second server with `--isolation restore`: rows hello and hello-restore) and with
+      GEYSIR_EXECUTION_MODE=reuse in its environment;
+  (b) the Flask example in Geysir (the same three ways) vs the same app under gunicorn -w 2 (sync
+      workers);
   (c) the gateway's /healthz vs nginx returning a fixed body (one worker each: one event loop);
   (d) cold start: CreateFunction (+ CreateFunctionUrlConfig) to the first 200 from the URL,
       for hello and for Flask, median of several;
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 import zipfile
 
 import boto3
@@ -226,11 +230,14 @@ def fmt_cpu(c):
 
 
 class Geysir:
-    def __init__(self, build_dir):
+    def __init__(self, build_dir, isolation):
+        """A private `geysir server` whose per-request functions run in isolation mode `isolation`
+        ("fork" or "restore"); it must say so in /geysir/v1/health, or the figures would be
+        another mode's under this one's name."""
         self.data = tempfile.mkdtemp(prefix="geysir-bench-")
         self.logf = open(os.path.join(self.data, "server.log"), "wb")
         self.proc = subprocess.Popen([os.path.join(build_dir, "bin", "geysir"), "server", "--data-dir", self.data,
-                                      "--http-port", "0", "--control-port", "0"],
+                                      "--http-port", "0", "--control-port", "0", "--isolation", isolation],
                                      stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
         sj = os.path.join(self.data, "run", "server.json")
         deadline = time.monotonic() + 60
@@ -240,6 +247,11 @@ class Geysir:
             time.sleep(0.05)
         info = json.load(open(sj))
         self.port = info["http_port"]
+        with urllib.request.urlopen(info["control_endpoint"].rstrip("/") + "/geysir/v1/health", timeout=10) as r:
+            mode = json.load(r).get("isolation")
+        if mode != isolation:
+            self.stop()
+            raise SystemExit(f"error: geysir server --isolation {isolation} reports isolation {mode!r}")
         import configparser
         cp = configparser.ConfigParser()
         cp.read(info["credentials_file"])
@@ -320,7 +332,21 @@ def stop(p):
 
 
 # The rows, in the order they run; `--only` picks some of them.
-ROWS = ("hello", "hello-reuse", "flask", "flask-reuse", "gunicorn", "healthz", "nginx", "paced", "cold")
+ROWS = ("hello", "hello-restore", "hello-reuse", "flask", "flask-restore", "flask-reuse", "gunicorn", "healthz", "nginx",
+        "paced", "cold")
+# The rows served by the second server, `geysir server --isolation restore` (the same functions in
+# the same per-request mode); every other Geysir row is served by the `--isolation fork` one.
+RESTORE_ROWS = ("hello-restore", "flask-restore")
+LABELS = {
+    "hello": "hello, per-request, --isolation fork",
+    "hello-restore": "hello, per-request, --isolation restore",
+    "hello-reuse": "hello, GEYSIR_EXECUTION_MODE=reuse",
+    "flask": "Flask, per-request, --isolation fork",
+    "flask-restore": "Flask, per-request, --isolation restore",
+    "flask-reuse": "Flask, GEYSIR_EXECUTION_MODE=reuse",
+}
+# issue 13's aims for restore mode: hello's req/s and p99, and its CPU per request beside fork's.
+RESTORE_HELLO_AIM_RPS, RESTORE_HELLO_AIM_P99_MS, RESTORE_CPU_AIM = 2000, 10.0, 0.2
 REUSE = {"GEYSIR_EXECUTION_MODE": "reuse"}
 PLATFORM_AIM_MS = 0.15  # issue 12: gateway + scheduler + control CPU per hello request
 
@@ -343,18 +369,31 @@ def main():
     hello_zip = zip_dir(os.path.join(REPO, "examples", "hello"))
     flask_zip = zip_dir(os.path.join(REPO, "examples", "flask"))
     tmp = tempfile.mkdtemp(prefix="geysir-bench-tmp-")
-    g = Geysir(args.build_dir)
-    cpu = ProcCpu(g.proc.pid)
-    base = f"http://127.0.0.1:{g.port}/"
+    g = Geysir(args.build_dir, "fork")
+    # The restore-mode server starts only when one of its rows runs; it idles (its pre-forked
+    # workers blocked, no CPU) while the other server's rows run, and each row counts the CPU of
+    # its own server's processes only.
+    servers = {"fork": g}
     hosts = {}
+
+    def server(row):
+        mode = "restore" if row in RESTORE_ROWS else "fork"
+        if mode not in servers:
+            servers[mode] = Geysir(args.build_dir, mode)
+            log(f"geysir server --isolation {mode} on :{servers[mode].port}")
+        return servers[mode]
 
     def host(row):
         if row not in hosts:
             z, mem = (hello_zip, 128) if row.startswith("hello") else (flask_zip, 256)
-            hosts[row], _ = g.deploy(f"bench-{row}", z, memory=mem, env=REUSE if row.endswith("-reuse") else None)
+            hosts[row], _ = server(row).deploy(f"bench-{row}", z, memory=mem,
+                                               env=REUSE if row.endswith("-reuse") else None)
         return hosts[row]
 
-    def geysir_run(row, url, host_header):
+    def geysir_run(row, path=""):
+        srv = server(row)
+        url, host_header = f"http://127.0.0.1:{srv.port}/{path}", "localhost" if path else host(row)
+        cpu = ProcCpu(srv.proc.pid)
         wrk(url, host_header, c, 2)  # warm-up
         before = cpu.snapshot()
         r = wrk(url, host_header, c, d)
@@ -362,27 +401,44 @@ def main():
         results[row] = r
         return r
 
+    def versus_fork(row):
+        """Restore mode's CPU per request beside fork mode's, when both rows ran."""
+        fork_row = row[:-len("-restore")]
+        if row in results and fork_row in results:
+            rc, fc = results[row]["cpu_ms_per_req"], results[fork_row]["cpu_ms_per_req"]
+            total = lambda x: x["platform"] + x["function"]
+            ratio = total(rc) / total(fc) if total(fc) else float("nan")
+            results[row]["cpu_ratio_fork"] = ratio
+            log(f"    {row}: cpu ms/req (platform + function) {total(rc):.3f} vs fork's {total(fc):.3f} = "
+                f"{ratio:.2f}x  (aim <= {RESTORE_CPU_AIM}x); function alone "
+                f"{rc['function']:.3f} vs {fc['function']:.3f}")
+
     try:
-        log(f"geysir server on :{g.port}; wrk {d}s per run, {c} connections, {os.cpu_count()} cores; "
+        log(f"geysir server --isolation fork on :{g.port}; wrk {d}s per run, {c} connections, {os.cpu_count()} cores; "
             f"rows {', '.join(only)}\n")
-        for row in ("hello", "hello-reuse"):
+        for row in ("hello", "hello-restore", "hello-reuse"):
             if row not in only:
                 continue
-            label = "hello, fork mode (default)" if row == "hello" else "hello, GEYSIR_EXECUTION_MODE=reuse"
-            a = geysir_run(row, base, host(row))
-            log(f"(a) {label:36s} {fmt(a)}")
+            a = geysir_run(row)
+            log(f"(a) {LABELS[row]:40s} {fmt(a)}")
             log(f"    {fmt_cpu(a['cpu_ms_per_req'])}")
-            aim = "aim >= 700 req/s, p99 <= 40 ms" if row == "hello" else "aim >= 5000 req/s"
-            log(f"    {aim}: {a['rps'] / (700 if row == 'hello' else 5000):.2f}x of the req/s aim, "
+            aim_rps, aim = {"hello": (700, "aim >= 700 req/s, p99 <= 40 ms"),
+                            "hello-restore": (RESTORE_HELLO_AIM_RPS, f"aim >= {RESTORE_HELLO_AIM_RPS} req/s, "
+                                                                     f"p99 <= {RESTORE_HELLO_AIM_P99_MS:g} ms"),
+                            "hello-reuse": (5000, "aim >= 5000 req/s")}[row]
+            log(f"    {aim}: {a['rps'] / aim_rps:.2f}x of the req/s aim, "
                 f"p99 {a['p99_ms']:.2f} ms; platform aim <= {PLATFORM_AIM_MS} ms/req: "
                 f"{a['cpu_ms_per_req']['platform'] / PLATFORM_AIM_MS:.2f}x of it")
+            if row == "hello-restore":
+                versus_fork(row)
 
-        for row in ("flask", "flask-reuse"):
+        for row in ("flask", "flask-restore", "flask-reuse"):
             if row in only:
-                label = "Flask, fork mode (default)" if row == "flask" else "Flask, GEYSIR_EXECUTION_MODE=reuse"
-                b = geysir_run(row, base, host(row))
-                log(f"(b) {label:36s} {fmt(b)}")
+                b = geysir_run(row)
+                log(f"(b) {LABELS[row]:40s} {fmt(b)}")
                 log(f"    {fmt_cpu(b['cpu_ms_per_req'])}")
+                if row == "flask-restore":
+                    versus_fork(row)
         if "gunicorn" in only:
             gport = free_port()
             gp = start_gunicorn(gport)
@@ -394,11 +450,11 @@ def main():
                 results["gunicorn"]["cpu_ms_per_req"] = ticks * 1000.0 / CLK_TCK / max(results["gunicorn"]["requests"], 1)
             finally:
                 stop(gp)
-            log(f"(b) {'Flask under gunicorn -w 2 (sync)':36s} {fmt(results['gunicorn'])}")
+            log(f"(b) {'Flask under gunicorn -w 2 (sync)':40s} {fmt(results['gunicorn'])}")
             # The whole request in one process: what Geysir's platform + function columns add up to.
             log(f"    cpu ms/req: gunicorn master + workers {results['gunicorn']['cpu_ms_per_req']:.3f}")
         bu = results.get("gunicorn")
-        for row, aim in (("flask", 0.1), ("flask-reuse", 1.0)):
+        for row, aim in (("flask", 0.1), ("flask-restore", 0.3), ("flask-reuse", 1.0)):
             if row in results and bu and bu["rps"]:
                 ratio = results[row]["rps"] / bu["rps"]
                 results[row]["ratio_gunicorn"] = ratio
@@ -407,8 +463,8 @@ def main():
                 log(f"    {row}: Geysir/gunicorn = {ratio:.3f}  (aim >= {aim}x){extra}")
 
         if "healthz" in only:
-            ch = geysir_run("healthz", base + "healthz", "localhost")
-            log(f"(c) {'gateway /healthz':36s} {fmt(ch)}")
+            ch = geysir_run("healthz", "healthz")
+            log(f"(c) {'gateway /healthz':40s} {fmt(ch)}")
             log(f"    {fmt_cpu(ch['cpu_ms_per_req'])}")
         nport = free_port()
         if "nginx" in only:
@@ -418,7 +474,7 @@ def main():
                 results["nginx"] = wrk(f"http://127.0.0.1:{nport}/", None, c, d)
             finally:
                 stop(np_)
-            log(f"(c) {'nginx (1 worker) fixed body':36s} {fmt(results['nginx'])}")
+            log(f"(c) {'nginx (1 worker) fixed body':40s} {fmt(results['nginx'])}")
         if "healthz" in results and "nginx" in results and results["nginx"]["rps"]:
             rc = results["healthz"]["rps"] / results["nginx"]["rps"]
             results["healthz"]["ratio_nginx"] = rc
@@ -451,7 +507,8 @@ def main():
                 log(f"(d) cold start {label:5s}          median {med:7.1f} ms  (min {min(times):.1f}, max "
                     f"{max(times):.1f}, n={len(times)})  aim <= {aim} ms")
     finally:
-        g.stop()
+        for srv in servers.values():
+            srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     log("\nsummary: " + json.dumps(results, sort_keys=True))
 

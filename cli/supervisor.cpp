@@ -31,6 +31,7 @@
 #include "proto/log.h"
 #include "proto/status.h"
 #include "proto/unique_fd.h"
+#include "worker/restore/restore.h"
 
 extern char** environ;
 
@@ -67,6 +68,7 @@ struct Options {
   std::string acme_directory;
   std::string acme_ca;
   std::string acme_email;
+  std::string isolation = "auto";  // auto, restore or fork; resolved in Setup()
 };
 
 int64_t NowMs() {
@@ -81,6 +83,7 @@ void Usage(FILE* out) {
       "                     [--base-domain DOMAIN] [--user USER] [--grace-s N]\n"
       "                     [--https-port N [--tls-cert PEM --tls-key PEM] [--https-redirect]\n"
       "                      [--hsts-max-age S]] [--acme-directory URL] [--acme-ca FILE] [--acme-email ADDR]\n"
+      "                     [--isolation auto|restore|fork]\n"
       "\n"
       "Runs Geysir on this machine: control, scheduler and gateway, supervised.\n"
       "  --data-dir      all state lives here (default /var/lib/geysir)\n"
@@ -103,6 +106,11 @@ void Usage(FILE* out) {
       "  --max-prefork-total  pre-forked children waiting for work over all functions (default 128)\n"
       "  --worker-idle-timeout-s  a reuse-mode worker (GEYSIR_EXECUTION_MODE=reuse) idle this long\n"
       "                  is stopped (default 60)\n"
+      "  --isolation     how invocations of a per-request function are kept apart: restore (one\n"
+      "                  worker per slot, restored to its post-init snapshot after each request;\n"
+      "                  needs Linux >= 6.7 and root), fork (a fresh child per request), or auto\n"
+      "                  (default: restore where available, else fork). GET /geysir/v1/health\n"
+      "                  on the control port shows the mode in use\n"
       "  --acme-directory  the ACME CA (default Let's Encrypt production; try staging first:\n"
       "                  https://acme-staging-v02.api.letsencrypt.org/directory)\n"
       "  --acme-ca       PEM bundle to trust for the ACME directory (default: the system's)\n"
@@ -185,6 +193,12 @@ int ParseOptions(int argc, char** argv, Options* o, bool* help) {
       if (!value(&o->acme_ca) || o->acme_ca.empty()) return 2;
     } else if (a == "--acme-email") {
       if (!value(&o->acme_email) || o->acme_email.empty()) return 2;
+    } else if (a == "--isolation") {
+      if (!value(&o->isolation)) return 2;
+      if (o->isolation != "auto" && o->isolation != "restore" && o->isolation != "fork") {
+        std::fprintf(stderr, "error: --isolation is auto, restore or fork, got '%s'\n", o->isolation.c_str());
+        return 2;
+      }
     } else if (a == "--grace-s") {
       if (!value(&s) || s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos)
         return 2;
@@ -359,6 +373,8 @@ class Supervisor {
                                           "for sandboxes and the gateway to drop to --user"}});
     }
 
+    GEYSIR_RETURN_IF_ERROR(ResolveIsolation());
+
     // Paths of our siblings, from /proc/self/exe (symlinks resolved).
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -452,7 +468,7 @@ class Supervisor {
     c.binary = bin_dir + "/geysir-control";
     c.args = {"--data-dir", d, "--listen-fd", "3", "--socket", control_sock_, "--scheduler-socket",
               scheduler_sock_, "--function-url-template", url_template, "--region", "us-east-1",
-              "--account-id", "000000000000"};
+              "--account-id", "000000000000", "--isolation", opt_.isolation};
     if (!opt_.max_connections_per_client.empty()) {
       c.args.insert(c.args.end(), {"--max-connections-per-client", opt_.max_connections_per_client});
     }
@@ -462,7 +478,8 @@ class Supervisor {
     s.name = "scheduler";
     s.binary = bin_dir + "/geysir-scheduler";
     s.args = {"--data-dir", d, "--socket", scheduler_sock_, "--control-socket", control_sock_,
-              "--worker-binary", bin_dir + "/geysir-worker", "--runtime-dir", runtime_dir_};
+              "--worker-binary", bin_dir + "/geysir-worker", "--runtime-dir", runtime_dir_,
+              "--isolation", opt_.isolation};
     if (!opt_.max_pools.empty()) s.args.insert(s.args.end(), {"--max-pools", opt_.max_pools});
     if (!opt_.max_prefork_total.empty()) s.args.insert(s.args.end(), {"--max-prefork-total", opt_.max_prefork_total});
     if (!opt_.worker_idle_timeout_s.empty()) {
@@ -787,6 +804,25 @@ class Supervisor {
     }
     unlink(server_json_.c_str());
     log::Info("stopped");
+  }
+
+  // Turns --isolation auto into the mode the scheduler will run, here rather than in the
+  // scheduler, so control (which reports it in /geysir/v1/health) and the scheduler are told the
+  // same mode. The scheduler runs as we do and with its sandbox on: restore needs root and the
+  // kernel support worker::restore::Probe() looks for. An explicit restore that cannot be had is
+  // an error at start, never a quiet fork.
+  Status ResolveIsolation() {
+    const std::string requested = opt_.isolation;
+    worker::restore::Support support = worker::restore::Probe();
+    std::string missing;
+    if (!support.available) missing = support.detail;
+    else if (geteuid() != 0) missing = "restore mode needs the sandbox, which needs root";
+    if (requested == "restore" && !missing.empty())
+      return Status::Invalid("--isolation restore is not available here: " + missing);
+    if (requested == "auto") opt_.isolation = missing.empty() ? "restore" : "fork";
+    log::Info("isolation_mode", {{"mode", opt_.isolation}, {"requested", requested},
+                                 {"detail", missing.empty() ? support.detail : missing}});
+    return Status::Ok();
   }
 
   enum { kControl = 0, kScheduler = 1, kGateway = 2 };

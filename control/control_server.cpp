@@ -386,7 +386,7 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
     Route route = service ? Route{} : MatchRoute(req.method, req.path);
     op = route.op;
     if (op == Operation::kHealth) {
-      resp->Send(JsonReply(200, {{"status", "ok"}}, rid));
+      resp->Send(JsonReply(200, {{"status", "ok"}, {"isolation", opt.isolation}}, rid));
       return;
     }
     if (op == Operation::kGetCode) {

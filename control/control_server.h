@@ -48,6 +48,10 @@ struct ControlOptions {
   // gateways whose route table is a moment behind.
   uint64_t code_gc_interval_ms = 60'000;
   int64_t code_gc_grace_ms = 20 * 60'000;
+  // The scheduler's per-request isolation mode ("fork" or "restore"), as the supervisor resolved
+  // it; control only reports it (GET /geysir/v1/health) so operators and tests can see which
+  // mode serves their functions.
+  std::string isolation = "fork";
 };
 
 class ControlServer {

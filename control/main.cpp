@@ -21,7 +21,9 @@ void Usage() {
                "         [--socket PATH] [--scheduler-socket PATH]\n"
                "         [--function-url-template 'http://{url_id}.lambda-url.localhost:8080/']\n"
                "         [--region us-east-1] [--account-id 000000000000]\n"
-               "         [--max-connections-per-client 256]\n");
+               "         [--max-connections-per-client 256] [--isolation fork|restore]\n"
+               "  --isolation: the scheduler's per-request isolation mode, reported by\n"
+               "    GET /geysir/v1/health (default fork; geysir server passes the mode it resolved)\n");
 }
 
 bool ParsePort(std::string_view s, uint16_t* out) {
@@ -111,6 +113,13 @@ int main(int argc, char** argv) {
         return 2;
       }
       opt.max_connections_per_client = n;
+    } else if (a == "--isolation") {
+      std::string v = value();
+      if (v != "fork" && v != "restore") {
+        std::fprintf(stderr, "geysir-control: --isolation is fork or restore, got '%s'\n", v.c_str());
+        return 2;
+      }
+      opt.isolation = v;
     } else if (a == "--help" || a == "-h") {
       Usage();
       return 0;

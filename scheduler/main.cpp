@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proto/log.h"
+#include "worker/restore/restore.h"
 #include "worker/sandbox/network.h"
 #include "scheduler/server.h"
 
@@ -24,12 +25,17 @@ const char* kUsage =
     "         [--max-pools N] [--max-prefork-total N] [--worker-idle-timeout-s N]\n"
     "         [--function-concurrency N] [--queue-depth N] [--uid-base N] [--python PATH]\n"
     "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups] [--no-sandbox] [--egress-deny-file PATH]\n"
+    "         [--isolation auto|restore|fork]\n"
     "  --cgroup-base defaults to geysir/<hash of the data directory>\n"
     "  --worker-idle-timeout-s: a reuse-mode worker idle this long is stopped (default 60)\n"
     "  --no-sandbox: no namespaces, mounts, capability drop or seccomp (to measure their cost;\n"
     "    functions then see the host's files); the sandbox needs root and is on by default\n"
     "  --egress-deny-file: IPv4 ranges egress functions may not reach, one CIDR a line, on top of\n"
-    "    RFC 1918 and the built-in ones (default <data-dir>/egress-deny; docs/security.md)\n";
+    "    RFC 1918 and the built-in ones (default <data-dir>/egress-deny; docs/security.md)\n"
+    "  --isolation: how a per-request function's invocations are kept apart. restore: one worker\n"
+    "    per slot, brought back to its post-init snapshot after each invocation (needs Linux >= 6.7\n"
+    "    and the sandbox); fork: a fresh child of the template per invocation; auto (default):\n"
+    "    restore where the kernel and the sandbox allow it, else fork\n";
 
 std::string SelfDir() {
   char buf[4096];
@@ -123,6 +129,7 @@ int main(int argc, char** argv) {
   bool control_socket_set = false;
   bool cgroup_base_set = false;
   std::string egress_deny_file;
+  std::string isolation = "auto";
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -162,6 +169,13 @@ int main(int argc, char** argv) {
     else if (a == "--no-cgroups") o.cgroups = false;
     else if (a == "--egress-deny-file") egress_deny_file = value();
     else if (a == "--no-sandbox") o.launcher.isolate = false;
+    else if (a == "--isolation") {
+      isolation = value();
+      if (isolation != "auto" && isolation != "restore" && isolation != "fork") {
+        fprintf(stderr, "geysir-scheduler: --isolation is auto, restore or fork, got '%s'\n%s", isolation.c_str(), kUsage);
+        return 2;
+      }
+    }
     else if (a == "--help" || a == "-h") { fputs(kUsage, stdout); return 0; }
     else {
       fprintf(stderr, "geysir-scheduler: unknown argument %s\n%s", a.c_str(), kUsage);
@@ -186,6 +200,30 @@ int main(int argc, char** argv) {
   // The supervisor gives each daemon 30 s before SIGKILL; finish draining before that.
   o.drain_cap_ms = 25000;
   if (o.scheduler.prefork > o.scheduler.max_prefork) o.scheduler.max_prefork = o.scheduler.prefork;
+
+  // Restore mode restores workers that run inside the sandbox (their own cgroup, no way out of
+  // their namespaces while stopped); without it, or without the kernel's userfaultfd
+  // write-protect and PAGEMAP_SCAN, per-request functions fork per invocation. An explicit
+  // `restore` that cannot be honoured is refused rather than quietly weakened to fork.
+  {
+    const bool sandbox = geteuid() == 0 && o.launcher.isolate;
+    worker::restore::Support support = worker::restore::Probe();
+    std::string detail = support.detail;
+    bool can_restore = support.available && sandbox;
+    if (support.available && !sandbox) {
+      detail = o.launcher.isolate ? "restore mode needs the sandbox, which needs root"
+                                  : "restore mode needs the sandbox (--no-sandbox is set)";
+    }
+    if (isolation == "restore" && !can_restore) {
+      fprintf(stderr, "geysir-scheduler: --isolation restore is not available here: %s\n", detail.c_str());
+      log::Error("isolation_unavailable", {{"mode", "restore"}, {"detail", detail}});
+      return 1;
+    }
+    o.launcher.restore = isolation == "restore" || (isolation == "auto" && can_restore);
+    if (isolation == "fork") detail = "forced by --isolation fork; " + detail;
+    log::Info("isolation_mode", {{"mode", o.launcher.restore ? "restore" : "fork"}, {"requested", isolation},
+                                 {"detail", detail}});
+  }
 
   // A write to a peer that went away must be an error return, not a fatal signal.
   signal(SIGPIPE, SIG_IGN);

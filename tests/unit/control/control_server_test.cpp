@@ -268,6 +268,7 @@ TEST_CASE("control: health is open, everything else needs a valid signature", "[
     Reply r = c.Call("GET", "/geysir/v1/health", "", {.sign = false});
     CHECK(r.status == 200);
     CHECK(r.Json()["status"] == "ok");
+    CHECK(r.Json()["isolation"] == "fork");  // the default: control was not told otherwise
 
     r = c.Call("GET", "/2015-03-31/functions/", "", {.sign = false});
     CHECK(r.status == 403);
@@ -295,6 +296,18 @@ TEST_CASE("control: health is open, everything else needs a valid signature", "[
     CHECK(r.Header("x-amzn-requestid").size() == 36);
   });
   CHECK(CodeTrees(h.data) == 0);
+}
+
+TEST_CASE("control: health reports the isolation mode it was given", "[control][server]") {
+  Harness h([](ControlOptions& o) { o.isolation = "restore"; });
+  h.Run([&](Client& c) {
+    Reply r = c.Call("GET", "/geysir/v1/health", "", {.sign = false});
+    CHECK(r.status == 200);
+    CHECK(r.Json()["status"] == "ok");
+    CHECK(r.Json()["isolation"] == "restore");
+    r = c.Call("HEAD", "/geysir/v1/health", "", {.sign = false});
+    CHECK(r.status == 200);
+  });
 }
 
 TEST_CASE("control: a signature is good only for Lambda's service, this region and its own body", "[control][server]") {
