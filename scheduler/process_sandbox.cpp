@@ -159,8 +159,9 @@ Result<UniqueFd> OpenChildPidfd(pid_t child, pid_t template_pid) {
 // process that held the pid at the open: the same one, or (had it died and its pid been reused
 // in between) a dead one that the signal no longer reaches. No process outside the cgroup can be
 // hit. Returns false when the cgroup was empty.
-bool KillMembers(const worker::Cgroup& cg) {
+bool KillMembers(const worker::Cgroup& cg, pid_t spare = -1) {
   std::vector<pid_t> listed = cg.Processes();
+  listed.erase(std::remove(listed.begin(), listed.end(), spare), listed.end());
   if (listed.empty()) return false;
   std::vector<std::pair<pid_t, UniqueFd>> opened;
   opened.reserve(listed.size());
@@ -676,6 +677,10 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   }
 
   void OnResult(proto::Frame frame) {
+    // Restore mode: what the invocation left running (a background process; the restore will
+    // discard this child for it) dies before the answer goes out, so that the next invocation,
+    // which shares the template's PID namespace, never sees it in /proc.
+    if (snapshot_ != nullptr && cgroup_) KillMembers(*cgroup_, pid_);
     ChildReport r;
     r.kind = ChildReport::Kind::kResult;
     auto st = frame.header.find("status");

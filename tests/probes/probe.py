@@ -104,7 +104,8 @@ if os.uname().machine == "x86_64":
     def _movdqu(op):  # F3 REX.R 0F op ModRM(disp8, xmmN, [rdi]) disp8, for N = 8..15
         return b"".join(bytes([0xF3, 0x44, 0x0F, op, 0x47 | (n << 3), 16 * n]) for n in range(8)) + b"\xc3"
     try:
-        _code = mmap.mmap(-1, PAGE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        # Private: a shared mapping made at init would keep restore mode from restoring the probe.
+        _code = mmap.mmap(-1, PAGE, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
         _code.write(_movdqu(0x6F) + _movdqu(0x7F))
         _fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
         VECTOR = (_fn(_address(_code)), _fn(_address(_code) + 6 * 8 + 1), _code)  # (load, store, keep)

@@ -337,6 +337,8 @@ struct Snapshot::State {
   uint64_t scratch = 0;
   int parent_death_signal = 0;
   int child_subreaper = 0;
+  uint64_t umask = 022;
+  std::string name;  // comm
   // The vDSO's pages: userfaultfd cannot track them, and /proc/self/mem can write them.
   uint64_t vdso_start = 0;
   std::string vdso;
@@ -420,6 +422,34 @@ std::vector<std::pair<uint64_t, uint64_t>> Uncovered(uint64_t start, uint64_t en
     at = std::max(at, it->end);
   }
   if (at < end) out.emplace_back(at, end);
+  return out;
+}
+
+// The value of `key` in /proc/PID/status lines.
+std::string StatusValue(const std::string& lines, const std::string& key) {
+  const std::string prefix = key + ":\t";
+  size_t at = lines.rfind("\n" + prefix);
+  at = lines.starts_with(prefix) ? 0 : (at == std::string::npos ? at : at + 1);
+  if (at == std::string::npos) return {};
+  const size_t start = at + prefix.size();
+  return lines.substr(start, lines.find('\n', start) - start);
+}
+
+// The keys whose lines differ between two ReadStateLines() texts.
+std::vector<std::string> ChangedKeys(const std::string& was, const std::string& now) {
+  std::vector<std::string> out;
+  size_t a = 0, b = 0;
+  while (a < was.size() || b < now.size()) {
+    const size_t ea = std::min(was.find('\n', a), was.size());
+    const size_t eb = std::min(now.find('\n', b), now.size());
+    std::string_view la(was.data() + a, ea - a), lb(now.data() + b, eb - b);
+    if (la != lb) {
+      const std::string_view line = la.empty() ? lb : la;
+      out.emplace_back(line.substr(0, line.find(':')));
+    }
+    a = ea + 1;
+    b = eb + 1;
+  }
   return out;
 }
 
@@ -611,6 +641,8 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
   auto state_lines = ReadStateLines(pid);
   if (!state_lines.ok()) return state_lines.status();
   st->status_lines = std::move(state_lines).value();
+  st->name = StatusValue(st->status_lines, "Name");
+  st->umask = std::strtoull(StatusValue(st->status_lines, "Umask").c_str(), nullptr, 8);
   if (st->status_lines.find("Threads:\t1\n") == std::string::npos) {
     return Status::Error(kCannotRestore, "the worker runs more than one thread (its init code started some)");
   }
@@ -725,11 +757,22 @@ Status Snapshot::Restore(RestoreStats* stats) {
     }
   } guard{&w};
 
-  // State a restore does not undo must be as it was.
+  // State a restore does not undo must be as it was; the name and the umask it puts back.
   auto lines = ReadStateLines(st.pid);
   if (!lines.ok()) return lines.status();
+  bool name_changed = false, umask_changed = false;
   if (*lines != st.status_lines) {
-    return Status::Error(kCannotRestore, "threads, signal state or umask changed: " + *lines);
+    std::string changed;
+    for (const std::string& key : ChangedKeys(st.status_lines, *lines)) {
+      if (key == "Name") {
+        name_changed = true;
+      } else if (key == "Umask") {
+        umask_changed = true;
+      } else {
+        changed += (changed.empty() ? "" : ", ") + key;
+      }
+    }
+    if (!changed.empty()) return Status::Error(kCannotRestore, "changed in /proc/PID/status: " + changed);
   }
   if (!st.cgroup_procs.empty()) {
     auto procs = ReadProcs(st.cgroup_procs);
@@ -779,6 +822,22 @@ Status Snapshot::Restore(RestoreStats* stats) {
         {SYS_prctl, PR_SET_PDEATHSIG, static_cast<uint64_t>(st.parent_death_signal)},
         {SYS_prctl, PR_SET_CHILD_SUBREAPER, static_cast<uint64_t>(st.child_subreaper)},
     };
+    if (umask_changed) {
+      auto r = w.Syscall(st.regs, st.syscall_ip, SYS_umask, st.umask);
+      if (!r.ok()) return r.status();
+    }
+    if (name_changed) {
+      char name[16] = {};
+      std::memcpy(name, st.name.data(), std::min(st.name.size(), sizeof name - 1));
+      iovec nlocal{name, sizeof name};
+      iovec nremote{reinterpret_cast<void*>(st.scratch + 32), sizeof name};
+      if (process_vm_writev(st.pid, &nlocal, 1, &nremote, 1, 0) != static_cast<ssize_t>(sizeof name)) {
+        return Status::Sys(errno, "writing the worker's scratch stack");
+      }
+      auto r = w.Syscall(st.regs, st.syscall_ip, SYS_prctl, PR_SET_NAME, st.scratch + 32);
+      if (!r.ok()) return r.status();
+      if (*r != 0) return Status::Error(kCannotRestore, "resetting the process name failed");
+    }
     for (const Call& c : calls) {
       auto r = w.Syscall(st.regs, st.syscall_ip, c.nr, c.a0, c.a1);
       if (!r.ok()) return r.status();
