@@ -128,9 +128,11 @@ Result<std::vector<Mapping>> ReadMappings(pid_t pid) {
 Result<std::string> ReadStateLines(pid_t pid) {
   auto text = ReadWholeFile(Proc(pid, "status"));
   if (!text.ok()) return text.status();
-  static constexpr const char* kKeys[] = {"Name:",   "Umask:",      "Threads:", "SigQ:",           "SigPnd:",
-                                          "ShdPnd:", "SigBlk:",     "SigIgn:",  "SigCgt:",         "NoNewPrivs:",
-                                          "Seccomp:", "Seccomp_filters:", "Cpus_allowed:", "Mems_allowed:"};
+  // Not SigQ: it counts the signals queued for the whole user, which other processes of the same
+  // uid change (the worker's own pending signals are SigPnd and ShdPnd).
+  static constexpr const char* kKeys[] = {"Name:",   "Umask:",  "Threads:",   "SigPnd:",  "ShdPnd:",
+                                          "SigBlk:", "SigIgn:", "SigCgt:",    "NoNewPrivs:", "Seccomp:",
+                                          "Seccomp_filters:", "Cpus_allowed:", "Mems_allowed:"};
   std::string out;
   std::string_view all = *text;
   while (!all.empty()) {

@@ -227,7 +227,9 @@ TEST_CASE("a restored worker finds the memory, layout and registers of its snaps
   CHECK(before.heap_first == 'S');
   CHECK(std::string(before.anon, kAnonPages) == "ABCDEFGH");
   CHECK(before.vector == 1.5);
-  REQUIRE(snap->Restore(nullptr).ok());
+  auto first = snap->Restore(nullptr);
+  INFO(first.ToString());
+  REQUIRE(first.ok());
 
   for (int round = 0; round < 20; ++round) {
     w.Command('w');
@@ -244,14 +246,18 @@ TEST_CASE("a restored worker finds the memory, layout and registers of its snaps
     const Report after = w.Ask();
     INFO("round " << round << ": counter " << after.counter << " anon " << std::string(after.anon, kAnonPages));
     REQUIRE(Same(after, before));
-    REQUIRE(snap->Restore(nullptr).ok());
+    auto again = snap->Restore(nullptr);
+    INFO(again.ToString());
+    REQUIRE(again.ok());
     // A page dropped and not touched again has lost its protection: it counts as written, and
     // is copied back from the snapshot.
     w.Command('d');
     REQUIRE(snap->Restore(&stats).ok());
     CHECK(stats.pages_written >= 1);
     REQUIRE(Same(w.Ask(), before));
-    REQUIRE(snap->Restore(nullptr).ok());
+    auto last = snap->Restore(nullptr);
+    INFO(last.ToString());
+    REQUIRE(last.ok());
   }
 }
 
