@@ -538,7 +538,7 @@ Support Probe() {
   if (!uffd) return {false, std::string("userfaultfd: ") + std::strerror(errno)};
   uffdio_api api{};
   api.api = UFFD_API;
-  api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+  api.features = UFFD_FEATURE_WP_ASYNC;
   if (ioctl(uffd.get(), UFFDIO_API, &api) != 0) {
     return {false, std::string("userfaultfd has no asynchronous write-protect mode (Linux >= 6.7): ") +
                        std::strerror(errno)};
@@ -685,7 +685,15 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
     first = false;
     st->hi = m.end;
     if (!m.anonymous()) {
-      if (m.writable()) runs.push_back({m.start, m.end, m.readable()});
+      if (m.writable()) {
+        runs.push_back({m.start, m.end, m.readable()});
+        continue;
+      }
+      // A read-only file mapping: only its pages written before the snapshot (relocations made
+      // read-only afterwards), which are the process's own and no longer the file's.
+      GEYSIR_RETURN_IF_ERROR(Scan(st->pagemap.get(), m.start, m.end, 0, abi::kPageFile,
+                                  abi::kPagePresent | abi::kPageFile, 0, abi::kPagePresent, &regions));
+      for (const auto& r : regions) runs.push_back({r.start, r.end, m.readable()});
       continue;
     }
     GEYSIR_RETURN_IF_ERROR(Scan(st->pagemap.get(), m.start, m.end, 0, 0, 0, abi::kPagePresent | abi::kPageSwapped,
@@ -727,7 +735,7 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
   // From now on every write of the worker's to tracked memory shows in the page tables.
   uffdio_api api{};
   api.api = UFFD_API;
-  api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+  api.features = UFFD_FEATURE_WP_ASYNC;
   if (ioctl(st->uffd.get(), UFFDIO_API, &api) != 0) return Status::Sys(errno, "UFFDIO_API on the worker's userfaultfd");
   for (const Mapping& m : st->maps) {
     if (!m.tracked()) continue;
@@ -855,16 +863,28 @@ Status Snapshot::Restore(RestoreStats* stats) {
     GEYSIR_RETURN_IF_ERROR(st.RepairLayout(w, *maps, &fixed));
   }
 
-  // Pages written, and pages present in the snapshot that are gone: one walk of the tracked page
-  // tables finds both. (A page dropped with MADV_DONTNEED loses its protection marker and shows
-  // as written; a write-protected page that is not present is a hole the snapshot may have had
-  // content for.)
+  // Pages written, and pages that are not there: one walk of the tracked page tables finds both.
+  // Only pages that were present carry write-protection (unpopulated ones get no marker: on a
+  // process with terabytes reserved, such as a sanitizer's shadow, the markers' page tables alone
+  // would not fit), so a hole reads as "written" and is told apart by being neither present nor
+  // swapped out: it holds nothing the invocation wrote, and gets the snapshot's content back
+  // only where the snapshot had some (a page the invocation dropped with MADV_DONTNEED).
   std::vector<abi::PageRegion> regions;
   GEYSIR_RETURN_IF_ERROR(Scan(st.pagemap.get(), st.lo, st.hi, 0, abi::kPagePresent, abi::kPageWpAllowed,
-                              abi::kPageWritten | abi::kPagePresent, abi::kPageWritten, &regions));
+                              abi::kPageWritten | abi::kPagePresent,
+                              abi::kPageWritten | abi::kPagePresent | abi::kPageSwapped | abi::kPageFile,
+                              &regions));
   uint64_t written = 0, refilled = 0;
   for (const auto& r : regions) {
-    if (r.categories & abi::kPageWritten) {  // also when swapped out since: never trust it
+    const bool present = r.categories & abi::kPagePresent;
+    const bool swapped = r.categories & abi::kPageSwapped;  // swapped out, or a protection marker
+    if (present && (r.categories & abi::kPageFile)) {
+      // Still the file's own page (a private mapping's page is copied away from the file when
+      // written): read in since the snapshot, not written. Protected, so it stops showing.
+      AddRun(&reprotect, r.start, r.end);
+      continue;
+    }
+    if ((r.categories & abi::kPageWritten) && (present || swapped)) {
       written += (r.end - r.start) / kPage;
       uint64_t n = 0;
       GEYSIR_RETURN_IF_ERROR(st.PutBack(&writer, r.start, r.end, /*only_present=*/false, &n));
