@@ -84,7 +84,13 @@ class Stopped {
   }
 
   ~Stopped() {
-    if (!gone_) ptrace(PTRACE_DETACH, pid_, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(pending_signal_)));
+    if (gone_) return;
+    if (ptrace(PTRACE_DETACH, pid_, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(pending_signal_))) != 0) {
+      // Not in a stop we can release it from (killed meanwhile, or it never stopped): it would
+      // stay our tracee, and once dead a zombie only we can reap, which keeps its PID namespace
+      // (the template's) from ever ending. Kill it and reap it.
+      Kill();
+    }
   }
 
   // The worker's stop is bounded: a worker in uninterruptible sleep past the timeout is failed.
@@ -168,9 +174,22 @@ class Stopped {
     return static_cast<long>(after.rax);
   }
 
+  // SIGKILL, then waits for the exit as its tracer: a dead tracee is a zombie until its tracer
+  // has seen it, whoever its parent is (bounded: a killed process exits at once, or never).
   void Kill() {
+    if (gone_) return;
+    gone_ = true;  // a detach now would resume a broken worker
     kill(pid_, SIGKILL);
-    gone_ = true;  // PTRACE_O_EXITKILL aside, a detach now would resume a broken worker
+    const int64_t deadline = MonoNs() + kStopTimeoutNs;
+    for (;;) {
+      int status = 0;
+      const pid_t r = waitpid(pid_, &status, __WALL | WNOHANG);
+      if (r == pid_ && (WIFEXITED(status) || WIFSIGNALED(status))) return;
+      if (r < 0 && errno != EINTR) return;  // not ours to wait for any more
+      if (MonoNs() > deadline) return;
+      timespec ts{0, 50'000};
+      nanosleep(&ts, nullptr);
+    }
   }
 
   pid_t pid() const { return pid_; }
@@ -339,6 +358,13 @@ struct Snapshot::State {
   int child_subreaper = 0;
   uint64_t umask = 022;
   std::string name;  // comm
+  // The "hot set": the pages every one of the first kLearningRestores invocations wrote. From
+  // then on they are left unprotected after a restore: the worker takes no write-protect fault on
+  // them (~1-2.5 us each), and, unprotected, they show as written at every restore and are always
+  // copied back, so nothing written there can stay.
+  static constexpr int kLearningRestores = 4;
+  int restores = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> hot;
   // The vDSO's pages: userfaultfd cannot track them, and /proc/self/mem can write them.
   uint64_t vdso_start = 0;
   std::string vdso;
@@ -411,6 +437,39 @@ struct Snapshot::State {
   }
 
 };
+
+using Runs = std::vector<std::pair<uint64_t, uint64_t>>;  // sorted, disjoint [start, end) page runs
+
+// What both sorted run lists cover.
+Runs Intersect(const Runs& a, const Runs& b) {
+  Runs out;
+  for (size_t i = 0, j = 0; i < a.size() && j < b.size();) {
+    const uint64_t lo = std::max(a[i].first, b[j].first);
+    const uint64_t hi = std::min(a[i].second, b[j].second);
+    if (lo < hi) out.emplace_back(lo, hi);
+    if (a[i].second < b[j].second) {
+      ++i;
+    } else {
+      ++j;
+    }
+  }
+  return out;
+}
+
+// What `a` covers and `b` does not (both sorted).
+Runs Subtract(const Runs& a, const Runs& b) {
+  Runs out;
+  size_t j = 0;
+  for (auto [lo, hi] : a) {
+    while (j < b.size() && b[j].second <= lo) ++j;
+    for (size_t k = j; k < b.size() && b[k].first < hi; ++k) {
+      if (b[k].first > lo) out.emplace_back(lo, b[k].first);
+      lo = std::max(lo, b[k].second);
+    }
+    if (lo < hi) out.emplace_back(lo, hi);
+  }
+  return out;
+}
 
 // Everything of [start, end) that no mapping of `maps` (sorted) covers.
 std::vector<std::pair<uint64_t, uint64_t>> Uncovered(uint64_t start, uint64_t end, const std::vector<Mapping>& maps) {
@@ -875,6 +934,7 @@ Status Snapshot::Restore(RestoreStats* stats) {
                               abi::kPageWritten | abi::kPagePresent | abi::kPageSwapped | abi::kPageFile,
                               &regions));
   uint64_t written = 0, refilled = 0;
+  Runs written_runs;
   for (const auto& r : regions) {
     const bool present = r.categories & abi::kPagePresent;
     const bool swapped = r.categories & abi::kPageSwapped;  // swapped out, or a protection marker
@@ -889,6 +949,7 @@ Status Snapshot::Restore(RestoreStats* stats) {
       uint64_t n = 0;
       GEYSIR_RETURN_IF_ERROR(st.PutBack(&writer, r.start, r.end, /*only_present=*/false, &n));
       AddRun(&reprotect, r.start, r.end);
+      AddRun(&written_runs, r.start, r.end);
     } else {
       uint64_t n = 0;
       GEYSIR_RETURN_IF_ERROR(st.PutBack(&writer, r.start, r.end, /*only_present=*/true, &n));
@@ -897,12 +958,19 @@ Status Snapshot::Restore(RestoreStats* stats) {
     }
   }
   GEYSIR_RETURN_IF_ERROR(writer.Flush());
-  // Our own writes cleared the pages' protection: protect them again. Range by range while they
-  // are few; past that one walk that protects every written page costs less than an ioctl (and
-  // a TLB flush) per range (Flask: ~200 ranges, 210 -> ~90 us).
+  // Our own writes cleared the pages' protection: protect them again, all but the hot set's.
+  // Range by range while they are few; past that one walk that protects every written page
+  // (the hot set's too, which then learn nothing this time) costs less than an ioctl and a TLB
+  // flush per range (Flask without a hot set: ~200 ranges, 210 -> ~90 us).
+  std::sort(reprotect.begin(), reprotect.end());
+  if (st.restores < State::kLearningRestores) {
+    st.hot = st.restores == 0 ? written_runs : Intersect(st.hot, written_runs);
+    ++st.restores;
+  } else {
+    reprotect = Subtract(reprotect, st.hot);
+  }
   constexpr size_t kRangesPerIoctl = 48;
   if (reprotect.size() <= kRangesPerIoctl) {
-    std::sort(reprotect.begin(), reprotect.end());
     for (const auto& [a, b] : reprotect) GEYSIR_RETURN_IF_ERROR(WriteProtect(st.uffd.get(), a, b));
   } else {
     std::vector<abi::PageRegion> ignored;
