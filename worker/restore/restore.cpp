@@ -354,8 +354,6 @@ struct Snapshot::State {
   // 64 bytes of the parked worker's stack below its red zone, for the arguments of the calls it
   // is made to execute (restored with the rest of its memory afterwards).
   uint64_t scratch = 0;
-  int parent_death_signal = 0;
-  int child_subreaper = 0;
   uint64_t umask = 022;
   std::string name;  // comm
   // The "hot set": the pages every one of the first kLearningRestores invocations wrote. From
@@ -675,27 +673,8 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
     }
   }
 
-  // Per-process settings /proc does not show, read by the worker itself (prctl) into scratch.
+  // 64 bytes below the parked worker's red zone: where the arguments of calls made in it go.
   st->scratch = (st->regs.rsp - 1024) & ~uint64_t{63};
-  {
-    long got = 0;
-    for (int option : {PR_GET_PDEATHSIG, PR_GET_CHILD_SUBREAPER}) {
-      const uint64_t at = st->scratch + (option == PR_GET_PDEATHSIG ? 0 : 8);
-      auto r = w.Syscall(st->regs, st->syscall_ip, SYS_prctl, static_cast<uint64_t>(option), at);
-      if (!r.ok()) return r.status();
-      if (*r != 0) return Status::Internal("prctl in the parked worker failed: " + std::to_string(*r));
-      ++got;
-    }
-    int values[4] = {0, 0, 0, 0};
-    iovec local{values, sizeof values};
-    iovec remote{reinterpret_cast<void*>(st->scratch), sizeof values};
-    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof values)) {
-      return Status::Sys(errno, "reading the parked worker's prctl results");
-    }
-    st->parent_death_signal = values[0];
-    st->child_subreaper = values[2];
-    GEYSIR_RETURN_IF_ERROR(w.SetRegs(st->regs));
-  }
 
   auto state_lines = ReadStateLines(pid);
   if (!state_lines.ok()) return state_lines.status();
@@ -869,26 +848,14 @@ Status Snapshot::Restore(RestoreStats* stats) {
     return Status::Error(kCannotRestore, "the scheduling policy, priority or timer slack changed");
   }
 
-  // Settings /proc does not show are put back unseen: the interval timers (a pending alarm
-  // would fire in the next invocation), the parent-death signal and the subreaper flag.
+  // A pending alarm (ITIMER_REAL runs while the worker waits) would fire in the next invocation:
+  // cancelled. The timers that count CPU time, the parent-death signal and the subreaper flag,
+  // which a fork never inherits (zero in every snapshot), the runtime resets itself when it
+  // resumes, before the next invocation's code (worker/runtime/child_enter.c,
+  // geysir_restore_reset): five calls made here cost ~50 us a restore.
   {
-    const char zeros[64] = {};
-    iovec local{const_cast<char*>(zeros), sizeof zeros};
-    iovec remote{reinterpret_cast<void*>(st.scratch), sizeof zeros};
-    if (process_vm_writev(st.pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof zeros)) {
-      return Status::Sys(errno, "writing the worker's scratch stack");
-    }
-    struct Call {
-      long nr;
-      uint64_t a0, a1;
-    };
-    const Call calls[] = {
-        {SYS_setitimer, ITIMER_REAL, st.scratch},
-        {SYS_setitimer, ITIMER_VIRTUAL, st.scratch},
-        {SYS_setitimer, ITIMER_PROF, st.scratch},
-        {SYS_prctl, PR_SET_PDEATHSIG, static_cast<uint64_t>(st.parent_death_signal)},
-        {SYS_prctl, PR_SET_CHILD_SUBREAPER, static_cast<uint64_t>(st.child_subreaper)},
-    };
+    auto alarm = w.Syscall(st.regs, st.syscall_ip, SYS_alarm, 0);
+    if (!alarm.ok()) return alarm.status();
     if (umask_changed) {
       auto r = w.Syscall(st.regs, st.syscall_ip, SYS_umask, st.umask);
       if (!r.ok()) return r.status();
@@ -904,11 +871,6 @@ Status Snapshot::Restore(RestoreStats* stats) {
       auto r = w.Syscall(st.regs, st.syscall_ip, SYS_prctl, PR_SET_NAME, st.scratch + 32);
       if (!r.ok()) return r.status();
       if (*r != 0) return Status::Error(kCannotRestore, "resetting the process name failed");
-    }
-    for (const Call& c : calls) {
-      auto r = w.Syscall(st.regs, st.syscall_ip, c.nr, c.a0, c.a1);
-      if (!r.ok()) return r.status();
-      if (*r != 0) return Status::Error(kCannotRestore, "resetting a timer or process setting failed: " + std::to_string(*r));
     }
   }
 

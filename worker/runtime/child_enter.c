@@ -48,6 +48,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -246,5 +247,22 @@ __attribute__((visibility("default"))) int geysir_restore_announce(int ctrl_fd, 
     if (n < 0) err = errno;
   }
   close(uffd);
+  return err;
+}
+
+/* Restore mode, in the runtime right after a restored child resumes, before the next
+ * invocation's code runs: what a fork never inherits, so what every snapshot holds as zero, and
+ * what the restorer does not put back itself (each call it makes in the stopped child costs a
+ * ptrace single step, ~10 us): the interval timers that count CPU time, the parent-death signal
+ * and the subreaper flag. (A pending alarm, which runs while the child waits, the restorer
+ * cancels.) */
+__attribute__((visibility("default"))) int geysir_restore_reset(void) {
+  struct itimerval zero;
+  memset(&zero, 0, sizeof zero);
+  int err = 0;
+  if (setitimer(ITIMER_VIRTUAL, &zero, NULL) != 0) err = errno;
+  if (setitimer(ITIMER_PROF, &zero, NULL) != 0) err = errno;
+  if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) != 0) err = errno;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) != 0) err = errno;
   return err;
 }

@@ -351,7 +351,7 @@ _CHILD_STAGES = {1: "unshare", 2: "capset", 3: "user.max_user_namespaces", 4: "l
                  5: "landlock_restrict_self"}
 _LANDLOCK_CREATE_RULESET = 444
 # libgeysir_child.so once loaded (a _ChildLib), or why it could not be (a str).
-_ChildLib = collections.namedtuple("_ChildLib", "arm landlock error stage serve out announce")
+_ChildLib = collections.namedtuple("_ChildLib", "arm landlock error stage serve out announce reset")
 _child_enter = None
 
 
@@ -379,9 +379,12 @@ def _child_enter_prepare():
     announce = lib.geysir_restore_announce
     announce.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
     announce.restype = ctypes.c_int
+    reset = lib.geysir_restore_reset
+    reset.argtypes = ()
+    reset.restype = ctypes.c_int
     _child_enter = _ChildLib(arm, landlock, ctypes.c_int.in_dll(lib, "geysir_child_error"),
                              ctypes.c_int.in_dll(lib, "geysir_child_stage"), server, (ctypes.c_int64 * 4)(),
-                             announce)
+                             announce, reset)
 
 
 def _child_entered():
@@ -518,12 +521,15 @@ def _result(channel_fd, status, payload):
 
 
 def _reseed():
-    """Restore mode: every invocation starts from the same snapshot, so every pseudo-random
+    """Restore mode, first thing in each invocation (geysir_restore_reset aside, below): every
+    invocation starts from the same snapshot, so every pseudo-random
     generator in memory would replay the same sequence in each. The ones a function uses without
     creating them are reseeded from the kernel's entropy first: `random`'s module-level
     generator, OpenSSL's (through the ssl module) and numpy's legacy global one, when loaded.
     (A fork-mode child has the same need, met by the new pid for OpenSSL; generators a function
     created itself at init replay in both modes: docs/security.md.)"""
+    # First the timers and process settings the restorer leaves to the runtime (child_enter.c).
+    _child_enter.reset()
     rnd = sys.modules.get("random")
     if rnd is not None:
         rnd.seed()
