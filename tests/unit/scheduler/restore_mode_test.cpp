@@ -12,16 +12,6 @@ using namespace geysir::scheduler::testing;
 
 namespace {
 
-class CollectingSink final : public LogSink {
- public:
-  void Emit(proto::LogBatch batch) override { batches.push_back(std::move(batch)); }
-  void EmitDurable(proto::LogBatch batch, std::function<void()> durable) override {
-    batches.push_back(std::move(batch));
-    durable();
-  }
-  std::vector<proto::LogBatch> batches;
-};
-
 struct Harness {
   Harness() : sched(Options(), &clock, &launcher, &logs) { launcher.restorable_children = true; }
   static SchedulerOptions Options() {
@@ -43,9 +33,18 @@ struct Harness {
     r.function.memory_mb = 128;
     sched.Submit(std::move(r), "{}", [this, rid](proto::InvokeResult res, std::string) { answers[rid] = res; });
   }
+  // "a" on a cold pool: the template ready, its forks delivered, "a" running on a child.
+  std::shared_ptr<ChildState> RunFirst() {
+    Submit("a");
+    launcher.Ready();
+    launcher.DeliverForks();
+    auto child = launcher.Running("a");
+    REQUIRE(child);
+    return child;
+  }
   FakeClock clock;
   FakeLauncher launcher;
-  CollectingSink logs;
+  VectorLogSink logs;
   Scheduler sched;
   std::map<std::string, proto::InvokeResult> answers;
   uint64_t next_id = 0;
@@ -55,11 +54,7 @@ struct Harness {
 
 TEST_CASE("restore mode: the restored child serves the next invocation, with no fork and no Finish") {
   Harness h;
-  h.Submit("a");
-  h.launcher.Ready();
-  h.launcher.DeliverForks();
-  auto child = h.launcher.Running("a");
-  REQUIRE(child);
+  auto child = h.RunFirst();
   const size_t forks_before = h.launcher.children.size();
   h.launcher.Respond("a", "1", false, "line a\n");
   // Answered, with its whole log batch, before the restore even finished.
@@ -93,11 +88,7 @@ TEST_CASE("restore mode: the restored child serves the next invocation, with no 
 
 TEST_CASE("restore mode: a child whose restore fails is discarded and replaced by a fork") {
   Harness h;
-  h.Submit("a");
-  h.launcher.Ready();
-  h.launcher.DeliverForks();
-  auto child = h.launcher.Running("a");
-  REQUIRE(child);
+  auto child = h.RunFirst();
   h.launcher.Respond("a", "1");
   REQUIRE(h.answers.count("a") == 1);
   REQUIRE(child->on_restore);
