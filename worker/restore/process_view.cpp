@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -241,6 +242,38 @@ Result<size_t> CountIpcObjects(pid_t pid) {
   }
   if (!failed.ok()) return failed;
   return count;
+}
+
+Result<UniqueFd> OpenMessageQueues(pid_t pid) {
+  UniqueFd theirs(open(Proc(pid, "ns/ipc").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!theirs) return Status::Sys(errno, "open the worker's IPC namespace");
+  UniqueFd ours(open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC));
+  if (!ours) return Status::Sys(errno, "open this thread's IPC namespace");
+  if (setns(theirs.get(), CLONE_NEWIPC) != 0) return Status::Sys(errno, "setns into the worker's IPC namespace");
+  // The file system context takes the IPC namespace of the thread that opens it.
+  UniqueFd context(fsopen("mqueue", FSOPEN_CLOEXEC));
+  const int open_errno = errno;
+  if (setns(ours.get(), CLONE_NEWIPC) != 0) std::abort();  // see CountIpcObjects
+  if (!context) return Status::Sys(open_errno, "fsopen(mqueue)");
+  if (fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    return Status::Sys(errno, "fsconfig(mqueue, create)");
+  }
+  UniqueFd mount(fsmount(context.get(), FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID));
+  if (!mount) return Status::Sys(errno, "fsmount(mqueue)");
+  return mount;
+}
+
+Result<size_t> CountEntries(int dir) {
+  UniqueFd fd(openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return Status::Sys(errno, "open a directory to count its entries");
+  DIR* d = fdopendir(fd.Release());
+  if (d == nullptr) return Status::Sys(errno, "fdopendir");
+  size_t n = 0;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ++n;
+  }
+  closedir(d);
+  return n;
 }
 
 Result<std::vector<pid_t>> ReadProcs(const std::string& path) {

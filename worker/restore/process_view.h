@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proto/status.h"
+#include "proto/unique_fd.h"
 
 namespace geysir::worker::restore {
 
@@ -74,6 +75,13 @@ Result<OtherState> ReadOtherState(pid_t pid);
 // namespace; 0 when it shares the caller's (there are then no objects of its own to look for).
 // Enters that namespace on the calling thread for the count and leaves it again.
 Result<size_t> CountIpcObjects(pid_t pid);
+
+// A view of the POSIX message queues in the worker's IPC namespace: an mqueue file system of that
+// namespace, mounted nowhere (a detached mount: fsopen/fsmount), its root as a descriptor. Made
+// once, on the calling thread, which enters the namespace for it and leaves it again.
+Result<UniqueFd> OpenMessageQueues(pid_t pid);
+// The number of entries in the directory `dir` (a descriptor, read from its start).
+Result<size_t> CountEntries(int dir);
 
 // The pids in a cgroup.procs file.
 Result<std::vector<pid_t>> ReadProcs(const std::string& path);

@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/time.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -386,6 +387,7 @@ struct Snapshot::State {
   char* data = nullptr;
   size_t data_size = 0;
   UniqueFd mem;  // /proc/PID/mem: for pages of mappings the worker cannot read or write itself
+  UniqueFd message_queues;  // the worker's POSIX message queues (OpenMessageQueues); may be unset
 
   ~State() {
     if (data != nullptr) munmap(data, data_size);
@@ -693,6 +695,19 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
   auto ipc = CountIpcObjects(pid);
   if (!ipc.ok()) return ipc.status();
   if (*ipc != 0) return Status::Error(kCannotRestore, "the worker's IPC namespace holds objects already");
+  {
+    // Only with an IPC namespace of its own (the sandbox's): the host's holds other programs'.
+    struct stat theirs{}, ours{};
+    if (stat(("/proc/" + std::to_string(pid) + "/ns/ipc").c_str(), &theirs) == 0 &&
+        stat("/proc/thread-self/ns/ipc", &ours) == 0 && theirs.st_ino != ours.st_ino) {
+      auto queues = OpenMessageQueues(pid);
+      if (!queues.ok()) return queues.status();
+      auto count = CountEntries(queues->get());
+      if (!count.ok()) return count.status();
+      if (*count != 0) return Status::Error(kCannotRestore, "the worker's IPC namespace holds message queues already");
+      st->message_queues = std::move(queues).value();
+    }
+  }
 
   auto maps = ReadMappings(pid);
   if (!maps.ok()) return maps.status();
@@ -840,6 +855,11 @@ Status Snapshot::Restore(RestoreStats* stats) {
   auto ipc = CountIpcObjects(st.pid);
   if (!ipc.ok()) return ipc.status();
   if (*ipc != 0) return Status::Error(kCannotRestore, "System V IPC objects were created");
+  if (st.message_queues) {
+    auto queues = CountEntries(st.message_queues.get());
+    if (!queues.ok()) return queues.status();
+    if (*queues != 0) return Status::Error(kCannotRestore, "POSIX message queues were created");
+  }
 
   auto vdso = st.ReadVdso();
   if (!vdso.ok()) return vdso.status();

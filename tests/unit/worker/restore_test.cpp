@@ -3,14 +3,17 @@
 // page dropped with MADV_DONTNEED, a new mapping, the program break, part of a mapping unmapped,
 // a protection changed, vector registers). After each Restore() it must report exactly what it
 // reported before any change; state a restore cannot undo (a thread, a child process, an open
-// descriptor, a file in its cwd's view) must make Restore() fail. SKIP()s where the kernel lacks
+// descriptor, a System V segment, a POSIX message queue) must make Restore() fail. SKIP()s where the kernel lacks
 // asynchronous userfaultfd write-protect or PAGEMAP_SCAN.
 #include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <immintrin.h>
 #include <pthread.h>
 #include <signal.h>
+#include <mqueue.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -87,6 +90,9 @@ void* Sleeper(void*) {
 // The worker: no Catch2 here, only system calls and its own memory.
 [[noreturn]] void Worker(int sock) {
   setpgid(0, 0);  // its own process group: the test kills whatever it forked with it
+  // An IPC namespace of its own, as a sandboxed child has (root only): the restorer looks for the
+  // System V objects and POSIX message queues left there.
+  if (geteuid() == 0 && unshare(CLONE_NEWIPC) != 0) _exit(15);
   const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
   if (uffd < 0) _exit(11);
   SendFd(sock, uffd);
@@ -138,6 +144,14 @@ void* Sleeper(void*) {
         pause();
         _exit(0);
       }
+      if (write(sock, "k", 1) != 1) _exit(13);
+    } else if (cmd == 'q') {
+      const mqd_t queue = mq_open("/geysir-restore-test", O_CREAT | O_RDWR, 0600, nullptr);
+      if (queue < 0) _exit(16);
+      mq_close(queue);  // the queue stays, with no descriptor to give it away
+      if (write(sock, "k", 1) != 1) _exit(13);
+    } else if (cmd == 's') {
+      if (shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600) < 0) _exit(17);
       if (write(sock, "k", 1) != 1) _exit(13);
     } else if (cmd == 'o') {
       if (open("/dev/null", O_RDONLY) < 0) _exit(14);
@@ -259,7 +273,9 @@ TEST_CASE("a restored worker finds the memory, layout and registers of its snaps
 TEST_CASE("state a restore cannot undo fails the restore, and the worker is killed", "[restore]") {
   const restore::Support support = restore::Probe();
   if (!support.available) GEYSIR_SKIP(support.detail);
-  for (char cmd : {'t', 'f', 'o'}) {
+  std::string commands = "tfo";
+  if (geteuid() == 0) commands += "qs";  // the worker has an IPC namespace of its own
+  for (char cmd : commands) {
     DYNAMIC_SECTION("command " << cmd) {
       Running w;
       Start(&w);
@@ -268,6 +284,8 @@ TEST_CASE("state a restore cannot undo fails the restore, and the worker is kill
       auto st = snap->Restore(nullptr);
       INFO(st.ToString());
       REQUIRE_FALSE(st.ok());
+      if (cmd == 'q') CHECK_THAT(st.message(), Catch::Contains("message queues"));
+      if (cmd == 's') CHECK_THAT(st.message(), Catch::Contains("System V"));
       // Killed, and reaped by the restore as its tracer (here also its parent): no zombie left.
       int status = 0;
       const pid_t reaped = waitpid(w.pid, &status, WNOHANG);
