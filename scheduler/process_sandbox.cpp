@@ -507,6 +507,7 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   // Restore mode: the child's snapshot, taken before it was handed out.
   void SetSnapshot(std::shared_ptr<worker::restore::Snapshot> snapshot) { snapshot_ = std::move(snapshot); }
   std::string CgroupProcsPath() const { return cgroup_ ? cgroup_->dir() + "/cgroup.procs" : std::string(); }
+  int pidfd() const { return pidfd_.get(); }
 
   bool Restorable() const {
     return snapshot_ != nullptr && phase_ == Phase::kReported && alive_ && !killed_ && channel_ != nullptr &&
@@ -1156,6 +1157,7 @@ void TemplateCore::HandOut(uint64_t n, pid_t child_pid, pid_t ns_pid) {
     request->uffd = std::move(fds.uffd);
     request->channel_fd = fds.channel_number;
     request->cgroup_procs = core->CgroupProcsPath();
+    request->pidfd = UniqueFd(fcntl(core->pidfd(), F_DUPFD_CLOEXEC, 0));
     snapshotting_[child_pid] = std::move(core);
     return TakeSnapshot(std::move(request), 0);
   }
@@ -1178,6 +1180,7 @@ void TemplateCore::TakeSnapshot(std::shared_ptr<worker::restore::SnapshotRequest
     worker::restore::SnapshotRequest attempt_request;
     attempt_request.pid = request->pid;
     attempt_request.uffd = UniqueFd(fcntl(request->uffd.get(), F_DUPFD_CLOEXEC, 0));
+    attempt_request.pidfd = UniqueFd(fcntl(request->pidfd.get(), F_DUPFD_CLOEXEC, 0));
     attempt_request.channel_fd = request->channel_fd;
     attempt_request.cgroup_procs = request->cgroup_procs;
     attempt_request.max_bytes = request->max_bytes;

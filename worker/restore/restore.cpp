@@ -65,7 +65,11 @@ struct Extent {
 // should the scheduler die in the middle of a restore, the half-restored worker dies with it.
 class Stopped {
  public:
-  static Result<std::unique_ptr<Stopped>> Stop(pid_t pid) {
+  // `pidfd` (or -1): the worker's. Checked before the attach, and again once the process is
+  // stopped, when its pid can no longer change hands: a process that only took over the pid is
+  // let go untouched.
+  static Result<std::unique_ptr<Stopped>> Stop(pid_t pid, int pidfd) {
+    if (!Alive(pidfd)) return Status::Error(kCannotRestore, "the worker is gone");
     if (ptrace(PTRACE_SEIZE, pid, nullptr, reinterpret_cast<void*>(PTRACE_O_EXITKILL)) != 0) {
       return Status::Sys(errno, "ptrace(PTRACE_SEIZE) of worker " + std::to_string(pid));
     }
@@ -73,6 +77,11 @@ class Stopped {
     if (ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) return Status::Sys(errno, "ptrace(PTRACE_INTERRUPT)");
     int status = 0;
     GEYSIR_RETURN_IF_ERROR(s->Wait(&status));
+    if (WIFSTOPPED(status) && !Alive(pidfd)) {
+      s->not_ours_ = true;
+      if (WSTOPSIG(status) != SIGTRAP || (status >> 16) != PTRACE_EVENT_STOP) s->pending_signal_ = WSTOPSIG(status);
+      return Status::Error(kCannotRestore, "the worker is gone (its pid names another process now)");
+    }
     if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) return s;
     if (WIFSTOPPED(status)) {
       // A signal was on its way to the worker: let it have it after we let go, and give up.
@@ -86,7 +95,8 @@ class Stopped {
 
   ~Stopped() {
     if (gone_) return;
-    if (ptrace(PTRACE_DETACH, pid_, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(pending_signal_))) != 0) {
+    if (ptrace(PTRACE_DETACH, pid_, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(pending_signal_))) != 0 &&
+        !not_ours_) {
       // Not in a stop we can release it from (killed meanwhile, or it never stopped): it would
       // stay our tracee, and once dead a zombie only we can reap, which keeps its PID namespace
       // (the template's) from ever ending. Kill it and reap it.
@@ -197,9 +207,13 @@ class Stopped {
 
  private:
   explicit Stopped(pid_t pid) : pid_(pid) {}
+  static bool Alive(int pidfd) {
+    return pidfd < 0 || syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
+  }
   pid_t pid_;
   int pending_signal_ = 0;
   bool gone_ = false;
+  bool not_ours_ = false;  // the pid was reused: never kill what it names now
 };
 
 // Copies between the worker's memory and ours in batches of IOV_MAX.
@@ -347,6 +361,7 @@ void AddRun(std::vector<std::pair<uint64_t, uint64_t>>* runs, uint64_t start, ui
 struct Snapshot::State {
   pid_t pid = -1;
   UniqueFd uffd;
+  UniqueFd pidfd;
   UniqueFd pagemap;
   std::string cgroup_procs;
   user_regs_struct regs{};
@@ -654,7 +669,8 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
   st->cgroup_procs = std::move(request.cgroup_procs);
   const pid_t pid = request.pid;
 
-  auto stopped = Stopped::Stop(pid);
+  st->pidfd = std::move(request.pidfd);
+  auto stopped = Stopped::Stop(pid, st->pidfd.get());
   if (!stopped.ok()) return stopped.status().Wrap("stopping the worker for its snapshot");
   Stopped& w = **stopped;
   GEYSIR_RETURN_IF_ERROR(w.GetRegs(&st->regs));
@@ -806,7 +822,7 @@ Status Snapshot::Restore(RestoreStats* stats) {
 #else
   State& st = *state_;
   const int64_t t0 = MonoNs();
-  auto stopped = Stopped::Stop(st.pid);
+  auto stopped = Stopped::Stop(st.pid, st.pidfd.get());
   if (!stopped.ok()) return stopped.status();
   Stopped& w = **stopped;
   // Anything failing from here on leaves the worker half-restored: it is killed, never resumed.

@@ -58,6 +58,9 @@ struct SnapshotRequest {
   pid_t pid = -1;
   // The worker's userfaultfd for its own memory (it made it, sent it, closed its copy).
   UniqueFd uffd;
+  // A pidfd of the worker, taken while it was known to be the worker: every stop checks through
+  // it that the pid still names the worker (a pid is reused once its process is gone).
+  UniqueFd pidfd;
   // The worker's descriptor number for its channel: the snapshot is taken while it is blocked
   // reading it (a worker caught anywhere else is not parked yet: kUnavailable, try again).
   int channel_fd = -1;

@@ -208,6 +208,7 @@ std::unique_ptr<restore::Snapshot> TakeWhenParked(Running* w) {
     restore::SnapshotRequest req;
     req.pid = w->pid;
     req.uffd = UniqueFd(dup(w->uffd.get()));
+    req.pidfd = UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, w->pid, 0)));
     req.channel_fd = w->child_sock;
     auto snap = restore::Snapshot::Take(std::move(req));
     if (snap.ok()) return std::move(snap).value();
@@ -309,4 +310,28 @@ TEST_CASE("a worker that is not parked yet is reported as such", "[restore]") {
   auto snap = restore::Snapshot::Take(std::move(req));
   REQUIRE_FALSE(snap.ok());
   CHECK(snap.status().code() == Code::kUnavailable);
+}
+
+TEST_CASE("a pidfd that no longer names the process stops the restorer before it touches the pid", "[restore]") {
+  const restore::Support support = restore::Probe();
+  if (!support.available) GEYSIR_SKIP(support.detail);
+  Running w;
+  Start(&w);
+  // The pidfd of a process that has exited: as if the worker had died and its pid been reused.
+  const pid_t other = fork();
+  REQUIRE(other >= 0);
+  if (other == 0) _exit(0);
+  UniqueFd stale(static_cast<int>(syscall(SYS_pidfd_open, other, 0)));
+  REQUIRE(stale.valid());
+  REQUIRE(waitpid(other, nullptr, 0) == other);
+  restore::SnapshotRequest req;
+  req.pid = w.pid;
+  req.uffd = UniqueFd(dup(w.uffd.get()));
+  req.pidfd = std::move(stale);
+  req.channel_fd = w.child_sock;
+  auto snap = restore::Snapshot::Take(std::move(req));
+  REQUIRE_FALSE(snap.ok());
+  CHECK_THAT(snap.status().message(), Catch::Contains("gone"));
+  CHECK(kill(w.pid, 0) == 0);  // the process behind the pid was left alone
+  CHECK(w.Ask().counter == 0);
 }
