@@ -34,6 +34,10 @@ constexpr int kErestartsys = 512;        // the kernel's "restart this call" (ne
 constexpr size_t kIovMax = 1024;         // IOV_MAX: per process_vm_readv/writev call
 constexpr size_t kMaxXstate = 64 * 1024;  // XSAVE area; AMX makes it ~11 KiB today
 constexpr int64_t kStopTimeoutNs = 2'000'000'000;
+// The most address space a snapshot tracks. Tracking costs the kernel page-table work for every
+// range registered and write-protected: a Python worker maps a few hundred MiB, while a
+// sanitizer's shadow (terabytes reserved) exhausted the host's memory. Such a process forks.
+constexpr uint64_t kMaxTrackedBytes = uint64_t{64} << 30;
 // A worker whose state a snapshot cannot take or a restore cannot undo.
 constexpr Code kCannotRestore = Code::kInvalidArgument;
 
@@ -637,6 +641,18 @@ Support Probe() {
 #endif
 }
 
+// The address space `maps` would have tracked, and an error past kMaxTrackedBytes.
+Status CheckTrackedSize(const std::vector<Mapping>& maps) {
+  uint64_t tracked = 0;
+  for (const Mapping& m : maps) tracked += m.tracked() ? m.end - m.start : 0;
+  if (tracked > kMaxTrackedBytes) {
+    return Status::Error(kCannotRestore, "the process maps " + std::to_string(tracked >> 30) +
+                                             " GiB of private memory, more than restore mode tracks (" +
+                                             std::to_string(kMaxTrackedBytes >> 30) + " GiB)");
+  }
+  return Status::Ok();
+}
+
 Status CheckTemplate(pid_t template_pid) {
   auto lines = ReadStateLines(template_pid);
   if (!lines.ok()) return lines.status();
@@ -645,6 +661,7 @@ Status CheckTemplate(pid_t template_pid) {
   }
   auto maps = ReadMappings(template_pid);
   if (!maps.ok()) return maps.status();
+  GEYSIR_RETURN_IF_ERROR(CheckTrackedSize(*maps));
   for (const Mapping& m : *maps) {
     if (m.writable() && m.shared()) {
       return Status::Error(kCannotRestore, "the function's init code made a writable shared mapping (" + Describe(m) +
@@ -728,6 +745,7 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
   auto maps = ReadMappings(pid);
   if (!maps.ok()) return maps.status();
   st->maps = std::move(maps).value();
+  GEYSIR_RETURN_IF_ERROR(CheckTrackedSize(st->maps));
   st->pagemap = UniqueFd(open(("/proc/" + std::to_string(pid) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC));
   if (!st->pagemap) return Status::Sys(errno, "open the worker's pagemap");
 

@@ -29,6 +29,27 @@
 
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// Where these tests cannot run: a kernel without the interfaces, or a sanitizer's build, whose
+// shadow memory (terabytes of reserved address space) is more than a snapshot tracks (the
+// restorer refuses such a process, which then forks: that refusal is checked instead).
+void SkipUnlessRestorable() {
+  const geysir::worker::restore::Support support = geysir::worker::restore::Probe();
+  if (!support.available) GEYSIR_SKIP(support.detail);
+  if (kSanitized) GEYSIR_SKIP("an address-sanitized process maps more than restore mode tracks");
+}
+
 using geysir::Code;
 using geysir::UniqueFd;
 namespace restore = geysir::worker::restore;
@@ -88,11 +109,15 @@ void* Sleeper(void*) {
 }
 
 // The worker: no Catch2 here, only system calls and its own memory.
-[[noreturn]] void Worker(int sock) {
+[[noreturn]] void Worker(int sock, size_t reserve_bytes) {
   setpgid(0, 0);  // its own process group: the test kills whatever it forked with it
   // An IPC namespace of its own, as a sandboxed child has (root only): the restorer looks for the
   // System V objects and POSIX message queues left there.
   if (geteuid() == 0 && unshare(CLONE_NEWIPC) != 0) _exit(15);
+  if (reserve_bytes > 0 &&
+      mmap(nullptr, reserve_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
+    _exit(18);
+  }
   const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY));
   if (uffd < 0) _exit(11);
   SendFd(sock, uffd);
@@ -186,14 +211,14 @@ struct Running {
   }
 };
 
-void Start(Running* w) {
+void Start(Running* w, size_t reserve_bytes = 0) {
   int sv[2];
   REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   w->pid = fork();
   REQUIRE(w->pid >= 0);
   if (w->pid == 0) {
     close(sv[0]);
-    Worker(sv[1]);
+    Worker(sv[1], reserve_bytes);
   }
   close(sv[1]);
   w->sock = UniqueFd(sv[0]);
@@ -227,8 +252,7 @@ bool Same(const Report& a, const Report& b) {
 }  // namespace
 
 TEST_CASE("a restored worker finds the memory, layout and registers of its snapshot", "[restore]") {
-  const restore::Support support = restore::Probe();
-  if (!support.available) GEYSIR_SKIP(support.detail);
+  SkipUnlessRestorable();
   Running w;
   Start(&w);
   auto snap = TakeWhenParked(&w);
@@ -272,8 +296,7 @@ TEST_CASE("a restored worker finds the memory, layout and registers of its snaps
 }
 
 TEST_CASE("state a restore cannot undo fails the restore, and the worker is killed", "[restore]") {
-  const restore::Support support = restore::Probe();
-  if (!support.available) GEYSIR_SKIP(support.detail);
+  SkipUnlessRestorable();
   std::string commands = "tfo";
   if (geteuid() == 0) commands += "qs";  // the worker has an IPC namespace of its own
   for (char cmd : commands) {
@@ -299,8 +322,7 @@ TEST_CASE("state a restore cannot undo fails the restore, and the worker is kill
 }
 
 TEST_CASE("a worker that is not parked yet is reported as such", "[restore]") {
-  const restore::Support support = restore::Probe();
-  if (!support.available) GEYSIR_SKIP(support.detail);
+  SkipUnlessRestorable();
   Running w;
   Start(&w);
   restore::SnapshotRequest req;
@@ -313,8 +335,7 @@ TEST_CASE("a worker that is not parked yet is reported as such", "[restore]") {
 }
 
 TEST_CASE("a pidfd that no longer names the process stops the restorer before it touches the pid", "[restore]") {
-  const restore::Support support = restore::Probe();
-  if (!support.available) GEYSIR_SKIP(support.detail);
+  SkipUnlessRestorable();
   Running w;
   Start(&w);
   // The pidfd of a process that has exited: as if the worker had died and its pid been reused.
@@ -334,4 +355,28 @@ TEST_CASE("a pidfd that no longer names the process stops the restorer before it
   CHECK_THAT(snap.status().message(), Catch::Contains("gone"));
   CHECK(kill(w.pid, 0) == 0);  // the process behind the pid was left alone
   CHECK(w.Ask().counter == 0);
+}
+
+TEST_CASE("a process with more address space than restore mode tracks is refused, not tracked", "[restore]") {
+  const restore::Support support = restore::Probe();
+  if (!support.available) GEYSIR_SKIP(support.detail);
+  Running w;
+  Start(&w, size_t{256} << 30);  // 256 GiB reserved, never touched (a sanitizer reserves terabytes)
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    restore::SnapshotRequest req;
+    req.pid = w.pid;
+    req.uffd = UniqueFd(dup(w.uffd.get()));
+    req.channel_fd = w.child_sock;
+    auto snap = restore::Snapshot::Take(std::move(req));
+    REQUIRE_FALSE(snap.ok());
+    if (snap.status().code() == Code::kUnavailable) {  // not parked yet
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    CHECK_THAT(snap.status().message(), Catch::Contains("more than restore mode tracks"));
+    break;
+  }
+  CHECK(w.Ask().counter == 0);  // left running, untouched
 }
