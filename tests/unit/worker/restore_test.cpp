@@ -44,10 +44,18 @@ constexpr bool kSanitized = false;
 // Where these tests cannot run: a kernel without the interfaces, or a sanitizer's build, whose
 // shadow memory (terabytes of reserved address space) is more than a snapshot tracks (the
 // restorer refuses such a process, which then forks: that refusal is checked instead).
-void SkipUnlessRestorable() {
+// Says why not (as GEYSIR_SKIP does) and returns false there.
+bool RestorableHere() {
   const geysir::worker::restore::Support support = geysir::worker::restore::Probe();
-  if (!support.available) GEYSIR_SKIP(support.detail);
-  if (kSanitized) GEYSIR_SKIP("an address-sanitized process maps more than restore mode tracks");
+  if (!support.available) {
+    WARN("skipped: " << support.detail);
+    return false;
+  }
+  if (kSanitized) {
+    WARN("skipped: an address-sanitized process maps more than restore mode tracks");
+    return false;
+  }
+  return true;
 }
 
 using geysir::Code;
@@ -252,7 +260,7 @@ bool Same(const Report& a, const Report& b) {
 }  // namespace
 
 TEST_CASE("a restored worker finds the memory, layout and registers of its snapshot", "[restore]") {
-  SkipUnlessRestorable();
+  if (!RestorableHere()) return;
   Running w;
   Start(&w);
   auto snap = TakeWhenParked(&w);
@@ -296,7 +304,7 @@ TEST_CASE("a restored worker finds the memory, layout and registers of its snaps
 }
 
 TEST_CASE("state a restore cannot undo fails the restore, and the worker is killed", "[restore]") {
-  SkipUnlessRestorable();
+  if (!RestorableHere()) return;
   std::string commands = "tfo";
   if (geteuid() == 0) commands += "qs";  // the worker has an IPC namespace of its own
   for (char cmd : commands) {
@@ -322,7 +330,7 @@ TEST_CASE("state a restore cannot undo fails the restore, and the worker is kill
 }
 
 TEST_CASE("a worker that is not parked yet is reported as such", "[restore]") {
-  SkipUnlessRestorable();
+  if (!RestorableHere()) return;
   Running w;
   Start(&w);
   restore::SnapshotRequest req;
@@ -335,7 +343,7 @@ TEST_CASE("a worker that is not parked yet is reported as such", "[restore]") {
 }
 
 TEST_CASE("a pidfd that no longer names the process stops the restorer before it touches the pid", "[restore]") {
-  SkipUnlessRestorable();
+  if (!RestorableHere()) return;
   Running w;
   Start(&w);
   // The pidfd of a process that has exited: as if the worker had died and its pid been reused.
