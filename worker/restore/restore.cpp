@@ -906,7 +906,7 @@ Status Snapshot::Restore(RestoreStats* stats) {
   // cancelled. The timers that count CPU time, the parent-death signal and the subreaper flag,
   // which a fork never inherits (zero in every snapshot), the runtime resets itself when it
   // resumes, before the next invocation's code (worker/runtime/child_enter.c,
-  // geysir_restore_reset): five calls made here cost ~50 us a restore.
+  // geysir_restore_reset): each call made here is a ptrace single step, ~10 us of every restore.
   {
     auto alarm = w.Syscall(st.regs, st.syscall_ip, SYS_alarm, 0);
     if (!alarm.ok()) return alarm.status();
