@@ -13,6 +13,7 @@
 #include <mqueue.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -119,9 +120,14 @@ void* Sleeper(void*) {
 // The worker: no Catch2 here, only system calls and its own memory.
 [[noreturn]] void Worker(int sock, size_t reserve_bytes) {
   setpgid(0, 0);  // its own process group: the test kills whatever it forked with it
-  // An IPC namespace of its own, as a sandboxed child has (root only): the restorer looks for the
-  // System V objects and POSIX message queues left there.
-  if (geteuid() == 0 && unshare(CLONE_NEWIPC) != 0) _exit(15);
+  // An IPC namespace and a /tmp of its own, as a sandboxed child has (root only): the restorer
+  // looks for the System V objects, POSIX message queues and files left there (the host's /tmp
+  // changes under it as other tests run beside this one).
+  if (geteuid() == 0) {
+    if (unshare(CLONE_NEWIPC | CLONE_NEWNS) != 0) _exit(15);
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(15);
+    if (mount("tmpfs", "/tmp", "tmpfs", 0, "size=1m") != 0) _exit(15);
+  }
   if (reserve_bytes > 0 &&
       mmap(nullptr, reserve_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
     _exit(18);
