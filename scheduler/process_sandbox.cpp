@@ -678,10 +678,13 @@ class ChildCore : public std::enable_shared_from_this<ChildCore> {
   }
 
   void OnResult(proto::Frame frame) {
-    // Restore mode: what the invocation left running (a background process; the restore will
-    // discard this child for it) dies before the answer goes out, so that the next invocation,
-    // which shares the template's PID namespace, never sees it in /proc.
-    if (snapshot_ != nullptr && cgroup_) KillMembers(*cgroup_, pid_);
+    // A per-request invocation ends with its result: what it left running (a background
+    // process) dies before the answer goes out, so that the next invocation, which shares the
+    // template's PID namespace, never sees it in /proc. (It lived on until Finish's log grace,
+    // up to 200 ms, before.) The child itself flushed its log before its result and exits by
+    // itself; in restore mode the restore then discards it for what it left. A reuse-mode
+    // worker's background processes live on, as on Lambda.
+    if (!reuse_ && cgroup_) KillMembers(*cgroup_, pid_);
     ChildReport r;
     r.kind = ChildReport::Kind::kResult;
     auto st = frame.header.find("status");
