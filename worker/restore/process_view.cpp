@@ -214,47 +214,75 @@ Result<OtherState> ReadOtherState(pid_t pid) {
   return s;
 }
 
-Result<size_t> CountIpcObjects(pid_t pid) {
-  UniqueFd theirs(open(Proc(pid, "ns/ipc").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!theirs) return Status::Sys(errno, "open the worker's IPC namespace");
-  UniqueFd ours(open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC));
-  if (!ours) return Status::Sys(errno, "open this thread's IPC namespace");
+namespace {
+
+// The worker's IPC namespace and this thread's, and whether they are one (no sandbox).
+struct IpcNamespaces {
+  UniqueFd worker;
+  UniqueFd own;
+  bool shared = false;
+};
+
+Result<IpcNamespaces> OpenIpcNamespaces(pid_t pid) {
+  IpcNamespaces ns;
+  ns.worker = UniqueFd(open(Proc(pid, "ns/ipc").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.worker) return Status::Sys(errno, "open the worker's IPC namespace");
+  ns.own = UniqueFd(open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC));
+  if (!ns.own) return Status::Sys(errno, "open this thread's IPC namespace");
   struct stat a{}, b{};
-  if (fstat(theirs.get(), &a) != 0 || fstat(ours.get(), &b) != 0) return Status::Sys(errno, "fstat an IPC namespace");
-  if (a.st_ino == b.st_ino && a.st_dev == b.st_dev) return size_t{0};
-  if (setns(theirs.get(), CLONE_NEWIPC) != 0) return Status::Sys(errno, "setns into the worker's IPC namespace");
+  if (fstat(ns.worker.get(), &a) != 0 || fstat(ns.own.get(), &b) != 0) return Status::Sys(errno, "fstat an IPC namespace");
+  ns.shared = a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+  return ns;
+}
+
+// Puts this thread back into its own IPC namespace when it goes out of scope. A thread that
+// cannot go back would stay in a worker's namespace, and nothing it did afterwards could be
+// trusted: that aborts.
+class BackToOwnIpcNamespace {
+ public:
+  explicit BackToOwnIpcNamespace(int own) : own_(own) {}
+  ~BackToOwnIpcNamespace() {
+    if (setns(own_, CLONE_NEWIPC) != 0) std::abort();
+  }
+  BackToOwnIpcNamespace(const BackToOwnIpcNamespace&) = delete;
+  BackToOwnIpcNamespace& operator=(const BackToOwnIpcNamespace&) = delete;
+
+ private:
+  int own_;
+};
+
+}  // namespace
+
+Result<size_t> CountIpcObjects(pid_t pid) {
+  auto ns = OpenIpcNamespaces(pid);
+  if (!ns.ok()) return ns.status();
+  if (ns->shared) return size_t{0};
+  if (setns(ns->worker.get(), CLONE_NEWIPC) != 0) return Status::Sys(errno, "setns into the worker's IPC namespace");
+  BackToOwnIpcNamespace back(ns->own.get());
   // /proc/sysvipc lists the objects of the reader's IPC namespace: one header line, then one
   // line per object.
   size_t count = 0;
-  Status failed;
   for (const char* file : {"/proc/sysvipc/shm", "/proc/sysvipc/msg", "/proc/sysvipc/sem"}) {
     auto text = ReadWholeFile(file);
-    if (!text.ok()) {
-      failed = text.status();
-      break;
-    }
+    if (!text.ok()) return text.status();
     const size_t lines = static_cast<size_t>(std::count(text->begin(), text->end(), '\n'));
     count += lines > 0 ? lines - 1 : 0;
   }
-  if (setns(ours.get(), CLONE_NEWIPC) != 0) {
-    // This thread would stay in a worker's namespace: nothing it does later could be trusted.
-    std::abort();
-  }
-  if (!failed.ok()) return failed;
   return count;
 }
 
 Result<UniqueFd> OpenMessageQueues(pid_t pid) {
-  UniqueFd theirs(open(Proc(pid, "ns/ipc").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!theirs) return Status::Sys(errno, "open the worker's IPC namespace");
-  UniqueFd ours(open("/proc/thread-self/ns/ipc", O_RDONLY | O_CLOEXEC));
-  if (!ours) return Status::Sys(errno, "open this thread's IPC namespace");
-  if (setns(theirs.get(), CLONE_NEWIPC) != 0) return Status::Sys(errno, "setns into the worker's IPC namespace");
-  // The file system context takes the IPC namespace of the thread that opens it.
-  UniqueFd context(fsopen("mqueue", FSOPEN_CLOEXEC));
-  const int open_errno = errno;
-  if (setns(ours.get(), CLONE_NEWIPC) != 0) std::abort();  // see CountIpcObjects
-  if (!context) return Status::Sys(open_errno, "fsopen(mqueue)");
+  auto ns = OpenIpcNamespaces(pid);
+  if (!ns.ok()) return ns.status();
+  if (ns->shared) return UniqueFd();
+  UniqueFd context;
+  {
+    // The file system context takes the IPC namespace of the thread that opens it.
+    if (setns(ns->worker.get(), CLONE_NEWIPC) != 0) return Status::Sys(errno, "setns into the worker's IPC namespace");
+    BackToOwnIpcNamespace back(ns->own.get());
+    context.Reset(fsopen("mqueue", FSOPEN_CLOEXEC));
+    if (!context) return Status::Sys(errno, "fsopen(mqueue)");
+  }
   if (fsconfig(context.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
     return Status::Sys(errno, "fsconfig(mqueue, create)");
   }

@@ -77,8 +77,9 @@ Result<OtherState> ReadOtherState(pid_t pid);
 Result<size_t> CountIpcObjects(pid_t pid);
 
 // A view of the POSIX message queues in the worker's IPC namespace: an mqueue file system of that
-// namespace, mounted nowhere (a detached mount: fsopen/fsmount), its root as a descriptor. Made
-// once, on the calling thread, which enters the namespace for it and leaves it again.
+// namespace, mounted nowhere (a detached mount: fsopen/fsmount), its root as a descriptor; none
+// when it shares the caller's. Made once, on the calling thread, which enters the namespace for it
+// and leaves it again.
 Result<UniqueFd> OpenMessageQueues(pid_t pid);
 // The number of entries in the directory `dir` (a descriptor, read from its start).
 Result<size_t> CountEntries(int dir);

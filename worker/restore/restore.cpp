@@ -9,7 +9,6 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/time.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -730,11 +729,9 @@ Result<std::unique_ptr<Snapshot>> Snapshot::Take(SnapshotRequest request) {
   if (*ipc != 0) return Status::Error(kCannotRestore, "the worker's IPC namespace holds objects already");
   {
     // Only with an IPC namespace of its own (the sandbox's): the host's holds other programs'.
-    struct stat theirs{}, ours{};
-    if (stat(("/proc/" + std::to_string(pid) + "/ns/ipc").c_str(), &theirs) == 0 &&
-        stat("/proc/thread-self/ns/ipc", &ours) == 0 && theirs.st_ino != ours.st_ino) {
-      auto queues = OpenMessageQueues(pid);
-      if (!queues.ok()) return queues.status();
+    auto queues = OpenMessageQueues(pid);
+    if (!queues.ok()) return queues.status();
+    if (queues->valid()) {
       auto count = CountEntries(queues->get());
       if (!count.ok()) return count.status();
       if (*count != 0) return Status::Error(kCannotRestore, "the worker's IPC namespace holds message queues already");
