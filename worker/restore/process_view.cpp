@@ -28,6 +28,14 @@ uint64_t Hex(std::string_view s) {
 }
 
 // The next space-separated field of `line` from `pos` on.
+// The first line of `rest` (without its '\n'); `rest` moves past it.
+std::string_view NextLine(std::string_view& rest) {
+  const size_t nl = rest.find('\n');
+  const std::string_view line = rest.substr(0, nl);
+  rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  return line;
+}
+
 std::string_view Field(std::string_view line, size_t& pos) {
   while (pos < line.size() && line[pos] == ' ') ++pos;
   const size_t start = pos;
@@ -94,9 +102,7 @@ Result<std::vector<Mapping>> ReadMappings(pid_t pid) {
   std::vector<Mapping> out;
   std::string_view all = *text;
   while (!all.empty()) {
-    const size_t nl = all.find('\n');
-    std::string_view line = all.substr(0, nl);
-    all = nl == std::string_view::npos ? std::string_view() : all.substr(nl + 1);
+    const std::string_view line = NextLine(all);
     if (line.empty()) continue;
     size_t pos = 0;
     std::string_view range = Field(line, pos);
@@ -137,14 +143,37 @@ Result<std::string> ReadStateLines(pid_t pid) {
   std::string out;
   std::string_view all = *text;
   while (!all.empty()) {
-    const size_t nl = all.find('\n');
-    std::string_view line = all.substr(0, nl);
-    all = nl == std::string_view::npos ? std::string_view() : all.substr(nl + 1);
+    const std::string_view line = NextLine(all);
     for (const char* key : kKeys) {
       if (line.starts_with(key)) {
         out.append(line);
         out.push_back('\n');
       }
+    }
+  }
+  return out;
+}
+
+std::string StatusValue(std::string_view lines, std::string_view key) {
+  while (!lines.empty()) {
+    const std::string_view line = NextLine(lines);
+    if (line.size() > key.size() + 1 && line.starts_with(key) && line[key.size()] == ':') {
+      std::string_view value = line.substr(key.size() + 1);
+      if (value.starts_with('\t')) value.remove_prefix(1);  // one tab; a name may start with blanks
+      return std::string(value);
+    }
+  }
+  return {};
+}
+
+std::vector<std::string> ChangedKeys(std::string_view was, std::string_view now) {
+  std::vector<std::string> out;
+  while (!was.empty() || !now.empty()) {
+    const std::string_view a = NextLine(was);
+    const std::string_view b = NextLine(now);
+    if (a != b) {
+      const std::string_view line = a.empty() ? b : a;
+      out.emplace_back(line.substr(0, line.find(':')));
     }
   }
   return out;
@@ -157,9 +186,7 @@ Result<std::vector<Descriptor>> ReadDescriptors(pid_t pid) {
   std::vector<Descriptor> out;
   std::string_view all = *names;
   while (!all.empty()) {
-    const size_t nl = all.find('\n');
-    std::string_view name = all.substr(0, nl);
-    all = all.substr(nl + 1);
+    const std::string_view name = NextLine(all);
     Descriptor d;
     std::from_chars(name.data(), name.data() + name.size(), d.fd);
     auto target = ReadLink(dir + "/" + std::string(name));

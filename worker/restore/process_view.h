@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/status.h"
@@ -48,6 +49,10 @@ Result<std::vector<Mapping>> ReadMappings(pid_t pid);
 // The lines of /proc/PID/status that describe state a restore must find unchanged: threads,
 // signal mask, pending, ignored and caught signals, umask, no_new_privs, seccomp.
 Result<std::string> ReadStateLines(pid_t pid);
+// The value of `key` ("Umask") in such lines; "" when absent.
+std::string StatusValue(std::string_view lines, std::string_view key);
+// The keys whose lines differ between two ReadStateLines() texts of one process.
+std::vector<std::string> ChangedKeys(std::string_view was, std::string_view now);
 
 // Descriptor number -> what it refers to, and the offset of regular files.
 struct Descriptor {

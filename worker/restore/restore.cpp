@@ -502,34 +502,6 @@ std::vector<std::pair<uint64_t, uint64_t>> Uncovered(uint64_t start, uint64_t en
   return out;
 }
 
-// The value of `key` in /proc/PID/status lines.
-std::string StatusValue(const std::string& lines, const std::string& key) {
-  const std::string prefix = key + ":\t";
-  size_t at = lines.rfind("\n" + prefix);
-  at = lines.starts_with(prefix) ? 0 : (at == std::string::npos ? at : at + 1);
-  if (at == std::string::npos) return {};
-  const size_t start = at + prefix.size();
-  return lines.substr(start, lines.find('\n', start) - start);
-}
-
-// The keys whose lines differ between two ReadStateLines() texts.
-std::vector<std::string> ChangedKeys(const std::string& was, const std::string& now) {
-  std::vector<std::string> out;
-  size_t a = 0, b = 0;
-  while (a < was.size() || b < now.size()) {
-    const size_t ea = std::min(was.find('\n', a), was.size());
-    const size_t eb = std::min(now.find('\n', b), now.size());
-    std::string_view la(was.data() + a, ea - a), lb(now.data() + b, eb - b);
-    if (la != lb) {
-      const std::string_view line = la.empty() ? lb : la;
-      out.emplace_back(line.substr(0, line.find(':')));
-    }
-    a = ea + 1;
-    b = eb + 1;
-  }
-  return out;
-}
-
 std::string FirstDifference(const std::vector<Mapping>& was, const std::vector<Mapping>& now) {
   for (size_t i = 0; i < std::max(was.size(), now.size()); ++i) {
     if (i >= was.size()) return "added " + Describe(now[i]);
