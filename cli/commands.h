@@ -14,7 +14,7 @@
 
 #include "cli/args.h"
 #include "cli/control_client.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::cli {
 

@@ -18,7 +18,7 @@
 #include <string>
 
 #include "cli/args.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::cli {
 

@@ -1,6 +1,6 @@
 #include "cli/control_client.h"
 
-#include "proto/http_server.h"
+#include "net/http_server.h"
 
 #include <algorithm>
 #include <cctype>
@@ -109,7 +109,7 @@ Status ApiError(const ApiResponse& response) {
   return Status::Error(CodeForStatus(response.status), ErrorSummary(response));
 }
 
-std::string EncodePathSegment(std::string_view segment) { return proto::PercentEncode(segment); }
+std::string EncodePathSegment(std::string_view segment) { return net::PercentEncode(segment); }
 
 ControlClient::ControlClient(ClientConfig config) : config_(std::move(config)), curl_(curl_easy_init()) {}
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "cli/config.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::cli {
 

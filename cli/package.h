@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string>
 
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::cli {
 

@@ -28,9 +28,9 @@
 #include <string>
 #include <vector>
 
-#include "proto/log.h"
-#include "proto/status.h"
-#include "proto/unique_fd.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 #include "worker/restore/restore.h"
 
 extern char** environ;

@@ -9,17 +9,17 @@
 #include <cerrno>
 #include <charconv>
 
-#include "proto/sigv4.h"
-#include "proto/unique_fd.h"
+#include "net/sigv4.h"
+#include "base/unique_fd.h"
 
 namespace geysir::control {
 
-namespace sigv4 = proto::sigv4;
+namespace sigv4 = net::sigv4;
 
 Authenticator::Authenticator(SecretLookup lookup, std::function<int64_t()> now_s, std::string region)
     : lookup_(std::move(lookup)), now_s_(std::move(now_s)), region_(std::move(region)) {}
 
-std::optional<AwsError> Authenticator::Check(const proto::HttpRequest& request, std::string_view service,
+std::optional<AwsError> Authenticator::Check(const net::HttpRequest& request, std::string_view service,
                                              std::string* access_key_id) const {
   sigv4::VerifyError error{sigv4::Failure::kMissingAuthentication, "Missing Authentication Token"};
   std::optional<sigv4::Credential> cred = sigv4::ParseCredential(request, &error);

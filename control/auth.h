@@ -1,6 +1,6 @@
 // Authentication for control's API.
 //
-// Authenticator checks AWS Signature V4 on every API request (proto/sigv4.h does the
+// Authenticator checks AWS Signature V4 on every API request (net/sigv4.h does the
 // cryptography) against the secret keys Geysir stores: a request with no signature, a malformed
 // one, an unknown access key, a wrong signature, a clock skew over 15 minutes, or a credential
 // scope naming another service or region than the endpoint's is refused with the 403 error
@@ -25,8 +25,8 @@
 #include <string_view>
 
 #include "control/aws_error.h"
-#include "proto/http_server.h"
-#include "proto/status.h"
+#include "net/http_server.h"
+#include "base/status.h"
 
 namespace geysir::control {
 
@@ -42,7 +42,7 @@ class Authenticator {
   // API the request is routed to: "lambda", "s3", "iam", ...) in this endpoint's region (and
   // *access_key_id, if given, names the key); otherwise the error to answer with. An empty
   // `service` checks no service (a request no handler claims, answered UnknownOperation).
-  std::optional<AwsError> Check(const proto::HttpRequest& request, std::string_view service,
+  std::optional<AwsError> Check(const net::HttpRequest& request, std::string_view service,
                                 std::string* access_key_id = nullptr) const;
 
  private:

@@ -57,8 +57,8 @@ AwsError FromStatus(const Status& status) {
   return ServiceError(status.ok() ? "internal error" : status.message());
 }
 
-AwsError FromVerifyError(const proto::sigv4::VerifyError& error) {
-  using proto::sigv4::Failure;
+AwsError FromVerifyError(const net::sigv4::VerifyError& error) {
+  using net::sigv4::Failure;
   const char* type = "InvalidSignatureException";
   switch (error.failure) {
     case Failure::kMissingAuthentication: type = "MissingAuthenticationTokenException"; break;
@@ -72,12 +72,12 @@ AwsError FromVerifyError(const proto::sigv4::VerifyError& error) {
   return e;
 }
 
-proto::HttpResponse ToHttpResponse(const AwsError& error, const std::string& request_id) {
+net::HttpResponse ToHttpResponse(const AwsError& error, const std::string& request_id) {
   nlohmann::json body = nlohmann::json::object();
   if (!error.auth_error) body["Type"] = error.user_fault ? "User" : "Service";
   body["message"] = error.message;
   if (!error.reason.empty()) body["Reason"] = error.reason;
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = error.http_status;
   r.headers = {{"Content-Type", "application/json"},
                {"x-amzn-RequestId", request_id},

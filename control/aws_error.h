@@ -13,9 +13,9 @@
 #include <exception>
 #include <string>
 
-#include "proto/http_server.h"
-#include "proto/sigv4.h"
-#include "proto/status.h"
+#include "net/http_server.h"
+#include "net/sigv4.h"
+#include "base/status.h"
 
 namespace geysir::control {
 
@@ -50,15 +50,15 @@ AwsError MethodNotAllowed(std::string message);          // 405
 // kUnavailable -> 502, everything else -> 500 ServiceException.
 AwsError FromStatus(const Status& status);
 
-// A signature failure from proto::sigv4, as Lambda answers it (all 403):
+// A signature failure from net::sigv4, as Lambda answers it (all 403):
 //   kMissingAuthentication -> MissingAuthenticationTokenException
 //   kIncompleteSignature   -> IncompleteSignatureException
 //   kUnknownAccessKey      -> UnrecognizedClientException
 //   kSignatureMismatch, kRequestExpired -> InvalidSignatureException
-AwsError FromVerifyError(const proto::sigv4::VerifyError& error);
+AwsError FromVerifyError(const net::sigv4::VerifyError& error);
 
 // The HTTP response for `error`, with x-amzn-RequestId = request_id.
-proto::HttpResponse ToHttpResponse(const AwsError& error, const std::string& request_id);
+net::HttpResponse ToHttpResponse(const AwsError& error, const std::string& request_id);
 
 // Thrown by API handlers; caught at the API boundary.
 class ApiException : public std::exception {

@@ -12,8 +12,8 @@
 #include <cerrno>
 #include <memory>
 
-#include "proto/log.h"
-#include "proto/unique_fd.h"
+#include "base/log.h"
+#include "base/unique_fd.h"
 
 namespace geysir::control {
 namespace {

@@ -28,7 +28,7 @@
 #include <string_view>
 
 #include "control/zip_extract.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control {
 

@@ -35,21 +35,21 @@
 #include "control/services/events.h"
 #include "control/services/s3_objects.h"
 #include "proto/frame_channel.h"
-#include "proto/http_server.h"
+#include "net/http_server.h"
 #include "proto/invoke_client.h"
-#include "proto/log.h"
+#include "base/log.h"
 #include "proto/messages.h"
-#include "proto/sigv4.h"
-#include "proto/unique_fd.h"
-#include "proto/json_bounds.h"
+#include "net/sigv4.h"
+#include "base/unique_fd.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control {
 namespace {
 
 using nlohmann::json;
-using proto::HttpRequest;
-using proto::HttpResponder;
-using proto::HttpResponse;
+using net::HttpRequest;
+using net::HttpResponder;
+using net::HttpResponse;
 
 int64_t WallClockMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -126,7 +126,7 @@ std::string Base64Tail(const std::string& log, size_t max_bytes) {
 
 // The message of a {"message": "..."} body, or the raw body.
 std::string MessageOf(const std::string& payload) {
-  json j = proto::ParseUntrustedJsonOrDiscarded(payload);
+  json j = ParseUntrustedJsonOrDiscarded(payload);
   if (j.is_object() && j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>();
   return payload.substr(0, 1000);
 }
@@ -147,7 +147,7 @@ struct ControlServer::Impl final : ServiceHost {
   std::mutex put_mu;  // CodeStore::Put runs on the thread pool; one at a time
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<CodeUrlSigner> url_signer;
-  std::unique_ptr<proto::HttpServer> http;
+  std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<proto::FrameServer> frames;
   std::unique_ptr<proto::InvokeClient> invoker;
   AccessKey admin;
@@ -169,7 +169,7 @@ struct ControlServer::Impl final : ServiceHost {
   // The AWS services besides Lambda (control/service.h), by signing name.
   std::vector<std::unique_ptr<Service>> services;
   Service* ServiceFor(const HttpRequest& req);
-  proto::HttpResponse ProtocolError(const HttpRequest& partial, int status, const std::string& message);
+  net::HttpResponse ProtocolError(const HttpRequest& partial, int status, const std::string& message);
 
   // ServiceHost.
   uv_loop_t* loop() override { return loop_; }
@@ -322,11 +322,11 @@ Status ControlServer::Impl::Start() {
   // A restarted control must never send a generation lower than one a gateway has seen.
   generation = static_cast<uint64_t>(NowMs());
 
-  proto::HttpLimits limits;
+  net::HttpLimits limits;
   limits.max_body_bytes = opt.max_body_bytes;
   limits.body_timeout_ms = 120'000;  // a 70 MB upload over a slow link
   limits.max_connections_per_client = opt.max_connections_per_client;
-  http = std::make_unique<proto::HttpServer>(
+  http = std::make_unique<net::HttpServer>(
       loop_, limits, [this](HttpRequest&& req, Responder resp) { OnRequest(std::move(req), std::move(resp)); },
       "Geysir-Control");
   http->SetErrorFormatter([this](const HttpRequest& partial, int status, const std::string& message) {
@@ -413,8 +413,8 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
       return;
     }
     if (service) {
-      proto::sigv4::VerifyError ignored;
-      if (auto cred = proto::sigv4::ParseCredential(req, &ignored)) {
+      net::sigv4::VerifyError ignored;
+      if (auto cred = net::sigv4::ParseCredential(req, &ignored)) {
         info.region = cred->region;
         info.service = cred->service;
       }
@@ -449,7 +449,7 @@ std::string ScopeServiceOf(const HttpRequest& partial) {
     if (at != std::string::npos) scope = authz->substr(at + 11, 256);
   } else {
     size_t at = partial.query.find("X-Amz-Credential=");
-    if (at != std::string::npos) scope = proto::PercentDecode(partial.query.substr(at + 17, 256), false);
+    if (at != std::string::npos) scope = net::PercentDecode(partial.query.substr(at + 17, 256), false);
   }
   size_t pos = 0;
   for (int slash = 0; slash < 3; ++slash) {
@@ -467,7 +467,7 @@ std::string ScopeServiceOf(const HttpRequest& partial) {
 // in the format of the service it was for, told by what arrived: Lambda's and the native API's
 // paths, else the service in the credential scope (every AWS client signs). Clients of the XML
 // services (S3, IAM, STS, CloudFormation) could not read Lambda's JSON. Unknown: Lambda's.
-proto::HttpResponse ControlServer::Impl::ProtocolError(const HttpRequest& partial, int status,
+net::HttpResponse ControlServer::Impl::ProtocolError(const HttpRequest& partial, int status,
                                                        const std::string& message) {
   const std::string rid = NewUuid();
   Service* service = nullptr;
@@ -487,7 +487,7 @@ proto::HttpResponse ControlServer::Impl::ProtocolError(const HttpRequest& partia
     default: type = "BadRequest"; break;
   }
   AwsError e = MakeAwsError(status, std::move(type), message);
-  proto::HttpResponse r = service ? service->ErrorResponse(e, rid) : ToHttpResponse(e, rid);
+  net::HttpResponse r = service ? service->ErrorResponse(e, rid) : ToHttpResponse(e, rid);
   r.status = status;  // a service's mapping may rename the code; the HTTP outcome stays the server's
   return r;
 }
@@ -506,8 +506,8 @@ Service* ControlServer::Impl::ServiceFor(const HttpRequest& req) {
     }
     return nullptr;
   }
-  proto::sigv4::VerifyError ignored;
-  std::optional<proto::sigv4::Credential> cred = proto::sigv4::ParseCredential(req, &ignored);
+  net::sigv4::VerifyError ignored;
+  std::optional<net::sigv4::Credential> cred = net::sigv4::ParseCredential(req, &ignored);
   if (!cred) return nullptr;
   return FindService(cred->service);
 }

@@ -3,7 +3,7 @@
 //
 //   - opens the store (SQLite, WAL) and the code store under the data directory, creates the
 //     admin key pair on first start and writes <data>/credentials (mode 0600);
-//   - serves the Lambda REST API and Geysir's native API over HTTP (proto::HttpServer), every
+//   - serves the Lambda REST API and Geysir's native API over HTTP (net::HttpServer), every
 //     request but the health check authenticated with SigV4 (control/auth.h);
 //   - unpacks uploaded zips off the loop thread (uv_queue_work); SQLite stays on the loop thread;
 //   - serves control.sock (proto::FrameServer): pushes the function-URL route table to every
@@ -25,7 +25,7 @@
 
 #include "control/lambda_api.h"
 #include "control/store.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control {
 

@@ -33,7 +33,7 @@
 #include <utility>
 #include <vector>
 
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control {
 

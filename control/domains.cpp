@@ -41,10 +41,10 @@
 #include "control/db.h"
 #include "control/service.h"
 #include "control/store.h"
-#include "proto/log.h"
-#include "proto/tls.h"
+#include "base/log.h"
+#include "net/tls.h"
 #include "proto/tls_state.h"
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -212,8 +212,8 @@ class DomainsService final : public Service, public DomainRegistry {
   }
 
   Status Start() override;
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
     return ToHttpResponse(error, request_id);
   }
   void ContributeGatewayFrames(std::vector<proto::Frame>& out) override;
@@ -442,7 +442,7 @@ Status DomainsService::LoadCertificate(const DomainRecord& r) {
   if (!chain.ok()) return chain.status();
   auto key = ReadFile(DomainDir(r.name) + "/key.pem");
   if (!key.ok()) return key.status();
-  auto parsed = proto::TlsCertificate::FromPem(*chain, *key);
+  auto parsed = net::TlsCertificate::FromPem(*chain, *key);
   if (!parsed.ok()) return parsed.status();
   certs_[r.name] = proto::TlsPemPair{std::move(*chain), std::move(*key)};
   return Status::Ok();
@@ -450,7 +450,7 @@ Status DomainsService::LoadCertificate(const DomainRecord& r) {
 
 // Checks the pair, writes it (key first, both 0600, each atomically), updates the record.
 Status DomainsService::StoreCertificate(DomainRecord& r, const std::string& chain_pem, const std::string& key_pem) {
-  auto parsed = proto::TlsCertificate::FromPem(chain_pem, key_pem);
+  auto parsed = net::TlsCertificate::FromPem(chain_pem, key_pem);
   if (!parsed.ok()) return parsed.status();
   if (!(*parsed)->Covers(r.name)) {
     std::string names;
@@ -899,15 +899,15 @@ void DomainsService::FinishAri(const std::string& name, const std::string& seria
 
 // --- native API --------------------------------------------------------------------------------
 
-void DomainsService::Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+void DomainsService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   auto reply = [&](int status, const json& body) {
-    proto::HttpResponse r = proto::JsonResponse(status, body.dump());
+    net::HttpResponse r = net::JsonResponse(status, body.dump());
     r.headers.emplace_back("x-amzn-RequestId", info.request_id);
     resp->Send(std::move(r));
   };
   std::string rest = req.path.substr(kNativePrefix.size());
   if (!rest.empty() && rest[0] == '/') rest.erase(0, 1);
-  std::string name = proto::PercentDecode(rest.substr(0, rest.find('/')), false);
+  std::string name = net::PercentDecode(rest.substr(0, rest.find('/')), false);
   std::string action = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
 
   if (name.empty()) {
@@ -928,9 +928,9 @@ void DomainsService::Handle(proto::HttpRequest& req, const Responder& resp, cons
     reply(200, RecordJson(ValueOrThrow(GetDomain(name))));
   } else if (req.method == "DELETE") {
     ThrowIfError(DeleteDomain(name));
-    resp->Send(proto::HttpResponse{204, {{"x-amzn-RequestId", info.request_id}}, ""});
+    resp->Send(net::HttpResponse{204, {{"x-amzn-RequestId", info.request_id}}, ""});
   } else if (req.method == "PUT") {
-    json body = proto::ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
+    json body = ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
     if (!body.is_object()) throw ApiException(InvalidRequestContent("the request body must be a JSON object"));
     DomainSpec spec;
     spec.name = name;

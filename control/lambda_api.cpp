@@ -1,14 +1,14 @@
 #include "control/lambda_api.h"
 
-#include "proto/base64.h"
+#include "base/base64.h"
 
 #include <algorithm>
 #include <array>
 #include <vector>
 
 #include "control/aws_error.h"
-#include "proto/http_server.h"
-#include "proto/json_bounds.h"
+#include "net/http_server.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -23,7 +23,7 @@ std::vector<std::string> SplitPath(std::string_view path) {
   while (i <= path.size()) {
     size_t j = path.find('/', i);
     if (j == std::string_view::npos) j = path.size();
-    out.push_back(proto::PercentDecode(path.substr(i, j - i), false));
+    out.push_back(net::PercentDecode(path.substr(i, j - i), false));
     i = j + 1;
   }
   // "/2015-03-31/functions/" splits into [..., "functions", ""]: one trailing slash is allowed.
@@ -392,8 +392,8 @@ std::map<std::string, std::string> ParseQuery(std::string_view query, bool plus_
     std::string_view pair = query.substr(i, j - i);
     if (!pair.empty()) {
       size_t eq = pair.find('=');
-      std::string key = proto::PercentDecode(pair.substr(0, eq), plus_is_space);
-      std::string value = eq == std::string_view::npos ? "" : proto::PercentDecode(pair.substr(eq + 1), plus_is_space);
+      std::string key = net::PercentDecode(pair.substr(0, eq), plus_is_space);
+      std::string value = eq == std::string_view::npos ? "" : net::PercentDecode(pair.substr(eq + 1), plus_is_space);
       out.emplace(std::move(key), std::move(value));
     }
     i = j + 1;
@@ -409,8 +409,8 @@ std::vector<std::string> QueryValues(std::string_view query, std::string_view ke
     if (j == std::string_view::npos) j = query.size();
     std::string_view pair = query.substr(i, j - i);
     size_t eq = pair.find('=');
-    if (!pair.empty() && proto::PercentDecode(pair.substr(0, eq), true) == key) {
-      out.push_back(eq == std::string_view::npos ? "" : proto::PercentDecode(pair.substr(eq + 1), true));
+    if (!pair.empty() && net::PercentDecode(pair.substr(0, eq), true) == key) {
+      out.push_back(eq == std::string_view::npos ? "" : net::PercentDecode(pair.substr(eq + 1), true));
     }
     i = j + 1;
   }
@@ -419,7 +419,7 @@ std::vector<std::string> QueryValues(std::string_view query, std::string_view ke
 
 json ParseJsonObject(std::string_view body) {
   if (body.empty()) return json::object();
-  auto parsed = proto::ParseUntrustedJson(body);
+  auto parsed = ParseUntrustedJson(body);
   if (!parsed.ok() && parsed.status().code() == Code::kResourceExhausted) {
     throw ApiException(InvalidRequestContent("Could not parse request body into json: " + parsed.status().message()));
   }
@@ -429,7 +429,7 @@ json ParseJsonObject(std::string_view body) {
   return j;
 }
 
-std::optional<std::string> Base64Decode(std::string_view in) { return proto::DecodeBase64(in); }
+std::optional<std::string> Base64Decode(std::string_view in) { return DecodeBase64(in); }
 
 void ValidateRuntime(const std::string& runtime) {
   // Every python3.x runtime Lambda has offered runs on the host's Python 3; the handler

@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "control/control_server.h"
-#include "proto/log.h"
+#include "base/log.h"
 
 namespace {
 

@@ -33,14 +33,14 @@
 #include <vector>
 
 #include "control/aws_error.h"
-#include "proto/http_server.h"
+#include "net/http_server.h"
 #include "proto/invoke_client.h"
 #include "proto/messages.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control {
 
-using Responder = std::shared_ptr<proto::HttpResponder>;
+using Responder = std::shared_ptr<net::HttpResponder>;
 
 class Store;
 class CodeStore;
@@ -100,10 +100,10 @@ class Service {
   virtual Status Start() { return Status::Ok(); }
   // Handles one authenticated request. A synchronous handler sends before returning; an
   // asynchronous one keeps `resp` and sends later. May throw ApiException.
-  virtual void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) = 0;
+  virtual void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) = 0;
   // `error` in this service's wire format (also used for authentication failures of requests
   // signed for this service).
-  virtual proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const = 0;
+  virtual net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const = 0;
   // Adds this service's routes (API Gateway stages, ...) to the gateway's table.
   virtual void ContributeRoutes(proto::RouteTable& /*table*/) {}
   // Frames sent to every subscribed gateway right after each routes frame (on subscribe and on

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "proto/messages.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control {
 

@@ -20,7 +20,7 @@
 #include <memory>
 #include <vector>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace geysir::control {
 namespace {

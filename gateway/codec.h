@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "proto/base64.h"
-#include "proto/http_server.h"
+#include "base/base64.h"
+#include "net/http_server.h"
 
 namespace geysir::gateway {
 
@@ -24,13 +24,11 @@ void AppendJsonString(std::string& out, std::string_view in);
 // True when `in` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
 bool IsValidUtf8(std::string_view in);
 
-// Base64 for bodies: one implementation serves the whole tree.
-using proto::AppendBase64;
-using proto::DecodeBase64;
+// Base64 for bodies is base/base64.h's: one implementation serves the whole tree.
 
 // Decodes %XX and, in a query, '+' as a space; malformed escapes are kept literally. One
 // implementation serves the whole tree: the HTTP server's.
-using proto::PercentDecode;
+using net::PercentDecode;
 
 std::string ToLowerAscii(std::string_view in);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

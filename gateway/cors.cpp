@@ -51,13 +51,13 @@ bool SafeValue(std::string_view v) {
 
 }  // namespace
 
-bool IsPreflight(const proto::HttpRequest& request) {
+bool IsPreflight(const net::HttpRequest& request) {
   return request.method == "OPTIONS" && request.Header("origin") != nullptr &&
          request.Header("access-control-request-method") != nullptr;
 }
 
-proto::HttpResponse PreflightResponse(const json& cors, const proto::HttpRequest& request) {
-  proto::HttpResponse r;
+net::HttpResponse PreflightResponse(const json& cors, const net::HttpRequest& request) {
+  net::HttpResponse r;
   r.status = 200;
   std::string origin = AllowedOrigin(cors, request.Header("origin"));
   if (!origin.empty() && SafeValue(origin)) {
@@ -75,7 +75,7 @@ proto::HttpResponse PreflightResponse(const json& cors, const proto::HttpRequest
   return r;
 }
 
-void ApplyCors(const json& cors, const std::string* origin, proto::HttpResponse& response) {
+void ApplyCors(const json& cors, const std::string* origin, net::HttpResponse& response) {
   auto& h = response.headers;
   for (size_t i = h.size(); i-- > 0;) {
     if (h[i].first.size() >= 15 && EqualsIgnoreCase(std::string_view(h[i].first).substr(0, 15), "access-control-")) {

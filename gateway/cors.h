@@ -12,18 +12,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "proto/http_server.h"
+#include "net/http_server.h"
 
 namespace geysir::gateway {
 
 // True for a CORS preflight request.
-bool IsPreflight(const proto::HttpRequest& request);
+bool IsPreflight(const net::HttpRequest& request);
 
 // The edge's answer to a preflight for a URL whose Cors is `cors` (an object).
-proto::HttpResponse PreflightResponse(const nlohmann::json& cors, const proto::HttpRequest& request);
+net::HttpResponse PreflightResponse(const nlohmann::json& cors, const net::HttpRequest& request);
 
 // Rewrites the Access-Control-* headers of a function's response (cors must be an object).
 // `origin` is the request's Origin header, or nullptr.
-void ApplyCors(const nlohmann::json& cors, const std::string* origin, proto::HttpResponse& response);
+void ApplyCors(const nlohmann::json& cors, const std::string* origin, net::HttpResponse& response);
 
 }  // namespace geysir::gateway

@@ -139,7 +139,7 @@ void AppendContextIds(std::string& out, const EventContext& ctx) {
 }
 
 // The JSON string naming the request's HTTP version.
-std::string_view ProtocolJson(const proto::HttpRequest& request) {
+std::string_view ProtocolJson(const net::HttpRequest& request) {
   return request.http_major == 1 && request.http_minor == 0 ? R"("HTTP/1.0")" : R"("HTTP/1.1")";
 }
 
@@ -172,7 +172,7 @@ std::string FormatRequestTime(uint64_t epoch_ms) {
   return cached;
 }
 
-std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const EventContext& ctx) {
+std::string BuildFunctionUrlEvent(const net::HttpRequest& request, const EventContext& ctx) {
   // Headers and cookies.
   NameValues headers;
   headers.reserve(request.headers.size() + 3);
@@ -313,7 +313,7 @@ std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const Event
   return out;
 }
 
-std::string BuildRestEvent(const proto::HttpRequest& request, const RestEventContext& rctx) {
+std::string BuildRestEvent(const net::HttpRequest& request, const RestEventContext& rctx) {
   const EventContext& ctx = rctx.base;
   // Headers keep the client's spelling (API Gateway's 1.0 event does); repeats of a name, in any
   // case, are one entry. The edge sets X-Forwarded-For/-Proto/-Port itself, as for 2.0.

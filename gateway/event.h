@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include "proto/http_server.h"
+#include "net/http_server.h"
 
 namespace geysir::gateway {
 
@@ -49,7 +49,7 @@ struct EventContext {
 };
 
 // Payload format 2.0: function URLs and HTTP APIs.
-std::string BuildFunctionUrlEvent(const proto::HttpRequest& request, const EventContext& ctx);
+std::string BuildFunctionUrlEvent(const net::HttpRequest& request, const EventContext& ctx);
 
 // Payload format 1.0, the REST API proxy event (API Gateway's "Lambda proxy integration"
 // input format): resource, path, httpMethod, headers + multiValueHeaders (names as sent; the
@@ -69,7 +69,7 @@ struct RestEventContext {
   bool binary_body = false;
   bool version_field = false;
 };
-std::string BuildRestEvent(const proto::HttpRequest& request, const RestEventContext& ctx);
+std::string BuildRestEvent(const net::HttpRequest& request, const RestEventContext& ctx);
 
 // "27/Nov/2026:05:30:00 +0000" (CLF format, as requestContext.time), independent of locale.
 std::string FormatRequestTime(uint64_t epoch_ms);

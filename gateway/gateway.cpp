@@ -13,7 +13,7 @@
 #include "gateway/event.h"
 #include "gateway/host.h"
 #include "gateway/result.h"
-#include "proto/log.h"
+#include "base/log.h"
 
 namespace geysir::gateway {
 namespace {
@@ -34,8 +34,8 @@ std::string AccountOf(const std::string& arn) {
 // name can be known not to exist: a 404 would tell clients, caches and retry logic that a
 // function URL that does exist is gone. 503 with Retry-After says "try again", which every HTTP
 // client and AWS SDK does.
-proto::HttpResponse NoRoutesYet(const std::string& request_id) {
-  proto::HttpResponse r = ErrorResponse(503, "Service Unavailable: the gateway is starting, retry shortly");
+net::HttpResponse NoRoutesYet(const std::string& request_id) {
+  net::HttpResponse r = ErrorResponse(503, "Service Unavailable: the gateway is starting, retry shortly");
   r.headers.emplace_back("Retry-After", "1");
   r.headers.emplace_back("x-amzn-RequestId", request_id);
   return r;
@@ -54,7 +54,7 @@ uint64_t WallClockMs() {
 // holds it and, through `self`, until its timer's close callback (libuv handles die there).
 struct Gateway::Call {
   uv_timer_t timer{};
-  std::shared_ptr<proto::HttpResponder> responder;
+  std::shared_ptr<net::HttpResponder> responder;
   std::string request_id;
   std::string function;
   std::shared_ptr<const proto::FunctionUrlRoute> route;  // set when the URL has CORS configured
@@ -66,7 +66,7 @@ struct Gateway::Call {
   bool answered = false;
   bool closing = false;
 
-  void Answer(proto::HttpResponse r) {
+  void Answer(net::HttpResponse r) {
     if (answered) return;
     answered = true;
     if (route) ApplyCors(route->cors, origin ? &*origin : nullptr, r);
@@ -90,8 +90,8 @@ struct Gateway::Call {
   }
 };
 
-proto::HttpLimits GatewayHttpLimits() {
-  proto::HttpLimits l;
+net::HttpLimits GatewayHttpLimits() {
+  net::HttpLimits l;
   l.max_header_bytes = 10 * 1024;
   l.max_body_bytes = 6 * 1024 * 1024;
   l.header_timeout_ms = 10'000;
@@ -132,11 +132,11 @@ Gateway::Gateway(uv_loop_t* loop, GatewayOptions options)
     : loop_(loop),
       options_(std::move(options)),
       http_(loop, options_.limits,
-            [this](proto::HttpRequest&& req, std::shared_ptr<proto::HttpResponder> resp) {
+            [this](net::HttpRequest&& req, std::shared_ptr<net::HttpResponder> resp) {
               OnRequest(std::move(req), std::move(resp));
             }),
       https_(loop, options_.limits,
-             [this](proto::HttpRequest&& req, std::shared_ptr<proto::HttpResponder> resp) {
+             [this](net::HttpRequest&& req, std::shared_ptr<net::HttpResponder> resp) {
                OnRequest(std::move(req), std::move(resp));
              }),
       invoke_(loop, options_.scheduler_socket),
@@ -254,7 +254,7 @@ void Gateway::OnControlFrame(proto::Frame&& frame) {
   }
 }
 
-void Gateway::OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder) {
+void Gateway::OnRequest(net::HttpRequest&& request, std::shared_ptr<net::HttpResponder> responder) {
   if (tls_ && ServeTlsEdge(request, responder)) return;
   const std::string* host = request.Header("host");
   HostMatch match = MatchHost(host ? std::string_view(*host) : std::string_view(), options_.base_domain);
@@ -281,7 +281,7 @@ void Gateway::OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::Htt
       nlohmann::json body = {{"status", "ok"}, {"scheduler", scheduler}, {"control", control}, {"routes", generation}};
       healthz_ = Healthz{scheduler, control, generation, body.dump()};
     }
-    responder->Send(proto::JsonResponse(200, healthz_.body));
+    responder->Send(net::JsonResponse(200, healthz_.body));
     return;
   }
   // Custom domains arrive with the route table too: until then any other host may be one.
@@ -294,7 +294,7 @@ void Gateway::OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::Htt
 
 // ACME HTTP-01 answers, the HTTP -> HTTPS redirect, HSTS, and custom domains. True when the
 // request was answered (or handed to a function) here.
-bool Gateway::ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::HttpResponder>& responder) {
+bool Gateway::ServeTlsEdge(net::HttpRequest& request, std::shared_ptr<net::HttpResponder>& responder) {
   if (auto r = tls_->Challenge(request)) {
     responder->Send(std::move(*r));
     return true;
@@ -324,7 +324,7 @@ bool Gateway::ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::H
   ApiVia via;
   const proto::CustomDomainRoute* mapping = MatchMapping(*targets, request.path, &via.path);
   if (mapping == nullptr) {
-    proto::HttpResponse r = ApiErrorResponse(403, "Forbidden");
+    net::HttpResponse r = ApiErrorResponse(403, "Forbidden");
     r.headers.emplace_back("x-amzn-RequestId", ids_.Next());
     responder->Send(std::move(r));
     return true;
@@ -334,7 +334,7 @@ bool Gateway::ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::H
   return true;
 }
 
-void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
+void Gateway::ServeFunctionUrl(net::HttpRequest&& request, std::shared_ptr<net::HttpResponder> responder,
                                std::string url_id, std::string domain_name) {
   std::string request_id = ids_.Next();
   if (!routes_.loaded()) {
@@ -343,14 +343,14 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
   }
   auto route = routes_.Find(url_id);
   if (!route) {
-    proto::HttpResponse r = ErrorResponse(404, "No function URL with id " + url_id);
+    net::HttpResponse r = ErrorResponse(404, "No function URL with id " + url_id);
     r.headers.emplace_back("x-amzn-RequestId", request_id);
     responder->Send(std::move(r));
     return;
   }
   if (route->auth_type != "NONE") {
     // AWS_IAM function URLs need SigV4 at the edge, which the gateway does not do yet.
-    proto::HttpResponse r = ErrorResponse(403, "Forbidden");
+    net::HttpResponse r = ErrorResponse(403, "Forbidden");
     r.headers.emplace_back("x-amzn-RequestId", request_id);
     responder->Send(std::move(r));
     return;
@@ -358,7 +358,7 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
 
   const bool cors = route->cors.is_object();
   if (cors && IsPreflight(request)) {
-    proto::HttpResponse r = PreflightResponse(route->cors, request);
+    net::HttpResponse r = PreflightResponse(route->cors, request);
     r.headers.emplace_back("x-amzn-RequestId", request_id);
     responder->Send(std::move(r));
     return;
@@ -394,7 +394,7 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
   invoke_.Invoke(std::move(invoke), std::move(event), [call](proto::InvokeResult result, std::string payload) {
     if (call->answered) return;  // the deadline answered already
     std::string problem;
-    proto::HttpResponse r = MapInvokeResult(result, payload, &problem);
+    net::HttpResponse r = MapInvokeResult(result, payload, &problem);
     if (!problem.empty()) {
       log::Warn("function_url_error",
                 {{"function", call->function}, {"request_id", call->request_id}, {"status", r.status}, {"error", problem}});
@@ -405,10 +405,10 @@ void Gateway::ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<pro
 
 // An API Gateway REST or HTTP API request: stage and route matching (api_match.h), the 1.0 or
 // 2.0 event, the invocation, and the result mapped back with API Gateway's wording.
-void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
+void Gateway::ServeApi(net::HttpRequest&& request, std::shared_ptr<net::HttpResponder> responder,
                        std::string api_id, std::string domain_name, const ApiVia* via) {
   std::string request_id = ids_.Next();
-  auto answer_now = [&](proto::HttpResponse r) {
+  auto answer_now = [&](net::HttpResponse r) {
     r.headers.emplace_back("x-amzn-RequestId", request_id);
     responder->Send(std::move(r));
   };
@@ -498,7 +498,7 @@ void Gateway::ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::Http
     options.binary_types = &call->api->binary_media_types;
     options.accept = call->accept;
     std::string problem;
-    proto::HttpResponse r = MapApiResult(result, payload, call->payload_format, options, &problem);
+    net::HttpResponse r = MapApiResult(result, payload, call->payload_format, options, &problem);
     if (!problem.empty()) {
       log::Warn("api_call_error", {{"function", call->function}, {"request_id", call->request_id},
                                    {"status", r.status}, {"error", problem}});

@@ -1,5 +1,5 @@
 // Gateway: the public HTTP edge. Serves function URLs by host name and /healthz, with
-// proto::HttpServer; keeps control's route table (proto::FrameClient to control.sock, re-subscribing
+// net::HttpServer; keeps control's route table (proto::FrameClient to control.sock, re-subscribing
 // after every reconnect); runs functions through proto::InvokeClient to scheduler.sock.
 //
 //   Host "<url_id>.lambda-url.<base>"  -> build the 2.0 event, invoke, map the result
@@ -30,9 +30,9 @@
 #include "gateway/routes.h"
 #include "gateway/tls_edge.h"
 #include "proto/frame_channel.h"
-#include "proto/http_server.h"
+#include "net/http_server.h"
 #include "proto/invoke_client.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::gateway {
 
@@ -42,7 +42,7 @@ namespace geysir::gateway {
 //   headers must arrive within 10 s and the body within 30 s of them            -> 408
 //   an idle keep-alive connection is closed after 60 s;
 //   one client address holds at most 256 open connections (more are answered 429 and closed).
-proto::HttpLimits GatewayHttpLimits();
+net::HttpLimits GatewayHttpLimits();
 
 struct GatewayOptions {
   // A function URL call whose result has not come back by the function's timeout plus this
@@ -52,7 +52,7 @@ struct GatewayOptions {
   std::string base_domain = "localhost";
   std::string scheduler_socket;   // run/scheduler.sock
   std::string control_socket;     // run/control.sock
-  proto::HttpLimits limits = GatewayHttpLimits();
+  net::HttpLimits limits = GatewayHttpLimits();
   TlsEdgeOptions tls;             // HTTPS listener, operator certificate, redirect, HSTS
 };
 
@@ -98,9 +98,9 @@ class Gateway {
   bool control_connected() const;
 
  private:
-  void OnRequest(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder);
-  bool ServeTlsEdge(proto::HttpRequest& request, std::shared_ptr<proto::HttpResponder>& responder);
-  void ServeFunctionUrl(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
+  void OnRequest(net::HttpRequest&& request, std::shared_ptr<net::HttpResponder> responder);
+  bool ServeTlsEdge(net::HttpRequest& request, std::shared_ptr<net::HttpResponder>& responder);
+  void ServeFunctionUrl(net::HttpRequest&& request, std::shared_ptr<net::HttpResponder> responder,
                         std::string url_id, std::string domain_name);
   // A request that came through a custom domain's API mapping: the mapping's stage, and the
   // path after its base path.
@@ -108,7 +108,7 @@ class Gateway {
     std::string stage;
     std::string path;
   };
-  void ServeApi(proto::HttpRequest&& request, std::shared_ptr<proto::HttpResponder> responder,
+  void ServeApi(net::HttpRequest&& request, std::shared_ptr<net::HttpResponder> responder,
                 std::string api_id, std::string domain_name, const ApiVia* via = nullptr);
   struct Call;
   void OnControlFrame(proto::Frame&& frame);
@@ -116,8 +116,8 @@ class Gateway {
 
   uv_loop_t* loop_;
   GatewayOptions options_;
-  proto::HttpServer http_;
-  proto::HttpServer https_;
+  net::HttpServer http_;
+  net::HttpServer https_;
   std::unique_ptr<TlsEdge> tls_;   // null only when the operator certificate failed to load
   Status tls_status_;
   uint16_t tls_port_ = 0;

@@ -17,7 +17,7 @@
 
 #include "gateway/gateway.h"
 #include "gateway/privileges.h"
-#include "proto/log.h"
+#include "base/log.h"
 
 namespace {
 

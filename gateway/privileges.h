@@ -11,7 +11,7 @@
 #include <string>
 #include <sys/types.h>
 
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::gateway {
 

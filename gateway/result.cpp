@@ -4,7 +4,7 @@
 
 #include "gateway/api_match.h"
 #include "gateway/codec.h"
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 
 namespace geysir::gateway {
 namespace {
@@ -65,35 +65,35 @@ bool ScalarToString(const json& v, std::string& out) {
 
 }  // namespace
 
-proto::HttpResponse ErrorResponse(int status, std::string_view message) {
-  proto::HttpResponse r;
+net::HttpResponse ErrorResponse(int status, std::string_view message) {
+  net::HttpResponse r;
   r.status = status;
   r.headers.emplace_back("Content-Type", "application/json");
   r.body = json{{"Message", message}}.dump();
   return r;
 }
 
-Result<proto::HttpResponse> MapHandlerOutput(std::string_view payload) {
+Result<net::HttpResponse> MapHandlerOutput(std::string_view payload) {
   // Untrusted output, bounded before it is parsed: a "body" that is an object is dumped again
   // below, and dump() recurses once per level.
-  auto parsed = proto::ParseUntrustedJson(payload);
+  auto parsed = ParseUntrustedJson(payload);
   if (!parsed.ok()) return Status::Invalid("the function's result is not valid JSON (" + parsed.status().message() + ")");
   json v = std::move(parsed).value();
 
   if (!v.is_object() || !v.contains("statusCode")) {
-    proto::HttpResponse r;
+    net::HttpResponse r;
     r.status = 200;
     r.headers.emplace_back("Content-Type", "application/json");
     r.body = std::string(payload);
     return r;
   }
 
-  proto::HttpResponse r;
+  net::HttpResponse r;
   const json& sc = v["statusCode"];
   int64_t status = 0;
   // Range-checked: 200.0 from a JavaScript number is 200; 1e300 is no integer (a cast of it
   // would be undefined behaviour).
-  if (auto n = proto::JsonInteger<int64_t>(sc)) {
+  if (auto n = JsonInteger<int64_t>(sc)) {
     status = *n;
   } else {
     return Status::Invalid("statusCode is not an integer");
@@ -147,7 +147,7 @@ namespace {
 // A failed invocation as an HTTP client sees it, for function URLs and API Gateway alike; only
 // the body differs (`respond` makes it) and the 502's words (`bad_gateway`).
 template <typename Respond>
-proto::HttpResponse MapFailure(const proto::InvokeResult& result, std::string_view payload, std::string* problem,
+net::HttpResponse MapFailure(const proto::InvokeResult& result, std::string_view payload, std::string* problem,
                                Respond respond, std::string_view bad_gateway) {
   switch (result.outcome) {
     case proto::InvokeOutcome::kOk:
@@ -164,7 +164,7 @@ proto::HttpResponse MapFailure(const proto::InvokeResult& result, std::string_vi
   }
   // kInternal: Geysir failed, not the function. An unreachable scheduler (restarting) is worth a
   // retry, so it is 503; anything else is 502.
-  json body = proto::ParseUntrustedJsonOrDiscarded(payload);
+  json body = ParseUntrustedJsonOrDiscarded(payload);
   std::string message;
   if (body.is_object()) {
     if (auto it = body.find("message"); it != body.end() && it->is_string()) message = it->get<std::string>();
@@ -176,7 +176,7 @@ proto::HttpResponse MapFailure(const proto::InvokeResult& result, std::string_vi
 
 }  // namespace
 
-proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::string_view payload,
+net::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::string_view payload,
                                     std::string* problem) {
   if (result.outcome == proto::InvokeOutcome::kOk) {
     auto mapped = MapHandlerOutput(payload);
@@ -187,23 +187,23 @@ proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::stri
   return MapFailure(result, payload, problem, ErrorResponse, "Internal Server Error");
 }
 
-proto::HttpResponse ApiErrorResponse(int status, std::string_view message) {
-  proto::HttpResponse r;
+net::HttpResponse ApiErrorResponse(int status, std::string_view message) {
+  net::HttpResponse r;
   r.status = status;
   r.headers.emplace_back("Content-Type", "application/json");
   r.body = json{{"message", message}}.dump();
   return r;
 }
 
-Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const ApiOutputOptions& options) {
-  auto parsed = proto::ParseUntrustedJson(payload);
+Result<net::HttpResponse> MapProxyOutputV1(std::string_view payload, const ApiOutputOptions& options) {
+  auto parsed = ParseUntrustedJson(payload);
   if (!parsed.ok()) return Status::Invalid("the function's result is not valid JSON (" + parsed.status().message() + ")");
   json v = std::move(parsed).value();
   if (!v.is_object()) return Status::Invalid("the function's result is not a JSON object (Malformed Lambda proxy response)");
   auto sc = v.find("statusCode");
   if (sc == v.end()) return Status::Invalid("the function's result has no statusCode (Malformed Lambda proxy response)");
   int64_t status = 0;
-  if (auto n = proto::JsonInteger<int64_t>(*sc)) {
+  if (auto n = JsonInteger<int64_t>(*sc)) {
     status = *n;
   } else if (sc->is_string()) {
     // API Gateway accepts "200" as well as 200.
@@ -217,7 +217,7 @@ Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const Api
   }
   if (status < 100 || status > 599) return Status::Invalid("statusCode " + std::to_string(status) + " is out of range");
 
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = static_cast<int>(status);
   bool have_content_type = false;
   std::string content_type;
@@ -279,7 +279,7 @@ Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const Api
   return r;
 }
 
-proto::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
+net::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
                                  std::string_view payload_format, const ApiOutputOptions& options,
                                  std::string* problem) {
   const char* internal = options.http_api ? "Internal Server Error" : "Internal server error";

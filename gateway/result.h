@@ -24,23 +24,23 @@
 #include <string_view>
 #include <vector>
 
-#include "proto/http_server.h"
+#include "net/http_server.h"
 #include "proto/messages.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::gateway {
 
 // The handler's return value (outcome kOk) as an HTTP response, or InvalidArgument naming what
 // was wrong with it.
-Result<proto::HttpResponse> MapHandlerOutput(std::string_view payload);
+Result<net::HttpResponse> MapHandlerOutput(std::string_view payload);
 
 // Any outcome to an HTTP response. Malformed handler output becomes 502; `problem` (optional)
 // receives the reason so the caller can log it.
-proto::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::string_view payload,
+net::HttpResponse MapInvokeResult(const proto::InvokeResult& result, std::string_view payload,
                                     std::string* problem = nullptr);
 
 // {"Message": message} with the given status and Content-Type application/json.
-proto::HttpResponse ErrorResponse(int status, std::string_view message);
+net::HttpResponse ErrorResponse(int status, std::string_view message);
 
 // ---- API Gateway (REST and HTTP APIs) ----
 //
@@ -60,17 +60,17 @@ struct ApiOutputOptions {
   const std::vector<std::string>* binary_types = nullptr;  // REST APIs' binaryMediaTypes
   std::string_view accept;                              // the request's Accept header
 };
-Result<proto::HttpResponse> MapProxyOutputV1(std::string_view payload, const ApiOutputOptions& options);
+Result<net::HttpResponse> MapProxyOutputV1(std::string_view payload, const ApiOutputOptions& options);
 
 // {"message": message}: API Gateway's own error bodies ("Internal server error", "Forbidden",
 // "Not Found", "Missing Authentication Token", "Endpoint request timed out").
-proto::HttpResponse ApiErrorResponse(int status, std::string_view message);
+net::HttpResponse ApiErrorResponse(int status, std::string_view message);
 
 // Any outcome of an API Gateway invocation: kOk through MapProxyOutputV1 (format "1.0") or
 // MapHandlerOutput (format "2.0"); errors worded as API Gateway words them: unhandled or
 // malformed output 502 "Internal server error", timeout 504 "Endpoint request timed out",
 // throttled 429 "Too Many Requests", scheduler unavailable 503 "Service Unavailable".
-proto::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
+net::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
                                  std::string_view payload_format, const ApiOutputOptions& options,
                                  std::string* problem = nullptr);
 

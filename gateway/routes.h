@@ -18,7 +18,7 @@
 
 #include "proto/frame.h"
 #include "proto/messages.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::gateway {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "gateway/result.h"
-#include "proto/log.h"
+#include "base/log.h"
 
 namespace geysir::gateway {
 namespace {
@@ -34,7 +34,7 @@ bool IsToken(std::string_view t) {
 
 Result<std::unique_ptr<TlsEdge>> TlsEdge::Create(TlsEdgeOptions options) {
   std::unique_ptr<TlsEdge> edge(new TlsEdge(std::move(options)));
-  auto ctx = proto::TlsContext::Create();
+  auto ctx = net::TlsContext::Create();
   if (!ctx.ok()) return ctx.status();
   edge->context_ = std::move(*ctx);
   if (!edge->options_.cert_file.empty() || !edge->options_.key_file.empty()) {
@@ -44,14 +44,14 @@ Result<std::unique_ptr<TlsEdge>> TlsEdge::Create(TlsEdgeOptions options) {
     if (!cert_pem.ok()) return cert_pem.status();
     auto key_pem = ReadFile(edge->options_.key_file);
     if (!key_pem.ok()) return key_pem.status();
-    auto cert = proto::TlsCertificate::FromPem(*cert_pem, *key_pem);
+    auto cert = net::TlsCertificate::FromPem(*cert_pem, *key_pem);
     if (!cert.ok()) return cert.status().Wrap(edge->options_.cert_file);
     edge->operator_cert_ = *cert;
     log::Info("tls_operator_certificate", {{"file", edge->options_.cert_file}, {"names", (*cert)->names()},
                                            {"serial", (*cert)->serial_hex()}, {"not_after", (*cert)->not_after_s()}});
   }
-  edge->context_->SetCertificates(edge->operator_cert_ ? std::vector<proto::TlsCertificatePtr>{edge->operator_cert_}
-                                                       : std::vector<proto::TlsCertificatePtr>{},
+  edge->context_->SetCertificates(edge->operator_cert_ ? std::vector<net::TlsCertificatePtr>{edge->operator_cert_}
+                                                       : std::vector<net::TlsCertificatePtr>{},
                                   edge->operator_cert_);
   return edge;
 }
@@ -65,19 +65,19 @@ Result<uint64_t> TlsEdge::Apply(const proto::Frame& frame) {
   }
   // Certificates that do not parse are skipped (and named) rather than failing the whole
   // table: one broken domain must not take the others' HTTPS down.
-  std::vector<proto::TlsCertificatePtr> certs;
+  std::vector<net::TlsCertificatePtr> certs;
   if (operator_cert_) certs.push_back(operator_cert_);
   for (const auto& pair : state.certificates) {
-    auto cert = proto::TlsCertificate::FromPem(pair.cert_pem, pair.key_pem);
+    auto cert = net::TlsCertificate::FromPem(pair.cert_pem, pair.key_pem);
     if (!cert.ok()) {
       log::Warn("tls_certificate_rejected", {{"error", cert.status().message()}});
       continue;
     }
     certs.push_back(*cert);
   }
-  std::map<std::string, proto::TlsCertificatePtr> acme;
+  std::map<std::string, net::TlsCertificatePtr> acme;
   for (const auto& [name, pair] : state.alpn01) {
-    auto cert = proto::TlsCertificate::FromPem(pair.cert_pem, pair.key_pem);
+    auto cert = net::TlsCertificate::FromPem(pair.cert_pem, pair.key_pem);
     if (!cert.ok()) {
       log::Warn("tls_alpn_certificate_rejected", {{"name", name}, {"error", cert.status().message()}});
       continue;
@@ -96,13 +96,13 @@ Result<uint64_t> TlsEdge::Apply(const proto::Frame& frame) {
   return generation_;
 }
 
-std::optional<proto::HttpResponse> TlsEdge::Challenge(const proto::HttpRequest& request) const {
+std::optional<net::HttpResponse> TlsEdge::Challenge(const net::HttpRequest& request) const {
   if (request.path.compare(0, kChallengePrefix.size(), kChallengePrefix) != 0) return std::nullopt;
   if (request.method != "GET" && request.method != "HEAD") return ErrorResponse(405, "Method Not Allowed");
   std::string_view token = std::string_view(request.path).substr(kChallengePrefix.size());
   auto it = IsToken(token) ? http01_.find(token) : http01_.end();
   if (it == http01_.end()) return ErrorResponse(404, "No such ACME challenge");
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = 200;
   r.headers.emplace_back("Content-Type", "application/octet-stream");
   r.body = it->second;
@@ -115,13 +115,13 @@ const std::vector<proto::CustomDomainRoute>* TlsEdge::Domain(std::string_view ho
   return it == domains_.end() ? nullptr : &it->second;
 }
 
-std::optional<proto::HttpResponse> TlsEdge::Redirect(const proto::HttpRequest& request, std::string_view host) const {
+std::optional<net::HttpResponse> TlsEdge::Redirect(const net::HttpRequest& request, std::string_view host) const {
   if (!options_.redirect_http || request.tls || host.empty()) return std::nullopt;
   if (!context_->Select(host)) return std::nullopt;
   std::string location = "https://" + std::string(host);
   if (options_.https_port != 443) location += ":" + std::to_string(options_.https_port);
   location += request.target.empty() || request.target[0] != '/' ? "/" : request.target;
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = 308;
   r.headers.emplace_back("Location", location);
   r.headers.emplace_back("Content-Type", "text/plain");
@@ -131,24 +131,24 @@ std::optional<proto::HttpResponse> TlsEdge::Redirect(const proto::HttpRequest& r
 
 namespace {
 
-class HstsResponder final : public proto::HttpResponder {
+class HstsResponder final : public net::HttpResponder {
  public:
-  HstsResponder(std::shared_ptr<proto::HttpResponder> inner, std::string value)
+  HstsResponder(std::shared_ptr<net::HttpResponder> inner, std::string value)
       : inner_(std::move(inner)), value_(std::move(value)) {}
-  void Send(proto::HttpResponse response) override {
+  void Send(net::HttpResponse response) override {
     response.headers.emplace_back("Strict-Transport-Security", value_);
     inner_->Send(std::move(response));
   }
   bool alive() const override { return inner_->alive(); }
 
  private:
-  std::shared_ptr<proto::HttpResponder> inner_;
+  std::shared_ptr<net::HttpResponder> inner_;
   std::string value_;
 };
 
 }  // namespace
 
-std::shared_ptr<proto::HttpResponder> TlsEdge::WithHsts(std::shared_ptr<proto::HttpResponder> inner) const {
+std::shared_ptr<net::HttpResponder> TlsEdge::WithHsts(std::shared_ptr<net::HttpResponder> inner) const {
   return std::make_shared<HstsResponder>(std::move(inner), "max-age=" + std::to_string(options_.hsts_max_age_s));
 }
 

@@ -8,7 +8,7 @@
 //   - the HTTP -> HTTPS redirect and HSTS options.
 //
 // A renewed certificate replaces the old one for new handshakes only; connections already
-// established keep the certificate they negotiated (see proto/tls.h).
+// established keep the certificate they negotiated (see net/tls.h).
 //
 // Thread safety: loop thread only.
 #pragma once
@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "proto/frame.h"
-#include "proto/http_server.h"
-#include "proto/status.h"
-#include "proto/tls.h"
+#include "net/http_server.h"
+#include "base/status.h"
+#include "net/tls.h"
 #include "proto/tls_state.h"
 
 namespace geysir::gateway {
@@ -47,7 +47,7 @@ class TlsEdge {
 
   // An answer for an ACME HTTP-01 request (GET /.well-known/acme-challenge/<token>), or
   // nullopt when the path is not a challenge path. Unknown tokens get a 404.
-  std::optional<proto::HttpResponse> Challenge(const proto::HttpRequest& request) const;
+  std::optional<net::HttpResponse> Challenge(const net::HttpRequest& request) const;
 
   // The targets of the custom domain `host` (lower-case, no port), or nullptr when it is not one:
   // a single entry for a function URL (url_id) or a domain with no target yet, else one entry
@@ -56,22 +56,22 @@ class TlsEdge {
 
   // A 308 to https:// for a plain-HTTP request when redirects are on and `host` has a
   // certificate; nullopt otherwise.
-  std::optional<proto::HttpResponse> Redirect(const proto::HttpRequest& request, std::string_view host) const;
+  std::optional<net::HttpResponse> Redirect(const net::HttpRequest& request, std::string_view host) const;
 
   // A responder that adds Strict-Transport-Security to what `inner` sends (HTTPS requests,
   // when hsts() is on).
-  std::shared_ptr<proto::HttpResponder> WithHsts(std::shared_ptr<proto::HttpResponder> inner) const;
+  std::shared_ptr<net::HttpResponder> WithHsts(std::shared_ptr<net::HttpResponder> inner) const;
   bool hsts() const { return options_.hsts_max_age_s > 0; }
 
-  const proto::TlsContext& context() const { return *context_; }
+  const net::TlsContext& context() const { return *context_; }
   uint64_t generation() const { return generation_; }
 
  private:
   explicit TlsEdge(TlsEdgeOptions options) : options_(std::move(options)) {}
 
   TlsEdgeOptions options_;
-  std::unique_ptr<proto::TlsContext> context_;
-  proto::TlsCertificatePtr operator_cert_;
+  std::unique_ptr<net::TlsContext> context_;
+  net::TlsCertificatePtr operator_cert_;
   std::map<std::string, std::string, std::less<>> http01_;
   std::map<std::string, std::vector<proto::CustomDomainRoute>, std::less<>> domains_;
   uint64_t generation_ = 0;

@@ -1,6 +1,6 @@
 #include "proto/frame.h"
 
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 
 namespace geysir::proto {
 namespace {

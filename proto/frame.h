@@ -16,7 +16,7 @@
 #include <optional>
 #include <string>
 
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::proto {
 

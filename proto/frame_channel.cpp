@@ -13,8 +13,8 @@
 #include <cerrno>
 #include <vector>
 
-#include "proto/internal/ignore_sigpipe.h"
-#include "proto/log.h"
+#include "base/ignore_sigpipe.h"
+#include "base/log.h"
 
 namespace geysir::proto {
 namespace {
@@ -28,7 +28,6 @@ struct OwnedWrite {
   std::string bytes;
 };
 
-using internal::IgnoreSigpipeOnce;
 
 void FreePipe(uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); }
 

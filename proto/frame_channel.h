@@ -16,7 +16,7 @@
 #include <string>
 
 #include "proto/frame.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::proto {
 

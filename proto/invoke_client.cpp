@@ -9,7 +9,7 @@
 
 #include "proto/frame_channel.h"
 #include "proto/invoke_refs.h"
-#include "proto/log.h"
+#include "base/log.h"
 
 namespace geysir::proto {
 

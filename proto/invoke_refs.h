@@ -19,7 +19,7 @@
 #include <unordered_map>
 
 #include "proto/messages.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::proto {
 

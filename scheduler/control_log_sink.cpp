@@ -3,7 +3,7 @@
 #include <openssl/rand.h>
 #include <unistd.h>
 
-#include "proto/log.h"
+#include "base/log.h"
 
 namespace geysir::scheduler {
 

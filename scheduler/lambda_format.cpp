@@ -7,7 +7,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 
 namespace geysir::scheduler {
 
@@ -96,7 +96,7 @@ std::string MessageObject(std::string_view message) {
 }
 
 std::string ErrorTypeOf(std::string_view error_json, std::string_view fallback) {
-  auto j = proto::ParseUntrustedJsonOrDiscarded(error_json);
+  auto j = ParseUntrustedJsonOrDiscarded(error_json);
   if (j.is_object()) {
     auto it = j.find("errorType");
     if (it != j.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "proto/log.h"
+#include "base/log.h"
 #include "worker/restore/restore.h"
 #include "worker/sandbox/network.h"
 #include "scheduler/server.h"

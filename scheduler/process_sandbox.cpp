@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "proto/frame.h"
-#include "proto/json_bounds.h"
-#include "proto/log.h"
-#include "proto/loop_worker.h"
+#include "base/json_bounds.h"
+#include "base/log.h"
+#include "base/loop_worker.h"
 #include "scheduler/lambda_format.h"
 #include "worker/launcher.h"
 #include "worker/private_tmp.h"
@@ -1003,7 +1003,7 @@ void TemplateCore::HandleMessage(const nlohmann::json& m, pid_t sender, UniqueFd
     auto it = m.find(key);
     return it != m.end() && it->is_number() && std::isfinite(it->get<double>()) ? it->get<double>() : dflt;
   };
-  auto integer = [&]<typename T>(const char* key, T dflt) { return proto::JsonIntegerField<T>(m, key, dflt); };
+  auto integer = [&]<typename T>(const char* key, T dflt) { return JsonIntegerField<T>(m, key, dflt); };
   if (type == "ready") {
     if (ready_) return;
     ready_ = true;

@@ -12,7 +12,7 @@
 // Blocking: cgroup operations are small synchronous file writes (worker/cgroup.h); they happen
 // after an invocation is answered or before a child is handed out, never between the two. A
 // sandboxed child's private /tmp (worker/private_tmp.h) is mounted on a thread of the
-// launcher's own (proto/loop_worker.h), not on the loop.
+// launcher's own (base/loop_worker.h), not on the loop.
 //
 // Thread safety: loop thread only.
 #pragma once

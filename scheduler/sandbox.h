@@ -22,7 +22,7 @@
 #include <string_view>
 
 #include "proto/messages.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::scheduler {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <random>
 
-#include "proto/log.h"
+#include "base/log.h"
 #include "scheduler/lambda_format.h"
 
 namespace geysir::scheduler {

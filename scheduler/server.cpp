@@ -3,7 +3,7 @@
 #include <sys/wait.h>
 
 #include "proto/invoke_refs.h"
-#include "proto/log.h"
+#include "base/log.h"
 #include "proto/messages.h"
 
 namespace geysir::scheduler {

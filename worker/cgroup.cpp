@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <utility>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 #include "worker/cgroup_drivers.h"
 
 namespace geysir::worker {

@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace geysir::worker::cgroupfs {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::worker::cgroupfs {
 

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <vector>
 
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 #include "worker/template_spec.h"
 
 extern char** environ;
@@ -224,7 +224,7 @@ Result<ControlMessage> ReceiveControlMessage(int control_fd) {
   if (msg.msg_flags & MSG_TRUNC) return Status::Invalid("control message too large");
   // Written by the function's own init code as much as by the runtime: bounded before it is
   // parsed, since the scheduler dumps parts of it (an init_error's "error") again.
-  nlohmann::json j = proto::ParseUntrustedJsonOrDiscarded(std::string_view(buffer.data(), static_cast<size_t>(n)));
+  nlohmann::json j = ParseUntrustedJsonOrDiscarded(std::string_view(buffer.data(), static_cast<size_t>(n)));
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
     return Status::Invalid("control message is not a JSON object with a type");
   }

@@ -20,8 +20,8 @@
 #include <string>
 
 #include "proto/messages.h"
-#include "proto/status.h"
-#include "proto/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace geysir::worker {
 

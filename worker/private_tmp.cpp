@@ -14,7 +14,7 @@
 #include <system_error>
 #include <thread>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace geysir::worker {
 

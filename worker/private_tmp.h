@@ -13,14 +13,14 @@
 // started, which the scheduler kills with its cgroup) is gone, so are its files.
 //
 // Blocking: ~0.1-0.3 ms of opens, ioctls, /proc writes and the mount. The scheduler runs it on a
-// thread of its own (proto/loop_worker.h), never on its loop.
+// thread of its own (base/loop_worker.h), never on its loop.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
 
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::worker {
 

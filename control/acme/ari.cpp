@@ -12,13 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "control/acme/jws.h"
-#include "proto/openssl_ptr.h"
+#include "base/openssl_ptr.h"
 
 namespace geysir::control::acme {
 namespace {
 
-using proto::BioFree;
-using proto::X509Free;
 
 
 bool Digits(std::string_view s, size_t at, size_t n, int* out) {

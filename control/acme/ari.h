@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control::acme {
 

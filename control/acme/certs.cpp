@@ -6,17 +6,11 @@
 #include <openssl/x509v3.h>
 
 #include <memory>
-#include "proto/openssl_ptr.h"
+#include "base/openssl_ptr.h"
 
 namespace geysir::control::acme {
 namespace {
 
-using proto::Asn1ObjectFree;
-using proto::Asn1OctetStringFree;
-using proto::BioFree;
-using proto::X509ExtensionFree;
-using proto::X509ExtensionStackFree;
-using proto::X509ReqFree;
 
 
 std::string SanValue(const std::vector<std::string>& names) {
@@ -40,12 +34,12 @@ Result<std::string> MakeCsr(const EcKey& key, const std::vector<std::string>& na
   std::unique_ptr<STACK_OF(X509_EXTENSION), X509ExtensionStackFree> exts(sk_X509_EXTENSION_new_null());
   std::string san = SanValue(names);
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
-  if (ext == nullptr) return Status::Invalid("bad names for a CSR: " + proto::TakeOpenSslErrors());
+  if (ext == nullptr) return Status::Invalid("bad names for a CSR: " + net::TakeOpenSslErrors());
   sk_X509_EXTENSION_push(exts.get(), ext);
   X509_REQ_add_extensions(req.get(), exts.get());
   X509_REQ_set_pubkey(req.get(), key.get());
   if (X509_REQ_sign(req.get(), key.get(), EVP_sha256()) <= 0)
-    return Status::Internal("signing the CSR: " + proto::TakeOpenSslErrors());
+    return Status::Internal("signing the CSR: " + net::TakeOpenSslErrors());
   int len = i2d_X509_REQ(req.get(), nullptr);
   std::string der(static_cast<size_t>(len), '\0');
   auto* p = reinterpret_cast<unsigned char*>(der.data());
@@ -56,7 +50,7 @@ Result<std::string> MakeCsr(const EcKey& key, const std::vector<std::string>& na
 Result<std::string> MakeSelfSignedPem(const EcKey& key, const std::vector<std::string>& names, int days,
                                       std::string_view acme_key_authorization) {
   if (names.empty()) return Status::Invalid("a certificate needs at least one name");
-  proto::X509Ptr x(X509_new());
+  X509Ptr x(X509_new());
   X509_set_version(x.get(), 2);
   unsigned char serial[16];
   RAND_bytes(serial, sizeof serial);
@@ -74,7 +68,7 @@ Result<std::string> MakeSelfSignedPem(const EcKey& key, const std::vector<std::s
   std::string san = SanValue(names);
   std::unique_ptr<X509_EXTENSION, X509ExtensionFree> san_ext(
       X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str()));
-  if (!san_ext) return Status::Invalid("bad certificate names: " + proto::TakeOpenSslErrors());
+  if (!san_ext) return Status::Invalid("bad certificate names: " + net::TakeOpenSslErrors());
   X509_add_ext(x.get(), san_ext.get(), -1);
   if (!acme_key_authorization.empty()) {
     // extnValue = DER(OCTET STRING (SHA-256(key authorization))), RFC 8737 section 3.
@@ -85,11 +79,11 @@ Result<std::string> MakeSelfSignedPem(const EcKey& key, const std::vector<std::s
     ASN1_OCTET_STRING_set(value.get(), reinterpret_cast<const unsigned char*>(inner.data()),
                           static_cast<int>(inner.size()));
     std::unique_ptr<X509_EXTENSION, X509ExtensionFree> ext(X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 1, value.get()));
-    if (!ext) return Status::Internal("acmeIdentifier extension: " + proto::TakeOpenSslErrors());
+    if (!ext) return Status::Internal("acmeIdentifier extension: " + net::TakeOpenSslErrors());
     X509_add_ext(x.get(), ext.get(), -1);
   }
   if (X509_sign(x.get(), key.get(), EVP_sha256()) <= 0)
-    return Status::Internal("self-signing: " + proto::TakeOpenSslErrors());
+    return Status::Internal("self-signing: " + net::TakeOpenSslErrors());
   std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
   PEM_write_bio_X509(bio.get(), x.get());
   BUF_MEM* mem = nullptr;

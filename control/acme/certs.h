@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "control/acme/jws.h"
-#include "proto/status.h"
+#include "base/status.h"
 #include "proto/tls_state.h"
 
 namespace geysir::control::acme {

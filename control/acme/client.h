@@ -29,7 +29,7 @@
 
 #include "control/acme/ari.h"
 #include "control/acme/jws.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control::acme {
 

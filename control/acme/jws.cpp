@@ -6,16 +6,11 @@
 #include <openssl/ecdsa.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
-#include "proto/openssl_ptr.h"
+#include "base/openssl_ptr.h"
 
 namespace geysir::control::acme {
 namespace {
 
-using proto::BignumFree;
-using proto::BioFree;
-using proto::EcdsaSigFree;
-using proto::EvpMdCtxFree;
-using proto::EvpPkeyCtxFree;
 
 
 std::shared_ptr<EVP_PKEY> Own(EVP_PKEY* k) { return std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free); }
@@ -62,7 +57,7 @@ std::string Sha256(std::string_view bytes) {
 
 Result<EcKey> EcKey::Generate() {
   EVP_PKEY* k = EVP_EC_gen("P-256");
-  if (k == nullptr) return Status::Internal("EC key generation failed: " + proto::TakeOpenSslErrors());
+  if (k == nullptr) return Status::Internal("EC key generation failed: " + net::TakeOpenSslErrors());
   EcKey key;
   key.key_ = Own(k);
   return key;
@@ -72,7 +67,7 @@ Result<EcKey> EcKey::FromPem(std::string_view pem) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
   if (k == nullptr) {
-    proto::TakeOpenSslErrors();
+    net::TakeOpenSslErrors();
     return Status::Invalid("not a PEM private key");
   }
   if (EVP_PKEY_get_base_id(k) != EVP_PKEY_EC || EVP_PKEY_get_bits(k) != 256) {
@@ -119,14 +114,14 @@ Result<std::string> DerToRawEcdsa(std::string_view der, size_t half) {
 Result<std::string> EcKey::SignEs256(std::string_view data) const {
   std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree> md(EVP_MD_CTX_new());
   if (EVP_DigestSignInit(md.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1)
-    return Status::Internal("EVP_DigestSignInit: " + proto::TakeOpenSslErrors());
+    return Status::Internal("EVP_DigestSignInit: " + net::TakeOpenSslErrors());
   size_t len = 0;
   if (EVP_DigestSign(md.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1)
-    return Status::Internal("EVP_DigestSign: " + proto::TakeOpenSslErrors());
+    return Status::Internal("EVP_DigestSign: " + net::TakeOpenSslErrors());
   std::string der(len, '\0');
   if (EVP_DigestSign(md.get(), reinterpret_cast<unsigned char*>(der.data()), &len,
                      reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1)
-    return Status::Internal("EVP_DigestSign: " + proto::TakeOpenSslErrors());
+    return Status::Internal("EVP_DigestSign: " + net::TakeOpenSslErrors());
   der.resize(len);
   return DerToRawEcdsa(der, 32);
 }

@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include "proto/status.h"
-#include "proto/tls.h"
+#include "base/status.h"
+#include "net/tls.h"
 
 namespace geysir::control::acme {
 

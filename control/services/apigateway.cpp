@@ -9,8 +9,8 @@
 #include "control/lambda_api.h"
 #include "control/services/apigateway_internal.h"
 #include "control/store.h"
-#include "proto/log.h"
-#include "proto/json_bounds.h"
+#include "base/log.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -30,16 +30,16 @@ std::vector<std::string> SplitPath(std::string_view path) {
     }
     size_t slash = path.find('/', start);
     std::string_view seg = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    out.push_back(proto::PercentDecode(seg, false));
+    out.push_back(net::PercentDecode(seg, false));
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
   return out;
 }
 
-json Body(const proto::HttpRequest& req) {
+json Body(const net::HttpRequest& req) {
   if (req.body.empty()) return json::object();
-  json j = proto::ParseUntrustedJsonOrDiscarded(req.body);
+  json j = ParseUntrustedJsonOrDiscarded(req.body);
   if (j.is_discarded() || !j.is_object()) throw ApiException(BadRequest("The request body is not a JSON object"));
   return j;
 }
@@ -89,16 +89,16 @@ std::vector<std::string> StrList(const json& body, const char* key) {
   return out;
 }
 
-proto::HttpResponse Reply(int status, const json& body, const std::string& rid) {
-  proto::HttpResponse r;
+net::HttpResponse Reply(int status, const json& body, const std::string& rid) {
+  net::HttpResponse r;
   r.status = status;
   r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", rid}};
   r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 
-proto::HttpResponse Empty(int status, const std::string& rid) {
-  proto::HttpResponse r;
+net::HttpResponse Empty(int status, const std::string& rid) {
+  net::HttpResponse r;
   r.status = status;
   r.headers = {{"x-amzn-RequestId", rid}};
   return r;
@@ -370,8 +370,8 @@ Status ApiGatewayService::Start() {
   return Status::Ok();
 }
 
-proto::HttpResponse ApiGatewayService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
-  proto::HttpResponse r;
+net::HttpResponse ApiGatewayService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
+  net::HttpResponse r;
   r.status = error.http_status;
   std::string type = error.type;
   // Errors made outside this service (signature checks, Lambda-typed helpers) keep their type;
@@ -391,7 +391,7 @@ void ApiGatewayService::ContributeRoutes(proto::RouteTable& table) {
   }
 }
 
-void ApiGatewayService::Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   apigw::ApiGatewayModel::Impl& m = model_.impl();
   const std::string& rid = info.request_id;
   const std::string& method = req.method;

@@ -22,8 +22,8 @@ class ApiGatewayService final : public Service {
   explicit ApiGatewayService(ServiceHost& host);
   std::string_view signing_name() const override { return "apigateway"; }
   Status Start() override;
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
   void ContributeRoutes(proto::RouteTable& table) override;
 
   apigw::ApiGatewayModel& model() { return model_; }

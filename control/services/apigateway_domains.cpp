@@ -14,15 +14,15 @@
 #include "control/service.h"
 #include "control/services/apigateway_internal.h"
 #include "control/services/protocol.h"
-#include "proto/log.h"
-#include "proto/json_bounds.h"
+#include "base/log.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control::apigw {
 namespace {
 
-json ParseBody(const proto::HttpRequest& req) {
+json ParseBody(const net::HttpRequest& req) {
   if (req.body.empty()) return json::object();
-  json j = proto::ParseUntrustedJsonOrDiscarded(req.body);
+  json j = ParseUntrustedJsonOrDiscarded(req.body);
   if (j.is_discarded() || !j.is_object()) throw ApiException(BadRequest("The request body is not a JSON object"));
   return j;
 }
@@ -35,7 +35,7 @@ std::string Field(const json& body, const char* key) {
 }
 
 void Send(const Responder& resp, int status, const json& body, const std::string& rid) {
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = status;
   r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", rid}};
   if (status != 204) r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -168,7 +168,7 @@ const ApiMapping* FindKey(const DomainRecord& r, const std::string& key) {
 
 }  // namespace
 
-bool HandleDomainNames(ApiGatewayModel::Impl& m, proto::HttpRequest& req, const std::vector<std::string>& seg,
+bool HandleDomainNames(ApiGatewayModel::Impl& m, net::HttpRequest& req, const std::vector<std::string>& seg,
                        const Responder& resp, const std::string& rid) {
   const bool v2 = seg.size() >= 2 && seg[0] == "v2" && seg[1] == "domainnames";
   if (!v2 && !(!seg.empty() && seg[0] == "domainnames")) return false;

@@ -25,7 +25,7 @@
 
 #include "control/aws_error.h"
 #include "control/services/apigateway_model.h"
-#include "proto/http_server.h"
+#include "net/http_server.h"
 #include "proto/messages.h"
 
 namespace geysir::control {
@@ -92,8 +92,8 @@ std::string FunctionArnFromUri(const std::string& uri);
 // The custom domain operations (v1 /domainnames..., v2 /v2/domainnames...) over control's domain
 // registry (control/domains.h); apigateway_domains.cpp. False when `seg` (the decoded path
 // segments) is not one of their paths; AWS-shaped ApiExceptions otherwise.
-bool HandleDomainNames(ApiGatewayModel::Impl& m, proto::HttpRequest& req, const std::vector<std::string>& seg,
-                       const std::shared_ptr<proto::HttpResponder>& resp, const std::string& request_id);
+bool HandleDomainNames(ApiGatewayModel::Impl& m, net::HttpRequest& req, const std::vector<std::string>& seg,
+                       const std::shared_ptr<net::HttpResponder>& resp, const std::string& request_id);
 
 }  // namespace apigw
 }  // namespace geysir::control

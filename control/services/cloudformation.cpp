@@ -164,11 +164,11 @@ Status CloudFormationService::Start() {
   return Status::Ok();
 }
 
-proto::HttpResponse CloudFormationService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
+net::HttpResponse CloudFormationService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
   return QueryError(error, kXmlns, request_id);
 }
 
-void CloudFormationService::Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+void CloudFormationService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   const Form f = req.method == "GET" ? ParseForm(req.query) : ParseForm(req.body);
   const std::string action = Get(f, "Action");
   const std::string& rid = info.request_id;

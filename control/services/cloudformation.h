@@ -29,8 +29,8 @@ class CloudFormationService final : public Service {
 
   std::string_view signing_name() const override { return "cloudformation"; }
   Status Start() override;
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
 
  private:
   ServiceHost& host_;

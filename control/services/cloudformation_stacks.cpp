@@ -6,8 +6,8 @@
 
 #include "control/aws_error.h"
 #include "control/db.h"
-#include "proto/json_bounds.h"
-#include "proto/log.h"
+#include "base/json_bounds.h"
+#include "base/log.h"
 
 namespace geysir::control::cfn {
 namespace {
@@ -553,7 +553,7 @@ std::string StackEngine::UpdateStack(const UpdateStackInput& in) {
   Result<std::map<std::string, std::string>> params = BindParameters(t, given);
   if (!params.ok()) throw ApiException(ValidationError(params.status().message()));
   const auto tags = in.tags ? *in.tags : stack.tags;
-  if (proto::ParseUntrustedJsonOrDiscarded(body) == proto::ParseUntrustedJsonOrDiscarded(stack.template_body) &&
+  if (ParseUntrustedJsonOrDiscarded(body) == ParseUntrustedJsonOrDiscarded(stack.template_body) &&
       *params == stack.parameters && tags == stack.tags) {
     throw ApiException(ValidationError("No updates are to be performed."));
   }

@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "control/services/cloudformation_template.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control {
 

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "proto/base64.h"
-#include "proto/json_bounds.h"
+#include "base/base64.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control::cfn {
 namespace {
@@ -281,7 +281,7 @@ Result<json> ResolveImpl(const json& v, const ResolveContext& ctx) {
       Result<std::string> s = ResolveString(arg, ctx, "Fn::Base64");
       if (!s.ok()) return s.status();
       std::string out;
-      proto::AppendBase64(out, *s);
+      AppendBase64(out, *s);
       return json(out);
     }
     if (Unsupported().count(fn)) return Status::Invalid("Template format error: " + fn + " is not supported");
@@ -305,7 +305,7 @@ const TemplateResource* Template::Find(std::string_view logical_id) const {
 }
 
 Result<Template> ParseTemplate(std::string_view body, const std::function<bool(std::string_view)>& supported) {
-  json doc = proto::ParseUntrustedJsonOrDiscarded(body);
+  json doc = ParseUntrustedJsonOrDiscarded(body);
   if (doc.is_discarded()) {
     size_t first = body.find_first_not_of(" \t\r\n");
     if (first != std::string_view::npos && body[first] != '{') {

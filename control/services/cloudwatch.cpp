@@ -11,7 +11,7 @@
 
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -101,7 +101,7 @@ StatsRequest FromJson(const json& j) {
     (std::strcmp(k, "StartTime") == 0 ? r.start_ms : r.end_ms) = *ms;
   }
   if (auto it = j.find("Period"); it != j.end() && it->is_number()) {
-    auto period = proto::JsonInteger<int64_t>(*it);
+    auto period = JsonInteger<int64_t>(*it);
     if (!period) InvalidValue("The parameter Period must be an integer.");
     r.period_s = *period;
   }
@@ -172,7 +172,7 @@ class CloudWatchService final : public Service {
   explicit CloudWatchService(ServiceHost& host) : host_(host) {}
   std::string_view signing_name() const override { return "monitoring"; }
 
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
     // The protocol of the request being answered; set in Handle before anything can throw.
     switch (wire_) {
       case Wire::kJson:
@@ -184,7 +184,7 @@ class CloudWatchService final : public Service {
         c.Text(error.type);
         c.Text("message");
         c.Text(error.message);
-        proto::HttpResponse r;
+        net::HttpResponse r;
         r.status = error.http_status;
         r.headers = {{"Content-Type", "application/cbor"}, {"smithy-protocol", "rpc-v2-cbor"}, {"x-amzn-RequestId", request_id}};
         r.body = c.Take();
@@ -196,7 +196,7 @@ class CloudWatchService final : public Service {
     return QueryError(error, kXmlns, request_id);
   }
 
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
     std::string op;
     StatsRequest in;
     const std::string* target = req.Header("X-Amz-Target");
@@ -210,7 +210,7 @@ class CloudWatchService final : public Service {
     } else if (target && target->rfind(kTargetPrefix, 0) == 0) {
       wire_ = Wire::kJson;
       op = target->substr(kTargetPrefix.size());
-      json body = req.body.empty() ? json::object() : proto::ParseUntrustedJsonOrDiscarded(req.body);
+      json body = req.body.empty() ? json::object() : ParseUntrustedJsonOrDiscarded(req.body);
       if (!body.is_object()) throw ApiException(CwError("SerializationException", "The request body is not a JSON object"));
       in = FromJson(body);
     } else {
@@ -233,7 +233,7 @@ class CloudWatchService final : public Service {
       if (stat == "Minimum") return d.minimum;
       return d.maximum;
     };
-    proto::HttpResponse r;
+    net::HttpResponse r;
     r.status = 200;
     if (wire_ == Wire::kQuery) {
       XmlWriter x;

@@ -13,8 +13,8 @@
 #include "control/store.h"
 #include "control/triggers/schedule_expression.h"
 #include "control/triggers/timezone.h"
-#include "proto/log.h"
-#include "proto/json_bounds.h"
+#include "base/log.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -315,11 +315,11 @@ class EventsService final : public Service {
     queue_->Shutdown();
   }
 
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
     return JsonProtocolError(error, kJson11, request_id);
   }
 
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
 
   const TimeZone& Zone(const std::string& name) {
     auto it = zones_.find(name);
@@ -635,7 +635,7 @@ class EventsService final : public Service {
 // ---------------------------------------------------------------------------------------------
 // EventBridge API
 
-void EventsService::Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+void EventsService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   const std::string* target = req.Header("X-Amz-Target");
   std::string op = target ? *target : "";
   static constexpr std::string_view kPrefix = "AWSEvents.";
@@ -644,7 +644,7 @@ void EventsService::Handle(proto::HttpRequest& req, const Responder& resp, const
                                     "Missing or unknown X-Amz-Target (expected AWSEvents.<Operation>)"));
   }
   op = op.substr(kPrefix.size());
-  json body = proto::ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
+  json body = ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
   if (!body.is_object()) {
     AwsError e = Validation("The request body is not a JSON object.");
     e.type = "SerializationException";
@@ -669,7 +669,7 @@ void EventsService::Handle(proto::HttpRequest& req, const Responder& resp, const
     e.message = "Geysir does not implement EventBridge's " + op.substr(0, 64) + " yet";
     throw ApiException(e);
   }
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = 200;
   r.headers = {{"Content-Type", std::string(kJson11)}, {"x-amzn-RequestId", info.request_id}};
   r.body = Dump(out);
@@ -867,7 +867,7 @@ json EventsService::ListRules(const json& body) {
   int limit = 100;
   if (body.contains("Limit")) {
     // Range-checked, not clamped: Limit 0, -1 or 4294967297 is a client's mistake to report.
-    std::optional<int64_t> l = proto::JsonInteger<int64_t>(body["Limit"]);
+    std::optional<int64_t> l = JsonInteger<int64_t>(body["Limit"]);
     if (!l || *l < 1 || *l > 100) {
       throw ApiException(Validation("1 validation error detected: Value at 'limit' failed to satisfy constraint: "
                                     "Member must be an integer between 1 and 100"));
@@ -926,8 +926,8 @@ class SchedulerService final : public Service {
  public:
   explicit SchedulerService(ServiceHost& host) : host_(host) {}
   std::string_view signing_name() const override { return "scheduler"; }
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
-    proto::HttpResponse r;
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
+    net::HttpResponse r;
     r.status = error.http_status;
     r.headers = {{"Content-Type", "application/json"},
                  {"x-amzn-RequestId", request_id},
@@ -936,20 +936,20 @@ class SchedulerService final : public Service {
     return r;
   }
 
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
     auto* events = dynamic_cast<EventsService*>(host_.FindService("events"));
     if (!events) throw ApiException(ServiceError("the events service is not running"));
     std::string path = req.path;
     json out;
     int status = 200;
-    auto name_of = [&](std::string_view prefix) { return proto::PercentDecode(path.substr(prefix.size()), false); };
+    auto name_of = [&](std::string_view prefix) { return net::PercentDecode(path.substr(prefix.size()), false); };
     if (path == "/schedules" && req.method == "GET") {
       out = List(*events, ParseQuery(req.query));
     } else if (path.rfind("/schedules/", 0) == 0) {
       std::string name = name_of("/schedules/");
       if (!ValidRuleName(name)) throw ApiException(SchedValidation("Schedule name must be 1-64 of [0-9a-zA-Z-_.]."));
       if (req.method == "POST" || req.method == "PUT") {
-        json body = proto::ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
+        json body = ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
         if (!body.is_object()) throw ApiException(SchedValidation("The request body is not a JSON object."));
         out = Put(*events, name, body, req.method == "POST");
       } else if (req.method == "GET") {
@@ -968,7 +968,7 @@ class SchedulerService final : public Service {
       e.message = "Geysir implements EventBridge Scheduler's schedules (/schedules/NAME) only";
       throw ApiException(e);
     }
-    proto::HttpResponse r;
+    net::HttpResponse r;
     r.status = status;
     r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", info.request_id}};
     r.body = Dump(out);
@@ -1095,8 +1095,8 @@ EventsService& EventsOf(ServiceHost& host) {
   return *ev;
 }
 
-proto::HttpResponse JsonReply(int status, const json& body, const std::string& rid) {
-  proto::HttpResponse r;
+net::HttpResponse JsonReply(int status, const json& body, const std::string& rid) {
+  net::HttpResponse r;
   r.status = status;
   r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", rid}};
   r.body = Dump(body);
@@ -1169,7 +1169,7 @@ void EnqueueAsyncInvoke(ServiceHost& host, const std::string& function, const st
   e.source = "lambda";
   ev.queue().Enqueue(std::move(e), [resp, request_id, function](Status st) {
     if (st.ok()) {
-      proto::HttpResponse r;
+      net::HttpResponse r;
       r.status = 202;
       r.headers = {{"x-amzn-RequestId", request_id}};
       resp->Send(std::move(r));
@@ -1180,7 +1180,7 @@ void EnqueueAsyncInvoke(ServiceHost& host, const std::string& function, const st
   });
 }
 
-void HandleTriggersApi(ServiceHost& host, const Route& route, proto::HttpRequest& req, const Responder& resp,
+void HandleTriggersApi(ServiceHost& host, const Route& route, net::HttpRequest& req, const Responder& resp,
                        const std::string& rid) {
   EventsService& ev = EventsOf(host);
   triggers::AsyncQueue& q = ev.queue();
@@ -1215,7 +1215,7 @@ void HandleTriggersApi(ServiceHost& host, const Route& route, proto::HttpRequest
         if (!q.DeleteConfig(ref.name, qualifier)) {
           throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
         }
-        proto::HttpResponse r;
+        net::HttpResponse r;
         r.status = 204;
         r.headers = {{"x-amzn-RequestId", rid}};
         resp->Send(std::move(r));

@@ -43,7 +43,7 @@ void EnqueueAsyncInvoke(ServiceHost& host, const std::string& function, const st
 
 // Routes of control's Lambda/native API that belong to triggers: Put/Get/Update/Delete/List
 // FunctionEventInvokeConfig(s), and /geysir/v1/schedules, /geysir/v1/async-events[/redrive].
-void HandleTriggersApi(ServiceHost& host, const Route& route, proto::HttpRequest& req, const Responder& resp,
+void HandleTriggersApi(ServiceHost& host, const Route& route, net::HttpRequest& req, const Responder& resp,
                        const std::string& request_id);
 
 // Makes the EventBridge service and, sharing its engine, the EventBridge Scheduler service.

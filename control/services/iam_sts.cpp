@@ -14,14 +14,14 @@
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control {
 namespace {
 
 using nlohmann::json;
-using proto::HttpRequest;
-using proto::HttpResponse;
+using net::HttpRequest;
+using net::HttpResponse;
 
 constexpr std::string_view kIamXmlns = "https://iam.amazonaws.com/doc/2010-05-08/";
 constexpr std::string_view kStsXmlns = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -144,13 +144,13 @@ void CheckName(const std::string& value, const char* field, size_t max) {
 }
 
 void CheckPolicy(const std::string& doc) {
-  json j = proto::ParseUntrustedJsonOrDiscarded(doc);
+  json j = ParseUntrustedJsonOrDiscarded(doc);
   if (!j.is_object()) Throw(400, "MalformedPolicyDocument", "The policy document is not a JSON object.");
   if (doc.size() > 10240) Throw(400, "LimitExceeded", "Cannot exceed quota for PolicySize: 10240");
 }
 
 // IAM returns policy documents URL-encoded (RFC 3986); botocore unquotes and parses them.
-std::string UrlEncode(std::string_view in) { return proto::PercentEncode(in); }
+std::string UrlEncode(std::string_view in) { return net::PercentEncode(in); }
 
 std::string RandomId(std::string_view prefix) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

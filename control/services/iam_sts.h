@@ -24,8 +24,8 @@ class IamService final : public Service {
   explicit IamService(ServiceHost& host) : host_(host) {}
   std::string_view signing_name() const override { return "iam"; }
   Status Start() override;
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
 
  private:
   ServiceHost& host_;
@@ -35,8 +35,8 @@ class StsService final : public Service {
  public:
   explicit StsService(ServiceHost& host) : host_(host) {}
   std::string_view signing_name() const override { return "sts"; }
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
 
  private:
   ServiceHost& host_;

@@ -8,7 +8,7 @@
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control {
 namespace {
@@ -93,11 +93,11 @@ class LogsService final : public Service {
   explicit LogsService(ServiceHost& host) : host_(host) {}
   std::string_view signing_name() const override { return "logs"; }
 
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
     return JsonProtocolError(error, kContentType, request_id);
   }
 
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
     const std::string* target = req.Header("X-Amz-Target");
     static constexpr std::string_view kPrefix = "Logs_20140328.";
     if (req.method != "POST" || !target || target->rfind(kPrefix, 0) != 0) {
@@ -105,7 +105,7 @@ class LogsService final : public Service {
                                    "CloudWatch Logs takes POST / with X-Amz-Target: Logs_20140328.<Operation>"));
     }
     const std::string op = target->substr(kPrefix.size());
-    json body = req.body.empty() ? json::object() : proto::ParseUntrustedJsonOrDiscarded(req.body);
+    json body = req.body.empty() ? json::object() : ParseUntrustedJsonOrDiscarded(req.body);
     if (!body.is_object()) {
       throw ApiException(LogsError(400, "SerializationException", "The request body is not a JSON object"));
     }
@@ -127,7 +127,7 @@ class LogsService final : public Service {
                                        " (it serves DescribeLogGroups, DescribeLogStreams, FilterLogEvents, "
                                        "GetLogEvents and DeleteLogGroup over function logs)"));
     }
-    proto::HttpResponse r;
+    net::HttpResponse r;
     r.status = 200;
     r.headers = {{"Content-Type", kContentType}, {"x-amzn-RequestId", info.request_id}};
     r.body = out.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -51,7 +51,7 @@ void XmlWriter::Leaf(std::string_view name, std::string_view text) {
 
 void XmlWriter::Raw(std::string_view xml) { out_ += xml; }
 
-proto::HttpResponse QueryReply(std::string_view action, std::string_view xmlns, std::string_view result_xml,
+net::HttpResponse QueryReply(std::string_view action, std::string_view xmlns, std::string_view result_xml,
                                const std::string& request_id, bool with_result) {
   XmlWriter x;
   x.Declaration();
@@ -67,14 +67,14 @@ proto::HttpResponse QueryReply(std::string_view action, std::string_view xmlns, 
   x.Leaf("RequestId", request_id);
   x.Close("ResponseMetadata");
   x.Close(response);
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = 200;
   r.headers = {{"Content-Type", "text/xml"}, {"x-amzn-RequestId", request_id}};
   r.body = x.Take();
   return r;
 }
 
-proto::HttpResponse QueryError(const AwsError& error, std::string_view xmlns, const std::string& request_id) {
+net::HttpResponse QueryError(const AwsError& error, std::string_view xmlns, const std::string& request_id) {
   XmlWriter x;
   x.Declaration();
   x.Open("ErrorResponse", xmlns);
@@ -85,17 +85,17 @@ proto::HttpResponse QueryError(const AwsError& error, std::string_view xmlns, co
   x.Close("Error");
   x.Leaf("RequestId", request_id);
   x.Close("ErrorResponse");
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = error.http_status;
   r.headers = {{"Content-Type", "text/xml"}, {"x-amzn-RequestId", request_id}};
   r.body = x.Take();
   return r;
 }
 
-proto::HttpResponse JsonProtocolError(const AwsError& error, std::string_view content_type,
+net::HttpResponse JsonProtocolError(const AwsError& error, std::string_view content_type,
                                       const std::string& request_id) {
   nlohmann::json body = {{"__type", error.type}, {"message", error.message}};
-  proto::HttpResponse r;
+  net::HttpResponse r;
   r.status = error.http_status;
   r.headers = {{"Content-Type", std::string(content_type)},
                {"x-amzn-RequestId", request_id},

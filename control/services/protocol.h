@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "control/aws_error.h"
-#include "proto/http_server.h"
+#include "net/http_server.h"
 
 namespace geysir::control {
 
@@ -40,18 +40,18 @@ class XmlWriter {
 //   <{action}Response xmlns="{xmlns}"><{action}Result>{result_xml}</{action}Result>
 //   <ResponseMetadata><RequestId>{rid}</RequestId></ResponseMetadata></{action}Response>
 // `result_xml` empty and `with_result` false gives the bare form some actions use.
-proto::HttpResponse QueryReply(std::string_view action, std::string_view xmlns, std::string_view result_xml,
+net::HttpResponse QueryReply(std::string_view action, std::string_view xmlns, std::string_view result_xml,
                                const std::string& request_id, bool with_result = true);
 
 // A query-protocol error (IAM, STS, CloudFormation):
 //   <ErrorResponse xmlns="{xmlns}"><Error><Type>Sender|Receiver</Type><Code>{type}</Code>
 //   <Message>{message}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>
-proto::HttpResponse QueryError(const AwsError& error, std::string_view xmlns, const std::string& request_id);
+net::HttpResponse QueryError(const AwsError& error, std::string_view xmlns, const std::string& request_id);
 
 // A JSON 1.0/1.1 protocol error (EventBridge, CloudWatch Logs): body
 // {"__type":"{type}","message":"{message}"}, header x-amzn-ErrorType, with `content_type`
 // ("application/x-amz-json-1.1" or "-1.0").
-proto::HttpResponse JsonProtocolError(const AwsError& error, std::string_view content_type,
+net::HttpResponse JsonProtocolError(const AwsError& error, std::string_view content_type,
                                       const std::string& request_id);
 
 // The form-encoded body of a query-protocol request (Action=...&Version=...&Member.1=...),

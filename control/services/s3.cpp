@@ -14,15 +14,15 @@
 #include "control/services/s3_chunked.h"
 #include "control/services/s3_xml.h"
 #include "control/store.h"
-#include "proto/base64.h"
-#include "proto/log.h"
-#include "proto/sigv4.h"
+#include "base/base64.h"
+#include "base/log.h"
+#include "net/sigv4.h"
 
 namespace geysir::control {
 namespace {
 
-using proto::HttpRequest;
-using proto::HttpResponse;
+using net::HttpRequest;
+using net::HttpResponse;
 using s3::S3Error;
 
 constexpr std::string_view kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -56,7 +56,7 @@ std::string HttpDate(int64_t ms) {
 
 // S3's encoding-type=url: every byte but unreserved ones and '/' as %XX (botocore decodes
 // with unquote_plus, so '+' must be escaped too).
-std::string UrlEncodeKey(std::string_view in) { return proto::PercentEncode(in, "/"); }
+std::string UrlEncodeKey(std::string_view in) { return net::PercentEncode(in, "/"); }
 
 // The bucket a virtual-hosted request names (see s3.h), or "".
 std::string VirtualHostBucket(const HttpRequest& req) {
@@ -255,8 +255,8 @@ std::string ReadPayload(ServiceHost& host, HttpRequest& req, const RequestInfo& 
     bool trailer = EndsWith(sha, "-TRAILER");
     s3::ChunkSigning signing;
     if (signed_chunks) {
-      proto::sigv4::VerifyError ignored;
-      auto cred = proto::sigv4::ParseCredential(req, &ignored);
+      net::sigv4::VerifyError ignored;
+      auto cred = net::sigv4::ParseCredential(req, &ignored);
       Result<AccessKey> key = host.store().GetAccessKey(info.access_key_id);
       if (!cred || !key.ok()) Throw(403, "AccessDenied", "Cannot verify the chunk signatures of this request.");
       signing.signing_key = s3::SigningKey(key->secret_access_key, cred->date, cred->region, cred->service);
@@ -285,7 +285,7 @@ std::string ReadPayload(ServiceHost& host, HttpRequest& req, const RequestInfo& 
   }
 
   if (const std::string* md5 = req.Header("Content-MD5")) {
-    auto raw = proto::DecodeBase64(*md5);
+    auto raw = DecodeBase64(*md5);
     if (!raw || raw->size() != 16) Throw(400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
     if (s3::Md5Base64(data) != *md5) {
       Throw(400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
@@ -326,12 +326,12 @@ void AddObjectHeaders(HttpResponse& r, const s3::Object& o, bool with_checksums)
 
 std::string EncodeToken(const std::string& last) {
   std::string out;
-  proto::AppendBase64(out, "v1:" + last);
+  AppendBase64(out, "v1:" + last);
   return out;
 }
 
 std::string DecodeToken(const std::string& token) {
-  auto raw = proto::DecodeBase64(token);
+  auto raw = DecodeBase64(token);
   if (!raw || !StartsWith(*raw, "v1:")) {
     Throw(400, "InvalidArgument", "The continuation token provided is incorrect");
   }
@@ -395,11 +395,11 @@ void S3Service::Handle(HttpRequest& req, const Responder& resp, const RequestInf
   if (!path.empty() && path.front() == '/') path.remove_prefix(1);
   if (!vhost.empty()) {
     c.bucket = vhost;
-    c.key = proto::PercentDecode(path, false);
+    c.key = net::PercentDecode(path, false);
   } else {
     size_t slash = path.find('/');
-    c.bucket = proto::PercentDecode(path.substr(0, slash), false);
-    if (slash != std::string_view::npos) c.key = proto::PercentDecode(path.substr(slash + 1), false);
+    c.bucket = net::PercentDecode(path.substr(0, slash), false);
+    if (slash != std::string_view::npos) c.key = net::PercentDecode(path.substr(slash + 1), false);
   }
   HttpResponse r = Route(c);
   r.headers.emplace_back("x-amz-request-id", info.request_id);
@@ -719,7 +719,7 @@ HttpResponse S3Service::Route(Call& c) {
     bool copy = c.req.Header("x-amz-copy-source") != nullptr;
     if (copy) {
       // UploadPartCopy: a range of an existing object becomes the part.
-      std::string src = proto::PercentDecode(c.H("x-amz-copy-source"), false);
+      std::string src = net::PercentDecode(c.H("x-amz-copy-source"), false);
       if (!src.empty() && src.front() == '/') src.erase(0, 1);
       if (size_t q = src.find("?versionId="); q != std::string::npos) src.resize(q);
       size_t slash = src.find('/');
@@ -760,7 +760,7 @@ HttpResponse S3Service::Route(Call& c) {
   }
 
   if (m == "PUT" && c.req.Header("x-amz-copy-source") != nullptr) {
-    std::string src = proto::PercentDecode(c.H("x-amz-copy-source"), false);
+    std::string src = net::PercentDecode(c.H("x-amz-copy-source"), false);
     if (!src.empty() && src.front() == '/') src.erase(0, 1);
     if (size_t q = src.find("?versionId="); q != std::string::npos) src.resize(q);
     size_t slash = src.find('/');

@@ -35,15 +35,15 @@ class S3Service final : public Service {
 
   std::string_view signing_name() const override { return "s3"; }
   Status Start() override;
-  void Handle(proto::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
-  proto::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
 
   // The object store (valid after Start()).
   s3::S3ObjectStore& objects() { return *objects_; }
 
  private:
   struct Call;
-  proto::HttpResponse Route(Call& c);
+  net::HttpResponse Route(Call& c);
 
   ServiceHost& host_;
   std::optional<s3::S3ObjectStore> objects_;

@@ -8,13 +8,13 @@
 #include <array>
 #include <cstdint>
 
-#include "proto/base64.h"
-#include "proto/sigv4.h"
+#include "base/base64.h"
+#include "net/sigv4.h"
 
 namespace geysir::control::s3 {
 namespace {
 
-namespace sigv4 = proto::sigv4;
+namespace sigv4 = net::sigv4;
 
 constexpr std::string_view kEmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -72,7 +72,7 @@ std::string BigEndian(T v) {
 
 std::string Base64(std::string_view raw) {
   std::string out;
-  proto::AppendBase64(out, raw);
+  AppendBase64(out, raw);
   return out;
 }
 

@@ -16,8 +16,8 @@
 #include "control/service.h"
 #include "control/services/s3_objects.h"
 #include "control/store.h"
-#include "proto/http_server.h"
-#include "proto/unique_fd.h"
+#include "net/http_server.h"
+#include "base/unique_fd.h"
 
 namespace geysir::control::s3 {
 namespace {
@@ -751,7 +751,7 @@ std::optional<ObjectRef> ParseObjectUrl(std::string_view url) {
     key_raw = std::string(path.substr(s + 1));
   }
   if (bucket.empty() || key_raw.empty()) return std::nullopt;
-  return ObjectRef{bucket, proto::PercentDecode(key_raw, false)};
+  return ObjectRef{bucket, net::PercentDecode(key_raw, false)};
 }
 
 namespace {

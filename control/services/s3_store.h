@@ -28,7 +28,7 @@
 
 #include "control/aws_error.h"
 #include "control/db.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control::s3 {
 

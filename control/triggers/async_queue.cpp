@@ -10,8 +10,8 @@
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
-#include "proto/log.h"
-#include "proto/json_bounds.h"
+#include "base/log.h"
+#include "base/json_bounds.h"
 
 namespace geysir::control::triggers {
 namespace {
@@ -607,7 +607,7 @@ void AsyncQueue::OnResult(AsyncEvent e, proto::InvokeResult r, std::string body)
     case proto::InvokeOutcome::kUnhandled:
     case proto::InvokeOutcome::kTimeout: {
       std::string error = r.outcome == proto::InvokeOutcome::kTimeout ? "Timeout" : "Unhandled";
-      json j = proto::ParseUntrustedJsonOrDiscarded(body);
+      json j = ParseUntrustedJsonOrDiscarded(body);
       if (j.is_object() && j.contains("errorMessage") && j["errorMessage"].is_string()) {
         error += ": " + j["errorMessage"].get<std::string>().substr(0, 500);
       }
@@ -668,7 +668,7 @@ void AsyncQueue::Fail(AsyncEvent e, const std::string& error, const std::string&
   if (!destination.empty()) {
     // Lambda's invocation record for an asynchronous destination.
     const ApiContext& api = host_.api();
-    json request_payload = proto::ParseUntrustedJsonOrDiscarded(e.payload);
+    json request_payload = ParseUntrustedJsonOrDiscarded(e.payload);
     if (request_payload.is_discarded()) request_payload = e.payload;
     json body = {
         {"version", "1.0"},
@@ -681,7 +681,7 @@ void AsyncQueue::Fail(AsyncEvent e, const std::string& error, const std::string&
         {"requestPayload", request_payload},
     };
     if (!response.empty()) {
-      json resp = proto::ParseUntrustedJsonOrDiscarded(response);
+      json resp = ParseUntrustedJsonOrDiscarded(response);
       body["responseContext"] = {{"statusCode", 200}, {"executedVersion", "$LATEST"}, {"functionError", "Unhandled"}};
       body["responsePayload"] = resp.is_discarded() ? json(response) : resp;
     }

@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "control/service.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control {
 class Db;

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "control/triggers/timezone.h"
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir::control::triggers {
 

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace geysir::control::triggers {
 

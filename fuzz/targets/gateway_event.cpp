@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace geysir;
   fuzz::FuzzInput in(data, size);
   const uint8_t flags = in.Byte();
-  proto::HttpRequest request = fuzz::RequestFrom(in);
+  net::HttpRequest request = fuzz::RequestFrom(in);
 
   gateway::NameValueList path_parameters = {{"proxy", request.path}};
   std::map<std::string, std::string> stage_variables = {{"stage", "fuzz"}};

@@ -12,7 +12,7 @@
 
 namespace {
 
-void CheckResponse(const geysir::proto::HttpResponse& r) {
+void CheckResponse(const geysir::net::HttpResponse& r) {
   if (r.status < 100 || r.status > 599) __builtin_trap();
   for (const auto& [name, value] : r.headers) {
     // A header the function chose must never split the response.

@@ -1,4 +1,4 @@
-// The HTTP request path (proto/http_server.h) that both the gateway and control serve with:
+// The HTTP request path (net/http_server.h) that both the gateway and control serve with:
 // the input is what a client writes on a TCP connection, byte for byte, sent over loopback to
 // a real HttpServer on its own libuv loop. The server must parse, answer or refuse, and close
 // by itself once the client has finished writing: no crash, no hang, no leak.
@@ -16,15 +16,15 @@
 #include <memory>
 #include <string>
 
-#include "proto/http_server.h"
+#include "net/http_server.h"
 
 namespace {
 
-using geysir::proto::HttpLimits;
-using geysir::proto::HttpRequest;
-using geysir::proto::HttpResponder;
-using geysir::proto::HttpResponse;
-using geysir::proto::HttpServer;
+using geysir::net::HttpLimits;
+using geysir::net::HttpRequest;
+using geysir::net::HttpResponder;
+using geysir::net::HttpResponse;
+using geysir::net::HttpServer;
 
 struct Harness {
   uv_loop_t loop;

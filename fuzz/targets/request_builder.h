@@ -1,4 +1,4 @@
-// Builds a proto::HttpRequest from fuzz bytes, the shape the HTTP server hands to handlers:
+// Builds a net::HttpRequest from fuzz bytes, the shape the HTTP server hands to handlers:
 //   line 1: method   line 2: request-target   then "Name: value" lines up to an empty line,
 //   then the body. A seed written this way reads like the request it stands for.
 #pragma once
@@ -6,12 +6,12 @@
 #include <string>
 
 #include "fuzz/targets/fuzz_input.h"
-#include "proto/http_server.h"
+#include "net/http_server.h"
 
 namespace geysir::fuzz {
 
-inline proto::HttpRequest RequestFrom(FuzzInput& in) {
-  proto::HttpRequest r;
+inline net::HttpRequest RequestFrom(FuzzInput& in) {
+  net::HttpRequest r;
   r.method = std::string(in.Line());
   r.target = std::string(in.Line());
   size_t q = r.target.find('?');

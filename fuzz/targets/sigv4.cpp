@@ -1,4 +1,4 @@
-// Signature V4 (proto/sigv4.h) as control meets it before anything else: the Authorization
+// Signature V4 (net/sigv4.h) as control meets it before anything else: the Authorization
 // header or the presigned query of an unauthenticated request is parsed, and a parsed
 // credential is verified against a secret. Neither may misbehave on any input.
 #include <cstddef>
@@ -7,14 +7,14 @@
 #include <vector>
 
 #include "fuzz/targets/request_builder.h"
-#include "proto/sigv4.h"
+#include "net/sigv4.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace geysir;
-  namespace sigv4 = proto::sigv4;
+  namespace sigv4 = net::sigv4;
   fuzz::FuzzInput in(data, size);
   const uint8_t flags = in.Byte();
-  proto::HttpRequest request = fuzz::RequestFrom(in);
+  net::HttpRequest request = fuzz::RequestFrom(in);
   constexpr int64_t kNow = 1'700'000'000;  // 2023-11-14T22:13:20Z
 
   sigv4::VerifyError error;

@@ -13,7 +13,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace geysir::worker::restore {
 

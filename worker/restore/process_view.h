@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "proto/status.h"
-#include "proto/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace geysir::worker::restore {
 

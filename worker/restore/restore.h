@@ -36,8 +36,8 @@
 #include <memory>
 #include <string>
 
-#include "proto/status.h"
-#include "proto/unique_fd.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace geysir::worker::restore {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "proto/status.h"
+#include "base/status.h"
 #include "worker/launcher.h"
 
 namespace geysir::worker::sandbox {

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 #include "worker/sandbox/contain.h"
 
 namespace geysir::worker::sandbox {

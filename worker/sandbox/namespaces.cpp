@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 #include "worker/sandbox/contain.h"
 
 namespace geysir::worker::sandbox {

@@ -24,7 +24,7 @@
 #include <cstring>
 #include <sstream>
 
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 #include "worker/sandbox/contain.h"
 
 namespace geysir::worker::sandbox {

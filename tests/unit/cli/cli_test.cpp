@@ -26,7 +26,7 @@
 #include "cli/config.h"
 #include "cli/control_client.h"
 #include "cli/package.h"
-#include "proto/sigv4.h"
+#include "net/sigv4.h"
 
 namespace fs = std::filesystem;
 using namespace geysir::cli;
@@ -454,9 +454,9 @@ class OneShotServer {
   std::vector<std::string> requests_;
 };
 
-// Raw HTTP/1.1 request text -> proto::HttpRequest.
-geysir::proto::HttpRequest ParseRaw(const std::string& raw) {
-  geysir::proto::HttpRequest r;
+// Raw HTTP/1.1 request text -> net::HttpRequest.
+geysir::net::HttpRequest ParseRaw(const std::string& raw) {
+  geysir::net::HttpRequest r;
   size_t end = raw.find("\r\n\r\n");
   REQUIRE(end != std::string::npos);
   std::istringstream head(raw.substr(0, end));
@@ -518,14 +518,14 @@ TEST_CASE("what the CLI sends is signed so that control's verifier accepts it", 
       auto req = ParseRaw(server.requests()[0]);
       CHECK(req.method == c.method);
       CHECK(req.body == c.body);
-      geysir::proto::sigv4::VerifyError err{geysir::proto::sigv4::Failure::kMissingAuthentication, ""};
-      auto cred = geysir::proto::sigv4::ParseCredential(req, &err);
+      geysir::net::sigv4::VerifyError err{geysir::net::sigv4::Failure::kMissingAuthentication, ""};
+      auto cred = geysir::net::sigv4::ParseCredential(req, &err);
       INFO(server.requests()[0]);
       INFO(err.message);
       REQUIRE(cred.has_value());
       CHECK(cred->access_key_id == "AKIDGEYSIRCLI");
       CHECK(cred->service == "lambda");
-      auto bad = geysir::proto::sigv4::Verify(req, *cred, "cli/secret+KEY", NowS());
+      auto bad = geysir::net::sigv4::Verify(req, *cred, "cli/secret+KEY", NowS());
       CHECK_FALSE(bad.has_value());
       if (bad) FAIL(bad->message);
     }

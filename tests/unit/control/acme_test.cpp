@@ -16,7 +16,7 @@
 #include "control/acme/certs.h"
 #include "control/acme/client.h"
 #include "control/acme/jws.h"
-#include "proto/tls.h"
+#include "net/tls.h"
 
 using geysir::control::acme::AcmeClient;
 using geysir::control::acme::AcmeConfig;
@@ -256,7 +256,7 @@ TEST_CASE("TLS-ALPN-01 certificate: the domain as SAN and a critical acmeIdentif
           "[acme]") {
   auto pair = geysir::control::acme::MakeAlpnChallenge("a.example.test", "token.thumb");
   REQUIRE(pair.ok());
-  auto cert = geysir::proto::TlsCertificate::FromPem(pair->cert_pem, pair->key_pem);
+  auto cert = geysir::net::TlsCertificate::FromPem(pair->cert_pem, pair->key_pem);
   REQUIRE(cert.ok());
   CHECK((*cert)->names() == std::vector<std::string>{"a.example.test"});
   X509* x = (*cert)->leaf();

@@ -19,14 +19,14 @@
 #include "control/lambda_api.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
-#include "proto/sigv4.h"
+#include "net/sigv4.h"
 #include "tests/unit/control/store_test_util.h"
-#include "tests/unit/proto/net_test_util.h"
+#include "tests/support/net_test_util.h"
 
 using namespace geysir;
 using namespace geysir::control;
 using nlohmann::json;
-namespace net = geysir::testing;
+namespace nt = geysir::testing;
 namespace zt = geysir::control::testing;
 
 namespace {
@@ -35,7 +35,7 @@ struct CallOptions {
   bool sign = true;
   std::string akid, secret;            // override the credentials
   int64_t skew_s = 0;                  // signing clock offset
-  proto::HeaderList headers;
+  net::HeaderList headers;
   std::string region = "us-east-1";    // the credential scope
   std::string service = "lambda";
   bool content_sha256 = true;          // send x-amz-content-sha256 (else: as given in headers)
@@ -89,7 +89,7 @@ class Client {
 
   Reply Call(const std::string& method, const std::string& target, const std::string& body = "",
              const CallOptions& o = {}) {
-    proto::HttpRequest req;
+    net::HttpRequest req;
     req.method = method;
     req.target = target;
     size_t q = target.find('?');
@@ -100,17 +100,17 @@ class Client {
     for (auto& h : o.headers) req.headers.push_back(h);
     req.body = body;
     if (o.sign) {
-      proto::sigv4::Sign(req, o.akid.empty() ? creds_.akid : o.akid, o.secret.empty() ? creds_.secret : o.secret,
+      net::sigv4::Sign(req, o.akid.empty() ? creds_.akid : o.akid, o.secret.empty() ? creds_.secret : o.secret,
                          o.region, o.service, AmzDate(std::time(nullptr) + o.skew_s), o.content_sha256);
     }
     std::string wire = method + " " + target + " HTTP/1.1\r\n";
     for (auto& [k, v] : req.headers) wire += k + ": " + v + "\r\n";
     wire += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-    net::RawClient c(port_, 10000);
+    nt::RawClient c(port_, 10000);
     Reply r;
     if (!c.connected() || !c.Send(wire)) return r;
     std::string resp = c.ReadResponse(method == "HEAD");
-    r.status = net::StatusOf(resp);
+    r.status = nt::StatusOf(resp);
     size_t end = resp.find("\r\n\r\n");
     std::istringstream hs(resp.substr(0, end));
     std::string line;
@@ -125,7 +125,7 @@ class Client {
       while (!v.empty() && v.front() == ' ') v.erase(0, 1);
       r.headers[k] = v;
     }
-    r.body = net::BodyOf(resp);
+    r.body = nt::BodyOf(resp);
     return r;
   }
 
@@ -209,7 +209,7 @@ struct Harness {
   explicit Harness(const std::function<void(ControlOptions&)>& tweak = nullptr) {
     data = dir.path() + "/data";
     uv_loop_init(&loop);
-    runner = std::make_unique<net::LoopRunner>(&loop);
+    runner = std::make_unique<nt::LoopRunner>(&loop);
     ControlOptions o;
     o.data_dir = data;
     o.listen_port = 0;
@@ -238,10 +238,10 @@ struct Harness {
     REQUIRE(runner->Run([&] { client(c); }, timeout_ms));
   }
 
-  net::TempDir dir;
+  nt::TempDir dir;
   std::string data, socket_path;
   uv_loop_t loop;
-  std::unique_ptr<net::LoopRunner> runner;
+  std::unique_ptr<nt::LoopRunner> runner;
   std::unique_ptr<ControlServer> server;
   Creds creds;
   uint16_t port = 0;

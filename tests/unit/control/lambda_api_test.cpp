@@ -421,7 +421,7 @@ TEST_CASE("AWS error mapping", "[control][api]") {
   CHECK(FromStatus(Status::Internal("x")).type == "ServiceException");
   CHECK(FromStatus(Status::Internal("x")).http_status == 500);
 
-  proto::HttpResponse r = ToHttpResponse(ResourceNotFound("Function not found: x"), "rid-1");
+  net::HttpResponse r = ToHttpResponse(ResourceNotFound("Function not found: x"), "rid-1");
   CHECK(r.status == 404);
   auto header = [&](const std::string& name) {
     for (auto& [k, v] : r.headers) {
@@ -436,7 +436,7 @@ TEST_CASE("AWS error mapping", "[control][api]") {
   CHECK(body["message"] == "Function not found: x");
   CHECK(json::parse(ToHttpResponse(ServiceError("boom"), "r").body)["Type"] == "Service");
 
-  using proto::sigv4::Failure;
+  using net::sigv4::Failure;
   AwsError a = FromVerifyError({Failure::kSignatureMismatch, "mismatch"});
   CHECK(a.http_status == 403);
   CHECK(a.type == "InvalidSignatureException");

@@ -175,7 +175,7 @@ TEST_CASE("the route index keeps APIs by lower-cased id", "[api]") {
 }
 
 TEST_CASE("the payload 1.0 event has every field a REST proxy integration gets", "[api][event]") {
-  proto::HttpRequest r;
+  net::HttpRequest r;
   r.method = "POST";
   r.target = "/dev/users/42?tag=a&tag=b%20c&x=1";
   r.path = "/dev/users/42";
@@ -262,7 +262,7 @@ TEST_CASE("the payload 1.0 event has every field a REST proxy integration gets",
 }
 
 TEST_CASE("the 2.0 event of an HTTP API route carries its route key, stage and parameters", "[api][event]") {
-  proto::HttpRequest r;
+  net::HttpRequest r;
   r.method = "GET";
   r.target = "/v2/pets/7";
   r.path = "/v2/pets/7";

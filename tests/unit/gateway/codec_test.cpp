@@ -4,6 +4,7 @@
 #include <vector>
 #include <nlohmann/json.hpp>
 
+using namespace geysir;
 using namespace geysir::gateway;
 
 TEST_CASE("JSON strings are escaped and invalid UTF-8 repaired", "[codec]") {

@@ -7,8 +7,8 @@
 using geysir::gateway::ApplyCors;
 using geysir::gateway::IsPreflight;
 using geysir::gateway::PreflightResponse;
-using geysir::proto::HttpRequest;
-using geysir::proto::HttpResponse;
+using geysir::net::HttpRequest;
+using geysir::net::HttpResponse;
 using nlohmann::json;
 
 namespace {

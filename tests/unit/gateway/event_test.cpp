@@ -6,7 +6,7 @@
 using geysir::gateway::BuildFunctionUrlEvent;
 using geysir::gateway::EventContext;
 using geysir::gateway::FormatRequestTime;
-using geysir::proto::HttpRequest;
+using geysir::net::HttpRequest;
 using nlohmann::json;
 
 namespace {

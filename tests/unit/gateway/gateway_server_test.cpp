@@ -15,7 +15,7 @@
 #include "proto/frame_channel.h"
 #include "proto/invoke_refs.h"
 #include "proto/messages.h"
-#include "tests/unit/proto/net_test_util.h"
+#include "tests/support/net_test_util.h"
 
 using geysir::gateway::Gateway;
 using geysir::gateway::GatewayOptions;

@@ -7,8 +7,8 @@
 
 using geysir::gateway::MapHandlerOutput;
 using geysir::gateway::MapInvokeResult;
-using geysir::proto::HeaderList;
-using geysir::proto::HttpResponse;
+using geysir::net::HeaderList;
+using geysir::net::HttpResponse;
 using geysir::proto::InvokeOutcome;
 using geysir::proto::InvokeResult;
 

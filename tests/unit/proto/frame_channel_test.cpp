@@ -12,7 +12,7 @@
 #include <memory>
 #include <vector>
 
-#include "tests/unit/proto/net_test_util.h"
+#include "tests/support/net_test_util.h"
 
 using geysir::proto::Frame;
 using geysir::proto::FrameClient;

@@ -1,6 +1,7 @@
 #include "proto/frame.h"
 
 #include <catch2/catch.hpp>
+#include <string>
 
 using geysir::proto::EncodeFrame;
 using geysir::proto::Frame;
@@ -57,4 +58,17 @@ TEST_CASE("a zero-length header is refused", "[frame]") {
   FrameDecoder decoder;
   decoder.Feed(wire.data(), wire.size());
   REQUIRE_FALSE(decoder.Next().ok());
+}
+
+TEST_CASE("frame: a header nested deeper than the JSON bound is a malformed frame", "[frame]") {
+  std::string header = "{\"type\":\"result\",\"x\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  std::string wire;
+  for (uint32_t v : {static_cast<uint32_t>(header.size()), 0u}) {
+    for (int shift = 24; shift >= 0; shift -= 8) wire.push_back(static_cast<char>((v >> shift) & 0xff));
+  }
+  wire += header;
+  FrameDecoder d;
+  d.Feed(wire.data(), wire.size());
+  auto next = d.Next();
+  CHECK_FALSE(next.ok());
 }

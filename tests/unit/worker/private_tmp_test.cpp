@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "proto/loop_worker.h"
+#include "base/loop_worker.h"
 #include "template_harness.h"
 #include "worker/private_tmp.h"
 

@@ -20,7 +20,7 @@
 #include <string>
 
 #include "proto/frame.h"
-#include "proto/unique_fd.h"
+#include "base/unique_fd.h"
 #include "worker/launcher.h"
 
 // Catch2 v2 has no SKIP(): say why and leave the test case.

@@ -25,9 +25,9 @@
 #include <utility>
 #include <vector>
 
-#include "proto/status.h"
+#include "base/status.h"
 
-namespace geysir::proto {
+namespace geysir::net {
 
 class TlsContext;
 
@@ -103,7 +103,7 @@ class HttpServer {
   Status Listen(const std::string& host, uint16_t port);
   uint16_t port() const;
 
-  // Serves TLS (proto/tls.h) on every connection accepted from now on. `tls` is not owned and
+  // Serves TLS (net/tls.h) on every connection accepted from now on. `tls` is not owned and
   // must outlive the server; its certificates may be replaced at any time.
   void SetTls(const TlsContext* tls);
 
@@ -134,4 +134,4 @@ std::string PercentDecode(std::string_view in, bool plus_as_space);
 // bytes (A-Z a-z 0-9 - _ . ~) and those in `keep` stay, every other byte becomes %XX upper-case.
 std::string PercentEncode(std::string_view in, std::string_view keep = {});
 
-}  // namespace geysir::proto
+}  // namespace geysir::net

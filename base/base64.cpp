@@ -1,9 +1,9 @@
-#include "proto/base64.h"
+#include "base/base64.h"
 
 #include <array>
 #include <cstdint>
 
-namespace geysir::proto {
+namespace geysir {
 namespace {
 
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -65,4 +65,4 @@ std::optional<std::string> DecodeBase64(std::string_view in) {
   return out;
 }
 
-}  // namespace geysir::proto
+}  // namespace geysir

@@ -1,6 +1,6 @@
 // HttpServer over real loopback sockets: a real uv loop runs on the test thread (bounded by a
 // timer), a blocking raw client runs on a helper thread and checks the bytes on the wire.
-#include "proto/http_server.h"
+#include "net/http_server.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,14 +11,14 @@
 #include <map>
 #include <memory>
 
-#include "tests/unit/proto/net_test_util.h"
+#include "tests/support/net_test_util.h"
 
-using geysir::proto::HeaderList;
-using geysir::proto::HttpLimits;
-using geysir::proto::HttpRequest;
-using geysir::proto::HttpResponder;
-using geysir::proto::HttpResponse;
-using geysir::proto::HttpServer;
+using geysir::net::HeaderList;
+using geysir::net::HttpLimits;
+using geysir::net::HttpRequest;
+using geysir::net::HttpResponder;
+using geysir::net::HttpResponse;
+using geysir::net::HttpServer;
 using geysir::testing::BodyOf;
 using geysir::testing::LoopRunner;
 using geysir::testing::RawClient;
@@ -28,7 +28,7 @@ namespace {
 
 // A loop, a runner and a server; the destructor closes everything and checks the loop closes.
 struct Harness {
-  explicit Harness(geysir::proto::HttpHandler handler, HttpLimits limits = {}) {
+  explicit Harness(geysir::net::HttpHandler handler, HttpLimits limits = {}) {
     uv_loop_init(&loop);
     runner = std::make_unique<LoopRunner>(&loop);
     server = std::make_unique<HttpServer>(&loop, limits, std::move(handler));
@@ -818,9 +818,9 @@ TEST_CASE("HttpServer's own errors go through the error formatter", "[http]") {
 }
 
 TEST_CASE("HTTP helpers", "[http]") {
-  using geysir::proto::JsonResponse;
-  using geysir::proto::PercentDecode;
-  using geysir::proto::ReasonPhrase;
+  using geysir::net::JsonResponse;
+  using geysir::net::PercentDecode;
+  using geysir::net::ReasonPhrase;
   CHECK(PercentDecode("a%20b+c%2F%zz%4", false) == "a b+c/%zz%4");
   CHECK(PercentDecode("a+b%2b", true) == "a b+");
   CHECK(ReasonPhrase(404) == "Not Found");

@@ -1,8 +1,8 @@
-#include "proto/json_bounds.h"
+#include "base/json_bounds.h"
 
 #include <string>
 
-namespace geysir::proto {
+namespace geysir {
 
 Status CheckJsonBounds(std::string_view text, const JsonLimits& limits) {
   if (text.size() > limits.max_bytes) {
@@ -61,4 +61,4 @@ nlohmann::json ParseUntrustedJsonOrDiscarded(std::string_view text, const JsonLi
   return nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
 }
 
-}  // namespace geysir::proto
+}  // namespace geysir

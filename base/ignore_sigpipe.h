@@ -8,7 +8,7 @@
 
 #include <signal.h>
 
-namespace geysir::proto::internal {
+namespace geysir {
 
 inline void IgnoreSigpipeOnce() {
   static const bool done = [] {
@@ -19,4 +19,4 @@ inline void IgnoreSigpipeOnce() {
   (void)done;
 }
 
-}  // namespace geysir::proto::internal
+}  // namespace geysir

@@ -7,7 +7,7 @@
 //     ("double encoding"). This is what botocore and the AWS test suite do.
 //   - S3: the path is used as sent (no normalisation, existing %XX escapes kept, only bytes
 //     that are not allowed raw are encoded).
-#include "proto/sigv4.h"
+#include "net/sigv4.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -19,7 +19,7 @@
 #include <cstring>
 #include <ctime>
 
-namespace geysir::proto::sigv4 {
+namespace geysir::net::sigv4 {
 namespace {
 
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
@@ -591,4 +591,4 @@ void Sign(HttpRequest& request, std::string_view access_key, std::string_view se
   request.headers.emplace_back("Authorization", std::move(authz));
 }
 
-}  // namespace geysir::proto::sigv4
+}  // namespace geysir::net::sigv4

@@ -16,7 +16,7 @@
 
 #include <memory>
 
-namespace geysir::proto {
+namespace geysir {
 
 struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -71,4 +71,4 @@ using X509Ptr = std::unique_ptr<X509, X509Free>;
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
 
-}  // namespace geysir::proto
+}  // namespace geysir

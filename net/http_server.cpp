@@ -19,7 +19,7 @@
 //    reads land in a server-wide scratch buffer and are fed to the session, whose plaintext is
 //    read into the connection's buffer and parsed as above (PumpTls); every write is encrypted
 //    and its records sent instead (SendTlsOutput); the lingering close sends close_notify first.
-#include "proto/http_server.h"
+#include "net/http_server.h"
 
 #include <llhttp.h>
 #include <netinet/in.h>
@@ -33,11 +33,11 @@
 #include <unordered_map>
 #include <nlohmann/json.hpp>
 
-#include "proto/internal/ignore_sigpipe.h"
-#include "proto/log.h"
-#include "proto/tls.h"
+#include "base/ignore_sigpipe.h"
+#include "base/log.h"
+#include "net/tls.h"
 
-namespace geysir::proto {
+namespace geysir::net {
 namespace {
 
 constexpr size_t kMinReadRoom = 4096;        // compact the read buffer when less room is left
@@ -69,7 +69,6 @@ uint64_t WallClockMs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-using internal::IgnoreSigpipeOnce;
 
 std::string ErrorBody(const std::string& message) {
   return nlohmann::json{{"message", message}}.dump();
@@ -1552,4 +1551,4 @@ std::string PercentDecode(std::string_view in, bool plus_as_space) {
   return out;
 }
 
-}  // namespace geysir::proto
+}  // namespace geysir::net

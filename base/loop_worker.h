@@ -34,7 +34,7 @@
 #include <thread>
 #include <vector>
 
-#include "proto/status.h"
+#include "base/status.h"
 
 namespace geysir {
 

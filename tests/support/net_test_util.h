@@ -1,4 +1,4 @@
-// Helpers shared by the proto network tests: a loop that runs for a bounded time while a client
+// Helpers shared by the network tests of several modules: a loop that runs for a bounded time while a client
 // thread talks to it over real loopback sockets, and a blocking raw HTTP client.
 //
 // Thread behaviour: the loop and everything on it run on the test's thread; the client function

@@ -5,7 +5,7 @@
 // before a certificate is picked (TLS-ALPN-01 needs both). The chosen chain is installed on
 // the SSL object itself with SSL_use_cert_and_key, which takes references: a renewal that
 // replaces the context's map leaves connections mid-handshake and established ones intact.
-#include "proto/tls.h"
+#include "net/tls.h"
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
@@ -17,7 +17,7 @@
 #include <cstring>
 #include <ctime>
 
-namespace geysir::proto {
+namespace geysir::net {
 namespace {
 
 constexpr char kAlpnHttp11[] = "http/1.1";
@@ -374,4 +374,4 @@ void TlsSession::TakeOutput(std::string& out) {
 bool TlsSession::handshake_done() const { return ssl_ && SSL_is_init_finished(ssl_.get()); }
 bool TlsSession::resumed() const { return ssl_ && SSL_session_reused(ssl_.get()) == 1; }
 
-}  // namespace geysir::proto
+}  // namespace geysir::net

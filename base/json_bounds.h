@@ -18,9 +18,9 @@
 #include <string_view>
 #include <type_traits>
 
-#include "proto/status.h"
+#include "base/status.h"
 
-namespace geysir::proto {
+namespace geysir {
 
 // Deep enough for any real document (Python's json gives up near 1,000 levels; AWS's documents
 // rarely pass 20), shallow enough that a recursive walk of it costs well under 1 MB of stack.
@@ -88,4 +88,4 @@ T JsonIntegerField(const nlohmann::json& obj, const char* key, T dflt) {
   return JsonInteger<T>(*it).value_or(dflt);
 }
 
-}  // namespace geysir::proto
+}  // namespace geysir

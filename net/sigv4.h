@@ -19,10 +19,10 @@
 #include <utility>
 #include <vector>
 
-#include "proto/http_server.h"
-#include "proto/status.h"
+#include "net/http_server.h"
+#include "base/status.h"
 
-namespace geysir::proto::sigv4 {
+namespace geysir::net::sigv4 {
 
 // The parsed credential of a signed request.
 struct Credential {
@@ -80,4 +80,4 @@ std::string HexSha256(std::string_view data);
 std::string HmacSha256(std::string_view key, std::string_view data);  // raw bytes
 std::string Hex(std::string_view bytes);
 
-}  // namespace geysir::proto::sigv4
+}  // namespace geysir::net::sigv4

@@ -1,4 +1,4 @@
-// TLS for proto::HttpServer: OpenSSL driven through memory BIOs on the libuv loop thread, so no
+// TLS for net::HttpServer: OpenSSL driven through memory BIOs on the libuv loop thread, so no
 // extra threads and no blocking sockets are involved.
 //
 //   TlsCertificate  a parsed certificate chain + private key (PEM in, X509/EVP_PKEY held),
@@ -30,10 +30,10 @@
 #include <string_view>
 #include <vector>
 
-#include "proto/openssl_ptr.h"
-#include "proto/status.h"
+#include "base/openssl_ptr.h"
+#include "base/status.h"
 
-namespace geysir::proto {
+namespace geysir::net {
 
 class TlsCertificate {
  public:
@@ -143,4 +143,4 @@ class TlsSession {
 // The OpenSSL error queue as one line (and cleared): "error:0A000086:SSL routines::...".
 std::string TakeOpenSslErrors();
 
-}  // namespace geysir::proto
+}  // namespace geysir::net

@@ -1,7 +1,7 @@
 // LoopWorker on a real libuv loop: jobs run off the loop thread, in order, and their
 // continuations come back on the loop thread; an idle worker does not keep uv_run going; a
 // throwing job or continuation is survived; destruction drops what has not run yet.
-#include "proto/loop_worker.h"
+#include "base/loop_worker.h"
 
 #include <catch2/catch.hpp>
 

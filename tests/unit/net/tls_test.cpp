@@ -1,8 +1,8 @@
-// HttpServer with TLS (proto/tls.h) over real loopback sockets: the server's loop runs on the
+// HttpServer with TLS (net/tls.h) over real loopback sockets: the server's loop runs on the
 // test thread, a blocking OpenSSL client on a helper thread. SNI picks the certificate, ALPN
 // says http/1.1, keep-alive works across records, acme-tls/1 gets only the challenge
 // certificate, sessions resume, and replacing certificates leaves open connections alone.
-#include "proto/tls.h"
+#include "net/tls.h"
 
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -18,16 +18,16 @@
 #include <memory>
 #include <string>
 
-#include "proto/http_server.h"
-#include "tests/unit/proto/net_test_util.h"
+#include "net/http_server.h"
+#include "tests/support/net_test_util.h"
 
-using geysir::proto::HttpRequest;
-using geysir::proto::HttpResponder;
-using geysir::proto::HttpResponse;
-using geysir::proto::HttpServer;
-using geysir::proto::TlsCertificate;
-using geysir::proto::TlsCertificatePtr;
-using geysir::proto::TlsContext;
+using geysir::net::HttpRequest;
+using geysir::net::HttpResponder;
+using geysir::net::HttpResponse;
+using geysir::net::HttpServer;
+using geysir::net::TlsCertificate;
+using geysir::net::TlsCertificatePtr;
+using geysir::net::TlsContext;
 using geysir::testing::LoopRunner;
 
 namespace {
@@ -83,7 +83,7 @@ struct Harness {
     auto ctx = TlsContext::Create();
     REQUIRE(ctx.ok());
     tls = std::move(*ctx);
-    server = std::make_unique<HttpServer>(&loop, geysir::proto::HttpLimits{},
+    server = std::make_unique<HttpServer>(&loop, geysir::net::HttpLimits{},
                                           [this](HttpRequest&& req, std::shared_ptr<HttpResponder> resp) {
                                             HttpResponse r;
                                             r.body = "sni=" + req.tls_server_name + " tls=" + (req.tls ? "1" : "0") +

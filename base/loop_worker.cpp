@@ -1,9 +1,9 @@
-#include "proto/loop_worker.h"
+#include "base/loop_worker.h"
 
 #include <system_error>
 #include <utility>
 
-#include "proto/log.h"
+#include "base/log.h"
 
 namespace geysir {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace geysir::proto {
+namespace geysir {
 
 // Appends the padded encoding of `in` to `out` (one resize, no reallocation per byte).
 void AppendBase64(std::string& out, std::string_view in);
@@ -17,4 +17,4 @@ void AppendBase64(std::string& out, std::string_view in);
 // whitespace, any character outside the alphabet, '=' before the end, or an impossible length.
 std::optional<std::string> DecodeBase64(std::string_view in);
 
-}  // namespace geysir::proto
+}  // namespace geysir

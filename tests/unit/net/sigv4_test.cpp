@@ -2,7 +2,7 @@
 // and signature for each case), requests signed by botocore (fixed vectors, generated once with
 // botocore.auth.SigV4Auth / SigV4QueryAuth / S3SigV4Auth at a fixed time), and the failure
 // modes control maps to AWS's 403 errors.
-#include "proto/sigv4.h"
+#include "net/sigv4.h"
 
 #include <catch2/catch.hpp>
 
@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-namespace sigv4 = geysir::proto::sigv4;
-using geysir::proto::HttpRequest;
+namespace sigv4 = geysir::net::sigv4;
+using geysir::net::HttpRequest;
 
 namespace {
 
@@ -318,7 +318,7 @@ const SuiteCase kSuite[] = {
 };
 
 HttpRequest MakeRequest(const std::string& method, const std::string& path, const std::string& query,
-                        geysir::proto::HeaderList headers, const std::string& body) {
+                        geysir::net::HeaderList headers, const std::string& body) {
   HttpRequest r;
   r.method = method;
   r.path = path;
