@@ -7,6 +7,7 @@ namespace geysir {
 namespace {
 
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 constexpr std::array<int8_t, 256> MakeB64Table() {
   std::array<int8_t, 256> t{};
@@ -16,9 +17,7 @@ constexpr std::array<int8_t, 256> MakeB64Table() {
 }
 constexpr auto kB64Table = MakeB64Table();
 
-}  // namespace
-
-void AppendBase64(std::string& out, std::string_view in) {
+void Encode(std::string& out, std::string_view in, const char* alphabet, bool pad) {
   const size_t start = out.size();
   out.resize(start + (in.size() + 2) / 3 * 4);
   char* p = out.data() + start;
@@ -26,19 +25,38 @@ void AppendBase64(std::string& out, std::string_view in) {
   const auto* s = reinterpret_cast<const unsigned char*>(in.data());
   for (; i + 3 <= in.size(); i += 3) {
     uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8) | s[i + 2];
-    *p++ = kB64[(v >> 18) & 63];
-    *p++ = kB64[(v >> 12) & 63];
-    *p++ = kB64[(v >> 6) & 63];
-    *p++ = kB64[v & 63];
+    *p++ = alphabet[(v >> 18) & 63];
+    *p++ = alphabet[(v >> 12) & 63];
+    *p++ = alphabet[(v >> 6) & 63];
+    *p++ = alphabet[v & 63];
   }
   if (size_t rest = in.size() - i; rest > 0) {
     uint32_t v = uint32_t{s[i]} << 16;
     if (rest == 2) v |= uint32_t{s[i + 1]} << 8;
-    *p++ = kB64[(v >> 18) & 63];
-    *p++ = kB64[(v >> 12) & 63];
-    *p++ = rest == 2 ? kB64[(v >> 6) & 63] : '=';
+    *p++ = alphabet[(v >> 18) & 63];
+    *p++ = alphabet[(v >> 12) & 63];
+    *p++ = rest == 2 ? alphabet[(v >> 6) & 63] : '=';
     *p++ = '=';
   }
+  if (!pad) {
+    while (out.size() > start && out.back() == '=') out.pop_back();
+  }
+}
+
+}  // namespace
+
+void AppendBase64(std::string& out, std::string_view in) { Encode(out, in, kB64, /*pad=*/true); }
+
+std::string Base64Encode(std::string_view in) {
+  std::string out;
+  Encode(out, in, kB64, /*pad=*/true);
+  return out;
+}
+
+std::string Base64UrlEncode(std::string_view in) {
+  std::string out;
+  Encode(out, in, kB64Url, /*pad=*/false);
+  return out;
 }
 
 std::optional<std::string> DecodeBase64(std::string_view in) {

@@ -91,9 +91,9 @@ void MatchRoute(ApiMatch& m, const std::vector<std::string_view>& segs, std::str
 }  // namespace
 
 bool MatchesMediaType(const std::vector<std::string>& types, std::string_view content_type) {
-  std::string ct = ToLowerAscii(MediaTypeOnly(content_type));
+  std::string ct = AsciiLower(MediaTypeOnly(content_type));
   for (const std::string& t : types) {
-    std::string type = ToLowerAscii(t);
+    std::string type = AsciiLower(t);
     if (type == "*/*") return true;
     if (ct.empty()) continue;
     if (type == ct) return true;

@@ -3,10 +3,10 @@
 #include <array>
 #include <cstdint>
 
+#include "base/strings.h"
+
 namespace geysir::gateway {
 namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
 
 // Length of the valid UTF-8 sequence starting at in[i], or 0 when it is not one.
 size_t Utf8SequenceLength(std::string_view in, size_t i) {
@@ -70,10 +70,9 @@ void AppendJsonString(std::string& out, std::string_view in) {
       case '\t': out.append("\\t"); break;
       case '\b': out.append("\\b"); break;
       case '\f': out.append("\\f"); break;
-      default: {
-        const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-        out.append(esc, sizeof esc);
-      }
+      default:
+        out.append("\\u00");
+        AppendHexByte(out, c);
     }
     run = ++i;
   }
@@ -95,25 +94,6 @@ bool IsValidUtf8(std::string_view in) {
   return true;
 }
 
-
-std::string ToLowerAscii(std::string_view in) {
-  std::string out(in);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 bool IsTextualContentType(std::string_view content_type) {
   // Media type only: drop parameters ("; charset=utf-8") and surrounding blanks.

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "base/base64.h"
+#include "base/strings.h"
 #include "net/http_server.h"
 
 namespace geysir::gateway {
@@ -24,14 +25,12 @@ void AppendJsonString(std::string& out, std::string_view in);
 // True when `in` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
 bool IsValidUtf8(std::string_view in);
 
-// Base64 for bodies is base/base64.h's: one implementation serves the whole tree.
+// Base64 (base/base64.h) and ASCII case folding (base/strings.h) are base's: one
+// implementation serves the whole tree.
 
 // Decodes %XX and, in a query, '+' as a space; malformed escapes are kept literally. One
 // implementation serves the whole tree: the HTTP server's.
 using net::PercentDecode;
-
-std::string ToLowerAscii(std::string_view in);
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
 // AWS sends a function URL request body as a plain string only for textual media types:
 // text/*, application/json, application/xml and application/javascript (checked against AWS by

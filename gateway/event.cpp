@@ -182,7 +182,7 @@ std::string BuildFunctionUrlEvent(const net::HttpRequest& request, const EventCo
   bool have_content_type = false;
   std::string xff;
   for (const auto& [name, value] : request.headers) {
-    std::string lname = ToLowerAscii(name);
+    std::string lname = AsciiLower(name);
     if (lname == "cookie") {
       // "a=1; b=2" -> ["a=1", "b=2"]; several Cookie headers add up.
       std::string_view rest = value;

@@ -14,6 +14,7 @@
 #include "gateway/host.h"
 #include "gateway/result.h"
 #include "base/log.h"
+#include "base/random.h"
 
 namespace geysir::gateway {
 namespace {
@@ -110,22 +111,9 @@ RequestIdGenerator::RequestIdGenerator() {
 }
 
 std::string RequestIdGenerator::Next() {
-  static constexpr char kHex[] = "0123456789abcdef";
   uint64_t hi = rng_();
   uint64_t lo = rng_();
-  hi = (hi & ~uint64_t{0xF000}) | 0x4000;                       // version 4
-  lo = (lo & ~(uint64_t{0xC} << 60)) | (uint64_t{0x8} << 60);   // RFC 4122 variant
-  std::string out(36, '-');
-  int pos = 0;
-  auto put = [&](uint64_t v, int nibbles) {
-    for (int i = nibbles - 1; i >= 0; --i) {
-      if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
-      out[pos++] = kHex[(v >> (i * 4)) & 0xF];
-    }
-  };
-  put(hi, 16);
-  put(lo, 16);
-  return out;
+  return FormatUuidV4(hi, lo);
 }
 
 Gateway::Gateway(uv_loop_t* loop, GatewayOptions options)

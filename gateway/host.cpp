@@ -24,9 +24,9 @@ HostMatch MatchHost(std::string_view host, std::string_view base_domain) {
   while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
   while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  m.domain_name = ToLowerAscii(name);
+  m.domain_name = AsciiLower(name);
 
-  std::string base = ToLowerAscii(base_domain);
+  std::string base = AsciiLower(base_domain);
   if (!base.empty() && base.back() == '.') base.pop_back();
   const std::string& d = m.domain_name;
   // API Gateway: "<api_id>.execute-api.<base>" (ids are [a-z0-9], 10 characters on AWS).

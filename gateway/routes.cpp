@@ -10,7 +10,7 @@ bool RouteIndex::Apply(proto::RouteTable table) {
   std::unordered_map<std::string, std::shared_ptr<const proto::FunctionUrlRoute>> next;
   next.reserve(table.function_urls.size());
   for (auto& route : table.function_urls) {
-    std::string id = ToLowerAscii(route.url_id);
+    std::string id = AsciiLower(route.url_id);
     route.url_id = id;
     next[std::move(id)] = std::make_shared<const proto::FunctionUrlRoute>(std::move(route));
   }
@@ -18,7 +18,7 @@ bool RouteIndex::Apply(proto::RouteTable table) {
   std::unordered_map<std::string, std::shared_ptr<const proto::ApiGatewayApi>> apis;
   apis.reserve(table.apis.size());
   for (auto& api : table.apis) {
-    std::string id = ToLowerAscii(api.api_id);
+    std::string id = AsciiLower(api.api_id);
     api.api_id = id;
     apis[std::move(id)] = std::make_shared<const proto::ApiGatewayApi>(std::move(api));
   }

@@ -26,6 +26,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <charconv>
 #include <cstring>
 #include <ctime>
@@ -34,6 +35,8 @@
 #include <nlohmann/json.hpp>
 
 #include "base/ignore_sigpipe.h"
+#include "base/strings.h"
+#include "base/uv_handle.h"
 #include "base/log.h"
 #include "net/tls.h"
 
@@ -45,17 +48,6 @@ constexpr size_t kMaxPooledBuffers = 64;     // read buffers kept for reuse
 constexpr uint32_t kLingerMs = 500;          // how long we drain input after our final response
 constexpr int kBacklog = 511;
 constexpr size_t kMaxBatch = 8;              // responses gathered into one writev
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 void AppendNumber(std::string& out, uint64_t v) {
   char buf[24];
@@ -167,7 +159,7 @@ struct ServerCore {
 
   uv_tcp_t* listener = nullptr;      // freed in its close callback
   bool listener_closing = false;
-  uv_idle_t* idle = nullptr;         // runs deferred resumes of paused connections
+  UvHandle<uv_idle_t> idle;          // runs deferred resumes of paused connections
   std::vector<Connection*> resume_list;
   uint16_t bound_port = 0;
 
@@ -418,7 +410,7 @@ class Connection {
       if (name.len > 0 && (buf_[name.off + name.len - 1] == ' ' || buf_[name.off + name.len - 1] == '\t')) {
         return Fail(400, "malformed request: whitespace between a header field name and its colon");
       }
-      if (IEquals(std::string_view(buf_ + name.off, name.len), "host")) ++hosts;
+      if (EqualsIgnoreCase(std::string_view(buf_ + name.off, name.len), "host")) ++hosts;
     }
     if (hosts > 1) return Fail(400, "malformed request: more than one Host header");
     // RFC 9112 section 3.2: an HTTP/1.1 request without Host is answered 400. Routing here is
@@ -436,10 +428,10 @@ class Connection {
       authority = authority.substr(0, std::min(authority.find('/'), authority.find('?')));
       bool same = false;
       for (const auto& [name, value] : headers_) {
-        if (!IEquals(std::string_view(buf_ + name.off, name.len), "host")) continue;
+        if (!EqualsIgnoreCase(std::string_view(buf_ + name.off, name.len), "host")) continue;
         Span v = value;
         while (v.len > 0 && (buf_[v.off + v.len - 1] == ' ' || buf_[v.off + v.len - 1] == '\t')) --v.len;
-        same = IEquals(std::string_view(buf_ + v.off, v.len), authority);
+        same = EqualsIgnoreCase(std::string_view(buf_ + v.off, v.len), authority);
       }
       if (hosts == 1 && !same) return Fail(400, "malformed request: the request target's host differs from Host");
     }
@@ -494,7 +486,7 @@ class Connection {
     const bool expects_body = chunked || (has_length && parser_.content_length > 0);
     if (expects_body) {
       const std::string* expect = r.Header("Expect");
-      if (expect != nullptr && IEquals(*expect, "100-continue") && r.http_minor >= 1) {
+      if (expect != nullptr && EqualsIgnoreCase(*expect, "100-continue") && r.http_minor >= 1) {
         // Only when nothing is queued ahead: a 100 must not overtake earlier responses. A client
         // that gets no 100 sends the body after its own short wait anyway.
         if (queue_.empty() && !final_queued_) WriteStatic("HTTP/1.1 100 Continue\r\n\r\n");
@@ -810,7 +802,7 @@ class Connection {
       if (end_of_head != std::string_view::npos) rest = rest.substr(0, end_of_head);
       for (size_t at = rest.find('\n'); at != std::string_view::npos; at = rest.find('\n', at + 1)) {
         constexpr std::string_view kName = "authorization:";
-        if (rest.size() - at - 1 < kName.size() || !IEquals(rest.substr(at + 1, kName.size()), kName)) continue;
+        if (rest.size() - at - 1 < kName.size() || !EqualsIgnoreCase(rest.substr(at + 1, kName.size()), kName)) continue;
         std::string_view value = rest.substr(at + 1 + kName.size());
         value = value.substr(0, std::min(value.find('\r'), size_t{1024}));
         while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
@@ -863,11 +855,11 @@ class Connection {
     head.append("\r\n");
     bool has_server = false;
     for (const auto& [name, value] : r.headers) {
-      if (IEquals(name, "Content-Length") || IEquals(name, "Date") || IEquals(name, "Connection") ||
-          IEquals(name, "Transfer-Encoding")) {
+      if (EqualsIgnoreCase(name, "Content-Length") || EqualsIgnoreCase(name, "Date") || EqualsIgnoreCase(name, "Connection") ||
+          EqualsIgnoreCase(name, "Transfer-Encoding")) {
         continue;
       }
-      if (IEquals(name, "Server")) has_server = true;
+      if (EqualsIgnoreCase(name, "Server")) has_server = true;
       head.append(name);
       head.append(": ");
       head.append(value);
@@ -1236,7 +1228,6 @@ ServerCore::~ServerCore() {
   // Connections still waiting for their close callbacks must not reach back into us.
   for (Connection* c = conns_head; c != nullptr; c = c->next) c->server_ = nullptr;
   if (listener != nullptr) listener->data = nullptr;
-  if (idle != nullptr) idle->data = nullptr;
   for (char* b : free_buffers) delete[] b;
 }
 
@@ -1257,12 +1248,12 @@ void ServerCore::MaybeFinishShutdown() {
 void ServerCore::ScheduleResume(Connection* c) {
   if (std::find(resume_list.begin(), resume_list.end(), c) != resume_list.end()) return;
   resume_list.push_back(c);
-  if (idle == nullptr) {
-    idle = new uv_idle_t;
-    uv_idle_init(loop, idle);
+  if (!idle) {
+    // uv_idle_init only links the handle into the loop: it has no failure path.
+    if (idle.Init(loop, uv_idle_init) != 0) std::abort();
     idle->data = this;
   }
-  uv_idle_start(idle, OnIdle);
+  uv_idle_start(idle.get(), OnIdle);
 }
 
 void ServerCore::OnIdle(uv_idle_t* h) {
@@ -1423,10 +1414,7 @@ void HttpServer::Close() {
     uv_close(reinterpret_cast<uv_handle_t*>(s.listener), Impl::OnListenerClosed);
   }
   for (Connection* c = s.conns_head; c != nullptr; c = c->next) c->CloseNow();
-  if (s.idle != nullptr) {
-    uv_close(reinterpret_cast<uv_handle_t*>(s.idle), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
-    s.idle = nullptr;
-  }
+  s.idle.Close();
   s.resume_list.clear();
 }
 
@@ -1438,7 +1426,7 @@ uint64_t HttpServer::refused_connections() const { return impl_->refused_per_cli
 
 const std::string* HttpRequest::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (IEquals(k, name)) return &v;
+    if (EqualsIgnoreCase(k, name)) return &v;
   }
   return nullptr;
 }
@@ -1505,7 +1493,6 @@ std::string_view ReasonPhrase(int status) {
 }
 
 std::string PercentEncode(std::string_view in, std::string_view keep) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(in.size() * 3);
   for (char ch : in) {
@@ -1516,26 +1503,19 @@ std::string PercentEncode(std::string_view in, std::string_view keep) {
       out.push_back(ch);
     } else {
       out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
+      AppendHexByte(out, c, /*upper=*/true);
     }
   }
   return out;
 }
 
 std::string PercentDecode(std::string_view in, bool plus_as_space) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   std::string out;
   out.reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
     if (c == '%' && i + 2 < in.size()) {
-      int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+      int hi = HexDigitValue(in[i + 1]), lo = HexDigitValue(in[i + 2]);
       if (hi >= 0 && lo >= 0) {
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;

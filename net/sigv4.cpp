@@ -19,27 +19,14 @@
 #include <cstring>
 #include <ctime>
 
+#include "base/strings.h"
+
 namespace geysir::net::sigv4 {
 namespace {
 
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 constexpr int64_t kMaxSkewS = 15 * 60;
 constexpr int64_t kMaxPresignExpiresS = 7 * 24 * 3600;  // AWS's limit for presigned URLs
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
@@ -51,16 +38,9 @@ std::string_view Trim(std::string_view s) {
 
 const std::string* FindHeader(const HttpRequest& request, std::string_view name) {
   for (const auto& [k, v] : request.headers) {
-    if (IEquals(k, name)) return &v;
+    if (EqualsIgnoreCase(k, name)) return &v;
   }
   return nullptr;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // RFC 3986 encoding as SigV4 wants it: unreserved bytes kept, everything else %XX upper-case.
@@ -70,23 +50,7 @@ std::string UriEncode(std::string_view in, std::string_view keep = {}) { return 
 // Query components are decoded before they are re-encoded, so "%7e" and "~" sign the same.
 // '+' is a literal plus here (RFC 3986 has no special meaning for it), so it signs as "%2B";
 // clients that mean a space send "%20", which every AWS SDK does.
-std::string QueryDecode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size()) {
-      int hi = HexValue(in[i + 1]);
-      int lo = HexValue(in[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(in[i]);
-  }
-  return out;
-}
+std::string QueryDecode(std::string_view in) { return PercentDecode(in, /*plus_as_space=*/false); }
 
 struct QueryParam {
   std::string key;    // decoded
@@ -198,7 +162,7 @@ void AppendCanonicalValue(std::string_view value, std::string* out, bool* first)
 std::vector<std::string> NormalizeSignedHeaders(const std::vector<std::string>& names) {
   std::vector<std::string> out;
   out.reserve(names.size());
-  for (const auto& n : names) out.push_back(Lower(Trim(n)));
+  for (const auto& n : names) out.push_back(AsciiLower(Trim(n)));
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -232,7 +196,7 @@ bool IsDigits(std::string_view s) {
 }
 
 bool IsHex64(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return HexValue(c) >= 0; });
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return HexDigitValue(c) >= 0; });
 }
 
 // YYYYMMDDTHHMMSSZ -> Unix seconds.
@@ -306,17 +270,7 @@ bool IsS3PayloadMarker(std::string_view v) {
 
 }  // namespace
 
-std::string Hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (char ch : bytes) {
-    auto c = static_cast<unsigned char>(ch);
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
+std::string Hex(std::string_view bytes) { return HexEncode(bytes); }
 
 std::string HexSha256(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -348,7 +302,7 @@ std::string CanonicalRequest(const HttpRequest& request, const std::vector<std::
     out.push_back(':');
     bool first = true;
     for (const auto& [k, v] : request.headers) {
-      if (IEquals(k, name)) AppendCanonicalValue(v, &out, &first);
+      if (EqualsIgnoreCase(k, name)) AppendCanonicalValue(v, &out, &first);
     }
     out.push_back('\n');
   }
@@ -514,7 +468,7 @@ std::optional<VerifyError> Verify(const HttpRequest& request, const Credential& 
   if (const std::string* declared = FindHeader(request, "x-amz-content-sha256")) {
     std::string value(Trim(*declared));
     if (IsHex64(value)) {
-      if (Lower(value) != HexSha256(request.body)) {
+      if (AsciiLower(value) != HexSha256(request.body)) {
         return Fail(Failure::kSignatureMismatch,
                     "The provided 'x-amz-content-sha256' header does not match what was computed.");
       }
@@ -536,7 +490,7 @@ std::optional<VerifyError> Verify(const HttpRequest& request, const Credential& 
     payload_hashes.push_back(HexSha256(request.body));
   }
 
-  std::string given = Lower(credential.signature);
+  std::string given = AsciiLower(credential.signature);
   for (const auto& payload_hash : payload_hashes) {
     std::string canonical = CanonicalRequest(request, credential.signed_headers, payload_hash, credential.presigned,
                                              !UsesS3PathRules(credential.service));
@@ -555,7 +509,7 @@ void Sign(HttpRequest& request, std::string_view access_key, std::string_view se
           std::string_view region, std::string_view service, std::string_view amz_date,
           bool add_content_sha256_header) {
   auto drop = [&](std::string_view name) {
-    std::erase_if(request.headers, [&](const auto& h) { return IEquals(h.first, name); });
+    std::erase_if(request.headers, [&](const auto& h) { return EqualsIgnoreCase(h.first, name); });
   };
   drop("Authorization");
   drop("X-Amz-Date");
@@ -573,7 +527,7 @@ void Sign(HttpRequest& request, std::string_view access_key, std::string_view se
   // Every header is signed except those that proxies and clients rewrite in transit.
   std::vector<std::string> names;
   for (const auto& [k, v] : request.headers) {
-    std::string name = Lower(k);
+    std::string name = AsciiLower(k);
     if (name == "user-agent" || name == "expect" || name == "x-amzn-trace-id" || name == "connection") continue;
     names.push_back(name);
   }

@@ -15,6 +15,7 @@
 
 #include "base/ignore_sigpipe.h"
 #include "base/log.h"
+#include "base/uv_handle.h"
 
 namespace geysir::proto {
 namespace {
@@ -252,7 +253,7 @@ struct FrameClient::Impl {
     Impl* owner;
   };
   Connect* connecting = nullptr;
-  uv_timer_t* timer = nullptr;
+  UvHandle<uv_timer_t> timer;
   uint64_t backoff_ms = kInitialBackoffMs;
   bool started = false;
   bool closed = false;
@@ -308,14 +309,16 @@ struct FrameClient::Impl {
 
   void ScheduleRetry() {
     if (closed) return;
-    if (timer == nullptr) {
-      timer = new uv_timer_t;
-      uv_timer_init(loop, timer);
+    if (!timer) {
+      if (int rc = timer.Init(loop, uv_timer_init); rc != 0) {
+        log::Error("frame_retry_timer_failed", {{"path", path}, {"error", uv_strerror(rc)}});
+        return;
+      }
       timer->data = this;
     }
     uint64_t delay = backoff_ms;
     backoff_ms = std::min(backoff_ms * 2, kMaxBackoffMs);
-    uv_timer_start(timer, OnRetry, delay, 0);
+    uv_timer_start(timer.get(), OnRetry, delay, 0);
   }
 
   static void OnRetry(uv_timer_t* t) {
@@ -326,11 +329,7 @@ struct FrameClient::Impl {
   void Close() {
     if (closed) return;
     closed = true;
-    if (timer != nullptr) {
-      timer->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      timer = nullptr;
-    }
+    timer.Close();
     if (connecting != nullptr) {
       // libuv reports the pending connect as cancelled before the close callback runs.
       connecting->owner = nullptr;

@@ -1,9 +1,9 @@
 #include "scheduler/control_log_sink.h"
 
-#include <openssl/rand.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/random.h"
 
 namespace geysir::scheduler {
 
@@ -46,20 +46,7 @@ void Truncate(std::string& message, size_t max_encoded) {
 }
 
 // 128 random bits, hex: unique per scheduler process without any coordination.
-std::string NewSenderId() {
-  unsigned char raw[16];
-  if (RAND_bytes(raw, sizeof raw) != 1) {
-    // Never expected; a pid + time id still differs between restarts.
-    return "pid" + std::to_string(::getpid()) + "-" + std::to_string(uv_hrtime());
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (unsigned char c : raw) {
-    id += kHex[c >> 4];
-    id += kHex[c & 15];
-  }
-  return id;
-}
+std::string NewSenderId() { return RandomHex(16); }
 
 }  // namespace
 

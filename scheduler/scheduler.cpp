@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "base/log.h"
+#include "base/random.h"
 #include "scheduler/lambda_format.h"
 
 namespace geysir::scheduler {
@@ -21,22 +21,6 @@ constexpr int kMaxStartRetries = 1;      // an invocation survives one template 
 constexpr int kMaxChildRetries = 2;      // ... and two children found dead at hand-over
 constexpr uint32_t kMaxForkFailures = 3; // consecutive; then pre-forking pauses until a success
 constexpr size_t kMaxInitLogBytes = 64 * 1024;
-
-std::string RandomHex(size_t bytes) {
-  static std::mt19937_64 rng{std::random_device{}()};
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  s.reserve(bytes * 2);
-  for (size_t i = 0; i < bytes; i += 8) {
-    uint64_t v = rng();
-    for (size_t k = 0; k < 8 && i + k < bytes; ++k) {
-      s.push_back(kHex[(v >> 4) & 0xf]);
-      s.push_back(kHex[v & 0xf]);
-      v >>= 8;
-    }
-  }
-  return s;
-}
 
 std::string StreamDate(int64_t unix_ms) {
   // "YYYY/MM/DD" as in Lambda's log stream names.

@@ -15,18 +15,15 @@ class DiscardLogSink final : public LogSink {
   void Emit(proto::LogBatch) override {}
 };
 
-uv_signal_t* WatchSignal(uv_loop_t* loop, int signum, void* data, uv_signal_cb cb) {
-  auto* h = new uv_signal_t;
-  uv_signal_init(loop, h);
+UvHandle<uv_signal_t> WatchSignal(uv_loop_t* loop, int signum, void* data, uv_signal_cb cb) {
+  UvHandle<uv_signal_t> h;
+  if (int rc = h.Init(loop, uv_signal_init); rc != 0) {
+    log::Error("signal_watch_failed", {{"signal", signum}, {"error", uv_strerror(rc)}});
+    return h;
+  }
   h->data = data;
-  uv_signal_start(h, cb, signum);
+  uv_signal_start(h.get(), cb, signum);
   return h;
-}
-
-void CloseSignal(uv_signal_t*& h) {
-  if (h == nullptr) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_signal_t*>(x); });
-  h = nullptr;
 }
 
 }  // namespace
@@ -60,10 +57,11 @@ Status SchedulerServer::Start() {
   scheduler_ = std::make_unique<Scheduler>(options_.scheduler, clock_, launcher_.get(), logs_.get());
 
   sigchld_ = WatchSignal(loop_, SIGCHLD, this, [](uv_signal_t* h, int) {
-    static_cast<SchedulerServer*>(h->data)->ReapChildren();
+    if (h->data != nullptr) static_cast<SchedulerServer*>(h->data)->ReapChildren();
   });
   auto on_stop = [](uv_signal_t* h, int signum) {
     auto* self = static_cast<SchedulerServer*>(h->data);
+    if (self == nullptr) return;
     log::Info("signal", {{"signal", signum}, {"action", "drain and stop"}});
     self->Shutdown(self->on_signal_stop_);
   };
@@ -171,9 +169,9 @@ void SchedulerServer::Finish() {
     if (!st.ok()) log::Warn("cgroup_cleanup_failed", {{"error", st.ToString()}});
   }
   ReapChildren();
-  CloseSignal(sigchld_);
-  CloseSignal(sigterm_);
-  CloseSignal(sigint_);
+  sigchld_.Close();
+  sigterm_.Close();
+  sigint_.Close();
   if (clock_) {
     clock_->Close();
     clock_ = nullptr;

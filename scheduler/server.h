@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "base/uv_handle.h"
 #include "proto/frame_channel.h"
 #include "proto/invoke_refs.h"
 #include "scheduler/clock.h"
@@ -65,9 +66,9 @@ class SchedulerServer {
   ControlLogSink* control_logs_ = nullptr;  // = logs_ when shipping to control
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<proto::FrameServer> server_;
-  uv_signal_t* sigchld_ = nullptr;
-  uv_signal_t* sigterm_ = nullptr;
-  uv_signal_t* sigint_ = nullptr;
+  UvHandle<uv_signal_t> sigchld_;
+  UvHandle<uv_signal_t> sigterm_;
+  UvHandle<uv_signal_t> sigint_;
   bool stopping_ = false;
   bool finished_ = false;
   std::function<void()> stopped_;

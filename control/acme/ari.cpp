@@ -33,7 +33,7 @@ bool Digits(std::string_view s, size_t at, size_t n, int* out) {
 }  // namespace
 
 std::string AriCertId(std::string_view aki_key_id, std::string_view serial_content) {
-  return Base64Url(aki_key_id) + "." + Base64Url(serial_content);
+  return Base64UrlEncode(aki_key_id) + "." + Base64UrlEncode(serial_content);
 }
 
 Result<std::string> AriCertIdFromPem(std::string_view chain_pem) {

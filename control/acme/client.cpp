@@ -371,7 +371,7 @@ Result<Issued> AcmeClient::Obtain(const std::vector<std::string>& names, const s
   if (ready->value("status", "") == "ready") {
     auto csr = MakeCsr(*cert_key, names);
     if (!csr.ok()) return csr.status();
-    auto fin = PostJson(ready->value("finalize", ""), json{{"csr", Base64Url(*csr)}}.dump());
+    auto fin = PostJson(ready->value("finalize", ""), json{{"csr", Base64UrlEncode(*csr)}}.dump());
     if (!fin.ok()) return fin.status();
   }
   auto done = PollWhile(order_url, {"ready", "processing"});

@@ -6,6 +6,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include "base/base64.h"
 #include "base/openssl_ptr.h"
 
 namespace geysir::control::acme {
@@ -23,31 +24,6 @@ std::string BnBytes(const BIGNUM* bn, size_t len) {
 
 }  // namespace
 
-std::string Base64Url(std::string_view in) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  auto byte = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(in[k])); };
-  for (; i + 3 <= in.size(); i += 3) {
-    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  if (in.size() - i == 1) {
-    uint32_t v = byte(i) << 16;
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-  } else if (in.size() - i == 2) {
-    uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8);
-    out.push_back(kAlphabet[(v >> 18) & 63]);
-    out.push_back(kAlphabet[(v >> 12) & 63]);
-    out.push_back(kAlphabet[(v >> 6) & 63]);
-  }
-  return out;
-}
 
 std::string Sha256(std::string_view bytes) {
   unsigned char md[SHA256_DIGEST_LENGTH];
@@ -95,8 +71,8 @@ nlohmann::json EcKey::Jwk() const {
   std::unique_ptr<BIGNUM, BignumFree> xo(x), yo(y);
   return nlohmann::json{{"crv", "P-256"},
                         {"kty", "EC"},
-                        {"x", Base64Url(BnBytes(x, 32))},
-                        {"y", Base64Url(BnBytes(y, 32))}};
+                        {"x", Base64UrlEncode(BnBytes(x, 32))},
+                        {"y", Base64UrlEncode(BnBytes(y, 32))}};
 }
 
 Result<std::string> DerToRawEcdsa(std::string_view der, size_t half) {
@@ -149,16 +125,16 @@ Result<std::string> Thumbprint(const nlohmann::json& jwk) {
     canonical += nlohmann::json(members[i]).dump() + ":" + jwk[members[i]].dump();
   }
   canonical += "}";
-  return Base64Url(Sha256(canonical));
+  return Base64UrlEncode(Sha256(canonical));
 }
 
 Result<nlohmann::json> SignJws(const EcKey& key, nlohmann::json header, const std::string& payload) {
   header["alg"] = "ES256";
-  std::string protected_b64 = Base64Url(header.dump());
-  std::string payload_b64 = Base64Url(payload);
+  std::string protected_b64 = Base64UrlEncode(header.dump());
+  std::string payload_b64 = Base64UrlEncode(payload);
   auto sig = key.SignEs256(protected_b64 + "." + payload_b64);
   if (!sig.ok()) return sig.status();
-  return nlohmann::json{{"protected", protected_b64}, {"payload", payload_b64}, {"signature", Base64Url(*sig)}};
+  return nlohmann::json{{"protected", protected_b64}, {"payload", payload_b64}, {"signature", Base64UrlEncode(*sig)}};
 }
 
 }  // namespace geysir::control::acme

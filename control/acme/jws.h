@@ -1,6 +1,6 @@
 // The cryptography ACME (RFC 8555) needs, on OpenSSL: ES256 account keys, their JWK and RFC 7638
 // thumbprint, flattened JWS objects signed with ES256 (the signature as raw R||S, 64 bytes, as
-// RFC 7518 section 3.4 requires, not DER), and base64url.
+// RFC 7518 section 3.4 requires, not DER). Base64url is base/base64.h's Base64UrlEncode.
 //
 // Thread safety: EcKey is immutable after creation and may be used from any thread; the free
 // functions are pure.
@@ -13,12 +13,12 @@
 #include <string>
 #include <string_view>
 
+#include "base/base64.h"
 #include "base/status.h"
 #include "net/tls.h"
 
 namespace geysir::control::acme {
 
-std::string Base64Url(std::string_view bytes);
 std::string Sha256(std::string_view bytes);  // raw 32 bytes
 
 // An ECDSA P-256 key pair.
