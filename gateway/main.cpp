@@ -6,22 +6,24 @@
 //                  [--https-redirect] [--hsts-max-age SECONDS] [--https-public-port N]
 //                  [--max-connections-per-client N]
 //
-// Exit status: 0 after a graceful SIGTERM/SIGINT, 2 on bad flags, 1 on a start-up failure.
+// Exit status: 0 after a graceful SIGTERM/SIGINT (or --help), 2 on bad flags, 1 on a start-up failure.
 #include <signal.h>
 #include <uv.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 
 #include "gateway/gateway.h"
 #include "gateway/privileges.h"
+#include "base/flags.h"
 #include "base/log.h"
 
 namespace {
 
-struct Flags {
+struct GatewayFlags {
   int listen_fd = -1;
   std::string listen;  // HOST:PORT
   std::string scheduler_socket;
@@ -34,93 +36,44 @@ struct Flags {
   uint32_t max_connections_per_client = 0;  // 0: GatewayHttpLimits()' default
 };
 
-void Usage() {
-  fprintf(stderr,
-          "usage: geysir-gateway (--listen-fd N | --listen HOST:PORT) --scheduler-socket PATH\n"
-          "                      --control-socket PATH [--base-domain localhost] [--user geysir]\n"
-          "                      [--tls-listen-fd N | --tls-listen HOST:PORT] [--tls-cert PEM --tls-key PEM]\n"
-          "                      [--https-redirect] [--hsts-max-age SECONDS] [--https-public-port N]\n"
-          "                      [--max-connections-per-client N]\n");
+// A number in [min, max] for flags whose zero means nothing useful (a port, a count).
+std::function<geysir::Status(const std::string&)> InRange(uint64_t min, uint64_t max, std::function<void(uint64_t)> set) {
+  return [min, max, set = std::move(set)](const std::string& v) -> geysir::Status {
+    uint64_t n = 0;
+    if (!geysir::Flags::ParseUnsigned(v, max, &n).ok() || n < min) {
+      return geysir::Status::Invalid("wants a number from " + std::to_string(min) + " to " + std::to_string(max));
+    }
+    set(n);
+    return geysir::Status::Ok();
+  };
 }
 
-bool ParseFlags(int argc, char** argv, Flags& f) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string v;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a = a.substr(0, eq);
-    } else if (a == "-h" || a == "--help") {
-      return false;
-    } else if (a == "--https-redirect") {
-      f.tls.redirect_http = true;
-      continue;
-    } else if (i + 1 < argc) {
-      v = argv[++i];
-    } else {
-      fprintf(stderr, "geysir-gateway: %s needs a value\n", a.c_str());
-      return false;
-    }
-    if (a == "--listen-fd") {
-      char* end = nullptr;
-      long n = strtol(v.c_str(), &end, 10);
-      if (*end != '\0' || n < 0 || n > 65535) {
-        fprintf(stderr, "geysir-gateway: --listen-fd wants a file descriptor number\n");
-        return false;
-      }
-      f.listen_fd = static_cast<int>(n);
-    } else if (a == "--listen") {
-      f.listen = v;
-    } else if (a == "--scheduler-socket") {
-      f.scheduler_socket = v;
-    } else if (a == "--control-socket") {
-      f.control_socket = v;
-    } else if (a == "--base-domain") {
-      f.base_domain = v;
-    } else if (a == "--user") {
-      f.user = v;
-    } else if (a == "--tls-listen-fd") {
-      char* end = nullptr;
-      long n = strtol(v.c_str(), &end, 10);
-      if (*end != '\0' || n < 0 || n > 65535) {
-        fprintf(stderr, "geysir-gateway: --tls-listen-fd wants a file descriptor number\n");
-        return false;
-      }
-      f.tls_listen_fd = static_cast<int>(n);
-    } else if (a == "--tls-listen") {
-      f.tls_listen = v;
-    } else if (a == "--tls-cert") {
-      f.tls.cert_file = v;
-    } else if (a == "--tls-key") {
-      f.tls.key_file = v;
-    } else if (a == "--hsts-max-age") {
-      char* end = nullptr;
-      long n = strtol(v.c_str(), &end, 10);
-      if (*end != '\0' || n < 0 || n > 100'000'000) {
-        fprintf(stderr, "geysir-gateway: --hsts-max-age wants seconds\n");
-        return false;
-      }
-      f.tls.hsts_max_age_s = static_cast<uint32_t>(n);
-    } else if (a == "--max-connections-per-client") {
-      char* end = nullptr;
-      long n = strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n < 1 || n > 1'000'000) {
-        fprintf(stderr, "geysir-gateway: --max-connections-per-client wants a number from 1 to 1000000\n");
-        return false;
-      }
-      f.max_connections_per_client = static_cast<uint32_t>(n);
-    } else if (a == "--https-public-port") {
-      char* end = nullptr;
-      long n = strtol(v.c_str(), &end, 10);
-      if (*end != '\0' || n <= 0 || n > 65535) {
-        fprintf(stderr, "geysir-gateway: --https-public-port wants a port\n");
-        return false;
-      }
-      f.tls.https_port = static_cast<uint16_t>(n);
-    } else {
-      fprintf(stderr, "geysir-gateway: unknown flag %s\n", a.c_str());
-      return false;
-    }
+// False (after printing why, or the usage) when the process should exit with status 2; sets
+// *help when --help was asked for (exit status 0).
+bool ParseFlags(int argc, char** argv, GatewayFlags& f, bool* help) {
+  geysir::Flags flags("geysir-gateway");
+  flags.Unsigned("--listen-fd", &f.listen_fd, 65535, "N", "serve HTTP on this inherited listening socket");
+  flags.String("--listen", &f.listen, "HOST:PORT", "serve HTTP on this address (instead of --listen-fd)");
+  flags.String("--scheduler-socket", &f.scheduler_socket, "PATH", "the scheduler's Unix socket (required)");
+  flags.String("--control-socket", &f.control_socket, "PATH", "control's Unix socket (required)");
+  flags.String("--base-domain", &f.base_domain, "DOMAIN", "function URLs are <id>.lambda-url.DOMAIN (default localhost)");
+  flags.String("--user", &f.user, "USER", "the unprivileged user to run as after binding (default geysir)");
+  flags.Unsigned("--tls-listen-fd", &f.tls_listen_fd, 65535, "N", "serve HTTPS on this inherited listening socket");
+  flags.String("--tls-listen", &f.tls_listen, "HOST:PORT", "serve HTTPS on this address");
+  flags.String("--tls-cert", &f.tls.cert_file, "PEM", "the default certificate chain");
+  flags.String("--tls-key", &f.tls.key_file, "PEM", "the default certificate's key");
+  flags.Bool("--https-redirect", &f.tls.redirect_http, "answer plain HTTP with a redirect to HTTPS");
+  flags.Unsigned("--hsts-max-age", &f.tls.hsts_max_age_s, 100'000'000, "SECONDS", "send Strict-Transport-Security");
+  flags.Custom("--https-public-port", "N", "the public HTTPS port redirects name",
+               InRange(1, 65535, [&f](uint64_t n) { f.tls.https_port = static_cast<uint16_t>(n); }));
+  flags.Custom("--max-connections-per-client", "N", "open connections one client address may hold (default 256)",
+               InRange(1, 1'000'000, [&f](uint64_t n) { f.max_connections_per_client = static_cast<uint32_t>(n); }));
+  geysir::Status st = flags.Parse(argc, argv);
+  if (!st.ok() || flags.help_requested()) {
+    if (!st.ok()) fprintf(stderr, "%s\n", st.message().c_str());
+    fputs(flags.Usage().c_str(), stderr);
+    *help = st.ok();
+    return false;
   }
   if ((f.listen_fd < 0) == f.listen.empty()) {
     fprintf(stderr, "geysir-gateway: give exactly one of --listen-fd and --listen\n");
@@ -159,11 +112,9 @@ void OnStopSignal(uv_signal_t* handle, int signum) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Flags flags;
-  if (!ParseFlags(argc, argv, flags)) {
-    Usage();
-    return 2;
-  }
+  GatewayFlags flags;
+  bool help = false;
+  if (!ParseFlags(argc, argv, flags, &help)) return help ? 0 : 2;
   geysir::log::Init("gateway");
   // A client that vanishes mid-write must cost us an EPIPE, not the process.
   signal(SIGPIPE, SIG_IGN);
@@ -186,8 +137,8 @@ int main(int argc, char** argv) {
     }
     *host = value.substr(0, colon);
     if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
-    long p = strtol(value.c_str() + colon + 1, nullptr, 10);
-    if (p < 0 || p > 65535) {
+    uint64_t p = 0;
+    if (!geysir::Flags::ParseUnsigned(std::string_view(value).substr(colon + 1), 65535, &p).ok()) {
       fprintf(stderr, "geysir-gateway: bad port in %s\n", flag.c_str());
       return false;
     }

@@ -12,30 +12,13 @@
 #include <utility>
 #include <vector>
 
+#include "base/flags.h"
 #include "base/log.h"
 #include "worker/restore/restore.h"
 #include "worker/sandbox/network.h"
 #include "scheduler/server.h"
 
 namespace {
-
-const char* kUsage =
-    "usage: geysir-scheduler [--data-dir DIR] [--socket PATH] [--control-socket PATH]\n"
-    "         [--worker-binary PATH] [--runtime-dir DIR] [--idle-timeout-s N] [--prefork N]\n"
-    "         [--max-pools N] [--max-prefork-total N] [--worker-idle-timeout-s N]\n"
-    "         [--function-concurrency N] [--queue-depth N] [--uid-base N] [--python PATH]\n"
-    "         [--pids-max N] [--cgroup-base NAME] [--no-cgroups] [--no-sandbox] [--egress-deny-file PATH]\n"
-    "         [--isolation auto|restore|fork]\n"
-    "  --cgroup-base defaults to geysir/<hash of the data directory>\n"
-    "  --worker-idle-timeout-s: a reuse-mode worker idle this long is stopped (default 60)\n"
-    "  --no-sandbox: no namespaces, mounts, capability drop or seccomp (to measure their cost;\n"
-    "    functions then see the host's files); the sandbox needs root and is on by default\n"
-    "  --egress-deny-file: IPv4 ranges egress functions may not reach, one CIDR a line, on top of\n"
-    "    RFC 1918 and the built-in ones (default <data-dir>/egress-deny; docs/security.md)\n"
-    "  --isolation: how a per-request function's invocations are kept apart. restore: one worker\n"
-    "    per slot, brought back to its post-init snapshot after each invocation (needs Linux >= 6.7\n"
-    "    and the sandbox); fork: a fresh child of the template per invocation; auto (default):\n"
-    "    restore where the kernel and the sandbox allow it, else fork\n";
 
 std::string SelfDir() {
   char buf[4096];
@@ -103,16 +86,6 @@ std::string InstallEgressFirewall(const std::string& deny_file) {
   return table;
 }
 
-bool ParseUint(const char* text, uint64_t max, uint64_t& out) {
-  if (text == nullptr || *text == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = strtoull(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max || text[0] == '-') return false;
-  out = v;
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,57 +104,68 @@ int main(int argc, char** argv) {
   std::string egress_deny_file;
   std::string isolation = "auto";
 
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "geysir-scheduler: %s needs a value\n%s", a.c_str(), kUsage);
-        exit(2);
-      }
-      return argv[++i];
-    };
-    auto number = [&](uint64_t max) -> uint64_t {
-      const char* v = value();
-      uint64_t n = 0;
-      if (!ParseUint(v, max, n)) {
-        fprintf(stderr, "geysir-scheduler: %s: '%s' is not a number in 0..%llu\n", a.c_str(), v,
-                static_cast<unsigned long long>(max));
-        exit(2);
-      }
-      return n;
-    };
-    if (a == "--data-dir") data_dir = value();
-    else if (a == "--socket") socket = value();
-    else if (a == "--control-socket") { control_socket = value(); control_socket_set = true; }
-    else if (a == "--worker-binary") o.launcher.worker_binary = value();
-    else if (a == "--runtime-dir") o.launcher.runtime_dir = value();
-    else if (a == "--python") o.launcher.python = value();
-    else if (a == "--idle-timeout-s") o.scheduler.idle_timeout_ms = static_cast<int64_t>(number(86400 * 365)) * 1000;
-    else if (a == "--worker-idle-timeout-s") o.scheduler.worker_idle_timeout_ms = static_cast<int64_t>(number(86400 * 365)) * 1000;
-    else if (a == "--prefork") o.scheduler.prefork = static_cast<uint32_t>(number(1024));
-    else if (a == "--max-pools") o.scheduler.max_pools = static_cast<uint32_t>(number(100000));
-    else if (a == "--max-prefork-total") o.scheduler.max_prefork_total = static_cast<uint32_t>(number(1000000));
-    else if (a == "--function-concurrency") o.scheduler.function_concurrency = static_cast<uint32_t>(number(100000));
-    else if (a == "--queue-depth") o.scheduler.queue_depth = static_cast<uint32_t>(number(1000000));
-    else if (a == "--uid-base") o.scheduler.uid_base = static_cast<uint32_t>(number(4000000000u));
-    else if (a == "--pids-max") o.launcher.pids_max = static_cast<uint32_t>(number(4194304));
-    else if (a == "--cgroup-base") { o.cgroup_base = value(); cgroup_base_set = true; }
-    else if (a == "--no-cgroups") o.cgroups = false;
-    else if (a == "--egress-deny-file") egress_deny_file = value();
-    else if (a == "--no-sandbox") o.launcher.isolate = false;
-    else if (a == "--isolation") {
-      isolation = value();
-      if (isolation != "auto" && isolation != "restore" && isolation != "fork") {
-        fprintf(stderr, "geysir-scheduler: --isolation is auto, restore or fork, got '%s'\n%s", isolation.c_str(), kUsage);
-        return 2;
-      }
-    }
-    else if (a == "--help" || a == "-h") { fputs(kUsage, stdout); return 0; }
-    else {
-      fprintf(stderr, "geysir-scheduler: unknown argument %s\n%s", a.c_str(), kUsage);
-      return 2;
-    }
+  uint64_t idle_timeout_s = o.scheduler.idle_timeout_ms / 1000;
+  uint64_t worker_idle_timeout_s = o.scheduler.worker_idle_timeout_ms / 1000;
+  bool no_cgroups = false;
+  bool no_sandbox = false;
+  Flags flags("geysir-scheduler");
+  flags.String("--data-dir", &data_dir, "DIR", "the data directory (default /var/lib/geysir)");
+  flags.String("--socket", &socket, "PATH", "the socket to serve (default <data-dir>/run/scheduler.sock)");
+  flags.Custom("--control-socket", "PATH", "control's socket for logs (default <data-dir>/run/control.sock)",
+               [&](const std::string& v) {
+                 control_socket = v;
+                 control_socket_set = true;
+                 return Status::Ok();
+               });
+  flags.String("--worker-binary", &o.launcher.worker_binary, "PATH", "geysir-worker (default: beside this binary)");
+  flags.String("--runtime-dir", &o.launcher.runtime_dir, "DIR", "the language runtimes (default <bin>/../share/geysir/runtime)");
+  flags.String("--python", &o.launcher.python, "PATH", "the Python interpreter functions run on");
+  flags.Unsigned("--idle-timeout-s", &idle_timeout_s, 86400 * 365, "N", "a pool idle this long is evicted");
+  flags.Unsigned("--worker-idle-timeout-s", &worker_idle_timeout_s, 86400 * 365, "N",
+                 "a reuse-mode worker idle this long is stopped (default 60)");
+  flags.Unsigned("--prefork", &o.scheduler.prefork, 1024, "N", "children forked ahead of demand per pool");
+  flags.Unsigned("--max-pools", &o.scheduler.max_pools, 100000, "N", "function versions kept warm at once");
+  flags.Unsigned("--max-prefork-total", &o.scheduler.max_prefork_total, 1000000, "N", "pre-forked children across pools");
+  flags.Unsigned("--function-concurrency", &o.scheduler.function_concurrency, 100000, "N",
+                 "concurrent invocations of one function version");
+  flags.Unsigned("--queue-depth", &o.scheduler.queue_depth, 1000000, "N", "invocations waiting per pool before 429");
+  flags.Unsigned("--uid-base", &o.scheduler.uid_base, 4000000000u, "N", "function processes run as uid N + slot");
+  flags.Unsigned("--pids-max", &o.launcher.pids_max, 4194304, "N", "processes one function may have");
+  flags.Custom("--cgroup-base", "NAME", "the cgroup under which pools live (default geysir/<hash of the data directory>)",
+               [&](const std::string& v) {
+                 o.cgroup_base = v;
+                 cgroup_base_set = true;
+                 return Status::Ok();
+               });
+  flags.Bool("--no-cgroups", &no_cgroups, "no memory, CPU or pid limits");
+  flags.Bool("--no-sandbox", &no_sandbox,
+             "no namespaces, mounts, capability drop or seccomp (to measure their cost; functions then see the "
+             "host's files); the sandbox needs root and is on by default");
+  flags.String("--egress-deny-file", &egress_deny_file, "PATH",
+               "IPv4 ranges functions may not reach, one CIDR a line, on top of RFC 1918 and the built-in ones "
+               "(default <data-dir>/egress-deny; docs/security.md)");
+  flags.Custom("--isolation", "auto|restore|fork",
+               "how a per-request function's invocations are kept apart. restore: one worker per slot, brought "
+               "back to its post-init snapshot after each invocation (needs Linux >= 6.7 and the sandbox); fork: a "
+               "fresh child of the template per invocation; auto (default): restore where the kernel and the "
+               "sandbox allow it, else fork",
+               [&](const std::string& v) {
+                 if (v != "auto" && v != "restore" && v != "fork") return Status::Invalid("is auto, restore or fork, got '" + v + "'");
+                 isolation = v;
+                 return Status::Ok();
+               });
+  if (Status st = flags.Parse(argc, argv); !st.ok()) {
+    fprintf(stderr, "%s\n%s", st.message().c_str(), flags.Usage().c_str());
+    return 2;
   }
+  if (flags.help_requested()) {
+    fputs(flags.Usage().c_str(), stdout);
+    return 0;
+  }
+  o.scheduler.idle_timeout_ms = static_cast<int64_t>(idle_timeout_s) * 1000;
+  o.scheduler.worker_idle_timeout_ms = static_cast<int64_t>(worker_idle_timeout_s) * 1000;
+  if (no_cgroups) o.cgroups = false;
+  if (no_sandbox) o.launcher.isolate = false;
   // The worker binary and the runtime are exec'd and bound into every sandbox by absolute path:
   // resolve them once here, so a relative or missing one is an error at start, not one per
   // invocation.
