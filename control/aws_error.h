@@ -4,7 +4,7 @@
 // On the wire (what botocore parses): the HTTP status, the header `x-amzn-ErrorType: <Name>`,
 // `x-amzn-RequestId`, and a JSON body `{"Type":"User"|"Service","message":"..."}`. Signature
 // failures carry only `{"message":"..."}`, as AWS's front end sends them. Control's handlers
-// throw ApiException (control may throw inside, STYLE.md rule 5); the server catches it at the
+// throw ApiException (control may throw inside, docs/errors.md); the server catches it at the
 // API boundary and answers with ToHttpResponse(). Nothing in here changes state.
 //
 // Thread safety: values and pure functions.
@@ -45,9 +45,15 @@ AwsError ServiceUnavailable(std::string message);        // 502 ServiceException
 AwsError UnknownOperation(std::string message);          // 404 UnknownOperationException
 AwsError MethodNotAllowed(std::string message);          // 405
 
-// Maps a Status from the store/code store: kNotFound -> 404, kAlreadyExists -> 409,
-// kInvalidArgument -> 400, kResourceExhausted -> 413 RequestEntityTooLargeException,
-// kUnavailable -> 502, everything else -> 500 ServiceException.
+// Maps a Status from the store/code store by its code: kNotFound -> 404
+// ResourceNotFoundException, kAlreadyExists and kConflict -> 409 ResourceConflictException,
+// kInvalidArgument -> 400 InvalidParameterValueException, kResourceExhausted -> 413
+// RequestEntityTooLargeException, kThrottled -> 429 TooManyRequestsException,
+// kFailedPrecondition -> 412 PreconditionFailedException, kUnavailable and kDeadlineExceeded ->
+// 502 ServiceException, kPermissionDenied -> 403 AccessDeniedException, kUnauthenticated -> 403
+// UnrecognizedClientException, kUnimplemented -> 404 UnknownOperationException, everything else
+// -> 500 ServiceException. A Status that names its AWS type (WithAwsType) keeps the status code
+// of its Code and is answered with that type.
 AwsError FromStatus(const Status& status);
 
 // A signature failure from net::sigv4, as Lambda answers it (all 403):

@@ -718,7 +718,7 @@ void ControlServer::Impl::DeleteFunction(const FunctionRef& ref, const Responder
     if (st.code() == Code::kNotFound) {
       throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, ref.qualifier)));
     }
-    if (st.code() == Code::kAlreadyExists) throw ApiException(ResourceConflict(st.message()));
+    if (st.code() == Code::kConflict) throw ApiException(ResourceConflict(st.message()));
     ThrowIfError(st);
     log::Info("function_version_deleted", {{"function", name}, {"version", ref.qualifier}});
     // The version's sandboxes stop now (a version has a revision of its own).

@@ -1033,7 +1033,7 @@ Status Store::DeleteFunctionVersion(const std::string& name, const std::string& 
     auto aliases = db_->Prepare("SELECT name FROM function_aliases WHERE function_name = ? AND function_version = ?");
     aliases.BindAll(name, version);
     if (aliases.Step()) {
-      return Status::Error(Code::kAlreadyExists, "Unable to delete version because the following aliases reference it: [" +
+      return Status::Error(Code::kConflict, "Unable to delete version because the following aliases reference it: [" +
                                                      aliases.Text(0) + "]");
     }
     auto st = db_->Prepare("DELETE FROM function_versions WHERE function_name = ? AND version = ?");

@@ -6,6 +6,7 @@
 // are caught inside and become kInternal). Codes the API layer maps:
 //   kNotFound       no such function / URL config / access key    -> ResourceNotFoundException 404
 //   kAlreadyExists  function or URL config exists already          -> ResourceConflictException 409
+//   kConflict       a version an alias still points at              -> ResourceConflictException 409
 //   kInvalidArgument bad pagination marker / token                  -> InvalidParameterValueException 400
 //   kInternal       SQLite failure (disk full, I/O error, bug)     -> ServiceException 500
 // A Status returned by an UpdateFunction/UpdateFunctionUrlConfig mutator is passed through
@@ -230,7 +231,7 @@ class Store {
   Result<FunctionRecord> GetFunctionVersion(const std::string& name, const std::string& version);
   // $LATEST first, then versions in ascending order; the marker is opaque.
   Result<FunctionPage> ListVersions(const std::string& name, const std::string& marker, int max_items = 50);
-  // kNotFound if absent; kAlreadyExists (a conflict) while an alias points at it.
+  // kNotFound if absent; kConflict while an alias points at it.
   Status DeleteFunctionVersion(const std::string& name, const std::string& version);
 
   // ---- aliases ----
