@@ -1073,6 +1073,7 @@ void ControlServer::Impl::Invoke(const FunctionRef& ref, HttpRequest& req, const
         out = ToHttpResponse(TooManyRequests("Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded"), rid);
         break;
       case proto::InvokeOutcome::kInternal:
+      case proto::InvokeOutcome::kUnavailable:
         out = ToHttpResponse(ServiceError(MessageOf(body)), rid);
         log::Error("invoke_internal", {{"request_id", rid}, {"detail", MessageOf(body)}});
         break;

@@ -601,6 +601,7 @@ void AsyncQueue::OnResult(AsyncEvent e, proto::InvokeResult r, std::string body)
       paused_until_[e.function] = host_.NowMs() + Scaled(200);
       break;
     case proto::InvokeOutcome::kInternal:
+    case proto::InvokeOutcome::kUnavailable:
       log::Warn("async_event_deferred", {{"function", e.function}, {"request_id", e.request_id}, {"detail", body.substr(0, 300)}});
       paused_until_[e.function] = host_.NowMs() + Scaled(1000);
       break;
