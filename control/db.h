@@ -173,6 +173,9 @@ class Db {
   void Exec(std::string_view sql) const;
   // PRAGMA user_version.
   int SchemaVersion() const;
+  // Whether a table of that name exists (sqlite_schema), so a caller can tell "not created yet"
+  // from a failure without reading SQLite's message.
+  bool HasTable(std::string_view name) const;
   int64_t LastInsertRowId() const;
   const std::string& path() const { return path_; }
 

@@ -756,22 +756,24 @@ std::optional<ObjectRef> ParseObjectUrl(std::string_view url) {
 
 namespace {
 Result<Object> FindForApi(ServiceHost& host, std::string_view bucket, std::string_view key) {
+  auto no_bucket = [&] {
+    return Status::NotFound("The specified bucket does not exist: " + std::string(bucket)).WithAwsType("NoSuchBucket");
+  };
   try {
     Db& db = host.store().db();
+    // Before the S3 service first starts its schema track has not run: no bucket exists yet.
+    if (!db.HasTable("s3_buckets")) return no_bucket();
     Statement b = db.Prepare("SELECT 1 FROM s3_buckets WHERE name = ?");
     b.Bind(1, bucket);
-    if (!b.Step()) {
-      return Status::NotFound("NoSuchBucket: The specified bucket does not exist: " + std::string(bucket));
-    }
+    if (!b.Step()) return no_bucket();
     Statement s = db.Prepare(std::string("SELECT ") + kObjectColumns + " FROM s3_objects WHERE bucket = ? AND key = ?");
     s.Bind(1, bucket);
     s.Bind(2, key);
-    if (!s.Step()) return Status::NotFound("NoSuchKey: The specified key does not exist: " + std::string(key));
+    if (!s.Step()) {
+      return Status::NotFound("The specified key does not exist: " + std::string(key)).WithAwsType("NoSuchKey");
+    }
     return ObjectFromRow(s);
   } catch (const DbError& e) {
-    if (std::string_view(e.what()).find("no such table") != std::string_view::npos) {
-      return Status::NotFound("NoSuchBucket: The specified bucket does not exist: " + std::string(bucket));
-    }
     return Status::Internal(std::string("reading S3 metadata: ") + e.what());
   }
 }
