@@ -7,8 +7,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <stdexcept>
+#include <cstdlib>
 
+#include "base/log.h"
 #include "control/db.h"
 
 namespace geysir::control {
@@ -408,6 +409,18 @@ std::string LambdaTimestamp(int64_t ms) {
   return buf;
 }
 
+namespace {
+
+// OpenSSL's generator seeds itself from the kernel (getrandom); when it cannot, no identifier or
+// secret control would make is safe to hand out, so control stops here instead of going on.
+void RandomBytesOrDie(unsigned char* out, int n) {
+  if (RAND_bytes(out, n) == 1) return;
+  log::Error("random_bytes_failed", {{"detail", "OpenSSL's RAND_bytes failed: control cannot make identifiers"}});
+  std::abort();
+}
+
+}  // namespace
+
 std::string RandomString(size_t n, std::string_view alphabet) {
   // Rejection sampling: bytes >= limit are discarded so every character is equally likely.
   const size_t k = alphabet.size();
@@ -416,7 +429,7 @@ std::string RandomString(size_t n, std::string_view alphabet) {
   out.reserve(n);
   unsigned char buf[64];
   while (out.size() < n) {
-    if (RAND_bytes(buf, sizeof buf) != 1) throw std::runtime_error("RAND_bytes failed");
+    RandomBytesOrDie(buf, sizeof buf);
     for (unsigned char b : buf) {
       if (b >= limit) continue;
       out.push_back(alphabet[b % k]);
@@ -428,7 +441,7 @@ std::string RandomString(size_t n, std::string_view alphabet) {
 
 std::string NewUuid() {
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
+  RandomBytesOrDie(b, sizeof b);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
   static const char* kHex = "0123456789abcdef";
@@ -600,10 +613,8 @@ Result<FunctionUrlConfigRecord> Store::CreateFunctionUrlConfig(FunctionUrlConfig
         st.Run();
         break;
       } catch (const DbError& e) {
-        if (!e.IsConstraint() || !generate || attempt >= 4) {
-          if (e.IsConstraint()) return Status::Error(Code::kAlreadyExists, "url id already in use: " + c.url_id);
-          throw;
-        }
+        if (!e.IsConstraint()) return Status::Internal(std::string("create function URL config: ") + e.what());
+        if (!generate || attempt >= 4) return Status::Error(Code::kAlreadyExists, "url id already in use: " + c.url_id);
       }
     }
     tx.Commit();

@@ -2,8 +2,9 @@
 // versions, aliases and resource policies, function URL configs, access keys, function logs and
 // invocation metrics; the schema and its migrations are defined in store.cpp.
 //
-// Error policy: every operation returns Status / Result<T> and never throws (SQLite errors
-// are caught inside and become kInternal). Codes the API layer maps:
+// Error policy: every operation returns Status / Result<T> and never throws: SQLite's DbError and
+// nlohmann's parse errors (a corrupt stored JSON column) are caught once, in each operation's
+// Guarded wrapper in store.cpp, and become kInternal. Codes the API layer maps:
 //   kNotFound       no such function / URL config / access key    -> ResourceNotFoundException 404
 //   kAlreadyExists  function or URL config exists already          -> ResourceConflictException 409
 //   kConflict       a version an alias still points at              -> ResourceConflictException 409
@@ -336,6 +337,7 @@ class Store {
 // "2026-11-27T05:30:00.000+0000" for `ms` since the epoch, UTC.
 std::string LambdaTimestamp(int64_t ms);
 // A random (version 4) UUID, lower-case, from OpenSSL RAND_bytes.
+// Neither throws: a RAND_bytes that fails (OpenSSL could not seed from the kernel) aborts.
 std::string NewUuid();
 // `n` random characters from `alphabet` (uniform, OpenSSL RAND_bytes).
 std::string RandomString(size_t n, std::string_view alphabet);
