@@ -81,10 +81,12 @@ AwsError FromVerifyError(const net::sigv4::VerifyError& error) {
     case Failure::kIncompleteSignature: type = "IncompleteSignatureException"; break;
     case Failure::kUnknownAccessKey: type = "UnrecognizedClientException"; break;
     case Failure::kSignatureMismatch:
-    case Failure::kRequestExpired: type = "InvalidSignatureException"; break;
+    case Failure::kRequestExpired:
+    case Failure::kPresignExpired: type = "InvalidSignatureException"; break;
   }
   AwsError e = Make(403, type, error.message);
   e.auth_error = true;
+  e.signature_failure = error.failure;
   return e;
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <exception>
+#include <optional>
 #include <string>
 
 #include "net/http_server.h"
@@ -26,6 +27,9 @@ struct AwsError {
   bool user_fault = true;       // "Type":"User" (4xx) or "Service" (5xx)
   bool auth_error = false;      // body is only {"message": ...} (signature failures)
   std::string reason;           // optional "Reason" field (TooManyRequestsException)
+  // Set by FromVerifyError: which signature check failed, for the services that name each one
+  // differently (S3's AccessDenied vs RequestTimeTooSkewed vs SignatureDoesNotMatch).
+  std::optional<net::sigv4::Failure> signature_failure;
 };
 
 // Any service's error: `type` is its error code, user_fault follows the status (4xx vs 5xx).
@@ -60,7 +64,7 @@ AwsError FromStatus(const Status& status);
 //   kMissingAuthentication -> MissingAuthenticationTokenException
 //   kIncompleteSignature   -> IncompleteSignatureException
 //   kUnknownAccessKey      -> UnrecognizedClientException
-//   kSignatureMismatch, kRequestExpired -> InvalidSignatureException
+//   kSignatureMismatch, kRequestExpired, kPresignExpired -> InvalidSignatureException
 AwsError FromVerifyError(const net::sigv4::VerifyError& error);
 
 // The HTTP response for `error`, with x-amzn-RequestId = request_id.

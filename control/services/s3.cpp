@@ -355,9 +355,10 @@ HttpResponse S3Service::ErrorResponse(const AwsError& error, const std::string& 
   int status = error.http_status;
   // Authentication failures come worded for Lambda (control/aws_error.h); S3 names them so.
   if (code == "InvalidSignatureException") {
-    if (StartsWith(error.message, "Request has expired")) {
+    using net::sigv4::Failure;
+    if (error.signature_failure == Failure::kPresignExpired) {
       code = "AccessDenied";
-    } else if (StartsWith(error.message, "Signature expired") || StartsWith(error.message, "Signature not yet")) {
+    } else if (error.signature_failure == Failure::kRequestExpired) {
       code = "RequestTimeTooSkewed";
     } else {
       code = "SignatureDoesNotMatch";

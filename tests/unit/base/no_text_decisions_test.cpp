@@ -17,10 +17,11 @@ namespace {
 namespace fs = std::filesystem;
 
 // An error's text, then (after closing parentheses) a search, a prefix/suffix test, a slice, or
-// an equality comparison.
+// an equality comparison; or an error's text as the first argument of a prefix/suffix helper.
 const std::regex& TextDecision() {
   static const std::regex kPattern(
-      R"((message\(\)|what\(\)|\.message\b|ToString\(\))\)*\s*(\.(find|rfind|find_first_of|find_last_of|starts_with|ends_with|compare|substr)\(|[=!]=))");
+      R"((message\(\)|what\(\)|\.message\b|ToString\(\))\)*\s*(\.(find|rfind|find_first_of|find_last_of|starts_with|ends_with|compare|substr)\(|[=!]=))"
+      R"(|(StartsWith|EndsWith|Contains|starts_with|ends_with)\([^,()]*(message\(\)|what\(\)|\.message\b))");
   return kPattern;
 }
 
@@ -54,6 +55,7 @@ TEST_CASE("the pattern sees each way a message was compared in this tree", "[no_
            R"(e.message.rfind("Could not unzip", 0) != 0)",
            R"(if (st.message() == "x") {})",
            R"(if (status.ToString().starts_with("NotFound")) {})",
+           R"(if (StartsWith(error.message, "Request has expired")) {})",
        }) {
     INFO(bad);
     CHECK(std::regex_search(std::string(bad), TextDecision()));

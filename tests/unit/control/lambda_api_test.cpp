@@ -457,6 +457,8 @@ TEST_CASE("AWS error mapping", "[control][api]") {
   CHECK(FromVerifyError({Failure::kUnknownAccessKey, ""}).type == "UnrecognizedClientException");
   CHECK(FromVerifyError({Failure::kMissingAuthentication, ""}).type == "MissingAuthenticationTokenException");
   CHECK(FromVerifyError({Failure::kRequestExpired, ""}).type == "InvalidSignatureException");
+  CHECK(FromVerifyError({Failure::kPresignExpired, ""}).type == "InvalidSignatureException");
+  CHECK(FromVerifyError({Failure::kPresignExpired, ""}).signature_failure == Failure::kPresignExpired);
   json ab = json::parse(ToHttpResponse(a, "r").body);
   CHECK_FALSE(ab.contains("Type"));
   CHECK(ab["message"] == "mismatch");
