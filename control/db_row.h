@@ -26,6 +26,7 @@
 // Thread safety: a Table is immutable once built; share it freely (a function-local static).
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -134,6 +135,20 @@ class Table {
     for (size_t i = 1; i <= columns_.size(); ++i) values += (i > 1 ? ", ?" : "?") + std::to_string(i);
     return std::string(verb) + " INTO " + name_ + " (" + Columns() + ") VALUES (" + values + ")";
   }
+  // Insert() that, when a row with the same key exists, updates every other column instead:
+  // "... ON CONFLICT (a, b) DO UPDATE SET c = excluded.c, d = excluded.d".
+  std::string Upsert() const {
+    std::string key, set;
+    for (size_t i = 0; i < columns_.size(); ++i) {
+      const std::string& n = columns_[i].name;
+      if (i < key_columns_) {
+        key += (key.empty() ? "" : ", ") + n;
+      } else {
+        set += (set.empty() ? "" : ", ") + n + " = excluded." + n;
+      }
+    }
+    return Insert() + " ON CONFLICT (" + key + ") DO UPDATE SET " + set;
+  }
   // "UPDATE table SET c=?3, d=?4 WHERE a=?1 AND b=?2": every column, numbered as Bind numbers.
   std::string Update() const {
     std::string set, where;
@@ -157,6 +172,20 @@ class Table {
     Record r{};
     ReadInto(s, r, first);
     return r;
+  }
+
+  // The same description cut down to `names`, in this table's order and with no key: for a
+  // statement that writes only some columns (an INSERT leaving an AUTOINCREMENT id and the
+  // defaults to SQLite). A name this table lacks is a bug in the caller (asserted).
+  Table Subset(const std::vector<std::string_view>& names) const {
+    std::vector<Column<Record>> kept;
+    for (const Column<Record>& c : columns_) {
+      for (std::string_view n : names) {
+        if (c.name == n) kept.push_back(c);
+      }
+    }
+    assert(kept.size() == names.size());
+    return Table(name_, std::move(kept), 0);
   }
 
  private:

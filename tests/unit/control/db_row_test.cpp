@@ -77,6 +77,47 @@ TEST_CASE("row mapping: the statements name every column once, keys first", "[db
   CHECK(t.Update() ==
         "UPDATE things SET label=?3, size=?4, count=?5, enabled=?6, ratio=?7, lim=?8, note=?9, tags=?10, doc=?11 "
         "WHERE name=?1 AND version=?2");
+  CHECK(t.Upsert() == t.Insert() +
+                          " ON CONFLICT (name, version) DO UPDATE SET label = excluded.label, size = excluded.size, "
+                          "count = excluded.count, enabled = excluded.enabled, ratio = excluded.ratio, "
+                          "lim = excluded.lim, note = excluded.note, tags = excluded.tags, doc = excluded.doc");
+  // A subset keeps the table's order, whatever order the names come in.
+  Table<Thing> some = t.Subset({"label", "name"});
+  CHECK(some.Columns() == "name, label");
+  CHECK(some.Insert() == "INSERT INTO things (name, label) VALUES (?1, ?2)");
+}
+
+TEST_CASE("row mapping: an upsert replaces all but the key; a subset leaves the rest to defaults", "[db_row]") {
+  TempDir dir;
+  auto db = Db::Open(dir / "t.db", kSchema);
+  REQUIRE(db.ok());
+  const Table<Thing>& t = Things();
+  Thing a = Sample();
+  for (const char* label : {"one", "two"}) {
+    a.label = label;
+    Statement up = db->Prepare(t.Upsert());
+    t.Bind(up, a);
+    CHECK(up.Run() == 1);
+  }
+  Statement n = db->Prepare("SELECT count(*), max(label) FROM things");
+  REQUIRE(n.Step());
+  CHECK(n.Int(0) == 1);
+  CHECK(n.Text(1) == "two");
+
+  Table<Thing> some = t.Subset({"name", "version", "label"});
+  Thing b;
+  b.name = "b";
+  b.version = 1;
+  b.label = "only";
+  b.count = 99;  // not written
+  Statement ins = db->Prepare(some.Insert());
+  some.Bind(ins, b);
+  REQUIRE(ins.Run() == 1);
+  Statement sel = db->Prepare(t.Select("WHERE name = 'b'"));
+  REQUIRE(sel.Step());
+  Thing got = t.Read(sel);
+  CHECK(got.label == "only");
+  CHECK(got.count == 0);  // NULL: the column was left to SQLite
 }
 
 TEST_CASE("row mapping: a record goes in and comes back the same", "[db_row]") {
