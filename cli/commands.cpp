@@ -24,9 +24,11 @@ constexpr const char* kDefaultRuntime = "python3.11";
 constexpr const char* kDummyRole = "arn:aws:iam::000000000000:role/geysir";
 constexpr int kWaitTimeoutMs = 120'000;  // for a function to become Active / Successful
 
+// A command that ran and failed exits 1. Usage errors (exit 2) never get here: the command line
+// was parsed before the command ran, and main answers its errors itself.
 int Fail(Io& io, const Status& status) {
   io.err << "error: " << status.message() << "\n";
-  return status.code() == Code::kInvalidArgument && status.message().find("--help") != std::string::npos ? 2 : 1;
+  return 1;
 }
 
 int Fail(Io& io, const std::string& message) {

@@ -48,8 +48,8 @@ Code CodeForStatus(long status) {
     case 403: return Code::kPermissionDenied;
     case 404: return Code::kNotFound;
     case 409: return Code::kAlreadyExists;
-    case 413:
-    case 429: return Code::kResourceExhausted;
+    case 413: return Code::kResourceExhausted;
+    case 429: return Code::kThrottled;
     case 502:
     case 503: return Code::kUnavailable;
     case 504: return Code::kDeadlineExceeded;

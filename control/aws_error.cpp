@@ -36,18 +36,26 @@ AwsError ServiceUnavailable(std::string m) { return Make(502, "ServiceException"
 AwsError UnknownOperation(std::string m) { return Make(404, "UnknownOperationException", std::move(m)); }
 AwsError MethodNotAllowed(std::string m) { return Make(405, "MethodNotAllowedException", std::move(m)); }
 
-AwsError FromStatus(const Status& status) {
+namespace {
+
+AwsError FromCode(const Status& status) {
   switch (status.code()) {
     case Code::kNotFound: return ResourceNotFound(status.message());
-    case Code::kAlreadyExists: return ResourceConflict(status.message());
+    case Code::kAlreadyExists:
+    case Code::kConflict: return ResourceConflict(status.message());
     case Code::kInvalidArgument: return InvalidParameterValue(status.message());
     case Code::kResourceExhausted: return RequestEntityTooLarge(status.message());
+    case Code::kThrottled: return TooManyRequests(status.message());
+    case Code::kFailedPrecondition: return PreconditionFailed(status.message());
     case Code::kUnavailable: return ServiceUnavailable(status.message());
     case Code::kDeadlineExceeded: return ServiceUnavailable(status.message());
-    case Code::kPermissionDenied: {
-      AwsError e = Make(403, "AccessDeniedException", status.message());
+    case Code::kPermissionDenied: return Make(403, "AccessDeniedException", status.message());
+    case Code::kUnauthenticated: {
+      AwsError e = Make(403, "UnrecognizedClientException", status.message());
+      e.auth_error = true;
       return e;
     }
+    case Code::kUnimplemented: return UnknownOperation(status.message());
     case Code::kOk:
     case Code::kInternal:
       break;
@@ -55,6 +63,14 @@ AwsError FromStatus(const Status& status) {
   // The client gets the message too: on a self-hosted platform the operator is the one who
   // reads it, and "disk I/O error" is more useful than a generic apology.
   return ServiceError(status.ok() ? "internal error" : status.message());
+}
+
+}  // namespace
+
+AwsError FromStatus(const Status& status) {
+  AwsError e = FromCode(status);
+  if (!status.aws_type().empty()) e.type = status.aws_type();
+  return e;
 }
 
 AwsError FromVerifyError(const net::sigv4::VerifyError& error) {
@@ -65,10 +81,12 @@ AwsError FromVerifyError(const net::sigv4::VerifyError& error) {
     case Failure::kIncompleteSignature: type = "IncompleteSignatureException"; break;
     case Failure::kUnknownAccessKey: type = "UnrecognizedClientException"; break;
     case Failure::kSignatureMismatch:
-    case Failure::kRequestExpired: type = "InvalidSignatureException"; break;
+    case Failure::kRequestExpired:
+    case Failure::kPresignExpired: type = "InvalidSignatureException"; break;
   }
   AwsError e = Make(403, type, error.message);
   e.auth_error = true;
+  e.signature_failure = error.failure;
   return e;
 }
 

@@ -4,13 +4,14 @@
 // On the wire (what botocore parses): the HTTP status, the header `x-amzn-ErrorType: <Name>`,
 // `x-amzn-RequestId`, and a JSON body `{"Type":"User"|"Service","message":"..."}`. Signature
 // failures carry only `{"message":"..."}`, as AWS's front end sends them. Control's handlers
-// throw ApiException (control may throw inside, STYLE.md rule 5); the server catches it at the
+// throw ApiException (control may throw inside, docs/errors.md); the server catches it at the
 // API boundary and answers with ToHttpResponse(). Nothing in here changes state.
 //
 // Thread safety: values and pure functions.
 #pragma once
 
 #include <exception>
+#include <optional>
 #include <string>
 
 #include "net/http_server.h"
@@ -26,6 +27,9 @@ struct AwsError {
   bool user_fault = true;       // "Type":"User" (4xx) or "Service" (5xx)
   bool auth_error = false;      // body is only {"message": ...} (signature failures)
   std::string reason;           // optional "Reason" field (TooManyRequestsException)
+  // Set by FromVerifyError: which signature check failed, for the services that name each one
+  // differently (S3's AccessDenied vs RequestTimeTooSkewed vs SignatureDoesNotMatch).
+  std::optional<net::sigv4::Failure> signature_failure;
 };
 
 // Any service's error: `type` is its error code, user_fault follows the status (4xx vs 5xx).
@@ -45,16 +49,22 @@ AwsError ServiceUnavailable(std::string message);        // 502 ServiceException
 AwsError UnknownOperation(std::string message);          // 404 UnknownOperationException
 AwsError MethodNotAllowed(std::string message);          // 405
 
-// Maps a Status from the store/code store: kNotFound -> 404, kAlreadyExists -> 409,
-// kInvalidArgument -> 400, kResourceExhausted -> 413 RequestEntityTooLargeException,
-// kUnavailable -> 502, everything else -> 500 ServiceException.
+// Maps a Status from the store/code store by its code: kNotFound -> 404
+// ResourceNotFoundException, kAlreadyExists and kConflict -> 409 ResourceConflictException,
+// kInvalidArgument -> 400 InvalidParameterValueException, kResourceExhausted -> 413
+// RequestEntityTooLargeException, kThrottled -> 429 TooManyRequestsException,
+// kFailedPrecondition -> 412 PreconditionFailedException, kUnavailable and kDeadlineExceeded ->
+// 502 ServiceException, kPermissionDenied -> 403 AccessDeniedException, kUnauthenticated -> 403
+// UnrecognizedClientException, kUnimplemented -> 404 UnknownOperationException, everything else
+// -> 500 ServiceException. A Status that names its AWS type (WithAwsType) keeps the status code
+// of its Code and is answered with that type.
 AwsError FromStatus(const Status& status);
 
 // A signature failure from net::sigv4, as Lambda answers it (all 403):
 //   kMissingAuthentication -> MissingAuthenticationTokenException
 //   kIncompleteSignature   -> IncompleteSignatureException
 //   kUnknownAccessKey      -> UnrecognizedClientException
-//   kSignatureMismatch, kRequestExpired -> InvalidSignatureException
+//   kSignatureMismatch, kRequestExpired, kPresignExpired -> InvalidSignatureException
 AwsError FromVerifyError(const net::sigv4::VerifyError& error);
 
 // The HTTP response for `error`, with x-amzn-RequestId = request_id.

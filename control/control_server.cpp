@@ -718,7 +718,7 @@ void ControlServer::Impl::DeleteFunction(const FunctionRef& ref, const Responder
     if (st.code() == Code::kNotFound) {
       throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, ref.qualifier)));
     }
-    if (st.code() == Code::kAlreadyExists) throw ApiException(ResourceConflict(st.message()));
+    if (st.code() == Code::kConflict) throw ApiException(ResourceConflict(st.message()));
     ThrowIfError(st);
     log::Info("function_version_deleted", {{"function", name}, {"version", ref.qualifier}});
     // The version's sandboxes stop now (a version has a revision of its own).
@@ -812,17 +812,8 @@ void ControlServer::Impl::DeployWork(uv_work_t* w) {
     std::lock_guard<std::mutex> lock(d->self->put_mu);
     Result<StoredCode> stored = d->self->code_store_->Put(*zip);
     std::string().swap(d->zip);
-    if (!stored.ok()) {
-      AwsError e = FromStatus(stored.status());
-      // The extractor's messages already name the problem in Lambda's words ("Could not
-      // unzip uploaded file. …" or "Unzipped size must be smaller than …"); prefix only the
-      // ones that do not say it is about the zip.
-      if (stored.status().code() == Code::kInvalidArgument &&
-          e.message.rfind("Could not unzip", 0) != 0 && e.message.find("nzipped size") == std::string::npos) {
-        e.message = "Could not unzip uploaded file: " + e.message;
-      }
-      throw ApiException(e);
-    }
+    // The extractor words its refusals as Lambda does (control/zip_extract.h).
+    ThrowIfError(stored.status());
     d->code = std::move(stored).value();
   } catch (const ApiException& e) {
     d->error = e.error();
@@ -844,18 +835,16 @@ void ControlServer::Impl::DeployDone(uv_work_t* w, int status) {
       const S3CodeSource& src = d->create ? *d->create_input.s3 : *d->update_input.s3;
       Result<std::string> object = s3::ReadObject(*self, src.bucket, src.key, ZipLimits{}.max_zip_bytes + 1);
       if (!object.ok()) {
-        const std::string& m = object.status().message();
-        if (object.status().code() == Code::kResourceExhausted) {
+        const Status& why = object.status();
+        if (why.code() == Code::kResourceExhausted) {
           throw ApiException(RequestEntityTooLarge("Zipped size must be smaller than " +
                                                    std::to_string(ZipLimits{}.max_zip_bytes) + " bytes"));
         }
-        if (object.status().code() != Code::kNotFound) ThrowIfError(object.status());
-        // "NoSuchKey: The specified key does not exist: KEY" -> Lambda's wording.
-        size_t colon = m.find(": ");
-        std::string code = colon == std::string::npos ? "NoSuchKey" : m.substr(0, colon);
-        std::string text = colon == std::string::npos ? m : m.substr(colon + 2);
+        if (why.code() != Code::kNotFound) ThrowIfError(why);
+        // S3's error code (NoSuchBucket, NoSuchKey) and message, in Lambda's wording.
+        const std::string code = why.aws_type().empty() ? "NoSuchKey" : why.aws_type();
         throw ApiException(InvalidParameterValue("Error occurred while GetObject. S3 Error Code: " + code +
-                                                 ". S3 Error Message: " + text));
+                                                 ". S3 Error Message: " + why.message()));
       }
       d->zip = std::move(object).value();
       self->StartDeploy(std::move(d));
@@ -1073,6 +1062,7 @@ void ControlServer::Impl::Invoke(const FunctionRef& ref, HttpRequest& req, const
         out = ToHttpResponse(TooManyRequests("Rate Exceeded.", "ReservedFunctionConcurrentInvocationLimitExceeded"), rid);
         break;
       case proto::InvokeOutcome::kInternal:
+      case proto::InvokeOutcome::kUnavailable:
         out = ToHttpResponse(ServiceError(MessageOf(body)), rid);
         log::Error("invoke_internal", {{"request_id", rid}, {"detail", MessageOf(body)}});
         break;
@@ -1303,16 +1293,25 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
   auto alias_missing = [&](const std::string& alias) {
     return ApiException(ResourceNotFound("Cannot find alias arn: " + QualifiedArn(opt.api, name, alias)));
   };
-  // kNotFound from the store: the function, the alias or a target version is missing.
-  auto rethrow = [&](const Status& st, const std::string& alias) {
+  // kNotFound from the store: the function, a target version of `wanted` (the alias as the call
+  // would have written it) or the alias itself is missing; asked in that order.
+  auto rethrow = [&](const Status& st, const std::string& alias, const AliasRecord* wanted = nullptr) {
     if (st.code() == Code::kNotFound) {
       if (!store_->GetFunction(name).ok()) {
         throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
       }
-      if (st.message().rfind("Alias not found", 0) == 0) throw alias_missing(alias);
-      // A target version that does not exist; the message names it.
-      std::string what = st.message().substr(st.message().rfind(':') + 1);
-      throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, what)));
+      auto missing = [&](const std::string& v) {
+        return v != "$LATEST" && (v.empty() || !store_->GetFunctionVersion(name, v).ok());
+      };
+      std::vector<std::string> targets;
+      if (wanted) {
+        targets.push_back(wanted->function_version);
+        for (const auto& [v, weight] : wanted->additional_weights) targets.push_back(v);
+      }
+      for (const std::string& v : targets) {
+        if (missing(v)) throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, v)));
+      }
+      throw alias_missing(alias);
     }
     if (st.code() == Code::kAlreadyExists) {
       throw ApiException(ResourceConflict("Alias already exists: " + QualifiedArn(opt.api, name, alias)));
@@ -1329,7 +1328,7 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
       a.description = in.description.value_or("");
       if (in.weights) a.additional_weights = *in.weights;
       Result<AliasRecord> created = store_->CreateAlias(a);
-      if (!created.ok()) rethrow(created.status(), a.name);
+      if (!created.ok()) rethrow(created.status(), a.name, &a);
       log::Info("alias_created", {{"function", name}, {"alias", a.name}, {"version", a.function_version}});
       // API Gateway integrations name functions by qualified ARN: the gateway's table follows.
       PushRoutes();
@@ -1344,22 +1343,22 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
     }
     case Operation::kUpdateAlias: {
       AliasInput in = ParseAlias(ParseJsonObject(req.body), false);
-      bool precondition_failed = false;
+      std::optional<AliasRecord> wanted;  // set once the alias is found and changed
       Result<AliasRecord> a = store_->UpdateAlias(name, route.sub, [&](AliasRecord& r) -> Status {
         if (in.revision_id && *in.revision_id != r.revision_id) {
-          precondition_failed = true;
-          return Status::Invalid("revision mismatch");
+          return Status::Error(Code::kFailedPrecondition, "revision mismatch");
         }
         if (in.function_version) r.function_version = *in.function_version;
         if (in.description) r.description = *in.description;
         if (in.weights) r.additional_weights = *in.weights;
+        wanted = r;
         return Status::Ok();
       });
-      if (precondition_failed) {
+      if (a.status().code() == Code::kFailedPrecondition) {
         throw ApiException(PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call "
                                               "the GetFunction/GetAlias API to retrieve the latest Revision Id"));
       }
-      if (!a.ok()) rethrow(a.status(), route.sub);
+      if (!a.ok()) rethrow(a.status(), route.sub, wanted ? &*wanted : nullptr);
       PushRoutes();
       resp->Send(JsonReply(200, AliasJson(opt.api, *a), rid));
       return;

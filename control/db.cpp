@@ -215,6 +215,12 @@ void EnsureTrackTable(const Db& db) {
 }
 }  // namespace
 
+bool Db::HasTable(std::string_view name) const {
+  Statement st = Prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+  st.Bind(1, name);
+  return st.Step();
+}
+
 int Db::TrackVersion(std::string_view track) const {
   EnsureTrackTable(*this);
   Statement st = Prepare("SELECT version FROM schema_tracks WHERE track = ?1");

@@ -2,9 +2,12 @@
 // binds and column reads, a Transaction guard, and versioned schema migrations applied at open.
 //
 // Error policy: this layer THROWS `DbError` (a std::runtime_error carrying the SQLite result
-// code) for every SQLite failure; it is control-plane code (STYLE.md rule 5). `Db::Open` is the
-// one exception: it returns Result<Db> so the daemon can print a clear start-up error. Callers
-// above (control/store) catch DbError and turn it into a Status.
+// code) for every SQLite failure: SQLite is one of control's two exception edges (JSON is the
+// other, docs/errors.md). `Db::Open` returns Result<Db> instead, so the daemon can print a clear
+// start-up error; HasTable answers "not created yet" without an error at all. A DbError is
+// converted once, where control's code meets this layer: into kInternal by each Store operation
+// (store.cpp's Guarded), by the async queue's and S3's readers that return a Status, and,
+// for the service handlers that still throw, into a 500 at the API boundary (ControlServer).
 //
 // Durability: the connection runs in WAL mode with synchronous=FULL, so a committed transaction
 // has been fsync'ed to the WAL before COMMIT returns: an acknowledged write survives kill -9 and
@@ -173,6 +176,9 @@ class Db {
   void Exec(std::string_view sql) const;
   // PRAGMA user_version.
   int SchemaVersion() const;
+  // Whether a table of that name exists (sqlite_schema), so a caller can tell "not created yet"
+  // from a failure without reading SQLite's message.
+  bool HasTable(std::string_view name) const;
   int64_t LastInsertRowId() const;
   const std::string& path() const { return path_; }
 

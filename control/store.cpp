@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <stdexcept>
+#include <cstdlib>
 
+#include "base/log.h"
 #include "control/db.h"
+#include "control/db_row.h"
 
 namespace geysir::control {
 namespace {
@@ -140,12 +142,95 @@ CREATE TABLE log_senders (
 }
 
 constexpr size_t kMaxLogMessage = 256 * 1024;
-constexpr const char* kFunctionColumns =
-    "name, arn, runtime, handler, role, description, memory_mb, timeout_s, ephemeral_storage_mb, "
-    "environment, code_sha256, code_hex, code_size, revision_id, state, state_reason, state_reason_code, "
-    "last_update_status, last_update_status_reason, last_modified, version, reserved_concurrency, tags";
-constexpr const char* kUrlColumns =
-    "function_name, url_id, auth_type, cors, invoke_mode, creation_time, last_modified_time";
+
+// The tables as records (control/db_row.h); each one's key comes first.
+const Table<FunctionRecord>& Functions() {
+  using F = FunctionRecord;
+  static const Table<F> kTable("functions", {Col("name", &F::name),
+                                             Col("arn", &F::arn),
+                                             Col("runtime", &F::runtime),
+                                             Col("handler", &F::handler),
+                                             Col("role", &F::role),
+                                             Col("description", &F::description),
+                                             Col("memory_mb", &F::memory_mb),
+                                             Col("timeout_s", &F::timeout_s),
+                                             Col("ephemeral_storage_mb", &F::ephemeral_storage_mb),
+                                             JsonCol("environment", &F::environment),
+                                             Col("code_sha256", &F::code_sha256),
+                                             Col("code_hex", &F::code_hex),
+                                             Col("code_size", &F::code_size),
+                                             Col("revision_id", &F::revision_id),
+                                             Col("state", &F::state),
+                                             Col("state_reason", &F::state_reason),
+                                             Col("state_reason_code", &F::state_reason_code),
+                                             Col("last_update_status", &F::last_update_status),
+                                             Col("last_update_status_reason", &F::last_update_status_reason),
+                                             Col("last_modified", &F::last_modified),
+                                             Col("version", &F::version),
+                                             Col("reserved_concurrency", &F::reserved_concurrency),
+                                             JsonCol("tags", &F::tags)});
+  return kTable;
+}
+
+const Table<FunctionUrlConfigRecord>& UrlConfigs() {
+  using U = FunctionUrlConfigRecord;
+  static const Table<U> kTable("function_url_configs", {Col("function_name", &U::function_name),
+                                                        Col("url_id", &U::url_id),
+                                                        Col("auth_type", &U::auth_type),
+                                                        JsonCol("cors", &U::cors),
+                                                        Col("invoke_mode", &U::invoke_mode),
+                                                        Col("creation_time", &U::creation_time),
+                                                        Col("last_modified_time", &U::last_modified_time)});
+  return kTable;
+}
+
+const Table<AliasRecord>& Aliases() {
+  using A = AliasRecord;
+  static const Table<A> kTable("function_aliases",
+                               {Col("function_name", &A::function_name), Col("name", &A::name),
+                                Col("function_version", &A::function_version), Col("description", &A::description),
+                                JsonCol("routing", &A::additional_weights), Col("revision_id", &A::revision_id)},
+                               /*key_columns=*/2);
+  return kTable;
+}
+
+const Table<PermissionRecord>& Permissions() {
+  using P = PermissionRecord;
+  static const Table<P> kTable("function_permissions", {Col("function_name", &P::function_name),
+                                                        Col("qualifier", &P::qualifier), Col("sid", &P::sid),
+                                                        JsonCol("statement", &P::statement)},
+                               /*key_columns=*/3);
+  return kTable;
+}
+
+const Table<AccessKey>& AccessKeys() {
+  static const Table<AccessKey> kTable("access_keys", {Col("access_key_id", &AccessKey::access_key_id),
+                                                       Col("secret", &AccessKey::secret_access_key),
+                                                       Col("created", &AccessKey::created),
+                                                       Col("is_admin", &AccessKey::is_admin)});
+  return kTable;
+}
+
+const Table<LogRecord>& Logs() {
+  static const Table<LogRecord> kTable("logs", {Col("id", &LogRecord::id),
+                                                Col("function_name", &LogRecord::function_name),
+                                                Col("log_stream", &LogRecord::log_stream),
+                                                Col("request_id", &LogRecord::request_id),
+                                                Col("timestamp_ms", &LogRecord::timestamp_ms),
+                                                Col("message", &LogRecord::message)});
+  return kTable;
+}
+
+// One function's minute of metrics; the function's name is the caller's WHERE.
+const Table<MetricMinute>& Metrics() {
+  using M = MetricMinute;
+  static const Table<M> kTable("function_metrics",
+                               {Col("minute_ms", &M::minute_ms), Col("invocations", &M::invocations),
+                                Col("errors", &M::errors), Col("duration_sum_ms", &M::duration_sum_ms),
+                                Col("duration_min_ms", &M::duration_min_ms),
+                                Col("duration_max_ms", &M::duration_max_ms)});
+  return kTable;
+}
 
 // Runs `f`, turning any exception (SQLite failure, corrupt stored JSON) into kInternal.
 template <typename F>
@@ -160,76 +245,19 @@ auto Guarded(const char* what, F&& f) -> decltype(f()) {
 }
 
 std::string MapToJson(const std::map<std::string, std::string>& m) { return nlohmann::json(m).dump(); }
-std::map<std::string, std::string> JsonToMap(const std::string& s) {
-  if (s.empty()) return {};
-  return nlohmann::json::parse(s).get<std::map<std::string, std::string>>();
-}
-
-FunctionRecord ReadFunction(const Statement& st) {
-  FunctionRecord f;
-  int c = 0;
-  f.name = st.Text(c++);
-  f.arn = st.Text(c++);
-  f.runtime = st.Text(c++);
-  f.handler = st.Text(c++);
-  f.role = st.Text(c++);
-  f.description = st.Text(c++);
-  f.memory_mb = static_cast<uint32_t>(st.Int(c++));
-  f.timeout_s = static_cast<uint32_t>(st.Int(c++));
-  f.ephemeral_storage_mb = static_cast<uint32_t>(st.Int(c++));
-  f.environment = JsonToMap(st.Text(c++));
-  f.code_sha256 = st.Text(c++);
-  f.code_hex = st.Text(c++);
-  f.code_size = st.Int(c++);
-  f.revision_id = st.Text(c++);
-  f.state = st.Text(c++);
-  f.state_reason = st.Text(c++);
-  f.state_reason_code = st.Text(c++);
-  f.last_update_status = st.Text(c++);
-  f.last_update_status_reason = st.Text(c++);
-  f.last_modified = st.Text(c++);
-  f.version = st.Text(c++);
-  if (auto rc = st.OptInt(c++)) f.reserved_concurrency = static_cast<uint32_t>(*rc);
-  f.tags = JsonToMap(st.Text(c++));
-  return f;
-}
-
-// Binds every column of kFunctionColumns, in order, starting at parameter 1.
-void BindFunction(Statement& st, const FunctionRecord& f) {
-  std::optional<int64_t> rc;
-  if (f.reserved_concurrency) rc = *f.reserved_concurrency;
-  st.BindAll(f.name, f.arn, f.runtime, f.handler, f.role, f.description, f.memory_mb, f.timeout_s,
-             f.ephemeral_storage_mb, MapToJson(f.environment), f.code_sha256, f.code_hex, f.code_size,
-             f.revision_id, f.state, f.state_reason, f.state_reason_code, f.last_update_status,
-             f.last_update_status_reason, f.last_modified, f.version);
-  st.Bind(22, rc);
-  st.Bind(23, MapToJson(f.tags));
-}
-
-FunctionUrlConfigRecord ReadUrl(const Statement& st, int c = 0) {
-  FunctionUrlConfigRecord u;
-  u.function_name = st.Text(c++);
-  u.url_id = st.Text(c++);
-  u.auth_type = st.Text(c++);
-  u.cors = nlohmann::json::parse(st.Text(c++));
-  u.invoke_mode = st.Text(c++);
-  u.creation_time = st.Text(c++);
-  u.last_modified_time = st.Text(c++);
-  return u;
-}
 
 std::optional<FunctionRecord> LoadFunction(const Db& db, const std::string& name) {
-  auto st = db.Prepare(std::string("SELECT ") + kFunctionColumns + " FROM functions WHERE name = ?");
+  auto st = db.Prepare(Functions().Select("WHERE name = ?"));
   st.Bind(1, name);
   if (!st.Step()) return std::nullopt;
-  return ReadFunction(st);
+  return Functions().Read(st);
 }
 
 std::optional<FunctionUrlConfigRecord> LoadUrl(const Db& db, const std::string& function_name) {
-  auto st = db.Prepare(std::string("SELECT ") + kUrlColumns + " FROM function_url_configs WHERE function_name = ?");
+  auto st = db.Prepare(UrlConfigs().Select("WHERE function_name = ?"));
   st.Bind(1, function_name);
   if (!st.Step()) return std::nullopt;
-  return ReadUrl(st);
+  return UrlConfigs().Read(st);
 }
 
 bool FunctionExists(const Db& db, const std::string& name) {
@@ -239,21 +267,8 @@ bool FunctionExists(const Db& db, const std::string& name) {
 }
 
 void WriteFunction(const Db& db, const FunctionRecord& f, bool insert) {
-  std::string sql;
-  if (insert) {
-    sql = std::string("INSERT INTO functions (") + kFunctionColumns +
-          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-  } else {
-    // Same column order as kFunctionColumns; parameter 1 (name) is the key.
-    sql =
-        "UPDATE functions SET arn=?2, runtime=?3, handler=?4, role=?5, description=?6, memory_mb=?7, "
-        "timeout_s=?8, ephemeral_storage_mb=?9, environment=?10, code_sha256=?11, code_hex=?12, "
-        "code_size=?13, revision_id=?14, state=?15, state_reason=?16, state_reason_code=?17, "
-        "last_update_status=?18, last_update_status_reason=?19, last_modified=?20, version=?21, "
-        "reserved_concurrency=?22, tags=?23 WHERE name=?1";
-  }
-  auto st = db.Prepare(sql);
-  BindFunction(st, f);
+  auto st = db.Prepare(insert ? Functions().Insert() : Functions().Update());
+  Functions().Bind(st, f);
   st.Run();
 }
 
@@ -328,24 +343,11 @@ std::optional<FunctionRecord> LoadVersion(const Db& db, const std::string& name,
   return FunctionFromJson(st.Text(0));
 }
 
-AliasRecord ReadAlias(const Statement& st) {
-  AliasRecord a;
-  a.function_name = st.Text(0);
-  a.name = st.Text(1);
-  a.function_version = st.Text(2);
-  a.description = st.Text(3);
-  a.additional_weights = nlohmann::json::parse(st.Text(4)).get<std::map<std::string, double>>();
-  a.revision_id = st.Text(5);
-  return a;
-}
-
-constexpr const char* kAliasColumns = "function_name, name, function_version, description, routing, revision_id";
-
 std::optional<AliasRecord> LoadAlias(const Db& db, const std::string& fn, const std::string& alias) {
-  auto st = db.Prepare(std::string("SELECT ") + kAliasColumns + " FROM function_aliases WHERE function_name = ? AND name = ?");
+  auto st = db.Prepare(Aliases().Select("WHERE function_name = ? AND name = ?"));
   st.BindAll(fn, alias);
   if (!st.Step()) return std::nullopt;
-  return ReadAlias(st);
+  return Aliases().Read(st);
 }
 
 constexpr int64_t kMetricRetentionMs = 15LL * 24 * 3600 * 1000;
@@ -408,6 +410,18 @@ std::string LambdaTimestamp(int64_t ms) {
   return buf;
 }
 
+namespace {
+
+// OpenSSL's generator seeds itself from the kernel (getrandom); when it cannot, no identifier or
+// secret control would make is safe to hand out, so control stops here instead of going on.
+void RandomBytesOrDie(unsigned char* out, int n) {
+  if (RAND_bytes(out, n) == 1) return;
+  log::Error("random_bytes_failed", {{"detail", "OpenSSL's RAND_bytes failed: control cannot make identifiers"}});
+  std::abort();
+}
+
+}  // namespace
+
 std::string RandomString(size_t n, std::string_view alphabet) {
   // Rejection sampling: bytes >= limit are discarded so every character is equally likely.
   const size_t k = alphabet.size();
@@ -416,7 +430,7 @@ std::string RandomString(size_t n, std::string_view alphabet) {
   out.reserve(n);
   unsigned char buf[64];
   while (out.size() < n) {
-    if (RAND_bytes(buf, sizeof buf) != 1) throw std::runtime_error("RAND_bytes failed");
+    RandomBytesOrDie(buf, sizeof buf);
     for (unsigned char b : buf) {
       if (b >= limit) continue;
       out.push_back(alphabet[b % k]);
@@ -428,7 +442,7 @@ std::string RandomString(size_t n, std::string_view alphabet) {
 
 std::string NewUuid() {
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
+  RandomBytesOrDie(b, sizeof b);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
   static const char* kHex = "0123456789abcdef";
@@ -527,11 +541,10 @@ Result<FunctionPage> Store::ListFunctions(const std::string& marker, int max_ite
       after = *m;
     }
     const int limit = Clamp(max_items, 1, 10000);
-    auto st = db_->Prepare(std::string("SELECT ") + kFunctionColumns +
-                           " FROM functions WHERE name > ? ORDER BY name LIMIT ?");
+    auto st = db_->Prepare(Functions().Select("WHERE name > ? ORDER BY name LIMIT ?"));
     st.BindAll(after, limit + 1);
     FunctionPage page;
-    while (st.Step()) page.functions.push_back(ReadFunction(st));
+    while (st.Step()) page.functions.push_back(Functions().Read(st));
     if (static_cast<int>(page.functions.size()) > limit) {
       page.functions.pop_back();
       page.next_marker = B64Encode(page.functions.back().name);
@@ -592,18 +605,14 @@ Result<FunctionUrlConfigRecord> Store::CreateFunctionUrlConfig(FunctionUrlConfig
     // times anyway rather than fail on it.
     for (int attempt = 0;; ++attempt) {
       if (generate) c.url_id = RandomString(32, "abcdefghijklmnopqrstuvwxyz0123456789");
-      auto st = db_->Prepare(std::string("INSERT INTO function_url_configs (") + kUrlColumns +
-                             ") VALUES (?,?,?,?,?,?,?)");
-      st.BindAll(c.function_name, c.url_id, c.auth_type, c.cors.dump(), c.invoke_mode, c.creation_time,
-                 c.last_modified_time);
+      auto st = db_->Prepare(UrlConfigs().Insert());
+      UrlConfigs().Bind(st, c);
       try {
         st.Run();
         break;
       } catch (const DbError& e) {
-        if (!e.IsConstraint() || !generate || attempt >= 4) {
-          if (e.IsConstraint()) return Status::Error(Code::kAlreadyExists, "url id already in use: " + c.url_id);
-          throw;
-        }
+        if (!e.IsConstraint()) return Status::Internal(std::string("create function URL config: ") + e.what());
+        if (!generate || attempt >= 4) return Status::Error(Code::kAlreadyExists, "url id already in use: " + c.url_id);
       }
     }
     tx.Commit();
@@ -636,10 +645,8 @@ Result<FunctionUrlConfigRecord> Store::UpdateFunctionUrlConfig(
     u->url_id = before.url_id;
     u->creation_time = before.creation_time;
     u->last_modified_time = LambdaTimestamp(NowMs());
-    auto st = db_->Prepare(
-        "UPDATE function_url_configs SET auth_type=?, cors=?, invoke_mode=?, last_modified_time=? "
-        "WHERE function_name=?");
-    st.BindAll(u->auth_type, u->cors.dump(), u->invoke_mode, u->last_modified_time, u->function_name);
+    auto st = db_->Prepare(UrlConfigs().Update());
+    UrlConfigs().Bind(st, *u);
     st.Run();
     tx.Commit();
     return *u;
@@ -657,11 +664,10 @@ Result<FunctionUrlConfigPage> Store::ListFunctionUrlConfigs(const std::string& f
       after = *m;
     }
     const int limit = Clamp(max_items, 1, 50);
-    auto st = db_->Prepare(std::string("SELECT ") + kUrlColumns +
-                           " FROM function_url_configs WHERE function_name = ? AND url_id > ? ORDER BY url_id LIMIT ?");
+    auto st = db_->Prepare(UrlConfigs().Select("WHERE function_name = ? AND url_id > ? ORDER BY url_id LIMIT ?"));
     st.BindAll(function_name, after, limit + 1);
     FunctionUrlConfigPage page;
-    while (st.Step()) page.configs.push_back(ReadUrl(st));
+    while (st.Step()) page.configs.push_back(UrlConfigs().Read(st));
     if (static_cast<int>(page.configs.size()) > limit) {
       page.configs.pop_back();
       page.next_marker = B64Encode(page.configs.back().url_id);
@@ -684,34 +690,28 @@ Status Store::DeleteFunctionUrlConfig(const std::string& function_name) {
 
 Result<FunctionUrlConfigRecord> Store::FindFunctionUrlByUrlId(const std::string& url_id) {
   return Guarded("find function URL", [&]() -> Result<FunctionUrlConfigRecord> {
-    auto st = db_->Prepare(std::string("SELECT ") + kUrlColumns + " FROM function_url_configs WHERE url_id = ?");
+    auto st = db_->Prepare(UrlConfigs().Select("WHERE url_id = ?"));
     st.Bind(1, url_id);
     if (!st.Step()) return Status::NotFound("No function URL with id " + url_id);
-    return ReadUrl(st);
+    return UrlConfigs().Read(st);
   });
 }
 
 Result<std::vector<proto::FunctionUrlRoute>> Store::ListFunctionUrlRoutes(
     const std::function<std::string(const std::string& code_hex)>& code_dir_for, const std::string& region) {
   return Guarded("list function URL routes", [&]() -> Result<std::vector<proto::FunctionUrlRoute>> {
-    std::string sql = "SELECT ";
-    // Prefix the function columns with f. so the join is unambiguous.
-    std::string cols = kFunctionColumns;
-    std::string prefixed = "f.";
-    for (char ch : cols) {
-      prefixed.push_back(ch);
-      if (ch == ' ') prefixed += "f.";
-    }
-    sql += prefixed + ", u.url_id, u.auth_type, u.cors FROM function_url_configs u JOIN functions f ON "
-                      "f.name = u.function_name ORDER BY u.url_id";
-    auto st = db_->Prepare(sql);
+    // Each table's columns prefixed by its alias so the join is unambiguous; the URL config's
+    // follow the function's.
+    auto st = db_->Prepare("SELECT " + Functions().Columns("f.") + ", " + UrlConfigs().Columns("u.") +
+                           " FROM function_url_configs u JOIN functions f ON f.name = u.function_name ORDER BY u.url_id");
     std::vector<proto::FunctionUrlRoute> out;
     while (st.Step()) {
-      FunctionRecord f = ReadFunction(st);
+      FunctionRecord f = Functions().Read(st);
+      FunctionUrlConfigRecord u = UrlConfigs().Read(st, static_cast<int>(Functions().size()));
       proto::FunctionUrlRoute r;
-      r.url_id = st.Text(23);
-      r.auth_type = st.Text(24);
-      r.cors = nlohmann::json::parse(st.Text(25));
+      r.url_id = std::move(u.url_id);
+      r.auth_type = std::move(u.auth_type);
+      r.cors = std::move(u.cors);
       r.function = ToFunctionConfig(f, code_dir_for(f.code_hex), region);
       out.push_back(std::move(r));
     }
@@ -729,8 +729,8 @@ Result<AccessKey> Store::CreateAdminKey() {
         RandomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
     k.created = LambdaTimestamp(NowMs());
     k.is_admin = true;
-    auto st = db_->Prepare("INSERT INTO access_keys (access_key_id, secret, created, is_admin) VALUES (?,?,?,?)");
-    st.BindAll(k.access_key_id, k.secret_access_key, k.created, k.is_admin);
+    auto st = db_->Prepare(AccessKeys().Insert());
+    AccessKeys().Bind(st, k);
     st.Run();
     return k;
   });
@@ -738,18 +738,18 @@ Result<AccessKey> Store::CreateAdminKey() {
 
 Result<AccessKey> Store::GetAccessKey(const std::string& access_key_id) {
   return Guarded("get access key", [&]() -> Result<AccessKey> {
-    auto st = db_->Prepare("SELECT access_key_id, secret, created, is_admin FROM access_keys WHERE access_key_id = ?");
+    auto st = db_->Prepare(AccessKeys().Select("WHERE access_key_id = ?"));
     st.Bind(1, access_key_id);
     if (!st.Step()) return Status::NotFound("The security token included in the request is invalid.");
-    return AccessKey{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0};
+    return AccessKeys().Read(st);
   });
 }
 
 Result<std::vector<AccessKey>> Store::ListAccessKeys() {
   return Guarded("list access keys", [&]() -> Result<std::vector<AccessKey>> {
-    auto st = db_->Prepare("SELECT access_key_id, secret, created, is_admin FROM access_keys ORDER BY created, access_key_id");
+    auto st = db_->Prepare(AccessKeys().Select("ORDER BY created, access_key_id"));
     std::vector<AccessKey> out;
-    while (st.Step()) out.push_back(AccessKey{st.Text(0), st.Text(1), st.Text(2), st.Int(3) != 0});
+    while (st.Step()) out.push_back(AccessKeys().Read(st));
     return out;
   });
 }
@@ -873,13 +873,12 @@ Result<LogPage> Store::QueryLogs(const LogQuery& q) {
     const bool any_stream = q.log_streams.empty();
     const std::string streams = nlohmann::json(q.log_streams).dump();
     const bool filtered = static_cast<bool>(q.filter);
-    auto st = db_->Prepare(
-        "SELECT id, function_name, log_stream, request_id, timestamp_ms, message FROM logs "
+    auto st = db_->Prepare(Logs().Select(
         "WHERE function_name = ?1 AND timestamp_ms >= ?2 AND timestamp_ms < ?3 "
         "AND (?4 = '' OR request_id = ?4) "
         "AND (timestamp_ms > ?5 OR (timestamp_ms = ?5 AND id > ?6)) "
         "AND (?8 OR log_stream IN (SELECT value FROM json_each(?9))) "
-        "ORDER BY timestamp_ms, id LIMIT ?7");
+        "ORDER BY timestamp_ms, id LIMIT ?7"));
     st.BindAll(q.function_name, q.start_ms, q.end_ms, q.request_id, after_ts, after_id,
                filtered ? int64_t{-1} : int64_t{limit + 1}, any_stream, streams);
     LogPage page;
@@ -890,13 +889,13 @@ Result<LogPage> Store::QueryLogs(const LogQuery& q) {
           page.more = true;
           break;
         }
-        std::string message = st.Text(5);
-        if (!q.filter(message)) continue;
-        page.events.push_back(LogRecord{st.Int(0), st.Text(1), st.Text(2), st.Text(3), st.Int(4), std::move(message)});
+        LogRecord line = Logs().Read(st);
+        if (!q.filter(line.message)) continue;
+        page.events.push_back(std::move(line));
         if (static_cast<int>(page.events.size()) > limit) break;
         continue;
       }
-      page.events.push_back(LogRecord{st.Int(0), st.Text(1), st.Text(2), st.Text(3), st.Int(4), st.Text(5)});
+      page.events.push_back(Logs().Read(st));
     }
     if (static_cast<int>(page.events.size()) > limit) {
       page.events.pop_back();
@@ -1033,7 +1032,7 @@ Status Store::DeleteFunctionVersion(const std::string& name, const std::string& 
     auto aliases = db_->Prepare("SELECT name FROM function_aliases WHERE function_name = ? AND function_version = ?");
     aliases.BindAll(name, version);
     if (aliases.Step()) {
-      return Status::Error(Code::kAlreadyExists, "Unable to delete version because the following aliases reference it: [" +
+      return Status::Error(Code::kConflict, "Unable to delete version because the following aliases reference it: [" +
                                                      aliases.Text(0) + "]");
     }
     auto st = db_->Prepare("DELETE FROM function_versions WHERE function_name = ? AND version = ?");
@@ -1058,12 +1057,8 @@ bool VersionExists(const Db& db, const std::string& fn, const std::string& versi
 }
 
 void WriteAlias(const Db& db, const AliasRecord& a, bool insert) {
-  auto st = db.Prepare(insert ? "INSERT INTO function_aliases (function_name, name, function_version, description, "
-                                "routing, revision_id) VALUES (?1,?2,?3,?4,?5,?6)"
-                              : "UPDATE function_aliases SET function_version=?3, description=?4, routing=?5, "
-                                "revision_id=?6 WHERE function_name=?1 AND name=?2");
-  st.BindAll(a.function_name, a.name, a.function_version, a.description, nlohmann::json(a.additional_weights).dump(),
-             a.revision_id);
+  auto st = db.Prepare(insert ? Aliases().Insert() : Aliases().Update());
+  Aliases().Bind(st, a);
   st.Run();
 }
 
@@ -1139,12 +1134,11 @@ Result<std::vector<AliasRecord>> Store::ListAliases(const std::string& function_
                                                     const std::string& function_version) {
   return Guarded("list aliases", [&]() -> Result<std::vector<AliasRecord>> {
     if (!FunctionExists(*db_, function_name)) return Status::NotFound("Function not found: " + function_name);
-    auto st = db_->Prepare(std::string("SELECT ") + kAliasColumns +
-                           " FROM function_aliases WHERE function_name = ?1 AND (?2 = '' OR function_version = ?2) "
-                           "ORDER BY name");
+    auto st = db_->Prepare(
+        Aliases().Select("WHERE function_name = ?1 AND (?2 = '' OR function_version = ?2) ORDER BY name"));
     st.BindAll(function_name, function_version);
     std::vector<AliasRecord> out;
-    while (st.Step()) out.push_back(ReadAlias(st));
+    while (st.Step()) out.push_back(Aliases().Read(st));
     return out;
   });
 }
@@ -1155,10 +1149,8 @@ Status Store::AddPermission(const PermissionRecord& p) {
   return Guarded("add permission", [&]() -> Status {
     Transaction tx(*db_);
     if (!FunctionExists(*db_, p.function_name)) return Status::NotFound("Function not found: " + p.function_name);
-    auto st = db_->Prepare(
-        "INSERT INTO function_permissions (function_name, qualifier, sid, statement) VALUES (?,?,?,?) "
-        "ON CONFLICT DO NOTHING");
-    st.BindAll(p.function_name, p.qualifier, p.sid, p.statement.dump());
+    auto st = db_->Prepare(Permissions().Insert() + " ON CONFLICT DO NOTHING");
+    Permissions().Bind(st, p);
     if (st.Run() == 0) {
       return Status::Error(Code::kAlreadyExists, "The statement id (" + p.sid +
                                                      ") provided already exists. Please provide a new statement id, "
@@ -1183,11 +1175,10 @@ Result<std::vector<PermissionRecord>> Store::ListPermissions(const std::string& 
                                                              const std::string& qualifier) {
   return Guarded("list permissions", [&]() -> Result<std::vector<PermissionRecord>> {
     if (!FunctionExists(*db_, function_name)) return Status::NotFound("Function not found: " + function_name);
-    auto st = db_->Prepare(
-        "SELECT sid, statement FROM function_permissions WHERE function_name = ? AND qualifier = ? ORDER BY id");
+    auto st = db_->Prepare(Permissions().Select("WHERE function_name = ? AND qualifier = ? ORDER BY id"));
     st.BindAll(function_name, qualifier);
     std::vector<PermissionRecord> out;
-    while (st.Step()) out.push_back(PermissionRecord{function_name, qualifier, st.Text(0), nlohmann::json::parse(st.Text(1))});
+    while (st.Step()) out.push_back(Permissions().Read(st));
     return out;
   });
 }
@@ -1315,13 +1306,10 @@ Result<std::vector<MetricMinute>> Store::QueryMetrics(const std::string& functio
                                                       int64_t end_ms) {
   return Guarded("query metrics", [&]() -> Result<std::vector<MetricMinute>> {
     auto st = db_->Prepare(
-        "SELECT minute_ms, invocations, errors, duration_sum_ms, duration_min_ms, duration_max_ms "
-        "FROM function_metrics WHERE function_name = ? AND minute_ms >= ? AND minute_ms < ? ORDER BY minute_ms");
+        Metrics().Select("WHERE function_name = ? AND minute_ms >= ? AND minute_ms < ? ORDER BY minute_ms"));
     st.BindAll(function_name, start_ms, end_ms);
     std::vector<MetricMinute> out;
-    while (st.Step()) {
-      out.push_back(MetricMinute{st.Int(0), st.Int(1), st.Int(2), st.Double(3), st.Double(4), st.Double(5)});
-    }
+    while (st.Step()) out.push_back(Metrics().Read(st));
     return out;
   });
 }

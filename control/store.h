@@ -2,10 +2,12 @@
 // versions, aliases and resource policies, function URL configs, access keys, function logs and
 // invocation metrics; the schema and its migrations are defined in store.cpp.
 //
-// Error policy: every operation returns Status / Result<T> and never throws (SQLite errors
-// are caught inside and become kInternal). Codes the API layer maps:
+// Error policy: every operation returns Status / Result<T> and never throws: SQLite's DbError and
+// nlohmann's parse errors (a corrupt stored JSON column) are caught once, in each operation's
+// Guarded wrapper in store.cpp, and become kInternal. Codes the API layer maps:
 //   kNotFound       no such function / URL config / access key    -> ResourceNotFoundException 404
 //   kAlreadyExists  function or URL config exists already          -> ResourceConflictException 409
+//   kConflict       a version an alias still points at              -> ResourceConflictException 409
 //   kInvalidArgument bad pagination marker / token                  -> InvalidParameterValueException 400
 //   kInternal       SQLite failure (disk full, I/O error, bug)     -> ServiceException 500
 // A Status returned by an UpdateFunction/UpdateFunctionUrlConfig mutator is passed through
@@ -230,7 +232,7 @@ class Store {
   Result<FunctionRecord> GetFunctionVersion(const std::string& name, const std::string& version);
   // $LATEST first, then versions in ascending order; the marker is opaque.
   Result<FunctionPage> ListVersions(const std::string& name, const std::string& marker, int max_items = 50);
-  // kNotFound if absent; kAlreadyExists (a conflict) while an alias points at it.
+  // kNotFound if absent; kConflict while an alias points at it.
   Status DeleteFunctionVersion(const std::string& name, const std::string& version);
 
   // ---- aliases ----
@@ -335,6 +337,7 @@ class Store {
 // "2026-11-27T05:30:00.000+0000" for `ms` since the epoch, UTC.
 std::string LambdaTimestamp(int64_t ms);
 // A random (version 4) UUID, lower-case, from OpenSSL RAND_bytes.
+// Neither throws: a RAND_bytes that fails (OpenSSL could not seed from the kernel) aborts.
 std::string NewUuid();
 // `n` random characters from `alphabet` (uniform, OpenSSL RAND_bytes).
 std::string RandomString(size_t n, std::string_view alphabet);

@@ -40,7 +40,12 @@ using ZipPtr = std::unique_ptr<zip_t, ZipCloser>;
 using ZipFilePtr = std::unique_ptr<zip_file_t, ZipFileCloser>;
 using ZipSourcePtr = std::unique_ptr<zip_source_t, ZipSourceCloser>;
 
+// A refusal already in Lambda's words ("Could not unzip uploaded file. …", "Unzipped size must
+// be smaller than …"): the API answers it as it stands.
 Status Hostile(const std::string& why) { return Status::Invalid(why); }
+// One of Geysir's own refusals ("Refusing the zip: …"), introduced as Lambda introduces an
+// unusable upload, so every message of this file reaches the client unchanged.
+Status Refuse(const std::string& why) { return Status::Invalid("Could not unzip uploaded file: " + why); }
 
 uint16_t Le16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 uint32_t Le32(const unsigned char* p) {
@@ -67,7 +72,7 @@ Status ScanRawNames(std::string_view zip) {
       const size_t name_len = Le16(d + p + 28), extra = Le16(d + p + 30), comment = Le16(d + p + 32);
       if (p + 46 + name_len > n) return Status::Ok();
       if (std::memchr(d + p + 46, 0, name_len) != nullptr) {
-        return Hostile("Refusing the zip: an entry name contains a NUL byte");
+        return Refuse("Refusing the zip: an entry name contains a NUL byte");
       }
       p += 46 + name_len + extra + comment;
     }
@@ -93,14 +98,14 @@ Result<std::string> NormaliseName(const std::string& name) {
     for (char c : name.substr(0, 200)) q.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c);
     return "\"" + q + "\"";
   };
-  if (name.empty()) return Hostile("Refusing the zip: an entry has an empty name");
-  if (name.size() > 4096) return Hostile("Refusing the zip: an entry name is longer than 4096 bytes");
+  if (name.empty()) return Refuse("Refusing the zip: an entry has an empty name");
+  if (name.size() > 4096) return Refuse("Refusing the zip: an entry name is longer than 4096 bytes");
   for (char c : name) {
     auto u = static_cast<unsigned char>(c);
-    if (c == '\\') return Hostile("Refusing the zip: entry " + quoted() + " contains a backslash");
-    if (u < 0x20 || u == 0x7f) return Hostile("Refusing the zip: entry " + quoted() + " contains a control character");
+    if (c == '\\') return Refuse("Refusing the zip: entry " + quoted() + " contains a backslash");
+    if (u < 0x20 || u == 0x7f) return Refuse("Refusing the zip: entry " + quoted() + " contains a control character");
   }
-  if (name[0] == '/') return Hostile("Refusing the zip: entry " + quoted() + " has an absolute path");
+  if (name[0] == '/') return Refuse("Refusing the zip: entry " + quoted() + " has an absolute path");
   std::string out;
   size_t start = 0;
   while (start <= name.size()) {
@@ -109,8 +114,8 @@ Result<std::string> NormaliseName(const std::string& name) {
     std::string comp = name.substr(start, end - start);
     start = end + 1;
     if (comp.empty() || comp == ".") continue;
-    if (comp == "..") return Hostile("Refusing the zip: entry " + quoted() + " contains a \"..\" path component");
-    if (comp.size() > 255) return Hostile("Refusing the zip: entry " + quoted() + " has a path component over 255 bytes");
+    if (comp == "..") return Refuse("Refusing the zip: entry " + quoted() + " contains a \"..\" path component");
+    if (comp.size() > 255) return Refuse("Refusing the zip: entry " + quoted() + " has a path component over 255 bytes");
     if (!out.empty()) out.push_back('/');
     out += comp;
   }
@@ -149,7 +154,7 @@ Status Extract(std::string_view zip, const std::string& dest, const ZipLimits& l
     std::string why = zip_error_strerror(&zerr);
     zip_error_fini(&zerr);
     // libzip itself refuses an archive listing one name twice.
-    if (duplicate) return Hostile("Refusing the zip: it contains a duplicate entry name");
+    if (duplicate) return Refuse("Refusing the zip: it contains a duplicate entry name");
     return Hostile(std::string(kUnzipFailed) + " (" + why + ")");
   }
   (void)src.release();  // the archive owns the source now
@@ -159,7 +164,7 @@ Status Extract(std::string_view zip, const std::string& dest, const ZipLimits& l
   if (count < 0) return Hostile(std::string(kUnzipFailed) + " (" + LibzipError(za.get()) + ")");
   if (count == 0) return Hostile(std::string(kUnzipFailed) + " (the archive is empty)");
   if (static_cast<uint64_t>(count) > limits.max_entries) {
-    return Hostile("Refusing the zip: it has " + std::to_string(count) + " entries; at most " +
+    return Refuse("Refusing the zip: it has " + std::to_string(count) + " entries; at most " +
                    std::to_string(limits.max_entries) + " are allowed");
   }
 
@@ -192,43 +197,43 @@ Status Extract(std::string_view zip, const std::string& dest, const ZipLimits& l
         case 0:  // no type recorded: trust the trailing slash
           break;
         case S_IFREG:
-          if (kind == Kind::kDir) return Hostile("Refusing the zip: entry \"" + raw + "\" is marked both file and directory");
+          if (kind == Kind::kDir) return Refuse("Refusing the zip: entry \"" + raw + "\" is marked both file and directory");
           break;
         case S_IFDIR:
           kind = Kind::kDir;
           break;
         case S_IFLNK:
-          return Hostile("Refusing the zip: entry \"" + raw +
+          return Refuse("Refusing the zip: entry \"" + raw +
                          "\" is a symbolic link; symlinks are not supported in deployment packages");
         default:
-          return Hostile("Refusing the zip: entry \"" + raw + "\" is a device, FIFO or socket, not a regular file");
+          return Refuse("Refusing the zip: entry \"" + raw + "\" is a device, FIFO or socket, not a regular file");
       }
       exec = (mode & 0111) != 0;
     }
     if ((zs.valid & ZIP_STAT_ENCRYPTION_METHOD) && zs.encryption_method != ZIP_EM_NONE) {
-      return Hostile("Refusing the zip: entry \"" + raw + "\" is encrypted");
+      return Refuse("Refusing the zip: entry \"" + raw + "\" is encrypted");
     }
     if ((zs.valid & ZIP_STAT_COMP_METHOD) && !zip_compression_method_supported(zs.comp_method, 0)) {
-      return Hostile("Refusing the zip: entry \"" + raw + "\" uses an unsupported compression method");
+      return Refuse("Refusing the zip: entry \"" + raw + "\" uses an unsupported compression method");
     }
     const std::string& path = norm.value();
     if (path.empty()) {
       if (kind == Kind::kDir) continue;  // "./" names the root itself
-      return Hostile("Refusing the zip: entry \"" + raw + "\" names no file");
+      return Refuse("Refusing the zip: entry \"" + raw + "\" names no file");
     }
     // Parents are implied directories; a parent that is a file, or a path listed twice, is an
     // ambiguity we refuse rather than resolve by "last one wins".
     for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
       auto [it, inserted] = paths.emplace(path.substr(0, slash), Kind::kDir);
       if (!inserted && it->second != Kind::kDir) {
-        return Hostile("Refusing the zip: \"" + it->first + "\" is both a file and a directory");
+        return Refuse("Refusing the zip: \"" + it->first + "\" is both a file and a directory");
       }
     }
-    if (explicit_seen.count(path)) return Hostile("Refusing the zip: duplicate entry \"" + path + "\"");
+    if (explicit_seen.count(path)) return Refuse("Refusing the zip: duplicate entry \"" + path + "\"");
     explicit_seen[path] = true;
     auto [it, inserted] = paths.emplace(path, kind);
     if (!inserted && (it->second != kind || kind == Kind::kFile)) {
-      return Hostile("Refusing the zip: \"" + path + "\" is both a file and a directory");
+      return Refuse("Refusing the zip: \"" + path + "\" is both a file and a directory");
     }
     if (kind == Kind::kFile && (zs.valid & ZIP_STAT_SIZE)) {
       declared_total += zs.size;
@@ -265,7 +270,7 @@ Status Extract(std::string_view zip, const std::string& dest, const ZipLimits& l
         return Hostile("Unzipped size must be smaller than " + std::to_string(limits.max_unzipped_bytes) + " bytes");
       }
       if (written > limits.ratio_floor_bytes && written / std::max<uint64_t>(e.comp_size, 1) > limits.max_ratio) {
-        return Hostile("Refusing the zip: entry \"" + e.path + "\" expands more than " +
+        return Refuse("Refusing the zip: entry \"" + e.path + "\" expands more than " +
                        std::to_string(limits.max_ratio) + " times (a zip bomb?)");
       }
       const char* p = buf.data();

@@ -2,7 +2,8 @@
 //
 // The archive is untrusted. Before anything is written, every entry is checked; while writing,
 // the actual decompressed bytes are counted (declared sizes are not trusted). Refused, with a
-// message suitable for an InvalidParameterValueException:
+// message in Lambda's words, ready for an InvalidParameterValueException as it stands (Geysir's
+// own reasons, "Refusing the zip: …", follow "Could not unzip uploaded file: "):
 //   - a zip over ZipLimits::max_zip_bytes (Code::kResourceExhausted -> the API's 413
 //     RequestEntityTooLargeException);
 //   - corrupt archives, unsupported compression/encryption, CRC mismatch;

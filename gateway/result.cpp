@@ -160,17 +160,18 @@ net::HttpResponse MapFailure(const proto::InvokeResult& result, std::string_view
     case proto::InvokeOutcome::kThrottled:
       return respond(429, "Too Many Requests");
     case proto::InvokeOutcome::kInternal:
+    case proto::InvokeOutcome::kUnavailable:
       break;
   }
-  // kInternal: Geysir failed, not the function. An unreachable scheduler (restarting) is worth a
-  // retry, so it is 503; anything else is 502.
+  // Geysir failed, not the function. An unreachable scheduler (restarting) is worth a retry, so
+  // it is 503; anything else is 502.
   json body = ParseUntrustedJsonOrDiscarded(payload);
   std::string message;
   if (body.is_object()) {
     if (auto it = body.find("message"); it != body.end() && it->is_string()) message = it->get<std::string>();
   }
   if (problem) *problem = message;
-  if (message.rfind("scheduler unavailable", 0) == 0) return respond(503, "Service Unavailable");
+  if (result.outcome == proto::InvokeOutcome::kUnavailable) return respond(503, "Service Unavailable");
   return respond(502, bad_gateway);
 }
 

@@ -10,8 +10,8 @@
 //     its quotes, exactly as AWS's documentation shows.
 //   - A response object we cannot honour (statusCode not an integer or out of range, bad base64,
 //     cookies not strings) is the function's fault: 502.
-// Other outcomes: kUnhandled 502, kTimeout 504, kThrottled 429, kInternal 502 (503 when the
-// scheduler is unreachable), each with a short JSON body {"Message": "..."}.
+// Other outcomes: kUnhandled 502, kTimeout 504, kThrottled 429, kInternal 502, kUnavailable (the
+// scheduler is unreachable) 503, each with a short JSON body {"Message": "..."}.
 //
 // Headers a function may not set are dropped (framing and hop-by-hop headers the server owns:
 // Content-Length, Transfer-Encoding, Connection, ...), and so are names that are not HTTP tokens
@@ -69,7 +69,8 @@ net::HttpResponse ApiErrorResponse(int status, std::string_view message);
 // Any outcome of an API Gateway invocation: kOk through MapProxyOutputV1 (format "1.0") or
 // MapHandlerOutput (format "2.0"); errors worded as API Gateway words them: unhandled or
 // malformed output 502 "Internal server error", timeout 504 "Endpoint request timed out",
-// throttled 429 "Too Many Requests", scheduler unavailable 503 "Service Unavailable".
+// throttled 429 "Too Many Requests", kUnavailable (the scheduler is unreachable) 503 "Service
+// Unavailable".
 net::HttpResponse MapApiResult(const proto::InvokeResult& result, std::string_view payload,
                                  std::string_view payload_format, const ApiOutputOptions& options,
                                  std::string* problem = nullptr);

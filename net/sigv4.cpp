@@ -431,7 +431,7 @@ std::optional<VerifyError> Verify(const HttpRequest& request, const Credential& 
   if (!signed_at) return Fail(Failure::kIncompleteSignature, "Invalid X-Amz-Date '" + credential.amz_date + "'.");
   if (credential.presigned) {
     if (now_s > *signed_at + credential.expires_s) {
-      return Fail(Failure::kRequestExpired, "Request has expired: signed at " + credential.amz_date + ", valid for " +
+      return Fail(Failure::kPresignExpired, "Request has expired: signed at " + credential.amz_date + ", valid for " +
                                                 std::to_string(credential.expires_s) + " s, now " +
                                                 FormatAmzDate(now_s) + ".");
     }

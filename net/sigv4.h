@@ -44,6 +44,7 @@ enum class Failure {
   kUnknownAccessKey,         // 403 UnrecognizedClientException / InvalidAccessKeyId (S3)
   kSignatureMismatch,        // 403 InvalidSignatureException / SignatureDoesNotMatch (S3)
   kRequestExpired,           // clock skew over 15 minutes: 403 InvalidSignatureException "Signature expired" / RequestTimeTooSkewed (S3)
+  kPresignExpired,           // a presigned request past its X-Amz-Expires: 403 InvalidSignatureException "Request has expired" / AccessDenied (S3)
 };
 
 struct VerifyError {

@@ -2,7 +2,7 @@
 //
 // Every callback runs exactly once: the entry is removed from the pending table before its
 // callback is called, and whatever is left in the table when the connection drops (or the
-// client closes) is failed with outcome kInternal.
+// client closes) is failed with outcome kUnavailable.
 #include "proto/invoke_client.h"
 
 #include <unordered_map>
@@ -33,7 +33,7 @@ struct InvokeClient::Impl {
     InvokeResult r;
     r.id = id;
     r.request_id = request_id;
-    r.outcome = InvokeOutcome::kInternal;
+    r.outcome = InvokeOutcome::kUnavailable;
     done(std::move(r), nlohmann::json{{"message", "scheduler unavailable: " + why}}.dump());
   }
 

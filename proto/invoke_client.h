@@ -1,8 +1,9 @@
 // InvokeClient: how gateway and control ask the scheduler to run a function.
 //
 // One FrameClient to scheduler.sock, multiplexed: each Invoke gets a fresh correlation id and
-// its callback runs exactly once — with the scheduler's result, or with outcome kInternal
-// ("scheduler unavailable") if the connection is down or drops before the result arrives.
+// its callback runs exactly once — with the scheduler's result, or with outcome kUnavailable
+// (body {"message": "scheduler unavailable: <why>"}) if the connection is down, drops before the
+// result arrives, or carries a result this side cannot read.
 //
 // Thread safety: loop thread only.
 #pragma once
@@ -33,7 +34,7 @@ class InvokeClient {
   void Retire(const RetireFunction& what);
   bool connected() const;
   size_t pending() const;
-  void Close();  // fails every pending invocation with kInternal
+  void Close();  // fails every pending invocation with kUnavailable
 
  private:
   struct Impl;

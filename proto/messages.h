@@ -95,20 +95,23 @@ void from_json(const nlohmann::json& j, InvokeRequest& r);
 // How an invocation ended. The body of the "result" frame is:
 //   kOk:         the handler's return value, serialised as JSON
 //   kUnhandled / kTimeout: Lambda's error object {"errorMessage","errorType","stackTrace"}
-//   kThrottled / kInternal: a JSON object {"message": "..."} explaining why
+//   kThrottled / kInternal / kUnavailable: a JSON object {"message": "..."} explaining why
 enum class InvokeOutcome {
   kOk,
-  kUnhandled,   // handler raised, init failed, the process crashed or ran out of memory
-  kTimeout,     // killed at the function's timeout
-  kThrottled,   // concurrency limit and wait queue full
-  kInternal,    // Geysir failed (sandbox setup, scheduler restart); not the function's fault
+  kUnhandled,    // handler raised, init failed, the process crashed or ran out of memory
+  kTimeout,      // killed at the function's timeout
+  kThrottled,    // concurrency limit and wait queue full
+  kInternal,     // Geysir failed (sandbox setup); not the function's fault
+  kUnavailable,  // the scheduler could not be reached, or its connection dropped (a restart):
+                 // made by InvokeClient on the caller's side, never sent by the scheduler
 };
 // An unknown string maps to the first pair: kInternal, never a false "ok".
 NLOHMANN_JSON_SERIALIZE_ENUM(InvokeOutcome, {{InvokeOutcome::kInternal, "internal"},
                                              {InvokeOutcome::kOk, "ok"},
                                              {InvokeOutcome::kUnhandled, "unhandled"},
                                              {InvokeOutcome::kTimeout, "timeout"},
-                                             {InvokeOutcome::kThrottled, "throttled"}})
+                                             {InvokeOutcome::kThrottled, "throttled"},
+                                             {InvokeOutcome::kUnavailable, "unavailable"}})
 
 struct InvokeResult {
   uint64_t id = 0;

@@ -237,7 +237,7 @@ Result<json> AcmeClient::PostJson(const std::string& url, const std::string& pay
   auto r = Post(url, payload);
   if (!r.ok()) return r.status();
   if (r->status >= 400) {
-    Code code = r->status == 429 ? Code::kResourceExhausted : r->status >= 500 ? Code::kUnavailable
+    Code code = r->status == 429 ? Code::kThrottled : r->status >= 500 ? Code::kUnavailable
                                                                                 : Code::kInvalidArgument;
     return Status::Error(code, "the CA refused (HTTP " + std::to_string(r->status) + "): " +
                                    ProblemText(r->body, r->body.substr(0, 300)));

@@ -362,12 +362,7 @@ json ListOf(const std::vector<json>& items, const char* key) {
 ApiGatewayService::ApiGatewayService(ServiceHost& host) : host_(host), model_(host) {}
 
 Status ApiGatewayService::Start() {
-  try {
-    model_.Migrate();
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("apigateway tables: ") + e.what());
-  }
-  return Status::Ok();
+  return model_.Migrate();
 }
 
 net::HttpResponse ApiGatewayService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
@@ -421,20 +416,20 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         in.description = Str(b, "description");
         in.protocol_type = b.contains("protocolType") ? Str(b, "protocolType") : "HTTP";
         in.tags = StrMap(b, "tags");
-        std::string id = model_.CreateHttpApi(in);
+        std::string id = ValueOrThrow(model_.CreateHttpApi(in));
         // Quick create: a target makes the integration, the $default route and stage.
         if (std::string target = Str(b, "target"); !target.empty()) {
           apigw::V2IntegrationInput integ;
           integ.integration_uri = target;
-          std::string iid = model_.CreateV2Integration(id, integ);
+          std::string iid = ValueOrThrow(model_.CreateV2Integration(id, integ));
           apigw::V2RouteInput route;
           route.route_key = b.contains("routeKey") ? Str(b, "routeKey") : "$default";
           route.target = "integrations/" + iid;
-          model_.CreateV2Route(id, route);
+          ValueOrThrow(model_.CreateV2Route(id, route));
           apigw::V2StageInput stage;
           stage.stage_name = "$default";
           stage.auto_deploy = true;
-          model_.CreateV2Stage(id, stage);
+          ThrowIfError(model_.CreateV2Stage(id, stage));
         }
         return send(201, HttpApiView(m.Load(id, apigw::kHttp)));
       }
@@ -444,7 +439,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
     if (n == 3) {
       if (method == "GET") return send(200, HttpApiView(m.Load(api, apigw::kHttp)));
       if (method == "DELETE") {
-        if (!model_.DeleteHttpApi(api)) m.Load(api, apigw::kHttp);  // throws NotFound
+        if (!ValueOrThrow(model_.DeleteHttpApi(api))) m.Load(api, apigw::kHttp);  // throws NotFound
         return resp->Send(Empty(204, rid));
       }
       if (method == "PATCH") {
@@ -480,12 +475,12 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         if (b.contains("integrationMethod")) in.integration_method = Str(b, "integrationMethod");
         if (b.contains("payloadFormatVersion")) in.payload_format_version = Str(b, "payloadFormatVersion");
         in.timeout_ms = Int(b, "timeoutInMillis");
-        std::string id = model_.CreateV2Integration(api, in);
+        std::string id = ValueOrThrow(model_.CreateV2Integration(api, in));
         return send(201, child("integrations", id, "Integration"));
       }
       if (n == 5 && method == "GET") return send(200, child("integrations", seg[4], "Integration"));
       if (n == 5 && method == "DELETE") {
-        if (!model_.DeleteV2Integration(api, seg[4])) child("integrations", seg[4], "Integration");
+        if (!ValueOrThrow(model_.DeleteV2Integration(api, seg[4]))) child("integrations", seg[4], "Integration");
         return resp->Send(Empty(204, rid));
       }
       unknown();
@@ -499,12 +494,12 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         in.target = Str(b, "target");
         if (b.contains("authorizationType")) in.authorization_type = Str(b, "authorizationType");
         in.api_key_required = Bool(b, "apiKeyRequired", false);
-        std::string id = model_.CreateV2Route(api, in);
+        std::string id = ValueOrThrow(model_.CreateV2Route(api, in));
         return send(201, child("routes", id, "Route"));
       }
       if (n == 5 && method == "GET") return send(200, child("routes", seg[4], "Route"));
       if (n == 5 && method == "DELETE") {
-        if (!model_.DeleteV2Route(api, seg[4])) child("routes", seg[4], "Route");
+        if (!ValueOrThrow(model_.DeleteV2Route(api, seg[4]))) child("routes", seg[4], "Route");
         return resp->Send(Empty(204, rid));
       }
       unknown();
@@ -518,12 +513,12 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         in.auto_deploy = Bool(b, "autoDeploy", false);
         in.description = Str(b, "description");
         in.variables = StrMap(b, "stageVariables");
-        model_.CreateV2Stage(api, in);
+        ThrowIfError(model_.CreateV2Stage(api, in));
         return send(201, child("stages", in.stage_name, "Stage"));
       }
       if (n == 5 && method == "GET") return send(200, child("stages", seg[4], "Stage"));
       if (n == 5 && method == "DELETE") {
-        if (!model_.DeleteV2Stage(api, seg[4])) child("stages", seg[4], "Stage");
+        if (!ValueOrThrow(model_.DeleteV2Stage(api, seg[4]))) child("stages", seg[4], "Stage");
         return resp->Send(Empty(204, rid));
       }
       unknown();
@@ -676,7 +671,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         in.endpoint_types = StrList(*ec, "types");
       }
       in.tags = StrMap(b, "tags");
-      apigw::RestApiInfo made = model_.CreateRestApi(in);
+      apigw::RestApiInfo made = ValueOrThrow(model_.CreateRestApi(in));
       return send(201, RestApiView(m.Load(made.id, apigw::kRest)));
     }
     unknown();
@@ -690,7 +685,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
       return send(200, RestApiView(doc));
     }
     if (method == "DELETE") {
-      if (!model_.DeleteRestApi(api)) m.Load(api, apigw::kRest);  // throws NotFound
+      if (!ValueOrThrow(model_.DeleteRestApi(api))) m.Load(api, apigw::kRest);  // throws NotFound
       return resp->Send(Empty(202, rid));
     }
     unknown();
@@ -714,12 +709,12 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
       }
       if (method == "POST") {
         json b = Body(req);
-        std::string id = model_.CreateResource(api, res, Str(b, "pathPart"));
+        std::string id = ValueOrThrow(model_.CreateResource(api, res, Str(b, "pathPart")));
         json doc = m.Load(api, apigw::kRest);
         return send(201, apigw::ApiGatewayModel::Impl::Resource(doc, id));
       }
       if (method == "DELETE") {
-        if (!model_.DeleteResource(api, res)) {
+        if (!ValueOrThrow(model_.DeleteResource(api, res))) {
           json doc = m.Load(api, apigw::kRest);
           apigw::ApiGatewayModel::Impl::Resource(doc, res);  // throws NotFound
         }
@@ -739,12 +734,12 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         apigw::MethodInput in;
         if (b.contains("authorizationType")) in.authorization_type = Str(b, "authorizationType");
         in.api_key_required = Bool(b, "apiKeyRequired", false);
-        model_.PutMethod(api, res, verb, in);
+        ThrowIfError(model_.PutMethod(api, res, verb, in));
         return send(201, load_method());
       }
       if (method == "GET") return send(200, load_method());
       if (method == "DELETE") {
-        if (!model_.DeleteMethod(api, res, verb)) load_method();
+        if (!ValueOrThrow(model_.DeleteMethod(api, res, verb))) load_method();
         return resp->Send(Empty(204, rid));
       }
       unknown();
@@ -765,7 +760,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         in.credentials = Str(b, "credentials");
         in.passthrough_behavior = Str(b, "passthroughBehavior");
         in.timeout_ms = Int(b, "timeoutInMillis");
-        model_.PutIntegration(api, res, verb, in);
+        ThrowIfError(model_.PutIntegration(api, res, verb, in));
         return send(201, load_integration());
       }
       if (method == "GET") return send(200, load_integration());
@@ -796,7 +791,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
       in.stage_description = Str(b, "stageDescription");
       in.description = Str(b, "description");
       in.variables = StrMap(b, "variables");
-      std::string id = model_.CreateDeployment(api, in);
+      std::string id = ValueOrThrow(model_.CreateDeployment(api, in));
       json doc = m.Load(api, apigw::kRest);
       return send(201, DeploymentView(doc["deployments"][id]));
     }
@@ -814,7 +809,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         return send(200, DeploymentView(*it));
       }
       if (method == "DELETE") {
-        if (!model_.DeleteDeployment(api, seg[3])) {
+        if (!ValueOrThrow(model_.DeleteDeployment(api, seg[3]))) {
           m.Load(api, apigw::kRest);
           throw ApiException(NotFound("Invalid Deployment identifier specified"));
         }
@@ -836,7 +831,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
     if (n == 3 && method == "POST") {
       json b = Body(req);
       std::string name = Str(b, "stageName");
-      model_.CreateStage(api, name, Str(b, "deploymentId"), Str(b, "description"), StrMap(b, "variables"));
+      ThrowIfError(model_.CreateStage(api, name, Str(b, "deploymentId"), Str(b, "description"), StrMap(b, "variables")));
       json doc = m.Load(api, apigw::kRest);
       return send(201, doc["stages"][name]);
     }
@@ -862,7 +857,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
         return send(200, doc["stages"][name]);
       }
       if (method == "DELETE") {
-        if (!model_.DeleteStage(api, name)) {
+        if (!ValueOrThrow(model_.DeleteStage(api, name))) {
           m.Load(api, apigw::kRest);
           throw not_found();
         }

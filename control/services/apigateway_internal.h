@@ -40,6 +40,11 @@ using nlohmann::json;
 AwsError NotFound(std::string message);        // 404 NotFoundException
 AwsError BadRequest(std::string message);      // 400 BadRequestException
 AwsError Conflict(std::string message);        // 409 ConflictException
+// The same errors as values, for what returns a Status: the AWS type names API Gateway's error
+// and the code gives its status through FromStatus (control/aws_error.h).
+Status NotFoundStatus(std::string message);    // kNotFound, NotFoundException
+Status BadRequestStatus(std::string message);  // kInvalidArgument, BadRequestException
+Status ConflictStatus(std::string message);    // kConflict, ConflictException
 
 inline constexpr std::string_view kRest = "rest";
 inline constexpr std::string_view kHttp = "http";
@@ -53,7 +58,9 @@ struct ApiGatewayModel::Impl {
   std::string NowIso() const;
   std::string Account() const;
 
-  // The document of API `id` of `kind`; NotFoundException when there is none.
+  // The document of API `id` of `kind`; NotFoundException when there is none. Find returns it,
+  // Load (for the HTTP handlers) throws it as ApiException. Both throw DbError.
+  Result<json> Find(const std::string& id, std::string_view kind);
   json Load(const std::string& id, std::string_view kind);
   // Every API of `kind`, oldest first.
   std::vector<json> List(std::string_view kind);
@@ -63,6 +70,10 @@ struct ApiGatewayModel::Impl {
   // Returns the document as written.
   json Mutate(const std::string& id, std::string_view kind, const std::function<void(json&)>& fn,
               bool routing = true);
+  // Mutate for an fn that answers with a Status: nothing is written unless it is OK, and then
+  // the error (or Find's) is returned. Throws DbError.
+  Result<json> Change(const std::string& id, std::string_view kind, const std::function<Status(json&)>& fn,
+                      bool routing = true);
   bool Delete(const std::string& id, std::string_view kind);
 
   // Key-value rows for API keys and usage plans.
@@ -71,9 +82,11 @@ struct ApiGatewayModel::Impl {
   void PutKey(const std::string& table, const std::string& id, const json& doc);
   bool DeleteKey(const std::string& table, const std::string& id);
 
-  // REST helpers on a document.
+  // REST helpers on a document: NotFoundException thrown, or nullptr from the Find forms.
   static json& Resource(json& doc, const std::string& resource_id);
   static json& Method(json& doc, const std::string& resource_id, const std::string& http_method);
+  static json* FindResource(json& doc, const std::string& resource_id);
+  static json* FindMethod(json& doc, const std::string& resource_id, const std::string& http_method);
   // Full path of a new child: "/" + part, or parent + "/" + part.
   static std::string ChildPath(const std::string& parent_path, const std::string& part);
 
@@ -81,11 +94,14 @@ struct ApiGatewayModel::Impl {
   void ContributeRoutes(proto::RouteTable& table);
 };
 
-// Validation shared by the model and the handlers.
-std::string CheckHttpMethod(const std::string& method);   // upper-cased; BadRequest if not a verb or ANY
-void CheckPathPart(const std::string& part);             // BadRequest for "", "/", bad braces
+// Validation shared by the model (the Status forms) and the handlers (the throwing forms).
+Result<std::string> HttpMethodOf(const std::string& method);  // upper-cased; BadRequest if not a verb or ANY
+Status ValidatePathPart(const std::string& part);              // BadRequest for "", "/", bad braces
 // "METHOD /path" or "$default"; BadRequest otherwise. Returns {method, path}.
-std::pair<std::string, std::string> ParseRouteKey(const std::string& route_key);
+Result<std::pair<std::string, std::string>> RouteKeyOf(const std::string& route_key);
+std::string CheckHttpMethod(const std::string& method);   // HttpMethodOf, thrown
+void CheckPathPart(const std::string& part);             // ValidatePathPart, thrown
+std::pair<std::string, std::string> ParseRouteKey(const std::string& route_key);  // RouteKeyOf, thrown
 // The function a Lambda proxy integration uri names ("" when it names none).
 std::string FunctionArnFromUri(const std::string& uri);
 

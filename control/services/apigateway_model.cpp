@@ -47,18 +47,23 @@ bool IsLambdaProxy(const std::string& type) { return type == "AWS_PROXY"; }
 AwsError NotFound(std::string message) { return MakeAwsError(404, "NotFoundException", std::move(message)); }
 AwsError BadRequest(std::string message) { return MakeAwsError(400, "BadRequestException", std::move(message)); }
 AwsError Conflict(std::string message) { return MakeAwsError(409, "ConflictException", std::move(message)); }
+Status NotFoundStatus(std::string message) { return Status::NotFound(std::move(message)).WithAwsType("NotFoundException"); }
+Status BadRequestStatus(std::string message) { return Status::Invalid(std::move(message)).WithAwsType("BadRequestException"); }
+Status ConflictStatus(std::string message) { return Status::Conflict(std::move(message)).WithAwsType("ConflictException"); }
 
-std::string CheckHttpMethod(const std::string& method) {
+Result<std::string> HttpMethodOf(const std::string& method) {
   std::string m = method;
   for (char& c : m) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   static const std::set<std::string> kVerbs = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"};
-  if (!kVerbs.count(m)) throw ApiException(BadRequest("Invalid HttpMethod specified. Valid options are GET,PUT,POST,DELETE,PATCH,OPTIONS,HEAD,ANY"));
+  if (!kVerbs.count(m)) {
+    return BadRequestStatus("Invalid HttpMethod specified. Valid options are GET,PUT,POST,DELETE,PATCH,OPTIONS,HEAD,ANY");
+  }
   return m;
 }
 
-void CheckPathPart(const std::string& part) {
+Status ValidatePathPart(const std::string& part) {
   if (part.empty() || part.find('/') != std::string::npos) {
-    throw ApiException(BadRequest("Resource's path part must be a non-empty string without '/': '" + part + "'"));
+    return BadRequestStatus("Resource's path part must be a non-empty string without '/': '" + part + "'");
   }
   if (part.front() == '{' || part.back() == '}') {
     bool ok = part.size() > 2 && part.front() == '{' && part.back() == '}';
@@ -68,31 +73,40 @@ void CheckPathPart(const std::string& part) {
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) ok = false;
     }
     if (!ok || inner.empty()) {
-      throw ApiException(BadRequest("Resource's path part only allow a-zA-Z0-9._- and curly braces at the beginning "
-                                    "and the end and an optional plus sign before the closing brace: '" + part + "'"));
+      return BadRequestStatus("Resource's path part only allow a-zA-Z0-9._- and curly braces at the beginning "
+                              "and the end and an optional plus sign before the closing brace: '" + part + "'");
     }
   }
+  return Status::Ok();
 }
 
-std::pair<std::string, std::string> ParseRouteKey(const std::string& route_key) {
-  if (route_key == "$default") return {"ANY", "$default"};
+Result<std::pair<std::string, std::string>> RouteKeyOf(const std::string& route_key) {
+  using Parsed = std::pair<std::string, std::string>;
+  if (route_key == "$default") return Parsed{"ANY", "$default"};
   size_t sp = route_key.find(' ');
   if (sp == std::string::npos || sp + 1 >= route_key.size() || route_key[sp + 1] != '/') {
-    throw ApiException(BadRequest("Invalid route key: '" + route_key + "'. Expected '$default' or 'METHOD /path'."));
+    return BadRequestStatus("Invalid route key: '" + route_key + "'. Expected '$default' or 'METHOD /path'.");
   }
-  std::string method = CheckHttpMethod(route_key.substr(0, sp));
+  Result<std::string> method = HttpMethodOf(route_key.substr(0, sp));
+  if (!method.ok()) return method.status();
   std::string path = route_key.substr(sp + 1);
   if (path.size() > 1) {
     size_t start = 1;
     while (start <= path.size()) {
       size_t slash = path.find('/', start);
       std::string part = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-      CheckPathPart(part);
+      GEYSIR_RETURN_IF_ERROR(ValidatePathPart(part));
       if (slash == std::string::npos) break;
       start = slash + 1;
     }
   }
-  return {method, path};
+  return Parsed{std::move(method).value(), path};
+}
+
+std::string CheckHttpMethod(const std::string& method) { return ValueOrThrow(HttpMethodOf(method)); }
+void CheckPathPart(const std::string& part) { ThrowIfError(ValidatePathPart(part)); }
+std::pair<std::string, std::string> ParseRouteKey(const std::string& route_key) {
+  return ValueOrThrow(RouteKeyOf(route_key));
 }
 
 std::string FunctionArnFromUri(const std::string& uri) {
@@ -122,12 +136,14 @@ std::string ApiGatewayModel::Impl::NowIso() const {
 }
 std::string ApiGatewayModel::Impl::Account() const { return host.api().account_id; }
 
-json ApiGatewayModel::Impl::Load(const std::string& id, std::string_view kind) {
+Result<json> ApiGatewayModel::Impl::Find(const std::string& id, std::string_view kind) {
   auto st = host.store().db().Prepare("SELECT doc FROM apigw_apis WHERE id = ? AND kind = ?");
   st.BindAll(id, std::string(kind));
-  if (!st.Step()) throw ApiException(NotFound("Invalid API identifier specified " + Account() + ":" + id));
+  if (!st.Step()) return NotFoundStatus("Invalid API identifier specified " + Account() + ":" + id);
   return json::parse(st.Text(0));
 }
+
+json ApiGatewayModel::Impl::Load(const std::string& id, std::string_view kind) { return ValueOrThrow(Find(id, kind)); }
 
 std::vector<json> ApiGatewayModel::Impl::List(std::string_view kind) {
   auto st = host.store().db().Prepare("SELECT doc FROM apigw_apis WHERE kind = ? ORDER BY created_ms, id");
@@ -151,6 +167,24 @@ json ApiGatewayModel::Impl::Mutate(const std::string& id, std::string_view kind,
     Transaction tx(host.store().db());
     doc = Load(id, kind);
     fn(doc);  // may throw: the transaction rolls back and nothing is written
+    auto st = host.store().db().Prepare("UPDATE apigw_apis SET doc = ? WHERE id = ?");
+    st.BindAll(doc.dump(), id);
+    st.Run();
+    tx.Commit();
+  }
+  if (routing) host.RoutesChanged();
+  return doc;
+}
+
+Result<json> ApiGatewayModel::Impl::Change(const std::string& id, std::string_view kind,
+                                           const std::function<Status(json&)>& fn, bool routing) {
+  json doc;
+  {
+    Transaction tx(host.store().db());
+    Result<json> found = Find(id, kind);
+    if (!found.ok()) return found.status();
+    doc = std::move(found).value();
+    GEYSIR_RETURN_IF_ERROR(fn(doc));  // a refusal: the transaction rolls back, nothing is written
     auto st = host.store().db().Prepare("UPDATE apigw_apis SET doc = ? WHERE id = ?");
     st.BindAll(doc.dump(), id);
     st.Run();
@@ -195,19 +229,31 @@ bool ApiGatewayModel::Impl::DeleteKey(const std::string& table, const std::strin
   return st.Run() > 0;
 }
 
-json& ApiGatewayModel::Impl::Resource(json& doc, const std::string& resource_id) {
+json* ApiGatewayModel::Impl::FindResource(json& doc, const std::string& resource_id) {
   json& resources = doc["resources"];
   auto it = resources.find(resource_id);
-  if (it == resources.end()) throw ApiException(NotFound("Invalid Resource identifier specified"));
-  return *it;
+  return it == resources.end() ? nullptr : &*it;
+}
+
+json* ApiGatewayModel::Impl::FindMethod(json& doc, const std::string& resource_id, const std::string& http_method) {
+  json* r = FindResource(doc, resource_id);
+  if (r == nullptr) return nullptr;
+  json& methods = (*r)["resourceMethods"];
+  auto it = methods.find(http_method);
+  return it == methods.end() ? nullptr : &*it;
+}
+
+json& ApiGatewayModel::Impl::Resource(json& doc, const std::string& resource_id) {
+  json* r = FindResource(doc, resource_id);
+  if (r == nullptr) throw ApiException(NotFound("Invalid Resource identifier specified"));
+  return *r;
 }
 
 json& ApiGatewayModel::Impl::Method(json& doc, const std::string& resource_id, const std::string& http_method) {
-  json& r = Resource(doc, resource_id);
-  json& methods = r["resourceMethods"];
-  auto it = methods.find(http_method);
-  if (it == methods.end()) throw ApiException(NotFound("Invalid Method identifier specified"));
-  return *it;
+  Resource(doc, resource_id);  // a missing resource is named first
+  json* m = FindMethod(doc, resource_id, http_method);
+  if (m == nullptr) throw ApiException(NotFound("Invalid Method identifier specified"));
+  return *m;
 }
 
 std::string ApiGatewayModel::Impl::ChildPath(const std::string& parent_path, const std::string& part) {
@@ -321,61 +367,101 @@ void ApiGatewayModel::Impl::ContributeRoutes(proto::RouteTable& table) {
 ApiGatewayModel::ApiGatewayModel(ServiceHost& host) : impl_(std::make_unique<Impl>(host)) {}
 ApiGatewayModel::~ApiGatewayModel() = default;
 
-void ApiGatewayModel::Migrate() { impl_->host.store().db().MigrateTrack("apigateway", Steps()); }
+namespace {
 
-RestApiInfo ApiGatewayModel::CreateRestApi(const RestApiInput& in) {
-  if (in.name.empty()) throw ApiException(BadRequest("Invalid REST API name specified: name is required"));
-  Impl& m = *impl_;
-  RestApiInfo info;
-  info.id = m.NewId(10);
-  info.root_resource_id = m.NewId(10);
-  json doc = {
-      {"id", info.id},
-      {"name", in.name},
-      {"createdDate", m.NowS()},
-      {"apiKeySource", in.api_key_source.empty() ? "HEADER" : in.api_key_source},
-      {"endpointConfiguration", {{"types", in.endpoint_types.empty() ? std::vector<std::string>{"EDGE"} : in.endpoint_types}}},
-      {"disableExecuteApiEndpoint", false},
-      {"rootResourceId", info.root_resource_id},
-      {"resources", {{info.root_resource_id, {{"id", info.root_resource_id}, {"path", "/"}}}}},
-      {"deployments", json::object()},
-      {"stages", json::object()},
-  };
-  if (!in.description.empty()) doc["description"] = in.description;
-  if (!in.binary_media_types.empty()) doc["binaryMediaTypes"] = in.binary_media_types;
-  if (in.minimum_compression_size) doc["minimumCompressionSize"] = *in.minimum_compression_size;
-  if (!in.tags.empty()) doc["tags"] = in.tags;
-  m.Insert(info.id, kRest, in.name, doc);
-  return info;
-}
-
-bool ApiGatewayModel::DeleteRestApi(const std::string& api_id) { return impl_->Delete(api_id, kRest); }
-
-std::string ApiGatewayModel::CreateResource(const std::string& api_id, const std::string& parent_id,
-                                            const std::string& path_part) {
-  CheckPathPart(path_part);
-  std::string id = impl_->NewId(6);
-  impl_->Mutate(api_id, kRest, [&](json& doc) {
-    json& parent = Impl::Resource(doc, parent_id);
-    std::string path = Impl::ChildPath(parent.value("path", "/"), path_part);
-    for (const auto& [rid, r] : doc["resources"].items()) {
-      if (r.value("path", "") == path) {
-        throw ApiException(Conflict("Another resource with the same parent already has this name: " + path_part));
-      }
-    }
-    doc["resources"][id] = {{"id", id}, {"parentId", parent_id}, {"pathPart", path_part}, {"path", path}};
-  }, false);
-  return id;
-}
-
-bool ApiGatewayModel::DeleteResource(const std::string& api_id, const std::string& resource_id) {
-  bool found = false;
+// SQLite's DbError and nlohmann's exceptions (a malformed stored document) are the model's
+// exception edges: each entry point converts them here, once, in the words control's API
+// boundary used when they escaped to it.
+template <typename F>
+auto Guarded(F&& f) -> decltype(f()) {
   try {
-    impl_->Mutate(api_id, kRest, [&](json& doc) {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("internal error: ") + e.what());
+  }
+}
+
+// A Change's answer for the Delete* calls: false when the API is gone, the error otherwise.
+Result<bool> Found(const Result<json>& changed, bool found) {
+  if (changed.ok()) return found;
+  if (changed.status().code() == Code::kNotFound) return false;
+  return changed.status();
+}
+
+}  // namespace
+
+Status ApiGatewayModel::Migrate() {
+  try {
+    impl_->host.store().db().MigrateTrack("apigateway", Steps());
+  } catch (const DbError& e) {
+    return Status::Internal(std::string("apigateway tables: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+Result<RestApiInfo> ApiGatewayModel::CreateRestApi(const RestApiInput& in) {
+  if (in.name.empty()) return BadRequestStatus("Invalid REST API name specified: name is required");
+  return Guarded([&]() -> Result<RestApiInfo> {
+    Impl& m = *impl_;
+    RestApiInfo info;
+    info.id = m.NewId(10);
+    info.root_resource_id = m.NewId(10);
+    json doc = {
+        {"id", info.id},
+        {"name", in.name},
+        {"createdDate", m.NowS()},
+        {"apiKeySource", in.api_key_source.empty() ? "HEADER" : in.api_key_source},
+        {"endpointConfiguration",
+         {{"types", in.endpoint_types.empty() ? std::vector<std::string>{"EDGE"} : in.endpoint_types}}},
+        {"disableExecuteApiEndpoint", false},
+        {"rootResourceId", info.root_resource_id},
+        {"resources", {{info.root_resource_id, {{"id", info.root_resource_id}, {"path", "/"}}}}},
+        {"deployments", json::object()},
+        {"stages", json::object()},
+    };
+    if (!in.description.empty()) doc["description"] = in.description;
+    if (!in.binary_media_types.empty()) doc["binaryMediaTypes"] = in.binary_media_types;
+    if (in.minimum_compression_size) doc["minimumCompressionSize"] = *in.minimum_compression_size;
+    if (!in.tags.empty()) doc["tags"] = in.tags;
+    m.Insert(info.id, kRest, in.name, doc);
+    return info;
+  });
+}
+
+Result<bool> ApiGatewayModel::DeleteRestApi(const std::string& api_id) {
+  return Guarded([&]() -> Result<bool> { return impl_->Delete(api_id, kRest); });
+}
+
+Result<std::string> ApiGatewayModel::CreateResource(const std::string& api_id, const std::string& parent_id,
+                                                    const std::string& path_part) {
+  GEYSIR_RETURN_IF_ERROR(ValidatePathPart(path_part));
+  return Guarded([&]() -> Result<std::string> {
+    std::string id = impl_->NewId(6);
+    Result<json> changed = impl_->Change(api_id, kRest, [&](json& doc) -> Status {
+      json* parent = Impl::FindResource(doc, parent_id);
+      if (parent == nullptr) return NotFoundStatus("Invalid Resource identifier specified");
+      std::string path = Impl::ChildPath(parent->value("path", "/"), path_part);
+      for (const auto& [rid, r] : doc["resources"].items()) {
+        if (r.value("path", "") == path) {
+          return ConflictStatus("Another resource with the same parent already has this name: " + path_part);
+        }
+      }
+      doc["resources"][id] = {{"id", id}, {"parentId", parent_id}, {"pathPart", path_part}, {"path", path}};
+      return Status::Ok();
+    }, false);
+    if (!changed.ok()) return changed.status();
+    return id;
+  });
+}
+
+Result<bool> ApiGatewayModel::DeleteResource(const std::string& api_id, const std::string& resource_id) {
+  return Guarded([&]() -> Result<bool> {
+    bool found = false;
+    Result<json> changed = impl_->Change(api_id, kRest, [&](json& doc) -> Status {
       json& resources = doc["resources"];
-      if (!resources.contains(resource_id)) return;
+      if (!resources.contains(resource_id)) return Status::Ok();
       if (doc.value("rootResourceId", "") == resource_id) {
-        throw ApiException(BadRequest("Cannot delete the root resource of a REST API"));
+        return BadRequestStatus("Cannot delete the root resource of a REST API");
       }
       found = true;
       // The resource and everything under it.
@@ -386,287 +472,318 @@ bool ApiGatewayModel::DeleteResource(const std::string& api_id, const std::strin
         if (p == prefix || p.rfind(prefix + "/", 0) == 0) doomed.push_back(rid);
       }
       for (const auto& rid : doomed) resources.erase(rid);
+      return Status::Ok();
     }, false);
-  } catch (const ApiException& e) {
-    if (e.error().http_status == 404) return false;
-    throw;
-  }
-  return found;
-}
-
-void ApiGatewayModel::PutMethod(const std::string& api_id, const std::string& resource_id,
-                                const std::string& http_method, const MethodInput& in) {
-  std::string verb = CheckHttpMethod(http_method);
-  impl_->Mutate(api_id, kRest, [&](json& doc) {
-    json& r = Impl::Resource(doc, resource_id);
-    r["resourceMethods"][verb] = {{"httpMethod", verb},
-                                  {"authorizationType", in.authorization_type.empty() ? "NONE" : in.authorization_type},
-                                  {"apiKeyRequired", in.api_key_required}};
-  }, false);
-}
-
-bool ApiGatewayModel::DeleteMethod(const std::string& api_id, const std::string& resource_id,
-                                   const std::string& http_method) {
-  bool found = false;
-  try {
-    impl_->Mutate(api_id, kRest, [&](json& doc) {
-      json& r = Impl::Resource(doc, resource_id);
-      if (r.contains("resourceMethods")) found = r["resourceMethods"].erase(CheckHttpMethod(http_method)) > 0;
-    }, false);
-  } catch (const ApiException& e) {
-    if (e.error().http_status == 404) return false;
-    throw;
-  }
-  return found;
-}
-
-void ApiGatewayModel::PutIntegration(const std::string& api_id, const std::string& resource_id,
-                                     const std::string& http_method, const IntegrationInput& in) {
-  std::string verb = CheckHttpMethod(http_method);
-  static const std::set<std::string> kTypes = {"AWS", "AWS_PROXY", "HTTP", "HTTP_PROXY", "MOCK"};
-  if (!kTypes.count(in.type)) throw ApiException(BadRequest("Invalid integration type specified: " + in.type));
-  if (IsLambdaProxy(in.type) && FunctionArnFromUri(in.uri).empty()) {
-    throw ApiException(BadRequest("Invalid ARN specified in the request: AWS_PROXY integrations need uri "
-                                  "arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/FUNCTION_ARN/invocations"));
-  }
-  impl_->Mutate(api_id, kRest, [&](json& doc) {
-    json& m = Impl::Method(doc, resource_id, verb);
-    json integ = {{"type", in.type},
-                  {"httpMethod", in.integration_http_method.empty() ? "POST" : in.integration_http_method},
-                  {"uri", in.uri},
-                  {"passthroughBehavior", in.passthrough_behavior.empty() ? "WHEN_NO_MATCH" : in.passthrough_behavior},
-                  {"timeoutInMillis", in.timeout_ms.value_or(29000)},
-                  {"cacheNamespace", resource_id},
-                  {"cacheKeyParameters", json::array()}};
-    if (!in.credentials.empty()) integ["credentials"] = in.credentials;
-    m["methodIntegration"] = std::move(integ);
-  }, false);
-}
-
-std::string ApiGatewayModel::CreateDeployment(const std::string& api_id, const DeploymentInput& in) {
-  Impl& m = *impl_;
-  std::string id = m.NewId(6);
-  m.Mutate(api_id, kRest, [&](json& doc) {
-    bool any_method = false;
-    for (const auto& [rid, r] : doc["resources"].items()) {
-      if (r.contains("resourceMethods") && !r["resourceMethods"].empty()) any_method = true;
-    }
-    if (!any_method) throw ApiException(BadRequest("The REST API doesn't contain any methods"));
-    json dep = {{"id", id}, {"createdDate", m.NowS()}, {"snapshot", doc["resources"]}};
-    if (!in.description.empty()) dep["description"] = in.description;
-    doc["deployments"][id] = std::move(dep);
-    if (!in.stage_name.empty()) {
-      json& stages = doc["stages"];
-      if (stages.contains(in.stage_name)) {
-        stages[in.stage_name]["deploymentId"] = id;
-        stages[in.stage_name]["lastUpdatedDate"] = m.NowS();
-      } else {
-        json stage = {{"stageName", in.stage_name},
-                      {"deploymentId", id},
-                      {"cacheClusterEnabled", false},
-                      {"cacheClusterStatus", "NOT_AVAILABLE"},
-                      {"methodSettings", json::object()},
-                      {"tracingEnabled", false},
-                      {"createdDate", m.NowS()},
-                      {"lastUpdatedDate", m.NowS()}};
-        if (!in.stage_description.empty()) stage["description"] = in.stage_description;
-        if (!in.variables.empty()) stage["variables"] = in.variables;
-        stages[in.stage_name] = std::move(stage);
-      }
-    }
+    return Found(changed, found);
   });
-  return id;
 }
 
-bool ApiGatewayModel::DeleteDeployment(const std::string& api_id, const std::string& deployment_id) {
-  bool found = false;
-  try {
-    impl_->Mutate(api_id, kRest, [&](json& doc) {
+Status ApiGatewayModel::PutMethod(const std::string& api_id, const std::string& resource_id,
+                                  const std::string& http_method, const MethodInput& in) {
+  Result<std::string> verb = HttpMethodOf(http_method);
+  if (!verb.ok()) return verb.status();
+  return Guarded([&]() -> Status {
+    return impl_->Change(api_id, kRest, [&](json& doc) -> Status {
+      json* r = Impl::FindResource(doc, resource_id);
+      if (r == nullptr) return NotFoundStatus("Invalid Resource identifier specified");
+      (*r)["resourceMethods"][*verb] = {
+          {"httpMethod", *verb},
+          {"authorizationType", in.authorization_type.empty() ? "NONE" : in.authorization_type},
+          {"apiKeyRequired", in.api_key_required}};
+      return Status::Ok();
+    }, false).status();
+  });
+}
+
+Result<bool> ApiGatewayModel::DeleteMethod(const std::string& api_id, const std::string& resource_id,
+                                           const std::string& http_method) {
+  return Guarded([&]() -> Result<bool> {
+    bool found = false;
+    Result<json> changed = impl_->Change(api_id, kRest, [&](json& doc) -> Status {
+      json* r = Impl::FindResource(doc, resource_id);
+      if (r == nullptr) return NotFoundStatus("Invalid Resource identifier specified");
+      if (r->contains("resourceMethods")) {
+        Result<std::string> verb = HttpMethodOf(http_method);
+        if (!verb.ok()) return verb.status();
+        found = (*r)["resourceMethods"].erase(*verb) > 0;
+      }
+      return Status::Ok();
+    }, false);
+    return Found(changed, found);
+  });
+}
+
+Status ApiGatewayModel::PutIntegration(const std::string& api_id, const std::string& resource_id,
+                                       const std::string& http_method, const IntegrationInput& in) {
+  Result<std::string> verb = HttpMethodOf(http_method);
+  if (!verb.ok()) return verb.status();
+  static const std::set<std::string> kTypes = {"AWS", "AWS_PROXY", "HTTP", "HTTP_PROXY", "MOCK"};
+  if (!kTypes.count(in.type)) return BadRequestStatus("Invalid integration type specified: " + in.type);
+  if (IsLambdaProxy(in.type) && FunctionArnFromUri(in.uri).empty()) {
+    return BadRequestStatus("Invalid ARN specified in the request: AWS_PROXY integrations need uri "
+                            "arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/FUNCTION_ARN/invocations");
+  }
+  return Guarded([&]() -> Status {
+    return impl_->Change(api_id, kRest, [&](json& doc) -> Status {
+      if (Impl::FindResource(doc, resource_id) == nullptr) return NotFoundStatus("Invalid Resource identifier specified");
+      json* m = Impl::FindMethod(doc, resource_id, *verb);
+      if (m == nullptr) return NotFoundStatus("Invalid Method identifier specified");
+      json integ = {{"type", in.type},
+                    {"httpMethod", in.integration_http_method.empty() ? "POST" : in.integration_http_method},
+                    {"uri", in.uri},
+                    {"passthroughBehavior", in.passthrough_behavior.empty() ? "WHEN_NO_MATCH" : in.passthrough_behavior},
+                    {"timeoutInMillis", in.timeout_ms.value_or(29000)},
+                    {"cacheNamespace", resource_id},
+                    {"cacheKeyParameters", json::array()}};
+      if (!in.credentials.empty()) integ["credentials"] = in.credentials;
+      (*m)["methodIntegration"] = std::move(integ);
+      return Status::Ok();
+    }, false).status();
+  });
+}
+
+Result<std::string> ApiGatewayModel::CreateDeployment(const std::string& api_id, const DeploymentInput& in) {
+  return Guarded([&]() -> Result<std::string> {
+    Impl& m = *impl_;
+    std::string id = m.NewId(6);
+    Result<json> changed = m.Change(api_id, kRest, [&](json& doc) -> Status {
+      bool any_method = false;
+      for (const auto& [rid, r] : doc["resources"].items()) {
+        if (r.contains("resourceMethods") && !r["resourceMethods"].empty()) any_method = true;
+      }
+      if (!any_method) return BadRequestStatus("The REST API doesn't contain any methods");
+      json dep = {{"id", id}, {"createdDate", m.NowS()}, {"snapshot", doc["resources"]}};
+      if (!in.description.empty()) dep["description"] = in.description;
+      doc["deployments"][id] = std::move(dep);
+      if (!in.stage_name.empty()) {
+        json& stages = doc["stages"];
+        if (stages.contains(in.stage_name)) {
+          stages[in.stage_name]["deploymentId"] = id;
+          stages[in.stage_name]["lastUpdatedDate"] = m.NowS();
+        } else {
+          json stage = {{"stageName", in.stage_name},
+                        {"deploymentId", id},
+                        {"cacheClusterEnabled", false},
+                        {"cacheClusterStatus", "NOT_AVAILABLE"},
+                        {"methodSettings", json::object()},
+                        {"tracingEnabled", false},
+                        {"createdDate", m.NowS()},
+                        {"lastUpdatedDate", m.NowS()}};
+          if (!in.stage_description.empty()) stage["description"] = in.stage_description;
+          if (!in.variables.empty()) stage["variables"] = in.variables;
+          stages[in.stage_name] = std::move(stage);
+        }
+      }
+      return Status::Ok();
+    });
+    if (!changed.ok()) return changed.status();
+    return id;
+  });
+}
+
+Result<bool> ApiGatewayModel::DeleteDeployment(const std::string& api_id, const std::string& deployment_id) {
+  return Guarded([&]() -> Result<bool> {
+    bool found = false;
+    Result<json> changed = impl_->Change(api_id, kRest, [&](json& doc) -> Status {
       for (const auto& [name, s] : doc["stages"].items()) {
         if (s.value("deploymentId", "") == deployment_id) {
-          throw ApiException(BadRequest("Active stages pointing to this deployment must be moved or deleted"));
+          return BadRequestStatus("Active stages pointing to this deployment must be moved or deleted");
         }
       }
       found = doc["deployments"].erase(deployment_id) > 0;
+      return Status::Ok();
     }, false);
-  } catch (const ApiException& e) {
-    if (e.error().http_status == 404) return false;
-    throw;
-  }
-  return found;
-}
-
-void ApiGatewayModel::CreateStage(const std::string& api_id, const std::string& stage_name,
-                                  const std::string& deployment_id, const std::string& description,
-                                  const std::map<std::string, std::string>& variables) {
-  if (stage_name.empty()) throw ApiException(BadRequest("Stage name is required"));
-  Impl& m = *impl_;
-  m.Mutate(api_id, kRest, [&](json& doc) {
-    if (!doc["deployments"].contains(deployment_id)) {
-      throw ApiException(NotFound("Invalid Deployment identifier specified"));
-    }
-    if (doc["stages"].contains(stage_name)) throw ApiException(Conflict("Stage already exists"));
-    json stage = {{"stageName", stage_name},
-                  {"deploymentId", deployment_id},
-                  {"cacheClusterEnabled", false},
-                  {"cacheClusterStatus", "NOT_AVAILABLE"},
-                  {"methodSettings", json::object()},
-                  {"tracingEnabled", false},
-                  {"createdDate", m.NowS()},
-                  {"lastUpdatedDate", m.NowS()}};
-    if (!description.empty()) stage["description"] = description;
-    if (!variables.empty()) stage["variables"] = variables;
-    doc["stages"][stage_name] = std::move(stage);
+    return Found(changed, found);
   });
 }
 
-bool ApiGatewayModel::DeleteStage(const std::string& api_id, const std::string& stage_name) {
-  bool found = false;
-  try {
-    impl_->Mutate(api_id, kRest, [&](json& doc) { found = doc["stages"].erase(stage_name) > 0; });
-  } catch (const ApiException& e) {
-    if (e.error().http_status == 404) return false;
-    throw;
-  }
-  return found;
+Status ApiGatewayModel::CreateStage(const std::string& api_id, const std::string& stage_name,
+                                    const std::string& deployment_id, const std::string& description,
+                                    const std::map<std::string, std::string>& variables) {
+  if (stage_name.empty()) return BadRequestStatus("Stage name is required");
+  return Guarded([&]() -> Status {
+    Impl& m = *impl_;
+    return m.Change(api_id, kRest, [&](json& doc) -> Status {
+      if (!doc["deployments"].contains(deployment_id)) return NotFoundStatus("Invalid Deployment identifier specified");
+      if (doc["stages"].contains(stage_name)) return ConflictStatus("Stage already exists");
+      json stage = {{"stageName", stage_name},
+                    {"deploymentId", deployment_id},
+                    {"cacheClusterEnabled", false},
+                    {"cacheClusterStatus", "NOT_AVAILABLE"},
+                    {"methodSettings", json::object()},
+                    {"tracingEnabled", false},
+                    {"createdDate", m.NowS()},
+                    {"lastUpdatedDate", m.NowS()}};
+      if (!description.empty()) stage["description"] = description;
+      if (!variables.empty()) stage["variables"] = variables;
+      doc["stages"][stage_name] = std::move(stage);
+      return Status::Ok();
+    }).status();
+  });
 }
 
-std::string ApiGatewayModel::CreateHttpApi(const HttpApiInput& in) {
-  if (in.name.empty()) throw ApiException(BadRequest("Invalid API name specified: name is required"));
+Result<bool> ApiGatewayModel::DeleteStage(const std::string& api_id, const std::string& stage_name) {
+  return Guarded([&]() -> Result<bool> {
+    bool found = false;
+    Result<json> changed = impl_->Change(api_id, kRest, [&](json& doc) -> Status {
+      found = doc["stages"].erase(stage_name) > 0;
+      return Status::Ok();
+    });
+    return Found(changed, found);
+  });
+}
+
+Result<std::string> ApiGatewayModel::CreateHttpApi(const HttpApiInput& in) {
+  if (in.name.empty()) return BadRequestStatus("Invalid API name specified: name is required");
   if (in.protocol_type != "HTTP") {
-    throw ApiException(BadRequest("Unsupported protocolType '" + in.protocol_type + "': Geysir serves HTTP APIs only"));
+    return BadRequestStatus("Unsupported protocolType '" + in.protocol_type + "': Geysir serves HTTP APIs only");
   }
-  Impl& m = *impl_;
-  std::string id = m.NewId(10);
-  json doc = {{"apiId", id},
-              {"name", in.name},
-              {"protocolType", "HTTP"},
-              {"routeSelectionExpression", "$request.method $request.path"},
-              {"apiKeySelectionExpression", "$request.header.x-api-key"},
-              {"disableExecuteApiEndpoint", false},
-              {"createdDate", m.NowIso()},
-              {"apiEndpoint", Endpoint(id)},
-              {"integrations", json::object()},
-              {"routes", json::object()},
-              {"stages", json::object()}};
-  if (!in.description.empty()) doc["description"] = in.description;
-  if (!in.tags.empty()) doc["tags"] = in.tags;
-  m.Insert(id, kHttp, in.name, doc);
-  return id;
+  return Guarded([&]() -> Result<std::string> {
+    Impl& m = *impl_;
+    std::string id = m.NewId(10);
+    json doc = {{"apiId", id},
+                {"name", in.name},
+                {"protocolType", "HTTP"},
+                {"routeSelectionExpression", "$request.method $request.path"},
+                {"apiKeySelectionExpression", "$request.header.x-api-key"},
+                {"disableExecuteApiEndpoint", false},
+                {"createdDate", m.NowIso()},
+                {"apiEndpoint", Endpoint(id)},
+                {"integrations", json::object()},
+                {"routes", json::object()},
+                {"stages", json::object()}};
+    if (!in.description.empty()) doc["description"] = in.description;
+    if (!in.tags.empty()) doc["tags"] = in.tags;
+    m.Insert(id, kHttp, in.name, doc);
+    return id;
+  });
 }
 
-bool ApiGatewayModel::DeleteHttpApi(const std::string& api_id) { return impl_->Delete(api_id, kHttp); }
+Result<bool> ApiGatewayModel::DeleteHttpApi(const std::string& api_id) {
+  return Guarded([&]() -> Result<bool> { return impl_->Delete(api_id, kHttp); });
+}
 
-std::string ApiGatewayModel::CreateV2Integration(const std::string& api_id, const V2IntegrationInput& in) {
+Result<std::string> ApiGatewayModel::CreateV2Integration(const std::string& api_id, const V2IntegrationInput& in) {
   static const std::set<std::string> kTypes = {"AWS", "AWS_PROXY", "HTTP", "HTTP_PROXY", "MOCK"};
   if (!kTypes.count(in.integration_type)) {
-    throw ApiException(BadRequest("Invalid integration type specified: " + in.integration_type));
+    return BadRequestStatus("Invalid integration type specified: " + in.integration_type);
   }
   if (in.payload_format_version != "1.0" && in.payload_format_version != "2.0") {
-    throw ApiException(BadRequest("Invalid payloadFormatVersion '" + in.payload_format_version + "': use 1.0 or 2.0"));
+    return BadRequestStatus("Invalid payloadFormatVersion '" + in.payload_format_version + "': use 1.0 or 2.0");
   }
   if (IsLambdaProxy(in.integration_type) && FunctionArnFromUri(in.integration_uri).empty()) {
-    throw ApiException(BadRequest("Invalid integrationUri: an AWS_PROXY integration needs a Lambda function ARN"));
+    return BadRequestStatus("Invalid integrationUri: an AWS_PROXY integration needs a Lambda function ARN");
   }
-  std::string id = impl_->NewId(7);
-  impl_->Mutate(api_id, kHttp, [&](json& doc) {
-    doc["integrations"][id] = {{"integrationId", id},
-                               {"integrationType", in.integration_type},
-                               {"integrationUri", in.integration_uri},
-                               {"integrationMethod", in.integration_method.empty() ? "POST" : in.integration_method},
-                               {"payloadFormatVersion", in.payload_format_version},
-                               {"connectionType", "INTERNET"},
-                               {"timeoutInMillis", in.timeout_ms.value_or(30000)}};
+  return Guarded([&]() -> Result<std::string> {
+    std::string id = impl_->NewId(7);
+    Result<json> changed = impl_->Change(api_id, kHttp, [&](json& doc) -> Status {
+      doc["integrations"][id] = {{"integrationId", id},
+                                 {"integrationType", in.integration_type},
+                                 {"integrationUri", in.integration_uri},
+                                 {"integrationMethod", in.integration_method.empty() ? "POST" : in.integration_method},
+                                 {"payloadFormatVersion", in.payload_format_version},
+                                 {"connectionType", "INTERNET"},
+                                 {"timeoutInMillis", in.timeout_ms.value_or(30000)}};
+      return Status::Ok();
+    });
+    if (!changed.ok()) return changed.status();
+    return id;
   });
-  return id;
 }
 
-bool ApiGatewayModel::DeleteV2Integration(const std::string& api_id, const std::string& integration_id) {
-  bool found = false;
-  try {
-    impl_->Mutate(api_id, kHttp, [&](json& doc) { found = doc["integrations"].erase(integration_id) > 0; });
-  } catch (const ApiException& e) {
-    if (e.error().http_status == 404) return false;
-    throw;
-  }
-  return found;
-}
-
-std::string ApiGatewayModel::CreateV2Route(const std::string& api_id, const V2RouteInput& in) {
-  ParseRouteKey(in.route_key);  // validates
-  std::string id = impl_->NewId(7);
-  impl_->Mutate(api_id, kHttp, [&](json& doc) {
-    for (const auto& [rid, r] : doc["routes"].items()) {
-      if (r.value("routeKey", "") == in.route_key) {
-        throw ApiException(Conflict("Unable to create Route with routeKey '" + in.route_key +
-                                    "' because a route with the same routeKey already exists"));
-      }
-    }
-    if (!in.target.empty()) {
-      if (in.target.rfind("integrations/", 0) != 0 || !doc["integrations"].contains(in.target.substr(13))) {
-        throw ApiException(BadRequest("Invalid target: '" + in.target + "'. Expected integrations/<IntegrationId> "
-                                      "of an integration of this API"));
-      }
-    }
-    json route = {{"routeId", id},
-                  {"routeKey", in.route_key},
-                  {"authorizationType", in.authorization_type.empty() ? "NONE" : in.authorization_type},
-                  {"apiKeyRequired", in.api_key_required},
-                  {"apiGatewayManaged", false}};
-    if (!in.target.empty()) route["target"] = in.target;
-    doc["routes"][id] = std::move(route);
+Result<bool> ApiGatewayModel::DeleteV2Integration(const std::string& api_id, const std::string& integration_id) {
+  return Guarded([&]() -> Result<bool> {
+    bool found = false;
+    Result<json> changed = impl_->Change(api_id, kHttp, [&](json& doc) -> Status {
+      found = doc["integrations"].erase(integration_id) > 0;
+      return Status::Ok();
+    });
+    return Found(changed, found);
   });
-  return id;
 }
 
-bool ApiGatewayModel::DeleteV2Route(const std::string& api_id, const std::string& route_id) {
-  bool found = false;
-  try {
-    impl_->Mutate(api_id, kHttp, [&](json& doc) { found = doc["routes"].erase(route_id) > 0; });
-  } catch (const ApiException& e) {
-    if (e.error().http_status == 404) return false;
-    throw;
-  }
-  return found;
+Result<std::string> ApiGatewayModel::CreateV2Route(const std::string& api_id, const V2RouteInput& in) {
+  GEYSIR_RETURN_IF_ERROR(RouteKeyOf(in.route_key).status());  // validates
+  return Guarded([&]() -> Result<std::string> {
+    std::string id = impl_->NewId(7);
+    Result<json> changed = impl_->Change(api_id, kHttp, [&](json& doc) -> Status {
+      for (const auto& [rid, r] : doc["routes"].items()) {
+        if (r.value("routeKey", "") == in.route_key) {
+          return ConflictStatus("Unable to create Route with routeKey '" + in.route_key +
+                                "' because a route with the same routeKey already exists");
+        }
+      }
+      if (!in.target.empty()) {
+        if (in.target.rfind("integrations/", 0) != 0 || !doc["integrations"].contains(in.target.substr(13))) {
+          return BadRequestStatus("Invalid target: '" + in.target + "'. Expected integrations/<IntegrationId> "
+                                  "of an integration of this API");
+        }
+      }
+      json route = {{"routeId", id},
+                    {"routeKey", in.route_key},
+                    {"authorizationType", in.authorization_type.empty() ? "NONE" : in.authorization_type},
+                    {"apiKeyRequired", in.api_key_required},
+                    {"apiGatewayManaged", false}};
+      if (!in.target.empty()) route["target"] = in.target;
+      doc["routes"][id] = std::move(route);
+      return Status::Ok();
+    });
+    if (!changed.ok()) return changed.status();
+    return id;
+  });
 }
 
-void ApiGatewayModel::CreateV2Stage(const std::string& api_id, const V2StageInput& in) {
-  if (in.stage_name.empty()) throw ApiException(BadRequest("Stage name is required"));
+Result<bool> ApiGatewayModel::DeleteV2Route(const std::string& api_id, const std::string& route_id) {
+  return Guarded([&]() -> Result<bool> {
+    bool found = false;
+    Result<json> changed = impl_->Change(api_id, kHttp, [&](json& doc) -> Status {
+      found = doc["routes"].erase(route_id) > 0;
+      return Status::Ok();
+    });
+    return Found(changed, found);
+  });
+}
+
+Status ApiGatewayModel::CreateV2Stage(const std::string& api_id, const V2StageInput& in) {
+  if (in.stage_name.empty()) return BadRequestStatus("Stage name is required");
   if (in.stage_name != "$default") {
     for (char c : in.stage_name) {
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
-        throw ApiException(BadRequest("Stage name must be $default or alphanumeric, '-' and '_': '" + in.stage_name + "'"));
+        return BadRequestStatus("Stage name must be $default or alphanumeric, '-' and '_': '" + in.stage_name + "'");
       }
     }
   }
-  Impl& m = *impl_;
-  m.Mutate(api_id, kHttp, [&](json& doc) {
-    if (doc["stages"].contains(in.stage_name)) {
-      throw ApiException(Conflict("Unable to create stage '" + in.stage_name + "': a stage with that name already exists"));
-    }
-    json stage = {{"stageName", in.stage_name},
-                  {"autoDeploy", in.auto_deploy},
-                  {"createdDate", m.NowIso()},
-                  {"lastUpdatedDate", m.NowIso()},
-                  {"defaultRouteSettings", {{"detailedMetricsEnabled", false}}},
-                  {"routeSettings", json::object()},
-                  {"stageVariables", in.variables},
-                  {"tags", json::object()},
-                  {"apiGatewayManaged", false}};
-    if (!in.description.empty()) stage["description"] = in.description;
-    doc["stages"][in.stage_name] = std::move(stage);
+  return Guarded([&]() -> Status {
+    Impl& m = *impl_;
+    return m.Change(api_id, kHttp, [&](json& doc) -> Status {
+      if (doc["stages"].contains(in.stage_name)) {
+        return ConflictStatus("Unable to create stage '" + in.stage_name + "': a stage with that name already exists");
+      }
+      json stage = {{"stageName", in.stage_name},
+                    {"autoDeploy", in.auto_deploy},
+                    {"createdDate", m.NowIso()},
+                    {"lastUpdatedDate", m.NowIso()},
+                    {"defaultRouteSettings", {{"detailedMetricsEnabled", false}}},
+                    {"routeSettings", json::object()},
+                    {"stageVariables", in.variables},
+                    {"tags", json::object()},
+                    {"apiGatewayManaged", false}};
+      if (!in.description.empty()) stage["description"] = in.description;
+      doc["stages"][in.stage_name] = std::move(stage);
+      return Status::Ok();
+    }).status();
   });
 }
 
-bool ApiGatewayModel::DeleteV2Stage(const std::string& api_id, const std::string& stage_name) {
-  bool found = false;
-  try {
-    impl_->Mutate(api_id, kHttp, [&](json& doc) { found = doc["stages"].erase(stage_name) > 0; });
-  } catch (const ApiException& e) {
-    if (e.error().http_status == 404) return false;
-    throw;
-  }
-  return found;
+Result<bool> ApiGatewayModel::DeleteV2Stage(const std::string& api_id, const std::string& stage_name) {
+  return Guarded([&]() -> Result<bool> {
+    bool found = false;
+    Result<json> changed = impl_->Change(api_id, kHttp, [&](json& doc) -> Status {
+      found = doc["stages"].erase(stage_name) > 0;
+      return Status::Ok();
+    });
+    return Found(changed, found);
+  });
 }
 
 std::string ApiGatewayModel::Endpoint(const std::string& api_id) const {

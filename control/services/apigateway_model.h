@@ -10,11 +10,14 @@
 // AWS, so CreateDeployment is what publishes changes); an HTTP API serves its current routes
 // on every stage (auto-deploy; Geysir has no separate v2 deployments).
 //
-// Errors are thrown as ApiException with API Gateway's error types and wording:
-//   NotFoundException 404  ("Invalid API identifier specified 000000000000:abc123", ...)
-//   BadRequestException 400 (a malformed argument), ConflictException 409 (a name taken).
-// Delete* return false, rather than throw, when the object is already gone, so a stack
-// deletion can be repeated.
+// Errors: nothing here throws. Each entry point returns a Status or Result whose AWS type is API
+// Gateway's error and whose code gives its status (control/aws_error.h's FromStatus):
+//   NotFoundException 404, kNotFound ("Invalid API identifier specified 000000000000:abc123", ...)
+//   BadRequestException 400, kInvalidArgument (a malformed argument)
+//   ConflictException 409, kConflict (a name taken)
+// SQLite's DbError and a malformed stored document are caught here and become kInternal
+// ("internal error: ..."). Delete* answer false, rather than an error, when the object is
+// already gone, so a stack deletion can be repeated.
 //
 // Ids: REST and HTTP API ids are 10 characters of [a-z0-9] (as AWS makes them); resource,
 // deployment, integration and route ids are 6-7 such characters. Ids are unique across both
@@ -34,6 +37,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "base/status.h"
 
 namespace geysir::control {
 
@@ -114,38 +119,39 @@ class ApiGatewayModel {
  public:
   explicit ApiGatewayModel(ServiceHost& host);
 
-  // Creates the tables (Db::MigrateTrack("apigateway", ...)). Throws DbError.
-  void Migrate();
+  // Creates the tables (Db::MigrateTrack("apigateway", ...)); kInternal "apigateway tables: ...".
+  Status Migrate();
 
   // REST APIs. CreateRestApi also makes the root resource "/".
-  RestApiInfo CreateRestApi(const RestApiInput& in);
-  bool DeleteRestApi(const std::string& api_id);
+  Result<RestApiInfo> CreateRestApi(const RestApiInput& in);
+  Result<bool> DeleteRestApi(const std::string& api_id);
   // Returns the new resource's id. ConflictException if the parent already has that path part.
-  std::string CreateResource(const std::string& api_id, const std::string& parent_id, const std::string& path_part);
-  bool DeleteResource(const std::string& api_id, const std::string& resource_id);  // and its children
+  Result<std::string> CreateResource(const std::string& api_id, const std::string& parent_id,
+                                     const std::string& path_part);
+  Result<bool> DeleteResource(const std::string& api_id, const std::string& resource_id);  // and its children
   // http_method: GET, POST, ..., or ANY. Replaces an existing method (and drops its integration).
-  void PutMethod(const std::string& api_id, const std::string& resource_id, const std::string& http_method,
-                 const MethodInput& in);
-  bool DeleteMethod(const std::string& api_id, const std::string& resource_id, const std::string& http_method);
-  void PutIntegration(const std::string& api_id, const std::string& resource_id, const std::string& http_method,
-                      const IntegrationInput& in);
+  Status PutMethod(const std::string& api_id, const std::string& resource_id, const std::string& http_method,
+                   const MethodInput& in);
+  Result<bool> DeleteMethod(const std::string& api_id, const std::string& resource_id, const std::string& http_method);
+  Status PutIntegration(const std::string& api_id, const std::string& resource_id, const std::string& http_method,
+                        const IntegrationInput& in);
   // Snapshots the resources and methods; with a stage name, creates that stage or points it at
   // the new deployment. Returns the deployment id.
-  std::string CreateDeployment(const std::string& api_id, const DeploymentInput& in);
-  bool DeleteDeployment(const std::string& api_id, const std::string& deployment_id);
-  void CreateStage(const std::string& api_id, const std::string& stage_name, const std::string& deployment_id,
-                   const std::string& description, const std::map<std::string, std::string>& variables);
-  bool DeleteStage(const std::string& api_id, const std::string& stage_name);
+  Result<std::string> CreateDeployment(const std::string& api_id, const DeploymentInput& in);
+  Result<bool> DeleteDeployment(const std::string& api_id, const std::string& deployment_id);
+  Status CreateStage(const std::string& api_id, const std::string& stage_name, const std::string& deployment_id,
+                     const std::string& description, const std::map<std::string, std::string>& variables);
+  Result<bool> DeleteStage(const std::string& api_id, const std::string& stage_name);
 
   // HTTP APIs. Returns the ApiId.
-  std::string CreateHttpApi(const HttpApiInput& in);
-  bool DeleteHttpApi(const std::string& api_id);
-  std::string CreateV2Integration(const std::string& api_id, const V2IntegrationInput& in);  // IntegrationId
-  bool DeleteV2Integration(const std::string& api_id, const std::string& integration_id);
-  std::string CreateV2Route(const std::string& api_id, const V2RouteInput& in);  // RouteId
-  bool DeleteV2Route(const std::string& api_id, const std::string& route_id);
-  void CreateV2Stage(const std::string& api_id, const V2StageInput& in);
-  bool DeleteV2Stage(const std::string& api_id, const std::string& stage_name);
+  Result<std::string> CreateHttpApi(const HttpApiInput& in);
+  Result<bool> DeleteHttpApi(const std::string& api_id);
+  Result<std::string> CreateV2Integration(const std::string& api_id, const V2IntegrationInput& in);  // IntegrationId
+  Result<bool> DeleteV2Integration(const std::string& api_id, const std::string& integration_id);
+  Result<std::string> CreateV2Route(const std::string& api_id, const V2RouteInput& in);  // RouteId
+  Result<bool> DeleteV2Route(const std::string& api_id, const std::string& route_id);
+  Status CreateV2Stage(const std::string& api_id, const V2StageInput& in);
+  Result<bool> DeleteV2Stage(const std::string& api_id, const std::string& stage_name);
 
   // "http://<api_id>.execute-api.<base-domain>:<port>" (v2's ApiEndpoint; the REST invoke URL
   // is this plus "/<stage>/").

@@ -75,9 +75,12 @@ std::optional<std::string> TemplateOf(ServiceHost& host, const Form& f) {
     if (body.status().code() == Code::kResourceExhausted) {
       throw ApiException(ValidationError("Template may not exceed 1048576 bytes in size."));
     }
-    // AWS words an unreadable TemplateURL this way; the S3 reason says which part is missing.
-    throw ApiException(ValidationError("S3 error: Access Denied (" + body.status().message() +
-                                       "): TemplateURL " + url + " names no object in Geysir's S3"));
+    // AWS words an unreadable TemplateURL this way; the S3 reason (its error code first, when it
+    // has one) says which part is missing.
+    const Status& why = body.status();
+    const std::string reason = why.aws_type().empty() ? why.message() : why.aws_type() + ": " + why.message();
+    throw ApiException(ValidationError("S3 error: Access Denied (" + reason + "): TemplateURL " + url +
+                                       " names no object in Geysir's S3"));
   }
   return std::move(body).value();
 }

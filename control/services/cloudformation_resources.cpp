@@ -137,12 +137,12 @@ class RestApiProvider final : public ApiGatewayProvider {
     in.api_key_source = Str(p, "ApiKeySourceType", "HEADER");
     if (p.contains("EndpointConfiguration")) in.endpoint_types = StrList(p["EndpointConfiguration"], "Types");
     in.tags = TagList(p);
-    apigw::RestApiInfo info = m->CreateRestApi(in);
+    apigw::RestApiInfo info = ValueOrThrow(m->CreateRestApi(in));
     return Provisioned{info.id, {{"RootResourceId", info.root_resource_id}, {"RestApiId", info.id}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    m->DeleteRestApi(r.physical_id);
+    ValueOrThrow(m->DeleteRestApi(r.physical_id));
     return Status::Ok();
   }
 };
@@ -155,12 +155,12 @@ class ResourceResourceProvider final : public ApiGatewayProvider {
     GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "RestApiId"));
     GEYSIR_ASSIGN_OR_RETURN(parent, Required(p, "ParentId"));
     GEYSIR_ASSIGN_OR_RETURN(part, Required(p, "PathPart"));
-    std::string id = m->CreateResource(api, parent, part);
+    std::string id = ValueOrThrow(m->CreateResource(api, parent, part));
     return Provisioned{id, {{"ResourceId", id}, {"RestApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    m->DeleteResource(Attr(r, "RestApiId"), r.physical_id);
+    ValueOrThrow(m->DeleteResource(Attr(r, "RestApiId"), r.physical_id));
     return Status::Ok();
   }
 };
@@ -178,7 +178,7 @@ class MethodProvider final : public ApiGatewayProvider {
     apigw::MethodInput in;
     in.authorization_type = Str(p, "AuthorizationType", "NONE");
     in.api_key_required = Bool(p, "ApiKeyRequired");
-    m->PutMethod(api, resource, method, in);
+    ThrowIfError(m->PutMethod(api, resource, method, in));
     if (p.contains("Integration") && p["Integration"].is_object()) {
       const json& i = p["Integration"];
       apigw::IntegrationInput ii;
@@ -189,9 +189,9 @@ class MethodProvider final : public ApiGatewayProvider {
       ii.passthrough_behavior = Str(i, "PassthroughBehavior");
       ii.timeout_ms = Int(i, "TimeoutInMillis");
       try {
-        m->PutIntegration(api, resource, method, ii);
+        ThrowIfError(m->PutIntegration(api, resource, method, ii));
       } catch (...) {
-        m->DeleteMethod(api, resource, method);  // no half-made method left behind
+        (void)m->DeleteMethod(api, resource, method);  // no half-made method left behind
         throw;
       }
     }
@@ -201,7 +201,7 @@ class MethodProvider final : public ApiGatewayProvider {
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    m->DeleteMethod(Attr(r, "RestApiId"), Attr(r, "ResourceId"), Attr(r, "HttpMethod"));
+    ValueOrThrow(m->DeleteMethod(Attr(r, "RestApiId"), Attr(r, "ResourceId"), Attr(r, "HttpMethod")));
     return Status::Ok();
   }
 };
@@ -219,14 +219,14 @@ class DeploymentProvider final : public ApiGatewayProvider {
       in.stage_description = Str(p["StageDescription"], "Description");
       if (p["StageDescription"].contains("Variables")) in.variables = StrMap(p["StageDescription"]["Variables"]);
     }
-    std::string id = m->CreateDeployment(api, in);
+    std::string id = ValueOrThrow(m->CreateDeployment(api, in));
     return Provisioned{id, {{"DeploymentId", id}, {"RestApiId", api}, {"StageName", in.stage_name}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
     // The stage a deployment made goes with it, as on AWS.
-    if (!Attr(r, "StageName").empty()) m->DeleteStage(Attr(r, "RestApiId"), Attr(r, "StageName"));
-    m->DeleteDeployment(Attr(r, "RestApiId"), r.physical_id);
+    if (!Attr(r, "StageName").empty()) ValueOrThrow(m->DeleteStage(Attr(r, "RestApiId"), Attr(r, "StageName")));
+    ValueOrThrow(m->DeleteDeployment(Attr(r, "RestApiId"), r.physical_id));
     return Status::Ok();
   }
 };
@@ -239,13 +239,13 @@ class StageProvider final : public ApiGatewayProvider {
     GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "RestApiId"));
     GEYSIR_ASSIGN_OR_RETURN(stage, Required(p, "StageName"));
     GEYSIR_ASSIGN_OR_RETURN(deployment, Required(p, "DeploymentId"));
-    m->CreateStage(api, stage, deployment, Str(p, "Description"),
-                   p.contains("Variables") ? StrMap(p["Variables"]) : std::map<std::string, std::string>{});
+    ThrowIfError(m->CreateStage(api, stage, deployment, Str(p, "Description"),
+                                p.contains("Variables") ? StrMap(p["Variables"]) : std::map<std::string, std::string>{}));
     return Provisioned{stage, {{"RestApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    m->DeleteStage(Attr(r, "RestApiId"), r.physical_id);
+    ValueOrThrow(m->DeleteStage(Attr(r, "RestApiId"), r.physical_id));
     return Status::Ok();
   }
 };
@@ -267,12 +267,12 @@ class HttpApiProvider final : public ApiGatewayProvider {
     in.description = Str(p, "Description");
     in.protocol_type = protocol;
     in.tags = TagList(p);
-    std::string id = m->CreateHttpApi(in);
+    std::string id = ValueOrThrow(m->CreateHttpApi(in));
     return Provisioned{id, {{"ApiId", id}, {"ApiEndpoint", m->Endpoint(id)}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    m->DeleteHttpApi(r.physical_id);
+    ValueOrThrow(m->DeleteHttpApi(r.physical_id));
     return Status::Ok();
   }
 };
@@ -290,12 +290,12 @@ class V2IntegrationProvider final : public ApiGatewayProvider {
     in.integration_method = Str(p, "IntegrationMethod", "POST");
     in.payload_format_version = Str(p, "PayloadFormatVersion", "2.0");
     in.timeout_ms = Int(p, "TimeoutInMillis");
-    std::string id = m->CreateV2Integration(api, in);
+    std::string id = ValueOrThrow(m->CreateV2Integration(api, in));
     return Provisioned{id, {{"ApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    m->DeleteV2Integration(Attr(r, "ApiId"), r.physical_id);
+    ValueOrThrow(m->DeleteV2Integration(Attr(r, "ApiId"), r.physical_id));
     return Status::Ok();
   }
 };
@@ -313,12 +313,12 @@ class V2RouteProvider final : public ApiGatewayProvider {
     in.target = Str(p, "Target");
     in.authorization_type = Str(p, "AuthorizationType", "NONE");
     in.api_key_required = Bool(p, "ApiKeyRequired");
-    std::string id = m->CreateV2Route(api, in);
+    std::string id = ValueOrThrow(m->CreateV2Route(api, in));
     return Provisioned{id, {{"ApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    m->DeleteV2Route(Attr(r, "ApiId"), r.physical_id);
+    ValueOrThrow(m->DeleteV2Route(Attr(r, "ApiId"), r.physical_id));
     return Status::Ok();
   }
 };
@@ -335,12 +335,12 @@ class V2StageProvider final : public ApiGatewayProvider {
     in.auto_deploy = Bool(p, "AutoDeploy");
     in.description = Str(p, "Description");
     if (p.contains("StageVariables")) in.variables = StrMap(p["StageVariables"]);
-    m->CreateV2Stage(api, in);
+    ThrowIfError(m->CreateV2Stage(api, in));
     return Provisioned{stage, {{"ApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
     GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    m->DeleteV2Stage(Attr(r, "ApiId"), r.physical_id);
+    ValueOrThrow(m->DeleteV2Stage(Attr(r, "ApiId"), r.physical_id));
     return Status::Ok();
   }
 };

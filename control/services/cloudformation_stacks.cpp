@@ -373,7 +373,11 @@ Status StackEngine::CreateOne(const StackRecord& stack, const TemplateResource& 
 }
 
 Status StackEngine::Converge(const StackRecord& stack, const Template& t,
-                             const std::map<std::string, std::string>& params, json* outputs) {
+                             const std::map<std::string, std::string>& params, json* outputs, std::string* failed) {
+  auto fail = [failed](const std::string& where, const std::string& why) {
+    if (failed) *failed = where;
+    return Status::Invalid(where + ": " + why);
+  };
   std::map<std::string, ResourceRecord> live;
   int64_t next_seq = 1;
   for (ResourceRecord& r : ListResources(stack.stack_id)) {
@@ -427,7 +431,7 @@ Status StackEngine::Converge(const StackRecord& stack, const Template& t,
       r.updated_ms = opt_.now_ms();
       SaveResource(r);
       AddEvent(stack, r.logical_id, r.physical_id, r.type, r.status, r.status_reason);
-      return Status::Invalid(r.logical_id + ": " + st.message());
+      return fail(r.logical_id, st.message());
     }
     DropResource(stack.stack_id, r.logical_id);
     AddEvent(stack, r.logical_id, r.physical_id, r.type, "DELETE_COMPLETE", "");
@@ -438,7 +442,7 @@ Status StackEngine::Converge(const StackRecord& stack, const Template& t,
   for (const TemplateResource& r : t.resources) {
     if (!changed.count(r.logical_id)) continue;
     Status st = CreateOne(stack, r, real, next_seq++);
-    if (!st.ok()) return Status::Invalid(r.logical_id + ": " + st.message());
+    if (!st.ok()) return fail(r.logical_id, st.message());
     for (const ResourceRecord& made : ListResources(stack.stack_id)) {
       if (made.logical_id == r.logical_id) live[r.logical_id] = made;
     }
@@ -448,7 +452,7 @@ Status StackEngine::Converge(const StackRecord& stack, const Template& t,
     json out = json::array();
     for (const auto& [name, o] : t.outputs.items()) {
       Result<json> v = Resolve(o["Value"], real);
-      if (!v.ok()) return Status::Invalid("Outputs." + name + ": " + v.status().message());
+      if (!v.ok()) return fail("Outputs." + name, v.status().message());
       json entry = {{"OutputKey", name}, {"OutputValue", v->is_string() ? v->get<std::string>() : v->dump()}};
       if (o.contains("Description") && o["Description"].is_string()) entry["Description"] = o["Description"];
       if (o.contains("Export") && o["Export"].is_object() && o["Export"].contains("Name")) {
@@ -462,9 +466,9 @@ Status StackEngine::Converge(const StackRecord& stack, const Template& t,
   return Status::Ok();
 }
 
-Status StackEngine::DeleteAllResources(const StackRecord& stack) {
+Status StackEngine::DeleteAllResources(const StackRecord& stack, std::string* failed) {
   Template empty;
-  return Converge(stack, empty, stack.parameters, nullptr);
+  return Converge(stack, empty, stack.parameters, nullptr, failed);
 }
 
 std::string StackEngine::CreateStack(const CreateStackInput& in) {
@@ -502,7 +506,8 @@ std::string StackEngine::CreateStack(const CreateStackInput& in) {
   AddEvent(stack, stack.name, stack.stack_id, kStackType, stack.status, stack.status_reason);
 
   json outputs;
-  Status st = Converge(stack, t, stack.parameters, &outputs);
+  std::string failed;
+  Status st = Converge(stack, t, stack.parameters, &outputs, &failed);
   if (st.ok()) {
     stack.outputs = std::move(outputs);
     stack.status = "CREATE_COMPLETE";
@@ -512,7 +517,6 @@ std::string StackEngine::CreateStack(const CreateStackInput& in) {
     log::Info("stack_created", {{"stack", stack.name}, {"resources", t.resources.size()}});
     return stack.stack_id;
   }
-  const std::string failed = st.message().substr(0, st.message().find(':'));
   const std::string reason = "The following resource(s) failed to create: [" + failed + "]. " + st.message();
   if (in.on_failure == "DO_NOTHING") {
     SetStatus(stack, "CREATE_FAILED", reason);
@@ -560,7 +564,8 @@ std::string StackEngine::UpdateStack(const UpdateStackInput& in) {
 
   SetStatus(stack, "UPDATE_IN_PROGRESS", "User Initiated");
   json outputs;
-  Status st = Converge(stack, t, *params, &outputs);
+  std::string failed;
+  Status st = Converge(stack, t, *params, &outputs, &failed);
   if (st.ok()) {
     stack.template_body = body;
     stack.description = t.description;
@@ -576,8 +581,7 @@ std::string StackEngine::UpdateStack(const UpdateStackInput& in) {
     log::Info("stack_updated", {{"stack", stack.name}, {"resources", t.resources.size()}});
     return stack.stack_id;
   }
-  const std::string reason = "The following resource(s) failed to update: [" +
-                             st.message().substr(0, st.message().find(':')) + "]. " + st.message();
+  const std::string reason = "The following resource(s) failed to update: [" + failed + "]. " + st.message();
   SetStatus(stack, "UPDATE_ROLLBACK_IN_PROGRESS", reason);
   Template previous = ParseOrThrow(stack.template_body);
   Status rb = Converge(stack, previous, stack.parameters, &outputs);
@@ -598,10 +602,10 @@ void StackEngine::DeleteStack(const std::string& name_or_id) {
   std::optional<StackRecord> stack = FindStack(name_or_id);
   if (!stack) return;  // deleting a stack that does not exist succeeds, as on AWS
   SetStatus(*stack, "DELETE_IN_PROGRESS", "User Initiated");
-  Status st = DeleteAllResources(*stack);
+  std::string failed;
+  Status st = DeleteAllResources(*stack, &failed);
   if (!st.ok()) {
-    SetStatus(*stack, "DELETE_FAILED", "The following resource(s) failed to delete: [" +
-                                           st.message().substr(0, st.message().find(':')) + "]. " + st.message());
+    SetStatus(*stack, "DELETE_FAILED", "The following resource(s) failed to delete: [" + failed + "]. " + st.message());
     return;
   }
   RemoveStack(stack->stack_id);

@@ -159,10 +159,11 @@ class StackEngine {
 
  private:
   Template ParseOrThrow(std::string_view body) const;
-  // Brings the stack's resources to `t`; throws nothing, returns the first failure.
+  // Brings the stack's resources to `t`; throws nothing, returns the first failure ("Id: why")
+  // and, when `failed` is given, the logical id (or "Outputs.Name") it failed on.
   Status Converge(const StackRecord& stack, const Template& t, const std::map<std::string, std::string>& params,
-                  nlohmann::json* outputs);
-  Status DeleteAllResources(const StackRecord& stack);
+                  nlohmann::json* outputs, std::string* failed = nullptr);
+  Status DeleteAllResources(const StackRecord& stack, std::string* failed = nullptr);
   Status CreateOne(const StackRecord& stack, const TemplateResource& r, const ResolveContext& ctx, int64_t seq);
   // Resolves against `resources` (by logical id), which must outlive the context.
   ResolveContext ContextFor(const StackRecord& stack, const std::map<std::string, std::string>& params,

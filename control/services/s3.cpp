@@ -355,9 +355,10 @@ HttpResponse S3Service::ErrorResponse(const AwsError& error, const std::string& 
   int status = error.http_status;
   // Authentication failures come worded for Lambda (control/aws_error.h); S3 names them so.
   if (code == "InvalidSignatureException") {
-    if (StartsWith(error.message, "Request has expired")) {
+    using net::sigv4::Failure;
+    if (error.signature_failure == Failure::kPresignExpired) {
       code = "AccessDenied";
-    } else if (StartsWith(error.message, "Signature expired") || StartsWith(error.message, "Signature not yet")) {
+    } else if (error.signature_failure == Failure::kRequestExpired) {
       code = "RequestTimeTooSkewed";
     } else {
       code = "SignatureDoesNotMatch";
@@ -423,7 +424,7 @@ HttpResponse S3Service::Route(Call& c) {
     x.Leaf("DisplayName", "geysir");
     x.Close("Owner");
     x.Open("Buckets");
-    for (const auto& b : st.ListBuckets()) {
+    for (const auto& b : ValueOrThrow(st.ListBuckets())) {
       x.Open("Bucket");
       x.Leaf("Name", b.name);
       x.Leaf("CreationDate", IsoTimestamp(b.created_ms));
@@ -437,7 +438,7 @@ HttpResponse S3Service::Route(Call& c) {
   // ---- bucket operations ----
   if (c.key.empty()) {
     if (m == "PUT" && c.Has("tagging")) {
-      st.RequireBucket(c.bucket);
+      ValueOrThrow(st.RequireBucket(c.bucket));
       s3::XmlNode root = ParseBody(c.req.body, "Tagging");
       std::vector<std::pair<std::string, std::string>> tags;
       if (const s3::XmlNode* set = root.Child("TagSet")) {
@@ -451,11 +452,11 @@ HttpResponse S3Service::Route(Call& c) {
         }
       }
       if (tags.size() > 50) Throw(400, "BadRequest", "Object tags cannot be greater than 50");
-      st.SetBucketTags(c.bucket, std::move(tags));
+      ThrowIfError(st.SetBucketTags(c.bucket, std::move(tags)));
       return Empty(204);
     }
     if (m == "GET" && c.Has("tagging")) {
-      s3::Bucket b = st.RequireBucket(c.bucket);
+      s3::Bucket b = ValueOrThrow(st.RequireBucket(c.bucket));
       if (!b.tags) Throw(404, "NoSuchTagSet", "The TagSet does not exist");
       XmlWriter x;
       x.Declaration();
@@ -472,12 +473,12 @@ HttpResponse S3Service::Route(Call& c) {
       return Xml(200, x.Take());
     }
     if (m == "DELETE" && c.Has("tagging")) {
-      st.RequireBucket(c.bucket);
-      st.SetBucketTags(c.bucket, std::nullopt);
+      ValueOrThrow(st.RequireBucket(c.bucket));
+      ThrowIfError(st.SetBucketTags(c.bucket, std::nullopt));
       return Empty(204);
     }
     if (m == "GET" && c.Has("location")) {
-      s3::Bucket b = st.RequireBucket(c.bucket);
+      s3::Bucket b = ValueOrThrow(st.RequireBucket(c.bucket));
       XmlWriter x;
       x.Declaration();
       x.Open("LocationConstraint", kXmlns);
@@ -486,14 +487,14 @@ HttpResponse S3Service::Route(Call& c) {
       return Xml(200, x.Take());
     }
     if (m == "GET" && c.Has("uploads")) {
-      st.RequireBucket(c.bucket);
+      ValueOrThrow(st.RequireBucket(c.bucket));
       XmlWriter x;
       x.Declaration();
       x.Open("ListMultipartUploadsResult", kXmlns);
       x.Leaf("Bucket", c.bucket);
       x.Leaf("MaxUploads", "1000");
       x.Leaf("IsTruncated", "false");
-      for (const auto& u : st.ListUploads(c.bucket)) {
+      for (const auto& u : ValueOrThrow(st.ListUploads(c.bucket))) {
         x.Open("Upload");
         x.Leaf("Key", u.key);
         x.Leaf("UploadId", u.upload_id);
@@ -505,7 +506,7 @@ HttpResponse S3Service::Route(Call& c) {
       return Xml(200, x.Take());
     }
     if (m == "POST" && c.Has("delete")) {
-      st.RequireBucket(c.bucket);
+      ValueOrThrow(st.RequireBucket(c.bucket));
       std::map<std::string, std::string> ignored;
       std::string body = ReadPayload(host_, c.req, c.info, &ignored);
       s3::XmlNode root = ParseBody(body, "Delete");
@@ -528,7 +529,7 @@ HttpResponse S3Service::Route(Call& c) {
           x.Close("Error");
           continue;
         }
-        st.DeleteObject(c.bucket, key);
+        ValueOrThrow(st.DeleteObject(c.bucket, key));
         if (!quiet) {
           x.Open("Deleted");
           x.Leaf("Key", key);
@@ -549,8 +550,8 @@ HttpResponse S3Service::Route(Call& c) {
         s3::XmlNode root = ParseBody(c.req.body, "CreateBucketConfiguration");
         if (auto lc = root.ChildText("LocationConstraint"); lc && !lc->empty()) region = *lc;
       }
-      if (!st.CreateBucket(c.bucket, region, now)) {
-        s3::Bucket b = *st.GetBucket(c.bucket);
+      if (!ValueOrThrow(st.CreateBucket(c.bucket, region, now))) {
+        s3::Bucket b = *ValueOrThrow(st.GetBucket(c.bucket));
         // us-east-1 answers 200 to its owner re-creating a bucket; other regions say so.
         if (b.region != "us-east-1" || region != "us-east-1") {
           Throw(409, "BucketAlreadyOwnedByYou",
@@ -562,17 +563,17 @@ HttpResponse S3Service::Route(Call& c) {
       return r;
     }
     if (m == "HEAD") {
-      s3::Bucket b = st.RequireBucket(c.bucket);
+      s3::Bucket b = ValueOrThrow(st.RequireBucket(c.bucket));
       HttpResponse r = Empty(200);
       r.headers.emplace_back("x-amz-bucket-region", b.region);
       return r;
     }
     if (m == "DELETE") {
-      st.DeleteBucket(c.bucket);
+      ThrowIfError(st.DeleteBucket(c.bucket));
       return Empty(204);
     }
     if (m == "GET") {
-      s3::Bucket b = st.RequireBucket(c.bucket);
+      s3::Bucket b = ValueOrThrow(st.RequireBucket(c.bucket));
       bool v2 = c.Q("list-type") == "2";
       bool url = c.Q("encoding-type") == "url";
       auto enc = [&](const std::string& s) { return url ? UrlEncodeKey(s) : s; };
@@ -590,7 +591,7 @@ HttpResponse S3Service::Route(Call& c) {
       } else {
         q.after = c.Q("marker");
       }
-      s3::ListPage page = st.List(c.bucket, q);
+      s3::ListPage page = ValueOrThrow(st.List(c.bucket, q));
       XmlWriter x;
       x.Declaration();
       x.Open("ListBucketResult", kXmlns);
@@ -642,7 +643,8 @@ HttpResponse S3Service::Route(Call& c) {
   }
 
   if (m == "POST" && c.Has("uploads")) {
-    s3::Upload u = st.CreateUpload(c.bucket, c.key, MetaFromHeaders(c.req), c.H("x-amz-checksum-algorithm"), now);
+    s3::Upload u =
+        ValueOrThrow(st.CreateUpload(c.bucket, c.key, MetaFromHeaders(c.req), c.H("x-amz-checksum-algorithm"), now));
     XmlWriter x;
     x.Declaration();
     x.Open("InitiateMultipartUploadResult", kXmlns);
@@ -655,7 +657,7 @@ HttpResponse S3Service::Route(Call& c) {
     return r;
   }
   if (m == "POST" && c.Has("uploadId")) {
-    s3::Upload u = st.RequireUpload(c.bucket, c.key, c.Q("uploadId"));
+    s3::Upload u = ValueOrThrow(st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
     s3::XmlNode root = ParseBody(c.req.body, "CompleteMultipartUpload");
     std::vector<s3::CompletedPart> parts;
     for (const s3::XmlNode* p : root.Children("Part")) {
@@ -665,7 +667,7 @@ HttpResponse S3Service::Route(Call& c) {
       }
       parts.push_back({static_cast<int>(*n), p->ChildText("ETag").value_or("")});
     }
-    s3::Object o = st.CompleteUpload(u, parts, now);
+    s3::Object o = ValueOrThrow(st.CompleteUpload(u, parts, now));
     XmlWriter x;
     x.Declaration();
     x.Open("CompleteMultipartUploadResult", kXmlns);
@@ -679,12 +681,12 @@ HttpResponse S3Service::Route(Call& c) {
     return Xml(200, x.Take());
   }
   if (m == "DELETE" && c.Has("uploadId")) {
-    s3::Upload u = st.RequireUpload(c.bucket, c.key, c.Q("uploadId"));
-    st.AbortUpload(u);
+    s3::Upload u = ValueOrThrow(st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
+    ThrowIfError(st.AbortUpload(u));
     return Empty(204);
   }
   if (m == "GET" && c.Has("uploadId")) {
-    s3::Upload u = st.RequireUpload(c.bucket, c.key, c.Q("uploadId"));
+    s3::Upload u = ValueOrThrow(st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
     XmlWriter x;
     x.Declaration();
     x.Open("ListPartsResult", kXmlns);
@@ -695,7 +697,7 @@ HttpResponse S3Service::Route(Call& c) {
     x.Leaf("MaxParts", "1000");
     x.Leaf("IsTruncated", "false");
     if (!u.checksum_algorithm.empty()) x.Leaf("ChecksumAlgorithm", u.checksum_algorithm);
-    for (const auto& p : st.ListParts(u.upload_id)) {
+    for (const auto& p : ValueOrThrow(st.ListParts(u.upload_id))) {
       x.Open("Part");
       x.Leaf("PartNumber", std::to_string(p.part_number));
       x.Leaf("LastModified", IsoTimestamp(p.last_modified_ms));
@@ -713,7 +715,7 @@ HttpResponse S3Service::Route(Call& c) {
     if (!n || *n < 1 || *n > 10000) {
       Throw(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
     }
-    s3::Upload u = st.RequireUpload(c.bucket, c.key, c.Q("uploadId"));
+    s3::Upload u = ValueOrThrow(st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
     std::map<std::string, std::string> checksums;
     std::string data;
     bool copy = c.req.Header("x-amz-copy-source") != nullptr;
@@ -724,7 +726,7 @@ HttpResponse S3Service::Route(Call& c) {
       if (size_t q = src.find("?versionId="); q != std::string::npos) src.resize(q);
       size_t slash = src.find('/');
       if (slash == std::string::npos) Throw(400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
-      s3::Object so = st.RequireObject(src.substr(0, slash), src.substr(slash + 1));
+      s3::Object so = ValueOrThrow(st.RequireObject(src.substr(0, slash), src.substr(slash + 1)));
       std::string range_header = c.H("x-amz-copy-source-range");
       std::optional<Range> range = ParseRange(range_header.empty() ? nullptr : &range_header, so.size);
       Result<std::string> bytes = range ? st.ReadBlob(so.sha256, range->first, range->last - range->first + 1)
@@ -743,7 +745,7 @@ HttpResponse S3Service::Route(Call& c) {
     p.etag = "\"" + blob->md5_hex + "\"";
     p.last_modified_ms = now;
     p.checksums = checksums;
-    st.PutPart(u.upload_id, p);
+    ThrowIfError(st.PutPart(u.upload_id, p));
     if (copy) {
       XmlWriter x;
       x.Declaration();
@@ -767,8 +769,8 @@ HttpResponse S3Service::Route(Call& c) {
     if (slash == std::string::npos || slash + 1 == src.size()) {
       Throw(400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
     }
-    s3::Object so = st.RequireObject(src.substr(0, slash), src.substr(slash + 1));
-    st.RequireBucket(c.bucket);
+    s3::Object so = ValueOrThrow(st.RequireObject(src.substr(0, slash), src.substr(slash + 1)));
+    ValueOrThrow(st.RequireBucket(c.bucket));
     bool replace = c.H("x-amz-metadata-directive") == "REPLACE";
     if (!replace && so.bucket == c.bucket && so.key == c.key) {
       Throw(400, "InvalidRequest",
@@ -783,7 +785,7 @@ HttpResponse S3Service::Route(Call& c) {
       o.meta = MetaFromHeaders(c.req);
       o.meta.checksums = so.meta.checksums;
     }
-    st.PutObject(o);
+    ThrowIfError(st.PutObject(o));
     XmlWriter x;
     x.Declaration();
     x.Open("CopyObjectResult", kXmlns);
@@ -794,7 +796,7 @@ HttpResponse S3Service::Route(Call& c) {
   }
 
   if (m == "PUT") {
-    st.RequireBucket(c.bucket);
+    ValueOrThrow(st.RequireBucket(c.bucket));
     std::map<std::string, std::string> checksums;
     s3::ObjectMeta meta = MetaFromHeaders(c.req);
     std::string data = ReadPayload(host_, c.req, c.info, &checksums);
@@ -809,7 +811,7 @@ HttpResponse S3Service::Route(Call& c) {
     o.last_modified_ms = now;
     o.meta = std::move(meta);
     o.meta.checksums = checksums;
-    st.PutObject(o);
+    ThrowIfError(st.PutObject(o));
     HttpResponse r = Empty(200);
     r.headers.emplace_back("ETag", o.etag);
     for (const auto& [alg, v] : checksums) r.headers.emplace_back("x-amz-checksum-" + Lower(alg), v);
@@ -817,13 +819,13 @@ HttpResponse S3Service::Route(Call& c) {
   }
 
   if (m == "DELETE") {
-    st.RequireBucket(c.bucket);
-    st.DeleteObject(c.bucket, c.key);
+    ValueOrThrow(st.RequireBucket(c.bucket));
+    ValueOrThrow(st.DeleteObject(c.bucket, c.key));
     return Empty(204);
   }
 
   if (m == "GET" || m == "HEAD") {
-    s3::Object o = st.RequireObject(c.bucket, c.key);
+    s3::Object o = ValueOrThrow(st.RequireObject(c.bucket, c.key));
     std::string if_match = c.H("If-Match");
     if (!if_match.empty() && !EtagMatches(if_match, o.etag)) {
       Throw(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");

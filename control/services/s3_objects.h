@@ -11,9 +11,9 @@
 // SQLite (schema track "s3"); see control/services/s3_store.h. These functions read both
 // directly, so they work whenever the S3 service has started (it is registered by default).
 //
-// Errors: kNotFound whose message starts with S3's error code and a colon —
-// "NoSuchBucket: The specified bucket does not exist: BUCKET" or
-// "NoSuchKey: The specified key does not exist: KEY" — so a caller can quote S3 as AWS does
+// Errors: kNotFound naming S3's error code as its AWS type (Status::aws_type()) —
+// "NoSuchBucket" with "The specified bucket does not exist: BUCKET", or "NoSuchKey" with
+// "The specified key does not exist: KEY" — so a caller can quote S3 as AWS does
 // (Lambda: "Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: ...").
 // kResourceExhausted when the object is larger than `max_bytes`; kInternal for I/O failures.
 //

@@ -182,10 +182,29 @@ std::string StripQuotes(std::string_view etag) {
   return std::string(etag);
 }
 
-std::string NewUploadId() {
+Result<std::string> NewUploadId() {
   unsigned char raw[24];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw ApiException(S3Error(500, "InternalError", "RAND_bytes failed"));
+  if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal("RAND_bytes failed").WithAwsType("InternalError");
   return Hex(raw, sizeof raw);
+}
+
+// An S3 error: `code` S3's, `kind` the Code whose status FromStatus gives S3's.
+Status S3Status(Code kind, const char* code, std::string message) {
+  return Status::Error(kind, std::move(message)).WithAwsType(code);
+}
+
+Status NoSuchBucket() { return S3Status(Code::kNotFound, "NoSuchBucket", "The specified bucket does not exist"); }
+
+// SQLite's DbError and nlohmann's exceptions (a malformed stored value) are this file's
+// exception edges: each public operation converts them here, once, into kInternal worded as
+// control's API boundary worded them when they escaped to it (S3 answers InternalError).
+template <typename F>
+auto Guarded(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("internal error: ") + e.what());
+  }
 }
 
 // The first key after every key that starts with `prefix` (for skipping a common prefix).
@@ -208,7 +227,11 @@ AwsError S3Error(int http_status, std::string code, std::string message) {
 }
 
 Result<S3ObjectStore> S3ObjectStore::Open(Db& db, const std::string& data_dir) {
-  db.MigrateTrack("s3", kSteps);
+  try {
+    db.MigrateTrack("s3", kSteps);
+  } catch (const DbError& e) {
+    return Status::Internal(std::string("S3's schema: ") + e.what());
+  }
   std::string root = data_dir + "/s3";
   GEYSIR_RETURN_IF_ERROR(MkdirIfMissing(root, 0700));
   GEYSIR_RETURN_IF_ERROR(MkdirIfMissing(root + "/blobs", 0700));
@@ -222,7 +245,7 @@ Result<S3ObjectStore> S3ObjectStore::Open(Db& db, const std::string& data_dir) {
     }
     ::closedir(d);
   }
-  GEYSIR_RETURN_IF_ERROR(store.SweepBlobs());
+  GEYSIR_RETURN_IF_ERROR(Guarded([&] { return store.SweepBlobs(); }));
   return store;
 }
 
@@ -246,7 +269,7 @@ Status S3ObjectStore::SweepBlobs() {
   return Status::Ok();
 }
 
-std::optional<Bucket> S3ObjectStore::GetBucket(std::string_view name) const {
+std::optional<Bucket> S3ObjectStore::FindBucket(std::string_view name) const {
   Statement s = db_->Prepare("SELECT name, region, created_ms, tags FROM s3_buckets WHERE name = ?");
   s.Bind(1, name);
   if (!s.Step()) return std::nullopt;
@@ -267,58 +290,74 @@ std::optional<Bucket> S3ObjectStore::GetBucket(std::string_view name) const {
   return b;
 }
 
-Bucket S3ObjectStore::RequireBucket(std::string_view name) const {
-  auto b = GetBucket(name);
-  if (!b) throw ApiException(S3Error(404, "NoSuchBucket", "The specified bucket does not exist"));
-  return *b;
+Result<std::optional<Bucket>> S3ObjectStore::GetBucket(std::string_view name) const {
+  return Guarded([&]() -> Result<std::optional<Bucket>> { return FindBucket(name); });
 }
 
-std::vector<Bucket> S3ObjectStore::ListBuckets() const {
-  std::vector<Bucket> out;
-  Statement s = db_->Prepare("SELECT name FROM s3_buckets ORDER BY name");
-  while (s.Step()) {
-    if (auto b = GetBucket(s.Text(0))) out.push_back(std::move(*b));
-  }
-  return out;
+Result<Bucket> S3ObjectStore::RequireBucket(std::string_view name) const {
+  return Guarded([&]() -> Result<Bucket> {
+    auto b = FindBucket(name);
+    if (!b) return NoSuchBucket();
+    return *b;
+  });
 }
 
-bool S3ObjectStore::CreateBucket(const std::string& name, const std::string& region, int64_t now_ms) {
-  Statement s = db_->Prepare("INSERT OR IGNORE INTO s3_buckets (name, region, created_ms) VALUES (?, ?, ?)");
-  s.BindAll(name, region, now_ms);
-  return s.Run() == 1;
+Result<std::vector<Bucket>> S3ObjectStore::ListBuckets() const {
+  return Guarded([&]() -> Result<std::vector<Bucket>> {
+    std::vector<Bucket> out;
+    Statement s = db_->Prepare("SELECT name FROM s3_buckets ORDER BY name");
+    while (s.Step()) {
+      if (auto b = FindBucket(s.Text(0))) out.push_back(std::move(*b));
+    }
+    return out;
+  });
 }
 
-void S3ObjectStore::DeleteBucket(std::string_view name) {
-  RequireBucket(name);
-  if (!BucketIsEmpty(name)) {
-    throw ApiException(S3Error(409, "BucketNotEmpty", "The bucket you tried to delete is not empty"));
-  }
-  std::vector<std::string> blobs;
-  {
-    Transaction tx(*db_);
-    Statement parts = db_->Prepare(
-        "SELECT p.sha256 FROM s3_parts p JOIN s3_uploads u ON u.upload_id = p.upload_id WHERE u.bucket = ?");
-    parts.Bind(1, name);
-    while (parts.Step()) blobs.push_back(parts.Text(0));
-    db_->Prepare("DELETE FROM s3_uploads WHERE bucket = ?").Bind(1, name).Run();
-    db_->Prepare("DELETE FROM s3_buckets WHERE name = ?").Bind(1, name).Run();
-    tx.Commit();
-  }
-  for (const auto& b : blobs) CollectBlob(b);
+Result<bool> S3ObjectStore::CreateBucket(const std::string& name, const std::string& region, int64_t now_ms) {
+  return Guarded([&]() -> Result<bool> {
+    Statement s = db_->Prepare("INSERT OR IGNORE INTO s3_buckets (name, region, created_ms) VALUES (?, ?, ?)");
+    s.BindAll(name, region, now_ms);
+    return s.Run() == 1;
+  });
 }
 
-void S3ObjectStore::SetBucketTags(std::string_view name,
-                                  std::optional<std::vector<std::pair<std::string, std::string>>> tags) {
-  std::optional<std::string> text;
-  if (tags) {
-    json j = json::array();
-    for (const auto& [k, v] : *tags) j.push_back({k, v});
-    text = j.dump();
-  }
-  Statement s = db_->Prepare("UPDATE s3_buckets SET tags = ? WHERE name = ?");
-  s.Bind(1, text);
-  s.Bind(2, name);
-  if (s.Run() == 0) throw ApiException(S3Error(404, "NoSuchBucket", "The specified bucket does not exist"));
+Status S3ObjectStore::DeleteBucket(std::string_view name) {
+  return Guarded([&]() -> Status {
+    if (!FindBucket(name)) return NoSuchBucket();
+    Statement any = db_->Prepare("SELECT 1 FROM s3_objects WHERE bucket = ? LIMIT 1");
+    any.Bind(1, name);
+    if (any.Step()) return S3Status(Code::kConflict, "BucketNotEmpty", "The bucket you tried to delete is not empty");
+    std::vector<std::string> blobs;
+    {
+      Transaction tx(*db_);
+      Statement parts = db_->Prepare(
+          "SELECT p.sha256 FROM s3_parts p JOIN s3_uploads u ON u.upload_id = p.upload_id WHERE u.bucket = ?");
+      parts.Bind(1, name);
+      while (parts.Step()) blobs.push_back(parts.Text(0));
+      db_->Prepare("DELETE FROM s3_uploads WHERE bucket = ?").Bind(1, name).Run();
+      db_->Prepare("DELETE FROM s3_buckets WHERE name = ?").Bind(1, name).Run();
+      tx.Commit();
+    }
+    for (const auto& b : blobs) CollectBlob(b);
+    return Status::Ok();
+  });
+}
+
+Status S3ObjectStore::SetBucketTags(std::string_view name,
+                                    std::optional<std::vector<std::pair<std::string, std::string>>> tags) {
+  return Guarded([&]() -> Status {
+    std::optional<std::string> text;
+    if (tags) {
+      json j = json::array();
+      for (const auto& [k, v] : *tags) j.push_back({k, v});
+      text = j.dump();
+    }
+    Statement s = db_->Prepare("UPDATE s3_buckets SET tags = ? WHERE name = ?");
+    s.Bind(1, text);
+    s.Bind(2, name);
+    if (s.Run() == 0) return NoSuchBucket();
+    return Status::Ok();
+  });
 }
 
 Result<Blob> S3ObjectStore::WriteBlob(std::string_view data) {
@@ -427,7 +466,7 @@ void S3ObjectStore::CollectBlob(const std::string& sha256) {
   if (IsHex64(sha256)) ::unlink((blobs_dir_ + "/" + sha256).c_str());
 }
 
-std::optional<Object> S3ObjectStore::GetObject(std::string_view bucket, std::string_view key) const {
+std::optional<Object> S3ObjectStore::FindObject(std::string_view bucket, std::string_view key) const {
   Statement s = db_->Prepare(std::string("SELECT ") + kObjectColumns + " FROM s3_objects WHERE bucket = ? AND key = ?");
   s.Bind(1, bucket);
   s.Bind(2, key);
@@ -435,15 +474,21 @@ std::optional<Object> S3ObjectStore::GetObject(std::string_view bucket, std::str
   return ObjectFromRow(s);
 }
 
-Object S3ObjectStore::RequireObject(std::string_view bucket, std::string_view key) const {
-  if (auto o = GetObject(bucket, key)) return *o;
-  RequireBucket(bucket);
-  throw ApiException(S3Error(404, "NoSuchKey", "The specified key does not exist."));
+Result<std::optional<Object>> S3ObjectStore::GetObject(std::string_view bucket, std::string_view key) const {
+  return Guarded([&]() -> Result<std::optional<Object>> { return FindObject(bucket, key); });
+}
+
+Result<Object> S3ObjectStore::RequireObject(std::string_view bucket, std::string_view key) const {
+  return Guarded([&]() -> Result<Object> {
+    if (auto o = FindObject(bucket, key)) return *o;
+    if (!FindBucket(bucket)) return NoSuchBucket();
+    return S3Status(Code::kNotFound, "NoSuchKey", "The specified key does not exist.");
+  });
 }
 
 std::optional<std::string> S3ObjectStore::WriteObjectRow(const Object& o) {
   std::optional<std::string> replaced;
-  if (auto old = GetObject(o.bucket, o.key)) replaced = old->sha256;
+  if (auto old = FindObject(o.bucket, o.key)) replaced = old->sha256;
   Statement s = db_->Prepare(std::string("INSERT OR REPLACE INTO s3_objects (") + kObjectColumns +
                              ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   s.BindAll(o.bucket, o.key, o.sha256, static_cast<int64_t>(o.size), o.etag, o.last_modified_ms, o.parts_count,
@@ -452,149 +497,172 @@ std::optional<std::string> S3ObjectStore::WriteObjectRow(const Object& o) {
   return replaced;
 }
 
-void S3ObjectStore::PutObject(const Object& o) {
-  std::optional<std::string> replaced;
-  {
-    Transaction tx(*db_);
-    replaced = WriteObjectRow(o);
-    tx.Commit();
-  }
-  if (replaced && *replaced != o.sha256) CollectBlob(*replaced);
+Status S3ObjectStore::PutObject(const Object& o) {
+  return Guarded([&]() -> Status {
+    std::optional<std::string> replaced;
+    {
+      Transaction tx(*db_);
+      replaced = WriteObjectRow(o);
+      tx.Commit();
+    }
+    if (replaced && *replaced != o.sha256) CollectBlob(*replaced);
+    return Status::Ok();
+  });
 }
 
-bool S3ObjectStore::DeleteObject(std::string_view bucket, std::string_view key) {
-  auto old = GetObject(bucket, key);
-  if (!old) return false;
-  Statement s = db_->Prepare("DELETE FROM s3_objects WHERE bucket = ? AND key = ?");
-  s.Bind(1, bucket);
-  s.Bind(2, key);
-  s.Run();
-  CollectBlob(old->sha256);
-  return true;
+Result<bool> S3ObjectStore::DeleteObject(std::string_view bucket, std::string_view key) {
+  return Guarded([&]() -> Result<bool> {
+    auto old = FindObject(bucket, key);
+    if (!old) return false;
+    Statement s = db_->Prepare("DELETE FROM s3_objects WHERE bucket = ? AND key = ?");
+    s.Bind(1, bucket);
+    s.Bind(2, key);
+    s.Run();
+    CollectBlob(old->sha256);
+    return true;
+  });
 }
 
-bool S3ObjectStore::BucketIsEmpty(std::string_view bucket) const {
-  Statement s = db_->Prepare("SELECT 1 FROM s3_objects WHERE bucket = ? LIMIT 1");
-  s.Bind(1, bucket);
-  return !s.Step();
+Result<bool> S3ObjectStore::BucketIsEmpty(std::string_view bucket) const {
+  return Guarded([&]() -> Result<bool> {
+    Statement s = db_->Prepare("SELECT 1 FROM s3_objects WHERE bucket = ? LIMIT 1");
+    s.Bind(1, bucket);
+    return !s.Step();
+  });
 }
 
 // Keys come in binary order (SQLite's BINARY collation compares UTF-8 bytes, as S3 orders
 // keys). With a delimiter, keys sharing a prefix up to the delimiter fold into one common
 // prefix, and the scan jumps past them; both kinds count towards max_keys.
-ListPage S3ObjectStore::List(std::string_view bucket, const ListQuery& q) const {
-  ListPage page;
-  int max_keys = std::clamp(q.max_keys, 0, 1000);
-  std::string from = std::max(q.after, q.prefix);
-  bool inclusive = q.after.empty() || q.after < q.prefix;
-  // A continuation that stopped at a common prefix resumes after everything under it.
-  if (!q.delimiter.empty() && !q.after.empty() && q.after.size() >= q.delimiter.size() &&
-      q.after.compare(q.after.size() - q.delimiter.size(), q.delimiter.size(), q.delimiter) == 0 &&
-      !inclusive) {
-    from = PrefixSuccessor(q.after);
-    inclusive = true;
-    if (from.empty()) return page;
-  }
-  int count = 0;
-  while (true) {
-    Statement s = db_->Prepare(std::string("SELECT ") + kObjectColumns + " FROM s3_objects WHERE bucket = ? AND " +
-                               (inclusive ? "key >= ?" : "key > ?") + " ORDER BY key LIMIT 1000");
-    s.Bind(1, bucket);
-    s.Bind(2, from);
-    bool any = false;
-    bool jumped = false;
-    while (s.Step()) {
-      any = true;
-      Object o = ObjectFromRow(s);
-      if (o.key.compare(0, q.prefix.size(), q.prefix) != 0) return page;  // past the prefix
-      std::string common;
-      if (!q.delimiter.empty()) {
-        size_t at = o.key.find(q.delimiter, q.prefix.size());
-        if (at != std::string::npos) common = o.key.substr(0, at + q.delimiter.size());
-      }
-      if (count == max_keys) {
-        page.truncated = true;
-        return page;
-      }
-      ++count;
-      if (!common.empty()) {
-        page.common_prefixes.push_back(common);
-        page.last = common;
-        from = PrefixSuccessor(common);
-        inclusive = true;
-        jumped = true;
-        if (from.empty()) return page;
-        break;
-      }
-      page.last = o.key;
-      from = o.key;
-      inclusive = false;
-      page.objects.push_back(std::move(o));
+Result<ListPage> S3ObjectStore::List(std::string_view bucket, const ListQuery& q) const {
+  return Guarded([&]() -> Result<ListPage> {
+    ListPage page;
+    int max_keys = std::clamp(q.max_keys, 0, 1000);
+    std::string from = std::max(q.after, q.prefix);
+    bool inclusive = q.after.empty() || q.after < q.prefix;
+    // A continuation that stopped at a common prefix resumes after everything under it.
+    if (!q.delimiter.empty() && !q.after.empty() && q.after.size() >= q.delimiter.size() &&
+        q.after.compare(q.after.size() - q.delimiter.size(), q.delimiter.size(), q.delimiter) == 0 &&
+        !inclusive) {
+      from = PrefixSuccessor(q.after);
+      inclusive = true;
+      if (from.empty()) return page;
     }
-    if (!any) return page;
-    (void)jumped;
-  }
+    int count = 0;
+    while (true) {
+      Statement s = db_->Prepare(std::string("SELECT ") + kObjectColumns + " FROM s3_objects WHERE bucket = ? AND " +
+                                 (inclusive ? "key >= ?" : "key > ?") + " ORDER BY key LIMIT 1000");
+      s.Bind(1, bucket);
+      s.Bind(2, from);
+      bool any = false;
+      bool jumped = false;
+      while (s.Step()) {
+        any = true;
+        Object o = ObjectFromRow(s);
+        if (o.key.compare(0, q.prefix.size(), q.prefix) != 0) return page;  // past the prefix
+        std::string common;
+        if (!q.delimiter.empty()) {
+          size_t at = o.key.find(q.delimiter, q.prefix.size());
+          if (at != std::string::npos) common = o.key.substr(0, at + q.delimiter.size());
+        }
+        if (count == max_keys) {
+          page.truncated = true;
+          return page;
+        }
+        ++count;
+        if (!common.empty()) {
+          page.common_prefixes.push_back(common);
+          page.last = common;
+          from = PrefixSuccessor(common);
+          inclusive = true;
+          jumped = true;
+          if (from.empty()) return page;
+          break;
+        }
+        page.last = o.key;
+        from = o.key;
+        inclusive = false;
+        page.objects.push_back(std::move(o));
+      }
+      if (!any) return page;
+      (void)jumped;
+    }
+  });
 }
 
-Upload S3ObjectStore::CreateUpload(const std::string& bucket, const std::string& key, const ObjectMeta& meta,
-                                   const std::string& checksum_algorithm, int64_t now_ms) {
-  RequireBucket(bucket);
-  Upload u;
-  u.upload_id = NewUploadId();
-  u.bucket = bucket;
-  u.key = key;
-  u.initiated_ms = now_ms;
-  u.meta = meta;
-  u.checksum_algorithm = checksum_algorithm;
-  Statement s = db_->Prepare(
-      "INSERT INTO s3_uploads (upload_id, bucket, key, initiated_ms, checksum_algorithm, meta) VALUES (?, ?, ?, ?, ?, ?)");
-  s.BindAll(u.upload_id, u.bucket, u.key, u.initiated_ms, u.checksum_algorithm, MetaToJson(meta).dump());
-  s.Run();
-  return u;
-}
-
-Upload S3ObjectStore::RequireUpload(std::string_view bucket, std::string_view key, std::string_view upload_id) const {
-  RequireBucket(bucket);
-  Statement s = db_->Prepare(
-      "SELECT upload_id, bucket, key, initiated_ms, checksum_algorithm, meta FROM s3_uploads "
-      "WHERE upload_id = ? AND bucket = ? AND key = ?");
-  s.Bind(1, upload_id);
-  s.Bind(2, bucket);
-  s.Bind(3, key);
-  if (!s.Step()) {
-    throw ApiException(S3Error(404, "NoSuchUpload",
-                               "The specified upload does not exist. The upload ID may be invalid, or the upload "
-                               "may have been aborted or completed."));
-  }
-  Upload u;
-  u.upload_id = s.Text(0);
-  u.bucket = s.Text(1);
-  u.key = s.Text(2);
-  u.initiated_ms = s.Int(3);
-  u.checksum_algorithm = s.Text(4);
-  u.meta = MetaFromJson(s.Text(5));
-  return u;
-}
-
-void S3ObjectStore::PutPart(const std::string& upload_id, const Part& p) {
-  std::optional<std::string> replaced;
-  {
-    Transaction tx(*db_);
-    Statement old = db_->Prepare("SELECT sha256 FROM s3_parts WHERE upload_id = ? AND part_number = ?");
-    old.BindAll(upload_id, p.part_number);
-    if (old.Step()) replaced = old.Text(0);
+Result<Upload> S3ObjectStore::CreateUpload(const std::string& bucket, const std::string& key, const ObjectMeta& meta,
+                                           const std::string& checksum_algorithm, int64_t now_ms) {
+  return Guarded([&]() -> Result<Upload> {
+    if (!FindBucket(bucket)) return NoSuchBucket();
+    Result<std::string> id = NewUploadId();
+    if (!id.ok()) return id.status();
+    Upload u;
+    u.upload_id = std::move(id).value();
+    u.bucket = bucket;
+    u.key = key;
+    u.initiated_ms = now_ms;
+    u.meta = meta;
+    u.checksum_algorithm = checksum_algorithm;
     Statement s = db_->Prepare(
-        "INSERT OR REPLACE INTO s3_parts (upload_id, part_number, sha256, size, etag, last_modified_ms, checksums) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)");
-    s.BindAll(upload_id, p.part_number, p.sha256, static_cast<int64_t>(p.size), p.etag, p.last_modified_ms,
-              json(p.checksums).dump());
+        "INSERT INTO s3_uploads (upload_id, bucket, key, initiated_ms, checksum_algorithm, meta) VALUES (?, ?, ?, ?, ?, ?)");
+    s.BindAll(u.upload_id, u.bucket, u.key, u.initiated_ms, u.checksum_algorithm, MetaToJson(meta).dump());
     s.Run();
-    tx.Commit();
-  }
-  if (replaced && *replaced != p.sha256) CollectBlob(*replaced);
+    return u;
+  });
 }
 
-std::vector<Part> S3ObjectStore::ListParts(const std::string& upload_id) const {
+Result<Upload> S3ObjectStore::RequireUpload(std::string_view bucket, std::string_view key,
+                                            std::string_view upload_id) const {
+  return Guarded([&]() -> Result<Upload> {
+    if (!FindBucket(bucket)) return NoSuchBucket();
+    Statement s = db_->Prepare(
+        "SELECT upload_id, bucket, key, initiated_ms, checksum_algorithm, meta FROM s3_uploads "
+        "WHERE upload_id = ? AND bucket = ? AND key = ?");
+    s.Bind(1, upload_id);
+    s.Bind(2, bucket);
+    s.Bind(3, key);
+    if (!s.Step()) {
+      return S3Status(Code::kNotFound, "NoSuchUpload",
+                      "The specified upload does not exist. The upload ID may be invalid, or the upload "
+                      "may have been aborted or completed.");
+    }
+    Upload u;
+    u.upload_id = s.Text(0);
+    u.bucket = s.Text(1);
+    u.key = s.Text(2);
+    u.initiated_ms = s.Int(3);
+    u.checksum_algorithm = s.Text(4);
+    u.meta = MetaFromJson(s.Text(5));
+    return u;
+  });
+}
+
+Status S3ObjectStore::PutPart(const std::string& upload_id, const Part& p) {
+  return Guarded([&]() -> Status {
+    std::optional<std::string> replaced;
+    {
+      Transaction tx(*db_);
+      Statement old = db_->Prepare("SELECT sha256 FROM s3_parts WHERE upload_id = ? AND part_number = ?");
+      old.BindAll(upload_id, p.part_number);
+      if (old.Step()) replaced = old.Text(0);
+      Statement s = db_->Prepare(
+          "INSERT OR REPLACE INTO s3_parts (upload_id, part_number, sha256, size, etag, last_modified_ms, checksums) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?)");
+      s.BindAll(upload_id, p.part_number, p.sha256, static_cast<int64_t>(p.size), p.etag, p.last_modified_ms,
+                json(p.checksums).dump());
+      s.Run();
+      tx.Commit();
+    }
+    if (replaced && *replaced != p.sha256) CollectBlob(*replaced);
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<Part>> S3ObjectStore::ListParts(const std::string& upload_id) const {
+  return Guarded([&]() -> Result<std::vector<Part>> { return PartsOf(upload_id); });
+}
+
+std::vector<Part> S3ObjectStore::PartsOf(const std::string& upload_id) const {
   std::vector<Part> out;
   Statement s = db_->Prepare(
       "SELECT part_number, sha256, size, etag, last_modified_ms, checksums FROM s3_parts WHERE upload_id = ? "
@@ -614,97 +682,104 @@ std::vector<Part> S3ObjectStore::ListParts(const std::string& upload_id) const {
   return out;
 }
 
-std::vector<Upload> S3ObjectStore::ListUploads(std::string_view bucket) const {
-  std::vector<Upload> out;
-  Statement s = db_->Prepare(
-      "SELECT upload_id, key, initiated_ms, checksum_algorithm FROM s3_uploads WHERE bucket = ? "
-      "ORDER BY key, initiated_ms LIMIT 1000");
-  s.Bind(1, bucket);
-  while (s.Step()) {
-    Upload u;
-    u.upload_id = s.Text(0);
-    u.bucket = std::string(bucket);
-    u.key = s.Text(1);
-    u.initiated_ms = s.Int(2);
-    u.checksum_algorithm = s.Text(3);
-    out.push_back(std::move(u));
-  }
-  return out;
+Result<std::vector<Upload>> S3ObjectStore::ListUploads(std::string_view bucket) const {
+  return Guarded([&]() -> Result<std::vector<Upload>> {
+    std::vector<Upload> out;
+    Statement s = db_->Prepare(
+        "SELECT upload_id, key, initiated_ms, checksum_algorithm FROM s3_uploads WHERE bucket = ? "
+        "ORDER BY key, initiated_ms LIMIT 1000");
+    s.Bind(1, bucket);
+    while (s.Step()) {
+      Upload u;
+      u.upload_id = s.Text(0);
+      u.bucket = std::string(bucket);
+      u.key = s.Text(1);
+      u.initiated_ms = s.Int(2);
+      u.checksum_algorithm = s.Text(3);
+      out.push_back(std::move(u));
+    }
+    return out;
+  });
 }
 
-Object S3ObjectStore::CompleteUpload(const Upload& upload, const std::vector<CompletedPart>& wanted, int64_t now_ms) {
-  if (wanted.empty()) {
-    throw ApiException(S3Error(400, "MalformedXML",
-                               "The XML you provided was not well-formed or did not validate against our published "
-                               "schema: CompleteMultipartUpload names no part."));
-  }
-  std::map<int, Part> stored;
-  for (auto& p : ListParts(upload.upload_id)) stored.emplace(p.part_number, std::move(p));
-  std::vector<std::string> paths;
-  std::string md5s;  // the binary MD5s of the parts, for the multipart ETag
-  uint64_t total = 0;
-  int previous = 0;
-  for (size_t i = 0; i < wanted.size(); ++i) {
-    const CompletedPart& w = wanted[i];
-    if (w.part_number <= previous) {
-      throw ApiException(S3Error(400, "InvalidPartOrder",
-                                 "The list of parts was not in ascending order. Parts must be ordered by part "
-                                 "number."));
+Result<Object> S3ObjectStore::CompleteUpload(const Upload& upload, const std::vector<CompletedPart>& wanted,
+                                             int64_t now_ms) {
+  return Guarded([&]() -> Result<Object> {
+    if (wanted.empty()) {
+      return S3Status(Code::kInvalidArgument, "MalformedXML",
+                      "The XML you provided was not well-formed or did not validate against our published "
+                      "schema: CompleteMultipartUpload names no part.");
     }
-    previous = w.part_number;
-    auto it = stored.find(w.part_number);
-    if (it == stored.end() || StripQuotes(it->second.etag) != StripQuotes(w.etag)) {
-      throw ApiException(S3Error(400, "InvalidPart",
-                                 "One or more of the specified parts could not be found. The part may not have been "
-                                 "uploaded, or the specified entity tag may not match the part's entity tag: part " +
-                                     std::to_string(w.part_number) + "."));
+    std::map<int, Part> stored;
+    for (auto& p : PartsOf(upload.upload_id)) stored.emplace(p.part_number, std::move(p));
+    std::vector<std::string> paths;
+    std::string md5s;  // the binary MD5s of the parts, for the multipart ETag
+    uint64_t total = 0;
+    int previous = 0;
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      const CompletedPart& w = wanted[i];
+      if (w.part_number <= previous) {
+        return S3Status(Code::kInvalidArgument, "InvalidPartOrder",
+                        "The list of parts was not in ascending order. Parts must be ordered by part number.");
+      }
+      previous = w.part_number;
+      auto it = stored.find(w.part_number);
+      if (it == stored.end() || StripQuotes(it->second.etag) != StripQuotes(w.etag)) {
+        return S3Status(Code::kInvalidArgument, "InvalidPart",
+                        "One or more of the specified parts could not be found. The part may not have been "
+                        "uploaded, or the specified entity tag may not match the part's entity tag: part " +
+                            std::to_string(w.part_number) + ".");
+      }
+      const Part& p = it->second;
+      if (i + 1 < wanted.size() && p.size < kMinPartSize) {
+        return S3Status(Code::kInvalidArgument, "EntityTooSmall",
+                        "Your proposed upload is smaller than the minimum allowed size: part " +
+                            std::to_string(p.part_number) + " has " + std::to_string(p.size) +
+                            " bytes; every part but the last must have at least 5 MiB.");
+      }
+      std::string hex = StripQuotes(p.etag);
+      for (size_t k = 0; k + 1 < hex.size(); k += 2) md5s.push_back(static_cast<char>(std::stoi(hex.substr(k, 2), nullptr, 16)));
+      paths.push_back(blobs_dir_ + "/" + p.sha256);
+      total += p.size;
     }
-    const Part& p = it->second;
-    if (i + 1 < wanted.size() && p.size < kMinPartSize) {
-      throw ApiException(S3Error(400, "EntityTooSmall",
-                                 "Your proposed upload is smaller than the minimum allowed size: part " +
-                                     std::to_string(p.part_number) + " has " + std::to_string(p.size) +
-                                     " bytes; every part but the last must have at least 5 MiB."));
-    }
-    std::string hex = StripQuotes(p.etag);
-    for (size_t k = 0; k + 1 < hex.size(); k += 2) md5s.push_back(static_cast<char>(std::stoi(hex.substr(k, 2), nullptr, 16)));
-    paths.push_back(blobs_dir_ + "/" + p.sha256);
-    total += p.size;
-  }
-  Result<Blob> blob = WriteBlobFrom(paths);
-  if (!blob.ok()) throw ApiException(S3Error(500, "InternalError", blob.status().message()));
-  if (blob->size != total) throw ApiException(S3Error(500, "InternalError", "part blobs changed size"));
+    Result<Blob> blob = WriteBlobFrom(paths);
+    if (!blob.ok()) return S3Status(Code::kInternal, "InternalError", blob.status().message());
+    if (blob->size != total) return S3Status(Code::kInternal, "InternalError", "part blobs changed size");
 
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(md5s.data(), md5s.size(), d, &n, EVP_md5(), nullptr);
-  Object o;
-  o.bucket = upload.bucket;
-  o.key = upload.key;
-  o.sha256 = blob->sha256;
-  o.size = blob->size;
-  o.etag = "\"" + Hex(d, n) + "-" + std::to_string(wanted.size()) + "\"";
-  o.last_modified_ms = now_ms;
-  o.parts_count = static_cast<int>(wanted.size());
-  o.meta = upload.meta;
-  o.meta.checksums.clear();
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(md5s.data(), md5s.size(), d, &n, EVP_md5(), nullptr);
+    Object o;
+    o.bucket = upload.bucket;
+    o.key = upload.key;
+    o.sha256 = blob->sha256;
+    o.size = blob->size;
+    o.etag = "\"" + Hex(d, n) + "-" + std::to_string(wanted.size()) + "\"";
+    o.last_modified_ms = now_ms;
+    o.parts_count = static_cast<int>(wanted.size());
+    o.meta = upload.meta;
+    o.meta.checksums.clear();
 
-  std::optional<std::string> replaced;
-  {
-    Transaction tx(*db_);
-    replaced = WriteObjectRow(o);
+    std::optional<std::string> replaced;
+    {
+      Transaction tx(*db_);
+      replaced = WriteObjectRow(o);
+      db_->Prepare("DELETE FROM s3_uploads WHERE upload_id = ?").Bind(1, upload.upload_id).Run();
+      tx.Commit();
+    }
+    if (replaced && *replaced != o.sha256) CollectBlob(*replaced);
+    for (const auto& [num, p] : stored) CollectBlob(p.sha256);
+    return o;
+  });
+}
+
+Status S3ObjectStore::AbortUpload(const Upload& upload) {
+  return Guarded([&]() -> Status {
+    std::vector<Part> parts = PartsOf(upload.upload_id);
     db_->Prepare("DELETE FROM s3_uploads WHERE upload_id = ?").Bind(1, upload.upload_id).Run();
-    tx.Commit();
-  }
-  if (replaced && *replaced != o.sha256) CollectBlob(*replaced);
-  for (const auto& [num, p] : stored) CollectBlob(p.sha256);
-  return o;
-}
-
-void S3ObjectStore::AbortUpload(const Upload& upload) {
-  std::vector<Part> parts = ListParts(upload.upload_id);
-  db_->Prepare("DELETE FROM s3_uploads WHERE upload_id = ?").Bind(1, upload.upload_id).Run();
-  for (const auto& p : parts) CollectBlob(p.sha256);
+    for (const auto& p : parts) CollectBlob(p.sha256);
+    return Status::Ok();
+  });
 }
 
 // ---- s3_objects.h ----
@@ -756,22 +831,24 @@ std::optional<ObjectRef> ParseObjectUrl(std::string_view url) {
 
 namespace {
 Result<Object> FindForApi(ServiceHost& host, std::string_view bucket, std::string_view key) {
+  auto no_bucket = [&] {
+    return Status::NotFound("The specified bucket does not exist: " + std::string(bucket)).WithAwsType("NoSuchBucket");
+  };
   try {
     Db& db = host.store().db();
+    // Before the S3 service first starts its schema track has not run: no bucket exists yet.
+    if (!db.HasTable("s3_buckets")) return no_bucket();
     Statement b = db.Prepare("SELECT 1 FROM s3_buckets WHERE name = ?");
     b.Bind(1, bucket);
-    if (!b.Step()) {
-      return Status::NotFound("NoSuchBucket: The specified bucket does not exist: " + std::string(bucket));
-    }
+    if (!b.Step()) return no_bucket();
     Statement s = db.Prepare(std::string("SELECT ") + kObjectColumns + " FROM s3_objects WHERE bucket = ? AND key = ?");
     s.Bind(1, bucket);
     s.Bind(2, key);
-    if (!s.Step()) return Status::NotFound("NoSuchKey: The specified key does not exist: " + std::string(key));
+    if (!s.Step()) {
+      return Status::NotFound("The specified key does not exist: " + std::string(key)).WithAwsType("NoSuchKey");
+    }
     return ObjectFromRow(s);
   } catch (const DbError& e) {
-    if (std::string_view(e.what()).find("no such table") != std::string_view::npos) {
-      return Status::NotFound("NoSuchBucket: The specified bucket does not exist: " + std::string(bucket));
-    }
     return Status::Internal(std::string("reading S3 metadata: ") + e.what());
   }
 }

@@ -11,10 +11,13 @@
 // sweep at Open removes. A blob is unlinked once no object and no part names it any more
 // (after the commit that dropped the last reference).
 //
-// Error policy: S3 errors are thrown as ApiException with S3's codes (NoSuchBucket,
-// NoSuchKey, NoSuchUpload, BucketNotEmpty, InvalidPart, ...) — this is control-plane code
-// (STYLE.md rule 5) and the S3 service catches nothing: control_server catches at the API
-// boundary. DbError escapes on SQLite failures (a 500).
+// Error policy: nothing throws. Every operation returns a Status or Result whose AWS type is
+// S3's error code (Status::aws_type(): NoSuchBucket, NoSuchKey, NoSuchUpload, BucketNotEmpty,
+// MalformedXML, InvalidPartOrder, InvalidPart, EntityTooSmall, InternalError) and whose Code
+// gives S3's status through control/aws_error.h's FromStatus (kNotFound 404, kConflict 409,
+// kInvalidArgument 400, kInternal 500). SQLite's DbError and a malformed stored JSON value are
+// caught in each operation and become kInternal "internal error: ..." (S3's InternalError), the
+// words control's API boundary used when they escaped to it.
 //
 // Thread safety: none; control's loop thread owns it (it shares the store's connection).
 #pragma once
@@ -107,17 +110,17 @@ struct Blob {
 class S3ObjectStore {
  public:
   // Creates the tables (track "s3") and <data>/s3/{blobs,tmp}, empties tmp and removes
-  // blobs nothing references. Throws DbError; returns a Status for file-system failures.
+  // blobs nothing references.
   static Result<S3ObjectStore> Open(Db& db, const std::string& data_dir);
 
   // Buckets.
-  std::optional<Bucket> GetBucket(std::string_view name) const;
-  Bucket RequireBucket(std::string_view name) const;  // throws NoSuchBucket
-  std::vector<Bucket> ListBuckets() const;
+  Result<std::optional<Bucket>> GetBucket(std::string_view name) const;
+  Result<Bucket> RequireBucket(std::string_view name) const;  // NoSuchBucket
+  Result<std::vector<Bucket>> ListBuckets() const;
   // False when it already exists.
-  bool CreateBucket(const std::string& name, const std::string& region, int64_t now_ms);
-  void DeleteBucket(std::string_view name);             // NoSuchBucket, BucketNotEmpty
-  void SetBucketTags(std::string_view name, std::optional<std::vector<std::pair<std::string, std::string>>> tags);
+  Result<bool> CreateBucket(const std::string& name, const std::string& region, int64_t now_ms);
+  Status DeleteBucket(std::string_view name);  // NoSuchBucket, BucketNotEmpty
+  Status SetBucketTags(std::string_view name, std::optional<std::vector<std::pair<std::string, std::string>>> tags);
 
   // Blobs: hashes `data` and makes it durable under blobs/ (unless already there).
   Result<Blob> WriteBlob(std::string_view data);
@@ -125,33 +128,39 @@ class S3ObjectStore {
   Result<std::string> ReadBlob(const std::string& sha256, uint64_t offset = 0, uint64_t length = UINT64_MAX) const;
 
   // Objects.
-  std::optional<Object> GetObject(std::string_view bucket, std::string_view key) const;
-  Object RequireObject(std::string_view bucket, std::string_view key) const;  // NoSuchBucket / NoSuchKey
+  Result<std::optional<Object>> GetObject(std::string_view bucket, std::string_view key) const;
+  Result<Object> RequireObject(std::string_view bucket, std::string_view key) const;  // NoSuchBucket / NoSuchKey
   // Inserts or replaces (bucket must exist; checked by the caller). Commits, then collects
   // the replaced blob if nothing else uses it.
-  void PutObject(const Object& object);
+  Status PutObject(const Object& object);
   // True when something was deleted (S3 answers 204 either way).
-  bool DeleteObject(std::string_view bucket, std::string_view key);
-  ListPage List(std::string_view bucket, const ListQuery& query) const;
-  bool BucketIsEmpty(std::string_view bucket) const;
+  Result<bool> DeleteObject(std::string_view bucket, std::string_view key);
+  Result<ListPage> List(std::string_view bucket, const ListQuery& query) const;
+  Result<bool> BucketIsEmpty(std::string_view bucket) const;
 
   // Multipart uploads.
-  Upload CreateUpload(const std::string& bucket, const std::string& key, const ObjectMeta& meta,
-                      const std::string& checksum_algorithm, int64_t now_ms);
-  Upload RequireUpload(std::string_view bucket, std::string_view key, std::string_view upload_id) const;
-  void PutPart(const std::string& upload_id, const Part& part);
-  std::vector<Part> ListParts(const std::string& upload_id) const;
-  std::vector<Upload> ListUploads(std::string_view bucket) const;
-  // Validates the list (InvalidPartOrder, InvalidPart, EntityTooSmall), concatenates the
-  // parts into one blob, commits the object and drops the upload. Returns the object.
-  Object CompleteUpload(const Upload& upload, const std::vector<CompletedPart>& parts, int64_t now_ms);
-  void AbortUpload(const Upload& upload);
+  Result<Upload> CreateUpload(const std::string& bucket, const std::string& key, const ObjectMeta& meta,
+                              const std::string& checksum_algorithm, int64_t now_ms);  // NoSuchBucket
+  Result<Upload> RequireUpload(std::string_view bucket, std::string_view key,
+                               std::string_view upload_id) const;  // NoSuchBucket, NoSuchUpload
+  Status PutPart(const std::string& upload_id, const Part& part);
+  Result<std::vector<Part>> ListParts(const std::string& upload_id) const;
+  Result<std::vector<Upload>> ListUploads(std::string_view bucket) const;
+  // Validates the list (MalformedXML, InvalidPartOrder, InvalidPart, EntityTooSmall),
+  // concatenates the parts into one blob, commits the object and drops the upload. Returns the
+  // object.
+  Result<Object> CompleteUpload(const Upload& upload, const std::vector<CompletedPart>& parts, int64_t now_ms);
+  Status AbortUpload(const Upload& upload);
 
   const std::string& blobs_dir() const { return blobs_dir_; }
 
  private:
   S3ObjectStore(Db& db, std::string blobs_dir, std::string tmp_dir)
       : db_(&db), blobs_dir_(std::move(blobs_dir)), tmp_dir_(std::move(tmp_dir)) {}
+  // The helpers below throw DbError; the public operations above catch it.
+  std::optional<Bucket> FindBucket(std::string_view name) const;
+  std::optional<Object> FindObject(std::string_view bucket, std::string_view key) const;
+  std::vector<Part> PartsOf(const std::string& upload_id) const;
   void CollectBlob(const std::string& sha256);
   // INSERT OR REPLACE of the object's row, inside the caller's transaction; returns the blob the
   // row pointed to before (for CollectBlob after the commit), if any.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/db.h"
+#include "control/db_row.h"
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
@@ -49,27 +50,44 @@ const std::vector<Migration> kSteps = {
      "CREATE INDEX async_events_function_due ON async_events(state, function, next_attempt_ms, id);"},
 };
 
-constexpr const char* kColumns =
-    "id, request_id, function, qualifier, payload, client_context, source, enqueued_ms, attempts, "
-    "next_attempt_ms, state, last_error, last_response, failed_ms";
+// The tables as records (control/db_row.h).
+const Table<AsyncEvent>& Events() {
+  using E = AsyncEvent;
+  static const Table<E> kTable("async_events", {Col("id", &E::id),
+                                                Col("request_id", &E::request_id),
+                                                Col("function", &E::function),
+                                                Col("qualifier", &E::qualifier),
+                                                Col("payload", &E::payload),
+                                                Col("client_context", &E::client_context_b64),
+                                                Col("source", &E::source),
+                                                Col("enqueued_ms", &E::enqueued_ms),
+                                                Col("attempts", &E::attempts),
+                                                Col("next_attempt_ms", &E::next_attempt_ms),
+                                                Col("state", &E::state),
+                                                Col("last_error", &E::last_error),
+                                                Col("last_response", &E::last_response),
+                                                Col("failed_ms", &E::failed_ms)});
+  return kTable;
+}
 
-AsyncEvent ReadEvent(Statement& s) {
-  AsyncEvent e;
-  e.id = s.Int(0);
-  e.request_id = s.Text(1);
-  e.function = s.Text(2);
-  e.qualifier = s.Text(3);
-  e.payload = s.Text(4);
-  e.client_context_b64 = s.Text(5);
-  e.source = s.Text(6);
-  e.enqueued_ms = s.Int(7);
-  e.attempts = static_cast<int>(s.Int(8));
-  e.next_attempt_ms = s.Int(9);
-  e.state = s.Text(10);
-  e.last_error = s.Text(11);
-  e.last_response = s.Text(12);
-  e.failed_ms = s.Int(13);
-  return e;
+// What a new event's row is given; SQLite gives it its id, state 'queued' and the rest's
+// defaults.
+const Table<AsyncEvent>& NewEvents() {
+  static const Table<AsyncEvent> kTable = Events().Subset({"request_id", "function", "qualifier", "payload",
+                                                           "client_context", "source", "enqueued_ms", "attempts",
+                                                           "next_attempt_ms"});
+  return kTable;
+}
+
+const Table<EventInvokeConfig>& Configs() {
+  using C = EventInvokeConfig;
+  static const Table<C> kTable("async_invoke_configs",
+                               {Col("function", &C::function), Col("qualifier", &C::qualifier),
+                                Col("max_retry_attempts", &C::max_retry_attempts),
+                                Col("max_event_age_s", &C::max_event_age_s), Col("on_success", &C::on_success),
+                                Col("on_failure", &C::on_failure), Col("last_modified_ms", &C::last_modified_ms)},
+                               /*key_columns=*/2);
+  return kTable;
 }
 
 
@@ -394,12 +412,9 @@ AsyncEvent AsyncQueue::Stamp(AsyncEvent e) const {
 }
 
 int64_t AsyncQueue::InsertRow(Db& db, const AsyncEvent& e) {
-  db.Prepare(
-        "INSERT INTO async_events (request_id, function, qualifier, payload, client_context, source, enqueued_ms, "
-        "attempts, next_attempt_ms, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued')")
-      .BindAll(e.request_id, e.function, e.qualifier, e.payload, e.client_context_b64, e.source, e.enqueued_ms,
-               e.attempts, e.next_attempt_ms)
-      .Run();
+  Statement s = db.Prepare(NewEvents().Insert());
+  NewEvents().Bind(s, e);
+  s.Run();
   return db.LastInsertRowId();
 }
 
@@ -461,15 +476,14 @@ void AsyncQueue::Pump() {
         const size_t limit = FunctionLimit(fn);
         if (running >= limit) continue;
         const size_t room = std::min(limit - running, opt_.max_in_flight - in_flight_.size());
-        std::string sql = std::string("SELECT ") + kColumns +
-                          " FROM async_events WHERE state = 'queued' AND function = ? AND next_attempt_ms <= ?";
+        std::string sql = Events().Select("WHERE state = 'queued' AND function = ? AND next_attempt_ms <= ?");
         if (!busy.empty()) sql += " AND id NOT IN (" + busy + ")";
         sql += " ORDER BY next_attempt_ms, id LIMIT " + std::to_string(room);
         std::vector<AsyncEvent> due;
         {
           Statement s = db.Prepare(sql);
           s.BindAll(fn, now);
-          while (s.Step()) due.push_back(ReadEvent(s));
+          while (s.Step()) due.push_back(Events().Read(s));
         }
         round_robin_ = fn;
         if (due.empty()) {
@@ -568,10 +582,10 @@ void AsyncQueue::Attempt(AsyncEvent e) {
   Release(id, fn, false);
   AsyncEvent again;
   {
-    Statement s = host_.store().db().Prepare(std::string("SELECT ") + kColumns + " FROM async_events WHERE id = ?");
+    Statement s = host_.store().db().Prepare(Events().Select("WHERE id = ?"));
     s.Bind(1, id);
     if (!s.Step()) return;
-    again = ReadEvent(s);
+    again = Events().Read(s);
   }
   if (st.code() == Code::kNotFound) {
     settling_.insert(id);
@@ -601,6 +615,7 @@ void AsyncQueue::OnResult(AsyncEvent e, proto::InvokeResult r, std::string body)
       paused_until_[e.function] = host_.NowMs() + Scaled(200);
       break;
     case proto::InvokeOutcome::kInternal:
+    case proto::InvokeOutcome::kUnavailable:
       log::Warn("async_event_deferred", {{"function", e.function}, {"request_id", e.request_id}, {"detail", body.substr(0, 300)}});
       paused_until_[e.function] = host_.NowMs() + Scaled(1000);
       break;
@@ -719,20 +734,10 @@ void AsyncQueue::Fail(AsyncEvent e, const std::string& error, const std::string&
 // Configs and operator views (synchronous: rare, and each is its own durable write)
 
 std::optional<EventInvokeConfig> AsyncQueue::GetConfig(const std::string& function, const std::string& qualifier) {
-  Statement s = host_.store().db().Prepare(
-      "SELECT function, qualifier, max_retry_attempts, max_event_age_s, on_success, on_failure, last_modified_ms "
-      "FROM async_invoke_configs WHERE function = ? AND qualifier = ?");
+  Statement s = host_.store().db().Prepare(Configs().Select("WHERE function = ? AND qualifier = ?"));
   s.BindAll(function, qualifier);
   if (!s.Step()) return std::nullopt;
-  EventInvokeConfig c;
-  c.function = s.Text(0);
-  c.qualifier = s.Text(1);
-  if (auto v = s.OptInt(2)) c.max_retry_attempts = static_cast<int>(*v);
-  if (auto v = s.OptInt(3)) c.max_event_age_s = static_cast<int>(*v);
-  c.on_success = s.Text(4);
-  c.on_failure = s.Text(5);
-  c.last_modified_ms = s.Int(6);
-  return c;
+  return Configs().Read(s);
 }
 
 std::vector<EventInvokeConfig> AsyncQueue::ListConfigs(const std::string& function) {
@@ -750,16 +755,9 @@ std::vector<EventInvokeConfig> AsyncQueue::ListConfigs(const std::string& functi
 void AsyncQueue::PutConfig(const EventInvokeConfig& c) {
   Db& db = host_.store().db();
   Transaction txn(db);
-  std::optional<int64_t> retry, age;
-  if (c.max_retry_attempts) retry = *c.max_retry_attempts;
-  if (c.max_event_age_s) age = *c.max_event_age_s;
-  db.Prepare(
-        "INSERT INTO async_invoke_configs (function, qualifier, max_retry_attempts, max_event_age_s, on_success, "
-        "on_failure, last_modified_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (function, qualifier) DO UPDATE SET "
-        "max_retry_attempts = excluded.max_retry_attempts, max_event_age_s = excluded.max_event_age_s, "
-        "on_success = excluded.on_success, on_failure = excluded.on_failure, last_modified_ms = excluded.last_modified_ms")
-      .BindAll(c.function, c.qualifier, retry, age, c.on_success, c.on_failure, c.last_modified_ms)
-      .Run();
+  Statement s = db.Prepare(Configs().Upsert());
+  Configs().Bind(s, c);
+  s.Run();
   txn.Commit();
 }
 
@@ -772,7 +770,7 @@ bool AsyncQueue::DeleteConfig(const std::string& function, const std::string& qu
 }
 
 std::vector<AsyncEvent> AsyncQueue::List(const std::string& state, const std::string& function, int limit) {
-  std::string sql = std::string("SELECT ") + kColumns + " FROM async_events WHERE state = ?";
+  std::string sql = Events().Select("WHERE state = ?");
   if (!function.empty()) sql += " AND function = ?";
   sql += " ORDER BY id LIMIT ?";
   Statement s = host_.store().db().Prepare(sql);
@@ -781,7 +779,7 @@ std::vector<AsyncEvent> AsyncQueue::List(const std::string& state, const std::st
   if (!function.empty()) s.Bind(++i, function);
   s.Bind(++i, limit);
   std::vector<AsyncEvent> out;
-  while (s.Step()) out.push_back(ReadEvent(s));
+  while (s.Step()) out.push_back(Events().Read(s));
   return out;
 }
 

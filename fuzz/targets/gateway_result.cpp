@@ -44,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (rest.ok()) CheckResponse(*rest);
 
   proto::InvokeResult result;
-  result.outcome = static_cast<proto::InvokeOutcome>((flags >> 4) % 5);
+  result.outcome = static_cast<proto::InvokeOutcome>((flags >> 4) % 6);  // every InvokeOutcome
   result.error_type = "Runtime.Fuzz";
   std::string problem;
   CheckResponse(gateway::MapInvokeResult(result, payload, &problem));

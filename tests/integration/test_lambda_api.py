@@ -148,14 +148,16 @@ def test_aliases(server, lam, fn_name):
     err = error_of(lam.get_alias, FunctionName=fn_name, Name="current-alb-version")
     assert err["Error"]["Code"] == "ResourceNotFoundException"
     assert err["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert err["Error"]["Message"] == "Cannot find alias arn: " + arn(fn_name, "current-alb-version")
 
     a = lam.create_alias(FunctionName=arn(fn_name), Name="live", FunctionVersion="1", Description="prod")
     assert a["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert a["AliasArn"] == arn(fn_name, "live") and a["FunctionVersion"] == "1" and a["RevisionId"]
     assert error_of(lam.create_alias, FunctionName=fn_name, Name="live", FunctionVersion="1")["Error"]["Code"] == \
         "ResourceConflictException"
-    assert error_of(lam.create_alias, FunctionName=fn_name, Name="x", FunctionVersion="7")["Error"]["Code"] == \
-        "ResourceNotFoundException"
+    err = error_of(lam.create_alias, FunctionName=fn_name, Name="x", FunctionVersion="7")
+    assert err["Error"]["Code"] == "ResourceNotFoundException"
+    assert err["Error"]["Message"] == "Function not found: " + arn(fn_name, "7")
 
     r, body = invoke(lam, fn_name, Qualifier="live")
     assert body["tag"] == "one" and r["ExecutedVersion"] == "1"
@@ -167,6 +169,13 @@ def test_aliases(server, lam, fn_name):
     assert bad["Error"]["Code"] == "PreconditionFailedException"
     up = lam.update_alias(FunctionName=fn_name, Name="live", FunctionVersion="2", RevisionId=got["RevisionId"])
     assert up["FunctionVersion"] == "2" and up["RevisionId"] != got["RevisionId"]
+    # A missing target is named, whether it is the version or a weighted one; so is a missing alias.
+    err = error_of(lam.update_alias, FunctionName=fn_name, Name="live",
+                   RoutingConfig={"AdditionalVersionWeights": {"9": 0.5}})
+    assert err["Error"]["Code"] == "ResourceNotFoundException"
+    assert err["Error"]["Message"] == "Function not found: " + arn(fn_name, "9")
+    err = error_of(lam.update_alias, FunctionName=fn_name, Name="nosuch", FunctionVersion="1")
+    assert err["Error"]["Message"] == "Cannot find alias arn: " + arn(fn_name, "nosuch")
     assert invoke(lam, fn_name, Qualifier="live")[1]["tag"] == "two"
 
     # Weighted routing: all of the traffic to the additional version when its weight is 1.
@@ -175,8 +184,10 @@ def test_aliases(server, lam, fn_name):
     assert lam.get_alias(FunctionName=fn_name, Name="live")["RoutingConfig"] == {"AdditionalVersionWeights": {"1": 1.0}}
 
     # A version an alias points at cannot be deleted.
-    assert error_of(lam.delete_function, FunctionName=fn_name, Qualifier="2")["Error"]["Code"] == \
-        "ResourceConflictException"
+    err = error_of(lam.delete_function, FunctionName=fn_name, Qualifier="2")
+    assert err["Error"]["Code"] == "ResourceConflictException"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 409
+    assert err["Error"]["Message"] == "Unable to delete version because the following aliases reference it: [live]"
     lam.create_alias(FunctionName=fn_name, Name="edge", FunctionVersion="$LATEST")
     assert [x["Name"] for x in lam.list_aliases(FunctionName=fn_name)["Aliases"]] == ["edge", "live"]
     assert [x["Name"] for x in lam.list_aliases(FunctionName=fn_name, FunctionVersion="2")["Aliases"]] == ["live"]
@@ -314,7 +325,11 @@ def test_code_from_s3_is_copied_synchronously(server, lam, fn_name):
     assert invoke(lam, fn_name)[1]["tag"] == "s3-two"
     err = error_of(lam.update_function_code, FunctionName=fn_name, S3Bucket=bucket, S3Key="gone.zip")
     assert err["Error"]["Code"] == "InvalidParameterValueException"
-    assert "S3 Error Code: NoSuchKey" in err["Error"]["Message"]
+    assert err["Error"]["Message"] == ("Error occurred while GetObject. S3 Error Code: NoSuchKey. S3 Error Message: "
+                                       "The specified key does not exist: gone.zip")
+    err = error_of(lam.update_function_code, FunctionName=fn_name, S3Bucket="geysir-no-such-bucket", S3Key="a.zip")
+    assert err["Error"]["Message"] == ("Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error "
+                                       "Message: The specified bucket does not exist: geysir-no-such-bucket")
 
 
 def test_aws_cli_v2(server, lam, fn_name):

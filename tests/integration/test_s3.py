@@ -485,6 +485,19 @@ def test_presigned_get_and_put(server, bucket):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(bad, timeout=10)
     assert e.value.code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in e.value.read()
+    # Past X-Amz-Expires: AccessDenied, as S3 answers it.
+    short = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "shared file.txt"}, ExpiresIn=1)
+    time.sleep(2.2)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(short, timeout=10)
+    assert e.value.code == 403 and b"<Code>AccessDenied</Code>" in e.value.read()
+    # Signed more than 15 minutes in the future: RequestTimeTooSkewed (told before the signature).
+    ahead = (datetime.datetime.utcnow() + datetime.timedelta(minutes=30)).strftime("%Y%m%dT%H%M%SZ")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    skewed = url.replace("X-Amz-Date=" + query["X-Amz-Date"][0], "X-Amz-Date=" + ahead)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(skewed, timeout=10)
+    assert e.value.code == 403 and b"<Code>RequestTimeTooSkewed</Code>" in e.value.read()
 
 
 def test_virtual_hosted_style(server, s3, bucket):

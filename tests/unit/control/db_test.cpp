@@ -94,6 +94,19 @@ TEST_CASE("pragmas: WAL, synchronous=FULL, foreign keys on", "[db]") {
   CHECK_THROWS_AS(db->Prepare("INSERT INTO pets (owner) VALUES (42)").Run(), DbError);
 }
 
+TEST_CASE("HasTable tells a table that is not created yet without reading SQLite's message", "[db]") {
+  TempDir dir;
+  auto db = Db::Open(dir / "t.db", {kTwoSteps[0]});
+  REQUIRE(db.ok());
+  CHECK(db->HasTable("people"));
+  CHECK_FALSE(db->HasTable("pets"));
+  CHECK_FALSE(db->HasTable("people_index"));
+  db->Exec("CREATE INDEX people_index ON people(age)");
+  CHECK_FALSE(db->HasTable("people_index"));  // an index is not a table
+  db->Migrate(kTwoSteps);
+  CHECK(db->HasTable("pets"));
+}
+
 TEST_CASE("transactions roll back unless committed", "[db]") {
   TempDir dir;
   auto db = Db::Open(dir / "t.db", kTwoSteps);

@@ -420,6 +420,20 @@ TEST_CASE("AWS error mapping", "[control][api]") {
   CHECK(FromStatus(Status(Code::kResourceExhausted, "x")).http_status == 413);
   CHECK(FromStatus(Status::Internal("x")).type == "ServiceException");
   CHECK(FromStatus(Status::Internal("x")).http_status == 500);
+  CHECK(FromStatus(Status::Conflict("x")).http_status == 409);
+  CHECK(FromStatus(Status::Conflict("x")).type == "ResourceConflictException");
+  CHECK(FromStatus(Status(Code::kThrottled, "x")).http_status == 429);
+  CHECK(FromStatus(Status(Code::kThrottled, "x")).type == "TooManyRequestsException");
+  CHECK(FromStatus(Status(Code::kFailedPrecondition, "x")).http_status == 412);
+  CHECK(FromStatus(Status(Code::kUnauthenticated, "x")).http_status == 403);
+  CHECK(FromStatus(Status(Code::kUnauthenticated, "x")).auth_error);
+  CHECK(FromStatus(Status(Code::kUnimplemented, "x")).type == "UnknownOperationException");
+  CHECK(FromStatus(Status(Code::kUnavailable, "x")).http_status == 502);
+  // A named AWS type replaces the code's type and keeps its status.
+  AwsError typed = FromStatus(Status::NotFound("no bucket").WithAwsType("NoSuchBucket"));
+  CHECK(typed.http_status == 404);
+  CHECK(typed.type == "NoSuchBucket");
+  CHECK(typed.message == "no bucket");
 
   net::HttpResponse r = ToHttpResponse(ResourceNotFound("Function not found: x"), "rid-1");
   CHECK(r.status == 404);
@@ -443,6 +457,8 @@ TEST_CASE("AWS error mapping", "[control][api]") {
   CHECK(FromVerifyError({Failure::kUnknownAccessKey, ""}).type == "UnrecognizedClientException");
   CHECK(FromVerifyError({Failure::kMissingAuthentication, ""}).type == "MissingAuthenticationTokenException");
   CHECK(FromVerifyError({Failure::kRequestExpired, ""}).type == "InvalidSignatureException");
+  CHECK(FromVerifyError({Failure::kPresignExpired, ""}).type == "InvalidSignatureException");
+  CHECK(FromVerifyError({Failure::kPresignExpired, ""}).signature_failure == Failure::kPresignExpired);
   json ab = json::parse(ToHttpResponse(a, "r").body);
   CHECK_FALSE(ab.contains("Type"));
   CHECK(ab["message"] == "mismatch");

@@ -14,6 +14,8 @@
 
 using namespace geysir::control;
 using namespace geysir::control::s3;
+using geysir::Code;
+using geysir::Status;
 
 namespace {
 
@@ -193,7 +195,7 @@ struct StoreFixture {
     o.sha256 = blob->sha256;
     o.size = blob->size;
     o.etag = "\"" + blob->md5_hex + "\"";
-    st.PutObject(o);
+    REQUIRE(st.PutObject(o).ok());
   }
 };
 
@@ -209,30 +211,30 @@ std::vector<std::string> Names(const ListPage& p) {
 TEST_CASE("object store: listing with prefix, delimiter and continuation") {
   StoreFixture f;
   S3ObjectStore st = f.Store();
-  REQUIRE(st.CreateBucket("b", "us-east-1", 1));
-  CHECK_FALSE(st.CreateBucket("b", "us-east-1", 2));
+  REQUIRE(*st.CreateBucket("b", "us-east-1", 1));
+  CHECK_FALSE(*st.CreateBucket("b", "us-east-1", 2));
   for (const char* k : {"a/1", "a/2", "a/b/3", "b/4", "c", "d/"}) f.Put(st, k, k);
   ListQuery q;
   q.delimiter = "/";
-  ListPage p = st.List("b", q);
+  ListPage p = *st.List("b", q);
   CHECK(Names(p) == std::vector<std::string>{"c", "a/", "b/", "d/"});
   CHECK_FALSE(p.truncated);
   q.max_keys = 2;
-  p = st.List("b", q);
+  p = *st.List("b", q);
   CHECK(Names(p) == std::vector<std::string>{"a/", "b/"});
   CHECK(p.truncated);
   q.after = p.last;
-  p = st.List("b", q);
+  p = *st.List("b", q);
   CHECK(Names(p) == std::vector<std::string>{"c", "d/"});
   CHECK_FALSE(p.truncated);
   ListQuery pre;
   pre.prefix = "a/";
-  CHECK(Names(st.List("b", pre)) == std::vector<std::string>{"a/1", "a/2", "a/b/3"});
+  CHECK(Names(*st.List("b", pre)) == std::vector<std::string>{"a/1", "a/2", "a/b/3"});
   pre.delimiter = "/";
-  CHECK(Names(st.List("b", pre)) == std::vector<std::string>{"a/1", "a/2", "a/b/"});
+  CHECK(Names(*st.List("b", pre)) == std::vector<std::string>{"a/1", "a/2", "a/b/"});
   ListQuery zero;
   zero.max_keys = 0;
-  p = st.List("b", zero);
+  p = *st.List("b", zero);
   CHECK(Names(p).empty());
   CHECK(p.truncated);
 }
@@ -242,18 +244,18 @@ TEST_CASE("object store: blobs are shared, collected when unreferenced, swept at
   std::string blob_path;
   {
     S3ObjectStore st = f.Store();
-    REQUIRE(st.CreateBucket("b", "us-east-1", 1));
+    REQUIRE(*st.CreateBucket("b", "us-east-1", 1));
     f.Put(st, "x", "same bytes");
     f.Put(st, "y", "same bytes");
-    Object x = st.RequireObject("b", "x");
+    Object x = *st.RequireObject("b", "x");
     blob_path = st.blobs_dir() + "/" + x.sha256;
     struct stat sb {};
     REQUIRE(::stat(blob_path.c_str(), &sb) == 0);
-    CHECK(st.DeleteObject("b", "x"));
+    CHECK(*st.DeleteObject("b", "x"));
     CHECK(::stat(blob_path.c_str(), &sb) == 0);  // "y" still uses it
-    CHECK(st.DeleteObject("b", "y"));
+    CHECK(*st.DeleteObject("b", "y"));
     CHECK(::stat(blob_path.c_str(), &sb) != 0);
-    CHECK_FALSE(st.DeleteObject("b", "y"));
+    CHECK_FALSE(*st.DeleteObject("b", "y"));
     // A blob written but never committed (a crash before the row) is swept at the next open.
     auto orphan = st.WriteBlob("orphan");
     REQUIRE(orphan.ok());
@@ -263,19 +265,17 @@ TEST_CASE("object store: blobs are shared, collected when unreferenced, swept at
   S3ObjectStore again = f.Store();
   struct stat sb {};
   CHECK(::stat(blob_path.c_str(), &sb) != 0);
-  try {
-    again.DeleteBucket("missing");
-    FAIL("no error");
-  } catch (const ApiException& e) {
-    CHECK(e.error().type == "NoSuchBucket");
-  }
+  Status missing = again.DeleteBucket("missing");
+  CHECK(missing.code() == Code::kNotFound);
+  CHECK(missing.aws_type() == "NoSuchBucket");
+  CHECK(FromStatus(missing).http_status == 404);
 }
 
 TEST_CASE("object store: multipart completion concatenates and checks parts") {
   StoreFixture f;
   S3ObjectStore st = f.Store();
-  REQUIRE(st.CreateBucket("b", "us-east-1", 1));
-  Upload u = st.CreateUpload("b", "k", {}, "", 5);
+  REQUIRE(*st.CreateBucket("b", "us-east-1", 1));
+  Upload u = *st.CreateUpload("b", "k", {}, "", 5);
   std::string big(5 * 1024 * 1024, 'x');
   auto add = [&](int n, const std::string& data) {
     auto blob = st.WriteBlob(data);
@@ -285,22 +285,20 @@ TEST_CASE("object store: multipart completion concatenates and checks parts") {
     p.sha256 = blob->sha256;
     p.size = blob->size;
     p.etag = "\"" + blob->md5_hex + "\"";
-    st.PutPart(u.upload_id, p);
+    REQUIRE(st.PutPart(u.upload_id, p).ok());
     return p.etag;
   };
   std::string e1 = add(1, big), e2 = add(2, "end");
-  Object o = st.CompleteUpload(u, {{1, e1}, {2, e2}}, 9);
+  Object o = *st.CompleteUpload(u, {{1, e1}, {2, e2}}, 9);
   CHECK(o.size == big.size() + 3);
   CHECK(o.etag.size() == 2 + 32 + 2);
   CHECK(o.etag.substr(33) == "-2\"");
   auto bytes = st.ReadBlob(o.sha256, big.size() - 1);
   REQUIRE(bytes.ok());
   CHECK(*bytes == "xend");
-  CHECK(st.ListParts(u.upload_id).empty());
-  try {
-    st.RequireUpload("b", "k", u.upload_id);
-    FAIL("upload still there");
-  } catch (const ApiException& e) {
-    CHECK(e.error().type == "NoSuchUpload");
-  }
+  CHECK(st.ListParts(u.upload_id)->empty());
+  auto gone = st.RequireUpload("b", "k", u.upload_id);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.status().aws_type() == "NoSuchUpload");
+  CHECK(FromStatus(gone.status()).http_status == 404);
 }

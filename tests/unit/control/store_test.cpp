@@ -434,7 +434,7 @@ TEST_CASE("store: published versions are frozen snapshots, numbered once", "[sto
   a.name = "live";
   a.function_version = "2";
   REQUIRE(s->CreateAlias(a).ok());
-  CHECK(s->DeleteFunctionVersion("v", "2").code() == Code::kAlreadyExists);
+  CHECK(s->DeleteFunctionVersion("v", "2").code() == Code::kConflict);
   REQUIRE(s->DeleteAlias("v", "live").ok());
   REQUIRE(s->DeleteFunctionVersion("v", "2").ok());
   REQUIRE(s->UpdateFunction("v", [](FunctionRecord& f) {

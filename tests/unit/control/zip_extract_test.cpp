@@ -107,6 +107,19 @@ TEST_CASE("hostile names are refused and leave nothing", "[zip]") {
   }
 }
 
+TEST_CASE("every refusal is worded for the API as it stands", "[zip]") {
+  // Lambda's own words for an unusable upload stand first; Geysir's reasons follow them.
+  TempDir dir;
+  ZipBuilder b;
+  b.File("ok.py", "1").File("../evil", "x");
+  auto ours = ExtractZip(b.Bytes(), dir / "a");
+  REQUIRE_FALSE(ours.ok());
+  CHECK(ours.status().message().rfind("Could not unzip uploaded file: Refusing the zip: ", 0) == 0);
+  auto lambdas = ExtractZip("not a zip", dir / "b");
+  REQUIRE_FALSE(lambdas.ok());
+  CHECK(lambdas.status().message().rfind("Could not unzip uploaded file. Please check your file", 0) == 0);
+}
+
 TEST_CASE("symlinks, devices and FIFOs are refused", "[zip]") {
   SECTION("symlink out of the tree") {
     ZipBuilder b;

@@ -110,7 +110,12 @@ TEST_CASE("outcomes other than ok map to gateway errors", "[result]") {
   CHECK(r.status == 429);
   CHECK(nlohmann::json::parse(r.body)["Message"] == "Too Many Requests");
   CHECK(map(InvokeOutcome::kInternal, R"({"message":"sandbox setup failed"})").status == 502);
-  CHECK(map(InvokeOutcome::kInternal, R"({"message":"scheduler unavailable: connection refused"})").status == 503);
+  CHECK(map(InvokeOutcome::kUnavailable, R"({"message":"scheduler unavailable: connection refused"})").status == 503);
+  r = map(InvokeOutcome::kUnavailable, "not even JSON");
+  CHECK(r.status == 503);
+  CHECK(nlohmann::json::parse(r.body)["Message"] == "Service Unavailable");
+  // The outcome decides, not the words: an internal failure that happens to say them is a 502.
+  CHECK(map(InvokeOutcome::kInternal, R"({"message":"scheduler unavailable: connection refused"})").status == 502);
   CHECK(All(map(InvokeOutcome::kTimeout).headers, "content-type") == std::vector<std::string>{"application/json"});
 }
 

@@ -546,7 +546,7 @@ TEST_CASE("verifies a presigned URL made by botocore", "[sigv4]") {
   SECTION("after X-Amz-Expires -> expired") {
     auto err = sigv4::Verify(r, cred, kBotoSecret, kBotoNow + 301);
     REQUIRE(err.has_value());
-    CHECK(err->failure == sigv4::Failure::kRequestExpired);
+    CHECK(err->failure == sigv4::Failure::kPresignExpired);
   }
   SECTION("a changed parameter -> mismatch") {
     r.query += "&extra=1";

@@ -147,7 +147,7 @@ TEST_CASE("InvokeClient fails at once when the scheduler is not connected", "[in
     Outcome o;
     client.Invoke(Request("req-x"), "{}", Record(o));
     REQUIRE(o.called);  // synchronously
-    CHECK(o.result.outcome == InvokeOutcome::kInternal);
+    CHECK(o.result.outcome == InvokeOutcome::kUnavailable);
     CHECK(o.result.request_id == "req-x");
     auto body = nlohmann::json::parse(o.payload);
     CHECK(body["message"].get<std::string>().rfind("scheduler unavailable: ", 0) == 0);
@@ -179,7 +179,7 @@ TEST_CASE("InvokeClient fails pending invocations when the scheduler goes away",
     REQUIRE(RunUntil(&loop, [&] { return a.called && b.called; }));
     for (Outcome* o : {&a, &b}) {
       CHECK(o->calls == 1);
-      CHECK(o->result.outcome == InvokeOutcome::kInternal);
+      CHECK(o->result.outcome == InvokeOutcome::kUnavailable);
       CHECK(nlohmann::json::parse(o->payload)["message"].get<std::string>().rfind("scheduler unavailable: ", 0) == 0);
     }
     CHECK(a.result.request_id == "req-a");
@@ -203,7 +203,7 @@ TEST_CASE("InvokeClient fails pending invocations when the scheduler goes away",
     client.Invoke(Request("req-d"), "{}", Record(d));
     client.Close();
     CHECK(d.calls == 1);
-    CHECK(d.result.outcome == InvokeOutcome::kInternal);
+    CHECK(d.result.outcome == InvokeOutcome::kUnavailable);
     sched->server.Close();
   }
   CloseLoop(&loop);
@@ -227,7 +227,7 @@ TEST_CASE("InvokeClient ends an invocation whose result header is malformed", "[
     bad.header = {{"type", "result"}, {"id", sched.invokes[0].header["id"]}, {"duration_ms", "not a number"}};
     sched.conn->Send(bad);
     REQUIRE(RunUntil(&loop, [&] { return a.called; }));
-    CHECK(a.result.outcome == InvokeOutcome::kInternal);
+    CHECK(a.result.outcome == InvokeOutcome::kUnavailable);
     CHECK(client.pending() == 0);
     client.Close();
     sched.server.Close();

@@ -41,6 +41,14 @@ TEST_CASE("an unknown outcome string is read as internal, never as ok", "[messag
   CHECK(r.outcome == InvokeOutcome::kInternal);
 }
 
+TEST_CASE("the unavailable outcome has its own name on the wire", "[messages]") {
+  InvokeResult r;
+  r.outcome = InvokeOutcome::kUnavailable;
+  nlohmann::json j = r;
+  CHECK(j["outcome"] == "unavailable");
+  CHECK(j.get<InvokeResult>().outcome == InvokeOutcome::kUnavailable);
+}
+
 TEST_CASE("a logs header of several batches, or of one, is taken whole; a malformed one throws", "[messages]") {
   LogBatch a;
   a.function_name = "hello";
