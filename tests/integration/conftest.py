@@ -75,7 +75,8 @@ def unique(prefix):
 class Server:
     """One `geysir server` process with its own data directory."""
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), binary=GEYSIR):
+        self.binary = binary
         self.data_dir = tempfile.mkdtemp(prefix="geysir-it-")
         self.log_path = os.path.join(self.data_dir, "server.log")
         self.extra_args = list(extra_args)
@@ -83,11 +84,11 @@ class Server:
         self.info = None
 
     def start(self):
-        if not os.access(GEYSIR, os.X_OK):
-            pytest.fail(f"{GEYSIR} not built (set GEYSIR_BUILD_DIR; tests/run-all.sh builds first)")
+        if not os.access(self.binary, os.X_OK):
+            pytest.fail(f"{self.binary} not built (set GEYSIR_BUILD_DIR; tests/run-all.sh builds first)")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [GEYSIR, "server", "--data-dir", self.data_dir, "--http-port", "0", "--control-port", "0",
+            [self.binary, "server", "--data-dir", self.data_dir, "--http-port", "0", "--control-port", "0",
              "--grace-s", "20", *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         server_json = os.path.join(self.data_dir, "run", "server.json")
