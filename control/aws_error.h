@@ -4,7 +4,7 @@
 // On the wire (what botocore parses): the HTTP status, the header `x-amzn-ErrorType: <Name>`,
 // `x-amzn-RequestId`, and a JSON body `{"Type":"User"|"Service","message":"..."}`. Signature
 // failures carry only `{"message":"..."}`, as AWS's front end sends them. Control's handlers
-// throw ApiException (control may throw inside, STYLE.md rule 5); the server catches it at the
+// throw ApiException (control may throw inside, docs/style.md); the server catches it at the
 // API boundary and answers with ToHttpResponse(). Nothing in here changes state.
 //
 // Thread safety: values and pure functions.

@@ -2,7 +2,7 @@
 // binds and column reads, a Transaction guard, and versioned schema migrations applied at open.
 //
 // Error policy: this layer THROWS `DbError` (a std::runtime_error carrying the SQLite result
-// code) for every SQLite failure; it is control-plane code (STYLE.md rule 5). `Db::Open` is the
+// code) for every SQLite failure; it is control-plane code (docs/style.md). `Db::Open` is the
 // one exception: it returns Result<Db> so the daemon can print a clear start-up error. Callers
 // above (control/store) catch DbError and turn it into a Status.
 //

@@ -13,8 +13,8 @@
 //
 // Error policy: S3 errors are thrown as ApiException with S3's codes (NoSuchBucket,
 // NoSuchKey, NoSuchUpload, BucketNotEmpty, InvalidPart, ...) — this is control-plane code
-// (STYLE.md rule 5) and the S3 service catches nothing: control_server catches at the API
-// boundary. DbError escapes on SQLite failures (a 500).
+// (exceptions at control's SQLite and JSON edges, docs/style.md) and the S3 service catches
+// nothing: control_server catches at the API boundary. DbError escapes on SQLite failures (a 500).
 //
 // Thread safety: none; control's loop thread owns it (it shares the store's connection).
 #pragma once
