@@ -47,37 +47,15 @@ constexpr int kListenBacklog = 1024;
 // clobber one we still need (the listening sockets would otherwise often be fds 3 and 4).
 constexpr int kHighFd = 10;
 
-struct Options {
-  std::string data_dir = "/var/lib/geysir";
-  std::string host = "127.0.0.1";
-  int http_port = 8080;
-  int control_port = 9000;
-  std::string base_domain = "localhost";
-  std::string user = "geysir";
-  int grace_s = 30;
-  // HTTPS (docs/internet.md): off unless --https-port is given.
-  int https_port = -1;
-  std::string tls_cert;
-  std::string tls_key;
-  bool https_redirect = false;
-  std::string hsts_max_age;
-  std::string max_connections_per_client;  // the gateway's default when empty
-  std::string max_pools;                   // the scheduler's defaults when empty
-  std::string max_prefork_total;
-  std::string worker_idle_timeout_s;
-  std::string acme_directory;
-  std::string acme_ca;
-  std::string acme_email;
-  std::string isolation = "auto";  // auto, restore or fork; resolved in Setup()
-};
-
 int64_t NowMs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
 
-void Usage(FILE* out) {
+}  // namespace
+
+void PrintServerUsage(FILE* out) {
   std::fputs(
       "usage: geysir server [--data-dir DIR] [--host ADDR] [--http-port N] [--control-port N]\n"
       "                     [--base-domain DOMAIN] [--user USER] [--grace-s N]\n"
@@ -118,6 +96,8 @@ void Usage(FILE* out) {
       out);
 }
 
+namespace {
+
 bool ParsePort(const std::string& s, int* out) {
   if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
   int v = std::atoi(s.c_str());
@@ -126,8 +106,9 @@ bool ParsePort(const std::string& s, int* out) {
   return true;
 }
 
-// Returns 0 when parsed, otherwise the exit code (usage error, or 0 after --help).
-int ParseOptions(int argc, char** argv, Options* o, bool* help) {
+}  // namespace
+
+int ParseServerOptions(int argc, char** argv, ServerOptions* o, bool* help) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string v;
@@ -210,6 +191,22 @@ int ParseOptions(int argc, char** argv, Options* o, bool* help) {
   }
   return 0;
 }
+
+Result<IsolationChoice> ChooseIsolation(const std::string& requested, bool restore_available,
+                                        const std::string& restore_detail, bool root) {
+  std::string missing;
+  if (!restore_available) missing = restore_detail;
+  else if (!root) missing = "restore mode needs the sandbox, which needs root";
+  if (requested == "restore" && !missing.empty()) {
+    return Status::Invalid("--isolation restore is not available here: " + missing);
+  }
+  IsolationChoice choice;
+  choice.mode = requested == "auto" ? (missing.empty() ? "restore" : "fork") : requested;
+  choice.detail = missing.empty() ? restore_detail : missing;
+  return choice;
+}
+
+namespace {
 
 // Moves fd to kHighFd or above, close-on-exec.
 Result<UniqueFd> MoveHigh(UniqueFd fd) {
@@ -337,7 +334,7 @@ struct Child {
 
 class Supervisor {
  public:
-  explicit Supervisor(Options o) : opt_(std::move(o)) {}
+  Supervisor(ServerOptions o, std::string bin_dir) : opt_(std::move(o)), bin_dir_(std::move(bin_dir)) {}
 
   int Run() {
     Status st = Setup();
@@ -375,13 +372,7 @@ class Supervisor {
 
     GEYSIR_RETURN_IF_ERROR(ResolveIsolation());
 
-    // Paths of our siblings, from /proc/self/exe (symlinks resolved).
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return Status::Sys(errno, "readlink /proc/self/exe");
-    exe[n] = '\0';
-    std::string bin_dir(exe);
-    bin_dir = bin_dir.substr(0, bin_dir.rfind('/'));
+    const std::string& bin_dir = bin_dir_;
     std::string share = bin_dir.substr(0, bin_dir.rfind('/')) + "/share/geysir";
     // The scheduler takes the runtimes' root and appends the language ("python").
     runtime_dir_ = share + "/runtime";
@@ -808,26 +799,21 @@ class Supervisor {
 
   // Turns --isolation auto into the mode the scheduler will run, here rather than in the
   // scheduler, so control (which reports it in /geysir/v1/health) and the scheduler are told the
-  // same mode. The scheduler runs as we do and with its sandbox on: restore needs root and the
-  // kernel support worker::restore::Probe() looks for. An explicit restore that cannot be had is
-  // an error at start, never a quiet fork.
+  // same mode. The scheduler runs as we do and with its sandbox on.
   Status ResolveIsolation() {
     const std::string requested = opt_.isolation;
-    worker::restore::Support support = worker::restore::Probe();
-    std::string missing;
-    if (!support.available) missing = support.detail;
-    else if (geteuid() != 0) missing = "restore mode needs the sandbox, which needs root";
-    if (requested == "restore" && !missing.empty())
-      return Status::Invalid("--isolation restore is not available here: " + missing);
-    if (requested == "auto") opt_.isolation = missing.empty() ? "restore" : "fork";
-    log::Info("isolation_mode", {{"mode", opt_.isolation}, {"requested", requested},
-                                 {"detail", missing.empty() ? support.detail : missing}});
+    const worker::restore::Support support = worker::restore::Probe();
+    auto choice = ChooseIsolation(requested, support.available, support.detail, geteuid() == 0);
+    if (!choice.ok()) return choice.status();
+    opt_.isolation = choice->mode;
+    log::Info("isolation_mode", {{"mode", opt_.isolation}, {"requested", requested}, {"detail", choice->detail}});
     return Status::Ok();
   }
 
   enum { kControl = 0, kScheduler = 1, kGateway = 2 };
 
-  Options opt_;
+  ServerOptions opt_;
+  const std::string bin_dir_;
   UniqueFd signal_fd_;
   UniqueFd http_fd_;
   UniqueFd https_fd_;
@@ -848,21 +834,37 @@ class Supervisor {
 
 }  // namespace
 
+int RunSupervisor(ServerOptions options, const std::string& bin_dir) {
+  Supervisor s(std::move(options), bin_dir);
+  return s.Run();
+}
+
 int RunServer(int argc, char** argv) {
-  Options o;
+  ServerOptions o;
   bool help = false;
-  int rc = ParseOptions(argc, argv, &o, &help);
+  int rc = ParseServerOptions(argc, argv, &o, &help);
   if (help) {
-    Usage(stdout);
+    PrintServerUsage(stdout);
     return 0;
   }
   if (rc != 0) {
-    Usage(stderr);
+    PrintServerUsage(stderr);
     return rc;
   }
   log::Init("supervisor");
-  Supervisor s(std::move(o));
-  return s.Run();
+  // Our siblings live next to this executable (symlinks resolved).
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) {
+    const Status st = Status::Sys(errno, "readlink /proc/self/exe");
+    log::Error("startup_failed", {{"error", st.ToString()}});
+    std::fprintf(stderr, "error: %s\n", st.message().c_str());
+    return 1;
+  }
+  exe[n] = '\0';
+  std::string bin_dir(exe);
+  bin_dir = bin_dir.substr(0, bin_dir.rfind('/'));
+  return RunSupervisor(std::move(o), bin_dir);
 }
 
 }  // namespace geysir::cli

@@ -38,24 +38,24 @@ fi
 # 2. Build (Release, no unit tests).
 echo "==> building in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGEYSIR_BUILD_TESTS=OFF >/dev/null
-ninja -C "$BUILD" -j"$JOBS" geysir geysir-control geysir-scheduler geysir-gateway geysir-worker
-# The runtime files are copied into the build tree by the worker's build rules.
-if [[ ! -f "$BUILD/share/geysir/runtime/python/bootstrap.py" ]]; then
-  ninja -C "$BUILD" -j"$JOBS" >/dev/null
-fi
+# Everything: cmake --install needs every target with an install() rule built.
+ninja -C "$BUILD" -j"$JOBS"
 
-# 3. Install: binaries find each other through /proc/self/exe and the runtime at ../share.
+# 3. Install: CMake's install() rules put the five binaries in bin/ and the runtime in
+# share/geysir/runtime/ (the binaries find each other through /proc/self/exe and the runtime at
+# ../share). They go to a staging prefix beside $PREFIX first and are then renamed into place
+# one by one: a running daemon keeps its old file, where writing into it would be refused
+# (ETXTBSY) or change the code under it.
 echo "==> installing into $PREFIX"
-install -d -m 0755 "$PREFIX/bin" "$PREFIX/share/geysir"
-for b in geysir geysir-control geysir-scheduler geysir-gateway geysir-worker; do
-  install -m 0755 "$BUILD/bin/$b" "$PREFIX/bin/$b.new"
-  mv -f "$PREFIX/bin/$b.new" "$PREFIX/bin/$b"
+install -d -m 0755 "$PREFIX"
+STAGE="$(mktemp -d "$PREFIX/.geysir-install.XXXXXX")"
+trap 'rm -rf "$STAGE"' EXIT
+cmake --install "$BUILD" --prefix "$STAGE" >/dev/null
+chmod -R a+rX,go-w "$STAGE/share/geysir/runtime"
+(cd "$STAGE" && find . -type f -printf '%P\n') | while IFS= read -r f; do
+  install -d -m 0755 "$PREFIX/$(dirname "$f")"
+  mv -f "$STAGE/$f" "$PREFIX/$f"
 done
-rm -rf "$PREFIX/share/geysir/runtime.new"
-cp -a "$BUILD/share/geysir/runtime" "$PREFIX/share/geysir/runtime.new"
-chmod -R a+rX,go-w "$PREFIX/share/geysir/runtime.new"
-rm -rf "$PREFIX/share/geysir/runtime"
-mv "$PREFIX/share/geysir/runtime.new" "$PREFIX/share/geysir/runtime"
 
 # 4. The unprivileged user the gateway drops to (the server falls back to nobody without it).
 if ! getent passwd geysir >/dev/null; then

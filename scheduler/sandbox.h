@@ -1,4 +1,5 @@
-// The scheduler's seam in front of function processes (STYLE.md rule 2).
+// The scheduler's seam in front of function processes: the pool logic is tested against fakes
+// behind it (tests/unit/scheduler/fakes.h; docs/style.md, "Shape").
 //
 // The pool logic (scheduler/scheduler.h) decides *when* to start a template, fork a child, hand
 // it an invocation, kill it; this interface is *how*. The real implementation

@@ -34,10 +34,21 @@ if ! ninja -C "$BUILD" -j"$JOBS"; then
   exit 1
 fi
 
+# A unit test whose prerequisite is missing appends a line to GEYSIR_SKIP_LOG
+# (tests/support/skip.h); ctest hides a passing test's output, so the lines are printed here.
+# Under CI (CI=true) or GEYSIR_REQUIRE_ALL=1 such a test fails instead, unless what is missing
+# is a kernel feature CI cannot promise.
 say "unit tests (ctest)"
 unit="passed"
-if ! ctest --test-dir "$BUILD" --output-on-failure -j2 --timeout 300; then
+skip_log="$BUILD/unit-skips.txt"
+: > "$skip_log"
+if ! GEYSIR_SKIP_LOG="$skip_log" ctest --test-dir "$BUILD" --output-on-failure -j2 --timeout 300; then
   unit="FAILED"
+fi
+if [[ -s "$skip_log" ]]; then
+  say "unit test cases skipped ($(wc -l < "$skip_log"))"
+  sort "$skip_log"
+  unit="$unit ($(wc -l < "$skip_log") cases skipped)"
 fi
 
 say "integration tests (pytest)"
@@ -58,7 +69,7 @@ else
   if GEYSIR_FUZZ_BUILD_DIR="$SANITIZE_BUILD" GEYSIR_JOBS="$JOBS" "$ROOT/fuzz/run.sh" --build all; then
     say "unit tests under ASAN+UBSAN (ctest)"
     if ! ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-         ctest --test-dir "$SANITIZE_BUILD" --output-on-failure -j2 --timeout 600; then
+         GEYSIR_SKIP_LOG="$SANITIZE_BUILD/unit-skips.txt" ctest --test-dir "$SANITIZE_BUILD" --output-on-failure -j2 --timeout 600; then
       sanitized="FAILED"
     fi
     say "fuzz targets: corpus + ${GEYSIR_FUZZ_SECONDS:-15}s each (fuzz/run.sh)"
@@ -73,7 +84,7 @@ fi
 
 elapsed=$(( $(date +%s) - start ))
 summary="unit tests $unit, integration tests $integration, sanitized unit tests $sanitized, fuzzing $fuzzing"
-if [[ "$unit" == passed && "$integration" == passed && "$sanitized" != FAILED* && "$fuzzing" != FAILED* ]]; then
+if [[ "$unit" == passed* && "$integration" == passed && "$sanitized" != FAILED* && "$fuzzing" != FAILED* ]]; then
   echo "run-all: OK ($summary) in ${elapsed}s"
   exit 0
 fi

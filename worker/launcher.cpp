@@ -32,8 +32,9 @@ Status SetNonBlocking(int fd) {
   return Status::Ok();
 }
 
-// The scheduler's child between fork and exec. Only async-signal-safe calls (STYLE.md rule 8):
-// no allocation, no logging, no exceptions. Every argument was prepared before fork().
+// The scheduler's child between fork and exec. Only async-signal-safe calls (a lock another
+// thread held at fork() stays locked in the child, docs/style.md, "Errors"): no allocation, no
+// logging, no exceptions. Every argument was prepared before fork().
 [[noreturn]] void ExecLauncher(const char* path, char* const argv[], int devnull, int log_w, int control,
                                int err_w) {
   // Fresh signal state: the scheduler's mask and ignored signals survive exec otherwise, and the

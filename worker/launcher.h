@@ -25,7 +25,8 @@
 
 namespace geysir::worker {
 
-// Fixed-size record a launcher writes on its error pipe when a step fails (STYLE.md rule 8).
+// Fixed-size record a launcher writes on its error pipe when a step fails: one write(2), no
+// allocation, as the only async-signal-safe way to report from between fork and exec.
 struct LaunchFailure {
   int32_t stage;   // a LaunchStage
   int32_t err;     // errno

@@ -9,23 +9,12 @@ import contextlib
 import http.client
 import json
 import os
-import platform
-import re
 import subprocess
 import tempfile
 
 import pytest
 
-from conftest import BIN, GEYSIR, running_server
-
-
-def kernel_has_restore():
-    """What restore mode needs (worker/restore/restore.h, Probe()): x86-64, Linux >= 6.7, and root
-    for the sandbox. Decided from outside the code under test, so a probe that wrongly says no
-    fails the tests below instead of skipping them."""
-    m = re.match(r"(\d+)\.(\d+)", platform.release())
-    return (platform.machine() == "x86_64" and os.geteuid() == 0 and m is not None
-            and (int(m.group(1)), int(m.group(2))) >= (6, 7))
+from conftest import BIN, GEYSIR, kernel_has_restore, running_server, skip_unless_restore
 
 
 def health(server):
@@ -61,9 +50,8 @@ def test_help_lists_isolation():
 
 @pytest.mark.parametrize("requested", ["fork", "restore", "auto"])
 def test_mode_reaches_scheduler_and_health(requested):
-    if requested == "restore" and not kernel_has_restore():
-        pytest.skip(f"restore mode needs x86-64, Linux >= 6.7 and root ({platform.machine()}, "
-                    f"{platform.release()}, uid {os.geteuid()})")
+    if requested == "restore":
+        skip_unless_restore()
     expected = requested if requested != "auto" else ("restore" if kernel_has_restore() else "fork")
     with running_server(extra_args=["--isolation", requested]) as s:
         assert health(s) == {"status": "ok", "isolation": expected}

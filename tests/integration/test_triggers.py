@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import zoneinfo
 
 import botocore.exceptions
 import pytest
@@ -289,7 +290,6 @@ def test_rate_schedule_fires_the_scheduled_event_and_transformer_output(tserver,
 
 
 def test_scheduler_schedule_with_a_time_zone(tserver, tlam):
-    zoneinfo = pytest.importorskip("zoneinfo")
     sch = tserver.client("scheduler")
     name = make_fn(tserver, tlam)
     fn_arn = tlam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]

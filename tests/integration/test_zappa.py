@@ -615,13 +615,7 @@ def test_v2_deploy_and_undeploy(server):
     upload(server, bucket, key, app_zip("1"), create_bucket=True)
     fn_arn = create_function(server, name, role_arn, bucket, key)
     template = zappa_v2_template(fn_arn, name, "v2")
-    try:
-        assert stack_up(server, bucket, name, template, update=False) is None
-    except botocore.exceptions.ClientError as e:
-        # The one piece that may not be on main yet: the provider needs Lambda's policy store.
-        if "Unrecognized resource types: [AWS::Lambda::Permission]" in e.response["Error"]["Message"]:
-            pytest.skip("AWS::Lambda::Permission in stacks waits for Lambda's policy store (not built yet)")
-        raise
+    assert stack_up(server, bucket, name, template, update=False) is None
     for _ in range(2):
         api_id = cf.describe_stack_resource(StackName=name, LogicalResourceId="ApiV2")["StackResourceDetail"][
             "PhysicalResourceId"]

@@ -1,6 +1,6 @@
 // The sandbox pipeline that geysir-worker runs between its own exec and the runtime's exec:
 // contain() is the ordered list of steps, one file per kernel concern, so that its body reads
-// like the security specification (STYLE.md rule 3). The order and the reason for it are
+// like the security specification (docs/style.md, "Shape"). The order and the reason for it are
 // written down once, in contain.cpp.
 //
 // A failing step makes contain() write one LaunchFailure {stage, errno} to fd 4 (the error pipe)

@@ -27,6 +27,7 @@
 #include "cli/control_client.h"
 #include "cli/package.h"
 #include "net/sigv4.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace geysir::cli;
@@ -48,24 +49,7 @@ std::string ParseError(std::vector<std::string> args) {
   return r.status().message();
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/geysir-cli-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  void Write(const std::string& rel, const std::string& content, mode_t mode = 0644) const {
-    fs::path p = path / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    REQUIRE(chmod(p.c_str(), mode) == 0);
-  }
-};
+using geysir::testing::TempDir;
 
 GetEnv Env(std::map<std::string, std::string> vars) {
   return [vars](const std::string& name) -> std::optional<std::string> {
@@ -226,7 +210,7 @@ TEST_CASE("credentials file parsing", "[cli][config]") {
 TEST_CASE("endpoint and credentials resolution", "[cli][config]") {
   TempDir dir;
   GlobalOptions g;
-  g.data_dir = dir.path.string();
+  g.data_dir = dir.path();
 
   SECTION("nothing there: says what to do") {
     auto r = ResolveConfig(g, Env({}));
@@ -238,7 +222,7 @@ TEST_CASE("endpoint and credentials resolution", "[cli][config]") {
                        "[geysir]\naws_access_key_id=G\naws_secret_access_key=GS\n[other]\n"
                        "aws_access_key_id=O\naws_secret_access_key=OS\n");
     dir.Write("run/server.json", nlohmann::json{{"control_endpoint", "http://127.0.0.1:9000/"},
-                                                {"credentials_file", (dir.path / "creds").string()}}
+                                                {"credentials_file", (dir / "creds")}}
                                      .dump());
     auto r = ResolveConfig(g, Env({{"AWS_ACCESS_KEY_ID", "ENV"}, {"AWS_SECRET_ACCESS_KEY", "ES"}}));
     REQUIRE(r.ok());
@@ -284,10 +268,10 @@ TEST_CASE("zipping a directory keeps relative paths and exec bits, skips caches"
   dir.Write("__pycache__/app.cpython-311.pyc", "junk");
   dir.Write("pkg/__pycache__/x.pyc", "junk");
   dir.Write(".git/HEAD", "ref: refs/heads/main\n");
-  fs::create_symlink("app.py", dir.path / "link.py");
-  fs::create_symlink("/nonexistent/target", dir.path / "dangling");
+  fs::create_symlink("app.py", dir / "link.py");
+  fs::create_symlink("/nonexistent/target", dir / "dangling");
 
-  auto pkg = ZipDirectory(dir.path.string());
+  auto pkg = ZipDirectory(dir.path());
   INFO(pkg.status().ToString());
   REQUIRE(pkg.ok());
   CHECK(pkg->file_count == 5);
@@ -301,12 +285,12 @@ TEST_CASE("zipping a directory keeps relative paths and exec bits, skips caches"
   CHECK(entries["pkg/sub/mod.py"].content == "X = 1\n");
 
   // Same tree, same bytes: the server stores code once per sha256.
-  auto again = ZipDirectory(dir.path.string());
+  auto again = ZipDirectory(dir.path());
   REQUIRE(again.ok());
   CHECK(again->zip == pkg->zip);
 
   // The archive is a real zip: `unzip -l` reads it.
-  std::string zip_path = (dir.path / "out.zip").string();
+  std::string zip_path = (dir / "out.zip");
   std::ofstream(zip_path, std::ios::binary) << pkg->zip;
   if (system("command -v unzip >/dev/null 2>&1") == 0) {
     CHECK(system(("unzip -tq " + zip_path + " >/dev/null").c_str()) == 0);
@@ -321,10 +305,10 @@ TEST_CASE("zipping a directory keeps relative paths and exec bits, skips caches"
 
 TEST_CASE("packaging errors", "[cli][package]") {
   TempDir dir;
-  CHECK_FALSE(PackagePath((dir.path / "missing").string()).ok());
-  CHECK(ZipDirectory(dir.path.string()).status().message().find("no files") != std::string::npos);
+  CHECK_FALSE(PackagePath((dir / "missing")).ok());
+  CHECK(ZipDirectory(dir.path()).status().message().find("no files") != std::string::npos);
   dir.Write("notzip.zip", "this is not a zip");
-  auto bad = PackagePath((dir.path / "notzip.zip").string());
+  auto bad = PackagePath((dir / "notzip.zip"));
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.status().message().find("not a valid zip") != std::string::npos);
   CHECK(HumanBytes(12) == "12 B");
@@ -614,14 +598,14 @@ TEST_CASE("deploy creates a missing function, waits for it and adds a URL", "[cl
   std::istringstream in("");
   Io io{out, err, in, true};
   DeployOptions o;
-  o.path = dir.path.string();
+  o.path = dir.path();
   o.name = "hello";
   o.handler = "app.handler";
   o.url = true;
   CHECK(Deploy(client, o, io) == 0);
   INFO(err.str());
   CHECK(out.str() == "http://abc.lambda-url.localhost:8080/\n");
-  CHECK(err.str().find("Packaging " + dir.path.string() + ": 1 file, ") != std::string::npos);
+  CHECK(err.str().find("Packaging " + dir.path() + ": 1 file, ") != std::string::npos);
   CHECK(err.str().find("Creating function hello") != std::string::npos);
   CHECK(err.str().find("Function hello is ready (python3.11, app.handler, 128 MB, 3 s)") != std::string::npos);
   const auto& reqs = server.requests();
@@ -648,7 +632,7 @@ TEST_CASE("deploy updates an existing function: code, then only the given config
   std::istringstream in("");
   Io io{out, err, in, true};
   DeployOptions o;
-  o.path = dir.path.string();
+  o.path = dir.path();
   o.name = "hello";
   o.memory_mb = 512;
   CHECK(Deploy(client, o, io) == 0);

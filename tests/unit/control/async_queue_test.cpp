@@ -6,12 +6,14 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <thread>
 
 #include "control/aws_error.h"
 #include "control/db.h"
 #include "store_test_util.h"
+#include "tests/support/loop.h"
 
 using namespace geysir;
 using namespace geysir::control;
@@ -32,15 +34,8 @@ struct Loop {
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
   }
-  // Runs turns until `cond` holds; bounded so a bug fails the test instead of hanging it.
-  template <class F>
-  bool RunUntil(F cond, int max_turns = 200000) {
-    for (int i = 0; i < max_turns && !cond(); ++i) {
-      uv_run(&loop, UV_RUN_NOWAIT);
-      if (!cond()) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    return cond();
-  }
+  // Runs the loop until `cond` holds; bounded so a bug fails the test instead of hanging it.
+  bool RunUntil(const std::function<bool()>& cond) { return geysir::testing::RunUntil(&loop, cond, 40000); }
 };
 
 Db OpenDb(const std::string& path) {

@@ -21,7 +21,9 @@
 #include "proto/messages.h"
 #include "net/sigv4.h"
 #include "tests/unit/control/store_test_util.h"
-#include "tests/support/net_test_util.h"
+#include "tests/support/loop.h"
+#include "tests/support/raw_client.h"
+#include "tests/support/temp_dir.h"
 
 using namespace geysir;
 using namespace geysir::control;

@@ -1,4 +1,4 @@
-// Helpers shared by the control persistence tests: a self-removing temp directory and a
+// Helpers shared by the control persistence tests: file inspection and a
 // ZipBuilder that writes real archives with libzip (plus raw byte patches for the hostile
 // shapes libzip refuses to write).
 #pragma once
@@ -20,25 +20,12 @@
 #include <cstring>
 
 #include "control/zip_extract.h"
+#include "tests/support/temp_dir.h"
 
 namespace geysir::control::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/geysir-store-test-XXXXXX";
-    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
-    path_ = tmpl;
-  }
-  ~TempDir() { (void)RemoveTree(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
+// The shared temporary directory (tests/support/temp_dir.h).
+using geysir::testing::TempDir;
 
 inline bool Exists(const std::string& p) {
   struct stat st;

@@ -8,10 +8,13 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <map>
 #include <memory>
+#include <thread>
 
-#include "tests/support/net_test_util.h"
+#include "tests/support/loop.h"
+#include "tests/support/raw_client.h"
 
 using geysir::net::HeaderList;
 using geysir::net::HttpLimits;

@@ -19,7 +19,8 @@
 #include <string>
 
 #include "net/http_server.h"
-#include "tests/support/net_test_util.h"
+#include "tests/support/loop.h"
+#include "tests/support/tls_client.h"
 
 using geysir::net::HttpRequest;
 using geysir::net::HttpResponder;
@@ -28,50 +29,18 @@ using geysir::net::HttpServer;
 using geysir::net::TlsCertificate;
 using geysir::net::TlsCertificatePtr;
 using geysir::net::TlsContext;
+using geysir::testing::CertificatePem;
 using geysir::testing::LoopRunner;
+using geysir::testing::PemPair;
+using geysir::testing::PrivateKeyPem;
+using geysir::testing::SelfSignedPem;
 
 namespace {
 
-std::string ToPem(X509* x) {
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, x);
-  BUF_MEM* m;
-  BIO_get_mem_ptr(b, &m);
-  std::string s(m->data, m->length);
-  BIO_free(b);
-  return s;
-}
-
-std::string KeyPem(EVP_PKEY* k) {
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(b, k, nullptr, nullptr, 0, nullptr, nullptr);
-  BUF_MEM* m;
-  BIO_get_mem_ptr(b, &m);
-  std::string s(m->data, m->length);
-  BIO_free(b);
-  return s;
-}
-
 // A self-signed P-256 certificate for `name` with a given serial.
 TlsCertificatePtr MakeCert(const std::string& name, long serial) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
-  X509_set_issuer_name(x, X509_get_subject_name(x));
-  X509_set_pubkey(x, key);
-  std::string san = "DNS:" + name;
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
-  X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  X509_sign(x, key, EVP_sha256());
-  auto cert = TlsCertificate::FromPem(ToPem(x), KeyPem(key));
-  X509_free(x);
-  EVP_PKEY_free(key);
+  const PemPair pem = SelfSignedPem(name, serial);
+  auto cert = TlsCertificate::FromPem(pem.cert_pem, pem.key_pem);
   REQUIRE(cert.ok());
   return *cert;
 }
@@ -106,82 +75,7 @@ struct Harness {
   std::unique_ptr<HttpServer> server;
 };
 
-// A blocking TLS client connection (helper thread only).
-struct Client {
-  Client(uint16_t port, const std::string& sni, const std::string& alpn = "http/1.1", SSL_SESSION* resume = nullptr,
-         int max_version = 0) {
-    ctx = SSL_CTX_new(TLS_client_method());
-    if (max_version != 0) SSL_CTX_set_max_proto_version(ctx, max_version);
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval tv{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    connected = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    if (!sni.empty()) SSL_set_tlsext_host_name(ssl, sni.c_str());
-    std::string wire;
-    wire.push_back(static_cast<char>(alpn.size()));
-    wire += alpn;
-    SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(wire.data()), static_cast<unsigned>(wire.size()));
-    if (resume) SSL_set_session(ssl, resume);
-    handshake_ok = connected && SSL_connect(ssl) == 1;
-    ERR_clear_error();
-  }
-  ~Client() {
-    // A clean close_notify: OpenSSL does not resume a session whose connection just vanished.
-    if (handshake_ok) SSL_shutdown(ssl);
-    SSL_free(ssl);
-    close(fd);
-    SSL_CTX_free(ctx);
-  }
-  long Serial() const {
-    X509* peer = SSL_get1_peer_certificate(ssl);
-    if (peer == nullptr) return -1;
-    long s = ASN1_INTEGER_get(X509_get0_serialNumber(peer));
-    X509_free(peer);
-    return s;
-  }
-  std::string Alpn() const {
-    const unsigned char* p = nullptr;
-    unsigned n = 0;
-    SSL_get0_alpn_selected(ssl, &p, &n);
-    return std::string(reinterpret_cast<const char*>(p), n);
-  }
-  // Sends one request and reads one Content-Length response; returns its body ("" on failure).
-  std::string Get(const std::string& path, const std::string& body = "") {
-    std::string req = "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
-                      "\r\n\r\n" + body;
-    if (SSL_write(ssl, req.data(), static_cast<int>(req.size())) <= 0) return "";
-    std::string in;
-    char buf[16384];
-    for (;;) {
-      size_t end = in.find("\r\n\r\n");
-      if (end != std::string::npos) {
-        size_t cl = in.find("Content-Length: ");
-        size_t len = std::stoul(in.substr(cl + 16));
-        if (in.size() >= end + 4 + len) return in.substr(end + 4, len);
-      }
-      int n = SSL_read(ssl, buf, sizeof buf);
-      if (n <= 0) return "";
-      in.append(buf, static_cast<size_t>(n));
-    }
-  }
-  // True when the server closed the connection (EOF or close_notify) without sending data.
-  bool ClosedByPeer() {
-    char c;
-    int n = SSL_read(ssl, &c, 1);
-    return n <= 0;
-  }
-  SSL_CTX* ctx;
-  SSL* ssl;
-  int fd;
-  bool connected = false;
-  bool handshake_ok = false;
-};
+using Client = geysir::testing::TlsClient;
 
 }  // namespace
 
@@ -192,18 +86,18 @@ TEST_CASE("TLS: SNI picks the certificate, ALPN http/1.1, keep-alive with large 
   std::string big(100'000, 'x');  // several TLS records each way
   bool ok = h.runner->Run([&] {
     Client a(port, "a.test");
-    REQUIRE(a.handshake_ok);
+    REQUIRE(a.handshake_ok());
     CHECK(a.Serial() == 101);
     CHECK(a.Alpn() == "http/1.1");
     CHECK(a.Get("/one") == "sni=a.test tls=1 path=/one body=");
     CHECK(a.Get("/two", big) == "sni=a.test tls=1 path=/two body=" + big);
     Client b(port, "B.Test");  // names compare case-insensitively
-    REQUIRE(b.handshake_ok);
+    REQUIRE(b.handshake_ok());
     CHECK(b.Serial() == 202);
     CHECK(b.Get("/") == "sni=b.test tls=1 path=/ body=");
     Client tls12(port, "a.test", "http/1.1", nullptr, TLS1_2_VERSION);
-    REQUIRE(tls12.handshake_ok);
-    CHECK(std::string(SSL_get_version(tls12.ssl)) == "TLSv1.2");
+    REQUIRE(tls12.handshake_ok());
+    CHECK(std::string(SSL_get_version(tls12.ssl())) == "TLSv1.2");
     CHECK(tls12.Get("/12") == "sni=a.test tls=1 path=/12 body=");
   });
   CHECK(ok);
@@ -215,15 +109,15 @@ TEST_CASE("TLS: an unknown name fails the handshake unless a fallback certificat
   const uint16_t port = h.server->port();
   bool ok = h.runner->Run([&] {
     Client unknown(port, "nobody.test");
-    CHECK_FALSE(unknown.handshake_ok);
+    CHECK_FALSE(unknown.handshake_ok());
     Client no_sni(port, "");
-    CHECK_FALSE(no_sni.handshake_ok);
+    CHECK_FALSE(no_sni.handshake_ok());
   });
   CHECK(ok);
   h.tls->SetCertificates({MakeCert("a.test", 1)}, MakeCert("fallback.test", 9));
   ok = h.runner->Run([&] {
     Client unknown(port, "nobody.test");
-    REQUIRE(unknown.handshake_ok);
+    REQUIRE(unknown.handshake_ok());
     CHECK(unknown.Serial() == 9);
     CHECK(unknown.Get("/") == "sni=nobody.test tls=1 path=/ body=");
   });
@@ -237,17 +131,17 @@ TEST_CASE("TLS: acme-tls/1 gets the challenge certificate and no HTTP", "[tls]")
   const uint16_t port = h.server->port();
   bool ok = h.runner->Run([&] {
     Client v(port, "a.test", "acme-tls/1");
-    REQUIRE(v.handshake_ok);
+    REQUIRE(v.handshake_ok());
     CHECK(v.Serial() == 77);
     CHECK(v.Alpn() == "acme-tls/1");
     CHECK(v.ClosedByPeer());
     // A name with no challenge pending: the validation handshake fails, it never gets the
     // ordinary certificate.
     Client other(port, "b.test", "acme-tls/1");
-    CHECK_FALSE(other.handshake_ok);
+    CHECK_FALSE(other.handshake_ok());
     // Ordinary clients are unaffected.
     Client normal(port, "a.test");
-    REQUIRE(normal.handshake_ok);
+    REQUIRE(normal.handshake_ok());
     CHECK(normal.Serial() == 1);
   });
   CHECK(ok);
@@ -262,14 +156,14 @@ TEST_CASE("TLS: sessions resume (tickets, TLS 1.2 and 1.3)", "[tls]") {
       SSL_SESSION* session = nullptr;
       {
         Client first(port, "a.test", "http/1.1", nullptr, version);
-        REQUIRE(first.handshake_ok);
+        REQUIRE(first.handshake_ok());
         CHECK(first.Get("/") != "");  // TLS 1.3 tickets arrive after the handshake
-        session = SSL_get1_session(first.ssl);
+        session = SSL_get1_session(first.ssl());
       }
       REQUIRE(session != nullptr);
       Client second(port, "a.test", "http/1.1", session, version);
-      REQUIRE(second.handshake_ok);
-      CHECK(SSL_session_reused(second.ssl) == 1);
+      REQUIRE(second.handshake_ok());
+      CHECK(SSL_session_reused(second.ssl()) == 1);
       CHECK(second.Get("/r") == "sni=a.test tls=1 path=/r body=");
       SSL_SESSION_free(session);
     }
@@ -284,7 +178,7 @@ TEST_CASE("TLS: a replaced certificate serves new connections; open ones keep wo
   TlsCertificatePtr renewed = MakeCert("a.test", 2);
   bool ok = h.runner->Run([&] {
     Client old_conn(port, "a.test");
-    REQUIRE(old_conn.handshake_ok);
+    REQUIRE(old_conn.handshake_ok());
     CHECK(old_conn.Get("/before") != "");
     // The swap happens on the loop thread, as a "tls" frame would apply it.
     std::atomic<bool> swapped{false};
@@ -297,7 +191,7 @@ TEST_CASE("TLS: a replaced certificate serves new connections; open ones keep wo
     CHECK(old_conn.Get("/after") == "sni=a.test tls=1 path=/after body=");
     CHECK(old_conn.Serial() == 1);
     Client new_conn(port, "a.test");
-    REQUIRE(new_conn.handshake_ok);
+    REQUIRE(new_conn.handshake_ok());
     CHECK(new_conn.Serial() == 2);
   });
   CHECK(ok);
@@ -311,8 +205,8 @@ TEST_CASE("TlsCertificate: names, serial, validity, key mismatch", "[tls]") {
   CHECK(c->Covers("WWW.example.test"));
   CHECK_FALSE(c->Covers("example.test"));
   TlsCertificatePtr other = MakeCert("x.test", 1);
-  std::string cert_pem = ToPem(c->leaf());
-  std::string wrong_key = KeyPem(other->key());
+  std::string cert_pem = CertificatePem(c->leaf());
+  std::string wrong_key = PrivateKeyPem(other->key());
   auto mismatch = TlsCertificate::FromPem(cert_pem, wrong_key);
   REQUIRE_FALSE(mismatch.ok());
   CHECK_THAT(mismatch.status().message(), Catch::Contains("does not belong"));

@@ -12,7 +12,8 @@
 #include <memory>
 #include <vector>
 
-#include "tests/support/net_test_util.h"
+#include "tests/support/loop.h"
+#include "tests/support/temp_dir.h"
 
 using geysir::proto::Frame;
 using geysir::proto::FrameClient;

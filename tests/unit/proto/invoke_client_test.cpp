@@ -13,7 +13,8 @@
 #include "proto/frame_channel.h"
 #include "proto/invoke_refs.h"
 #include "proto/messages.h"
-#include "tests/support/net_test_util.h"
+#include "tests/support/loop.h"
+#include "tests/support/temp_dir.h"
 
 using geysir::proto::Frame;
 using geysir::proto::FrameConnection;

@@ -10,30 +10,22 @@
 #include <chrono>
 #include <functional>
 
+#include "tests/support/loop.h"
+#include "tests/support/temp_dir.h"
+
 using namespace geysir;
 using namespace geysir::scheduler;
+using geysir::testing::RunUntil;
 
 namespace {
 
-// One test's loop and control socket path (in a temporary directory, removed at the end), and
-// the timer a test keeps the loop waking with. The timer lives here, not in the test's inner
-// block: uv_close only finishes in Drain's uv_run, after that block's stack is gone.
+// One test's loop and control socket path (in a temporary directory, removed at the end).
 struct SinkTest {
-  std::string dir;
-  std::string path;
+  geysir::testing::TempDir dir{"geysir-logsink"};
+  std::string path = dir / "control.sock";
   uv_loop_t loop;
-  uv_timer_t tick;
 
-  SinkTest() {
-    char tmpl[] = "/tmp/geysir-logsink-XXXXXX";
-    dir = mkdtemp(tmpl);
-    path = dir + "/control.sock";
-    uv_loop_init(&loop);
-  }
-  ~SinkTest() {
-    unlink(path.c_str());
-    rmdir(dir.c_str());
-  }
+  SinkTest() { uv_loop_init(&loop); }
   // Runs the loop until every closed handle is gone; true when the loop then closes cleanly.
   bool Drain() {
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -84,19 +76,15 @@ TEST_CASE("log batches are buffered while control is down and flushed when it co
       }, [](const Status&) {});
     });
     REQUIRE(control.Listen(path).ok());
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    uv_timer_t& tick = t.tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
-    while (got.size() < 6 - dropped && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    const uint64_t wait_ms = 5000;
+    RunUntil(&loop, [&] { return got.size() >= 6 - dropped; }, wait_ms);
     REQUIRE(got.size() == 6 - dropped);
     // The newest survived, in order.
     CHECK(got.back() == "r5");
     // Connected: the next one goes straight out.
     sink.Emit(Batch("r6"));
-    while (got.size() < 7 - dropped && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    RunUntil(&loop, [&] { return got.size() >= 7 - dropped; }, wait_ms);
     CHECK(got.back() == "r6");
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     sink.Close();
     control.Close();
   }
@@ -109,14 +97,8 @@ TEST_CASE("batches control did not acknowledge are sent again, in order, to the 
   const std::string& path = t.path;
   {
     ControlLogSink sink(&loop, path);
-    uv_timer_t& tick = t.tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    auto run_until = [&](const std::function<bool()>& done) {
-      while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
-      return done();
-    };
+    const uint64_t wait_ms = 10000;
+    auto run_until = [&](const std::function<bool()>& done) { return RunUntil(&loop, done, wait_ms); };
 
     // First control: receives four batches (in one frame: they were emitted before the sink
     // connected), acknowledges the first two, then dies.
@@ -164,7 +146,6 @@ TEST_CASE("batches control did not acknowledge are sent again, in order, to the 
     CHECK(second == std::vector<uint64_t>{3, 4, 5});
     CHECK(sink.dropped() == 0);
 
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     sink.Close();
     for (auto& c : conns) c->Close();
     control2.Close();
@@ -202,11 +183,8 @@ TEST_CASE("an oversize batch is split under control's header limit, its outcome 
     ControlLogSink sink(&loop, path);
     sink.Start();
     sink.Emit(std::move(b));
-    uv_timer_t& tick = t.tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (sink.buffered() > 0 && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    const uint64_t wait_ms = 10000;
+    RunUntil(&loop, [&] { return sink.buffered() == 0; }, wait_ms);
     REQUIRE(sink.buffered() == 0);
     std::vector<proto::LogBatch> parts;
     for (size_t i = 0; i < got.size(); ++i) {
@@ -228,7 +206,6 @@ TEST_CASE("an oversize batch is split under control's header limit, its outcome 
     }
     CHECK(events == 20);
     CHECK(parts.back().events.back().message == "END RequestId: big");
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     sink.Close();
     for (auto& c : conns) c->Close();
     control.Close();
@@ -264,18 +241,12 @@ TEST_CASE("a batch that control keeps refusing is dropped and counted, not resen
     sink.Start();
     sink.Emit(Batch("poison"));
     sink.Emit(Batch("after"));
-    uv_timer_t& tick = t.tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while ((sink.buffered() > 0 || stored.empty()) && std::chrono::steady_clock::now() < deadline) {
-      uv_run(&loop, UV_RUN_ONCE);
-    }
+    const uint64_t wait_ms = 30000;
+    RunUntil(&loop, [&] { return sink.buffered() == 0 && !stored.empty(); }, wait_ms);
     CHECK(sink.buffered() == 0);
     CHECK(sink.rejected() == 1);
     CHECK(poison_seen == ControlLogSink::kMaxLossesPerBatch);
     CHECK(stored == std::vector<std::string>{"after"});
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     sink.Close();
     for (auto& c : conns) c->Close();
     control.Close();
@@ -311,23 +282,19 @@ TEST_CASE("a durable batch's callback runs only once control acknowledged it", "
     proto::LogBatch b = Batch("async");
     for (int i = 0; i < 8; ++i) b.events.push_back({3, std::string(64 * 1024, 'y')});  // three parts
     sink.EmitDurable(std::move(b), [&] { ++durable; });
-    uv_timer_t& tick = t.tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (received < 3 && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    const uint64_t wait_ms = 10000;
+    RunUntil(&loop, [&] { return received >= 3; }, wait_ms);
     REQUIRE(received == 3);
     for (int i = 0; i < 20; ++i) uv_run(&loop, UV_RUN_NOWAIT);
     CHECK(durable == 0);  // received, not yet stored
     conns.back()->Send(proto::MakeFrame(proto::kMsgLogsAck, proto::LogsAck{sender, last_seq}));
     ack_now = true;
-    while (durable == 0 && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
+    RunUntil(&loop, [&] { return durable != 0; }, wait_ms);
     CHECK(durable == 1);
     CHECK(ack_now);
     // An empty batch has nothing to wait for.
     sink.EmitDurable(proto::LogBatch{}, [&] { ++durable; });
     CHECK(durable == 2);
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     sink.Close();
     for (auto& c : conns) c->Close();
     control.Close();
@@ -351,14 +318,8 @@ TEST_CASE("batches emitted while a frame awaits its acknowledgement leave togeth
     REQUIRE(control.Listen(path).ok());
     ControlLogSink sink(&loop, path);
     sink.Start();
-    uv_timer_t& tick = t.tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    auto run_until = [&](const std::function<bool()>& done) {
-      while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_ONCE);
-      return done();
-    };
+    const uint64_t wait_ms = 10000;
+    auto run_until = [&](const std::function<bool()>& done) { return RunUntil(&loop, done, wait_ms); };
     // Nothing in flight: the first batch goes at once, alone.
     sink.Emit(Batch("r0"));
     REQUIRE(run_until([&] { return got.size() == 1; }));
@@ -379,7 +340,6 @@ TEST_CASE("batches emitted while a frame awaits its acknowledgement leave togeth
     conns.back()->Send(AckOf(got[1]));
     CHECK(run_until([&] { return sink.buffered() == 0; }));
     CHECK(sink.frames_sent() == 2);
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     sink.Close();
     for (auto& c : conns) c->Close();
     control.Close();

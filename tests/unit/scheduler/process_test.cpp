@@ -1,6 +1,7 @@
 // The scheduler with real processes: SchedulerServer in this process on its own loop, real
 // geysir-worker templates under cgroups, an InvokeClient over scheduler.sock, and a fake control
-// (a FrameServer on control.sock) collecting log batches. Needs root and cgroups: SKIPs otherwise.
+// (a FrameServer on control.sock) collecting log batches. Needs root and cgroups: skips
+// otherwise, and fails under CI (tests/support/skip.h).
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,23 +9,20 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "proto/frame_channel.h"
 #include "proto/invoke_client.h"
 #include "scheduler/server.h"
+#include "tests/support/loop.h"
+#include "tests/support/skip.h"
+#include "tests/support/temp_dir.h"
 
 using namespace geysir;
 using namespace geysir::scheduler;
 using proto::InvokeOutcome;
-
-// Catch2 v2 has no SKIP: say why in a warning and pass.
-#define SCHED_SKIP(why)            \
-  do {                             \
-    WARN("skipped: " << (why));    \
-    return;                        \
-  } while (0)
 
 namespace {
 
@@ -106,15 +104,8 @@ struct Reply {
 class Platform {
  public:
   explicit Platform(uint32_t pids_max = 64) {
-    char tmpl[] = "/tmp/geysir-sched-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    chmod(dir_.c_str(), 0755);
-    mkdir((dir_ + "/code").c_str(), 0755);
-    std::ofstream(dir_ + "/code/app.py") << kApp;
-    mkdir((dir_ + "/bad").c_str(), 0755);
-    std::ofstream(dir_ + "/bad/app.py") << "import no_such_module_here\n";
-    chmod((dir_ + "/code/app.py").c_str(), 0644);
-    chmod((dir_ + "/bad/app.py").c_str(), 0644);
+    dir_.Write("code/app.py", kApp);
+    dir_.Write("bad/app.py", "import no_such_module_here\n");
 
     uv_loop_init(&loop_);
     control_ = std::make_unique<proto::FrameServer>(&loop_, [this](std::shared_ptr<proto::FrameConnection> c) {
@@ -131,11 +122,11 @@ class Platform {
           },
           [](const Status&) {});
     });
-    REQUIRE(control_->Listen(dir_ + "/control.sock").ok());
+    REQUIRE(control_->Listen(dir_ / "control.sock").ok());
 
     ServerOptions o;
-    o.socket_path = dir_ + "/scheduler.sock";
-    o.control_socket_path = dir_ + "/control.sock";
+    o.socket_path = dir_ / "scheduler.sock";
+    o.control_socket_path = dir_ / "control.sock";
     o.cgroup_base = "geysir-schedtest";
     o.scheduler.prefork = 2;
     o.scheduler.function_concurrency = 8;
@@ -163,8 +154,6 @@ class Platform {
     control_.reset();
     uv_run(&loop_, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop_) == 0);
-    std::string cmd = "rm -rf " + dir_;
-    (void)!system(cmd.c_str());
   }
 
   proto::FunctionConfig Function(const std::string& handler, const std::string& name = "hello",
@@ -174,7 +163,7 @@ class Platform {
     f.arn = "arn:aws:lambda:us-east-1:000000000000:function:" + name;
     f.revision_id = "rev-1";
     f.handler = handler;
-    f.code_dir = dir_ + "/" + code;
+    f.code_dir = dir_ / code;
     f.memory_mb = 128;
     f.timeout_s = 3;
     f.log_group = "/aws/lambda/" + name;
@@ -200,16 +189,8 @@ class Platform {
     return *out;
   }
 
-  template <typename Pred>
-  void RunUntil(Pred pred, int64_t ms) {
-    uv_timer_t tick;
-    uv_timer_init(&loop_, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (!pred() && std::chrono::steady_clock::now() < deadline) uv_run(&loop_, UV_RUN_ONCE);
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-  }
+  // Runs the platform's loop until `pred` holds or `ms` pass (the caller checks which).
+  void RunUntil(const std::function<bool()>& pred, uint64_t ms) { (void)geysir::testing::RunUntil(&loop_, pred, ms); }
 
   const proto::LogBatch* LogsOf(const std::string& request_id) {
     for (auto& b : logs) {
@@ -222,7 +203,7 @@ class Platform {
   std::vector<proto::LogBatch> logs;
 
  private:
-  std::string dir_;
+  geysir::testing::TempDir dir_{"geysir-sched"};
   uv_loop_t loop_;
   std::unique_ptr<proto::FrameServer> control_;
   std::vector<std::shared_ptr<proto::FrameConnection>> conns_;
@@ -235,7 +216,7 @@ class Platform {
 
 TEST_CASE("real: hello, warm reuse of the template, fresh process each time, logs to control") {
   std::string why;
-  if (!Usable(&why)) SCHED_SKIP(why);
+  if (!Usable(&why)) GEYSIR_SKIP(why);
   Platform p;
   auto f = p.Function("app.hello");
   Reply a = p.Invoke(f, R"({"who":"geysir"})", /*tail=*/true);
@@ -283,7 +264,7 @@ TEST_CASE("real: hello, warm reuse of the template, fresh process each time, log
 
 TEST_CASE("real: two concurrent invocations run in two processes") {
   std::string why;
-  if (!Usable(&why)) SCHED_SKIP(why);
+  if (!Usable(&why)) GEYSIR_SKIP(why);
   Platform p;
   auto f = p.Function("app.slow");
   std::optional<Reply> a, b;
@@ -300,7 +281,7 @@ TEST_CASE("real: two concurrent invocations run in two processes") {
 
 TEST_CASE("real: timeout, handler error, exit status") {
   std::string why;
-  if (!Usable(&why)) SCHED_SKIP(why);
+  if (!Usable(&why)) GEYSIR_SKIP(why);
   Platform p;
   auto f = p.Function("app.slow");
   f.timeout_s = 1;
@@ -325,7 +306,7 @@ TEST_CASE("real: timeout, handler error, exit status") {
 
 TEST_CASE("real: a memory hog is killed at its limit") {
   std::string why;
-  if (!Usable(&why)) SCHED_SKIP(why);
+  if (!Usable(&why)) GEYSIR_SKIP(why);
   Platform p;
   auto f = p.Function("app.hog", "hog");
   f.timeout_s = 10;
@@ -340,7 +321,7 @@ TEST_CASE("real: a memory hog is killed at its limit") {
 
 TEST_CASE("real: a fork bomb stops at the pids limit and the platform keeps serving") {
   std::string why;
-  if (!Usable(&why)) SCHED_SKIP(why);
+  if (!Usable(&why)) GEYSIR_SKIP(why);
   Platform p(/*pids_max=*/32);
   auto f = p.Function("app.forkbomb", "bomb");
   f.timeout_s = 10;
@@ -353,7 +334,7 @@ TEST_CASE("real: a fork bomb stops at the pids limit and the platform keeps serv
 
 TEST_CASE("real: an init error is reported and init is retried by the next request") {
   std::string why;
-  if (!Usable(&why)) SCHED_SKIP(why);
+  if (!Usable(&why)) GEYSIR_SKIP(why);
   Platform p;
   auto f = p.Function("app.handler", "broken", "bad");
   Reply a = p.Invoke(f);
@@ -368,7 +349,7 @@ TEST_CASE("real: an init error is reported and init is retried by the next reque
 
 TEST_CASE("real: reuse mode serves invocations on one warm process, its log per invocation without an exit") {
   std::string why;
-  if (!Usable(&why)) SCHED_SKIP(why);
+  if (!Usable(&why)) GEYSIR_SKIP(why);
   Platform p;
   auto f = p.Function("app.hello_or_exit", "reuser");
   f.execution_mode = proto::ExecutionMode::kReuse;

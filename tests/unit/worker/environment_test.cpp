@@ -9,7 +9,7 @@ using namespace geysir;
 using namespace geysir::worker;
 
 TEST_CASE("the environment is Lambda's plus the function's, reserved names kept", "[environment]") {
-  TemplateSpec spec = testing::MakeSpec("/code/abc", "app.handler");
+  TemplateSpec spec = worker::testing::MakeSpec("/code/abc", "app.handler");
   spec.function.environment = {{"A", "1"}, {"_HANDLER", "evil.x"}, {"LAMBDA_TASK_ROOT", "/"}, {"bad name", "x"},
                                {"PATH", "/opt/bin"}};
   time_t t = 1795000000;  // 2026-11-18 UTC
@@ -28,7 +28,7 @@ TEST_CASE("the environment is Lambda's plus the function's, reserved names kept"
 }
 
 TEST_CASE("the runtime sees the execution mode of the typed field, not the map's", "[environment]") {
-  TemplateSpec spec = testing::MakeSpec("/code/abc", "app.handler");
+  TemplateSpec spec = worker::testing::MakeSpec("/code/abc", "app.handler");
   spec.function.environment = {{"GEYSIR_EXECUTION_MODE", "reuse"}};
   auto has = [](const std::vector<std::string>& env, const std::string& kv) {
     return std::find(env.begin(), env.end(), kv) != env.end();
@@ -42,7 +42,7 @@ TEST_CASE("the runtime sees the execution mode of the typed field, not the map's
 }
 
 TEST_CASE("the spec survives its JSON round trip", "[environment]") {
-  TemplateSpec spec = testing::MakeSpec("/code/abc", "pkg.mod.fn");
+  TemplateSpec spec = worker::testing::MakeSpec("/code/abc", "pkg.mod.fn");
   spec.uid = 200001;
   spec.gid = 200001;
   spec.cgroup_dir = "/sys/fs/cgroup/geysir/x";
@@ -60,7 +60,7 @@ TEST_CASE("the spec survives its JSON round trip", "[environment]") {
 }
 
 TEST_CASE("the runtime command line keeps PYTHONPATH but not the user site", "[environment]") {
-  auto argv = sandbox::RuntimeArgv(testing::MakeSpec("/code", "a.b"));
+  auto argv = sandbox::RuntimeArgv(worker::testing::MakeSpec("/code", "a.b"));
   REQUIRE(argv.size() == 6);
   CHECK(argv[0] == "/usr/bin/python3.11");
   CHECK(argv[2] == "-s");

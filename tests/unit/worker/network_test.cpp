@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "tests/support/skip.h"
+#include "tests/support/temp_dir.h"
 #include "worker/sandbox/network.h"
 
 using namespace geysir::worker::sandbox;
@@ -44,13 +46,10 @@ TEST_CASE("the ruleset refuses the host, other functions and every listed range,
   CHECK(r.find("masquerade") != std::string::npos);
   CHECK(EgressRuleset("t", {}, {}).find("dns4") == std::string::npos);
 
-  if (access("/usr/sbin/nft", X_OK) != 0 || geteuid() != 0) return;  // syntax check needs nft (and root)
-  char path[] = "/tmp/geysir-nft-XXXXXX";
-  int fd = mkstemp(path);
-  REQUIRE(fd >= 0);
-  REQUIRE(write(fd, r.data(), r.size()) == static_cast<ssize_t>(r.size()));
-  close(fd);
-  int rc = std::system(("/usr/sbin/nft -c -f " + std::string(path) + " >/dev/null 2>&1").c_str());
-  unlink(path);
+  if (access("/usr/sbin/nft", X_OK) != 0) GEYSIR_SKIP("the ruleset's syntax check needs nft (nftables)");
+  if (geteuid() != 0) GEYSIR_SKIP("the ruleset's syntax check needs root (nft -c talks to the kernel)");
+  geysir::testing::TempDir dir("geysir-nft");
+  dir.Write("ruleset.nft", r);
+  int rc = std::system(("/usr/sbin/nft -c -f " + (dir / "ruleset.nft") + " >/dev/null 2>&1").c_str());
   CHECK(rc == 0);
 }

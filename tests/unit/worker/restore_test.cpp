@@ -22,6 +22,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "template_harness.h"
@@ -42,21 +44,18 @@ constexpr bool kSanitized = false;
 constexpr bool kSanitized = false;
 #endif
 
-// Where these tests cannot run: a kernel without the interfaces, or a sanitizer's build, whose
-// shadow memory (terabytes of reserved address space) is more than a snapshot tracks (the
-// restorer refuses such a process, which then forks: that refusal is checked instead).
-// Says why not (as GEYSIR_SKIP does) and returns false there.
-bool RestorableHere() {
+// Why these tests cannot run here, if they cannot: a kernel without the interfaces, or a
+// sanitizer's build, whose shadow memory (terabytes of reserved address space) is more than a
+// snapshot tracks (the restorer refuses such a process, which then forks: that refusal is
+// checked by "a process with more address space than restore mode tracks is refused"). Neither
+// is something CI can promise (tests/support/skip.h), so both are GEYSIR_SKIP_UNSUPPORTED; what a
+// server does without the kernel's support (it forks per request, "auto" resolves to fork) is
+// checked by tests/unit/cli/supervisor_test.cpp and tests/integration/test_isolation_mode.py.
+std::optional<std::string> WhyNotRestorable() {
   const geysir::worker::restore::Support support = geysir::worker::restore::Probe();
-  if (!support.available) {
-    WARN("skipped: " << support.detail);
-    return false;
-  }
-  if (kSanitized) {
-    WARN("skipped: an address-sanitized process maps more than restore mode tracks");
-    return false;
-  }
-  return true;
+  if (!support.available) return support.detail;
+  if (kSanitized) return std::string("an address-sanitized process maps more than restore mode tracks");
+  return std::nullopt;
 }
 
 using geysir::Code;
@@ -266,7 +265,7 @@ bool Same(const Report& a, const Report& b) {
 }  // namespace
 
 TEST_CASE("a restored worker finds the memory, layout and registers of its snapshot", "[restore]") {
-  if (!RestorableHere()) return;
+  if (auto why = WhyNotRestorable()) GEYSIR_SKIP_UNSUPPORTED(*why);
   Running w;
   Start(&w);
   auto snap = TakeWhenParked(&w);
@@ -310,7 +309,7 @@ TEST_CASE("a restored worker finds the memory, layout and registers of its snaps
 }
 
 TEST_CASE("state a restore cannot undo fails the restore, and the worker is killed", "[restore]") {
-  if (!RestorableHere()) return;
+  if (auto why = WhyNotRestorable()) GEYSIR_SKIP_UNSUPPORTED(*why);
   std::string commands = "tfo";
   if (geteuid() == 0) commands += "qs";  // the worker has an IPC namespace of its own
   for (char cmd : commands) {
@@ -336,7 +335,7 @@ TEST_CASE("state a restore cannot undo fails the restore, and the worker is kill
 }
 
 TEST_CASE("a worker that is not parked yet is reported as such", "[restore]") {
-  if (!RestorableHere()) return;
+  if (auto why = WhyNotRestorable()) GEYSIR_SKIP_UNSUPPORTED(*why);
   Running w;
   Start(&w);
   restore::SnapshotRequest req;
@@ -349,7 +348,7 @@ TEST_CASE("a worker that is not parked yet is reported as such", "[restore]") {
 }
 
 TEST_CASE("a pidfd that no longer names the process stops the restorer before it touches the pid", "[restore]") {
-  if (!RestorableHere()) return;
+  if (auto why = WhyNotRestorable()) GEYSIR_SKIP_UNSUPPORTED(*why);
   Running w;
   Start(&w);
   // The pidfd of a process that has exited: as if the worker had died and its pid been reused.
@@ -373,7 +372,7 @@ TEST_CASE("a pidfd that no longer names the process stops the restorer before it
 
 TEST_CASE("a process with more address space than restore mode tracks is refused, not tracked", "[restore]") {
   const restore::Support support = restore::Probe();
-  if (!support.available) GEYSIR_SKIP(support.detail);
+  if (!support.available) GEYSIR_SKIP_UNSUPPORTED(support.detail);
   Running w;
   Start(&w, size_t{256} << 30);  // 256 GiB reserved, never touched (a sanitizer reserves terabytes)
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

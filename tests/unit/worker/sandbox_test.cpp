@@ -273,7 +273,9 @@ TEST_CASE("the sandbox: a child cannot signal its siblings or its template (Land
   if (!IsRoot()) GEYSIR_SKIP("the sandbox needs root");
   if (system("/usr/bin/python3.11 -c 'import ctypes,sys; l=ctypes.CDLL(None); "
              "sys.exit(0 if l.syscall(444, None, 0, 1) >= 6 else 1)'") != 0) {
-    GEYSIR_SKIP("the kernel has no Landlock signal scoping (ABI 6, Linux 6.12)");
+    // A kernel feature CI cannot promise. Without it the runtime leaves the scope out and a child
+    // still starts: every other sandbox and runtime test runs children on such a kernel.
+    GEYSIR_SKIP_UNSUPPORTED("the kernel has no Landlock signal scoping (ABI 6, Linux 6.12)");
   }
   TempDir code;
   code.Write("app.py", R"(

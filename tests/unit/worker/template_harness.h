@@ -3,7 +3,6 @@
 #pragma once
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -22,13 +21,8 @@
 #include "proto/frame.h"
 #include "base/unique_fd.h"
 #include "worker/launcher.h"
-
-// Catch2 v2 has no SKIP(): say why and leave the test case.
-#define GEYSIR_SKIP(why)          \
-  do {                            \
-    WARN("skipped: " << (why));   \
-    return;                       \
-  } while (0)
+#include "tests/support/skip.h"
+#include "tests/support/temp_dir.h"
 
 namespace geysir::worker::testing {
 
@@ -44,35 +38,8 @@ inline int64_t UnixMs() {
       .count();
 }
 
-// A directory under /tmp readable by the function's uid, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/geysir-worker-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-    chmod(path_.c_str(), 0755);
-  }
-  ~TempDir() {
-    nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-         FTW_DEPTH | FTW_PHYS);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  // Writes `relative` (creating parent directories), mode 0644.
-  void Write(const std::string& relative, const std::string& content) const {
-    std::string full = path_ + "/" + relative;
-    for (size_t pos = path_.size() + 1; (pos = full.find('/', pos)) != std::string::npos; ++pos) {
-      mkdir(full.substr(0, pos).c_str(), 0755);
-    }
-    std::ofstream(full) << content;
-    chmod(full.c_str(), 0644);
-  }
-
- private:
-  std::string path_;
-};
+// A directory under /tmp readable by the function's uid (tests/support/temp_dir.h).
+using geysir::testing::TempDir;
 
 inline TemplateSpec MakeSpec(const std::string& code_dir, const std::string& handler) {
   TemplateSpec spec;
