@@ -33,7 +33,7 @@
 #include "control/db.h"
 #include "control/service.h"
 #include "control/services/events.h"
-#include "control/services/s3_objects.h"
+#include "control/services/s3/s3_objects.h"
 #include "proto/frame_channel.h"
 #include "net/http_server.h"
 #include "proto/invoke_client.h"

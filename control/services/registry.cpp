@@ -1,12 +1,12 @@
 // The AWS services control serves besides Lambda. One line a service; order matters only
 // where one service's Start() reads another's tables (list the dependency first).
-#include "control/domains.h"
+#include "control/services/domains.h"
 #include "control/service.h"
 #include "control/services/events.h"
 #include "control/services/iam_sts.h"
-#include "control/services/s3.h"
-#include "control/services/apigateway.h"
-#include "control/services/cloudformation.h"
+#include "control/services/s3/s3.h"
+#include "control/services/apigateway/apigateway.h"
+#include "control/services/cloudformation/cloudformation.h"
 #include "control/services/cloudwatch.h"
 #include "control/services/logs.h"
 

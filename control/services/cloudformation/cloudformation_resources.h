@@ -1,7 +1,7 @@
 // The resource types Geysir's CloudFormation turns into real Geysir objects, one
 // cfn::ResourceProvider each:
 //   AWS::ApiGateway::RestApi, ::Resource, ::Method (with its Integration), ::Deployment, ::Stage
-//     -> apigw::ApiGatewayModel (control/services/apigateway_model.h), the same objects the
+//     -> apigw::ApiGatewayModel (control/services/apigateway/apigateway_model.h), the same objects the
 //        API Gateway API makes and the gateway serves;
 //   AWS::ApiGatewayV2::Api (ProtocolType HTTP), ::Integration, ::Route, ::Stage -> the same model;
 //   AWS::Lambda::Permission -> the function's resource policy in the Store (stored, not
@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-#include "control/services/cloudformation_stacks.h"
+#include "control/services/cloudformation/cloudformation_stacks.h"
 
 namespace geysir::control {
 

@@ -5,7 +5,7 @@
 #include "control/aws_error.h"
 #include "control/lambda_api.h"
 #include "control/service.h"
-#include "control/services/cloudformation_resources.h"
+#include "control/services/cloudformation/cloudformation_resources.h"
 #include "control/store.h"
 
 namespace geysir::control::cfn {

@@ -8,7 +8,7 @@
 //       if (auto ref = s3::ParseObjectUrl(url)) body = s3::ReadObject(host, ref->bucket, ref->key);
 //
 // Objects live in control's data directory (<data>/s3/blobs/<sha256>) with their metadata in
-// SQLite (schema track "s3"); see control/services/s3_store.h. These functions read both
+// SQLite (schema track "s3"); see control/services/s3/s3_store.h. These functions read both
 // directly, so they work whenever the S3 service has started (it is registered by default).
 //
 // Errors: kNotFound whose message starts with S3's error code and a colon —

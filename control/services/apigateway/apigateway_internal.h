@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "control/aws_error.h"
-#include "control/services/apigateway_model.h"
+#include "control/services/apigateway/apigateway_model.h"
 #include "net/http_server.h"
 #include "proto/messages.h"
 
@@ -90,7 +90,7 @@ std::pair<std::string, std::string> ParseRouteKey(const std::string& route_key);
 std::string FunctionArnFromUri(const std::string& uri);
 
 // The custom domain operations (v1 /domainnames..., v2 /v2/domainnames...) over control's domain
-// registry (control/domains.h); apigateway_domains.cpp. False when `seg` (the decoded path
+// registry (control/services/domains.h); apigateway_domains.cpp. False when `seg` (the decoded path
 // segments) is not one of their paths; AWS-shaped ApiExceptions otherwise.
 bool HandleDomainNames(ApiGatewayModel::Impl& m, net::HttpRequest& req, const std::vector<std::string>& seg,
                        const std::shared_ptr<net::HttpResponder>& resp, const std::string& request_id);

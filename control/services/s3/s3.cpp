@@ -1,7 +1,7 @@
 // S3Service: see s3.h. Route() picks the operation from method, bucket, key and the query's
 // sub-resources (?uploads, ?uploadId, ?tagging, ?delete, ?location, list-type=2), the way S3
 // itself does; each handler returns the whole response or throws ApiException with S3's code.
-#include "control/services/s3.h"
+#include "control/services/s3/s3.h"
 
 #include <algorithm>
 #include <cctype>
@@ -11,8 +11,8 @@
 
 #include "control/lambda_api.h"
 #include "control/services/protocol.h"
-#include "control/services/s3_chunked.h"
-#include "control/services/s3_xml.h"
+#include "control/services/s3/s3_chunked.h"
+#include "control/services/s3/s3_xml.h"
 #include "control/store.h"
 #include "base/base64.h"
 #include "base/log.h"

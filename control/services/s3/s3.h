@@ -24,7 +24,7 @@
 #include <optional>
 
 #include "control/service.h"
-#include "control/services/s3_store.h"
+#include "control/services/s3/s3_store.h"
 
 namespace geysir::control {
 

@@ -1,12 +1,12 @@
-#include "control/services/cloudformation.h"
+#include "control/services/cloudformation/cloudformation.h"
 
 #include <algorithm>
 
 #include "control/lambda_api.h"
-#include "control/services/cloudformation_resources.h"
-#include "control/services/cloudformation_stacks.h"
+#include "control/services/cloudformation/cloudformation_resources.h"
+#include "control/services/cloudformation/cloudformation_stacks.h"
 #include "control/services/protocol.h"
-#include "control/services/s3_objects.h"
+#include "control/services/s3/s3_objects.h"
 #include "control/store.h"
 
 namespace geysir::control {

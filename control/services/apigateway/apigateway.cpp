@@ -1,13 +1,13 @@
 // The "apigateway" service's HTTP side: routing of API Gateway's rest-json paths (v1 and v2)
 // to the model, JSON-patch updates, and the response shapes botocore reads (v1 lists under
 // "item", v2 lists under "items"; v1 dates in epoch seconds, v2 in ISO 8601).
-#include "control/services/apigateway.h"
+#include "control/services/apigateway/apigateway.h"
 
 #include <charconv>
 
 #include "control/db.h"
 #include "control/lambda_api.h"
-#include "control/services/apigateway_internal.h"
+#include "control/services/apigateway/apigateway_internal.h"
 #include "control/store.h"
 #include "base/log.h"
 #include "base/json_bounds.h"

@@ -1,7 +1,7 @@
 // ApiGatewayModel: storage of API Gateway objects, the C++ entry points CloudFormation calls,
 // and the gateway's route table built from them. See apigateway_model.h and
 // apigateway_internal.h (why each API is one JSON document).
-#include "control/services/apigateway_model.h"
+#include "control/services/apigateway/apigateway_model.h"
 
 #include <algorithm>
 #include <set>
@@ -10,7 +10,7 @@
 #include "control/db.h"
 #include "control/lambda_api.h"
 #include "control/service.h"
-#include "control/services/apigateway_internal.h"
+#include "control/services/apigateway/apigateway_internal.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
 

@@ -1,6 +1,6 @@
 // API Gateway's custom domain operations, v1 (REST: /domainnames, .../basepathmappings) and v2
 // (/v2/domainnames, .../apimappings), answered in AWS's shapes over control's one domain registry
-// (control/domains.h). So a domain made here is listed by `geysir domain list` and one made by
+// (control/services/domains.h). So a domain made here is listed by `geysir domain list` and one made by
 // the CLI is visible here, and the certificate comes the same way: obtained from the ACME CA when
 // the domain is created (or uploaded in CreateDomainName's certificateBody/certificatePrivateKey),
 // never on a request.
@@ -10,9 +10,9 @@
 // like a REGIONAL one, by this gateway), mutual TLS, and tags (accepted, not kept).
 #include <nlohmann/json.hpp>
 
-#include "control/domains.h"
+#include "control/services/domains.h"
 #include "control/service.h"
-#include "control/services/apigateway_internal.h"
+#include "control/services/apigateway/apigateway_internal.h"
 #include "control/services/protocol.h"
 #include "base/log.h"
 #include "base/json_bounds.h"

@@ -15,7 +15,7 @@
 // directory offers renewalInfo (ARI, control/acme/ari.h), the same timer queues a look-up per
 // certificate (after issuance, then as its Retry-After says) and renew_at moves into the CA's
 // suggested window; the first "no renewalInfo" answer turns the look-ups off.
-#include "control/domains.h"
+#include "control/services/domains.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "control/services/cloudformation_stacks.h"
+#include "control/services/cloudformation/cloudformation_stacks.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,5 +1,5 @@
 // S3ObjectStore: see s3_store.h. Also implements the C++ API of s3_objects.h.
-#include "control/services/s3_store.h"
+#include "control/services/s3/s3_store.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/service.h"
-#include "control/services/s3_objects.h"
+#include "control/services/s3/s3_objects.h"
 #include "control/store.h"
 #include "net/http_server.h"
 #include "base/unique_fd.h"

@@ -13,7 +13,7 @@
 #include <memory>
 
 #include "control/service.h"
-#include "control/services/apigateway_model.h"
+#include "control/services/apigateway/apigateway_model.h"
 
 namespace geysir::control {
 

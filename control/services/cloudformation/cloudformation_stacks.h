@@ -35,7 +35,7 @@
 #include <utility>
 #include <vector>
 
-#include "control/services/cloudformation_template.h"
+#include "control/services/cloudformation/cloudformation_template.h"
 #include "base/status.h"
 
 namespace geysir::control {

@@ -1,5 +1,5 @@
 // aws-chunked decoding and S3 checksums: see s3_chunked.h.
-#include "control/services/s3_chunked.h"
+#include "control/services/s3/s3_chunked.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

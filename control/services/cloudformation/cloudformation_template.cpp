@@ -1,4 +1,4 @@
-#include "control/services/cloudformation_template.h"
+#include "control/services/cloudformation/cloudformation_template.h"
 
 #include <algorithm>
 

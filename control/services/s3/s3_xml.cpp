@@ -1,5 +1,5 @@
 // The expat-backed XML tree of s3_xml.h.
-#include "control/services/s3_xml.h"
+#include "control/services/s3/s3_xml.h"
 
 #include <expat.h>
 

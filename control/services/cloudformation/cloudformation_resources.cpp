@@ -1,8 +1,8 @@
-#include "control/services/cloudformation_resources.h"
+#include "control/services/cloudformation/cloudformation_resources.h"
 
 #include "control/aws_error.h"
 #include "control/service.h"
-#include "control/services/apigateway_model.h"
+#include "control/services/apigateway/apigateway_model.h"
 
 namespace geysir::control::cfn {
 namespace {
