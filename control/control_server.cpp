@@ -32,7 +32,8 @@
 #include "control/code_store.h"
 #include "control/db.h"
 #include "control/service.h"
-#include "control/services/events.h"
+#include "control/services/lambda/async_invoke.h"
+#include "control/services/registry.h"
 #include "control/services/s3/s3_objects.h"
 #include "proto/frame_channel.h"
 #include "net/http_server.h"
@@ -166,9 +167,12 @@ struct ControlServer::Impl final : ServiceHost {
   uv_timer_t* gc_timer = nullptr;  // freed in its close callback
   void CollectCode();
 
-  // The AWS services besides Lambda (control/service.h), by signing name.
-  std::vector<std::unique_ptr<Service>> services;
+  // The AWS services besides Lambda (control/service.h), in start order, and what the Lambda
+  // handlers read of them.
+  Services registry;
   Service* ServiceFor(const HttpRequest& req);
+  // The registered service whose SigV4 signing name is `signing_name`; nullptr if none.
+  Service* ServiceNamed(std::string_view signing_name);
   net::HttpResponse ProtocolError(const HttpRequest& partial, int status, const std::string& message);
 
   // ServiceHost.
@@ -184,7 +188,6 @@ struct ControlServer::Impl final : ServiceHost {
   // by its routing weights (an invocation) instead of its primary version. kNotFound otherwise.
   Result<proto::FunctionConfig> ResolveConfig(std::string_view function, std::string_view qualifier, bool weighted);
   void RoutesChanged() override { PushRoutes(); }
-  Service* FindService(std::string_view signing_name) override;
 
   int64_t NowS() const { return opt.now_ms() / 1000; }
 
@@ -346,8 +349,8 @@ Status ControlServer::Impl::Start() {
   invoker = std::make_unique<proto::InvokeClient>(loop_, opt.scheduler_socket);
   invoker->Start();
 
-  services = MakeServices(*this);
-  for (auto& service : services) {
+  registry = MakeServices(*this);
+  for (auto& service : registry.in_start_order) {
     Status st = service->Start();
     if (!st.ok()) return st.Wrap("starting the " + std::string(service->signing_name()) + " service");
   }
@@ -475,7 +478,7 @@ net::HttpResponse ControlServer::Impl::ProtocolError(const HttpRequest& partial,
                            partial.path.rfind("/2021-10-31/", 0) == 0 || partial.path.rfind("/geysir/", 0) == 0;
   if (!lambda_path) {
     std::string name = ScopeServiceOf(partial);
-    if (!name.empty()) service = FindService(name);
+    if (!name.empty()) service = ServiceNamed(name);
   }
   const bool s3 = service != nullptr && service->signing_name() == "s3";
   std::string type;
@@ -500,7 +503,7 @@ Service* ControlServer::Impl::ServiceFor(const HttpRequest& req) {
       req.path.rfind("/geysir/", 0) == 0) {
     // A service may serve part of the native API (custom domains: /geysir/v1/domains).
     if (req.path.rfind("/geysir/", 0) == 0) {
-      for (auto& s : services) {
+      for (auto& s : registry.in_start_order) {
         if (s->HandlesNativePath(req.path)) return s.get();
       }
     }
@@ -509,11 +512,11 @@ Service* ControlServer::Impl::ServiceFor(const HttpRequest& req) {
   net::sigv4::VerifyError ignored;
   std::optional<net::sigv4::Credential> cred = net::sigv4::ParseCredential(req, &ignored);
   if (!cred) return nullptr;
-  return FindService(cred->service);
+  return ServiceNamed(cred->service);
 }
 
-Service* ControlServer::Impl::FindService(std::string_view signing_name) {
-  for (auto& s : services) {
+Service* ControlServer::Impl::ServiceNamed(std::string_view signing_name) {
+  for (auto& s : registry.in_start_order) {
     if (s->signing_name() == signing_name) return s.get();
   }
   return nullptr;
@@ -606,7 +609,7 @@ void ControlServer::Impl::Dispatch(const Route& route, HttpRequest& req, const R
     case Operation::kListSchedules:
     case Operation::kListAsyncEvents:
     case Operation::kRedriveAsyncEvents:
-      return HandleTriggersApi(*this, route, req, resp, rid);
+      return HandleTriggersApi(*this, *registry.triggers, route, req, resp, rid);
     case Operation::kHealth:
     case Operation::kGetCode:
     case Operation::kUnknown:
@@ -842,7 +845,7 @@ void ControlServer::Impl::DeployDone(uv_work_t* w, int status) {
       // Copied now, synchronously: Zappa deletes the object as soon as this call returns.
       d->needs_s3 = false;
       const S3CodeSource& src = d->create ? *d->create_input.s3 : *d->update_input.s3;
-      Result<std::string> object = s3::ReadObject(*self, src.bucket, src.key, ZipLimits{}.max_zip_bytes + 1);
+      Result<std::string> object = self->registry.objects->ReadObject(src.bucket, src.key, ZipLimits{}.max_zip_bytes + 1);
       if (!object.ok()) {
         const std::string& m = object.status().message();
         if (object.status().code() == Code::kResourceExhausted) {
@@ -1038,7 +1041,7 @@ void ControlServer::Impl::Invoke(const FunctionRef& ref, HttpRequest& req, const
   if (type == "Event") {
     // Durable: answered 202 only once the event is committed to SQLite; the async queue
     // (control/triggers/async_queue.h) runs it, retries it and keeps it across restarts.
-    EnqueueAsyncInvoke(*this, name, f.version, std::move(payload), client_context, rid, resp);
+    EnqueueAsyncInvoke(*registry.triggers, name, f.version, std::move(payload), client_context, rid, resp);
     return;
   }
   if (!invoker->connected()) {
@@ -1582,7 +1585,7 @@ bool ControlServer::Impl::HasUrl(const std::string& name) {
   // API Gateway routes carry the function's config too: a code or configuration change of a
   // function an API routes to must reach the gateway as well.
   proto::RouteTable apis;
-  for (auto& service : services) service->ContributeRoutes(apis);
+  for (auto& service : registry.in_start_order) service->ContributeRoutes(apis);
   for (const auto& api : apis.apis) {
     for (const auto& stage : api.stages) {
       for (const auto& route : stage.routes) {
@@ -1600,7 +1603,7 @@ Result<proto::RouteTable> ControlServer::Impl::BuildRouteTable() {
   proto::RouteTable t;
   t.generation = generation;
   t.function_urls = std::move(routes).value();
-  for (auto& service : services) service->ContributeRoutes(t);
+  for (auto& service : registry.in_start_order) service->ContributeRoutes(t);
   return t;
 }
 
@@ -1613,7 +1616,7 @@ void ControlServer::Impl::PushRoutes() {
   }
   proto::Frame frame = proto::MakeFrame(proto::kMsgRoutes, *table);
   std::vector<proto::Frame> extra;  // the services' gateway state (TLS certificates, ...)
-  for (auto& service : services) service->ContributeGatewayFrames(extra);
+  for (auto& service : registry.in_start_order) service->ContributeGatewayFrames(extra);
   size_t sent = 0;
   for (auto& [ptr, peer] : peers) {
     if (peer.subscribed && peer.conn->open()) {
@@ -1654,7 +1657,7 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
     }
     it->second.conn->Send(proto::MakeFrame(proto::kMsgRoutes, *table));
     std::vector<proto::Frame> extra;
-    for (auto& service : services) service->ContributeGatewayFrames(extra);
+    for (auto& service : registry.in_start_order) service->ContributeGatewayFrames(extra);
     for (const auto& f : extra) it->second.conn->Send(f);
     log::Info("routes_subscribed", {{"generation", generation}, {"routes", table->function_urls.size()}});
   } else if (type == proto::kMsgLogs) {
@@ -1696,7 +1699,7 @@ void ControlServer::Impl::OnFrame(proto::FrameConnection* key, proto::Frame&& fr
     }
   } else {
     // Frames for the services (the gateway's "tls_applied"); the rest is ignored, by contract.
-    for (auto& service : services) service->OnPeerFrame(frame);
+    for (auto& service : registry.in_start_order) service->OnPeerFrame(frame);
     log::Debug("peer_frame", {{"type", type}});
   }
 }
@@ -1734,7 +1737,7 @@ void ControlServer::Close() {
   if (s->http) s->http->Close();
   if (s->frames) s->frames->Close();
   if (s->invoker) s->invoker->Close();
-  for (auto& service : s->services) service->Shutdown();
+  for (auto& service : s->registry.in_start_order) service->Shutdown();
   if (s->gc_timer) {
     uv_close(reinterpret_cast<uv_handle_t*>(s->gc_timer),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });

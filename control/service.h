@@ -18,8 +18,11 @@
 // with the service's ErrorResponse. AwsError::type is the error code ("NoSuchBucket",
 // "ValidationError", ...), http_status its status.
 //
-// Adding a service: implement it in control/services/<name>.{h,cpp} and add one line to
-// MakeServices() in control/services/registry.cpp.
+// Adding a service: implement it in control/services/<name>/ (or one file pair
+// control/services/<name>.{h,cpp} when it is small) and construct it in MakeServices()
+// (control/services/registry.h). What a service reads of another service it takes as a typed
+// interface in its constructor (S3 as an ObjectSource, the domain registry as a
+// DomainRegistry&, ...), so it cannot be built, nor started, before what it reads.
 //
 // Thread safety: everything here runs on control's loop thread.
 #pragma once
@@ -86,8 +89,6 @@ class ServiceHost {
   virtual Result<proto::FunctionConfig> ResolveFunction(std::string_view function) = 0;
   // Something that feeds the gateway's route table changed: rebuild and push it.
   virtual void RoutesChanged() = 0;
-  // Another registered service, by signing name; nullptr if none.
-  virtual class Service* FindService(std::string_view signing_name) = 0;
 };
 
 class Service {
@@ -117,8 +118,5 @@ class Service {
   // Stops timers and closes handles; the loop runs on afterwards for close callbacks.
   virtual void Shutdown() {}
 };
-
-// Every service control serves, constructed in a fixed order (control/services/registry.cpp).
-std::vector<std::unique_ptr<Service>> MakeServices(ServiceHost& host);
 
 }  // namespace geysir::control

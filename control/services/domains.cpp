@@ -200,10 +200,10 @@ int64_t RenewAt(int64_t not_before, int64_t not_after) { return not_before + (no
 
 }  // namespace
 
-class DomainsService final : public Service, public DomainRegistry {
+class DomainsServiceImpl final : public DomainsService {
  public:
-  explicit DomainsService(ServiceHost& host) : host_(host) {}
-  ~DomainsService() override { StopWorker(); }
+  explicit DomainsServiceImpl(ServiceHost& host) : host_(host) {}
+  ~DomainsServiceImpl() override { StopWorker(); }
 
   std::string_view signing_name() const override { return "geysir-domains"; }
   bool HandlesNativePath(std::string_view path) const override {
@@ -296,7 +296,7 @@ class DomainsService final : public Service, public DomainRegistry {
 
 // --- start / stop ------------------------------------------------------------------------------
 
-Status DomainsService::Start() {
+Status DomainsServiceImpl::Start() {
   try {
     db().MigrateTrack("domains", DomainMigrations());
   } catch (const std::exception& e) {
@@ -326,7 +326,7 @@ Status DomainsService::Start() {
   if (Status ks = LoadAccountKey(); !ks.ok()) log::Error("acme_account_key_failed", {{"error", ks.ToString()}});
 
   async_ = new uv_async_t;
-  uv_async_init(host_.loop(), async_, &DomainsService::OnAsync);
+  uv_async_init(host_.loop(), async_, &DomainsServiceImpl::OnAsync);
   async_->data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(async_));
   timer_ = new uv_timer_t;
@@ -335,7 +335,7 @@ Status DomainsService::Start() {
   // The first look comes soon after start: domains added before a restart whose certificate
   // never arrived are picked up again.
   uv_timer_start(
-      timer_, [](uv_timer_t* t) { static_cast<DomainsService*>(t->data)->CheckRenewals(); }, 500,
+      timer_, [](uv_timer_t* t) { static_cast<DomainsServiceImpl*>(t->data)->CheckRenewals(); }, 500,
       static_cast<uint64_t>(check_interval_ms_));
   uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
   worker_ = std::thread([this] { RunWorker(); });
@@ -344,7 +344,7 @@ Status DomainsService::Start() {
   return Status::Ok();
 }
 
-void DomainsService::StopWorker() {
+void DomainsServiceImpl::StopWorker() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -353,7 +353,7 @@ void DomainsService::StopWorker() {
   if (worker_.joinable()) worker_.join();
 }
 
-void DomainsService::Shutdown() {
+void DomainsServiceImpl::Shutdown() {
   StopWorker();
   if (timer_ != nullptr) {
     uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -367,7 +367,7 @@ void DomainsService::Shutdown() {
 
 // --- storage -----------------------------------------------------------------------------------
 
-std::vector<DomainRecord> DomainsService::Query(const std::string& where, const std::string& arg) {
+std::vector<DomainRecord> DomainsServiceImpl::Query(const std::string& where, const std::string& arg) {
   std::string sql =
       "SELECT name, url_id, certificate, challenge, status, last_error, serial, "
       "not_before, not_after, renew_at, failures, created FROM domains " +
@@ -404,7 +404,7 @@ std::vector<DomainRecord> DomainsService::Query(const std::string& where, const 
   return out;
 }
 
-void DomainsService::Save(const DomainRecord& r) {
+void DomainsServiceImpl::Save(const DomainRecord& r) {
   db().Prepare(
           "INSERT OR REPLACE INTO domains (name, url_id, certificate, challenge, status, "
           "last_error, serial, not_before, not_after, renew_at, failures, created) "
@@ -415,7 +415,7 @@ void DomainsService::Save(const DomainRecord& r) {
 }
 
 // Called inside PutDomain/SetTarget before Save; the mapping rows change here.
-Status DomainsService::ReplaceTarget(DomainRecord& r, const DomainSpec& spec) {
+Status DomainsServiceImpl::ReplaceTarget(DomainRecord& r, const DomainSpec& spec) {
   if (!spec.url_id.empty() && !spec.api_id.empty()) return Status::Invalid("give a function URL or an API, not both");
   if (spec.url_id.empty() && spec.api_id.empty()) return Status::Ok();  // keeps what it had
   ApiMapping m;
@@ -437,7 +437,7 @@ Status DomainsService::ReplaceTarget(DomainRecord& r, const DomainSpec& spec) {
   return Status::Ok();
 }
 
-Status DomainsService::LoadCertificate(const DomainRecord& r) {
+Status DomainsServiceImpl::LoadCertificate(const DomainRecord& r) {
   auto chain = ReadFile(DomainDir(r.name) + "/cert.pem");
   if (!chain.ok()) return chain.status();
   auto key = ReadFile(DomainDir(r.name) + "/key.pem");
@@ -449,7 +449,7 @@ Status DomainsService::LoadCertificate(const DomainRecord& r) {
 }
 
 // Checks the pair, writes it (key first, both 0600, each atomically), updates the record.
-Status DomainsService::StoreCertificate(DomainRecord& r, const std::string& chain_pem, const std::string& key_pem) {
+Status DomainsServiceImpl::StoreCertificate(DomainRecord& r, const std::string& chain_pem, const std::string& key_pem) {
   auto parsed = net::TlsCertificate::FromPem(chain_pem, key_pem);
   if (!parsed.ok()) return parsed.status();
   if (!(*parsed)->Covers(r.name)) {
@@ -472,12 +472,12 @@ Status DomainsService::StoreCertificate(DomainRecord& r, const std::string& chai
   return Status::Ok();
 }
 
-void DomainsService::StateChanged() {
+void DomainsServiceImpl::StateChanged() {
   ++tls_generation_;
   host_.RoutesChanged();  // pushes the routes frame and, after it, ours
 }
 
-void DomainsService::ContributeGatewayFrames(std::vector<proto::Frame>& out) {
+void DomainsServiceImpl::ContributeGatewayFrames(std::vector<proto::Frame>& out) {
   proto::TlsState state;
   state.generation = tls_generation_;
   for (const auto& [name, pair] : certs_) state.certificates.push_back(pair);
@@ -496,7 +496,7 @@ void DomainsService::ContributeGatewayFrames(std::vector<proto::Frame>& out) {
   out.push_back(proto::MakeFrame(proto::kMsgTls, state));
 }
 
-void DomainsService::OnPeerFrame(const proto::Frame& frame) {
+void DomainsServiceImpl::OnPeerFrame(const proto::Frame& frame) {
   if (frame.type() != proto::kMsgTlsApplied) return;
   uint64_t gen = frame.header.value("generation", uint64_t{0});
   {
@@ -508,7 +508,7 @@ void DomainsService::OnPeerFrame(const proto::Frame& frame) {
 
 // --- DomainRegistry ----------------------------------------------------------------------------
 
-Result<DomainRecord> DomainsService::PutDomain(const DomainSpec& spec) {
+Result<DomainRecord> DomainsServiceImpl::PutDomain(const DomainSpec& spec) {
   DomainRecord r;
   r.name = Lower(spec.name);
   while (!r.name.empty() && r.name.back() == '.') r.name.pop_back();
@@ -563,7 +563,7 @@ Result<DomainRecord> DomainsService::PutDomain(const DomainSpec& spec) {
   return r;
 }
 
-Result<DomainRecord> DomainsService::SetTarget(std::string_view name, const DomainSpec& target) {
+Result<DomainRecord> DomainsServiceImpl::SetTarget(std::string_view name, const DomainSpec& target) {
   auto rows = Query("WHERE name = ?", Lower(std::string(name)));
   if (rows.empty()) return Status::NotFound("no custom domain " + std::string(name));
   DomainRecord r = rows[0];
@@ -577,7 +577,7 @@ Result<DomainRecord> DomainsService::SetTarget(std::string_view name, const Doma
   return r;
 }
 
-Result<ApiMapping> DomainsService::AddMapping(std::string_view name, ApiMapping mapping) {
+Result<ApiMapping> DomainsServiceImpl::AddMapping(std::string_view name, ApiMapping mapping) {
   auto rows = Query("WHERE name = ?", Lower(std::string(name)));
   if (rows.empty()) return Status::NotFound("no custom domain " + std::string(name));
   const DomainRecord& r = rows[0];
@@ -602,7 +602,7 @@ Result<ApiMapping> DomainsService::AddMapping(std::string_view name, ApiMapping 
   return mapping;
 }
 
-Status DomainsService::DeleteMapping(std::string_view name, std::string_view mapping_id) {
+Status DomainsServiceImpl::DeleteMapping(std::string_view name, std::string_view mapping_id) {
   std::string domain = Lower(std::string(name));
   if (Query("WHERE name = ?", domain).empty()) return Status::NotFound("no custom domain " + domain);
   if (db().Prepare("DELETE FROM domain_mappings WHERE domain = ? AND id = ?").BindAll(domain, std::string(mapping_id)).Run() == 0)
@@ -611,15 +611,15 @@ Status DomainsService::DeleteMapping(std::string_view name, std::string_view map
   return Status::Ok();
 }
 
-Result<DomainRecord> DomainsService::GetDomain(std::string_view name) {
+Result<DomainRecord> DomainsServiceImpl::GetDomain(std::string_view name) {
   auto rows = Query("WHERE name = ?", Lower(std::string(name)));
   if (rows.empty()) return Status::NotFound("no custom domain " + std::string(name));
   return rows[0];
 }
 
-Result<std::vector<DomainRecord>> DomainsService::ListDomains() { return Query("", ""); }
+Result<std::vector<DomainRecord>> DomainsServiceImpl::ListDomains() { return Query("", ""); }
 
-Status DomainsService::DeleteDomain(std::string_view raw) {
+Status DomainsServiceImpl::DeleteDomain(std::string_view raw) {
   std::string name = Lower(std::string(raw));
   if (db().Prepare("DELETE FROM domains WHERE name = ?").BindAll(name).Run() == 0)
     return Status::NotFound("no custom domain " + name);
@@ -634,7 +634,7 @@ Status DomainsService::DeleteDomain(std::string_view raw) {
   return Status::Ok();
 }
 
-Status DomainsService::RenewNow(std::string_view raw) {
+Status DomainsServiceImpl::RenewNow(std::string_view raw) {
   auto r = GetDomain(raw);
   if (!r.ok()) return r.status();
   if (r->certificate != "acme") return Status::Invalid(r->name + " does not get its certificate by ACME");
@@ -645,7 +645,7 @@ Status DomainsService::RenewNow(std::string_view raw) {
 
 // --- ACME worker -------------------------------------------------------------------------------
 
-Status DomainsService::LoadAccountKey() {
+Status DomainsServiceImpl::LoadAccountKey() {
   if (account_key_) return Status::Ok();
   const std::string path = tls_dir_ + "/acme-account.key";
   auto pem = ReadFile(path);
@@ -663,7 +663,7 @@ Status DomainsService::LoadAccountKey() {
   return Status::Ok();
 }
 
-void DomainsService::Enqueue(const std::string& name, const std::string& challenge) {
+void DomainsServiceImpl::Enqueue(const std::string& name, const std::string& challenge) {
   if (!in_flight_.insert(name).second) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -673,7 +673,7 @@ void DomainsService::Enqueue(const std::string& name, const std::string& challen
   log::Info("acme_order_queued", {{"domain", name}, {"challenge", challenge}});
 }
 
-void DomainsService::CheckRenewals() {
+void DomainsServiceImpl::CheckRenewals() {
   const int64_t now = NowS();
   try {
     for (const DomainRecord& r : Query("WHERE certificate = 'acme'", "")) {
@@ -699,15 +699,15 @@ void DomainsService::CheckRenewals() {
   }
 }
 
-void DomainsService::Post(std::function<void()> task) {
+void DomainsServiceImpl::Post(std::function<void()> task) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_ || async_ == nullptr) return;
   posted_.push_back(std::move(task));
   uv_async_send(async_);
 }
 
-void DomainsService::OnAsync(uv_async_t* a) {
-  auto* self = static_cast<DomainsService*>(a->data);
+void DomainsServiceImpl::OnAsync(uv_async_t* a) {
+  auto* self = static_cast<DomainsServiceImpl*>(a->data);
   std::vector<std::function<void()>> tasks;
   {
     std::lock_guard<std::mutex> lock(self->mu_);
@@ -723,7 +723,7 @@ void DomainsService::OnAsync(uv_async_t* a) {
   }
 }
 
-Status DomainsService::PublishFromWorker(const acme::Challenge& c) {
+Status DomainsServiceImpl::PublishFromWorker(const acme::Challenge& c) {
   // The loop publishes and reports the generation that carries the answer. The rendezvous is
   // shared so that a late closure never touches this stack frame.
   struct Rendezvous {
@@ -772,7 +772,7 @@ Status DomainsService::PublishFromWorker(const acme::Challenge& c) {
   return Status::Ok();
 }
 
-void DomainsService::WithdrawFromWorker(const acme::Challenge& c) {
+void DomainsServiceImpl::WithdrawFromWorker(const acme::Challenge& c) {
   Post([this, c] {
     if (c.type == "http-01") {
       http01_.erase(c.token);
@@ -783,7 +783,7 @@ void DomainsService::WithdrawFromWorker(const acme::Challenge& c) {
   });
 }
 
-void DomainsService::RunWorker() {
+void DomainsServiceImpl::RunWorker() {
   std::unique_ptr<acme::AcmeTransport> transport;
   std::unique_ptr<acme::AcmeClient> client;
   auto ensure_client = [&] {
@@ -839,7 +839,7 @@ void DomainsService::RunWorker() {
   }
 }
 
-void DomainsService::Finish(const std::string& name, Result<acme::Issued> outcome) {
+void DomainsServiceImpl::Finish(const std::string& name, Result<acme::Issued> outcome) {
   in_flight_.erase(name);
   auto rows = Query("WHERE name = ?", name);
   if (rows.empty()) return;  // deleted while the order ran
@@ -870,7 +870,7 @@ void DomainsService::Finish(const std::string& name, Result<acme::Issued> outcom
 // An ARI answer (control/acme/ari.h): renew_at moves into the CA's window unless it already lies
 // inside it (so repeated look-ups do not keep re-drawing the moment). A failing or refused
 // renewal's back-off is left alone, and so is a certificate replaced since the look-up began.
-void DomainsService::FinishAri(const std::string& name, const std::string& serial, Result<acme::RenewalInfo> outcome) {
+void DomainsServiceImpl::FinishAri(const std::string& name, const std::string& serial, Result<acme::RenewalInfo> outcome) {
   ari_in_flight_.erase(name);
   const int64_t now = NowS();
   if (!outcome.ok()) {
@@ -899,7 +899,7 @@ void DomainsService::FinishAri(const std::string& name, const std::string& seria
 
 // --- native API --------------------------------------------------------------------------------
 
-void DomainsService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+void DomainsServiceImpl::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   auto reply = [&](int status, const json& body) {
     net::HttpResponse r = net::JsonResponse(status, body.dump());
     r.headers.emplace_back("x-amzn-RequestId", info.request_id);
@@ -953,10 +953,6 @@ void DomainsService::Handle(net::HttpRequest& req, const Responder& resp, const 
 
 // --- registration ------------------------------------------------------------------------------
 
-std::unique_ptr<Service> MakeDomainsService(ServiceHost& host) { return std::make_unique<DomainsService>(host); }
-
-DomainRegistry* FindDomainRegistry(ServiceHost& host) {
-  return dynamic_cast<DomainRegistry*>(host.FindService("geysir-domains"));
-}
+std::unique_ptr<DomainsService> MakeDomainsService(ServiceHost& host) { return std::make_unique<DomainsServiceImpl>(host); }
 
 }  // namespace geysir::control

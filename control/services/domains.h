@@ -14,9 +14,10 @@
 // needs (certificates, keys, ACME challenge answers, the host -> target map) over control.sock
 // as a "tls" frame (docs/wire-formats.md).
 //
-// How another part of control reaches it: `DomainRegistry* FindDomainRegistry(ServiceHost&)`;
-// the registry is the Service registered as "geysir-domains" (it also serves the native API
-// /geysir/v1/domains that `geysir domain add|list|remove` calls).
+// How another part of control reaches it: the registry is a Service (signing name
+// "geysir-domains"; it also serves the native API /geysir/v1/domains that `geysir domain
+// add|list|remove` calls), and control/services/registry.cpp hands it as a DomainRegistry& to
+// the services that use it (API Gateway's domain names and mappings).
 //
 // Thread safety: loop thread only, like every Service. Issuance and renewal run on a worker
 // thread of their own (blocking HTTP to the CA) and report back to the loop; callers of this
@@ -30,11 +31,9 @@
 #include <vector>
 
 #include "base/status.h"
+#include "control/service.h"
 
 namespace geysir::control {
-
-class ServiceHost;
-class Service;
 
 // One API mapping (API Gateway v2's ApiMapping, v1's BasePathMapping): requests whose path starts
 // with `key`'s segments go to `stage` of `api_id`, with the key stripped.
@@ -103,10 +102,10 @@ class DomainRegistry {
   virtual Status RenewNow(std::string_view name) = 0;
 };
 
-// The registry of this control process, or nullptr when the domains service is not registered.
-DomainRegistry* FindDomainRegistry(ServiceHost& host);
+// The Service (control/service.h) that is the registry; registry.cpp adds it to the services
+// and hands it to those that need a DomainRegistry.
+class DomainsService : public Service, public DomainRegistry {};
 
-// The Service (control/service.h) that is the registry; registry.cpp adds it.
-std::unique_ptr<Service> MakeDomainsService(ServiceHost& host);
+std::unique_ptr<DomainsService> MakeDomainsService(ServiceHost& host);
 
 }  // namespace geysir::control

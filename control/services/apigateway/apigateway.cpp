@@ -359,7 +359,8 @@ json ListOf(const std::vector<json>& items, const char* key) {
 
 }  // namespace
 
-ApiGatewayService::ApiGatewayService(ServiceHost& host) : host_(host), model_(host) {}
+ApiGatewayService::ApiGatewayService(ServiceHost& host, DomainRegistry& domains)
+    : host_(host), domains_(domains), model_(host) {}
 
 Status ApiGatewayService::Start() {
   try {
@@ -404,7 +405,7 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
     throw ApiException(e);
   };
   const size_t n = seg.size();
-  if (apigw::HandleDomainNames(m, req, seg, resp, rid)) return;  // custom domains, v1 and v2
+  if (apigw::HandleDomainNames(m, domains_, req, seg, resp, rid)) return;  // custom domains, v1 and v2
 
   // ------------------------------------------------------------------ v2: /v2/apis...
   if (n >= 2 && seg[0] == "v2" && seg[1] == "apis") {
@@ -874,12 +875,4 @@ void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, con
   unknown();
 }
 
-namespace apigw {
-
-ApiGatewayModel* FindModel(ServiceHost& host) {
-  auto* service = dynamic_cast<ApiGatewayService*>(host.FindService("apigateway"));
-  return service ? &service->model() : nullptr;
-}
-
-}  // namespace apigw
 }  // namespace geysir::control

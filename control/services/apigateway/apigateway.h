@@ -14,22 +14,26 @@
 
 #include "control/service.h"
 #include "control/services/apigateway/apigateway_model.h"
+#include "control/services/domains.h"
 
 namespace geysir::control {
 
 class ApiGatewayService final : public Service {
  public:
-  explicit ApiGatewayService(ServiceHost& host);
+  // `domains`: the custom-domain registry that DomainName and ApiMapping operations work on.
+  ApiGatewayService(ServiceHost& host, DomainRegistry& domains);
   std::string_view signing_name() const override { return "apigateway"; }
   Status Start() override;
   void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
   void ContributeRoutes(proto::RouteTable& table) override;
 
+  // The objects, for CloudFormation's API Gateway resources (handed over by the registry).
   apigw::ApiGatewayModel& model() { return model_; }
 
  private:
   ServiceHost& host_;
+  DomainRegistry& domains_;
   apigw::ApiGatewayModel model_;
 };
 

@@ -51,12 +51,6 @@ void Send(const Responder& resp, int status, const json& body, const std::string
   }
 }
 
-DomainRegistry& Registry(ServiceHost& host) {
-  DomainRegistry* r = FindDomainRegistry(host);
-  if (r == nullptr) throw ApiException(BadRequest("custom domains are not enabled on this server"));
-  return *r;
-}
-
 DomainRecord GetOr404(DomainRegistry& reg, const std::string& name) {
   auto r = reg.GetDomain(name);
   if (!r.ok()) throw ApiException(NotFound("Invalid domain name identifier specified"));
@@ -168,14 +162,13 @@ const ApiMapping* FindKey(const DomainRecord& r, const std::string& key) {
 
 }  // namespace
 
-bool HandleDomainNames(ApiGatewayModel::Impl& m, net::HttpRequest& req, const std::vector<std::string>& seg,
+bool HandleDomainNames(ApiGatewayModel::Impl& m, DomainRegistry& reg, net::HttpRequest& req, const std::vector<std::string>& seg,
                        const Responder& resp, const std::string& rid) {
   const bool v2 = seg.size() >= 2 && seg[0] == "v2" && seg[1] == "domainnames";
   if (!v2 && !(!seg.empty() && seg[0] == "domainnames")) return false;
   const size_t base = v2 ? 2 : 1;
   const size_t n = seg.size() - base;  // segments after ".../domainnames"
   const std::string& method = req.method;
-  DomainRegistry& reg = Registry(m.host);
   auto unknown = [&]() -> bool {
     AwsError e = NotFound("No API Gateway operation " + method + " " + req.path);
     throw ApiException(e);

@@ -31,6 +31,7 @@
 namespace geysir::control {
 
 class ServiceHost;
+class DomainRegistry;
 
 namespace apigw {
 
@@ -92,7 +93,7 @@ std::string FunctionArnFromUri(const std::string& uri);
 // The custom domain operations (v1 /domainnames..., v2 /v2/domainnames...) over control's domain
 // registry (control/services/domains.h); apigateway_domains.cpp. False when `seg` (the decoded path
 // segments) is not one of their paths; AWS-shaped ApiExceptions otherwise.
-bool HandleDomainNames(ApiGatewayModel::Impl& m, net::HttpRequest& req, const std::vector<std::string>& seg,
+bool HandleDomainNames(ApiGatewayModel::Impl& m, DomainRegistry& reg, net::HttpRequest& req, const std::vector<std::string>& seg,
                        const std::shared_ptr<net::HttpResponder>& resp, const std::string& request_id);
 
 }  // namespace apigw

@@ -163,10 +163,5 @@ class ApiGatewayModel {
   std::unique_ptr<Impl> impl_;
 };
 
-// The model of the registered "apigateway" service (control/services/registry.cpp), or nullptr
-// when none is registered. This is how CloudFormation reaches it:
-//   apigw::ApiGatewayModel* m = apigw::FindModel(host);
-ApiGatewayModel* FindModel(ServiceHost& host);
-
 }  // namespace apigw
 }  // namespace geysir::control

@@ -52,7 +52,7 @@ std::vector<std::pair<std::string, std::string>> Pairs(const Form& f, const std:
 
 // The template of a CreateStack / UpdateStack / ValidateTemplate: TemplateBody, or the object
 // TemplateURL names in Geysir's S3. nullopt when neither is given.
-std::optional<std::string> TemplateOf(ServiceHost& host, const Form& f) {
+std::optional<std::string> TemplateOf(ObjectSource& objects, const Form& f) {
   const bool has_body = f.count("TemplateBody") > 0;
   const bool has_url = f.count("TemplateURL") > 0;
   if (has_body && has_url) {
@@ -70,7 +70,7 @@ std::optional<std::string> TemplateOf(ServiceHost& host, const Form& f) {
   const std::string& url = f.at("TemplateURL");
   std::optional<s3::ObjectRef> ref = s3::ParseObjectUrl(url);
   if (!ref) throw ApiException(ValidationError("TemplateURL must be a supported URL."));
-  Result<std::string> body = s3::ReadObject(host, ref->bucket, ref->key, kMaxUrlTemplate);
+  Result<std::string> body = objects.ReadObject(ref->bucket, ref->key, kMaxUrlTemplate);
   if (!body.ok()) {
     if (body.status().code() == Code::kResourceExhausted) {
       throw ApiException(ValidationError("Template may not exceed 1048576 bytes in size."));
@@ -143,11 +143,12 @@ void ResourceFields(XmlWriter& x, const StackRecord& s, const ResourceRecord& r,
 
 }  // namespace
 
-CloudFormationService::CloudFormationService(ServiceHost& host) : host_(host) {}
+CloudFormationService::CloudFormationService(ServiceHost& host, apigw::ApiGatewayModel& apis, ObjectSource& objects)
+    : host_(host), apis_(apis), objects_(objects) {}
 CloudFormationService::~CloudFormationService() = default;
 
 Status CloudFormationService::Start() {
-  providers_ = std::make_unique<cfn::ResourceProviders>(host_);
+  providers_ = std::make_unique<cfn::ResourceProviders>(host_, apis_);
   cfn::EngineOptions o;
   o.region = host_.api().region;
   o.account_id = host_.api().account_id;
@@ -178,7 +179,7 @@ void CloudFormationService::Handle(net::HttpRequest& req, const Responder& resp,
   if (action == "CreateStack") {
     cfn::CreateStackInput in;
     in.name = Required(f, "StackName", "stackName");
-    std::optional<std::string> body = TemplateOf(host_, f);
+    std::optional<std::string> body = TemplateOf(objects_, f);
     if (!body) throw ApiException(ValidationError("Either Template URL or Template Body must be specified."));
     in.template_body = std::move(*body);
     for (auto& [k, v] : Pairs(f, "Parameters.member", "ParameterKey", "ParameterValue")) in.parameters[k] = v;
@@ -192,7 +193,7 @@ void CloudFormationService::Handle(net::HttpRequest& req, const Responder& resp,
   if (action == "UpdateStack") {
     cfn::UpdateStackInput in;
     in.name = Required(f, "StackName", "stackName");
-    in.template_body = TemplateOf(host_, f);
+    in.template_body = TemplateOf(objects_, f);
     if (!in.template_body && Get(f, "UsePreviousTemplate") != "true") {
       throw ApiException(ValidationError("Either Template URL or Template Body must be specified."));
     }
@@ -330,7 +331,7 @@ void CloudFormationService::Handle(net::HttpRequest& req, const Responder& resp,
     return reply(x);
   }
   if (action == "ValidateTemplate") {
-    std::optional<std::string> body = TemplateOf(host_, f);
+    std::optional<std::string> body = TemplateOf(objects_, f);
     if (!body) throw ApiException(ValidationError("Either Template URL or Template Body must be specified."));
     cfn::Template t = engine_->Validate(*body);
     x.Open("Parameters");

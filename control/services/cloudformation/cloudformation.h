@@ -6,6 +6,7 @@
 // DescribeStackResources, ListStackResources, DescribeStackEvents, ListStacks, GetTemplate,
 // ValidateTemplate. TemplateURL is read from Geysir's own S3 whatever host it names
 // (https://s3.amazonaws.com/BUCKET/KEY is what Zappa sends); TemplateBody is taken as given.
+// API Gateway resources are made in the API Gateway service's model.
 // Errors use the query protocol's XML (<ErrorResponse><Error><Code>ValidationError</Code>...).
 //
 // Thread safety: control's loop thread only.
@@ -14,8 +15,13 @@
 #include <memory>
 
 #include "control/service.h"
+#include "control/services/s3/s3_objects.h"
 
 namespace geysir::control {
+
+namespace apigw {
+class ApiGatewayModel;
+}  // namespace apigw
 
 namespace cfn {
 class ResourceProviders;
@@ -24,7 +30,8 @@ class StackEngine;
 
 class CloudFormationService final : public Service {
  public:
-  explicit CloudFormationService(ServiceHost& host);
+  // `apis`: where stacks make API Gateway objects; `objects`: where TemplateURLs are read.
+  CloudFormationService(ServiceHost& host, apigw::ApiGatewayModel& apis, ObjectSource& objects);
   ~CloudFormationService() override;
 
   std::string_view signing_name() const override { return "cloudformation"; }
@@ -34,6 +41,8 @@ class CloudFormationService final : public Service {
 
  private:
   ServiceHost& host_;
+  apigw::ApiGatewayModel& apis_;
+  ObjectSource& objects_;
   std::unique_ptr<cfn::ResourceProviders> providers_;
   std::unique_ptr<cfn::StackEngine> engine_;
 };

@@ -86,11 +86,11 @@ Status Refuse(const json& props, std::initializer_list<const char*> keys, const 
   return Status::Ok();
 }
 
-// Every provider of API Gateway objects reaches the model of the registered "apigateway"
-// service at call time (services start in registry order; none is kept across calls).
+// Every provider of API Gateway objects makes them in the API Gateway service's model, which
+// the registry hands CloudFormation when it builds it.
 class ApiGatewayProvider : public ResourceProvider {
  public:
-  explicit ApiGatewayProvider(ServiceHost& host) : host_(host) {}
+  ApiGatewayProvider(ServiceHost& host, apigw::ApiGatewayModel& model) : host_(host), model_(model) {}
 
   // An object whose API is already gone (a RestApi deleted before its methods, or by hand)
   // is deleted: the model answers NotFoundException for it.
@@ -106,15 +106,12 @@ class ApiGatewayProvider : public ResourceProvider {
  protected:
   virtual Status DoDelete(const ResourceRecord& r) = 0;
 
-  Result<apigw::ApiGatewayModel*> Model() const {
-    apigw::ApiGatewayModel* m = apigw::FindModel(host_);
-    if (!m) return Status::Unavailable("the API Gateway service is not running in this Geysir");
-    return m;
-  }
+  Result<apigw::ApiGatewayModel*> Model() const { return &model_; }
   static std::string Attr(const ResourceRecord& r, const char* key) {
     return r.attributes.contains(key) && r.attributes[key].is_string() ? r.attributes[key].get<std::string>() : "";
   }
   ServiceHost& host_;
+  apigw::ApiGatewayModel& model_;
 };
 
 #define GEYSIR_ASSIGN_OR_RETURN(lhs, expr) \
@@ -347,16 +344,16 @@ class V2StageProvider final : public ApiGatewayProvider {
 
 }  // namespace
 
-ResourceProviders::ResourceProviders(ServiceHost& host) {
-  providers_.emplace("AWS::ApiGateway::RestApi", std::make_unique<RestApiProvider>(host));
-  providers_.emplace("AWS::ApiGateway::Resource", std::make_unique<ResourceResourceProvider>(host));
-  providers_.emplace("AWS::ApiGateway::Method", std::make_unique<MethodProvider>(host));
-  providers_.emplace("AWS::ApiGateway::Deployment", std::make_unique<DeploymentProvider>(host));
-  providers_.emplace("AWS::ApiGateway::Stage", std::make_unique<StageProvider>(host));
-  providers_.emplace("AWS::ApiGatewayV2::Api", std::make_unique<HttpApiProvider>(host));
-  providers_.emplace("AWS::ApiGatewayV2::Integration", std::make_unique<V2IntegrationProvider>(host));
-  providers_.emplace("AWS::ApiGatewayV2::Route", std::make_unique<V2RouteProvider>(host));
-  providers_.emplace("AWS::ApiGatewayV2::Stage", std::make_unique<V2StageProvider>(host));
+ResourceProviders::ResourceProviders(ServiceHost& host, apigw::ApiGatewayModel& apis) {
+  providers_.emplace("AWS::ApiGateway::RestApi", std::make_unique<RestApiProvider>(host, apis));
+  providers_.emplace("AWS::ApiGateway::Resource", std::make_unique<ResourceResourceProvider>(host, apis));
+  providers_.emplace("AWS::ApiGateway::Method", std::make_unique<MethodProvider>(host, apis));
+  providers_.emplace("AWS::ApiGateway::Deployment", std::make_unique<DeploymentProvider>(host, apis));
+  providers_.emplace("AWS::ApiGateway::Stage", std::make_unique<StageProvider>(host, apis));
+  providers_.emplace("AWS::ApiGatewayV2::Api", std::make_unique<HttpApiProvider>(host, apis));
+  providers_.emplace("AWS::ApiGatewayV2::Integration", std::make_unique<V2IntegrationProvider>(host, apis));
+  providers_.emplace("AWS::ApiGatewayV2::Route", std::make_unique<V2RouteProvider>(host, apis));
+  providers_.emplace("AWS::ApiGatewayV2::Stage", std::make_unique<V2StageProvider>(host, apis));
   providers_.emplace("AWS::Lambda::Permission", MakeLambdaPermissionProvider(host));
 }
 

@@ -26,11 +26,16 @@ namespace geysir::control {
 
 class ServiceHost;
 
+namespace apigw {
+class ApiGatewayModel;
+}  // namespace apigw
+
 namespace cfn {
 
 class ResourceProviders {
  public:
-  explicit ResourceProviders(ServiceHost& host);
+  // `apis`: where the AWS::ApiGateway* and AWS::ApiGatewayV2* resources are made.
+  ResourceProviders(ServiceHost& host, apigw::ApiGatewayModel& apis);
   ~ResourceProviders();
   // nullptr for a type Geysir does not make.
   ResourceProvider* Find(std::string_view type) const;

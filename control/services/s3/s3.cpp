@@ -343,6 +343,10 @@ std::string DecodeToken(const std::string& token) {
 S3Service::S3Service(ServiceHost& host) : host_(host) {}
 S3Service::~S3Service() = default;
 
+Result<std::string> S3Service::ReadObject(std::string_view bucket, std::string_view key, uint64_t max_bytes) {
+  return s3::ReadObject(host_, bucket, key, max_bytes);
+}
+
 Status S3Service::Start() {
   Result<s3::S3ObjectStore> store = s3::S3ObjectStore::Open(host_.store().db(), host_.data_dir());
   if (!store.ok()) return store.status();

@@ -15,7 +15,8 @@
 // x-amz-checksum-* (headers or trailers) are verified before anything is stored.
 // Errors are S3's XML (<Error><Code>NoSuchKey</Code><Message>...</Message>...).
 //
-// Storage: S3ObjectStore (s3_store.h). Other services read objects through s3_objects.h.
+// Storage: S3ObjectStore (s3_store.h). Other services read objects through the ObjectSource
+// this service is (s3_objects.h).
 //
 // Thread safety: control's loop thread only.
 #pragma once
@@ -24,11 +25,12 @@
 #include <optional>
 
 #include "control/service.h"
+#include "control/services/s3/s3_objects.h"
 #include "control/services/s3/s3_store.h"
 
 namespace geysir::control {
 
-class S3Service final : public Service {
+class S3Service final : public Service, public ObjectSource {
  public:
   explicit S3Service(ServiceHost& host);
   ~S3Service() override;
@@ -40,6 +42,9 @@ class S3Service final : public Service {
 
   // The object store (valid after Start()).
   s3::S3ObjectStore& objects() { return *objects_; }
+
+  // ObjectSource.
+  Result<std::string> ReadObject(std::string_view bucket, std::string_view key, uint64_t max_bytes) override;
 
  private:
   struct Call;

@@ -3,9 +3,11 @@
 //
 //   - Lambda's CreateFunction / UpdateFunctionCode with Code.S3Bucket + S3Key copy the zip
 //     synchronously (Zappa deletes the object as soon as the call returns):
-//       Result<std::string> zip = s3::ReadObject(host, bucket, key);
+//       Result<std::string> zip = objects.ReadObject(bucket, key, max_bytes);
 //   - CloudFormation resolves TemplateURL "https://s3.amazonaws.com/BUCKET/KEY":
-//       if (auto ref = s3::ParseObjectUrl(url)) body = s3::ReadObject(host, ref->bucket, ref->key);
+//       if (auto ref = s3::ParseObjectUrl(url)) body = objects.ReadObject(ref->bucket, ref->key, max_bytes);
+// Both are handed the S3 service as an ObjectSource when the registry builds them
+// (control/services/registry.cpp), so neither can exist without it.
 //
 // Objects live in control's data directory (<data>/s3/blobs/<sha256>) with their metadata in
 // SQLite (schema track "s3"); see control/services/s3/s3_store.h. These functions read both
@@ -30,6 +32,13 @@
 namespace geysir::control {
 
 class ServiceHost;
+
+// What a service that reads S3 objects is given: S3Service is one. Errors as s3::ReadObject.
+class ObjectSource {
+ public:
+  virtual ~ObjectSource() = default;
+  virtual Result<std::string> ReadObject(std::string_view bucket, std::string_view key, uint64_t max_bytes) = 0;
+};
 
 namespace s3 {
 

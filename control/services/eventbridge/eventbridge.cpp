@@ -1,7 +1,6 @@
-// EventsService: see events.h. Layout of this file: the EventBridge event and its input
-// transformations; the tables; the service with its schedule engine; the EventBridge API; the
-// Scheduler API; the Lambda/native trigger routes.
-#include "control/services/events.h"
+// EventBridgeService: see eventbridge.h. Layout of this file: the EventBridge event and its
+// input transformations; the tables; the service with its schedule engine; the EventBridge API.
+#include "control/services/eventbridge/eventbridge.h"
 
 #include <algorithm>
 #include <charconv>
@@ -9,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/db.h"
+#include "control/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
 #include "control/triggers/schedule_expression.h"
@@ -24,6 +24,15 @@ using nlohmann::ordered_json;
 using triggers::AsyncEvent;
 using triggers::ScheduleExpression;
 using triggers::TimeZone;
+using events::IsLambdaArn;
+using events::kRuleColumns;
+using events::LoadRule;
+using events::LoadTargets;
+using events::ReadRule;
+using events::Rule;
+using events::Str;
+using events::Target;
+using events::ValidRuleName;
 
 constexpr std::string_view kJson11 = "application/x-amz-json-1.1";
 
@@ -169,99 +178,12 @@ const std::vector<Migration> kSteps = {
      "CREATE INDEX events_targets_arn ON events_targets(arn);"},
 };
 
-struct Rule {
-  std::string kind = "rule";
-  std::string name;
-  std::string expression;
-  std::string event_pattern;
-  std::string state = "ENABLED";
-  std::string description;
-  std::string role_arn;
-  std::string timezone = "UTC";
-  json tags = json::array();
-  int64_t created_ms = 0, modified_ms = 0, anchor_ms = 0;
-  std::optional<int64_t> next_fire_ms, last_fire_ms;
-};
-
-struct Target {
-  std::string id, arn, role_arn;
-  std::optional<std::string> input, input_path;
-  json input_transformer;  // null when absent
-};
-
-constexpr const char* kRuleColumns =
-    "kind, name, schedule_expression, event_pattern, state, description, role_arn, timezone, tags, created_ms, "
-    "modified_ms, anchor_ms, next_fire_ms, last_fire_ms";
-
-Rule ReadRule(Statement& s) {
-  Rule r;
-  r.kind = s.Text(0);
-  r.name = s.Text(1);
-  r.expression = s.Text(2);
-  r.event_pattern = s.Text(3);
-  r.state = s.Text(4);
-  r.description = s.Text(5);
-  r.role_arn = s.Text(6);
-  r.timezone = s.Text(7);
-  r.tags = json::parse(s.Text(8), nullptr, false);
-  if (!r.tags.is_array()) r.tags = json::array();
-  r.created_ms = s.Int(9);
-  r.modified_ms = s.Int(10);
-  r.anchor_ms = s.Int(11);
-  r.next_fire_ms = s.OptInt(12);
-  r.last_fire_ms = s.OptInt(13);
-  return r;
-}
-
-std::optional<Rule> LoadRule(Db& db, const std::string& kind, const std::string& name) {
-  Statement s = db.Prepare(std::string("SELECT ") + kRuleColumns + " FROM events_rules WHERE kind = ? AND name = ?");
-  s.BindAll(kind, name);
-  if (!s.Step()) return std::nullopt;
-  return ReadRule(s);
-}
-
-std::vector<Target> LoadTargets(Db& db, const std::string& kind, const std::string& rule) {
-  Statement s = db.Prepare(
-      "SELECT id, arn, input, input_path, input_transformer, role_arn FROM events_targets WHERE kind = ? AND rule = ? "
-      "ORDER BY position, id");
-  s.BindAll(kind, rule);
-  std::vector<Target> out;
-  while (s.Step()) {
-    Target t;
-    t.id = s.Text(0);
-    t.arn = s.Text(1);
-    t.input = s.OptText(2);
-    t.input_path = s.OptText(3);
-    if (auto x = s.OptText(4)) t.input_transformer = json::parse(*x, nullptr, false);
-    if (t.input_transformer.is_discarded()) t.input_transformer = nullptr;
-    t.role_arn = s.Text(5);
-    out.push_back(std::move(t));
-  }
-  return out;
-}
-
-bool IsLambdaArn(const std::string& arn) { return arn.rfind("arn:aws:lambda:", 0) == 0 && arn.find(":function:") != std::string::npos; }
-
-bool ValidRuleName(const std::string& n) {
-  if (n.empty() || n.size() > 64) return false;
-  return std::all_of(n.begin(), n.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
-  });
-}
-
-std::string Str(const json& body, const char* key) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return "";
-  if (!it->is_string()) throw ApiException(Validation(std::string("Parameter ") + key + " must be a string."));
-  return it->get<std::string>();
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // The service and its schedule engine
 
-class EventsService final : public Service {
+class EventsService final : public EventBridgeService {
  public:
   explicit EventsService(ServiceHost& host) : host_(host) {
     if (const char* s = std::getenv("GEYSIR_TEST_TIME_SCALE")) {
@@ -274,9 +196,7 @@ class EventsService final : public Service {
   }
 
   std::string_view signing_name() const override { return "events"; }
-  triggers::AsyncQueue& queue() { return *queue_; }
-  ServiceHost& host() { return host_; }
-  double scale() const { return scale_; }
+  triggers::AsyncQueue& queue() override { return *queue_; }
 
   Status Start() override {
     try {
@@ -495,7 +415,7 @@ class EventsService final : public Service {
     return f;
   }
 
-  std::string RuleArn(const Rule& r) const {
+  std::string RuleArn(const Rule& r) const override {
     const ApiContext& api = host_.api();
     if (r.kind == "schedule") return "arn:aws:scheduler:" + api.region + ":" + api.account_id + ":schedule/default/" + r.name;
     return "arn:aws:events:" + api.region + ":" + api.account_id + ":rule/" + r.name;
@@ -525,7 +445,7 @@ class EventsService final : public Service {
   }
 
   // Creates or updates a rule/schedule row; keeps targets. Returns the stored rule.
-  Rule Upsert(Rule r) {
+  Rule Upsert(Rule r) override {
     Db& db = host_.store().db();
     const int64_t now = host_.NowMs();
     std::optional<Rule> old = LoadRule(db, r.kind, r.name);
@@ -554,7 +474,7 @@ class EventsService final : public Service {
     return r;
   }
 
-  void PutTarget(const std::string& kind, const std::string& rule, const Target& t, int position) {
+  void PutTarget(const std::string& kind, const std::string& rule, const Target& t, int position) override {
     Db& db = host_.store().db();
     std::optional<std::string> transformer;
     if (t.input_transformer.is_object()) transformer = Dump(t.input_transformer);
@@ -567,7 +487,7 @@ class EventsService final : public Service {
         .Run();
   }
 
-  bool DeleteRule(const std::string& kind, const std::string& name) {
+  bool DeleteRule(const std::string& kind, const std::string& name) override {
     Db& db = host_.store().db();
     Transaction txn(db);
     int n = db.Prepare("DELETE FROM events_rules WHERE kind = ? AND name = ?").BindAll(kind, name).Run();
@@ -594,7 +514,7 @@ class EventsService final : public Service {
     return j;
   }
 
-  json ListSchedulesJson() {
+  json ListSchedulesJson() override {
     json out = json::array();
     Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
                                              " FROM events_rules WHERE schedule_expression != '' ORDER BY kind, name");
@@ -628,8 +548,6 @@ class EventsService final : public Service {
   int64_t retry_after_ms_ = 0;
   std::map<std::string, TimeZone> zones_;
   std::vector<int64_t> lags_, commit_lags_;
-
-  friend class SchedulerService;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -919,378 +837,8 @@ json EventsService::ListTagsForResource(const json& body) {
   return {{"Tags", tags}};
 }
 
-// ---------------------------------------------------------------------------------------------
-// EventBridge Scheduler API (rest-json): the AWS-faithful way to give a schedule a time zone.
-
-class SchedulerService final : public Service {
- public:
-  explicit SchedulerService(ServiceHost& host) : host_(host) {}
-  std::string_view signing_name() const override { return "scheduler"; }
-  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
-    net::HttpResponse r;
-    r.status = error.http_status;
-    r.headers = {{"Content-Type", "application/json"},
-                 {"x-amzn-RequestId", request_id},
-                 {"x-amzn-ErrorType", error.type}};
-    r.body = Dump(json{{"Message", error.message}});
-    return r;
-  }
-
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
-    auto* events = dynamic_cast<EventsService*>(host_.FindService("events"));
-    if (!events) throw ApiException(ServiceError("the events service is not running"));
-    std::string path = req.path;
-    json out;
-    int status = 200;
-    auto name_of = [&](std::string_view prefix) { return net::PercentDecode(path.substr(prefix.size()), false); };
-    if (path == "/schedules" && req.method == "GET") {
-      out = List(*events, ParseQuery(req.query));
-    } else if (path.rfind("/schedules/", 0) == 0) {
-      std::string name = name_of("/schedules/");
-      if (!ValidRuleName(name)) throw ApiException(SchedValidation("Schedule name must be 1-64 of [0-9a-zA-Z-_.]."));
-      if (req.method == "POST" || req.method == "PUT") {
-        json body = ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
-        if (!body.is_object()) throw ApiException(SchedValidation("The request body is not a JSON object."));
-        out = Put(*events, name, body, req.method == "POST");
-      } else if (req.method == "GET") {
-        out = Get(*events, name);
-      } else if (req.method == "DELETE") {
-        if (!LoadRule(host_.store().db(), "schedule", name)) throw ApiException(SchedNotFound(name));
-        events->DeleteRule("schedule", name);
-        out = json::object();
-      } else {
-        throw ApiException(MethodNotAllowed("Method " + req.method + " is not allowed on " + path));
-      }
-    } else {
-      AwsError e;
-      e.http_status = 404;
-      e.type = "UnknownOperationException";
-      e.message = "Geysir implements EventBridge Scheduler's schedules (/schedules/NAME) only";
-      throw ApiException(e);
-    }
-    net::HttpResponse r;
-    r.status = status;
-    r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", info.request_id}};
-    r.body = Dump(out);
-    resp->Send(std::move(r));
-  }
-
- private:
-  static AwsError SchedValidation(std::string m) {
-    AwsError e = Validation(std::move(m));
-    return e;
-  }
-  static AwsError SchedNotFound(const std::string& name) {
-    AwsError e;
-    e.http_status = 404;
-    e.type = "ResourceNotFoundException";
-    e.message = "Schedule " + name + " does not exist.";
-    return e;
-  }
-
-  json Put(EventsService& ev, const std::string& name, const json& body, bool create) {
-    Db& db = host_.store().db();
-    std::optional<Rule> old = LoadRule(db, "schedule", name);
-    if (create && old) {
-      AwsError e;
-      e.http_status = 409;
-      e.type = "ConflictException";
-      e.message = "Schedule " + name + " already exists.";
-      throw ApiException(e);
-    }
-    if (!create && !old) throw ApiException(SchedNotFound(name));
-    Rule r;
-    r.kind = "schedule";
-    r.name = name;
-    r.expression = Str(body, "ScheduleExpression");
-    Result<ScheduleExpression> e = ScheduleExpression::Parse(r.expression);
-    if (!e.ok()) throw ApiException(SchedValidation("Invalid Schedule Expression " + r.expression.substr(0, 256) + "."));
-    r.timezone = Str(body, "ScheduleExpressionTimezone");
-    if (r.timezone.empty()) r.timezone = "UTC";
-    Result<TimeZone> tz = TimeZone::Load(r.timezone);
-    if (!tz.ok()) throw ApiException(SchedValidation("Invalid Timezone " + r.timezone.substr(0, 64) + ". " + tz.status().message()));
-    std::string state = Str(body, "State");
-    r.state = state.empty() ? "ENABLED" : state;
-    if (r.state != "ENABLED" && r.state != "DISABLED") throw ApiException(SchedValidation("State must be ENABLED or DISABLED."));
-    r.description = Str(body, "Description");
-    if (!body.contains("Target") || !body["Target"].is_object()) throw ApiException(SchedValidation("Target is required."));
-    const json& t = body["Target"];
-    Target target;
-    target.id = "scheduler";
-    target.arn = Str(t, "Arn");
-    target.role_arn = Str(t, "RoleArn");
-    if (!IsLambdaArn(target.arn)) {
-      throw ApiException(SchedValidation("Geysir's scheduler delivers to Lambda function ARNs only; got " +
-                                         target.arn.substr(0, 200) + "."));
-    }
-    if (t.contains("Input") && t["Input"].is_string()) target.input = t["Input"].get<std::string>();
-    if (e->kind() == ScheduleExpression::Kind::kRate) {
-      // Scheduler's rate schedules start at once when no StartDate is given.
-    }
-    Rule stored = ev.Upsert(std::move(r));
-    {
-      Transaction txn(db);
-      db.Prepare("DELETE FROM events_targets WHERE kind = 'schedule' AND rule = ?").Bind(1, name).Run();
-      ev.PutTarget("schedule", name, target, 0);
-      txn.Commit();
-    }
-    log::Info("schedule_put", {{"schedule", name}, {"expression", stored.expression}, {"timezone", stored.timezone}});
-    return {{"ScheduleArn", ev.RuleArn(stored)}};
-  }
-
-  json Describe(EventsService& ev, const Rule& r) {
-    json j = {{"Name", r.name},
-              {"GroupName", "default"},
-              {"Arn", ev.RuleArn(r)},
-              {"ScheduleExpression", r.expression},
-              {"ScheduleExpressionTimezone", r.timezone},
-              {"State", r.state},
-              {"FlexibleTimeWindow", {{"Mode", "OFF"}}},
-              {"CreationDate", static_cast<double>(r.created_ms) / 1000.0},
-              {"LastModificationDate", static_cast<double>(r.modified_ms) / 1000.0}};
-    if (!r.description.empty()) j["Description"] = r.description;
-    std::vector<Target> targets = LoadTargets(host_.store().db(), "schedule", r.name);
-    if (!targets.empty()) {
-      json t = {{"Arn", targets[0].arn}, {"RoleArn", targets[0].role_arn}};
-      if (targets[0].input) t["Input"] = *targets[0].input;
-      j["Target"] = t;
-    }
-    return j;
-  }
-
-  json Get(EventsService& ev, const std::string& name) {
-    std::optional<Rule> r = LoadRule(host_.store().db(), "schedule", name);
-    if (!r) throw ApiException(SchedNotFound(name));
-    return Describe(ev, *r);
-  }
-
-  json List(EventsService& ev, const std::map<std::string, std::string>& query) {
-    std::string prefix = query.count("NamePrefix") ? query.at("NamePrefix") : "";
-    Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
-                                             " FROM events_rules WHERE kind = 'schedule' ORDER BY name");
-    json out = json::array();
-    while (s.Step()) {
-      Rule r = ReadRule(s);
-      if (r.name.rfind(prefix, 0) != 0) continue;
-      json d = Describe(ev, r);
-      json item = {{"Name", r.name}, {"GroupName", "default"}, {"Arn", d["Arn"]}, {"State", r.state},
-                   {"CreationDate", d["CreationDate"]}, {"LastModificationDate", d["LastModificationDate"]}};
-      if (d.contains("Target")) item["Target"] = {{"Arn", d["Target"]["Arn"]}};
-      out.push_back(std::move(item));
-    }
-    return {{"Schedules", out}};
-  }
-
-  ServiceHost& host_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Lambda async path and the trigger routes of control's own API
-
-namespace {
-
-EventsService& EventsOf(ServiceHost& host) {
-  auto* ev = dynamic_cast<EventsService*>(host.FindService("events"));
-  if (!ev) throw ApiException(ServiceError("the trigger runtime (events service) is not running"));
-  return *ev;
+std::unique_ptr<EventBridgeService> MakeEventBridgeService(ServiceHost& host) {
+  return std::make_unique<EventsService>(host);
 }
-
-net::HttpResponse JsonReply(int status, const json& body, const std::string& rid) {
-  net::HttpResponse r;
-  r.status = status;
-  r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", rid}};
-  r.body = Dump(body);
-  return r;
-}
-
-json ConfigJson(const ApiContext& api, const triggers::EventInvokeConfig& c) {
-  json j = {{"LastModified", static_cast<double>(c.last_modified_ms) / 1000.0},
-            {"FunctionArn", c.qualifier.empty() ? FunctionArn(api, c.function) : FunctionArn(api, c.function) + ":" + c.qualifier}};
-  if (c.max_retry_attempts) j["MaximumRetryAttempts"] = *c.max_retry_attempts;
-  if (c.max_event_age_s) j["MaximumEventAgeInSeconds"] = *c.max_event_age_s;
-  json dest = {{"OnSuccess", json::object()}, {"OnFailure", json::object()}};
-  if (!c.on_success.empty()) dest["OnSuccess"] = {{"Destination", c.on_success}};
-  if (!c.on_failure.empty()) dest["OnFailure"] = {{"Destination", c.on_failure}};
-  j["DestinationConfig"] = dest;
-  return j;
-}
-
-// Applies the fields present in a Put/UpdateFunctionEventInvokeConfig body.
-void ApplyConfigBody(ServiceHost& host, const json& body, triggers::EventInvokeConfig& c) {
-  auto int_field = [&](const char* key, const char* member, int lo, int hi, std::optional<int>& out) {
-    auto it = body.find(key);
-    if (it == body.end() || it->is_null()) return;
-    if (!it->is_number_integer()) throw ApiException(InvalidParameterValue(std::string(key) + " must be an integer"));
-    int64_t v = it->get<int64_t>();
-    if (v < lo || v > hi) {
-      throw ApiException(InvalidParameterValue(
-          "1 validation error detected: Value '" + std::to_string(v) + "' at '" + member +
-          "' failed to satisfy constraint: Member must have value " +
-          (v < lo ? "greater than or equal to " + std::to_string(lo) : "less than or equal to " + std::to_string(hi))));
-    }
-    out = static_cast<int>(v);
-  };
-  int_field("MaximumRetryAttempts", "maximumRetryAttempts", 0, 2, c.max_retry_attempts);
-  int_field("MaximumEventAgeInSeconds", "maximumEventAgeInSeconds", 60, 21600, c.max_event_age_s);
-  if (auto it = body.find("DestinationConfig"); it != body.end() && it->is_object()) {
-    for (const char* which : {"OnSuccess", "OnFailure"}) {
-      std::string dest;
-      if (it->contains(which) && (*it)[which].is_object() && (*it)[which].contains("Destination") &&
-          (*it)[which]["Destination"].is_string()) {
-        dest = (*it)[which]["Destination"].get<std::string>();
-      }
-      if (!dest.empty()) {
-        if (!IsLambdaArn(dest)) {
-          throw ApiException(InvalidParameterValue("The destination ARN " + dest.substr(0, 200) +
-                                                   " is not supported: Geysir delivers to Lambda function ARNs only."));
-        }
-        FunctionRef ref = ParseFunctionRef(dest);
-        if (!host.store().GetFunction(ref.name).ok()) {
-          throw ApiException(InvalidParameterValue("The destination function " + dest.substr(0, 200) + " does not exist."));
-        }
-      }
-      (std::string(which) == "OnSuccess" ? c.on_success : c.on_failure) = dest;
-    }
-  }
-}
-
-}  // namespace
-
-void EnqueueAsyncInvoke(ServiceHost& host, const std::string& function, const std::string& qualifier,
-                        std::string payload, const std::string& client_context_b64, const std::string& request_id,
-                        const Responder& resp) {
-  EventsService& ev = EventsOf(host);
-  AsyncEvent e;
-  e.request_id = request_id;
-  e.function = function;
-  e.qualifier = qualifier == "$LATEST" ? "" : qualifier;
-  e.payload = std::move(payload);
-  e.client_context_b64 = client_context_b64;
-  e.source = "lambda";
-  ev.queue().Enqueue(std::move(e), [resp, request_id, function](Status st) {
-    if (st.ok()) {
-      net::HttpResponse r;
-      r.status = 202;
-      r.headers = {{"x-amzn-RequestId", request_id}};
-      resp->Send(std::move(r));
-      return;
-    }
-    log::Error("async_enqueue_failed", {{"function", function}, {"request_id", request_id}, {"error", st.ToString()}});
-    resp->Send(ToHttpResponse(ServiceError("The event was not queued: " + st.message()), request_id));
-  });
-}
-
-void HandleTriggersApi(ServiceHost& host, const Route& route, net::HttpRequest& req, const Responder& resp,
-                       const std::string& rid) {
-  EventsService& ev = EventsOf(host);
-  triggers::AsyncQueue& q = ev.queue();
-  const ApiContext& api = host.api();
-  auto query = ParseQuery(req.query);
-  switch (route.op) {
-    case Operation::kPutFunctionEventInvokeConfig:
-    case Operation::kUpdateFunctionEventInvokeConfig:
-    case Operation::kGetFunctionEventInvokeConfig:
-    case Operation::kDeleteFunctionEventInvokeConfig:
-    case Operation::kListFunctionEventInvokeConfigs: {
-      FunctionRef ref = ParseFunctionRef(route.function);
-      std::string qualifier = query.count("Qualifier") ? query["Qualifier"] : ref.qualifier;
-      if (qualifier == "$LATEST") qualifier = "";
-      if (!host.store().GetFunction(ref.name).ok()) {
-        throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(api, ref.name)));
-      }
-      const std::string shown = qualifier.empty() ? FunctionArn(api, ref.name) : FunctionArn(api, ref.name) + ":" + qualifier;
-      if (route.op == Operation::kListFunctionEventInvokeConfigs) {
-        json list = json::array();
-        for (const auto& c : q.ListConfigs(ref.name)) list.push_back(ConfigJson(api, c));
-        resp->Send(JsonReply(200, {{"FunctionEventInvokeConfigs", list}}, rid));
-        return;
-      }
-      std::optional<triggers::EventInvokeConfig> existing = q.GetConfig(ref.name, qualifier);
-      if (route.op == Operation::kGetFunctionEventInvokeConfig) {
-        if (!existing) throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
-        resp->Send(JsonReply(200, ConfigJson(api, *existing), rid));
-        return;
-      }
-      if (route.op == Operation::kDeleteFunctionEventInvokeConfig) {
-        if (!q.DeleteConfig(ref.name, qualifier)) {
-          throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
-        }
-        net::HttpResponse r;
-        r.status = 204;
-        r.headers = {{"x-amzn-RequestId", rid}};
-        resp->Send(std::move(r));
-        return;
-      }
-      json body = ParseJsonObject(req.body);
-      triggers::EventInvokeConfig c;
-      if (route.op == Operation::kUpdateFunctionEventInvokeConfig) {
-        if (!existing) throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
-        c = *existing;  // Update merges; Put replaces
-      }
-      c.function = ref.name;
-      c.qualifier = qualifier;
-      ApplyConfigBody(host, body, c);
-      c.last_modified_ms = host.NowMs();
-      q.PutConfig(c);
-      log::Info("event_invoke_config_put", {{"function", ref.name}, {"qualifier", qualifier}, {"on_failure", c.on_failure}});
-      resp->Send(JsonReply(200, ConfigJson(api, c), rid));
-      return;
-    }
-    case Operation::kListSchedules:
-      resp->Send(JsonReply(200, ev.ListSchedulesJson(), rid));
-      return;
-    case Operation::kListAsyncEvents: {
-      std::string state = query.count("state") ? query["state"] : "queued";
-      if (state != "queued" && state != "failed") {
-        throw ApiException(InvalidParameterValue("state must be queued or failed"));
-      }
-      int limit = 100;
-      if (query.count("limit")) {
-        const std::string& v = query["limit"];
-        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), limit);
-        if (v.empty() || ec != std::errc() || end != v.data() + v.size() || limit < 1 || limit > 10000) {
-          throw ApiException(InvalidParameterValue("limit must be an integer between 1 and 10000"));
-        }
-      }
-      json events = json::array();
-      for (const AsyncEvent& e : q.List(state, query.count("function") ? query["function"] : "", limit)) {
-        json j = {{"id", e.id},
-                  {"request_id", e.request_id},
-                  {"function", e.function},
-                  {"qualifier", e.qualifier},
-                  {"source", e.source},
-                  {"enqueued", IsoTimestamp(e.enqueued_ms)},
-                  {"attempts", e.attempts},
-                  {"next_attempt", IsoTimestamp(e.next_attempt_ms)},
-                  {"state", e.state},
-                  {"last_error", e.last_error},
-                  {"payload", e.payload.size() > 4096 ? e.payload.substr(0, 4096) + "..." : e.payload}};
-        if (e.failed_ms) j["failed"] = IsoTimestamp(e.failed_ms);
-        events.push_back(std::move(j));
-      }
-      json out = {{"events", events}, {"in_flight", q.in_flight()}, {"completed", q.completed()}};
-      // Attempts of this function running now (the benchmark compares it to its concurrency).
-      if (query.count("function")) out["function_in_flight"] = q.in_flight(query["function"]);
-      resp->Send(JsonReply(200, out, rid));
-      return;
-    }
-    case Operation::kRedriveAsyncEvents: {
-      json body = ParseJsonObject(req.body);
-      int64_t id = body.contains("id") && body["id"].is_number_integer() ? body["id"].get<int64_t>() : 0;
-      bool all = body.contains("all") && body["all"].is_boolean() && body["all"].get<bool>();
-      if (!id && !all) throw ApiException(InvalidParameterValue("give {\"id\": N} or {\"all\": true}"));
-      std::string function = body.contains("function") && body["function"].is_string() ? body["function"].get<std::string>() : "";
-      int n = q.Redrive(id, function);
-      if (id && n == 0) throw ApiException(ResourceNotFound("No failed event with id " + std::to_string(id)));
-      resp->Send(JsonReply(200, {{"redriven", n}}, rid));
-      return;
-    }
-    default:
-      throw ApiException(UnknownOperation("not a trigger operation"));
-  }
-}
-
-std::unique_ptr<Service> MakeEventsService(ServiceHost& host) { return std::make_unique<EventsService>(host); }
-std::unique_ptr<Service> MakeSchedulerService(ServiceHost& host) { return std::make_unique<SchedulerService>(host); }
 
 }  // namespace geysir::control
