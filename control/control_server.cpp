@@ -1306,16 +1306,25 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
   auto alias_missing = [&](const std::string& alias) {
     return ApiException(ResourceNotFound("Cannot find alias arn: " + QualifiedArn(opt.api, name, alias)));
   };
-  // kNotFound from the store: the function, the alias or a target version is missing.
-  auto rethrow = [&](const Status& st, const std::string& alias) {
+  // kNotFound from the store: the function, the alias or a version the alias would route to is
+  // missing. Which one is decided by looking, never by the store's message: the function first;
+  // then, when the store got as far as checking the alias's versions (`targets`: the alias as it
+  // would have been written), the first of them that does not exist, in the store's order;
+  // otherwise the alias itself.
+  auto rethrow = [&](const Status& st, const std::string& alias, const AliasRecord* targets) {
     if (st.code() == Code::kNotFound) {
       if (!store_->GetFunction(name).ok()) {
         throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(opt.api, name)));
       }
-      if (st.message().rfind("Alias not found", 0) == 0) throw alias_missing(alias);
-      // A target version that does not exist; the message names it.
-      std::string what = st.message().substr(st.message().rfind(':') + 1);
-      throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, what)));
+      if (targets == nullptr) throw alias_missing(alias);
+      auto missing = [&](const std::string& version) { return !store_->GetFunctionVersion(name, version).ok(); };
+      std::vector<std::string> versions = {targets->function_version};
+      for (const auto& [version, weight] : targets->additional_weights) versions.push_back(version);
+      for (const std::string& version : versions) {
+        if (missing(version)) {
+          throw ApiException(ResourceNotFound("Function not found: " + QualifiedArn(opt.api, name, version)));
+        }
+      }
     }
     if (st.code() == Code::kAlreadyExists) {
       throw ApiException(ResourceConflict("Alias already exists: " + QualifiedArn(opt.api, name, alias)));
@@ -1332,7 +1341,7 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
       a.description = in.description.value_or("");
       if (in.weights) a.additional_weights = *in.weights;
       Result<AliasRecord> created = store_->CreateAlias(a);
-      if (!created.ok()) rethrow(created.status(), a.name);
+      if (!created.ok()) rethrow(created.status(), a.name, &a);
       log::Info("alias_created", {{"function", name}, {"alias", a.name}, {"version", a.function_version}});
       // API Gateway integrations name functions by qualified ARN: the gateway's table follows.
       PushRoutes();
@@ -1341,13 +1350,14 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
     }
     case Operation::kGetAlias: {
       Result<AliasRecord> a = store_->GetAlias(name, route.sub);
-      if (!a.ok()) rethrow(a.status(), route.sub);
+      if (!a.ok()) rethrow(a.status(), route.sub, nullptr);
       resp->Send(JsonReply(200, AliasJson(opt.api, *a), rid));
       return;
     }
     case Operation::kUpdateAlias: {
       AliasInput in = ParseAlias(ParseJsonObject(req.body), false);
       bool precondition_failed = false;
+      std::optional<AliasRecord> proposed;  // set once the store found the alias
       Result<AliasRecord> a = store_->UpdateAlias(name, route.sub, [&](AliasRecord& r) -> Status {
         if (in.revision_id && *in.revision_id != r.revision_id) {
           precondition_failed = true;
@@ -1356,20 +1366,21 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
         if (in.function_version) r.function_version = *in.function_version;
         if (in.description) r.description = *in.description;
         if (in.weights) r.additional_weights = *in.weights;
+        proposed = r;
         return Status::Ok();
       });
       if (precondition_failed) {
         throw ApiException(PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call "
                                               "the GetFunction/GetAlias API to retrieve the latest Revision Id"));
       }
-      if (!a.ok()) rethrow(a.status(), route.sub);
+      if (!a.ok()) rethrow(a.status(), route.sub, proposed ? &*proposed : nullptr);
       PushRoutes();
       resp->Send(JsonReply(200, AliasJson(opt.api, *a), rid));
       return;
     }
     case Operation::kDeleteAlias: {
       Status st = store_->DeleteAlias(name, route.sub);
-      if (!st.ok()) rethrow(st, route.sub);
+      if (!st.ok()) rethrow(st, route.sub, nullptr);
       PushRoutes();
       resp->Send(EmptyReply(204, rid));
       return;
@@ -1378,7 +1389,7 @@ void ControlServer::Impl::Aliases(const Route& route, const std::string& name, c
       auto query = ParseQuery(req.query);
       Result<std::vector<AliasRecord>> list =
           store_->ListAliases(name, query.count("FunctionVersion") ? query["FunctionVersion"] : "");
-      if (!list.ok()) rethrow(list.status(), "");
+      if (!list.ok()) rethrow(list.status(), "", nullptr);
       json aliases = json::array();
       for (const AliasRecord& a : *list) aliases.push_back(AliasJson(opt.api, a));
       resp->Send(JsonReply(200, {{"Aliases", std::move(aliases)}}, rid));
