@@ -24,7 +24,7 @@ T& Add(Services& services, std::unique_ptr<T> service) {
 
 }  // namespace
 
-Services MakeServices(ServiceHost& host) {
+Services MakeServices(ServiceHost& host, LambdaOptions lambda) {
   Services out;
   // EventBridge rules and the trigger runtime (schedule engine, async queue).
   EventBridgeService& events = Add(out, MakeEventBridgeService(host));
@@ -41,8 +41,8 @@ Services MakeServices(ServiceHost& host) {
   Add(out, std::make_unique<StsService>(host));  // STS GetCallerIdentity
   // Stacks make API Gateway objects and read templates from S3.
   Add(out, std::make_unique<CloudFormationService>(host, apigateway.model(), s3));
-  out.triggers = &events;
-  out.objects = &s3;
+  // Lambda: Invoke(Event) and event-invoke configs use the trigger runtime; Code.S3Key reads S3.
+  out.lambda = &Add(out, MakeLambdaService(host, std::move(lambda), events, s3));
   return out;
 }
 

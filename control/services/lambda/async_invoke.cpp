@@ -1,5 +1,9 @@
-// Lambda's asynchronous side: see async_invoke.h.
-#include "control/services/lambda/async_invoke.h"
+// Lambda's asynchronous side, over the trigger runtime EventBridge owns
+// (control/services/eventbridge/eventbridge.h): Invoke with InvocationType=Event, the
+// event-invoke configs (Put/Get/Update/Delete/ListFunctionEventInvokeConfig(s)), and the native
+// views of schedules and queued or failed events (/geysir/v1/schedules, /geysir/v1/async-events
+// and its /redrive) that `geysir` calls.
+#include "control/services/lambda/lambda_internal.h"
 
 #include <charconv>
 #include <nlohmann/json.hpp>
@@ -8,22 +12,12 @@
 #include "control/store.h"
 #include "base/log.h"
 
-namespace geysir::control {
+namespace geysir::control::lambda {
 
 using nlohmann::json;
 using triggers::AsyncEvent;
 
 namespace {
-
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-net::HttpResponse JsonReply(int status, const json& body, const std::string& rid) {
-  net::HttpResponse r;
-  r.status = status;
-  r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", rid}};
-  r.body = Dump(body);
-  return r;
-}
 
 json ConfigJson(const ApiContext& api, const triggers::EventInvokeConfig& c) {
   json j = {{"LastModified", static_cast<double>(c.last_modified_ms) / 1000.0},
@@ -101,113 +95,126 @@ void EnqueueAsyncInvoke(TriggerRuntime& triggers, const std::string& function, c
   });
 }
 
-void HandleTriggersApi(ServiceHost& host, TriggerRuntime& triggers, const Route& route, net::HttpRequest& req, const Responder& resp,
-                       const std::string& rid) {
-  triggers::AsyncQueue& q = triggers.queue();
-  const ApiContext& api = host.api();
-  auto query = ParseQuery(req.query);
-  switch (route.op) {
-    case Operation::kPutFunctionEventInvokeConfig:
-    case Operation::kUpdateFunctionEventInvokeConfig:
-    case Operation::kGetFunctionEventInvokeConfig:
-    case Operation::kDeleteFunctionEventInvokeConfig:
-    case Operation::kListFunctionEventInvokeConfigs: {
-      FunctionRef ref = ParseFunctionRef(route.function);
-      std::string qualifier = query.count("Qualifier") ? query["Qualifier"] : ref.qualifier;
-      if (qualifier == "$LATEST") qualifier = "";
-      if (!host.store().GetFunction(ref.name).ok()) {
-        throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(api, ref.name)));
-      }
-      const std::string shown = qualifier.empty() ? FunctionArn(api, ref.name) : FunctionArn(api, ref.name) + ":" + qualifier;
-      if (route.op == Operation::kListFunctionEventInvokeConfigs) {
-        json list = json::array();
-        for (const auto& c : q.ListConfigs(ref.name)) list.push_back(ConfigJson(api, c));
-        resp->Send(JsonReply(200, {{"FunctionEventInvokeConfigs", list}}, rid));
-        return;
-      }
-      std::optional<triggers::EventInvokeConfig> existing = q.GetConfig(ref.name, qualifier);
-      if (route.op == Operation::kGetFunctionEventInvokeConfig) {
-        if (!existing) throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
-        resp->Send(JsonReply(200, ConfigJson(api, *existing), rid));
-        return;
-      }
-      if (route.op == Operation::kDeleteFunctionEventInvokeConfig) {
-        if (!q.DeleteConfig(ref.name, qualifier)) {
-          throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
-        }
-        net::HttpResponse r;
-        r.status = 204;
-        r.headers = {{"x-amzn-RequestId", rid}};
-        resp->Send(std::move(r));
-        return;
-      }
-      json body = ParseJsonObject(req.body);
-      triggers::EventInvokeConfig c;
-      if (route.op == Operation::kUpdateFunctionEventInvokeConfig) {
-        if (!existing) throw ApiException(ResourceNotFound("The function " + shown + " doesn't have an EventInvokeConfig"));
-        c = *existing;  // Update merges; Put replaces
-      }
-      c.function = ref.name;
-      c.qualifier = qualifier;
-      ApplyConfigBody(host, body, c);
-      c.last_modified_ms = host.NowMs();
-      q.PutConfig(c);
-      log::Info("event_invoke_config_put", {{"function", ref.name}, {"qualifier", qualifier}, {"on_failure", c.on_failure}});
-      resp->Send(JsonReply(200, ConfigJson(api, c), rid));
-      return;
-    }
-    case Operation::kListSchedules:
-      resp->Send(JsonReply(200, triggers.ListSchedulesJson(), rid));
-      return;
-    case Operation::kListAsyncEvents: {
-      std::string state = query.count("state") ? query["state"] : "queued";
-      if (state != "queued" && state != "failed") {
-        throw ApiException(InvalidParameterValue("state must be queued or failed"));
-      }
-      int limit = 100;
-      if (query.count("limit")) {
-        const std::string& v = query["limit"];
-        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), limit);
-        if (v.empty() || ec != std::errc() || end != v.data() + v.size() || limit < 1 || limit > 10000) {
-          throw ApiException(InvalidParameterValue("limit must be an integer between 1 and 10000"));
-        }
-      }
-      json events = json::array();
-      for (const AsyncEvent& e : q.List(state, query.count("function") ? query["function"] : "", limit)) {
-        json j = {{"id", e.id},
-                  {"request_id", e.request_id},
-                  {"function", e.function},
-                  {"qualifier", e.qualifier},
-                  {"source", e.source},
-                  {"enqueued", IsoTimestamp(e.enqueued_ms)},
-                  {"attempts", e.attempts},
-                  {"next_attempt", IsoTimestamp(e.next_attempt_ms)},
-                  {"state", e.state},
-                  {"last_error", e.last_error},
-                  {"payload", e.payload.size() > 4096 ? e.payload.substr(0, 4096) + "..." : e.payload}};
-        if (e.failed_ms) j["failed"] = IsoTimestamp(e.failed_ms);
-        events.push_back(std::move(j));
-      }
-      json out = {{"events", events}, {"in_flight", q.in_flight()}, {"completed", q.completed()}};
-      // Attempts of this function running now (the benchmark compares it to its concurrency).
-      if (query.count("function")) out["function_in_flight"] = q.in_flight(query["function"]);
-      resp->Send(JsonReply(200, out, rid));
-      return;
-    }
-    case Operation::kRedriveAsyncEvents: {
-      json body = ParseJsonObject(req.body);
-      int64_t id = body.contains("id") && body["id"].is_number_integer() ? body["id"].get<int64_t>() : 0;
-      bool all = body.contains("all") && body["all"].is_boolean() && body["all"].get<bool>();
-      if (!id && !all) throw ApiException(InvalidParameterValue("give {\"id\": N} or {\"all\": true}"));
-      std::string function = body.contains("function") && body["function"].is_string() ? body["function"].get<std::string>() : "";
-      int n = q.Redrive(id, function);
-      if (id && n == 0) throw ApiException(ResourceNotFound("No failed event with id " + std::to_string(id)));
-      resp->Send(JsonReply(200, {{"redriven", n}}, rid));
-      return;
-    }
-    default:
-      throw ApiException(UnknownOperation("not a trigger operation"));
+namespace {
+
+// What an event-invoke config request addresses: the function (it must exist) and the
+// qualifier ("" = $LATEST), from the Qualifier parameter or else the name's suffix.
+struct ConfigTarget {
+  FunctionRef ref;
+  std::string qualifier;
+  std::string shown;  // the ARN Lambda names in its errors
+};
+
+ConfigTarget TargetOf(Lambda& l, const Call& call) {
+  ConfigTarget t;
+  auto query = ParseQuery(call.req.query);
+  t.ref = ParseFunctionRef(call.route.function);
+  t.qualifier = query.count("Qualifier") ? query["Qualifier"] : t.ref.qualifier;
+  if (t.qualifier == "$LATEST") t.qualifier = "";
+  if (!l.store_.GetFunction(t.ref.name).ok()) {
+    throw ApiException(ResourceNotFound("Function not found: " + FunctionArn(l.api_, t.ref.name)));
   }
+  t.shown = t.qualifier.empty() ? FunctionArn(l.api_, t.ref.name) : FunctionArn(l.api_, t.ref.name) + ":" + t.qualifier;
+  return t;
 }
 
-}  // namespace geysir::control
+ApiException NoConfig(const ConfigTarget& t) {
+  return ApiException(ResourceNotFound("The function " + t.shown + " doesn't have an EventInvokeConfig"));
+}
+
+}  // namespace
+
+void Lambda::ListFunctionEventInvokeConfigs(Call& call) {
+  const ConfigTarget t = TargetOf(*this, call);
+  json list = json::array();
+  for (const auto& c : triggers_.queue().ListConfigs(t.ref.name)) list.push_back(ConfigJson(api_, c));
+  call.resp->Send(JsonReply(200, {{"FunctionEventInvokeConfigs", list}}, call.rid));
+}
+
+void Lambda::GetFunctionEventInvokeConfig(Call& call) {
+  const ConfigTarget t = TargetOf(*this, call);
+  std::optional<triggers::EventInvokeConfig> existing = triggers_.queue().GetConfig(t.ref.name, t.qualifier);
+  if (!existing) throw NoConfig(t);
+  call.resp->Send(JsonReply(200, ConfigJson(api_, *existing), call.rid));
+}
+
+void Lambda::DeleteFunctionEventInvokeConfig(Call& call) {
+  const ConfigTarget t = TargetOf(*this, call);
+  if (!triggers_.queue().DeleteConfig(t.ref.name, t.qualifier)) throw NoConfig(t);
+  call.resp->Send(EmptyReply(204, call.rid));
+}
+
+void Lambda::PutFunctionEventInvokeConfig(Call& call) { PutEventInvokeConfig(call, /*merge=*/false); }
+
+void Lambda::UpdateFunctionEventInvokeConfig(Call& call) { PutEventInvokeConfig(call, /*merge=*/true); }
+
+void Lambda::PutEventInvokeConfig(Call& call, bool merge) {
+  const ConfigTarget t = TargetOf(*this, call);
+  triggers::AsyncQueue& q = triggers_.queue();
+  std::optional<triggers::EventInvokeConfig> existing = q.GetConfig(t.ref.name, t.qualifier);
+  json body = ParseJsonObject(call.req.body);
+  triggers::EventInvokeConfig c;
+  if (merge) {
+    if (!existing) throw NoConfig(t);
+    c = *existing;  // Update merges; Put replaces
+  }
+  c.function = t.ref.name;
+  c.qualifier = t.qualifier;
+  ApplyConfigBody(host_, body, c);
+  c.last_modified_ms = NowMs();
+  q.PutConfig(c);
+  log::Info("event_invoke_config_put", {{"function", t.ref.name}, {"qualifier", t.qualifier}, {"on_failure", c.on_failure}});
+  call.resp->Send(JsonReply(200, ConfigJson(api_, c), call.rid));
+}
+
+void Lambda::ListSchedules(Call& call) { call.resp->Send(JsonReply(200, triggers_.ListSchedulesJson(), call.rid)); }
+
+void Lambda::ListAsyncEvents(Call& call) {
+  triggers::AsyncQueue& q = triggers_.queue();
+  auto query = ParseQuery(call.req.query);
+  std::string state = query.count("state") ? query["state"] : "queued";
+  if (state != "queued" && state != "failed") {
+    throw ApiException(InvalidParameterValue("state must be queued or failed"));
+  }
+  int limit = 100;
+  if (query.count("limit")) {
+    const std::string& v = query["limit"];
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), limit);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || limit < 1 || limit > 10000) {
+      throw ApiException(InvalidParameterValue("limit must be an integer between 1 and 10000"));
+    }
+  }
+  json events = json::array();
+  for (const AsyncEvent& e : q.List(state, query.count("function") ? query["function"] : "", limit)) {
+    json j = {{"id", e.id},
+              {"request_id", e.request_id},
+              {"function", e.function},
+              {"qualifier", e.qualifier},
+              {"source", e.source},
+              {"enqueued", IsoTimestamp(e.enqueued_ms)},
+              {"attempts", e.attempts},
+              {"next_attempt", IsoTimestamp(e.next_attempt_ms)},
+              {"state", e.state},
+              {"last_error", e.last_error},
+              {"payload", e.payload.size() > 4096 ? e.payload.substr(0, 4096) + "..." : e.payload}};
+    if (e.failed_ms) j["failed"] = IsoTimestamp(e.failed_ms);
+    events.push_back(std::move(j));
+  }
+  json out = {{"events", events}, {"in_flight", q.in_flight()}, {"completed", q.completed()}};
+  // Attempts of this function running now (the benchmark compares it to its concurrency).
+  if (query.count("function")) out["function_in_flight"] = q.in_flight(query["function"]);
+  call.resp->Send(JsonReply(200, out, call.rid));
+}
+
+void Lambda::RedriveAsyncEvents(Call& call) {
+  json body = ParseJsonObject(call.req.body);
+  int64_t id = body.contains("id") && body["id"].is_number_integer() ? body["id"].get<int64_t>() : 0;
+  bool all = body.contains("all") && body["all"].is_boolean() && body["all"].get<bool>();
+  if (!id && !all) throw ApiException(InvalidParameterValue("give {\"id\": N} or {\"all\": true}"));
+  std::string function = body.contains("function") && body["function"].is_string() ? body["function"].get<std::string>() : "";
+  int n = triggers_.queue().Redrive(id, function);
+  if (id && n == 0) throw ApiException(ResourceNotFound("No failed event with id " + std::to_string(id)));
+  call.resp->Send(JsonReply(200, {{"redriven", n}}, call.rid));
+}
+
+}  // namespace geysir::control::lambda
