@@ -1,5 +1,5 @@
 // `geysir domain add|list|show|remove|renew`: custom domains and their HTTPS certificates,
-// over the native API /geysir/v1/domains (control/domains.h).
+// over the native API /geysir/v1/domains (control/services/domains.h).
 //
 //   geysir domain add NAME (--function FN | --url-id ID) [--challenge http-01|tls-alpn-01]
 //                 [--cert PEM --key PEM | --no-tls] [--wait SECONDS]

@@ -429,7 +429,7 @@ class Supervisor {
       if (!https.ok()) return https.status().Wrap("binding the HTTPS port");
       https_fd_ = std::move(*https);
     }
-    // Control's ACME client reads its settings from the environment (control/domains.cpp).
+    // Control's ACME client reads its settings from the environment (control/services/domains.cpp).
     // Paths are made absolute: control runs with another working directory in mind.
     auto absolute = [](const std::string& path) {
       if (path.empty() || path[0] == '/') return path;

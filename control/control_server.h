@@ -1,19 +1,24 @@
 // ControlServer: everything geysir-control does, as one object a thin main() (and tests) can
-// start on a libuv loop.
+// start on a libuv loop. It is the host of control's services (control/service.h), and owns
+// none of their operations:
 //
 //   - opens the store (SQLite, WAL) and the code store under the data directory, creates the
 //     admin key pair on first start and writes <data>/credentials (mode 0600);
-//   - serves the Lambda REST API and Geysir's native API over HTTP (net::HttpServer), every
-//     request but the health check authenticated with SigV4 (control/auth.h);
-//   - unpacks uploaded zips off the loop thread (uv_queue_work); SQLite stays on the loop thread;
-//   - serves control.sock (proto::FrameServer): pushes the function-URL route table to every
-//     gateway subscriber on subscribe and after each change that affects routes, and appends
-//     the scheduler's "logs" frames to the store;
-//   - runs Invoke through the scheduler (proto::InvokeClient on scheduler.sock).
+//   - builds the services (control/services/registry.h) and starts them in that order;
+//   - listens on the API port (net::HttpServer), picks each request's service (the one named in
+//     its SigV4 credential scope; Lambda for Lambda's paths, the native API and the rest),
+//     authenticates it with SigV4 (control/auth.h) unless the service answered it before, and
+//     hands it over;
+//   - serves control.sock (proto::FrameServer): pushes the route table (function URLs and what
+//     the services add) to every gateway subscriber on subscribe and after each change that
+//     affects routes, appends the scheduler's "logs" frames to the store, and passes other
+//     frames to the services;
+//   - keeps the connection to the scheduler (proto::InvokeClient on scheduler.sock), through
+//     which Lambda invokes.
 //
 // Thread safety: every public method runs on the loop thread. The only work done elsewhere is
-// a deploy's JSON parsing, base64 decoding and unpacking (on libuv's thread pool), which touches
-// nothing but its own request and the code store's Put (serialised by a mutex).
+// a deploy's JSON parsing, base64 decoding and unpacking (Lambda's, on libuv's thread pool),
+// which touches nothing but its own request and the code store's Put (serialised by a mutex).
 #pragma once
 
 #include <uv.h>

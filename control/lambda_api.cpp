@@ -15,22 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  if (!path.empty() && path[0] == '/') i = 1;
-  // Bounded by the path length: every iteration consumes at least one character.
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    out.push_back(net::PercentDecode(path.substr(i, j - i), false));
-    i = j + 1;
-  }
-  // "/2015-03-31/functions/" splits into [..., "functions", ""]: one trailing slash is allowed.
-  if (out.size() > 1 && out.back().empty()) out.pop_back();
-  return out;
-}
-
 [[noreturn]] void Invalid(std::string message) { throw ApiException(InvalidParameterValue(std::move(message))); }
 
 std::string Quote(std::string_view s) {
@@ -178,94 +162,6 @@ const char* OperationName(Operation op) {
     case Operation::kRedriveAsyncEvents: return "RedriveAsyncEvents";
   }
   return "Unknown";
-}
-
-Route MatchRoute(std::string_view method, std::string_view path) {
-  const std::vector<std::string> seg = SplitPath(path);
-  Route r;
-  auto pick = [&](std::initializer_list<std::pair<const char*, Operation>> by_method) {
-    for (const auto& [m, op] : by_method) {
-      if (method == m) {
-        r.op = op;
-        return r;
-      }
-    }
-    throw ApiException(MethodNotAllowed("Method " + std::string(method) + " is not allowed on " + std::string(path)));
-  };
-  const size_t n = seg.size();
-  if (n >= 2 && seg[0] == "2015-03-31" && seg[1] == "functions") {
-    if (n == 2) return pick({{"POST", Operation::kCreateFunction}, {"GET", Operation::kListFunctions}});
-    r.function = seg[2];
-    if (n == 3) return pick({{"GET", Operation::kGetFunction}, {"DELETE", Operation::kDeleteFunction}});
-    if (n == 4 && seg[3] == "configuration") {
-      return pick({{"GET", Operation::kGetFunctionConfiguration}, {"PUT", Operation::kUpdateFunctionConfiguration}});
-    }
-    if (n == 4 && seg[3] == "code") return pick({{"PUT", Operation::kUpdateFunctionCode}});
-    if (n == 4 && seg[3] == "invocations") return pick({{"POST", Operation::kInvoke}});
-    if (n == 4 && seg[3] == "versions") {
-      return pick({{"POST", Operation::kPublishVersion}, {"GET", Operation::kListVersionsByFunction}});
-    }
-    if (n == 4 && seg[3] == "aliases") return pick({{"POST", Operation::kCreateAlias}, {"GET", Operation::kListAliases}});
-    if (n == 5 && seg[3] == "aliases") {
-      r.sub = seg[4];
-      return pick({{"GET", Operation::kGetAlias}, {"PUT", Operation::kUpdateAlias}, {"DELETE", Operation::kDeleteAlias}});
-    }
-    if (n == 4 && seg[3] == "policy") return pick({{"POST", Operation::kAddPermission}, {"GET", Operation::kGetPolicy}});
-    if (n == 5 && seg[3] == "policy") {
-      r.sub = seg[4];
-      return pick({{"DELETE", Operation::kRemovePermission}});
-    }
-  } else if (n == 4 && (seg[0] == "2017-10-31" || seg[0] == "2019-09-30") && seg[1] == "functions" &&
-             seg[3] == "concurrency") {
-    r.function = seg[2];
-    if (seg[0] == "2019-09-30") return pick({{"GET", Operation::kGetFunctionConcurrency}});
-    return pick({{"PUT", Operation::kPutFunctionConcurrency}, {"DELETE", Operation::kDeleteFunctionConcurrency}});
-  } else if (n == 3 && seg[0] == "2017-03-31" && seg[1] == "tags") {
-    r.sub = seg[2];
-    return pick({{"POST", Operation::kTagResource}, {"GET", Operation::kListTags}, {"DELETE", Operation::kUntagResource}});
-  } else if (n == 2 && seg[0] == "2016-08-19" && seg[1] == "account-settings") {
-    return pick({{"GET", Operation::kGetAccountSettings}});
-  } else if (n == 4 && seg[0] == "2021-10-31" && seg[1] == "functions") {
-    r.function = seg[2];
-    if (seg[3] == "url") {
-      return pick({{"POST", Operation::kCreateFunctionUrlConfig},
-                   {"GET", Operation::kGetFunctionUrlConfig},
-                   {"PUT", Operation::kUpdateFunctionUrlConfig},
-                   {"DELETE", Operation::kDeleteFunctionUrlConfig}});
-    }
-    if (seg[3] == "urls") return pick({{"GET", Operation::kListFunctionUrlConfigs}});
-  } else if ((n == 4 || n == 5) && seg[0] == "2019-09-25" && seg[1] == "functions" && seg[3] == "event-invoke-config") {
-    r.function = seg[2];
-    if (n == 5 && seg[4] == "list") return pick({{"GET", Operation::kListFunctionEventInvokeConfigs}});
-    if (n == 4) {
-      return pick({{"PUT", Operation::kPutFunctionEventInvokeConfig},
-                   {"GET", Operation::kGetFunctionEventInvokeConfig},
-                   {"POST", Operation::kUpdateFunctionEventInvokeConfig},
-                   {"DELETE", Operation::kDeleteFunctionEventInvokeConfig}});
-    }
-  } else if (n >= 3 && seg[0] == "geysir" && seg[1] == "v1") {
-    if (n == 3 && seg[2] == "health") return pick({{"GET", Operation::kHealth}, {"HEAD", Operation::kHealth}});
-    if (n == 3 && seg[2] == "schedules") return pick({{"GET", Operation::kListSchedules}});
-    if (n == 3 && seg[2] == "async-events") return pick({{"GET", Operation::kListAsyncEvents}});
-    if (n == 4 && seg[2] == "async-events" && seg[3] == "redrive") return pick({{"POST", Operation::kRedriveAsyncEvents}});
-    if (n == 5 && seg[2] == "functions" && seg[4] == "logs") {
-      r.function = seg[3];
-      return pick({{"GET", Operation::kGetLogs}});
-    }
-    if (n == 4 && seg[2] == "code") {
-      const std::string& file = seg[3];
-      static constexpr std::string_view kSuffix = ".zip";
-      if (file.size() == 64 + kSuffix.size() && file.ends_with(kSuffix)) {
-        r.code_hex = file.substr(0, 64);
-        if (std::all_of(r.code_hex.begin(), r.code_hex.end(),
-                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
-          return pick({{"GET", Operation::kGetCode}});
-        }
-      }
-    }
-  }
-  throw ApiException(UnknownOperation("No Lambda or Geysir operation at " + std::string(method) + " " +
-                                      std::string(path.substr(0, 200))));
 }
 
 std::string FunctionArn(const ApiContext& ctx, const std::string& name) {

@@ -1,5 +1,5 @@
-// The pure half of control's Lambda REST API: routing of (method, path) to an operation,
-// function-name/ARN resolution, validation of request bodies, and the JSON shapes of responses,
+// The pure half of control's Lambda REST API: its operations and routes (the table that maps a
+// request to them is control/services/lambda/operations.h), function-name/ARN resolution, validation of request bodies, and the JSON shapes of responses,
 // all as AWS's Lambda API reference and botocore's service model define them. Nothing here does
 // I/O or touches the store, so control can run the expensive parts (parsing a 70 MB
 // CreateFunction body) on a worker thread, and tests can check every rule directly.
@@ -59,7 +59,7 @@ enum class Operation {
   kUpdateFunctionUrlConfig,
   kDeleteFunctionUrlConfig,
   kListFunctionUrlConfigs,
-  // Lambda asynchronous invocation configs (2019-09-25; control/services/events.cpp)
+  // Lambda asynchronous invocation configs (2019-09-25)
   kPutFunctionEventInvokeConfig,
   kGetFunctionEventInvokeConfig,
   kUpdateFunctionEventInvokeConfig,
@@ -83,9 +83,6 @@ struct Route {
   std::string sub;        // aliases/{Name}, policy/{StatementId}, tags/{ARN}: that segment, decoded
 };
 
-// Maps a request to its operation. An unknown path gives UnknownOperationException (404); a
-// known path with a method it does not take gives 405. `path` is still percent-encoded.
-Route MatchRoute(std::string_view method, std::string_view path);
 
 // Account-wide values the API needs to build ARNs and URLs.
 struct ApiContext {

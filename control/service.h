@@ -2,12 +2,13 @@
 // Gateway, ...) that control's single endpoint speaks, and ServiceHost: what control offers
 // every service.
 //
-// Dispatch (control_server.cpp): every request but the health check and signed code links is
-// authenticated with SigV4 first; the service named in the credential scope
-// (Credential=AKID/DATE/REGION/<service>/aws4_request) then picks the Service whose
-// signing_name() matches. "lambda" (and Geysir's native /geysir/v1 API) stay with control's
-// own Lambda handlers. A request naming a service nobody registered gets a clear
-// UnknownOperation error in Lambda's JSON shape.
+// Dispatch (control_server.cpp): the service named in the credential scope
+// (Credential=AKID/DATE/REGION/<service>/aws4_request) is the Service whose signing_name()
+// matches; Lambda (control/services/lambda/lambda.h) takes its own paths, Geysir's native
+// /geysir/ API where no other service claims a path, and requests signed for a service nobody
+// registered (it answers them UnknownOperation in its JSON shape). The service may answer a
+// request before authentication (HandleBeforeAuth); every other request is authenticated with
+// SigV4 first.
 //
 // Each service owns:
 //   - its protocol: how it reads a request (rest-xml, query, JSON 1.0/1.1 with X-Amz-Target,
@@ -18,8 +19,11 @@
 // with the service's ErrorResponse. AwsError::type is the error code ("NoSuchBucket",
 // "ValidationError", ...), http_status its status.
 //
-// Adding a service: implement it in control/services/<name>.{h,cpp} and add one line to
-// MakeServices() in control/services/registry.cpp.
+// Adding a service: implement it in control/services/<name>/ (or one file pair
+// control/services/<name>.{h,cpp} when it is small) and construct it in MakeServices()
+// (control/services/registry.h). What a service reads of another service it takes as a typed
+// interface in its constructor (S3 as an ObjectSource, the domain registry as a
+// DomainRegistry&, ...), so it cannot be built, nor started, before what it reads.
 //
 // Thread safety: everything here runs on control's loop thread.
 #pragma once
@@ -75,6 +79,8 @@ class ServiceHost {
   virtual const ApiContext& api() const = 0;
   virtual const std::string& data_dir() const = 0;
   virtual int64_t NowMs() const = 0;
+  // The connection to the scheduler (scheduler.sock), which control keeps.
+  virtual proto::InvokeClient& scheduler() = 0;
   // Runs a function through the scheduler. kNotFound (synchronously, `done` not called) when
   // the function does not exist; kUnavailable when the scheduler is not connected. Otherwise
   // `done` runs exactly once with the scheduler's result.
@@ -86,8 +92,9 @@ class ServiceHost {
   virtual Result<proto::FunctionConfig> ResolveFunction(std::string_view function) = 0;
   // Something that feeds the gateway's route table changed: rebuild and push it.
   virtual void RoutesChanged() = 0;
-  // Another registered service, by signing name; nullptr if none.
-  virtual class Service* FindService(std::string_view signing_name) = 0;
+  // Whether the gateway's route table routes to `function` (its function URL, or an API Gateway
+  // route): then a change of the function's configuration must be pushed.
+  virtual bool GatewayRoutesTo(const std::string& function) = 0;
 };
 
 class Service {
@@ -98,6 +105,13 @@ class Service {
   virtual std::string_view signing_name() const = 0;
   // Creates tables (Db::MigrateTrack) and timers. Called once, before the port is served.
   virtual Status Start() { return Status::Ok(); }
+  // Called for each request of this service before it is authenticated: true when the service
+  // answered it (a request that carries its own authorisation, or needs none); may throw
+  // ApiException for a request that names no operation of the service at all.
+  virtual bool HandleBeforeAuth(net::HttpRequest& /*req*/, const Responder& /*resp*/,
+                                const std::string& /*request_id*/) {
+    return false;
+  }
   // Handles one authenticated request. A synchronous handler sends before returning; an
   // asynchronous one keeps `resp` and sends later. May throw ApiException.
   virtual void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) = 0;
@@ -111,14 +125,11 @@ class Service {
   virtual void ContributeGatewayFrames(std::vector<proto::Frame>& /*out*/) {}
   // A control.sock frame whose type control itself does not handle (a gateway's acknowledgement).
   virtual void OnPeerFrame(const proto::Frame& /*frame*/) {}
-  // Native API paths (under /geysir/) this service serves instead of control's own handlers;
-  // they are authenticated with SigV4 first like every other request.
+  // Native API paths (under /geysir/) this service serves instead of Lambda, which serves the
+  // rest of the native API; they are authenticated with SigV4 first like every other request.
   virtual bool HandlesNativePath(std::string_view /*path*/) const { return false; }
   // Stops timers and closes handles; the loop runs on afterwards for close callbacks.
   virtual void Shutdown() {}
 };
-
-// Every service control serves, constructed in a fixed order (control/services/registry.cpp).
-std::vector<std::unique_ptr<Service>> MakeServices(ServiceHost& host);
 
 }  // namespace geysir::control

@@ -457,7 +457,7 @@ std::optional<VerifyError> Verify(const HttpRequest& request, const Credential& 
 
   // The payload hash. Only S3 lets the client declare it (x-amz-content-sha256): a hex digest
   // that must match the body, UNSIGNED-PAYLOAD, or a STREAMING-* marker whose chunks S3 checks
-  // itself (control/services/s3_chunked.h). Every other service signs the SHA-256 of the body
+  // itself (control/services/s3/s3_chunked.h). Every other service signs the SHA-256 of the body
   // whatever the header says, as AWS's do: otherwise "UNSIGNED-PAYLOAD" would let a captured
   // signature carry any body. A hex digest that does not match the body is refused anywhere.
   // Presigned URLs: S3 signs UNSIGNED-PAYLOAD (AWS's documented form); SDKs presigning for other

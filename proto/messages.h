@@ -235,7 +235,7 @@ void from_json(const nlohmann::json& j, ApiGatewayApi& a);
 struct RouteTable {
   uint64_t generation = 0;
   std::vector<FunctionUrlRoute> function_urls;
-  std::vector<ApiGatewayApi> apis;  // API Gateway REST and HTTP APIs (control/services/apigateway)
+  std::vector<ApiGatewayApi> apis;  // API Gateway REST and HTTP APIs (control/services/apigateway/)
 };
 void to_json(nlohmann::json& j, const RouteTable& t);
 void from_json(const nlohmann::json& j, RouteTable& t);

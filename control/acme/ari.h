@@ -7,7 +7,7 @@
 // client renews at a uniformly random moment inside the window (at once if the window has
 // passed), so a CA that moves the window earlier (a mass revocation) is followed, and renewals
 // of many certificates spread out. Without renewalInfo, Geysir renews at a third of the
-// lifetime left (control/domains.cpp).
+// lifetime left (control/services/domains.cpp).
 //
 // Thread safety: pure functions.
 #pragma once

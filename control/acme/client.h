@@ -1,5 +1,5 @@
 // AcmeClient: the ACME protocol (RFC 8555) from the subscriber's side, written as straight-line
-// blocking code for a worker thread (control runs it off the loop; see control/domains.cpp):
+// blocking code for a worker thread (control runs it off the loop; see control/services/domains.cpp):
 //
 //   directory -> account (newAccount with the ES256 key; "kid" = the account URL)
 //   -> newOrder -> for each authorization: pick the challenge type, publish its answer

@@ -1,4 +1,4 @@
-// CloudFormation templates (control/services/cloudformation_template.h): CreateStack and
+// CloudFormation templates (control/services/cloudformation/cloudformation_template.h): CreateStack and
 // UpdateStack take a template body (JSON or YAML) from the client, parse it, bind parameters
 // and resolve intrinsic functions (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, ...) in every property.
 #include <cstddef>
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "control/services/cloudformation_template.h"
+#include "control/services/cloudformation/cloudformation_template.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace geysir::control::cfn;

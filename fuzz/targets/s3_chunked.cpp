@@ -1,11 +1,11 @@
-// S3's aws-chunked upload encoding (control/services/s3_chunked.h): the CLI and SDKs stream
+// S3's aws-chunked upload encoding (control/services/s3/s3_chunked.h): the CLI and SDKs stream
 // uploads this way, each chunk with its own signature. The decoder is fed the body unsigned
 // and signed; it must either decode or return an error, never read past the body.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-#include "control/services/s3_chunked.h"
+#include "control/services/s3/s3_chunked.h"
 #include "fuzz/targets/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,11 +1,11 @@
-// The XML reader behind S3's request bodies (control/services/s3_xml.h): CompleteMultipartUpload,
+// The XML reader behind S3's request bodies (control/services/s3/s3_xml.h): CompleteMultipartUpload,
 // DeleteObjects, PutBucketTagging... arrive as XML a client wrote.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "control/services/s3_xml.h"
+#include "control/services/s3/s3_xml.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace geysir::control::s3;

@@ -7,8 +7,8 @@
 
 #include "control/aws_error.h"
 #include "control/db.h"
-#include "control/services/cloudformation_stacks.h"
-#include "control/services/cloudformation_template.h"
+#include "control/services/cloudformation/cloudformation_stacks.h"
+#include "control/services/cloudformation/cloudformation_template.h"
 #include "store_test_util.h"
 
 namespace geysir::control::cfn {

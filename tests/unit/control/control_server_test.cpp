@@ -584,6 +584,46 @@ TEST_CASE("control: Invoke validation without a scheduler", "[control][server]")
   });
 }
 
+TEST_CASE("control: alias errors name what is missing: the function, the alias or a version", "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    const std::string arn = "arn:aws:lambda:us-east-1:000000000000:function:al";
+    auto message = [](const Reply& r) { return r.Json()["message"].get<std::string>(); };
+    REQUIRE(c.CreateFunction("al", HelloZip()).status == 201);
+    REQUIRE(c.Call("POST", "/2015-03-31/functions/al/versions", "{}").status == 201);  // version 1
+
+    Reply r = c.Call("POST", "/2015-03-31/functions/al/aliases", json{{"Name", "live"}, {"FunctionVersion", "7"}}.dump());
+    CHECK(r.status == 404);
+    CHECK(r.ErrorType() == "ResourceNotFoundException");
+    CHECK(message(r) == "Function not found: " + arn + ":7");
+    // The primary version exists; the additional one does not.
+    r = c.Call("POST", "/2015-03-31/functions/al/aliases",
+               json{{"Name", "live"}, {"FunctionVersion", "1"},
+                    {"RoutingConfig", {{"AdditionalVersionWeights", {{"9", 0.5}}}}}}.dump());
+    CHECK(r.status == 404);
+    CHECK(message(r) == "Function not found: " + arn + ":9");
+    r = c.Call("POST", "/2015-03-31/functions/nofn/aliases", json{{"Name", "live"}, {"FunctionVersion", "1"}}.dump());
+    CHECK(message(r) == "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nofn");
+
+    r = c.Call("GET", "/2015-03-31/functions/al/aliases/live");
+    CHECK(r.status == 404);
+    CHECK(message(r) == "Cannot find alias arn: " + arn + ":live");
+    r = c.Call("PUT", "/2015-03-31/functions/al/aliases/live", json{{"FunctionVersion", "1"}}.dump());
+    CHECK(r.status == 404);
+    CHECK(message(r) == "Cannot find alias arn: " + arn + ":live");
+
+    REQUIRE(c.Call("POST", "/2015-03-31/functions/al/aliases", json{{"Name", "live"}, {"FunctionVersion", "1"}}.dump())
+                .status == 201);
+    r = c.Call("PUT", "/2015-03-31/functions/al/aliases/live", json{{"FunctionVersion", "3"}}.dump());
+    CHECK(r.status == 404);
+    CHECK(message(r) == "Function not found: " + arn + ":3");
+    r = c.Call("PUT", "/2015-03-31/functions/al/aliases/live",
+               json{{"RoutingConfig", {{"AdditionalVersionWeights", {{"4", 0.25}}}}}}.dump());
+    CHECK(message(r) == "Function not found: " + arn + ":4");
+    CHECK(c.Call("GET", "/2015-03-31/functions/al/aliases/live").Json()["FunctionVersion"] == "1");
+  });
+}
+
 TEST_CASE("control: scheduler log frames are stored and served by the native logs API", "[control][server]") {
   Harness h;
   h.Run([&](Client& c) {

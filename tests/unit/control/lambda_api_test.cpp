@@ -7,6 +7,7 @@
 #include "control/auth.h"
 #include "control/aws_error.h"
 #include "control/code_store.h"
+#include "control/services/lambda/operations.h"
 
 using namespace geysir;
 using namespace geysir::control;

@@ -6,10 +6,10 @@
 #include <catch2/catch.hpp>
 
 #include "control/db.h"
-#include "control/services/s3_chunked.h"
-#include "control/services/s3_objects.h"
-#include "control/services/s3_store.h"
-#include "control/services/s3_xml.h"
+#include "control/services/s3/s3_chunked.h"
+#include "control/services/s3/s3_objects.h"
+#include "control/services/s3/s3_store.h"
+#include "control/services/s3/s3_xml.h"
 #include "tests/unit/control/store_test_util.h"
 
 using namespace geysir::control;

@@ -1,0 +1,204 @@
+// SchedulerService: see scheduler.h.
+#include "control/services/scheduler.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "control/db.h"
+#include "control/lambda_api.h"
+#include "control/store.h"
+#include "control/triggers/schedule_expression.h"
+#include "control/triggers/timezone.h"
+#include "base/json_bounds.h"
+#include "base/log.h"
+#include "net/http_server.h"
+
+namespace geysir::control {
+namespace {
+
+using events::IsLambdaArn;
+using events::kRuleColumns;
+using events::LoadRule;
+using events::LoadTargets;
+using events::ReadRule;
+using events::Rule;
+using events::Str;
+using events::Target;
+using events::ValidRuleName;
+using nlohmann::json;
+using triggers::ScheduleExpression;
+using triggers::TimeZone;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+AwsError Validation(std::string message) { return MakeAwsError(400, "ValidationException", std::move(message)); }
+
+class SchedulerService final : public Service {
+ public:
+  SchedulerService(ServiceHost& host, events::RuleEngine& engine) : host_(host), engine_(engine) {}
+  std::string_view signing_name() const override { return "scheduler"; }
+  net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
+    net::HttpResponse r;
+    r.status = error.http_status;
+    r.headers = {{"Content-Type", "application/json"},
+                 {"x-amzn-RequestId", request_id},
+                 {"x-amzn-ErrorType", error.type}};
+    r.body = Dump(json{{"Message", error.message}});
+    return r;
+  }
+
+  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
+    events::RuleEngine* events = &engine_;
+    std::string path = req.path;
+    json out;
+    int status = 200;
+    auto name_of = [&](std::string_view prefix) { return net::PercentDecode(path.substr(prefix.size()), false); };
+    if (path == "/schedules" && req.method == "GET") {
+      out = List(*events, ParseQuery(req.query));
+    } else if (path.rfind("/schedules/", 0) == 0) {
+      std::string name = name_of("/schedules/");
+      if (!ValidRuleName(name)) throw ApiException(SchedValidation("Schedule name must be 1-64 of [0-9a-zA-Z-_.]."));
+      if (req.method == "POST" || req.method == "PUT") {
+        json body = ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
+        if (!body.is_object()) throw ApiException(SchedValidation("The request body is not a JSON object."));
+        out = Put(*events, name, body, req.method == "POST");
+      } else if (req.method == "GET") {
+        out = Get(*events, name);
+      } else if (req.method == "DELETE") {
+        if (!LoadRule(host_.store().db(), "schedule", name)) throw ApiException(SchedNotFound(name));
+        events->DeleteRule("schedule", name);
+        out = json::object();
+      } else {
+        throw ApiException(MethodNotAllowed("Method " + req.method + " is not allowed on " + path));
+      }
+    } else {
+      AwsError e;
+      e.http_status = 404;
+      e.type = "UnknownOperationException";
+      e.message = "Geysir implements EventBridge Scheduler's schedules (/schedules/NAME) only";
+      throw ApiException(e);
+    }
+    net::HttpResponse r;
+    r.status = status;
+    r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", info.request_id}};
+    r.body = Dump(out);
+    resp->Send(std::move(r));
+  }
+
+ private:
+  static AwsError SchedValidation(std::string m) {
+    AwsError e = Validation(std::move(m));
+    return e;
+  }
+  static AwsError SchedNotFound(const std::string& name) {
+    AwsError e;
+    e.http_status = 404;
+    e.type = "ResourceNotFoundException";
+    e.message = "Schedule " + name + " does not exist.";
+    return e;
+  }
+
+  json Put(events::RuleEngine& ev, const std::string& name, const json& body, bool create) {
+    Db& db = host_.store().db();
+    std::optional<Rule> old = LoadRule(db, "schedule", name);
+    if (create && old) {
+      AwsError e;
+      e.http_status = 409;
+      e.type = "ConflictException";
+      e.message = "Schedule " + name + " already exists.";
+      throw ApiException(e);
+    }
+    if (!create && !old) throw ApiException(SchedNotFound(name));
+    Rule r;
+    r.kind = "schedule";
+    r.name = name;
+    r.expression = Str(body, "ScheduleExpression");
+    Result<ScheduleExpression> e = ScheduleExpression::Parse(r.expression);
+    if (!e.ok()) throw ApiException(SchedValidation("Invalid Schedule Expression " + r.expression.substr(0, 256) + "."));
+    r.timezone = Str(body, "ScheduleExpressionTimezone");
+    if (r.timezone.empty()) r.timezone = "UTC";
+    Result<TimeZone> tz = TimeZone::Load(r.timezone);
+    if (!tz.ok()) throw ApiException(SchedValidation("Invalid Timezone " + r.timezone.substr(0, 64) + ". " + tz.status().message()));
+    std::string state = Str(body, "State");
+    r.state = state.empty() ? "ENABLED" : state;
+    if (r.state != "ENABLED" && r.state != "DISABLED") throw ApiException(SchedValidation("State must be ENABLED or DISABLED."));
+    r.description = Str(body, "Description");
+    if (!body.contains("Target") || !body["Target"].is_object()) throw ApiException(SchedValidation("Target is required."));
+    const json& t = body["Target"];
+    Target target;
+    target.id = "scheduler";
+    target.arn = Str(t, "Arn");
+    target.role_arn = Str(t, "RoleArn");
+    if (!IsLambdaArn(target.arn)) {
+      throw ApiException(SchedValidation("Geysir's scheduler delivers to Lambda function ARNs only; got " +
+                                         target.arn.substr(0, 200) + "."));
+    }
+    if (t.contains("Input") && t["Input"].is_string()) target.input = t["Input"].get<std::string>();
+    if (e->kind() == ScheduleExpression::Kind::kRate) {
+      // Scheduler's rate schedules start at once when no StartDate is given.
+    }
+    Rule stored = ev.Upsert(std::move(r));
+    {
+      Transaction txn(db);
+      db.Prepare("DELETE FROM events_targets WHERE kind = 'schedule' AND rule = ?").Bind(1, name).Run();
+      ev.PutTarget("schedule", name, target, 0);
+      txn.Commit();
+    }
+    log::Info("schedule_put", {{"schedule", name}, {"expression", stored.expression}, {"timezone", stored.timezone}});
+    return {{"ScheduleArn", ev.RuleArn(stored)}};
+  }
+
+  json Describe(events::RuleEngine& ev, const Rule& r) {
+    json j = {{"Name", r.name},
+              {"GroupName", "default"},
+              {"Arn", ev.RuleArn(r)},
+              {"ScheduleExpression", r.expression},
+              {"ScheduleExpressionTimezone", r.timezone},
+              {"State", r.state},
+              {"FlexibleTimeWindow", {{"Mode", "OFF"}}},
+              {"CreationDate", static_cast<double>(r.created_ms) / 1000.0},
+              {"LastModificationDate", static_cast<double>(r.modified_ms) / 1000.0}};
+    if (!r.description.empty()) j["Description"] = r.description;
+    std::vector<Target> targets = LoadTargets(host_.store().db(), "schedule", r.name);
+    if (!targets.empty()) {
+      json t = {{"Arn", targets[0].arn}, {"RoleArn", targets[0].role_arn}};
+      if (targets[0].input) t["Input"] = *targets[0].input;
+      j["Target"] = t;
+    }
+    return j;
+  }
+
+  json Get(events::RuleEngine& ev, const std::string& name) {
+    std::optional<Rule> r = LoadRule(host_.store().db(), "schedule", name);
+    if (!r) throw ApiException(SchedNotFound(name));
+    return Describe(ev, *r);
+  }
+
+  json List(events::RuleEngine& ev, const std::map<std::string, std::string>& query) {
+    std::string prefix = query.count("NamePrefix") ? query.at("NamePrefix") : "";
+    Statement s = host_.store().db().Prepare(std::string("SELECT ") + kRuleColumns +
+                                             " FROM events_rules WHERE kind = 'schedule' ORDER BY name");
+    json out = json::array();
+    while (s.Step()) {
+      Rule r = ReadRule(s);
+      if (r.name.rfind(prefix, 0) != 0) continue;
+      json d = Describe(ev, r);
+      json item = {{"Name", r.name}, {"GroupName", "default"}, {"Arn", d["Arn"]}, {"State", r.state},
+                   {"CreationDate", d["CreationDate"]}, {"LastModificationDate", d["LastModificationDate"]}};
+      if (d.contains("Target")) item["Target"] = {{"Arn", d["Target"]["Arn"]}};
+      out.push_back(std::move(item));
+    }
+    return {{"Schedules", out}};
+  }
+
+  ServiceHost& host_;
+  events::RuleEngine& engine_;
+};
+
+}  // namespace
+
+std::unique_ptr<Service> MakeSchedulerService(ServiceHost& host, events::RuleEngine& engine) {
+  return std::make_unique<SchedulerService>(host, engine);
+}
+
+}  // namespace geysir::control
