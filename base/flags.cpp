@@ -55,6 +55,19 @@ Status Flags::ParseUnsigned(std::string_view text, uint64_t max, uint64_t* out) 
   return Status::Ok();
 }
 
+Status Flags::ParseHostPort(std::string_view text, std::string* host, uint16_t* port) {
+  size_t colon = text.rfind(':');
+  uint64_t p = 0;
+  if (colon == std::string_view::npos || !ParseUnsigned(text.substr(colon + 1), 65535, &p).ok()) {
+    return Status::Invalid("wants HOST:PORT, got '" + std::string(text) + "'");
+  }
+  std::string_view h = text.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  *host = std::string(h);
+  *port = static_cast<uint16_t>(p);
+  return Status::Ok();
+}
+
 Status Flags::Parse(int argc, char** argv) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);

@@ -59,6 +59,8 @@ class Flags {
 
   // "123" -> 123 within [0, max]; anything else (sign, spaces, trailing text, overflow) fails.
   static Status ParseUnsigned(std::string_view text, uint64_t max, uint64_t* out);
+  // "HOST:PORT", "[v6]:PORT" or ":PORT" -> host (brackets removed) and port.
+  static Status ParseHostPort(std::string_view text, std::string* host, uint16_t* port);
 
  private:
   struct Flag {

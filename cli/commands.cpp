@@ -1,6 +1,5 @@
 #include "cli/commands.h"
 
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/base64.h"
 #include "cli/package.h"
 
 namespace geysir::cli {
@@ -125,31 +125,6 @@ volatile std::sig_atomic_t g_interrupted = 0;
 void OnSigint(int) { g_interrupted = 1; }
 
 }  // namespace
-
-std::string Base64Encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-Result<std::string> Base64Decode(std::string_view text) {
-  std::string in;
-  for (char c : text) {
-    if (c != '\n' && c != '\r' && c != ' ') in.push_back(c);
-  }
-  if (in.size() % 4 != 0) return Status::Invalid("not base64");
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  if (n < 0) return Status::Invalid("not base64");
-  size_t pad = 0;
-  if (!in.empty() && in.back() == '=') ++pad;
-  if (in.size() > 1 && in[in.size() - 2] == '=') ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
 
 std::string FormatTimestampMs(int64_t unix_ms) {
   auto secs = static_cast<time_t>(unix_ms / 1000);
@@ -312,8 +287,8 @@ int Invoke(ControlClient& client, const InvokeOptions& o, Io& io) {
   if (!r->ok()) return Fail(io, ApiError(*r));
   if (o.log) {
     if (const std::string* tail = r->Header("x-amz-log-result")) {
-      auto decoded = Base64Decode(*tail);
-      if (decoded.ok()) {
+      std::optional<std::string> decoded = DecodeBase64(*tail);
+      if (decoded) {
         io.err << *decoded;
         if (!decoded->empty() && decoded->back() != '\n') io.err << "\n";
       } else {

@@ -33,9 +33,7 @@ int Logs(ControlClient& client, const LogsOptions& options, Io& io);
 int Delete(ControlClient& client, const NameOptions& options, Io& io);
 int Url(ControlClient& client, const NameOptions& options, Io& io);
 
-// Helpers shared with tests.
-std::string Base64Encode(std::string_view bytes);
-Result<std::string> Base64Decode(std::string_view text);
+// Helpers shared with tests (base64 is base/base64.h's).
 std::string FormatTimestampMs(int64_t unix_ms);  // "2026-11-27T05:30:00.123Z"
 
 // The JSON bodies deploy sends, exposed so tests can check exactly what goes on the wire.

@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 
+#include "base/random.h"
 #include "net/sigv4.h"
 #include "base/unique_fd.h"
 
@@ -51,7 +51,7 @@ std::optional<AwsError> Authenticator::Check(const net::HttpRequest& request, st
 CodeUrlSigner::CodeUrlSigner(std::string key) : key_(std::move(key)) {}
 
 std::string CodeUrlSigner::Mac(const std::string& hex, int64_t expires_s) const {
-  return sigv4::Hex(sigv4::HmacSha256(key_, "geysir-code-v1\n" + hex + "\n" + std::to_string(expires_s)));
+  return HexEncode(sigv4::HmacSha256(key_, "geysir-code-v1\n" + hex + "\n" + std::to_string(expires_s)));
 }
 
 std::string CodeUrlSigner::PathFor(const std::string& hex, int64_t expires_s) const {
@@ -82,7 +82,7 @@ Result<std::string> LoadOrCreateSecretFile(const std::string& path) {
   }
   if (errno != ENOENT) return Status::Sys(errno, "open " + path);
   std::string key(kLen, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), kLen) != 1) return Status::Internal("RAND_bytes failed");
+  RandomBytes(key.data(), kLen);
   std::string tmp = path + ".tmp";
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!out) return Status::Sys(errno, "create " + tmp);

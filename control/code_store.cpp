@@ -5,14 +5,16 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <memory>
 
+#include "base/base64.h"
 #include "base/log.h"
+#include "base/random.h"
+#include "base/strings.h"
 #include "base/unique_fd.h"
 
 namespace geysir::control {
@@ -99,18 +101,6 @@ Status WriteFile(const std::string& path, std::string_view data, mode_t mode) {
   return Status::Ok();
 }
 
-std::string RandomHex(size_t bytes) {
-  unsigned char b[16];
-  if (bytes > sizeof b || RAND_bytes(b, static_cast<int>(bytes)) != 1) return "0";
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < bytes; ++i) {
-    s.push_back(kHex[b[i] >> 4]);
-    s.push_back(kHex[b[i] & 15]);
-  }
-  return s;
-}
-
 std::string Sha256Raw(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -120,23 +110,7 @@ std::string Sha256Raw(std::string_view data) {
 
 }  // namespace
 
-std::string Base64Encode(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::string Sha256Hex(std::string_view data) {
-  static const char* kHex = "0123456789abcdef";
-  std::string raw = Sha256Raw(data), out;
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
+std::string Sha256Hex(std::string_view data) { return HexEncode(Sha256Raw(data)); }
 
 std::string Sha256Base64(std::string_view data) { return Base64Encode(Sha256Raw(data)); }
 

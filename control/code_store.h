@@ -28,6 +28,7 @@
 #include <string_view>
 
 #include "control/zip_extract.h"
+#include "base/base64.h"
 #include "base/status.h"
 
 namespace geysir::control {
@@ -78,9 +79,9 @@ class CodeStore {
   uint64_t staging_seq_ = 0;
 };
 
-// Lower-case hex of SHA-256(data), and base64 (standard alphabet, padded) of raw bytes.
+// Lower-case hex and base64 (standard alphabet, padded) of SHA-256(data). Encoding other bytes
+// is base/base64.h's and base/strings.h's.
 std::string Sha256Hex(std::string_view data);
 std::string Sha256Base64(std::string_view data);
-std::string Base64Encode(std::string_view bytes);
 
 }  // namespace geysir::control

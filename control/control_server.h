@@ -16,9 +16,12 @@
 //   - keeps the connection to the scheduler (proto::InvokeClient on scheduler.sock), through
 //     which Lambda invokes.
 //
-// Thread safety: every public method runs on the loop thread. The only work done elsewhere is
-// a deploy's JSON parsing, base64 decoding and unpacking (Lambda's, on libuv's thread pool),
-// which touches nothing but its own request and the code store's Put (serialised by a mutex).
+// Thread safety: every public method runs on the loop thread, and so does SQLite on the store's
+// connection. Three kinds of work run elsewhere, each behind its own narrow seam: a deploy's
+// decoding and unpacking (Lambda's deploy.cpp; touches its own request and the code store's
+// Put, serialised by a mutex), the async queue's group committer (a second SQLite connection
+// of its own, control/triggers/async_queue.h), and the domains service's ACME conversations
+// (control/services/domains.cpp; it talks to the loop only through posted closures).
 #pragma once
 
 #include <uv.h>

@@ -3,7 +3,6 @@
 // Flags are documented in docs/architecture.md.
 #include <uv.h>
 
-#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -11,28 +10,10 @@
 #include <string_view>
 
 #include "control/control_server.h"
+#include "base/flags.h"
 #include "base/log.h"
 
 namespace {
-
-void Usage() {
-  std::fprintf(stderr,
-               "usage: geysir-control --data-dir DIR (--listen-fd N | --listen HOST:PORT)\n"
-               "         [--socket PATH] [--scheduler-socket PATH]\n"
-               "         [--function-url-template 'http://{url_id}.lambda-url.localhost:8080/']\n"
-               "         [--region us-east-1] [--account-id 000000000000]\n"
-               "         [--max-connections-per-client 256] [--isolation fork|restore]\n"
-               "  --isolation: the scheduler's per-request isolation mode, reported by\n"
-               "    GET /geysir/v1/health (default fork; geysir server passes the mode it resolved)\n");
-}
-
-bool ParsePort(std::string_view s, uint16_t* out) {
-  unsigned v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v > 65535) return false;
-  *out = static_cast<uint16_t>(v);
-  return true;
-}
 
 struct Signals {
   uv_signal_t term{}, intr{};
@@ -59,78 +40,55 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   geysir::control::ControlOptions opt;
   bool have_listen = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "geysir-control: %s needs a value\n", argv[i]);
-        Usage();
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--data-dir") {
-      opt.data_dir = value();
-    } else if (a == "--listen-fd") {
-      std::string v = value();
-      int fd = -1;
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), fd);
-      if (ec != std::errc() || p != v.data() + v.size() || fd < 0) {
-        std::fprintf(stderr, "geysir-control: --listen-fd needs a file descriptor number, got '%s'\n", v.c_str());
-        return 2;
-      }
-      opt.listen_fd = fd;
-      have_listen = true;
-    } else if (a == "--listen") {
-      std::string v = value();
-      size_t colon = v.rfind(':');
-      if (colon == std::string::npos || !ParsePort(std::string_view(v).substr(colon + 1), &opt.listen_port)) {
-        std::fprintf(stderr, "geysir-control: --listen needs HOST:PORT, got '%s'\n", v.c_str());
-        return 2;
-      }
-      opt.listen_host = v.substr(0, colon);
-      if (opt.listen_host.size() > 2 && opt.listen_host.front() == '[' && opt.listen_host.back() == ']') {
-        opt.listen_host = opt.listen_host.substr(1, opt.listen_host.size() - 2);
-      }
-      have_listen = true;
-    } else if (a == "--socket") {
-      opt.socket_path = value();
-    } else if (a == "--scheduler-socket") {
-      opt.scheduler_socket = value();
-    } else if (a == "--function-url-template") {
-      opt.api.function_url_template = value();
-    } else if (a == "--region") {
-      opt.api.region = value();
-    } else if (a == "--account-id") {
-      opt.api.account_id = value();
-    } else if (a == "--max-connections-per-client") {
-      std::string v = value();
-      unsigned n = 0;
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (ec != std::errc() || p != v.data() + v.size() || n == 0 || n > 100000) {
-        std::fprintf(stderr, "geysir-control: --max-connections-per-client needs a number from 1 to 100000, got '%s'\n",
-                     v.c_str());
-        return 2;
-      }
-      opt.max_connections_per_client = n;
-    } else if (a == "--isolation") {
-      std::string v = value();
-      if (v != "fork" && v != "restore") {
-        std::fprintf(stderr, "geysir-control: --isolation is fork or restore, got '%s'\n", v.c_str());
-        return 2;
-      }
-      opt.isolation = v;
-    } else if (a == "--help" || a == "-h") {
-      Usage();
-      return 0;
-    } else {
-      std::fprintf(stderr, "geysir-control: unknown flag '%s'\n", argv[i]);
-      Usage();
-      return 2;
-    }
+  geysir::Flags flags("geysir-control");
+  flags.String("--data-dir", &opt.data_dir, "DIR", "the data directory (required)");
+  flags.Custom("--listen-fd", "N", "serve the API on this inherited listening socket", [&](const std::string& v) {
+    uint64_t fd = 0;
+    GEYSIR_RETURN_IF_ERROR(geysir::Flags::ParseUnsigned(v, 65535, &fd));
+    opt.listen_fd = static_cast<int>(fd);
+    have_listen = true;
+    return geysir::Status::Ok();
+  });
+  flags.Custom("--listen", "HOST:PORT", "serve the API on this address (port 0 picks a free one)",
+               [&](const std::string& v) {
+                 GEYSIR_RETURN_IF_ERROR(geysir::Flags::ParseHostPort(v, &opt.listen_host, &opt.listen_port));
+                 have_listen = true;
+                 return geysir::Status::Ok();
+               });
+  flags.String("--socket", &opt.socket_path, "PATH", "control.sock, where the gateway and scheduler connect");
+  flags.String("--scheduler-socket", &opt.scheduler_socket, "PATH", "the scheduler's socket (for invokes)");
+  flags.String("--function-url-template", &opt.api.function_url_template, "URL",
+               "how function URLs are shown, e.g. 'http://{url_id}.lambda-url.localhost:8080/'");
+  flags.String("--region", &opt.api.region, "REGION", "the region ARNs name (default us-east-1)");
+  flags.String("--account-id", &opt.api.account_id, "DIGITS", "the 12-digit account ARNs name (default 000000000000)");
+  flags.Custom("--max-connections-per-client", "N", "open connections one client address may hold (default 256)",
+               [&](const std::string& v) {
+                 uint64_t n = 0;
+                 if (!geysir::Flags::ParseUnsigned(v, 100000, &n).ok() || n == 0) {
+                   return geysir::Status::Invalid("wants a number from 1 to 100000, got '" + v + "'");
+                 }
+                 opt.max_connections_per_client = static_cast<uint32_t>(n);
+                 return geysir::Status::Ok();
+               });
+  flags.Custom("--isolation", "fork|restore",
+               "the scheduler's per-request isolation mode, reported by GET /geysir/v1/health (default fork; "
+               "geysir server passes the mode it resolved)",
+               [&](const std::string& v) {
+                 if (v != "fork" && v != "restore") return geysir::Status::Invalid("is fork or restore, got '" + v + "'");
+                 opt.isolation = v;
+                 return geysir::Status::Ok();
+               });
+  if (geysir::Status st = flags.Parse(argc, argv); !st.ok()) {
+    std::fprintf(stderr, "%s\n%s", st.message().c_str(), flags.Usage().c_str());
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::fputs(flags.Usage().c_str(), stderr);
+    return 0;
   }
   if (opt.data_dir.empty() || !have_listen) {
-    Usage();
+    std::fprintf(stderr, "geysir-control: --data-dir and one of --listen-fd and --listen are required\n%s",
+                 flags.Usage().c_str());
     return 2;
   }
   if (opt.api.account_id.size() != 12 ||

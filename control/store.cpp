@@ -2,7 +2,6 @@
 #include "control/store.h"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <time.h>
 
 #include <algorithm>
@@ -408,51 +407,6 @@ std::string LambdaTimestamp(int64_t ms) {
   snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+0000", tm.tm_year + 1900, tm.tm_mon + 1,
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, milli);
   return buf;
-}
-
-namespace {
-
-// OpenSSL's generator seeds itself from the kernel (getrandom); when it cannot, no identifier or
-// secret control would make is safe to hand out, so control stops here instead of going on.
-void RandomBytesOrDie(unsigned char* out, int n) {
-  if (RAND_bytes(out, n) == 1) return;
-  log::Error("random_bytes_failed", {{"detail", "OpenSSL's RAND_bytes failed: control cannot make identifiers"}});
-  std::abort();
-}
-
-}  // namespace
-
-std::string RandomString(size_t n, std::string_view alphabet) {
-  // Rejection sampling: bytes >= limit are discarded so every character is equally likely.
-  const size_t k = alphabet.size();
-  const unsigned limit = 256 - (256 % k);
-  std::string out;
-  out.reserve(n);
-  unsigned char buf[64];
-  while (out.size() < n) {
-    RandomBytesOrDie(buf, sizeof buf);
-    for (unsigned char b : buf) {
-      if (b >= limit) continue;
-      out.push_back(alphabet[b % k]);
-      if (out.size() == n) break;
-    }
-  }
-  return out;
-}
-
-std::string NewUuid() {
-  unsigned char b[16];
-  RandomBytesOrDie(b, sizeof b);
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
-    s.push_back(kHex[b[i] >> 4]);
-    s.push_back(kHex[b[i] & 15]);
-  }
-  return s;
 }
 
 proto::FunctionConfig ToFunctionConfig(const FunctionRecord& f, const std::string& code_dir,

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "proto/messages.h"
+#include "base/random.h"
 #include "base/status.h"
 
 namespace geysir::control {
@@ -336,10 +337,6 @@ class Store {
 // ---- small helpers shared with the API layer ----
 // "2026-11-27T05:30:00.000+0000" for `ms` since the epoch, UTC.
 std::string LambdaTimestamp(int64_t ms);
-// A random (version 4) UUID, lower-case, from OpenSSL RAND_bytes.
-// Neither throws: a RAND_bytes that fails (OpenSSL could not seed from the kernel) aborts.
-std::string NewUuid();
-// `n` random characters from `alphabet` (uniform, OpenSSL RAND_bytes).
-std::string RandomString(size_t n, std::string_view alphabet);
+// Random identifiers (NewUuid, RandomString) are base/random.h's.
 
 }  // namespace geysir::control

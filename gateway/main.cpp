@@ -130,20 +130,9 @@ int main(int argc, char** argv) {
 
   // "HOST:PORT" -> host, port; false (and a message) when malformed.
   auto split_listen = [](const std::string& flag, const std::string& value, std::string* host, uint16_t* port) {
-    auto colon = value.rfind(':');
-    if (colon == std::string::npos) {
-      fprintf(stderr, "geysir-gateway: %s wants HOST:PORT\n", flag.c_str());
-      return false;
-    }
-    *host = value.substr(0, colon);
-    if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
-    uint64_t p = 0;
-    if (!geysir::Flags::ParseUnsigned(std::string_view(value).substr(colon + 1), 65535, &p).ok()) {
-      fprintf(stderr, "geysir-gateway: bad port in %s\n", flag.c_str());
-      return false;
-    }
-    *port = static_cast<uint16_t>(p);
-    return true;
+    geysir::Status parsed = geysir::Flags::ParseHostPort(value, host, port);
+    if (!parsed.ok()) fprintf(stderr, "geysir-gateway: %s %s\n", flag.c_str(), parsed.message().c_str());
+    return parsed.ok();
   };
   geysir::Status st;
   if (flags.listen_fd >= 0) {

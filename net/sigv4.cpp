@@ -270,12 +270,10 @@ bool IsS3PayloadMarker(std::string_view v) {
 
 }  // namespace
 
-std::string Hex(std::string_view bytes) { return HexEncode(bytes); }
-
 std::string HexSha256(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return Hex(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+  return HexEncode(digest, sizeof digest);
 }
 
 std::string HmacSha256(std::string_view key, std::string_view data) {
@@ -333,7 +331,7 @@ std::string Signature(std::string_view secret_key, std::string_view date, std::s
   std::string k_region = HmacSha256(k_date, region);
   std::string k_service = HmacSha256(k_region, service);
   std::string k_signing = HmacSha256(k_service, "aws4_request");
-  return Hex(HmacSha256(k_signing, string_to_sign));
+  return HexEncode(HmacSha256(k_signing, string_to_sign));
 }
 
 std::optional<Credential> ParseCredential(const HttpRequest& request, VerifyError* error) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "net/http_server.h"
+#include "base/strings.h"
 #include "base/status.h"
 
 namespace geysir::net::sigv4 {
@@ -78,7 +79,6 @@ void Sign(HttpRequest& request, std::string_view access_key, std::string_view se
           bool add_content_sha256_header);
 
 std::string HexSha256(std::string_view data);
-std::string HmacSha256(std::string_view key, std::string_view data);  // raw bytes
-std::string Hex(std::string_view bytes);
+std::string HmacSha256(std::string_view key, std::string_view data);  // raw bytes (HexEncode: base/strings.h)
 
 }  // namespace geysir::net::sigv4

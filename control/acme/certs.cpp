@@ -1,12 +1,12 @@
 #include "control/acme/certs.h"
 
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include <memory>
 #include "base/openssl_ptr.h"
+#include "base/random.h"
 
 namespace geysir::control::acme {
 namespace {
@@ -53,7 +53,7 @@ Result<std::string> MakeSelfSignedPem(const EcKey& key, const std::vector<std::s
   X509Ptr x(X509_new());
   X509_set_version(x.get(), 2);
   unsigned char serial[16];
-  RAND_bytes(serial, sizeof serial);
+  RandomBytes(serial, sizeof serial);
   serial[0] &= 0x7f;
   BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x.get()));

@@ -29,7 +29,6 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -42,6 +41,7 @@
 #include "control/service.h"
 #include "control/store.h"
 #include "base/log.h"
+#include "base/uv_handle.h"
 #include "net/tls.h"
 #include "proto/tls_state.h"
 #include "base/json_bounds.h"
@@ -177,11 +177,7 @@ Result<std::string> NormalizeMappingKey(std::string_view key) {
 }
 
 std::string NewMappingId() {
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::random_device rd;
-  std::string id(6, 'a');
-  for (char& c : id) c = kAlphabet[rd() % 36];
-  return id;
+  return RandomString(6, "abcdefghijklmnopqrstuvwxyz0123456789");
 }
 
 json RecordJson(const DomainRecord& r) {
@@ -281,8 +277,8 @@ class DomainsServiceImpl final : public DomainsService {
   std::set<std::string> ari_in_flight_;
   bool ari_unsupported_ = false;
   uint64_t tls_generation_ = 0;
-  uv_timer_t* timer_ = nullptr;
-  uv_async_t* async_ = nullptr;
+  UvHandle<uv_timer_t> timer_;
+  UvHandle<uv_async_t> async_;  // assigned before the worker starts, closed after it stopped
 
   // Shared with the worker thread.
   std::mutex mu_;
@@ -325,19 +321,21 @@ Status DomainsServiceImpl::Start() {
   // Without an account key no order can run; domains with operator certificates still work.
   if (Status ks = LoadAccountKey(); !ks.ok()) log::Error("acme_account_key_failed", {{"error", ks.ToString()}});
 
-  async_ = new uv_async_t;
-  uv_async_init(host_.loop(), async_, &DomainsServiceImpl::OnAsync);
+  if (int rc = async_.Init(host_.loop(), uv_async_init, &DomainsServiceImpl::OnAsync); rc != 0) {
+    return Status::Internal(std::string("domains wake-up handle: ") + uv_strerror(rc));
+  }
   async_->data = this;
-  uv_unref(reinterpret_cast<uv_handle_t*>(async_));
-  timer_ = new uv_timer_t;
-  uv_timer_init(host_.loop(), timer_);
+  uv_unref(async_.base());
+  if (int rc = timer_.Init(host_.loop(), uv_timer_init); rc != 0) {
+    return Status::Internal(std::string("domains renewal timer: ") + uv_strerror(rc));
+  }
   timer_->data = this;
   // The first look comes soon after start: domains added before a restart whose certificate
   // never arrived are picked up again.
   uv_timer_start(
-      timer_, [](uv_timer_t* t) { static_cast<DomainsServiceImpl*>(t->data)->CheckRenewals(); }, 500,
+      timer_.get(), [](uv_timer_t* t) { static_cast<DomainsServiceImpl*>(t->data)->CheckRenewals(); }, 500,
       static_cast<uint64_t>(check_interval_ms_));
-  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+  uv_unref(timer_.base());
   worker_ = std::thread([this] { RunWorker(); });
   log::Info("domains_started", {{"acme_directory", acme_config_.directory_url}, {"acme_ca", acme_ca_file_},
                                 {"certificates", certs_.size()}});
@@ -355,14 +353,8 @@ void DomainsServiceImpl::StopWorker() {
 
 void DomainsServiceImpl::Shutdown() {
   StopWorker();
-  if (timer_ != nullptr) {
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    timer_ = nullptr;
-  }
-  if (async_ != nullptr) {
-    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
-    async_ = nullptr;
-  }
+  timer_.Close();
+  async_.Close();
 }
 
 // --- storage -----------------------------------------------------------------------------------
@@ -701,13 +693,14 @@ void DomainsServiceImpl::CheckRenewals() {
 
 void DomainsServiceImpl::Post(std::function<void()> task) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopping_ || async_ == nullptr) return;
+  if (stopping_ || !async_) return;
   posted_.push_back(std::move(task));
-  uv_async_send(async_);
+  uv_async_send(async_.get());
 }
 
 void DomainsServiceImpl::OnAsync(uv_async_t* a) {
   auto* self = static_cast<DomainsServiceImpl*>(a->data);
+  if (self == nullptr) return;
   std::vector<std::function<void()>> tasks;
   {
     std::lock_guard<std::mutex> lock(self->mu_);
@@ -890,8 +883,9 @@ void DomainsServiceImpl::FinishAri(const std::string& name, const std::string& s
   if (r.serial != serial || r.failures > 0 || r.certificate != "acme") return;
   const acme::RenewalWindow& w = outcome->window;
   if (r.renew_at_s >= w.start_s && r.renew_at_s < w.end_s) return;
-  std::random_device rd;
-  r.renew_at_s = acme::ChooseRenewalTime(w, now, (uint64_t{rd()} << 32) | rd());
+  uint64_t draw = 0;
+  RandomBytes(&draw, sizeof draw);
+  r.renew_at_s = acme::ChooseRenewalTime(w, now, draw);
   Save(r);
   log::Info("acme_ari_window", {{"domain", name}, {"start", w.start_s}, {"end", w.end_s}, {"renew_at", r.renew_at_s},
                                 {"explanation", w.explanation_url}});

@@ -1,7 +1,6 @@
 // IAM and STS: see iam_sts.h.
 #include "control/services/iam_sts.h"
 
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cctype>
@@ -153,12 +152,7 @@ void CheckPolicy(const std::string& doc) {
 std::string UrlEncode(std::string_view in) { return net::PercentEncode(in); }
 
 std::string RandomId(std::string_view prefix) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  unsigned char raw[17];
-  if (RAND_bytes(raw, sizeof raw) != 1) Throw(500, "ServiceFailure", "RAND_bytes failed");
-  std::string out(prefix);
-  for (unsigned char c : raw) out.push_back(kAlphabet[c % 32]);
-  return out;
+  return std::string(prefix) + RandomString(17, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
 }
 
 struct Role {

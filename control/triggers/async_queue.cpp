@@ -142,20 +142,22 @@ GroupCommit::GroupCommit(uv_loop_t* loop, Db& db) : loop_(loop), db_(&db) { Init
 GroupCommit::GroupCommit(uv_loop_t* loop, std::unique_ptr<Db> writer)
     : loop_(loop), db_(writer.get()), writer_(std::move(writer)) {
   Init();
-  async_ = new uv_async_t;
-  uv_async_init(loop_, async_, [](uv_async_t* h) { static_cast<GroupCommit*>(h->data)->Complete(); });
+  // uv_async_init only links the handle into the loop: it has no failure path.
+  if (async_.Init(loop_, uv_async_init, [](uv_async_t* h) {
+        if (h->data != nullptr) static_cast<GroupCommit*>(h->data)->Complete();
+      }) != 0) {
+    std::abort();
+  }
   async_->data = this;
   // Referenced only while a batch is in flight: an idle committer must not keep the loop alive.
-  uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  uv_unref(async_.base());
   thread_ = std::thread([this] { ThreadMain(); });
 }
 
 void GroupCommit::Init() {
-  check_ = new uv_check_t;
-  uv_check_init(loop_, check_);
+  // uv_check_init and uv_idle_init only link the handle into the loop: no failure path.
+  if (check_.Init(loop_, uv_check_init) != 0 || idle_.Init(loop_, uv_idle_init) != 0) std::abort();
   check_->data = this;
-  idle_ = new uv_idle_t;
-  uv_idle_init(loop_, idle_);
   idle_->data = this;
 }
 
@@ -165,12 +167,14 @@ void GroupCommit::Submit(Work work, Done done) {
   pending_.push_back({std::move(work), std::move(done)});
   if (!armed_ && check_) {
     armed_ = true;
-    uv_check_start(check_, OnCheck);
-    uv_idle_start(idle_, [](uv_idle_t*) {});
+    uv_check_start(check_.get(), OnCheck);
+    uv_idle_start(idle_.get(), [](uv_idle_t*) {});
   }
 }
 
-void GroupCommit::OnCheck(uv_check_t* h) { static_cast<GroupCommit*>(h->data)->Dispatch(); }
+void GroupCommit::OnCheck(uv_check_t* h) {
+  if (h->data != nullptr) static_cast<GroupCommit*>(h->data)->Dispatch();
+}
 
 void GroupCommit::RunBatch(Db& db, std::vector<Item>& items, std::vector<Status>& results, std::string& commit_error) {
   results.assign(items.size(), Status::Ok());
@@ -202,8 +206,8 @@ void GroupCommit::RunBatch(Db& db, std::vector<Item>& items, std::vector<Status>
 void GroupCommit::Dispatch() {
   if (armed_) {
     armed_ = false;
-    uv_check_stop(check_);
-    uv_idle_stop(idle_);
+    uv_check_stop(check_.get());
+    uv_idle_stop(idle_.get());
   }
   if (pending_.empty()) return;
   if (!threaded()) {
@@ -225,7 +229,7 @@ void GroupCommit::Dispatch() {
     batch_ = std::move(pending_);
     pending_.clear();
   }
-  uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+  uv_ref(async_.base());
   cv_.notify_all();
 }
 
@@ -246,7 +250,7 @@ void GroupCommit::ThreadMain() {
     commit_error_ = std::move(commit_error);
     batch_done_ = true;
     cv_.notify_all();
-    if (async_) uv_async_send(async_);
+    if (async_) uv_async_send(async_.get());
   }
 }
 
@@ -264,7 +268,7 @@ void GroupCommit::Complete() {
     batch_done_ = false;
     in_flight_ = false;
   }
-  uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  uv_unref(async_.base());
   Finished(items, results, commit_error);
   // What arrived during that fsync is the next batch: start it now, not at the end of a turn.
   if (!pending_.empty()) Dispatch();
@@ -298,8 +302,8 @@ void GroupCommit::Flush() {
       pending_.clear();
       if (armed_) {
         armed_ = false;
-        uv_check_stop(check_);
-        uv_idle_stop(idle_);
+        uv_check_stop(check_.get());
+        uv_idle_stop(idle_.get());
       }
       if (items.empty()) return;
       std::vector<Status> results;
@@ -328,18 +332,9 @@ void GroupCommit::Close() {
     cv_.notify_all();
     thread_.join();
   }
-  if (check_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(check_), [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
-    check_ = nullptr;
-  }
-  if (idle_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(idle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_idle_t*>(h); });
-    idle_ = nullptr;
-  }
-  if (async_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
-    async_ = nullptr;
-  }
+  check_.Close();
+  idle_.Close();
+  async_.Close();
   if (batches_) {
     log::Info("group_commit_stats", {{"batches", batches_},
                                      {"items", items_},
@@ -369,8 +364,9 @@ Status AsyncQueue::Start() {
   } else {
     commit_ = MakeGroupCommit(host_.loop(), host_.store().db());
   }
-  timer_ = new uv_timer_t;
-  uv_timer_init(host_.loop(), timer_);
+  if (int rc = timer_.Init(host_.loop(), uv_timer_init); rc != 0) {
+    return Status::Internal(std::string("async queue timer: ") + uv_strerror(rc));
+  }
   timer_->data = this;
   int64_t queued = 0, failed = 0;
   {
@@ -391,10 +387,7 @@ void AsyncQueue::Shutdown() {
   if (closed_) return;
   closed_ = true;
   if (commit_) commit_->Close();
-  if (timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    timer_ = nullptr;
-  }
+  timer_.Close();
 }
 
 int64_t AsyncQueue::Scaled(int64_t ms) const {
@@ -441,10 +434,10 @@ void AsyncQueue::Kick() {
 void AsyncQueue::ArmTimer(int64_t at_ms) {
   if (closed_ || !timer_) return;
   const int64_t now = host_.NowMs();
-  if (uv_is_active(reinterpret_cast<uv_handle_t*>(timer_)) && timer_at_ <= at_ms) return;
+  if (uv_is_active(timer_.base()) && timer_at_ <= at_ms) return;
   timer_at_ = at_ms;
   uv_timer_start(
-      timer_, [](uv_timer_t* t) { static_cast<AsyncQueue*>(t->data)->Pump(); },
+      timer_.get(), [](uv_timer_t* t) { static_cast<AsyncQueue*>(t->data)->Pump(); },
       static_cast<uint64_t>(std::max<int64_t>(0, at_ms - now)), 0);
 }
 
@@ -517,7 +510,7 @@ void AsyncQueue::Pump() {
   }
   for (const auto& [fn, until] : paused_until_) next = std::min(next, until);
   if (next != INT64_MAX && !closed_) {
-    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(timer_)) || timer_at_ > next) ArmTimer(next);
+    if (!uv_is_active(timer_.base()) || timer_at_ > next) ArmTimer(next);
   }
 }
 

@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/uv_handle.h"
 #include "control/service.h"
 #include "base/status.h"
 
@@ -162,9 +163,9 @@ class GroupCommit {
   Db* db_;                       // the connection commits run on (loop's, or *writer_)
   std::unique_ptr<Db> writer_;   // committer mode only
   std::vector<Item> pending_;
-  uv_check_t* check_ = nullptr;  // freed in its close callback
-  uv_idle_t* idle_ = nullptr;    // keeps the loop from blocking in poll while work is pending
-  uv_async_t* async_ = nullptr;  // committer -> loop: a batch is done; referenced only while one is in flight
+  UvHandle<uv_check_t> check_;
+  UvHandle<uv_idle_t> idle_;    // keeps the loop from blocking in poll while work is pending
+  UvHandle<uv_async_t> async_;  // committer -> loop: a batch is done; referenced only while one is in flight
   bool armed_ = false, closed_ = false;
   uint64_t batches_ = 0, items_ = 0;
   size_t largest_batch_ = 0;
@@ -249,7 +250,7 @@ class AsyncQueue {
   ServiceHost& host_;
   AsyncQueueOptions opt_;
   std::unique_ptr<GroupCommit> commit_;
-  uv_timer_t* timer_ = nullptr;  // freed in its close callback
+  UvHandle<uv_timer_t> timer_;
   int64_t timer_at_ = 0;
   bool pumping_ = false, pump_again_ = false, closed_ = false;
   std::set<int64_t> in_flight_;

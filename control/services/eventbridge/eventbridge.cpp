@@ -14,6 +14,7 @@
 #include "control/triggers/schedule_expression.h"
 #include "control/triggers/timezone.h"
 #include "base/log.h"
+#include "base/uv_handle.h"
 #include "base/json_bounds.h"
 
 namespace geysir::control {
@@ -205,8 +206,9 @@ class EventsService final : public EventBridgeService {
       return Status::Internal(std::string("events tables: ") + e.what());
     }
     GEYSIR_RETURN_IF_ERROR(queue_->Start());
-    timer_ = new uv_timer_t;
-    uv_timer_init(host_.loop(), timer_);
+    if (int rc = timer_.Init(host_.loop(), uv_timer_init); rc != 0) {
+      return Status::Internal(std::string("schedule timer: ") + uv_strerror(rc));
+    }
     timer_->data = this;
     // Every enabled schedule back on the timer; one whose firing passed while control was
     // down is due now and fires once.
@@ -228,10 +230,7 @@ class EventsService final : public EventBridgeService {
   }
 
   void Shutdown() override {
-    if (timer_) {
-      uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      timer_ = nullptr;
-    }
+    timer_.Close();
     queue_->Shutdown();
   }
 
@@ -274,13 +273,13 @@ class EventsService final : public EventBridgeService {
   void Arm() {
     if (!timer_ || firing_) return;
     if (heap_.empty()) {
-      uv_timer_stop(timer_);
+      uv_timer_stop(timer_.get());
       return;
     }
     const int64_t at = std::max(heap_.begin()->first, retry_after_ms_);
     const int64_t delay = std::max<int64_t>(0, at - host_.NowMs());
     uv_timer_start(
-        timer_, [](uv_timer_t* t) { static_cast<EventsService*>(t->data)->FireDue(); }, static_cast<uint64_t>(delay), 0);
+        timer_.get(), [](uv_timer_t* t) { static_cast<EventsService*>(t->data)->FireDue(); }, static_cast<uint64_t>(delay), 0);
   }
 
   // One schedule's firing, computed on the loop thread and written by the group commit.
@@ -541,7 +540,7 @@ class EventsService final : public EventBridgeService {
   ServiceHost& host_;
   double scale_ = 1.0;
   std::unique_ptr<triggers::AsyncQueue> queue_;
-  uv_timer_t* timer_ = nullptr;  // freed in its close callback
+  UvHandle<uv_timer_t> timer_;
   std::set<std::pair<int64_t, std::string>> heap_;  // (next firing, "kind/name")
   std::map<std::string, int64_t> due_at_;
   bool firing_ = false;

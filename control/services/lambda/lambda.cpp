@@ -3,11 +3,11 @@
 // (resolving a qualified function reference, Lambda's JSON answers).
 #include "control/services/lambda/lambda.h"
 
-#include <openssl/rand.h>
 
 #include <charconv>
 
 #include "base/log.h"
+#include "base/random.h"
 #include "control/aws_error.h"
 #include "control/services/lambda/lambda_internal.h"
 #include "control/services/lambda/operations.h"
@@ -64,22 +64,20 @@ Status Lambda::Start() {
   if (!url_key.ok()) return url_key.status().Wrap("loading the code URL signing key");
   url_signer_ = std::make_unique<CodeUrlSigner>(*url_key);
 
-  gc_timer_ = new uv_timer_t;
-  uv_timer_init(host_.loop(), gc_timer_);
+  if (int rc = gc_timer_.Init(host_.loop(), uv_timer_init); rc != 0) {
+    return Status::Internal(std::string("code GC timer: ") + uv_strerror(rc));
+  }
   gc_timer_->data = this;
   uv_timer_start(
-      gc_timer_, [](uv_timer_t* t) { static_cast<Lambda*>(t->data)->CollectCode(); }, opt_.code_gc_interval_ms,
+      gc_timer_.get(), [](uv_timer_t* t) { static_cast<Lambda*>(t->data)->CollectCode(); }, opt_.code_gc_interval_ms,
       opt_.code_gc_interval_ms);
-  uv_unref(reinterpret_cast<uv_handle_t*>(gc_timer_));  // never the reason the loop stays alive
+  uv_unref(gc_timer_.base());  // never the reason the loop stays alive
   return Status::Ok();
 }
 
 void Lambda::Shutdown() {
   shutting_down_ = true;
-  if (gc_timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(gc_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    gc_timer_ = nullptr;
-  }
+  gc_timer_.Close();
 }
 
 bool Lambda::HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) {
@@ -160,9 +158,8 @@ Lambda::Resolved Lambda::ResolveOrThrow(const FunctionRef& ref, bool weighted) {
     if (weighted && !a.additional_weights.empty()) {
       // Weighted routing: the additional version takes its share of invocations at random.
       const auto& [extra, weight] = *a.additional_weights.begin();
-      unsigned char b[4];
       uint32_t x = 0;
-      if (RAND_bytes(b, sizeof b) == 1) x = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+      RandomBytes(&x, sizeof x);
       if (static_cast<double>(x) / 4294967296.0 < weight) version = extra;
     }
   }

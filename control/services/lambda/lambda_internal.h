@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/uv_handle.h"
 #include "control/auth.h"
 #include "control/aws_error.h"
 #include "control/code_store.h"
@@ -178,7 +179,7 @@ class Lambda final : public LambdaService {
   bool shutting_down_ = false;
   // Code GC: when each unreferenced hash was first seen unreferenced (ms).
   std::map<std::string, int64_t> unreferenced_since_;
-  uv_timer_t* gc_timer_ = nullptr;  // freed in its close callback
+  UvHandle<uv_timer_t> gc_timer_;
 };
 
 }  // namespace geysir::control::lambda

@@ -115,7 +115,7 @@ std::optional<ChunkError> DecodeAwsChunked(std::string_view body, const ChunkSig
     if (size_text.empty() || size_text.size() > 12) return Malformed("malformed aws-chunked chunk size");
     uint64_t size = 0;
     for (char c : size_text) {
-      int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int v = HexDigitValue(c);
       if (v < 0) return Malformed("malformed aws-chunked chunk size");
       size = size * 16 + static_cast<uint64_t>(v);
     }
@@ -126,7 +126,7 @@ std::optional<ChunkError> DecodeAwsChunked(std::string_view body, const ChunkSig
       if (signature.size() != 64) return BadSignature("a chunk of the aws-chunked body carries no chunk-signature");
       std::string to_sign = "AWS4-HMAC-SHA256-PAYLOAD\n" + signing->amz_date + "\n" + signing->scope + "\n" + previous +
                             "\n" + std::string(kEmptySha256) + "\n" + sigv4::HexSha256(data);
-      std::string expected = sigv4::Hex(sigv4::HmacSha256(signing->signing_key, to_sign));
+      std::string expected = HexEncode(sigv4::HmacSha256(signing->signing_key, to_sign));
       if (!SameHex(signature, expected)) {
         return BadSignature("The chunk signature of chunk " + std::to_string(out->data.size()) +
                             " (byte offset) does not match what was computed.");
@@ -162,7 +162,7 @@ std::optional<ChunkError> DecodeAwsChunked(std::string_view body, const ChunkSig
   if (signing && trailer_signed) {
     std::string to_sign = "AWS4-HMAC-SHA256-TRAILER\n" + signing->amz_date + "\n" + signing->scope + "\n" + previous +
                           "\n" + sigv4::HexSha256(trailer_text);
-    std::string expected = sigv4::Hex(sigv4::HmacSha256(signing->signing_key, to_sign));
+    std::string expected = HexEncode(sigv4::HmacSha256(signing->signing_key, to_sign));
     if (trailer_signature.size() != 64 || !SameHex(trailer_signature, expected)) {
       return BadSignature("The trailer signature does not match what was computed.");
     }
@@ -206,7 +206,7 @@ std::optional<std::string> Checksum(std::string_view algorithm, std::string_view
   return std::nullopt;
 }
 
-std::string Md5Hex(std::string_view data) { return sigv4::Hex(Digest(EVP_md5(), data)); }
+std::string Md5Hex(std::string_view data) { return HexEncode(Digest(EVP_md5(), data)); }
 std::string Md5Base64(std::string_view data) { return Base64(Digest(EVP_md5(), data)); }
 
 }  // namespace geysir::control::s3

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +16,8 @@
 #include "control/services/s3/s3_objects.h"
 #include "control/store.h"
 #include "net/http_server.h"
+#include "base/random.h"
+#include "base/strings.h"
 #include "base/unique_fd.h"
 
 namespace geysir::control::s3 {
@@ -67,16 +68,6 @@ const std::vector<Migration> kSteps = {
 
 constexpr uint64_t kMinPartSize = 5ull * 1024 * 1024;  // S3's minimum for all but the last part
 
-std::string Hex(const unsigned char* p, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 15]);
-  }
-  return out;
-}
 
 // SHA-256 and MD5 of a stream, fed in pieces.
 class Digests {
@@ -101,9 +92,9 @@ class Digests {
     unsigned int n = 0;
     Blob b;
     EVP_DigestFinal_ex(sha_, d, &n);
-    b.sha256 = Hex(d, n);
+    b.sha256 = HexEncode(d, n);
     EVP_DigestFinal_ex(md5_, d, &n);
-    b.md5_hex = Hex(d, n);
+    b.md5_hex = HexEncode(d, n);
     b.size = size_;
     return b;
   }
@@ -183,9 +174,7 @@ std::string StripQuotes(std::string_view etag) {
 }
 
 Result<std::string> NewUploadId() {
-  unsigned char raw[24];
-  if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal("RAND_bytes failed").WithAwsType("InternalError");
-  return Hex(raw, sizeof raw);
+  return RandomHex(24);
 }
 
 // An S3 error: `code` S3's, `kind` the Code whose status FromStatus gives S3's.
@@ -754,7 +743,7 @@ Result<Object> S3ObjectStore::CompleteUpload(const Upload& upload, const std::ve
     o.key = upload.key;
     o.sha256 = blob->sha256;
     o.size = blob->size;
-    o.etag = "\"" + Hex(d, n) + "-" + std::to_string(wanted.size()) + "\"";
+    o.etag = "\"" + HexEncode(d, n) + "-" + std::to_string(wanted.size()) + "\"";
     o.last_modified_ms = now_ms;
     o.parts_count = static_cast<int>(wanted.size());
     o.meta = upload.meta;

@@ -89,6 +89,22 @@ TEST_CASE("flags: --help stops parsing, and the usage lists every flag", "[flags
   CHECK(usage.find("a count") != std::string::npos);
 }
 
+TEST_CASE("flags: HOST:PORT", "[flags]") {
+  std::string host;
+  uint16_t port = 0;
+  REQUIRE(Flags::ParseHostPort("127.0.0.1:8080", &host, &port).ok());
+  CHECK(host == "127.0.0.1");
+  CHECK(port == 8080);
+  REQUIRE(Flags::ParseHostPort("[::1]:0", &host, &port).ok());
+  CHECK(host == "::1");
+  CHECK(port == 0);
+  REQUIRE(Flags::ParseHostPort(":9000", &host, &port).ok());
+  CHECK(host.empty());
+  CHECK_FALSE(Flags::ParseHostPort("localhost", &host, &port).ok());
+  CHECK_FALSE(Flags::ParseHostPort("localhost:65536", &host, &port).ok());
+  CHECK_FALSE(Flags::ParseHostPort("localhost:80x", &host, &port).ok());
+}
+
 TEST_CASE("flags: ParseUnsigned takes the whole range and nothing beyond", "[flags]") {
   uint64_t n = 0;
   CHECK(Flags::ParseUnsigned("0", 0, &n).ok());

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "base/base64.h"
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/control_client.h"
@@ -347,7 +348,7 @@ TEST_CASE("request bodies deploy sends", "[cli][commands]") {
   CHECK(create["Handler"] == "app.handler");
   CHECK(create["MemorySize"] == 256);
   CHECK_FALSE(create.contains("Timeout"));
-  CHECK(*Base64Decode(create["Code"]["ZipFile"].get<std::string>()) == "PK\x05\x06");
+  CHECK(*geysir::DecodeBase64(create["Code"]["ZipFile"].get<std::string>()) == "PK\x05\x06");
 
   DeployOptions only_code;
   only_code.name = "hello";
@@ -357,12 +358,7 @@ TEST_CASE("request bodies deploy sends", "[cli][commands]") {
   CHECK(update == nlohmann::json{{"Environment", {{"Variables", {{"K", "V"}}}}}});
 }
 
-TEST_CASE("base64 and timestamps", "[cli][commands]") {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
-    CHECK(*Base64Decode(Base64Encode(s)) == s);
-  }
-  CHECK(Base64Encode("hello") == "aGVsbG8=");
-  CHECK_FALSE(Base64Decode("abc").ok());
+TEST_CASE("timestamps", "[cli][commands]") {
   CHECK(FormatTimestampMs(1795757400123) == "2026-11-27T05:30:00.123Z");
 }
 
