@@ -12,8 +12,8 @@
 
 #include "control/aws_error.h"
 #include "control/db.h"
-#include "store_test_util.h"
 #include "tests/support/loop.h"
+#include "tests/unit/control/store_test_util.h"
 
 using namespace geysir;
 using namespace geysir::control;

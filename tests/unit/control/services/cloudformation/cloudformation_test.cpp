@@ -9,7 +9,7 @@
 #include "control/db.h"
 #include "control/services/cloudformation/cloudformation_stacks.h"
 #include "control/services/cloudformation/cloudformation_template.h"
-#include "store_test_util.h"
+#include "tests/unit/control/store_test_util.h"
 
 namespace geysir::control::cfn {
 namespace {
