@@ -142,7 +142,7 @@ class Client {
               {"Runtime", "python3.11"},
               {"Role", "arn:aws:iam::000000000000:role/test"},
               {"Handler", "app.handler"},
-              {"Code", {{"ZipFile", ::geysir::control::Base64Encode(zip)}}}};
+              {"Code", {{"ZipFile", ::geysir::Base64Encode(zip)}}}};
     b.update(extra);
     return Call("POST", "/2015-03-31/functions", b.dump());
   }
