@@ -10,7 +10,7 @@ ROOT="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 cd "$ROOT"
 # Documents that were never part of this repository; the patterns are split so this file does
 # not match itself.
-patterns=('STYLE''\.md' 'DESIGN''\.md' '\.\./''shared')
+patterns=('STYLE''\.md' 'DESIGN''\.md' '\.\./''shared' 'shared/''(reference|research)/')
 
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   mapfile -t files < <(git ls-files --cached --others --exclude-standard | grep -v '^build/')

@@ -1,5 +1,5 @@
 """Zappa end to end: the AWS calls Zappa 0.62.1 makes for deploy, update, invoke, schedule,
-rollback, tail, status and undeploy (recorded in shared/reference/zappa/*.log), replayed call
+rollback, tail, status and undeploy (as recorded from Zappa against AWS; docs/zappa.md), replayed call
 for call with boto3 against one real Geysir, asserting every status code and response field
 Zappa reads, and that the URL each mode produces serves the Flask app in tests/zappa_app
 (behind our own handler.lambda_handler, Zappa's entry point name) — path, query, headers,
