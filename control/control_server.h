@@ -28,7 +28,7 @@
 #include <memory>
 #include <string>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/store.h"
 #include "base/status.h"
 

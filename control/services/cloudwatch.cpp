@@ -9,7 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/protocol.h"
 #include "base/json_bounds.h"
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/db.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/store.h"
 #include "control/triggers/schedule_expression.h"
 #include "control/triggers/timezone.h"

@@ -6,7 +6,7 @@
 #include <charconv>
 
 #include "control/db.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/apigateway/apigateway_internal.h"
 #include "control/store.h"
 #include "base/log.h"

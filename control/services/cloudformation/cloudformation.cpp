@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/cloudformation/cloudformation_resources.h"
 #include "control/services/cloudformation/cloudformation_stacks.h"
 #include "control/services/protocol.h"

@@ -10,7 +10,7 @@
 // invoke.cpp, async_invoke.cpp (Invoke with InvocationType=Event, event-invoke configs and the
 // native trigger views), native.cpp (health, logs) and code_gc.cpp (removal of unpacked code no
 // function references any more). Each parses its request into the typed inputs of
-// control/lambda_api.h and works on the Store and the CodeStore.
+// lambda_api.h and works on the Store and the CodeStore.
 //
 // Two operations are answered without SigV4 (HandleBeforeAuth): the health check, and the
 // download behind GetFunction's Code.Location, which carries a signature of its own.

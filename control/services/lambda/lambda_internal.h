@@ -18,7 +18,7 @@
 #include "control/auth.h"
 #include "control/aws_error.h"
 #include "control/code_store.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/lambda/lambda.h"
 #include "control/store.h"
 #include "net/http_server.h"

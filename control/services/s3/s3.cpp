@@ -9,7 +9,7 @@
 #include <ctime>
 #include <map>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/services/s3/s3_chunked.h"
 #include "control/services/s3/s3_xml.h"

@@ -16,7 +16,7 @@
 #include <sstream>
 
 #include "control/code_store.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
 #include "net/sigv4.h"

@@ -1,6 +1,6 @@
 // The pure parts of control's API: routing, function-name/ARN resolution, request validation,
 // AWS error mapping and response shapes.
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 
 #include <catch2/catch.hpp>
 
