@@ -82,7 +82,7 @@ void Lambda::Shutdown() {
   }
 }
 
-bool Lambda::HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) {
+Result<bool> Lambda::HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) {
   Route route;
   const OperationSpec& spec = MatchOperation(req.method, req.path, route);
   if (spec.authorisation == Authorisation::kSigV4) return false;
@@ -91,7 +91,12 @@ bool Lambda::HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, cons
   return true;
 }
 
-void Lambda::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+Status Lambda::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+  HandleOrThrow(req, resp, info);
+  return Status::Ok();
+}
+
+void Lambda::HandleOrThrow(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   Route route;
   const OperationSpec& spec = MatchOperation(req.method, req.path, route);
   Call c{route, req, resp, info.request_id};

@@ -56,8 +56,10 @@ class Lambda final : public LambdaService {
   // Service.
   std::string_view signing_name() const override { return "lambda"; }
   Status Start() override;
-  bool HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) override;
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Result<bool> HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  // Handle before its error flow returns a Status: throws ApiException.
+  void HandleOrThrow(net::HttpRequest& req, const Responder& resp, const RequestInfo& info);
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
   void Shutdown() override;
 
