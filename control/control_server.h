@@ -17,7 +17,7 @@
 //     which Lambda invokes.
 //
 // Thread safety: every public method runs on the loop thread. The only work done elsewhere is
-// a deploy's JSON parsing, base64 decoding and unpacking (Lambda's, on libuv's thread pool),
+// a deploy's JSON parsing, base64 decoding and unpacking (Lambda's, on its deploy worker thread),
 // which touches nothing but its own request and the code store's Put (serialised by a mutex).
 #pragma once
 

@@ -63,6 +63,9 @@ Status Lambda::Start() {
   Result<std::string> url_key = LoadOrCreateSecretFile(host_.data_dir() + "/code-url.key");
   if (!url_key.ok()) return url_key.status().Wrap("loading the code URL signing key");
   url_signer_ = std::make_unique<CodeUrlSigner>(*url_key);
+  Result<std::unique_ptr<LoopWorker>> worker = LoopWorker::Start(host_.loop(), "deploy");
+  if (!worker.ok()) return worker.status().Wrap("starting the deploy worker");
+  deploy_worker_ = std::move(worker).value();
 
   gc_timer_ = new uv_timer_t;
   uv_timer_init(host_.loop(), gc_timer_);
@@ -76,6 +79,17 @@ Status Lambda::Start() {
 
 void Lambda::Shutdown() {
   shutting_down_ = true;
+  // Waits for the deploy being unpacked and drops the rest; each deploy whose answer is then
+  // still owed is answered here (its unpacked code, if any, is an orphan the next start's code
+  // collection removes).
+  deploy_worker_.reset();
+  for (const std::shared_ptr<Deploy>& d : deploys_) {
+    if (d->resp->alive()) {
+      d->resp->Send(ToHttpResponse(ServiceError("deploy cancelled: control is shutting down"), d->rid));
+    }
+  }
+  deploys_.clear();
+  deploys_in_flight_ = 0;
   if (gc_timer_) {
     uv_close(reinterpret_cast<uv_handle_t*>(gc_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     gc_timer_ = nullptr;

@@ -16,7 +16,8 @@
 // download behind GetFunction's Code.Location, which carries a signature of its own.
 //
 // Thread safety: loop thread only, like every Service; a deploy's parsing and unpacking run on
-// libuv's thread pool and touch only their own request and CodeStore::Put.
+// the service's deploy worker (base/loop_worker.h) and touch only their own request and
+// CodeStore::Put.
 #pragma once
 
 #include <cstdint>
