@@ -67,9 +67,20 @@ AwsError FromCode(const Status& status) {
 
 }  // namespace
 
-AwsError FromStatus(const Status& status) {
+Status AwsStatus(Code code, std::string type, std::string message) {
+  return Status(code, std::move(message)).WithAwsType(std::move(type));
+}
+
+AwsError FromStatus(const Status& status, std::span<const ErrorStatus> statuses) {
   AwsError e = FromCode(status);
-  if (!status.aws_type().empty()) e.type = status.aws_type();
+  if (status.aws_type().empty()) return e;
+  e.type = status.aws_type();
+  for (const ErrorStatus& s : statuses) {
+    if (s.type != e.type) continue;
+    e.http_status = s.http_status;
+    e.user_fault = s.http_status < 500;
+    break;
+  }
   return e;
 }
 

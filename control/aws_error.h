@@ -4,15 +4,18 @@
 // On the wire (what botocore parses): the HTTP status, the header `x-amzn-ErrorType: <Name>`,
 // `x-amzn-RequestId`, and a JSON body `{"Type":"User"|"Service","message":"..."}`. Signature
 // failures carry only `{"message":"..."}`, as AWS's front end sends them. Control's handlers
-// throw ApiException (control may throw inside, docs/errors.md); the server catches it at the
-// API boundary and answers with ToHttpResponse(). Nothing in here changes state.
+// return a Status (docs/errors.md); the host turns a failed one into an AwsError with
+// FromStatus and answers it in the service's format (Service::ErrorResponse, control/service.h).
+// Nothing in here changes state.
 //
 // Thread safety: values and pure functions.
 #pragma once
 
 #include <exception>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "net/http_server.h"
 #include "net/sigv4.h"
@@ -49,6 +52,19 @@ AwsError ServiceUnavailable(std::string message);        // 502 ServiceException
 AwsError UnknownOperation(std::string message);          // 404 UnknownOperationException
 AwsError MethodNotAllowed(std::string message);          // 405
 
+// The HTTP status with which a service answers one of its AWS error types where that is not the
+// status the error's Code gives: EventBridge answers ResourceNotFoundException 400, S3
+// InvalidRange 416, Lambda MethodNotAllowedException 405. Each service lists its own
+// (Service::error_statuses), because the same type name has different statuses in different
+// services.
+struct ErrorStatus {
+  std::string_view type;
+  int http_status;
+};
+
+// A Status that names the AWS error type the client gets: Status(code, message) with type.
+Status AwsStatus(Code code, std::string type, std::string message);
+
 // Maps a Status from the store/code store by its code: kNotFound -> 404
 // ResourceNotFoundException, kAlreadyExists and kConflict -> 409 ResourceConflictException,
 // kInvalidArgument -> 400 InvalidParameterValueException, kResourceExhausted -> 413
@@ -57,8 +73,9 @@ AwsError MethodNotAllowed(std::string message);          // 405
 // 502 ServiceException, kPermissionDenied -> 403 AccessDeniedException, kUnauthenticated -> 403
 // UnrecognizedClientException, kUnimplemented -> 404 UnknownOperationException, everything else
 // -> 500 ServiceException. A Status that names its AWS type (WithAwsType) keeps the status code
-// of its Code and is answered with that type.
-AwsError FromStatus(const Status& status);
+// of its Code and is answered with that type, unless `statuses` lists that type: then it gets the
+// status listed there ("Type":"User" below 500, "Service" from 500 on).
+AwsError FromStatus(const Status& status, std::span<const ErrorStatus> statuses = {});
 
 // A signature failure from net::sigv4, as Lambda answers it (all 403):
 //   kMissingAuthentication -> MissingAuthenticationTokenException
@@ -90,3 +107,17 @@ T ValueOrThrow(Result<T> result) {
 }
 
 }  // namespace geysir::control
+
+// Declares or assigns `lhs` from an expression returning Result<T>, or returns its non-OK Status
+// (from a function returning Status or any Result<U>), the way GEYSIR_RETURN_IF_ERROR
+// (base/status.h) propagates a Status:
+//   GEYSIR_ASSIGN_OR_RETURN(auto name, Required(form, "Name"));
+//   GEYSIR_ASSIGN_OR_RETURN(role.path, PathParam(form));
+#define GEYSIR_ASSIGN_OR_RETURN(lhs, expr) \
+  GEYSIR_ASSIGN_OR_RETURN_IMPL(GEYSIR_ASSIGN_OR_RETURN_CONCAT(geysir_result_, __LINE__), lhs, expr)
+#define GEYSIR_ASSIGN_OR_RETURN_IMPL(result, lhs, expr) \
+  auto result = (expr);                                 \
+  if (!result.ok()) return result.status();             \
+  lhs = std::move(result).value()
+#define GEYSIR_ASSIGN_OR_RETURN_CONCAT(a, b) GEYSIR_ASSIGN_OR_RETURN_CONCAT_INNER(a, b)
+#define GEYSIR_ASSIGN_OR_RETURN_CONCAT_INNER(a, b) a##b

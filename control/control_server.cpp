@@ -3,10 +3,10 @@
 // Every HTTP request goes through OnRequest: pick the service -> authenticate -> the service's
 // handler. The service is the one named in the SigV4 credential scope; Lambda (which also serves
 // Geysir's native API) takes Lambda's own paths, the native paths no other service claims, and
-// requests signed for no registered service. Handlers throw ApiException for anything the client
-// got wrong (and DbError/std::exception escape only on bugs); OnRequest catches at this one
-// boundary and answers in the service's error format, so no handler ever writes a half-made
-// response.
+// requests signed for no registered service. Handlers return a Status for anything the client
+// got wrong (and DbError/std::exception escape only on bugs and SQLite failures); OnRequest
+// answers both at this one boundary in the service's error format, so no handler ever writes a
+// half-made response.
 #include "control/control_server.h"
 
 #include <fcntl.h>
@@ -248,11 +248,24 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
   auto reply_error = [&](const AwsError& e) {
     resp->Send(service ? service->ErrorResponse(e, rid) : ToHttpResponse(e, rid));
   };
+  // The one place a handler's failure becomes a response.
+  auto reply_status = [&](const Status& st) {
+    const AwsError e = service ? service->ErrorFor(st) : FromStatus(st);
+    if (e.http_status >= 500) {
+      log::Error("api_error", {{"service", service ? std::string(service->signing_name()) : std::string()},
+                               {"path", req.path.substr(0, 200)},
+                               {"type", e.type},
+                               {"message", e.message}});
+    }
+    reply_error(e);
+  };
   try {
     service = ServiceFor(req);
     // What needs no SigV4 (Lambda's health check and signed code links) is answered here, and a
     // request for no operation at all is refused before its signature is looked at.
-    if (service->HandleBeforeAuth(req, resp, rid)) return;
+    Result<bool> answered = service->HandleBeforeAuth(req, resp, rid);
+    if (!answered.ok()) return reply_status(answered.status());
+    if (*answered) return;
     RequestInfo info;
     info.request_id = rid;
     // Lambda's routes and the native API (the geysir CLI signs it as Lambda, also where another
@@ -272,7 +285,8 @@ void ControlServer::Impl::OnRequest(HttpRequest&& req, Responder resp) {
       info.region = cred->region;
       info.service = cred->service;
     }
-    service->Handle(req, resp, info);
+    Status handled = service->Handle(req, resp, info);
+    if (!handled.ok()) reply_status(handled);
   } catch (const ApiException& e) {
     if (e.error().http_status >= 500) {
       log::Error("api_error", {{"service", service ? std::string(service->signing_name()) : std::string()},

@@ -18,7 +18,7 @@
 //
 // Thread safety: every public method runs on the loop thread, and so does SQLite on the store's
 // connection. Three kinds of work run elsewhere, each behind its own narrow seam: a deploy's
-// decoding and unpacking (Lambda's deploy.cpp; touches its own request and the code store's
+// decoding and unpacking (Lambda's deploy worker, a LoopWorker; touches its own request and the code store's
 // Put, serialised by a mutex), the async queue's group committer (a second SQLite connection
 // of its own, control/triggers/async_queue.h), and the domains service's ACME conversations
 // (control/services/domains.cpp; it talks to the loop only through posted closures).
@@ -31,7 +31,7 @@
 #include <memory>
 #include <string>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/store.h"
 #include "base/status.h"
 

@@ -15,9 +15,14 @@
 //     rest-json) and how it writes an error (ErrorResponse), so botocore parses both;
 //   - its tables: Start() calls store.db().MigrateTrack("<track>", steps) (control/db.h);
 //   - its timers, if any (created on host.loop() in Start, closed in Shutdown).
-// Handlers may throw ApiException (control/aws_error.h); the server catches it and answers
-// with the service's ErrorResponse. AwsError::type is the error code ("NoSuchBucket",
-// "ValidationError", ...), http_status its status.
+// Errors: a handler returns a Status (docs/errors.md). A non-OK Status means the handler has
+// sent nothing; the host answers it, once, with ErrorResponse(ErrorFor(status)): the Status's
+// code and AWS type (Status::WithAwsType, AwsStatus) say what the client gets, the code giving
+// the HTTP status unless the service lists the type in error_statuses(). An OK Status means the
+// handler has answered, or keeps `resp` and answers later exactly once (an asynchronous handler
+// turns its own later failure into a response with ErrorResponse(ErrorFor(status))). Handlers
+// throw nothing of their own; what escapes from the SQLite edge (DbError) or a JSON value of the
+// wrong type is caught by the host and answered as an internal error (500).
 //
 // Adding a service: implement it in control/services/<name>/ (or one file pair
 // control/services/<name>.{h,cpp} when it is small) and construct it in MakeServices()
@@ -32,6 +37,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,18 +112,22 @@ class Service {
   // Creates tables (Db::MigrateTrack) and timers. Called once, before the port is served.
   virtual Status Start() { return Status::Ok(); }
   // Called for each request of this service before it is authenticated: true when the service
-  // answered it (a request that carries its own authorisation, or needs none); may throw
-  // ApiException for a request that names no operation of the service at all.
-  virtual bool HandleBeforeAuth(net::HttpRequest& /*req*/, const Responder& /*resp*/,
-                                const std::string& /*request_id*/) {
+  // answered it (a request that carries its own authorisation, or needs none); an error for a
+  // request that names no operation of the service at all, which the host answers as Handle's.
+  virtual Result<bool> HandleBeforeAuth(net::HttpRequest& /*req*/, const Responder& /*resp*/,
+                                        const std::string& /*request_id*/) {
     return false;
   }
-  // Handles one authenticated request. A synchronous handler sends before returning; an
-  // asynchronous one keeps `resp` and sends later. May throw ApiException.
-  virtual void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) = 0;
+  // Handles one authenticated request. OK: a synchronous handler has sent; an asynchronous one
+  // keeps `resp` and sends later. Not OK: nothing was sent, and the host answers the error.
+  virtual Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) = 0;
   // `error` in this service's wire format (also used for authentication failures of requests
   // signed for this service).
   virtual net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const = 0;
+  // This service's error types whose HTTP status is not the one their Status code gives.
+  virtual std::span<const ErrorStatus> error_statuses() const { return {}; }
+  // A failed handler's Status as this service answers it.
+  AwsError ErrorFor(const Status& status) const { return FromStatus(status, error_statuses()); }
   // Adds this service's routes (API Gateway stages, ...) to the gateway's table.
   virtual void ContributeRoutes(proto::RouteTable& /*table*/) {}
   // Frames sent to every subscribed gateway right after each routes frame (on subscribe and on

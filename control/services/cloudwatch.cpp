@@ -9,7 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/protocol.h"
 #include "base/json_bounds.h"
 
@@ -24,15 +24,16 @@ constexpr std::string_view kCborPrefix = "/service/GraniteServiceVersion20100801
 
 enum class Wire { kQuery, kJson, kCbor };
 
-AwsError CwError(std::string type, std::string message, int status = 400) {
-  return MakeAwsError(status, std::move(type), std::move(message));
-}
+// CloudWatch answers an action it does not know 400, as every other client error.
+constexpr ErrorStatus kCloudWatchErrorStatuses[] = {
+    {"InvalidAction", 400},
+};
 
-[[noreturn]] void InvalidValue(std::string message) {
-  throw ApiException(CwError("InvalidParameterValue", std::move(message)));
+Status InvalidValue(std::string message) {
+  return AwsStatus(Code::kInvalidArgument, "InvalidParameterValue", std::move(message));
 }
-[[noreturn]] void Missing(const std::string& param) {
-  throw ApiException(CwError("MissingParameter", "The parameter " + param + " is required."));
+Status Missing(const std::string& param) {
+  return AwsStatus(Code::kInvalidArgument, "MissingParameter", "The parameter " + param + " is required.");
 }
 
 // GetMetricStatistics' input, whatever the wire.
@@ -43,7 +44,7 @@ struct StatsRequest {
   std::vector<std::string> statistics, extended;
 };
 
-StatsRequest FromForm(const std::map<std::string, std::string>& form) {
+Result<StatsRequest> FromForm(const std::map<std::string, std::string>& form) {
   StatsRequest r;
   auto get = [&](const char* k) -> std::string {
     auto it = form.find(k);
@@ -59,13 +60,16 @@ StatsRequest FromForm(const std::map<std::string, std::string>& form) {
     std::string v = get(k);
     if (v.empty()) continue;
     auto ms = ParseTimestampMs(v);
-    if (!ms) InvalidValue("The parameter " + std::string(k) + " must be a timestamp (ISO 8601), not '" + v.substr(0, 60) + "'.");
+    if (!ms) {
+      return InvalidValue("The parameter " + std::string(k) + " must be a timestamp (ISO 8601), not '" +
+                          v.substr(0, 60) + "'.");
+    }
     (std::strcmp(k, "StartTime") == 0 ? r.start_ms : r.end_ms) = *ms;
   }
   if (std::string p = get("Period"); !p.empty()) {
     char* end = nullptr;
     long long v = std::strtoll(p.c_str(), &end, 10);
-    if (end == p.c_str() || *end != '\0') InvalidValue("The parameter Period must be an integer.");
+    if (end == p.c_str() || *end != '\0') return InvalidValue("The parameter Period must be an integer.");
     r.period_s = v;
   }
   r.statistics = ListMembers(form, "Statistics.member");
@@ -74,7 +78,7 @@ StatsRequest FromForm(const std::map<std::string, std::string>& form) {
 }
 
 // JSON 1.0 and CBOR carry the same structure; timestamps are epoch seconds.
-StatsRequest FromJson(const json& j) {
+Result<StatsRequest> FromJson(const json& j) {
   StatsRequest r;
   auto str = [&](const char* k) -> std::string {
     auto it = j.find(k);
@@ -97,12 +101,12 @@ StatsRequest FromJson(const json& j) {
     // Seconds, range-checked before the conversion (1e300 would overflow it).
     if (it->is_number() && std::fabs(it->get<double>()) < 1e15) ms = static_cast<int64_t>(std::llround(it->get<double>() * 1000.0));
     if (it->is_string()) ms = ParseTimestampMs(it->get<std::string>());
-    if (!ms) InvalidValue("The parameter " + std::string(k) + " must be a timestamp.");
+    if (!ms) return InvalidValue("The parameter " + std::string(k) + " must be a timestamp.");
     (std::strcmp(k, "StartTime") == 0 ? r.start_ms : r.end_ms) = *ms;
   }
   if (auto it = j.find("Period"); it != j.end() && it->is_number()) {
     auto period = JsonInteger<int64_t>(*it);
-    if (!period) InvalidValue("The parameter Period must be an integer.");
+    if (!period) return InvalidValue("The parameter Period must be an integer.");
     r.period_s = *period;
   }
   for (const char* k : {"Statistics", "ExtendedStatistics"}) {
@@ -173,7 +177,7 @@ class CloudWatchService final : public Service {
   std::string_view signing_name() const override { return "monitoring"; }
 
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
-    // The protocol of the request being answered; set in Handle before anything can throw.
+    // The protocol of the request being answered; set in Handle before anything can fail.
     switch (wire_) {
       case Wire::kJson:
         return JsonProtocolError(error, "application/x-amz-json-1.0", request_id);
@@ -195,8 +199,9 @@ class CloudWatchService final : public Service {
     }
     return QueryError(error, kXmlns, request_id);
   }
+  std::span<const ErrorStatus> error_statuses() const override { return kCloudWatchErrorStatuses; }
 
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
     std::string op;
     StatsRequest in;
     const std::string* target = req.Header("X-Amz-Target");
@@ -205,26 +210,30 @@ class CloudWatchService final : public Service {
       op = req.path.substr(kCborPrefix.size());
       json body = req.body.empty() ? json::object()
                                    : json::from_cbor(req.body, true, false, json::cbor_tag_handler_t::ignore);
-      if (!body.is_object()) throw ApiException(CwError("SerializationException", "The request body is not a CBOR map"));
-      in = FromJson(body);
+      if (!body.is_object()) {
+        return AwsStatus(Code::kInvalidArgument, "SerializationException", "The request body is not a CBOR map");
+      }
+      GEYSIR_ASSIGN_OR_RETURN(in, FromJson(body));
     } else if (target && target->rfind(kTargetPrefix, 0) == 0) {
       wire_ = Wire::kJson;
       op = target->substr(kTargetPrefix.size());
       json body = req.body.empty() ? json::object() : ParseUntrustedJsonOrDiscarded(req.body);
-      if (!body.is_object()) throw ApiException(CwError("SerializationException", "The request body is not a JSON object"));
-      in = FromJson(body);
+      if (!body.is_object()) {
+        return AwsStatus(Code::kInvalidArgument, "SerializationException", "The request body is not a JSON object");
+      }
+      GEYSIR_ASSIGN_OR_RETURN(in, FromJson(body));
     } else {
       wire_ = Wire::kQuery;
       auto form = ParseForm(req.body.empty() ? std::string_view(req.query) : std::string_view(req.body));
       op = form.count("Action") ? form["Action"] : "";
-      in = FromForm(form);
+      GEYSIR_ASSIGN_OR_RETURN(in, FromForm(form));
     }
     if (op != "GetMetricStatistics") {
-      throw ApiException(CwError("InvalidAction", "Geysir's CloudWatch implements GetMetricStatistics only (for "
-                                                  "AWS/Lambda Invocations, Errors and Duration), not " +
-                                                      op.substr(0, 100)));
+      return AwsStatus(Code::kUnimplemented, "InvalidAction",
+                       "Geysir's CloudWatch implements GetMetricStatistics only (for AWS/Lambda Invocations, "
+                       "Errors and Duration), not " + op.substr(0, 100));
     }
-    std::vector<Datapoint> points = Compute(in);
+    GEYSIR_ASSIGN_OR_RETURN(const std::vector<Datapoint> points, Compute(in));
     const std::string unit = in.metric == "Duration" ? "Milliseconds" : "Count";
     auto value_of = [&](const Datapoint& d, const std::string& stat) -> double {
       if (stat == "Sum") return d.sum;
@@ -248,7 +257,7 @@ class CloudWatchService final : public Service {
       }
       x.Close("Datapoints");
       resp->Send(QueryReply("GetMetricStatistics", kXmlns, x.str(), info.request_id));
-      return;
+      return Status::Ok();
     }
     if (wire_ == Wire::kJson) {
       json list = json::array();
@@ -281,50 +290,53 @@ class CloudWatchService final : public Service {
       r.body = c.Take();
     }
     resp->Send(std::move(r));
+    return Status::Ok();
   }
 
  private:
-  std::vector<Datapoint> Compute(StatsRequest& in) {
-    if (in.ns.empty()) Missing("Namespace");
-    if (in.metric.empty()) Missing("MetricName");
-    if (!in.start_ms) Missing("StartTime");
-    if (!in.end_ms) Missing("EndTime");
-    if (!in.period_s) Missing("Period");
+  Result<std::vector<Datapoint>> Compute(StatsRequest& in) {
+    if (in.ns.empty()) return Missing("Namespace");
+    if (in.metric.empty()) return Missing("MetricName");
+    if (!in.start_ms) return Missing("StartTime");
+    if (!in.end_ms) return Missing("EndTime");
+    if (!in.period_s) return Missing("Period");
     if (in.statistics.empty() && in.extended.empty()) {
-      throw ApiException(CwError("MissingParameter", "Must specify either Statistics or ExtendedStatistics."));
+      return AwsStatus(Code::kInvalidArgument, "MissingParameter", "Must specify either Statistics or ExtendedStatistics.");
     }
     if (!in.extended.empty()) {
-      InvalidValue("ExtendedStatistics (percentiles) are not recorded by Geysir: use Sum, SampleCount, Average, "
+      return InvalidValue("ExtendedStatistics (percentiles) are not recorded by Geysir: use Sum, SampleCount, Average, "
                    "Minimum or Maximum");
     }
     for (const std::string& s : in.statistics) {
       if (s != "Sum" && s != "SampleCount" && s != "Average" && s != "Minimum" && s != "Maximum") {
-        InvalidValue("The parameter Statistics.member." + s.substr(0, 40) +
+        return InvalidValue("The parameter Statistics.member." + s.substr(0, 40) +
                      " must be one of SampleCount, Average, Sum, Minimum, Maximum.");
       }
     }
     const int64_t period = *in.period_s;
     if (period < 1 || (period < 60 && 60 % period != 0) || (period > 60 && period % 60 != 0)) {
-      InvalidValue("The parameter Period must be 1, 5, 10, 30, 60, or any multiple of 60.");
+      return InvalidValue("The parameter Period must be 1, 5, 10, 30, 60, or any multiple of 60.");
     }
     if (*in.end_ms <= *in.start_ms) {
-      InvalidValue("The parameter StartTime must be less than the parameter EndTime.");
+      return InvalidValue("The parameter StartTime must be less than the parameter EndTime.");
     }
     const int64_t buckets = (*in.end_ms - *in.start_ms + period * 1000 - 1) / (period * 1000);
     if (buckets > 1440) {
-      throw ApiException(CwError("InvalidParameterCombination",
-                                 "You have requested up to " + std::to_string(buckets) +
-                                     " datapoints, which exceeds the limit of 1440. You may reduce the datapoints "
-                                     "requested by increasing Period, or decreasing the time range."));
+      return AwsStatus(Code::kInvalidArgument, "InvalidParameterCombination",
+                       "You have requested up to " + std::to_string(buckets) +
+                           " datapoints, which exceeds the limit of 1440. You may reduce the datapoints "
+                           "requested by increasing Period, or decreasing the time range.");
     }
     // Only AWS/Lambda's FunctionName-dimensioned Invocations / Errors / Duration have data.
-    if (in.ns != "AWS/Lambda" || in.dimensions.size() != 1 || in.dimensions[0].first != "FunctionName") return {};
-    if (in.metric != "Invocations" && in.metric != "Errors" && in.metric != "Duration") return {};
+    const std::vector<Datapoint> none;
+    if (in.ns != "AWS/Lambda" || in.dimensions.size() != 1 || in.dimensions[0].first != "FunctionName") return none;
+    if (in.metric != "Invocations" && in.metric != "Errors" && in.metric != "Duration") return none;
     const std::string unit = in.metric == "Duration" ? "Milliseconds" : "Count";
-    if (!in.unit.empty() && in.unit != unit) return {};
+    if (!in.unit.empty() && in.unit != unit) return none;
     const std::string& fn = in.dimensions[0].second;
     const int64_t first_minute = *in.start_ms - ((*in.start_ms % 60000) + 60000) % 60000;
-    std::vector<MetricMinute> minutes = ValueOrThrow(host_.store().QueryMetrics(fn, first_minute, *in.end_ms));
+    GEYSIR_ASSIGN_OR_RETURN(const std::vector<MetricMinute> minutes,
+                            host_.store().QueryMetrics(fn, first_minute, *in.end_ms));
     return Aggregate(minutes, in.metric, *in.start_ms, period);
   }
 

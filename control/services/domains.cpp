@@ -208,9 +208,14 @@ class DomainsServiceImpl final : public DomainsService {
   }
 
   Status Start() override;
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
     return ToHttpResponse(error, request_id);
+  }
+  std::span<const ErrorStatus> error_statuses() const override {
+    // The native API answers a method a path does not take 405, as Lambda's own paths do.
+    static constexpr ErrorStatus kStatuses[] = {{"MethodNotAllowedException", 405}};
+    return kStatuses;
   }
   void ContributeGatewayFrames(std::vector<proto::Frame>& out) override;
   void OnPeerFrame(const proto::Frame& frame) override;
@@ -893,11 +898,15 @@ void DomainsServiceImpl::FinishAri(const std::string& name, const std::string& s
 
 // --- native API --------------------------------------------------------------------------------
 
-void DomainsServiceImpl::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+Status DomainsServiceImpl::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   auto reply = [&](int status, const json& body) {
     net::HttpResponse r = net::JsonResponse(status, body.dump());
     r.headers.emplace_back("x-amzn-RequestId", info.request_id);
     resp->Send(std::move(r));
+    return Status::Ok();
+  };
+  auto method_not_allowed = [](std::string message) {
+    return AwsStatus(Code::kUnimplemented, "MethodNotAllowedException", std::move(message));
   };
   std::string rest = req.path.substr(kNativePrefix.size());
   if (!rest.empty() && rest[0] == '/') rest.erase(0, 1);
@@ -905,27 +914,33 @@ void DomainsServiceImpl::Handle(net::HttpRequest& req, const Responder& resp, co
   std::string action = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
 
   if (name.empty()) {
-    if (req.method != "GET") throw ApiException(MethodNotAllowed("use GET " + std::string(kNativePrefix)));
+    if (req.method != "GET") return method_not_allowed("use GET " + std::string(kNativePrefix));
+    GEYSIR_ASSIGN_OR_RETURN(const std::vector<DomainRecord> domains, ListDomains());
     json list = json::array();
-    for (const auto& r : ValueOrThrow(ListDomains())) list.push_back(RecordJson(r));
-    reply(200, {{"Domains", list}});
-    return;
+    for (const auto& r : domains) list.push_back(RecordJson(r));
+    return reply(200, {{"Domains", list}});
   }
   if (action == "renew") {
-    if (req.method != "POST") throw ApiException(MethodNotAllowed("use POST .../renew"));
-    ThrowIfError(RenewNow(name));
-    reply(202, RecordJson(ValueOrThrow(GetDomain(name))));
-    return;
+    if (req.method != "POST") return method_not_allowed("use POST .../renew");
+    GEYSIR_RETURN_IF_ERROR(RenewNow(name));
+    GEYSIR_ASSIGN_OR_RETURN(const DomainRecord renewed, GetDomain(name));
+    return reply(202, RecordJson(renewed));
   }
-  if (!action.empty()) throw ApiException(UnknownOperation("no such domain operation: " + action));
+  if (!action.empty()) {
+    return AwsStatus(Code::kUnimplemented, "UnknownOperationException", "no such domain operation: " + action);
+  }
   if (req.method == "GET") {
-    reply(200, RecordJson(ValueOrThrow(GetDomain(name))));
+    GEYSIR_ASSIGN_OR_RETURN(const DomainRecord domain, GetDomain(name));
+    return reply(200, RecordJson(domain));
   } else if (req.method == "DELETE") {
-    ThrowIfError(DeleteDomain(name));
+    GEYSIR_RETURN_IF_ERROR(DeleteDomain(name));
     resp->Send(net::HttpResponse{204, {{"x-amzn-RequestId", info.request_id}}, ""});
+    return Status::Ok();
   } else if (req.method == "PUT") {
     json body = ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
-    if (!body.is_object()) throw ApiException(InvalidRequestContent("the request body must be a JSON object"));
+    if (!body.is_object()) {
+      return AwsStatus(Code::kInvalidArgument, "InvalidRequestContentException", "the request body must be a JSON object");
+    }
     DomainSpec spec;
     spec.name = name;
     auto str = [&](const char* k) { return body.contains(k) && body[k].is_string() ? body[k].get<std::string>() : ""; };
@@ -938,11 +953,11 @@ void DomainsServiceImpl::Handle(net::HttpRequest& req, const Responder& resp, co
     spec.cert_pem = str("CertificatePem");
     spec.key_pem = str("PrivateKeyPem");
     Result<DomainRecord> r = PutDomain(spec);
-    if (!r.ok()) throw ApiException(InvalidParameterValue(r.status().message()));
-    reply(200, RecordJson(*r));
-  } else {
-    throw ApiException(MethodNotAllowed("domains take GET, PUT and DELETE"));
+    // Whatever PutDomain refused, the client gets it as a bad parameter (400).
+    if (!r.ok()) return Status::Invalid(r.status().message());
+    return reply(200, RecordJson(*r));
   }
+  return method_not_allowed("domains take GET, PUT and DELETE");
 }
 
 // --- registration ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/db.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
 #include "base/json_bounds.h"
@@ -45,13 +45,14 @@ const std::vector<Migration> kIamSteps = {
      ");"},
 };
 
-AwsError QueryErr(int status, std::string code, std::string message) {
-  return MakeAwsError(status, std::move(code), std::move(message));
-}
+// IAM's and STS's error types whose status is not their code's: a size limit and an unknown
+// action are plain 400s in the query protocol.
+constexpr ErrorStatus kQueryErrorStatuses[] = {
+    {"LimitExceeded", 400},
+    {"InvalidAction", 400},
+};
 
-[[noreturn]] void Throw(int status, std::string code, std::string message) {
-  throw ApiException(QueryErr(status, std::move(code), std::move(message)));
-}
+Status ValidationError(std::string message) { return AwsStatus(Code::kInvalidArgument, "ValidationError", std::move(message)); }
 
 // Authentication failures arrive worded for Lambda; the query services name them so.
 AwsError AsQueryError(const AwsError& e, const char* internal_code) {
@@ -72,41 +73,42 @@ AwsError AsQueryError(const AwsError& e, const char* internal_code) {
 
 // An integer parameter, range-checked from its digits: "-1", "1e999999", "1.5", "+3" or 20
 // digits are refused with ValidationError, never clamped, wrapped or read through a double.
-std::optional<int64_t> IntParam(const std::map<std::string, std::string>& form, const std::string& name,
-                                int64_t lo, int64_t hi) {
+Result<std::optional<int64_t>> IntParam(const std::map<std::string, std::string>& form, const std::string& name,
+                                        int64_t lo, int64_t hi) {
   auto it = form.find(name);
-  if (it == form.end()) return std::nullopt;
+  if (it == form.end()) return std::optional<int64_t>();
   const std::string& v = it->second;
   int64_t n = 0;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) {
     std::string member = name;
     member[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(member[0])));
-    Throw(400, "ValidationError", "1 validation error detected: Value '" + v.substr(0, 32) + "' at '" + member +
-                                      "' failed to satisfy constraint: Member must be an integer between " +
-                                      std::to_string(lo) + " and " + std::to_string(hi));
+    return ValidationError("1 validation error detected: Value '" + v.substr(0, 32) + "' at '" + member +
+                           "' failed to satisfy constraint: Member must be an integer between " +
+                           std::to_string(lo) + " and " + std::to_string(hi));
   }
-  return n;
+  return std::optional<int64_t>(n);
 }
 
 // IAM's list pagination: MaxItems (1..1000, default 100) and Marker, which is the first item of
 // the page (handed out as the previous page's Marker). Writes IsTruncated and Marker; returns
 // the range of `items` to list.
-std::pair<size_t, size_t> Paginate(const std::map<std::string, std::string>& form,
-                                   const std::vector<std::string>& items, XmlWriter& x) {
-  const size_t max_items = static_cast<size_t>(IntParam(form, "MaxItems", 1, 1000).value_or(100));
+Result<std::pair<size_t, size_t>> Paginate(const std::map<std::string, std::string>& form,
+                                           const std::vector<std::string>& items, XmlWriter& x) {
+  GEYSIR_ASSIGN_OR_RETURN(const std::optional<int64_t> max_param, IntParam(form, "MaxItems", 1, 1000));
+  const size_t max_items = static_cast<size_t>(max_param.value_or(100));
   size_t begin = 0;
   if (auto it = form.find("Marker"); it != form.end()) {
     auto at = std::find(items.begin(), items.end(), it->second);
     if (it->second.empty() || at == items.end()) {
-      Throw(400, "ValidationError", "Invalid Marker: it names no item of this listing (any more).");
+      return ValidationError("Invalid Marker: it names no item of this listing (any more).");
     }
     begin = static_cast<size_t>(at - items.begin());
   }
   const size_t end = std::min(items.size(), begin + max_items);
   x.Leaf("IsTruncated", end < items.size() ? "true" : "false");
   if (end < items.size()) x.Leaf("Marker", items[end]);
-  return {begin, end};
+  return std::pair<size_t, size_t>(begin, end);
 }
 
 std::map<std::string, std::string> RequestForm(const HttpRequest& req) {
@@ -115,12 +117,12 @@ std::map<std::string, std::string> RequestForm(const HttpRequest& req) {
   return form;
 }
 
-std::string Required(const std::map<std::string, std::string>& form, const std::string& name) {
+Result<std::string> Required(const std::map<std::string, std::string>& form, const std::string& name) {
   auto it = form.find(name);
   if (it == form.end() || it->second.empty()) {
-    Throw(400, "ValidationError", "1 validation error detected: Value null at '" +
-                                      std::string(1, static_cast<char>(std::tolower(name[0]))) + name.substr(1) +
-                                      "' failed to satisfy constraint: Member must not be null");
+    return ValidationError("1 validation error detected: Value null at '" +
+                           std::string(1, static_cast<char>(std::tolower(name[0]))) + name.substr(1) +
+                           "' failed to satisfy constraint: Member must not be null");
   }
   return it->second;
 }
@@ -131,27 +133,33 @@ std::string Optional(const std::map<std::string, std::string>& form, const std::
   return it == form.end() ? fallback : it->second;
 }
 
-void CheckName(const std::string& value, const char* field, size_t max) {
+Status CheckName(const std::string& value, const char* field, size_t max) {
   auto allowed = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_+=,.@-").find(c) != std::string_view::npos;
   };
   if (value.empty() || value.size() > max || !std::all_of(value.begin(), value.end(), allowed)) {
-    Throw(400, "ValidationError", std::string("1 validation error detected: Value '") + value + "' at '" + field +
-                                      "' failed to satisfy constraint: Member must satisfy regular expression "
-                                      "pattern: [\\w+=,.@-]+ and have length between 1 and " + std::to_string(max));
+    return ValidationError(std::string("1 validation error detected: Value '") + value + "' at '" + field +
+                           "' failed to satisfy constraint: Member must satisfy regular expression "
+                           "pattern: [\\w+=,.@-]+ and have length between 1 and " + std::to_string(max));
   }
+  return Status::Ok();
 }
 
-void CheckPolicy(const std::string& doc) {
+Status CheckPolicy(const std::string& doc) {
   json j = ParseUntrustedJsonOrDiscarded(doc);
-  if (!j.is_object()) Throw(400, "MalformedPolicyDocument", "The policy document is not a JSON object.");
-  if (doc.size() > 10240) Throw(400, "LimitExceeded", "Cannot exceed quota for PolicySize: 10240");
+  if (!j.is_object()) {
+    return AwsStatus(Code::kInvalidArgument, "MalformedPolicyDocument", "The policy document is not a JSON object.");
+  }
+  if (doc.size() > 10240) {
+    return AwsStatus(Code::kResourceExhausted, "LimitExceeded", "Cannot exceed quota for PolicySize: 10240");
+  }
+  return Status::Ok();
 }
 
 // IAM returns policy documents URL-encoded (RFC 3986); botocore unquotes and parses them.
 std::string UrlEncode(std::string_view in) { return net::PercentEncode(in); }
 
-std::string RandomId(std::string_view prefix) {
+Result<std::string> RandomId(std::string_view prefix) {
   return std::string(prefix) + RandomString(17, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
 }
 
@@ -183,10 +191,16 @@ std::optional<Role> FindRole(Db& db, const std::string& name) {
   return r;
 }
 
-Role RequireRole(Db& db, const std::string& name) {
+Result<Role> RequireRole(Db& db, const std::string& name) {
   auto r = FindRole(db, name);
-  if (!r) Throw(404, "NoSuchEntity", "The role with name " + name + " cannot be found.");
+  if (!r) return AwsStatus(Code::kNotFound, "NoSuchEntity", "The role with name " + name + " cannot be found.");
   return *r;
+}
+
+// The role the request's RoleName names.
+Result<Role> RequireRole(Db& db, const std::map<std::string, std::string>& form) {
+  GEYSIR_ASSIGN_OR_RETURN(const std::string name, Required(form, "RoleName"));
+  return RequireRole(db, name);
 }
 
 std::string TagsJson(const std::vector<std::pair<std::string, std::string>>& tags) {
@@ -240,36 +254,47 @@ Status IamService::Start() {
   return Status::Ok();
 }
 
+std::span<const ErrorStatus> IamService::error_statuses() const { return kQueryErrorStatuses; }
+
 HttpResponse IamService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
   return QueryError(AsQueryError(error, "ServiceFailure"), kIamXmlns, request_id);
 }
 
-void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+Status IamService::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   const auto form = RequestForm(req);
   const std::string action = Optional(form, "Action");
   const std::string& rid = info.request_id;
   Db& db = host_.store().db();
   const ApiContext& api = host_.api();
-  auto reply = [&](std::string_view xml) { resp->Send(QueryReply(action, kIamXmlns, xml, rid)); };
-  auto bare = [&]() { resp->Send(QueryReply(action, kIamXmlns, "", rid, false)); };
+  auto reply = [&](std::string_view xml) {
+    resp->Send(QueryReply(action, kIamXmlns, xml, rid));
+    return Status::Ok();
+  };
+  auto bare = [&]() {
+    resp->Send(QueryReply(action, kIamXmlns, "", rid, false));
+    return Status::Ok();
+  };
 
   if (action == "CreateRole") {
     Role r;
-    r.name = Required(form, "RoleName");
-    CheckName(r.name, "roleName", 64);
-    r.assume_role_policy = Required(form, "AssumeRolePolicyDocument");
-    CheckPolicy(r.assume_role_policy);
+    GEYSIR_ASSIGN_OR_RETURN(r.name, Required(form, "RoleName"));
+    GEYSIR_RETURN_IF_ERROR(CheckName(r.name, "roleName", 64));
+    GEYSIR_ASSIGN_OR_RETURN(r.assume_role_policy, Required(form, "AssumeRolePolicyDocument"));
+    GEYSIR_RETURN_IF_ERROR(CheckPolicy(r.assume_role_policy));
     r.path = Optional(form, "Path", "/");
     if (r.path.empty() || r.path.front() != '/' || r.path.back() != '/') {
-      Throw(400, "ValidationError", "The specified value for path is invalid. It must begin and end with / and "
-                                    "contain only alphanumeric characters and/or / characters.");
+      return ValidationError("The specified value for path is invalid. It must begin and end with / and "
+                             "contain only alphanumeric characters and/or / characters.");
     }
     r.description = Optional(form, "Description");
-    if (auto msd = IntParam(form, "MaxSessionDuration", 3600, 43200)) r.max_session_duration = *msd;
+    GEYSIR_ASSIGN_OR_RETURN(const std::optional<int64_t> msd, IntParam(form, "MaxSessionDuration", 3600, 43200));
+    if (msd) r.max_session_duration = *msd;
     r.tags = FormTags(form);
-    r.role_id = RandomId("AROA");
+    GEYSIR_ASSIGN_OR_RETURN(r.role_id, RandomId("AROA"));
     r.created_ms = host_.NowMs();
-    if (FindRole(db, r.name)) Throw(409, "EntityAlreadyExists", "Role with name " + r.name + " already exists.");
+    if (FindRole(db, r.name)) {
+      return AwsStatus(Code::kAlreadyExists, "EntityAlreadyExists", "Role with name " + r.name + " already exists.");
+    }
     Statement s = db.Prepare(
         "INSERT INTO iam_roles (name, role_id, path, created_ms, assume_role_policy, description, "
         "max_session_duration, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
@@ -281,7 +306,7 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
     return reply(x.str());
   }
   if (action == "GetRole") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
     XmlWriter x;
     WriteRole(x, r, api);
     return reply(x.str());
@@ -294,39 +319,44 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
       if (s.Text(1).rfind(prefix, 0) == 0) names.push_back(s.Text(0));
     }
     XmlWriter page;
-    auto [begin, end] = Paginate(form, names, page);
+    GEYSIR_ASSIGN_OR_RETURN(const auto range, Paginate(form, names, page));
+    const auto [begin, end] = range;
     XmlWriter x;
     x.Open("Roles");
-    for (size_t i = begin; i < end; ++i) WriteRole(x, RequireRole(db, names[i]), api, "member");
+    for (size_t i = begin; i < end; ++i) {
+      GEYSIR_ASSIGN_OR_RETURN(const Role listed, RequireRole(db, names[i]));
+      WriteRole(x, listed, api, "member");
+    }
     x.Close("Roles");
     return reply(x.str() + page.str());
   }
   if (action == "DeleteRole") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
     Statement p = db.Prepare("SELECT 1 FROM iam_role_policies WHERE role_name = ? LIMIT 1");
     p.Bind(1, r.name);
-    if (p.Step()) Throw(409, "DeleteConflict", "Cannot delete entity, must delete policies first.");
+    if (p.Step()) return AwsStatus(Code::kConflict, "DeleteConflict", "Cannot delete entity, must delete policies first.");
     db.Prepare("DELETE FROM iam_roles WHERE name = ?").Bind(1, r.name).Run();
     return bare();
   }
   if (action == "UpdateAssumeRolePolicy") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
-    std::string doc = Required(form, "PolicyDocument");
-    CheckPolicy(doc);
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
+    GEYSIR_ASSIGN_OR_RETURN(const std::string doc, Required(form, "PolicyDocument"));
+    GEYSIR_RETURN_IF_ERROR(CheckPolicy(doc));
     db.Prepare("UPDATE iam_roles SET assume_role_policy = ? WHERE name = ?").BindAll(doc, r.name).Run();
     return bare();
   }
   if (action == "UpdateRole") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
     if (form.count("Description")) r.description = form.at("Description");
-    if (auto msd = IntParam(form, "MaxSessionDuration", 3600, 43200)) r.max_session_duration = *msd;
+    GEYSIR_ASSIGN_OR_RETURN(const std::optional<int64_t> msd, IntParam(form, "MaxSessionDuration", 3600, 43200));
+    if (msd) r.max_session_duration = *msd;
     db.Prepare("UPDATE iam_roles SET description = ?, max_session_duration = ? WHERE name = ?")
         .BindAll(r.description, r.max_session_duration, r.name)
         .Run();
     return reply("");
   }
   if (action == "TagRole") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
     for (const auto& [k, v] : FormTags(form)) {
       const std::string& key = k;  // Clang 14 cannot capture a structured binding
       auto it = std::find_if(r.tags.begin(), r.tags.end(), [&](const auto& t) { return t.first == key; });
@@ -337,33 +367,34 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
     return bare();
   }
   if (action == "ListRoleTags") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
     std::vector<std::string> keys;
     for (const auto& [k, v] : r.tags) keys.push_back(k);
     XmlWriter page;
-    auto [begin, end] = Paginate(form, keys, page);
+    GEYSIR_ASSIGN_OR_RETURN(const auto range, Paginate(form, keys, page));
+    const auto [begin, end] = range;
     r.tags = std::vector(r.tags.begin() + static_cast<std::ptrdiff_t>(begin), r.tags.begin() + static_cast<std::ptrdiff_t>(end));
     XmlWriter x;
     WriteTags(x, r.tags);
     return reply(x.str() + page.str());
   }
   if (action == "PutRolePolicy") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
-    std::string policy = Required(form, "PolicyName");
-    CheckName(policy, "policyName", 128);
-    std::string doc = Required(form, "PolicyDocument");
-    CheckPolicy(doc);
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
+    GEYSIR_ASSIGN_OR_RETURN(const std::string policy, Required(form, "PolicyName"));
+    GEYSIR_RETURN_IF_ERROR(CheckName(policy, "policyName", 128));
+    GEYSIR_ASSIGN_OR_RETURN(const std::string doc, Required(form, "PolicyDocument"));
+    GEYSIR_RETURN_IF_ERROR(CheckPolicy(doc));
     db.Prepare("INSERT OR REPLACE INTO iam_role_policies (role_name, policy_name, document) VALUES (?, ?, ?)")
         .BindAll(r.name, policy, doc)
         .Run();
     return bare();
   }
   if (action == "GetRolePolicy") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
-    std::string policy = Required(form, "PolicyName");
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
+    GEYSIR_ASSIGN_OR_RETURN(const std::string policy, Required(form, "PolicyName"));
     Statement s = db.Prepare("SELECT policy_name, document FROM iam_role_policies WHERE role_name = ? AND policy_name = ?");
     s.BindAll(r.name, policy);
-    if (!s.Step()) Throw(404, "NoSuchEntity", "The role policy with name " + policy + " cannot be found.");
+    if (!s.Step()) return AwsStatus(Code::kNotFound, "NoSuchEntity", "The role policy with name " + policy + " cannot be found.");
     XmlWriter x;
     x.Leaf("RoleName", r.name);
     x.Leaf("PolicyName", s.Text(0));
@@ -371,36 +402,40 @@ void IamService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
     return reply(x.str());
   }
   if (action == "DeleteRolePolicy") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
-    std::string policy = Required(form, "PolicyName");
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
+    GEYSIR_ASSIGN_OR_RETURN(const std::string policy, Required(form, "PolicyName"));
     if (db.Prepare("DELETE FROM iam_role_policies WHERE role_name = ? AND policy_name = ?").BindAll(r.name, policy).Run() == 0) {
-      Throw(404, "NoSuchEntity", "The role policy with name " + policy + " cannot be found.");
+      return AwsStatus(Code::kNotFound, "NoSuchEntity", "The role policy with name " + policy + " cannot be found.");
     }
     return bare();
   }
   if (action == "ListRolePolicies") {
-    Role r = RequireRole(db, Required(form, "RoleName"));
+    GEYSIR_ASSIGN_OR_RETURN(Role r, RequireRole(db, form));
     std::vector<std::string> names;
     Statement s = db.Prepare("SELECT policy_name FROM iam_role_policies WHERE role_name = ? ORDER BY policy_name");
     s.Bind(1, r.name);
     while (s.Step()) names.push_back(s.Text(0));
     XmlWriter page;
-    auto [begin, end] = Paginate(form, names, page);
+    GEYSIR_ASSIGN_OR_RETURN(const auto range, Paginate(form, names, page));
+    const auto [begin, end] = range;
     XmlWriter x;
     x.Open("PolicyNames");
     for (size_t i = begin; i < end; ++i) x.Leaf("member", names[i]);
     x.Close("PolicyNames");
     return reply(x.str() + page.str());
   }
-  Throw(400, "InvalidAction", "Could not find operation " + action + " for version " + Optional(form, "Version") +
-                                  " (Geysir's IAM supports roles and inline role policies).");
+  return AwsStatus(Code::kUnimplemented, "InvalidAction",
+                   "Could not find operation " + action + " for version " + Optional(form, "Version") +
+                       " (Geysir's IAM supports roles and inline role policies).");
 }
+
+std::span<const ErrorStatus> StsService::error_statuses() const { return kQueryErrorStatuses; }
 
 HttpResponse StsService::ErrorResponse(const AwsError& error, const std::string& request_id) const {
   return QueryError(AsQueryError(error, "InternalFailure"), kStsXmlns, request_id);
 }
 
-void StsService::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+Status StsService::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   const auto form = RequestForm(req);
   const std::string action = Optional(form, "Action");
   if (action == "GetCallerIdentity") {
@@ -413,10 +448,11 @@ void StsService::Handle(HttpRequest& req, const Responder& resp, const RequestIn
     x.Leaf("UserId", "AIDA" + info.access_key_id.substr(std::min<size_t>(4, info.access_key_id.size())));
     x.Leaf("Account", account);
     resp->Send(WithRid(QueryReply(action, kStsXmlns, x.str(), info.request_id), info.request_id));
-    return;
+    return Status::Ok();
   }
-  Throw(400, "InvalidAction", "Could not find operation " + action + " for version " + Optional(form, "Version") +
-                                  " (Geysir's STS supports GetCallerIdentity).");
+  return AwsStatus(Code::kUnimplemented, "InvalidAction",
+                   "Could not find operation " + action + " for version " + Optional(form, "Version") +
+                       " (Geysir's STS supports GetCallerIdentity).");
 }
 
 }  // namespace geysir::control

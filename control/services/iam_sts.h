@@ -24,8 +24,9 @@ class IamService final : public Service {
   explicit IamService(ServiceHost& host) : host_(host) {}
   std::string_view signing_name() const override { return "iam"; }
   Status Start() override;
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+  std::span<const ErrorStatus> error_statuses() const override;
 
  private:
   ServiceHost& host_;
@@ -35,8 +36,9 @@ class StsService final : public Service {
  public:
   explicit StsService(ServiceHost& host) : host_(host) {}
   std::string_view signing_name() const override { return "sts"; }
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+  std::span<const ErrorStatus> error_statuses() const override;
 
  private:
   ServiceHost& host_;

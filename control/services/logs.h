@@ -25,7 +25,7 @@ std::unique_ptr<Service> MakeLogsService(ServiceHost& host);
 // A CloudWatch Logs filter pattern compiled to a predicate over one message. Supported: ""
 // (everything), terms (all must appear), "quoted phrases", ?term (at least one of the ? terms),
 // -term (must not appear); matching is case-sensitive as in CloudWatch. JSON ({ $.x = 1 }) and
-// space-delimited ([a, b]) patterns throw ApiException InvalidParameterException.
-std::function<bool(const std::string&)> CompileFilterPattern(std::string_view pattern);
+// space-delimited ([a, b]) patterns are refused with InvalidParameterException.
+Result<std::function<bool(const std::string&)>> CompileFilterPattern(std::string_view pattern);
 
 }  // namespace geysir::control

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 
 namespace geysir::control {
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/db.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/store.h"
 #include "control/triggers/schedule_expression.h"
 #include "control/triggers/timezone.h"
@@ -31,7 +31,18 @@ using triggers::TimeZone;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-AwsError Validation(std::string message) { return MakeAwsError(400, "ValidationException", std::move(message)); }
+Status Validation(std::string message) {
+  return AwsStatus(Code::kInvalidArgument, "ValidationException", std::move(message));
+}
+
+Status ScheduleNotFound(const std::string& name) {
+  return AwsStatus(Code::kNotFound, "ResourceNotFoundException", "Schedule " + name + " does not exist.");
+}
+
+// EventBridge Scheduler's answers whose status is not their code's.
+constexpr ErrorStatus kSchedulerErrorStatuses[] = {
+    {"MethodNotAllowedException", 405},
+};
 
 class SchedulerService final : public Service {
  public:
@@ -46,92 +57,76 @@ class SchedulerService final : public Service {
     r.body = Dump(json{{"Message", error.message}});
     return r;
   }
+  std::span<const ErrorStatus> error_statuses() const override { return kSchedulerErrorStatuses; }
 
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override {
     events::RuleEngine* events = &engine_;
     std::string path = req.path;
-    json out;
+    Result<json> out = json::object();
     int status = 200;
     auto name_of = [&](std::string_view prefix) { return net::PercentDecode(path.substr(prefix.size()), false); };
     if (path == "/schedules" && req.method == "GET") {
       out = List(*events, ParseQuery(req.query));
     } else if (path.rfind("/schedules/", 0) == 0) {
       std::string name = name_of("/schedules/");
-      if (!ValidRuleName(name)) throw ApiException(SchedValidation("Schedule name must be 1-64 of [0-9a-zA-Z-_.]."));
+      if (!ValidRuleName(name)) return Validation("Schedule name must be 1-64 of [0-9a-zA-Z-_.].");
       if (req.method == "POST" || req.method == "PUT") {
         json body = ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
-        if (!body.is_object()) throw ApiException(SchedValidation("The request body is not a JSON object."));
+        if (!body.is_object()) return Validation("The request body is not a JSON object.");
         out = Put(*events, name, body, req.method == "POST");
       } else if (req.method == "GET") {
         out = Get(*events, name);
       } else if (req.method == "DELETE") {
-        if (!LoadRule(host_.store().db(), "schedule", name)) throw ApiException(SchedNotFound(name));
+        if (!LoadRule(host_.store().db(), "schedule", name)) return ScheduleNotFound(name);
         events->DeleteRule("schedule", name);
-        out = json::object();
       } else {
-        throw ApiException(MethodNotAllowed("Method " + req.method + " is not allowed on " + path));
+        return AwsStatus(Code::kUnimplemented, "MethodNotAllowedException",
+                         "Method " + req.method + " is not allowed on " + path);
       }
     } else {
-      AwsError e;
-      e.http_status = 404;
-      e.type = "UnknownOperationException";
-      e.message = "Geysir implements EventBridge Scheduler's schedules (/schedules/NAME) only";
-      throw ApiException(e);
+      return AwsStatus(Code::kUnimplemented, "UnknownOperationException",
+                       "Geysir implements EventBridge Scheduler's schedules (/schedules/NAME) only");
     }
+    if (!out.ok()) return out.status();
     net::HttpResponse r;
     r.status = status;
     r.headers = {{"Content-Type", "application/json"}, {"x-amzn-RequestId", info.request_id}};
-    r.body = Dump(out);
+    r.body = Dump(*out);
     resp->Send(std::move(r));
+    return Status::Ok();
   }
 
  private:
-  static AwsError SchedValidation(std::string m) {
-    AwsError e = Validation(std::move(m));
-    return e;
-  }
-  static AwsError SchedNotFound(const std::string& name) {
-    AwsError e;
-    e.http_status = 404;
-    e.type = "ResourceNotFoundException";
-    e.message = "Schedule " + name + " does not exist.";
-    return e;
-  }
-
-  json Put(events::RuleEngine& ev, const std::string& name, const json& body, bool create) {
+  Result<json> Put(events::RuleEngine& ev, const std::string& name, const json& body, bool create) {
     Db& db = host_.store().db();
     std::optional<Rule> old = LoadRule(db, "schedule", name);
     if (create && old) {
-      AwsError e;
-      e.http_status = 409;
-      e.type = "ConflictException";
-      e.message = "Schedule " + name + " already exists.";
-      throw ApiException(e);
+      return AwsStatus(Code::kAlreadyExists, "ConflictException", "Schedule " + name + " already exists.");
     }
-    if (!create && !old) throw ApiException(SchedNotFound(name));
+    if (!create && !old) return ScheduleNotFound(name);
     Rule r;
     r.kind = "schedule";
     r.name = name;
-    r.expression = Str(body, "ScheduleExpression");
+    GEYSIR_ASSIGN_OR_RETURN(r.expression, Str(body, "ScheduleExpression"));
     Result<ScheduleExpression> e = ScheduleExpression::Parse(r.expression);
-    if (!e.ok()) throw ApiException(SchedValidation("Invalid Schedule Expression " + r.expression.substr(0, 256) + "."));
-    r.timezone = Str(body, "ScheduleExpressionTimezone");
+    if (!e.ok()) return Validation("Invalid Schedule Expression " + r.expression.substr(0, 256) + ".");
+    GEYSIR_ASSIGN_OR_RETURN(r.timezone, Str(body, "ScheduleExpressionTimezone"));
     if (r.timezone.empty()) r.timezone = "UTC";
     Result<TimeZone> tz = TimeZone::Load(r.timezone);
-    if (!tz.ok()) throw ApiException(SchedValidation("Invalid Timezone " + r.timezone.substr(0, 64) + ". " + tz.status().message()));
-    std::string state = Str(body, "State");
+    if (!tz.ok()) return Validation("Invalid Timezone " + r.timezone.substr(0, 64) + ". " + tz.status().message());
+    GEYSIR_ASSIGN_OR_RETURN(const std::string state, Str(body, "State"));
     r.state = state.empty() ? "ENABLED" : state;
-    if (r.state != "ENABLED" && r.state != "DISABLED") throw ApiException(SchedValidation("State must be ENABLED or DISABLED."));
-    r.description = Str(body, "Description");
-    if (!body.contains("Target") || !body["Target"].is_object()) throw ApiException(SchedValidation("Target is required."));
+    if (r.state != "ENABLED" && r.state != "DISABLED") return Validation("State must be ENABLED or DISABLED.");
+    GEYSIR_ASSIGN_OR_RETURN(r.description, Str(body, "Description"));
+    if (!body.contains("Target") || !body["Target"].is_object()) return Validation("Target is required.");
     const json& t = body["Target"];
     Target target;
     target.id = "scheduler";
-    target.arn = Str(t, "Arn");
-    target.role_arn = Str(t, "RoleArn");
+    GEYSIR_ASSIGN_OR_RETURN(target.arn, Str(t, "Arn"));
+    GEYSIR_ASSIGN_OR_RETURN(target.role_arn, Str(t, "RoleArn"));
     if (!IsLambdaArn(target.arn)) {
-      throw ApiException(SchedValidation("Geysir's scheduler delivers to Lambda function ARNs only; got " +
-                                         target.arn.substr(0, 200) + "."));
+      return Validation("Geysir's scheduler delivers to Lambda function ARNs only; got " + target.arn.substr(0, 200) +
+                        ".");
     }
     if (t.contains("Input") && t["Input"].is_string()) target.input = t["Input"].get<std::string>();
     if (e->kind() == ScheduleExpression::Kind::kRate) {
@@ -145,7 +140,7 @@ class SchedulerService final : public Service {
       txn.Commit();
     }
     log::Info("schedule_put", {{"schedule", name}, {"expression", stored.expression}, {"timezone", stored.timezone}});
-    return {{"ScheduleArn", ev.RuleArn(stored)}};
+    return json{{"ScheduleArn", ev.RuleArn(stored)}};
   }
 
   json Describe(events::RuleEngine& ev, const Rule& r) {
@@ -168,9 +163,9 @@ class SchedulerService final : public Service {
     return j;
   }
 
-  json Get(events::RuleEngine& ev, const std::string& name) {
+  Result<json> Get(events::RuleEngine& ev, const std::string& name) {
     std::optional<Rule> r = LoadRule(host_.store().db(), "schedule", name);
-    if (!r) throw ApiException(SchedNotFound(name));
+    if (!r) return ScheduleNotFound(name);
     return Describe(ev, *r);
   }
 

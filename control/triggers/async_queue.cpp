@@ -8,7 +8,7 @@
 
 #include "control/db.h"
 #include "control/db_row.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
 #include "base/log.h"

@@ -6,7 +6,7 @@
 #include <charconv>
 
 #include "control/db.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/apigateway/apigateway_internal.h"
 #include "control/store.h"
 #include "base/log.h"
@@ -387,7 +387,12 @@ void ApiGatewayService::ContributeRoutes(proto::RouteTable& table) {
   }
 }
 
-void ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+Status ApiGatewayService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+  HandleOrThrow(req, resp, info);
+  return Status::Ok();
+}
+
+void ApiGatewayService::HandleOrThrow(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   apigw::ApiGatewayModel::Impl& m = model_.impl();
   const std::string& rid = info.request_id;
   const std::string& method = req.method;

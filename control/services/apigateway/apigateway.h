@@ -24,7 +24,9 @@ class ApiGatewayService final : public Service {
   ApiGatewayService(ServiceHost& host, DomainRegistry& domains);
   std::string_view signing_name() const override { return "apigateway"; }
   Status Start() override;
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  // Handle before its error flow returns a Status: throws ApiException.
+  void HandleOrThrow(net::HttpRequest& req, const Responder& resp, const RequestInfo& info);
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
   void ContributeRoutes(proto::RouteTable& table) override;
 

@@ -8,7 +8,7 @@
 
 #include "control/code_store.h"
 #include "control/db.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/service.h"
 #include "control/services/apigateway/apigateway_internal.h"
 #include "control/services/protocol.h"

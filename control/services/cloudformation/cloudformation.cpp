@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/cloudformation/cloudformation_resources.h"
 #include "control/services/cloudformation/cloudformation_stacks.h"
 #include "control/services/protocol.h"
@@ -172,7 +172,12 @@ net::HttpResponse CloudFormationService::ErrorResponse(const AwsError& error, co
   return QueryError(error, kXmlns, request_id);
 }
 
-void CloudFormationService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+Status CloudFormationService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+  HandleOrThrow(req, resp, info);
+  return Status::Ok();
+}
+
+void CloudFormationService::HandleOrThrow(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   const Form f = req.method == "GET" ? ParseForm(req.query) : ParseForm(req.body);
   const std::string action = Get(f, "Action");
   const std::string& rid = info.request_id;

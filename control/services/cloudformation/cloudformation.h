@@ -36,7 +36,9 @@ class CloudFormationService final : public Service {
 
   std::string_view signing_name() const override { return "cloudformation"; }
   Status Start() override;
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  // Handle before its error flow returns a Status: throws ApiException.
+  void HandleOrThrow(net::HttpRequest& req, const Responder& resp, const RequestInfo& info);
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
 
  private:

@@ -3,7 +3,7 @@
 // AddPermission, so GetPolicy shows it exactly as if Zappa had called AddPermission itself.
 // Stored, not enforced (as every Lambda resource policy in Geysir).
 #include "control/aws_error.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/service.h"
 #include "control/services/cloudformation/cloudformation_resources.h"
 #include "control/store.h"

@@ -114,19 +114,14 @@ class ApiGatewayProvider : public ResourceProvider {
   apigw::ApiGatewayModel& model_;
 };
 
-#define GEYSIR_ASSIGN_OR_RETURN(lhs, expr) \
-  auto lhs##_r = (expr);                   \
-  if (!lhs##_r.ok()) return lhs##_r.status(); \
-  auto lhs = std::move(lhs##_r).value()
-
 class RestApiProvider final : public ApiGatewayProvider {
  public:
   using ApiGatewayProvider::ApiGatewayProvider;
   Result<Provisioned> Create(const std::string&, const std::string&, const json& p) override {
     GEYSIR_RETURN_IF_ERROR(Refuse(p, {"Body", "BodyS3Location", "CloneFrom"}, "AWS::ApiGateway::RestApi"));
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     apigw::RestApiInput in;
-    GEYSIR_ASSIGN_OR_RETURN(name, Required(p, "Name"));
+    GEYSIR_ASSIGN_OR_RETURN(auto name, Required(p, "Name"));
     in.name = name;
     in.description = Str(p, "Description");
     in.binary_media_types = StrList(p, "BinaryMediaTypes");
@@ -138,7 +133,7 @@ class RestApiProvider final : public ApiGatewayProvider {
     return Provisioned{info.id, {{"RootResourceId", info.root_resource_id}, {"RestApiId", info.id}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     ValueOrThrow(m->DeleteRestApi(r.physical_id));
     return Status::Ok();
   }
@@ -148,15 +143,15 @@ class ResourceResourceProvider final : public ApiGatewayProvider {
  public:
   using ApiGatewayProvider::ApiGatewayProvider;
   Result<Provisioned> Create(const std::string&, const std::string&, const json& p) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "RestApiId"));
-    GEYSIR_ASSIGN_OR_RETURN(parent, Required(p, "ParentId"));
-    GEYSIR_ASSIGN_OR_RETURN(part, Required(p, "PathPart"));
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto api, Required(p, "RestApiId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto parent, Required(p, "ParentId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto part, Required(p, "PathPart"));
     std::string id = ValueOrThrow(m->CreateResource(api, parent, part));
     return Provisioned{id, {{"ResourceId", id}, {"RestApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     ValueOrThrow(m->DeleteResource(Attr(r, "RestApiId"), r.physical_id));
     return Status::Ok();
   }
@@ -168,10 +163,10 @@ class MethodProvider final : public ApiGatewayProvider {
   Result<Provisioned> Create(const std::string& stack, const std::string& logical, const json& p) override {
     GEYSIR_RETURN_IF_ERROR(Refuse(p, {"AuthorizerId", "AuthorizationScopes", "RequestValidatorId"},
                                   "AWS::ApiGateway::Method"));
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "RestApiId"));
-    GEYSIR_ASSIGN_OR_RETURN(resource, Required(p, "ResourceId"));
-    GEYSIR_ASSIGN_OR_RETURN(method, Required(p, "HttpMethod"));
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto api, Required(p, "RestApiId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto resource, Required(p, "ResourceId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto method, Required(p, "HttpMethod"));
     apigw::MethodInput in;
     in.authorization_type = Str(p, "AuthorizationType", "NONE");
     in.api_key_required = Bool(p, "ApiKeyRequired");
@@ -197,7 +192,7 @@ class MethodProvider final : public ApiGatewayProvider {
                        {{"RestApiId", api}, {"ResourceId", resource}, {"HttpMethod", method}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     ValueOrThrow(m->DeleteMethod(Attr(r, "RestApiId"), Attr(r, "ResourceId"), Attr(r, "HttpMethod")));
     return Status::Ok();
   }
@@ -207,8 +202,8 @@ class DeploymentProvider final : public ApiGatewayProvider {
  public:
   using ApiGatewayProvider::ApiGatewayProvider;
   Result<Provisioned> Create(const std::string&, const std::string&, const json& p) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "RestApiId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto api, Required(p, "RestApiId"));
     apigw::DeploymentInput in;
     in.stage_name = Str(p, "StageName");
     in.description = Str(p, "Description");
@@ -220,7 +215,7 @@ class DeploymentProvider final : public ApiGatewayProvider {
     return Provisioned{id, {{"DeploymentId", id}, {"RestApiId", api}, {"StageName", in.stage_name}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     // The stage a deployment made goes with it, as on AWS.
     if (!Attr(r, "StageName").empty()) ValueOrThrow(m->DeleteStage(Attr(r, "RestApiId"), Attr(r, "StageName")));
     ValueOrThrow(m->DeleteDeployment(Attr(r, "RestApiId"), r.physical_id));
@@ -232,16 +227,16 @@ class StageProvider final : public ApiGatewayProvider {
  public:
   using ApiGatewayProvider::ApiGatewayProvider;
   Result<Provisioned> Create(const std::string&, const std::string&, const json& p) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "RestApiId"));
-    GEYSIR_ASSIGN_OR_RETURN(stage, Required(p, "StageName"));
-    GEYSIR_ASSIGN_OR_RETURN(deployment, Required(p, "DeploymentId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto api, Required(p, "RestApiId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto stage, Required(p, "StageName"));
+    GEYSIR_ASSIGN_OR_RETURN(auto deployment, Required(p, "DeploymentId"));
     ThrowIfError(m->CreateStage(api, stage, deployment, Str(p, "Description"),
                                 p.contains("Variables") ? StrMap(p["Variables"]) : std::map<std::string, std::string>{}));
     return Provisioned{stage, {{"RestApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     ValueOrThrow(m->DeleteStage(Attr(r, "RestApiId"), r.physical_id));
     return Status::Ok();
   }
@@ -257,9 +252,9 @@ class HttpApiProvider final : public ApiGatewayProvider {
     if (protocol != "HTTP") {
       return Status::Invalid("Geysir serves HTTP APIs only; ProtocolType " + protocol + " is not supported");
     }
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     apigw::HttpApiInput in;
-    GEYSIR_ASSIGN_OR_RETURN(name, Required(p, "Name"));
+    GEYSIR_ASSIGN_OR_RETURN(auto name, Required(p, "Name"));
     in.name = name;
     in.description = Str(p, "Description");
     in.protocol_type = protocol;
@@ -268,7 +263,7 @@ class HttpApiProvider final : public ApiGatewayProvider {
     return Provisioned{id, {{"ApiId", id}, {"ApiEndpoint", m->Endpoint(id)}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     ValueOrThrow(m->DeleteHttpApi(r.physical_id));
     return Status::Ok();
   }
@@ -278,10 +273,10 @@ class V2IntegrationProvider final : public ApiGatewayProvider {
  public:
   using ApiGatewayProvider::ApiGatewayProvider;
   Result<Provisioned> Create(const std::string&, const std::string&, const json& p) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "ApiId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto api, Required(p, "ApiId"));
     apigw::V2IntegrationInput in;
-    GEYSIR_ASSIGN_OR_RETURN(type, Required(p, "IntegrationType"));
+    GEYSIR_ASSIGN_OR_RETURN(auto type, Required(p, "IntegrationType"));
     in.integration_type = type;
     in.integration_uri = Str(p, "IntegrationUri");
     in.integration_method = Str(p, "IntegrationMethod", "POST");
@@ -291,7 +286,7 @@ class V2IntegrationProvider final : public ApiGatewayProvider {
     return Provisioned{id, {{"ApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     ValueOrThrow(m->DeleteV2Integration(Attr(r, "ApiId"), r.physical_id));
     return Status::Ok();
   }
@@ -302,10 +297,10 @@ class V2RouteProvider final : public ApiGatewayProvider {
   using ApiGatewayProvider::ApiGatewayProvider;
   Result<Provisioned> Create(const std::string&, const std::string&, const json& p) override {
     GEYSIR_RETURN_IF_ERROR(Refuse(p, {"AuthorizerId", "AuthorizationScopes"}, "AWS::ApiGatewayV2::Route"));
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "ApiId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto api, Required(p, "ApiId"));
     apigw::V2RouteInput in;
-    GEYSIR_ASSIGN_OR_RETURN(key, Required(p, "RouteKey"));
+    GEYSIR_ASSIGN_OR_RETURN(auto key, Required(p, "RouteKey"));
     in.route_key = key;
     in.target = Str(p, "Target");
     in.authorization_type = Str(p, "AuthorizationType", "NONE");
@@ -314,7 +309,7 @@ class V2RouteProvider final : public ApiGatewayProvider {
     return Provisioned{id, {{"ApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     ValueOrThrow(m->DeleteV2Route(Attr(r, "ApiId"), r.physical_id));
     return Status::Ok();
   }
@@ -324,10 +319,10 @@ class V2StageProvider final : public ApiGatewayProvider {
  public:
   using ApiGatewayProvider::ApiGatewayProvider;
   Result<Provisioned> Create(const std::string&, const std::string&, const json& p) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
-    GEYSIR_ASSIGN_OR_RETURN(api, Required(p, "ApiId"));
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto api, Required(p, "ApiId"));
     apigw::V2StageInput in;
-    GEYSIR_ASSIGN_OR_RETURN(stage, Required(p, "StageName"));
+    GEYSIR_ASSIGN_OR_RETURN(auto stage, Required(p, "StageName"));
     in.stage_name = stage;
     in.auto_deploy = Bool(p, "AutoDeploy");
     in.description = Str(p, "Description");
@@ -336,7 +331,7 @@ class V2StageProvider final : public ApiGatewayProvider {
     return Provisioned{stage, {{"ApiId", api}}};
   }
   Status DoDelete(const ResourceRecord& r) override {
-    GEYSIR_ASSIGN_OR_RETURN(m, Model());
+    GEYSIR_ASSIGN_OR_RETURN(auto m, Model());
     ValueOrThrow(m->DeleteV2Stage(Attr(r, "ApiId"), r.physical_id));
     return Status::Ok();
   }

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/db.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/store.h"
 #include "control/triggers/schedule_expression.h"
@@ -40,9 +40,20 @@ constexpr std::string_view kJson11 = "application/x-amz-json-1.1";
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 std::string Dump(const ordered_json& j) { return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace); }
 
-AwsError Validation(std::string message) { return MakeAwsError(400, "ValidationException", std::move(message)); }
+Status Validation(std::string message) {
+  return AwsStatus(Code::kInvalidArgument, "ValidationException", std::move(message));
+}
 
-AwsError NotFound(std::string message) { return MakeAwsError(400, "ResourceNotFoundException", std::move(message)); }
+Status NotFound(std::string message) {
+  return AwsStatus(Code::kNotFound, "ResourceNotFoundException", std::move(message));
+}
+
+// EventBridge (awsJson1_1) answers every client error 400, a missing rule and an unknown
+// operation included.
+constexpr ErrorStatus kEventBridgeErrorStatuses[] = {
+    {"ResourceNotFoundException", 400},
+    {"UnknownOperationException", 400},
+};
 
 // "2026-11-27T08:30:00Z": the time format of EventBridge events.
 std::string EventTime(int64_t ms) {
@@ -237,8 +248,9 @@ class EventsService final : public EventBridgeService {
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override {
     return JsonProtocolError(error, kJson11, request_id);
   }
+  std::span<const ErrorStatus> error_statuses() const override { return kEventBridgeErrorStatuses; }
 
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
 
   const TimeZone& Zone(const std::string& name) {
     auto it = zones_.find(name);
@@ -525,17 +537,18 @@ class EventsService final : public EventBridgeService {
 
  private:
   // EventBridge operations.
-  json PutRule(const json& body);
-  json DescribeRule(const json& body);
-  json DeleteRuleOp(const json& body);
-  json PutTargets(const json& body);
-  json ListTargetsByRule(const json& body);
-  json RemoveTargets(const json& body);
-  json ListRuleNamesByTarget(const json& body);
-  json ListRules(const json& body);
-  json SetState(const json& body, const char* state);
-  json ListTagsForResource(const json& body);
-  Rule RuleOrThrow(const json& body, const char* key = "Name");
+  Result<json> PutRule(const json& body);
+  Result<json> DescribeRule(const json& body);
+  Result<json> DeleteRuleOp(const json& body);
+  Result<json> PutTargets(const json& body);
+  Result<json> ListTargetsByRule(const json& body);
+  Result<json> RemoveTargets(const json& body);
+  Result<json> ListRuleNamesByTarget(const json& body);
+  Result<json> ListRules(const json& body);
+  Result<json> SetState(const json& body, const char* state);
+  Result<json> ListTagsForResource(const json& body);
+  // The rule `body[key]` names; ResourceNotFoundException when there is none.
+  Result<Rule> RequireRule(const json& body, const char* key = "Name");
 
   ServiceHost& host_;
   double scale_ = 1.0;
@@ -552,22 +565,20 @@ class EventsService final : public EventBridgeService {
 // ---------------------------------------------------------------------------------------------
 // EventBridge API
 
-void EventsService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+Status EventsService::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   const std::string* target = req.Header("X-Amz-Target");
   std::string op = target ? *target : "";
   static constexpr std::string_view kPrefix = "AWSEvents.";
   if (op.rfind(kPrefix, 0) != 0) {
-    throw ApiException(MakeAwsError(400, "UnknownOperationException",
-                                    "Missing or unknown X-Amz-Target (expected AWSEvents.<Operation>)"));
+    return AwsStatus(Code::kUnimplemented, "UnknownOperationException",
+                     "Missing or unknown X-Amz-Target (expected AWSEvents.<Operation>)");
   }
   op = op.substr(kPrefix.size());
   json body = ParseUntrustedJsonOrDiscarded(req.body.empty() ? std::string_view("{}") : std::string_view(req.body));
   if (!body.is_object()) {
-    AwsError e = Validation("The request body is not a JSON object.");
-    e.type = "SerializationException";
-    throw ApiException(e);
+    return AwsStatus(Code::kInvalidArgument, "SerializationException", "The request body is not a JSON object.");
   }
-  json out;
+  Result<json> out = json::object();
   if (op == "PutRule") out = PutRule(body);
   else if (op == "DescribeRule") out = DescribeRule(body);
   else if (op == "DeleteRule") out = DeleteRuleOp(body);
@@ -580,39 +591,38 @@ void EventsService::Handle(net::HttpRequest& req, const Responder& resp, const R
   else if (op == "DisableRule") out = SetState(body, "DISABLED");
   else if (op == "ListTagsForResource") out = ListTagsForResource(body);
   else {
-    AwsError e;
-    e.http_status = 400;
-    e.type = "UnknownOperationException";
-    e.message = "Geysir does not implement EventBridge's " + op.substr(0, 64) + " yet";
-    throw ApiException(e);
+    return AwsStatus(Code::kUnimplemented, "UnknownOperationException",
+                     "Geysir does not implement EventBridge's " + op.substr(0, 64) + " yet");
   }
+  if (!out.ok()) return out.status();
   net::HttpResponse r;
   r.status = 200;
   r.headers = {{"Content-Type", std::string(kJson11)}, {"x-amzn-RequestId", info.request_id}};
-  r.body = Dump(out);
+  r.body = Dump(*out);
   resp->Send(std::move(r));
+  return Status::Ok();
 }
 
-Rule EventsService::RuleOrThrow(const json& body, const char* key) {
-  std::string name = Str(body, key);
-  if (name.empty()) throw ApiException(Validation(std::string("Parameter ") + key + " must be specified."));
+Result<Rule> EventsService::RequireRule(const json& body, const char* key) {
+  GEYSIR_ASSIGN_OR_RETURN(const std::string name, Str(body, key));
+  if (name.empty()) return Validation(std::string("Parameter ") + key + " must be specified.");
   std::optional<Rule> r = LoadRule(host_.store().db(), "rule", name);
-  if (!r) throw ApiException(NotFound("Rule " + name + " does not exist on EventBus default."));
+  if (!r) return NotFound("Rule " + name + " does not exist on EventBus default.");
   return *r;
 }
 
-json EventsService::PutRule(const json& body) {
+Result<json> EventsService::PutRule(const json& body) {
   Rule r;
-  r.name = Str(body, "Name");
+  GEYSIR_ASSIGN_OR_RETURN(r.name, Str(body, "Name"));
   if (!ValidRuleName(r.name)) {
-    throw ApiException(Validation("1 validation error detected: Value '" + r.name.substr(0, 64) +
-                                  "' at 'name' failed to satisfy constraint: Member must satisfy regular expression "
-                                  "pattern: [\\.\\-_A-Za-z0-9]+"));
+    return Validation("1 validation error detected: Value '" + r.name.substr(0, 64) +
+                      "' at 'name' failed to satisfy constraint: Member must satisfy regular expression "
+                      "pattern: [\\.\\-_A-Za-z0-9]+");
   }
-  r.expression = Str(body, "ScheduleExpression");
-  r.event_pattern = Str(body, "EventPattern");
+  GEYSIR_ASSIGN_OR_RETURN(r.expression, Str(body, "ScheduleExpression"));
+  GEYSIR_ASSIGN_OR_RETURN(r.event_pattern, Str(body, "EventPattern"));
   if (r.expression.empty() && r.event_pattern.empty()) {
-    throw ApiException(Validation("Parameter(s) EventPattern or ScheduleExpression must be specified."));
+    return Validation("Parameter(s) EventPattern or ScheduleExpression must be specified.");
   }
   if (!r.expression.empty()) {
     Result<ScheduleExpression> e = ScheduleExpression::Parse(r.expression);
@@ -620,22 +630,22 @@ json EventsService::PutRule(const json& body) {
       log::Info("schedule_expression_invalid",
                 {{"rule", r.name}, {"expression", r.expression.substr(0, 200)},
                  {"why", e.ok() ? "at() is for EventBridge Scheduler only" : e.status().message()}});
-      throw ApiException(Validation("Parameter ScheduleExpression is not valid."));
+      return Validation("Parameter ScheduleExpression is not valid.");
     }
   }
-  std::string bus = Str(body, "EventBusName");
+  GEYSIR_ASSIGN_OR_RETURN(const std::string bus, Str(body, "EventBusName"));
   if (!bus.empty() && bus != "default" && bus.find(":event-bus/default") == std::string::npos) {
-    throw ApiException(NotFound("Event bus " + bus.substr(0, 256) + " does not exist."));
+    return NotFound("Event bus " + bus.substr(0, 256) + " does not exist.");
   }
-  std::string state = Str(body, "State");
+  GEYSIR_ASSIGN_OR_RETURN(const std::string state, Str(body, "State"));
   r.state = state.empty() ? "ENABLED" : state;
   if (r.state != "ENABLED" && r.state != "DISABLED") {
-    throw ApiException(Validation("1 validation error detected: Value '" + r.state.substr(0, 64) +
-                                  "' at 'state' failed to satisfy constraint: Member must satisfy enum value set: "
-                                  "[ENABLED, DISABLED]"));
+    return Validation("1 validation error detected: Value '" + r.state.substr(0, 64) +
+                      "' at 'state' failed to satisfy constraint: Member must satisfy enum value set: "
+                      "[ENABLED, DISABLED]");
   }
-  r.description = Str(body, "Description");
-  r.role_arn = Str(body, "RoleArn");
+  GEYSIR_ASSIGN_OR_RETURN(r.description, Str(body, "Description"));
+  GEYSIR_ASSIGN_OR_RETURN(r.role_arn, Str(body, "RoleArn"));
   std::optional<Rule> old = LoadRule(host_.store().db(), "rule", r.name);
   if (body.contains("Tags") && body["Tags"].is_array()) {
     r.tags = body["Tags"];
@@ -644,11 +654,11 @@ json EventsService::PutRule(const json& body) {
   }
   Rule stored = Upsert(std::move(r));
   log::Info("rule_put", {{"rule", stored.name}, {"expression", stored.expression}, {"state", stored.state}});
-  return {{"RuleArn", RuleArn(stored)}};
+  return json{{"RuleArn", RuleArn(stored)}};
 }
 
-json EventsService::DescribeRule(const json& body) {
-  Rule r = RuleOrThrow(body);
+Result<json> EventsService::DescribeRule(const json& body) {
+  GEYSIR_ASSIGN_OR_RETURN(Rule r, RequireRule(body));
   json out = {{"Name", r.name}, {"Arn", RuleArn(r)}, {"State", r.state}, {"EventBusName", "default"},
               {"CreatedBy", host_.api().account_id}};
   if (!r.expression.empty()) out["ScheduleExpression"] = r.expression;
@@ -658,39 +668,39 @@ json EventsService::DescribeRule(const json& body) {
   return out;
 }
 
-json EventsService::DeleteRuleOp(const json& body) {
-  std::string name = Str(body, "Name");
-  if (name.empty()) throw ApiException(Validation("Parameter Name must be specified."));
+Result<json> EventsService::DeleteRuleOp(const json& body) {
+  GEYSIR_ASSIGN_OR_RETURN(const std::string name, Str(body, "Name"));
+  if (name.empty()) return Validation("Parameter Name must be specified.");
   bool force = body.contains("Force") && body["Force"].is_boolean() && body["Force"].get<bool>();
   if (!force && !LoadTargets(host_.store().db(), "rule", name).empty()) {
-    throw ApiException(Validation("Rule can't be deleted since it has targets."));
+    return Validation("Rule can't be deleted since it has targets.");
   }
   if (DeleteRule("rule", name)) log::Info("rule_deleted", {{"rule", name}});
   return json::object();
 }
 
-json EventsService::PutTargets(const json& body) {
-  Rule r = RuleOrThrow(body, "Rule");
+Result<json> EventsService::PutTargets(const json& body) {
+  GEYSIR_ASSIGN_OR_RETURN(const Rule r, RequireRule(body, "Rule"));
   if (!body.contains("Targets") || !body["Targets"].is_array() || body["Targets"].empty()) {
-    throw ApiException(Validation("Parameter Targets must contain at least one target."));
+    return Validation("Parameter Targets must contain at least one target.");
   }
   json failed = json::array();
   Db& db = host_.store().db();
   std::vector<Target> accepted;
   for (const json& t : body["Targets"]) {
-    if (!t.is_object()) throw ApiException(Validation("Each target must be an object."));
+    if (!t.is_object()) return Validation("Each target must be an object.");
     Target target;
-    target.id = Str(t, "Id");
-    target.arn = Str(t, "Arn");
-    target.role_arn = Str(t, "RoleArn");
+    GEYSIR_ASSIGN_OR_RETURN(target.id, Str(t, "Id"));
+    GEYSIR_ASSIGN_OR_RETURN(target.arn, Str(t, "Arn"));
+    GEYSIR_ASSIGN_OR_RETURN(target.role_arn, Str(t, "RoleArn"));
     if (target.id.empty() || target.id.size() > 64 || target.arn.empty()) {
-      throw ApiException(Validation("Each target needs an Id (1-64 characters) and an Arn."));
+      return Validation("Each target needs an Id (1-64 characters) and an Arn.");
     }
     int given = 0;
     if (t.contains("Input") && t["Input"].is_string()) {
       target.input = t["Input"].get<std::string>();
       if (!json::accept(*target.input)) {
-        throw ApiException(Validation("Target " + target.id + ": Input is not valid JSON."));
+        return Validation("Target " + target.id + ": Input is not valid JSON.");
       }
       ++given;
     }
@@ -701,13 +711,13 @@ json EventsService::PutTargets(const json& body) {
     if (t.contains("InputTransformer") && t["InputTransformer"].is_object()) {
       target.input_transformer = t["InputTransformer"];
       if (!target.input_transformer.contains("InputTemplate") || !target.input_transformer["InputTemplate"].is_string()) {
-        throw ApiException(Validation("Target " + target.id + ": InputTransformer needs an InputTemplate."));
+        return Validation("Target " + target.id + ": InputTransformer needs an InputTemplate.");
       }
       ++given;
     }
     if (given > 1) {
-      throw ApiException(Validation("Target " + target.id +
-                                    ": only one of Input, InputPath and InputTransformer may be given."));
+      return Validation("Target " + target.id +
+                        ": only one of Input, InputPath and InputTransformer may be given.");
     }
     if (!IsLambdaArn(target.arn)) {
       failed.push_back({{"TargetId", target.id},
@@ -730,11 +740,11 @@ json EventsService::PutTargets(const json& body) {
     txn.Commit();
   }
   log::Info("targets_put", {{"rule", r.name}, {"accepted", accepted.size()}, {"failed", failed.size()}});
-  return {{"FailedEntryCount", failed.size()}, {"FailedEntries", failed}};
+  return json{{"FailedEntryCount", failed.size()}, {"FailedEntries", failed}};
 }
 
-json EventsService::ListTargetsByRule(const json& body) {
-  Rule r = RuleOrThrow(body, "Rule");
+Result<json> EventsService::ListTargetsByRule(const json& body) {
+  GEYSIR_ASSIGN_OR_RETURN(const Rule r, RequireRule(body, "Rule"));
   json targets = json::array();
   for (const Target& t : LoadTargets(host_.store().db(), "rule", r.name)) {
     json j = {{"Id", t.id}, {"Arn", t.arn}};
@@ -744,12 +754,12 @@ json EventsService::ListTargetsByRule(const json& body) {
     if (!t.role_arn.empty()) j["RoleArn"] = t.role_arn;
     targets.push_back(std::move(j));
   }
-  return {{"Targets", targets}};
+  return json{{"Targets", targets}};
 }
 
-json EventsService::RemoveTargets(const json& body) {
-  Rule r = RuleOrThrow(body, "Rule");
-  if (!body.contains("Ids") || !body["Ids"].is_array()) throw ApiException(Validation("Parameter Ids must be specified."));
+Result<json> EventsService::RemoveTargets(const json& body) {
+  GEYSIR_ASSIGN_OR_RETURN(const Rule r, RequireRule(body, "Rule"));
+  if (!body.contains("Ids") || !body["Ids"].is_array()) return Validation("Parameter Ids must be specified.");
   Db& db = host_.store().db();
   json failed = json::array();
   Transaction txn(db);
@@ -764,30 +774,30 @@ json EventsService::RemoveTargets(const json& body) {
     }
   }
   txn.Commit();
-  return {{"FailedEntryCount", failed.size()}, {"FailedEntries", failed}};
+  return json{{"FailedEntryCount", failed.size()}, {"FailedEntries", failed}};
 }
 
-json EventsService::ListRuleNamesByTarget(const json& body) {
-  std::string arn = Str(body, "TargetArn");
-  if (arn.empty()) throw ApiException(Validation("Parameter TargetArn must be specified."));
+Result<json> EventsService::ListRuleNamesByTarget(const json& body) {
+  GEYSIR_ASSIGN_OR_RETURN(const std::string arn, Str(body, "TargetArn"));
+  if (arn.empty()) return Validation("Parameter TargetArn must be specified.");
   Statement s = host_.store().db().Prepare(
       "SELECT DISTINCT rule FROM events_targets WHERE kind = 'rule' AND arn = ? ORDER BY rule");
   s.Bind(1, arn);
   json names = json::array();
   while (s.Step()) names.push_back(s.Text(0));
-  return {{"RuleNames", names}};
+  return json{{"RuleNames", names}};
 }
 
-json EventsService::ListRules(const json& body) {
-  std::string prefix = Str(body, "NamePrefix");
-  std::string token = Str(body, "NextToken");
+Result<json> EventsService::ListRules(const json& body) {
+  GEYSIR_ASSIGN_OR_RETURN(const std::string prefix, Str(body, "NamePrefix"));
+  GEYSIR_ASSIGN_OR_RETURN(const std::string token, Str(body, "NextToken"));
   int limit = 100;
   if (body.contains("Limit")) {
     // Range-checked, not clamped: Limit 0, -1 or 4294967297 is a client's mistake to report.
     std::optional<int64_t> l = JsonInteger<int64_t>(body["Limit"]);
     if (!l || *l < 1 || *l > 100) {
-      throw ApiException(Validation("1 validation error detected: Value at 'limit' failed to satisfy constraint: "
-                                    "Member must be an integer between 1 and 100"));
+      return Validation("1 validation error detected: Value at 'limit' failed to satisfy constraint: "
+                        "Member must be an integer between 1 and 100");
     }
     limit = static_cast<int>(*l);
   }
@@ -819,21 +829,21 @@ json EventsService::ListRules(const json& body) {
   return out;
 }
 
-json EventsService::SetState(const json& body, const char* state) {
-  Rule r = RuleOrThrow(body);
+Result<json> EventsService::SetState(const json& body, const char* state) {
+  GEYSIR_ASSIGN_OR_RETURN(Rule r, RequireRule(body));
   r.state = state;
   Upsert(std::move(r));
   return json::object();
 }
 
-json EventsService::ListTagsForResource(const json& body) {
-  std::string arn = Str(body, "ResourceARN");
+Result<json> EventsService::ListTagsForResource(const json& body) {
+  GEYSIR_ASSIGN_OR_RETURN(const std::string arn, Str(body, "ResourceARN"));
   size_t slash = arn.rfind("rule/");
   json tags = json::array();
   if (slash != std::string::npos) {
     if (auto r = LoadRule(host_.store().db(), "rule", arn.substr(slash + 5))) tags = r->tags;
   }
-  return {{"Tags", tags}};
+  return json{{"Tags", tags}};
 }
 
 std::unique_ptr<EventBridgeService> MakeEventBridgeService(ServiceHost& host) {

@@ -70,10 +70,12 @@ bool ValidRuleName(const std::string& n) {
   });
 }
 
-std::string Str(const json& body, const char* key) {
+Result<std::string> Str(const json& body, const char* key) {
   auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return "";
-  if (!it->is_string()) throw ApiException(MakeAwsError(400, "ValidationException", std::string("Parameter ") + key + " must be a string."));
+  if (it == body.end() || it->is_null()) return std::string();
+  if (!it->is_string()) {
+    return AwsStatus(Code::kInvalidArgument, "ValidationException", std::string("Parameter ") + key + " must be a string.");
+  }
   return it->get<std::string>();
 }
 

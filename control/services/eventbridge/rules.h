@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
+
 namespace geysir::control {
 
 class Db;
@@ -52,7 +54,7 @@ bool IsLambdaArn(const std::string& arn);
 bool ValidRuleName(const std::string& n);
 // The string `key` of a request body, "" when absent or null; ValidationException when it is
 // something else.
-std::string Str(const nlohmann::json& body, const char* key);
+Result<std::string> Str(const nlohmann::json& body, const char* key);
 
 // The schedule engine as the Scheduler API sees it; the EventBridge service is it.
 class RuleEngine {

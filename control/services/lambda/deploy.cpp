@@ -1,5 +1,6 @@
 // The deploy pipeline behind CreateFunction and UpdateFunctionCode. A deploy is two-phase.
-// Phase one runs on libuv's thread pool: parse the JSON body, decode the base64 zip,
+// Phase one runs on the service's deploy worker (base/loop_worker.h, one thread, so deploys
+// unpack one after another): parse the JSON body, decode the base64 zip,
 // CodeStore::Put (extract, verify, fsync, rename into code/<hex>). Phase two runs back on the
 // loop thread: one store transaction points the function at the new code and changes its
 // revision id, then the route table is pushed. So a function never points at code that is not
@@ -17,19 +18,24 @@ using nlohmann::json;
 using net::HttpRequest;
 using net::HttpResponse;
 
-void Lambda::StartDeploy(std::unique_ptr<Deploy> d) {
+void Lambda::StartDeploy(std::shared_ptr<Deploy> d) {
+  if (!deploy_worker_) throw ApiException(ServiceError("deploy cancelled: control is shutting down"));
   d->self = this;
   d->started_ms = NowMs();
-  d->work.data = d.get();
-  int rc = uv_queue_work(host_.loop(), &d->work, DeployWork, DeployDone);
-  if (rc != 0) throw ApiException(ServiceError(std::string("cannot queue the deploy: ") + uv_strerror(rc)));
-  ++deploys_in_flight_;
-  (void)d.release();  // owned by the work request until DeployDone
+  deploys_.insert(d);
+  deploys_in_flight_ = deploys_.size();
+  std::weak_ptr<int> alive = alive_;
+  deploy_worker_->Submit([d, alive]() -> LoopWorker::Continuation {
+    DeployWork(*d);
+    return [d, alive] {
+      if (alive.lock()) d->self->DeployDone(d);
+    };
+  });
 }
 
-// Thread pool: touches only the Deploy and CodeStore::Put (under put_mu_).
-void Lambda::DeployWork(uv_work_t* w) {
-  auto* d = static_cast<Deploy*>(w->data);
+// The deploy worker's thread: touches only the Deploy and CodeStore::Put (under put_mu_).
+void Lambda::DeployWork(Deploy& deploy) {
+  Deploy* d = &deploy;
   try {
     if (!d->parsed) {
       d->parsed = true;
@@ -77,11 +83,10 @@ void Lambda::DeployWork(uv_work_t* w) {
   }
 }
 
-void Lambda::DeployDone(uv_work_t* w, int status) {
-  std::unique_ptr<Deploy> d(static_cast<Deploy*>(w->data));
-  Lambda* self = d->self;
-  --self->deploys_in_flight_;
-  if (status == UV_ECANCELED) d->error = ServiceError("deploy cancelled: control is shutting down");
+void Lambda::DeployDone(const std::shared_ptr<Deploy>& d) {
+  Lambda* self = this;
+  deploys_.erase(d);
+  deploys_in_flight_ = deploys_.size();
   try {
     if (d->error) throw ApiException(*d->error);
     if (d->needs_s3) {
@@ -102,7 +107,7 @@ void Lambda::DeployDone(uv_work_t* w, int status) {
                                                  ". S3 Error Message: " + why.message()));
       }
       d->zip = std::move(object).value();
-      self->StartDeploy(std::move(d));
+      self->StartDeploy(d);
       return;
     }
     self->FinishDeploy(*d);

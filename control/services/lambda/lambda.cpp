@@ -63,6 +63,9 @@ Status Lambda::Start() {
   Result<std::string> url_key = LoadOrCreateSecretFile(host_.data_dir() + "/code-url.key");
   if (!url_key.ok()) return url_key.status().Wrap("loading the code URL signing key");
   url_signer_ = std::make_unique<CodeUrlSigner>(*url_key);
+  Result<std::unique_ptr<LoopWorker>> worker = LoopWorker::Start(host_.loop(), "deploy");
+  if (!worker.ok()) return worker.status().Wrap("starting the deploy worker");
+  deploy_worker_ = std::move(worker).value();
 
   if (int rc = gc_timer_.Init(host_.loop(), uv_timer_init); rc != 0) {
     return Status::Internal(std::string("code GC timer: ") + uv_strerror(rc));
@@ -77,10 +80,21 @@ Status Lambda::Start() {
 
 void Lambda::Shutdown() {
   shutting_down_ = true;
+  // Waits for the deploy being unpacked and drops the rest; each deploy whose answer is then
+  // still owed is answered here (its unpacked code, if any, is an orphan the next start's code
+  // collection removes).
+  deploy_worker_.reset();
+  for (const std::shared_ptr<Deploy>& d : deploys_) {
+    if (d->resp->alive()) {
+      d->resp->Send(ToHttpResponse(ServiceError("deploy cancelled: control is shutting down"), d->rid));
+    }
+  }
+  deploys_.clear();
+  deploys_in_flight_ = 0;
   gc_timer_.Close();
 }
 
-bool Lambda::HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) {
+Result<bool> Lambda::HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) {
   Route route;
   const OperationSpec& spec = MatchOperation(req.method, req.path, route);
   if (spec.authorisation == Authorisation::kSigV4) return false;
@@ -89,7 +103,12 @@ bool Lambda::HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, cons
   return true;
 }
 
-void Lambda::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+Status Lambda::Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+  HandleOrThrow(req, resp, info);
+  return Status::Ok();
+}
+
+void Lambda::HandleOrThrow(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) {
   Route route;
   const OperationSpec& spec = MatchOperation(req.method, req.path, route);
   Call c{route, req, resp, info.request_id};

@@ -10,13 +10,14 @@
 // invoke.cpp, async_invoke.cpp (Invoke with InvocationType=Event, event-invoke configs and the
 // native trigger views), native.cpp (health, logs) and code_gc.cpp (removal of unpacked code no
 // function references any more). Each parses its request into the typed inputs of
-// control/lambda_api.h and works on the Store and the CodeStore.
+// lambda_api.h and works on the Store and the CodeStore.
 //
 // Two operations are answered without SigV4 (HandleBeforeAuth): the health check, and the
 // download behind GetFunction's Code.Location, which carries a signature of its own.
 //
 // Thread safety: loop thread only, like every Service; a deploy's parsing and unpacking run on
-// libuv's thread pool and touch only their own request and CodeStore::Put.
+// the service's deploy worker (base/loop_worker.h) and touch only their own request and
+// CodeStore::Put.
 #pragma once
 
 #include <cstdint>

@@ -15,11 +15,12 @@
 #include <string>
 #include <string_view>
 
+#include "base/loop_worker.h"
 #include "base/uv_handle.h"
 #include "control/auth.h"
 #include "control/aws_error.h"
 #include "control/code_store.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/lambda/lambda.h"
 #include "control/store.h"
 #include "net/http_server.h"
@@ -57,8 +58,10 @@ class Lambda final : public LambdaService {
   // Service.
   std::string_view signing_name() const override { return "lambda"; }
   Status Start() override;
-  bool HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) override;
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Result<bool> HandleBeforeAuth(net::HttpRequest& req, const Responder& resp, const std::string& request_id) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  // Handle before its error flow returns a Status: throws ApiException.
+  void HandleOrThrow(net::HttpRequest& req, const Responder& resp, const RequestInfo& info);
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
   void Shutdown() override;
 
@@ -133,7 +136,6 @@ class Lambda final : public LambdaService {
 
   // deploy.cpp: CreateFunction and UpdateFunctionCode run through it.
   struct Deploy {
-    uv_work_t work{};
     Lambda* self = nullptr;
     Responder resp;
     std::string rid;
@@ -150,9 +152,9 @@ class Lambda final : public LambdaService {
     StoredCode code;
     int64_t started_ms = 0;
   };
-  void StartDeploy(std::unique_ptr<Deploy> d);
-  static void DeployWork(uv_work_t* w);  // libuv's thread pool
-  static void DeployDone(uv_work_t* w, int status);
+  void StartDeploy(std::shared_ptr<Deploy> d);
+  static void DeployWork(Deploy& d);  // on deploy_worker_'s thread
+  void DeployDone(const std::shared_ptr<Deploy>& d);
   void FinishDeploy(Deploy& d);
   void ForgetOrphanCode(const StoredCode& code);
 
@@ -174,8 +176,16 @@ class Lambda final : public LambdaService {
   const ApiContext& api_;
   proto::InvokeClient& scheduler_;
   std::unique_ptr<CodeUrlSigner> url_signer_;
-  std::mutex put_mu_;  // CodeStore::Put runs on the thread pool; one at a time
+  std::mutex put_mu_;  // CodeStore::Put runs on deploy_worker_'s thread; one at a time
+  // The deploys submitted to deploy_worker_ and not finished on the loop: answered at Shutdown
+  // if their continuation never runs.
+  std::set<std::shared_ptr<Deploy>> deploys_;
   size_t deploys_in_flight_ = 0;
+  // Continuations of deploy_worker_ hold it weakly: a Lambda gone means nothing to do.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  // Runs the blocking half of every deploy (parse, decode, CodeStore::Put), one at a time.
+  // Declared after what its jobs touch, so it is destroyed (waiting for the running job) first.
+  std::unique_ptr<LoopWorker> deploy_worker_;
   bool shutting_down_ = false;
   // Code GC: when each unreferenced hash was first seen unreferenced (ms).
   std::map<std::string, int64_t> unreferenced_since_;

@@ -12,7 +12,7 @@
 #include <span>
 #include <string_view>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 
 namespace geysir::control::lambda {
 

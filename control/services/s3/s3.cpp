@@ -1,6 +1,6 @@
 // S3Service: see s3.h. Route() picks the operation from method, bucket, key and the query's
 // sub-resources (?uploads, ?uploadId, ?tagging, ?delete, ?location, list-type=2), the way S3
-// itself does; each handler returns the whole response or throws ApiException with S3's code.
+// itself does; each handler returns the whole response or a Status naming S3's error code.
 #include "control/services/s3/s3.h"
 
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include <ctime>
 #include <map>
 
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/services/protocol.h"
 #include "control/services/s3/s3_chunked.h"
 #include "control/services/s3/s3_xml.h"
@@ -27,9 +27,13 @@ using s3::S3Error;
 
 constexpr std::string_view kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
 
-[[noreturn]] void Throw(int status, std::string code, std::string message) {
-  throw ApiException(S3Error(status, std::move(code), std::move(message)));
-}
+// S3's answers whose HTTP status is not the one their Status code gives.
+constexpr ErrorStatus kS3ErrorStatuses[] = {
+    {"MethodNotAllowed", 405},
+    {"InvalidRange", 416},
+    {"NotImplemented", 501},
+    {"ServiceUnavailable", 503},
+};
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -124,15 +128,16 @@ struct Range {
 };
 
 // A single "bytes=a-b" / "bytes=a-" / "bytes=-n" range. nullopt: no range (or one S3 ignores);
-// throws InvalidRange when it cannot be satisfied.
-std::optional<Range> ParseRange(const std::string* header, uint64_t size) {
-  if (header == nullptr) return std::nullopt;
+// InvalidRange when it cannot be satisfied.
+Result<std::optional<Range>> ParseRange(const std::string* header, uint64_t size) {
+  const std::optional<Range> no_range;
+  if (header == nullptr) return no_range;
   std::string_view v = *header;
-  if (!StartsWith(v, "bytes=")) return std::nullopt;
+  if (!StartsWith(v, "bytes=")) return no_range;
   v.remove_prefix(6);
-  if (v.find(',') != std::string_view::npos) return std::nullopt;
+  if (v.find(',') != std::string_view::npos) return no_range;
   size_t dash = v.find('-');
-  if (dash == std::string_view::npos) return std::nullopt;
+  if (dash == std::string_view::npos) return no_range;
   auto num = [](std::string_view s, uint64_t* out) {
     if (s.empty()) return false;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
@@ -141,25 +146,26 @@ std::optional<Range> ParseRange(const std::string* header, uint64_t size) {
   std::string_view a = v.substr(0, dash), b = v.substr(dash + 1);
   Range r;
   auto unsatisfiable = [&]() {
-    Throw(416, "InvalidRange", "The requested range is not satisfiable");
+    return AwsStatus(Code::kInvalidArgument, "InvalidRange", "The requested range is not satisfiable");
   };
+
   if (a.empty()) {
     uint64_t n = 0;
-    if (!num(b, &n)) return std::nullopt;
-    if (n == 0 || size == 0) unsatisfiable();
+    if (!num(b, &n)) return no_range;
+    if (n == 0 || size == 0) return unsatisfiable();
     r.first = n >= size ? 0 : size - n;
     r.last = size - 1;
-    return r;
+    return std::optional<Range>(r);
   }
-  if (!num(a, &r.first)) return std::nullopt;
+  if (!num(a, &r.first)) return no_range;
   if (b.empty()) {
     r.last = size == 0 ? 0 : size - 1;
   } else if (!num(b, &r.last) || r.last < r.first) {
-    return std::nullopt;
+    return no_range;
   }
-  if (r.first >= size) unsatisfiable();
+  if (r.first >= size) return unsatisfiable();
   r.last = std::min(r.last, size - 1);
-  return r;
+  return std::optional<Range>(r);
 }
 
 std::string Quoted(std::string_view etag) {
@@ -204,15 +210,15 @@ std::optional<int64_t> ParseInt(const std::string& s) {
   return v;
 }
 
-s3::XmlNode ParseBody(const std::string& body, std::string_view root) {
+Result<s3::XmlNode> ParseBody(const std::string& body, std::string_view root) {
   std::string error;
   auto node = s3::ParseXml(body, &error);
   if (!node || node->name != root) {
-    Throw(400, "MalformedXML",
-          "The XML you provided was not well-formed or did not validate against our published schema" +
-              (error.empty() ? std::string(": expected <") + std::string(root) + ">" : ": " + error));
+    return AwsStatus(Code::kInvalidArgument, "MalformedXML",
+                     "The XML you provided was not well-formed or did not validate against our published schema" +
+                     (error.empty() ? std::string(": expected <") + std::string(root) + ">" : ": " + error));
   }
-  return *node;
+  return std::move(*node);
 }
 
 }  // namespace
@@ -241,15 +247,15 @@ namespace {
 // The object body of a PUT (or UploadPart): decoded from aws-chunked when it is, with every
 // chunk signature checked; then Content-MD5 and x-amz-checksum-* verified. Fills `checksums`
 // with the verified (or requested and computed) checksums.
-std::string ReadPayload(ServiceHost& host, HttpRequest& req, const RequestInfo& info,
-                        std::map<std::string, std::string>* checksums) {
+Result<std::string> ReadPayload(ServiceHost& host, HttpRequest& req, const RequestInfo& info,
+                                std::map<std::string, std::string>* checksums) {
   std::string sha = req.Header("x-amz-content-sha256") ? *req.Header("x-amz-content-sha256") : "";
   std::string encoding = Lower(req.Header("Content-Encoding") ? *req.Header("Content-Encoding") : "");
   std::string data;
   std::vector<std::pair<std::string, std::string>> trailers;
   if (StartsWith(sha, "STREAMING-") || encoding.find("aws-chunked") != std::string::npos) {
     if (StartsWith(sha, "STREAMING-AWS4-ECDSA")) {
-      Throw(501, "NotImplemented", "SigV4a (ECDSA) streaming signatures are not supported by Geysir.");
+      return AwsStatus(Code::kUnimplemented, "NotImplemented", "SigV4a (ECDSA) streaming signatures are not supported by Geysir.");
     }
     bool signed_chunks = StartsWith(sha, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
     bool trailer = EndsWith(sha, "-TRAILER");
@@ -258,7 +264,7 @@ std::string ReadPayload(ServiceHost& host, HttpRequest& req, const RequestInfo& 
       net::sigv4::VerifyError ignored;
       auto cred = net::sigv4::ParseCredential(req, &ignored);
       Result<AccessKey> key = host.store().GetAccessKey(info.access_key_id);
-      if (!cred || !key.ok()) Throw(403, "AccessDenied", "Cannot verify the chunk signatures of this request.");
+      if (!cred || !key.ok()) return AwsStatus(Code::kUnauthenticated, "AccessDenied", "Cannot verify the chunk signatures of this request.");
       signing.signing_key = s3::SigningKey(key->secret_access_key, cred->date, cred->region, cred->service);
       signing.amz_date = cred->amz_date;
       signing.scope = cred->date + "/" + cred->region + "/" + cred->service + "/aws4_request";
@@ -266,15 +272,15 @@ std::string ReadPayload(ServiceHost& host, HttpRequest& req, const RequestInfo& 
     }
     s3::DecodedBody decoded;
     if (auto err = s3::DecodeAwsChunked(req.body, signed_chunks ? &signing : nullptr, trailer, &decoded)) {
-      if (err->signature) Throw(403, "SignatureDoesNotMatch", err->message);
-      Throw(400, "IncompleteBody", "The request body is not valid aws-chunked encoding: " + err->message);
+      if (err->signature) return AwsStatus(Code::kUnauthenticated, "SignatureDoesNotMatch", err->message);
+      return AwsStatus(Code::kInvalidArgument, "IncompleteBody", "The request body is not valid aws-chunked encoding: " + err->message);
     }
     if (const std::string* dl = req.Header("x-amz-decoded-content-length")) {
       auto n = ParseInt(*dl);
       if (!n || static_cast<uint64_t>(*n) != decoded.data.size()) {
-        Throw(400, "IncompleteBody", "You did not provide the number of bytes specified by the "
-                                     "x-amz-decoded-content-length header (" + *dl + "); the body decodes to " +
-                                         std::to_string(decoded.data.size()) + " bytes.");
+        return AwsStatus(Code::kInvalidArgument, "IncompleteBody", "You did not provide the number of bytes specified by the "
+                         "x-amz-decoded-content-length header (" + *dl + "); the body decodes to " +
+                         std::to_string(decoded.data.size()) + " bytes.");
       }
     }
     data = std::move(decoded.data);
@@ -286,9 +292,9 @@ std::string ReadPayload(ServiceHost& host, HttpRequest& req, const RequestInfo& 
 
   if (const std::string* md5 = req.Header("Content-MD5")) {
     auto raw = DecodeBase64(*md5);
-    if (!raw || raw->size() != 16) Throw(400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
+    if (!raw || raw->size() != 16) return AwsStatus(Code::kInvalidArgument, "InvalidDigest", "The Content-MD5 you specified was invalid.");
     if (s3::Md5Base64(data) != *md5) {
-      Throw(400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+      return AwsStatus(Code::kInvalidArgument, "BadDigest", "The Content-MD5 you specified did not match what we received.");
     }
   }
   std::string requested = req.Header("x-amz-sdk-checksum-algorithm") ? *req.Header("x-amz-sdk-checksum-algorithm")
@@ -305,7 +311,7 @@ std::string ReadPayload(ServiceHost& host, HttpRequest& req, const RequestInfo& 
     if (!given && !wanted) continue;
     std::string computed = *s3::Checksum(alg, data);
     if (given && *given != computed) {
-      Throw(400, "BadDigest", "The " + alg + " you specified did not match the calculated checksum.");
+      return AwsStatus(Code::kInvalidArgument, "BadDigest", "The " + alg + " you specified did not match the calculated checksum.");
     }
     (*checksums)[alg] = computed;
   }
@@ -330,10 +336,10 @@ std::string EncodeToken(const std::string& last) {
   return out;
 }
 
-std::string DecodeToken(const std::string& token) {
+Result<std::string> DecodeToken(const std::string& token) {
   auto raw = DecodeBase64(token);
   if (!raw || !StartsWith(*raw, "v1:")) {
-    Throw(400, "InvalidArgument", "The continuation token provided is incorrect");
+    return AwsStatus(Code::kInvalidArgument, "InvalidArgument", "The continuation token provided is incorrect");
   }
   return raw->substr(3);
 }
@@ -392,8 +398,10 @@ HttpResponse S3Service::ErrorResponse(const AwsError& error, const std::string& 
   return r;
 }
 
-void S3Service::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
-  if (!objects_) Throw(503, "ServiceUnavailable", "S3 has not started");
+std::span<const ErrorStatus> S3Service::error_statuses() const { return kS3ErrorStatuses; }
+
+Status S3Service::Handle(HttpRequest& req, const Responder& resp, const RequestInfo& info) {
+  if (!objects_) return AwsStatus(Code::kUnavailable, "ServiceUnavailable", "S3 has not started");
   Call c{req, info, {}, {}, ParseQuery(req.query, /*plus_is_space=*/false)};
   std::string vhost = VirtualHostBucket(req);
   std::string_view path = req.path;
@@ -406,20 +414,21 @@ void S3Service::Handle(HttpRequest& req, const Responder& resp, const RequestInf
     c.bucket = net::PercentDecode(path.substr(0, slash), false);
     if (slash != std::string_view::npos) c.key = net::PercentDecode(path.substr(slash + 1), false);
   }
-  HttpResponse r = Route(c);
+  GEYSIR_ASSIGN_OR_RETURN(HttpResponse r, Route(c));
   r.headers.emplace_back("x-amz-request-id", info.request_id);
   r.headers.emplace_back("x-amz-id-2", info.request_id);
   resp->Send(std::move(r));
+  return Status::Ok();
 }
 
-HttpResponse S3Service::Route(Call& c) {
+Result<HttpResponse> S3Service::Route(Call& c) {
   s3::S3ObjectStore& st = *objects_;
   const std::string& m = c.req.method;
   const int64_t now = host_.NowMs();
 
   // ---- the service: ListBuckets ----
   if (c.bucket.empty()) {
-    if (m != "GET") Throw(405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+    if (m != "GET") return AwsStatus(Code::kUnimplemented, "MethodNotAllowed", "The specified method is not allowed against this resource.");
     XmlWriter x;
     x.Declaration();
     x.Open("ListAllMyBucketsResult", kXmlns);
@@ -428,7 +437,8 @@ HttpResponse S3Service::Route(Call& c) {
     x.Leaf("DisplayName", "geysir");
     x.Close("Owner");
     x.Open("Buckets");
-    for (const auto& b : ValueOrThrow(st.ListBuckets())) {
+    GEYSIR_ASSIGN_OR_RETURN(const auto buckets, st.ListBuckets());
+    for (const auto& b : buckets) {
       x.Open("Bucket");
       x.Leaf("Name", b.name);
       x.Leaf("CreationDate", IsoTimestamp(b.created_ms));
@@ -442,26 +452,26 @@ HttpResponse S3Service::Route(Call& c) {
   // ---- bucket operations ----
   if (c.key.empty()) {
     if (m == "PUT" && c.Has("tagging")) {
-      ValueOrThrow(st.RequireBucket(c.bucket));
-      s3::XmlNode root = ParseBody(c.req.body, "Tagging");
+      GEYSIR_RETURN_IF_ERROR(st.RequireBucket(c.bucket).status());
+      GEYSIR_ASSIGN_OR_RETURN(s3::XmlNode root, ParseBody(c.req.body, "Tagging"));
       std::vector<std::pair<std::string, std::string>> tags;
       if (const s3::XmlNode* set = root.Child("TagSet")) {
         for (const s3::XmlNode* t : set->Children("Tag")) {
           auto k = t->ChildText("Key");
-          if (!k || k->empty()) Throw(400, "InvalidTag", "A tag needs a non-empty Key.");
+          if (!k || k->empty()) return AwsStatus(Code::kInvalidArgument, "InvalidTag", "A tag needs a non-empty Key.");
           for (const auto& [ek, ev] : tags) {
-            if (ek == *k) Throw(400, "InvalidTag", "Cannot provide multiple Tags with the same key: " + *k);
+            if (ek == *k) return AwsStatus(Code::kInvalidArgument, "InvalidTag", "Cannot provide multiple Tags with the same key: " + *k);
           }
           tags.emplace_back(*k, t->ChildText("Value").value_or(""));
         }
       }
-      if (tags.size() > 50) Throw(400, "BadRequest", "Object tags cannot be greater than 50");
-      ThrowIfError(st.SetBucketTags(c.bucket, std::move(tags)));
+      if (tags.size() > 50) return AwsStatus(Code::kInvalidArgument, "BadRequest", "Object tags cannot be greater than 50");
+      GEYSIR_RETURN_IF_ERROR(st.SetBucketTags(c.bucket, std::move(tags)));
       return Empty(204);
     }
     if (m == "GET" && c.Has("tagging")) {
-      s3::Bucket b = ValueOrThrow(st.RequireBucket(c.bucket));
-      if (!b.tags) Throw(404, "NoSuchTagSet", "The TagSet does not exist");
+      GEYSIR_ASSIGN_OR_RETURN(s3::Bucket b, st.RequireBucket(c.bucket));
+      if (!b.tags) return AwsStatus(Code::kNotFound, "NoSuchTagSet", "The TagSet does not exist");
       XmlWriter x;
       x.Declaration();
       x.Open("Tagging", kXmlns);
@@ -477,12 +487,12 @@ HttpResponse S3Service::Route(Call& c) {
       return Xml(200, x.Take());
     }
     if (m == "DELETE" && c.Has("tagging")) {
-      ValueOrThrow(st.RequireBucket(c.bucket));
-      ThrowIfError(st.SetBucketTags(c.bucket, std::nullopt));
+      GEYSIR_RETURN_IF_ERROR(st.RequireBucket(c.bucket).status());
+      GEYSIR_RETURN_IF_ERROR(st.SetBucketTags(c.bucket, std::nullopt));
       return Empty(204);
     }
     if (m == "GET" && c.Has("location")) {
-      s3::Bucket b = ValueOrThrow(st.RequireBucket(c.bucket));
+      GEYSIR_ASSIGN_OR_RETURN(s3::Bucket b, st.RequireBucket(c.bucket));
       XmlWriter x;
       x.Declaration();
       x.Open("LocationConstraint", kXmlns);
@@ -491,14 +501,15 @@ HttpResponse S3Service::Route(Call& c) {
       return Xml(200, x.Take());
     }
     if (m == "GET" && c.Has("uploads")) {
-      ValueOrThrow(st.RequireBucket(c.bucket));
+      GEYSIR_RETURN_IF_ERROR(st.RequireBucket(c.bucket).status());
       XmlWriter x;
       x.Declaration();
       x.Open("ListMultipartUploadsResult", kXmlns);
       x.Leaf("Bucket", c.bucket);
       x.Leaf("MaxUploads", "1000");
       x.Leaf("IsTruncated", "false");
-      for (const auto& u : ValueOrThrow(st.ListUploads(c.bucket))) {
+      GEYSIR_ASSIGN_OR_RETURN(const auto uploads, st.ListUploads(c.bucket));
+      for (const auto& u : uploads) {
         x.Open("Upload");
         x.Leaf("Key", u.key);
         x.Leaf("UploadId", u.upload_id);
@@ -510,15 +521,15 @@ HttpResponse S3Service::Route(Call& c) {
       return Xml(200, x.Take());
     }
     if (m == "POST" && c.Has("delete")) {
-      ValueOrThrow(st.RequireBucket(c.bucket));
+      GEYSIR_RETURN_IF_ERROR(st.RequireBucket(c.bucket).status());
       std::map<std::string, std::string> ignored;
-      std::string body = ReadPayload(host_, c.req, c.info, &ignored);
-      s3::XmlNode root = ParseBody(body, "Delete");
+      GEYSIR_ASSIGN_OR_RETURN(std::string body, ReadPayload(host_, c.req, c.info, &ignored));
+      GEYSIR_ASSIGN_OR_RETURN(s3::XmlNode root, ParseBody(body, "Delete"));
       bool quiet = Lower(root.ChildText("Quiet").value_or("false")) == "true";
       auto objects = root.Children("Object");
       if (objects.size() > 1000) {
-        Throw(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our "
-                                   "published schema: at most 1000 objects per DeleteObjects.");
+        return AwsStatus(Code::kInvalidArgument, "MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+                         "published schema: at most 1000 objects per DeleteObjects.");
       }
       XmlWriter x;
       x.Declaration();
@@ -533,7 +544,7 @@ HttpResponse S3Service::Route(Call& c) {
           x.Close("Error");
           continue;
         }
-        ValueOrThrow(st.DeleteObject(c.bucket, key));
+        GEYSIR_RETURN_IF_ERROR(st.DeleteObject(c.bucket, key).status());
         if (!quiet) {
           x.Open("Deleted");
           x.Leaf("Key", key);
@@ -545,21 +556,23 @@ HttpResponse S3Service::Route(Call& c) {
     }
     if (m == "PUT") {
       if (!ValidBucketName(c.bucket)) {
-        Throw(400, "InvalidBucketName", "The specified bucket is not valid: " + c.bucket +
-                                            " (3-63 characters of a-z, 0-9, '.' and '-', starting and ending "
-                                            "with a letter or digit).");
+        return AwsStatus(Code::kInvalidArgument, "InvalidBucketName", "The specified bucket is not valid: " + c.bucket +
+                         " (3-63 characters of a-z, 0-9, '.' and '-', starting and ending "
+                         "with a letter or digit).");
       }
       std::string region = "us-east-1";
       if (!c.req.body.empty()) {
-        s3::XmlNode root = ParseBody(c.req.body, "CreateBucketConfiguration");
+        GEYSIR_ASSIGN_OR_RETURN(s3::XmlNode root, ParseBody(c.req.body, "CreateBucketConfiguration"));
         if (auto lc = root.ChildText("LocationConstraint"); lc && !lc->empty()) region = *lc;
       }
-      if (!ValueOrThrow(st.CreateBucket(c.bucket, region, now))) {
-        s3::Bucket b = *ValueOrThrow(st.GetBucket(c.bucket));
+      GEYSIR_ASSIGN_OR_RETURN(const bool created, st.CreateBucket(c.bucket, region, now));
+      if (!created) {
+        GEYSIR_ASSIGN_OR_RETURN(const auto existing, st.GetBucket(c.bucket));
+        const s3::Bucket& b = *existing;
         // us-east-1 answers 200 to its owner re-creating a bucket; other regions say so.
         if (b.region != "us-east-1" || region != "us-east-1") {
-          Throw(409, "BucketAlreadyOwnedByYou",
-                "Your previous request to create the named bucket succeeded and you already own it.");
+          return AwsStatus(Code::kAlreadyExists, "BucketAlreadyOwnedByYou",
+                           "Your previous request to create the named bucket succeeded and you already own it.");
         }
       }
       HttpResponse r = Empty(200);
@@ -567,17 +580,17 @@ HttpResponse S3Service::Route(Call& c) {
       return r;
     }
     if (m == "HEAD") {
-      s3::Bucket b = ValueOrThrow(st.RequireBucket(c.bucket));
+      GEYSIR_ASSIGN_OR_RETURN(s3::Bucket b, st.RequireBucket(c.bucket));
       HttpResponse r = Empty(200);
       r.headers.emplace_back("x-amz-bucket-region", b.region);
       return r;
     }
     if (m == "DELETE") {
-      ThrowIfError(st.DeleteBucket(c.bucket));
+      GEYSIR_RETURN_IF_ERROR(st.DeleteBucket(c.bucket));
       return Empty(204);
     }
     if (m == "GET") {
-      s3::Bucket b = ValueOrThrow(st.RequireBucket(c.bucket));
+      GEYSIR_ASSIGN_OR_RETURN(s3::Bucket b, st.RequireBucket(c.bucket));
       bool v2 = c.Q("list-type") == "2";
       bool url = c.Q("encoding-type") == "url";
       auto enc = [&](const std::string& s) { return url ? UrlEncodeKey(s) : s; };
@@ -586,16 +599,19 @@ HttpResponse S3Service::Route(Call& c) {
       q.delimiter = c.Q("delimiter");
       if (c.Has("max-keys")) {
         auto mk = ParseInt(c.Q("max-keys"));
-        if (!mk || *mk < 0) Throw(400, "InvalidArgument", "Provided max-keys not an integer or within integer range");
+        if (!mk || *mk < 0) return AwsStatus(Code::kInvalidArgument, "InvalidArgument", "Provided max-keys not an integer or within integer range");
         q.max_keys = static_cast<int>(std::min<int64_t>(*mk, 1000));
       }
       if (v2) {
-        if (c.Has("continuation-token")) q.after = DecodeToken(c.Q("continuation-token"));
-        else q.after = c.Q("start-after");
+        if (c.Has("continuation-token")) {
+          GEYSIR_ASSIGN_OR_RETURN(q.after, DecodeToken(c.Q("continuation-token")));
+        } else {
+          q.after = c.Q("start-after");
+        }
       } else {
         q.after = c.Q("marker");
       }
-      s3::ListPage page = ValueOrThrow(st.List(c.bucket, q));
+      GEYSIR_ASSIGN_OR_RETURN(s3::ListPage page, st.List(c.bucket, q));
       XmlWriter x;
       x.Declaration();
       x.Open("ListBucketResult", kXmlns);
@@ -638,17 +654,16 @@ HttpResponse S3Service::Route(Call& c) {
       x.Close("ListBucketResult");
       return Xml(200, x.Take());
     }
-    Throw(405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+    return AwsStatus(Code::kUnimplemented, "MethodNotAllowed", "The specified method is not allowed against this resource.");
   }
 
   // ---- object operations ----
   if (c.Has("tagging") || c.Has("acl") || c.Has("retention") || c.Has("legal-hold") || c.Has("attributes")) {
-    Throw(501, "NotImplemented", "Geysir's S3 does not implement object tagging, ACLs, retention or attributes.");
+    return AwsStatus(Code::kUnimplemented, "NotImplemented", "Geysir's S3 does not implement object tagging, ACLs, retention or attributes.");
   }
 
   if (m == "POST" && c.Has("uploads")) {
-    s3::Upload u =
-        ValueOrThrow(st.CreateUpload(c.bucket, c.key, MetaFromHeaders(c.req), c.H("x-amz-checksum-algorithm"), now));
+    GEYSIR_ASSIGN_OR_RETURN(s3::Upload u, st.CreateUpload(c.bucket, c.key, MetaFromHeaders(c.req), c.H("x-amz-checksum-algorithm"), now));
     XmlWriter x;
     x.Declaration();
     x.Open("InitiateMultipartUploadResult", kXmlns);
@@ -661,17 +676,17 @@ HttpResponse S3Service::Route(Call& c) {
     return r;
   }
   if (m == "POST" && c.Has("uploadId")) {
-    s3::Upload u = ValueOrThrow(st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
-    s3::XmlNode root = ParseBody(c.req.body, "CompleteMultipartUpload");
+    GEYSIR_ASSIGN_OR_RETURN(s3::Upload u, st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
+    GEYSIR_ASSIGN_OR_RETURN(s3::XmlNode root, ParseBody(c.req.body, "CompleteMultipartUpload"));
     std::vector<s3::CompletedPart> parts;
     for (const s3::XmlNode* p : root.Children("Part")) {
       auto n = ParseInt(p->ChildText("PartNumber").value_or(""));
       if (!n || *n < 1 || *n > 10000) {
-        Throw(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
+        return AwsStatus(Code::kInvalidArgument, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
       }
       parts.push_back({static_cast<int>(*n), p->ChildText("ETag").value_or("")});
     }
-    s3::Object o = ValueOrThrow(st.CompleteUpload(u, parts, now));
+    GEYSIR_ASSIGN_OR_RETURN(s3::Object o, st.CompleteUpload(u, parts, now));
     XmlWriter x;
     x.Declaration();
     x.Open("CompleteMultipartUploadResult", kXmlns);
@@ -685,12 +700,12 @@ HttpResponse S3Service::Route(Call& c) {
     return Xml(200, x.Take());
   }
   if (m == "DELETE" && c.Has("uploadId")) {
-    s3::Upload u = ValueOrThrow(st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
-    ThrowIfError(st.AbortUpload(u));
+    GEYSIR_ASSIGN_OR_RETURN(s3::Upload u, st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
+    GEYSIR_RETURN_IF_ERROR(st.AbortUpload(u));
     return Empty(204);
   }
   if (m == "GET" && c.Has("uploadId")) {
-    s3::Upload u = ValueOrThrow(st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
+    GEYSIR_ASSIGN_OR_RETURN(s3::Upload u, st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
     XmlWriter x;
     x.Declaration();
     x.Open("ListPartsResult", kXmlns);
@@ -701,7 +716,8 @@ HttpResponse S3Service::Route(Call& c) {
     x.Leaf("MaxParts", "1000");
     x.Leaf("IsTruncated", "false");
     if (!u.checksum_algorithm.empty()) x.Leaf("ChecksumAlgorithm", u.checksum_algorithm);
-    for (const auto& p : ValueOrThrow(st.ListParts(u.upload_id))) {
+    GEYSIR_ASSIGN_OR_RETURN(const auto listed_parts, st.ListParts(u.upload_id));
+    for (const auto& p : listed_parts) {
       x.Open("Part");
       x.Leaf("PartNumber", std::to_string(p.part_number));
       x.Leaf("LastModified", IsoTimestamp(p.last_modified_ms));
@@ -717,9 +733,9 @@ HttpResponse S3Service::Route(Call& c) {
   if (m == "PUT" && c.Has("uploadId")) {
     auto n = ParseInt(c.Q("partNumber"));
     if (!n || *n < 1 || *n > 10000) {
-      Throw(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
+      return AwsStatus(Code::kInvalidArgument, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
     }
-    s3::Upload u = ValueOrThrow(st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
+    GEYSIR_ASSIGN_OR_RETURN(s3::Upload u, st.RequireUpload(c.bucket, c.key, c.Q("uploadId")));
     std::map<std::string, std::string> checksums;
     std::string data;
     bool copy = c.req.Header("x-amz-copy-source") != nullptr;
@@ -729,19 +745,19 @@ HttpResponse S3Service::Route(Call& c) {
       if (!src.empty() && src.front() == '/') src.erase(0, 1);
       if (size_t q = src.find("?versionId="); q != std::string::npos) src.resize(q);
       size_t slash = src.find('/');
-      if (slash == std::string::npos) Throw(400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
-      s3::Object so = ValueOrThrow(st.RequireObject(src.substr(0, slash), src.substr(slash + 1)));
+      if (slash == std::string::npos) return AwsStatus(Code::kInvalidArgument, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+      GEYSIR_ASSIGN_OR_RETURN(s3::Object so, st.RequireObject(src.substr(0, slash), src.substr(slash + 1)));
       std::string range_header = c.H("x-amz-copy-source-range");
-      std::optional<Range> range = ParseRange(range_header.empty() ? nullptr : &range_header, so.size);
+      GEYSIR_ASSIGN_OR_RETURN(const std::optional<Range> range, ParseRange(range_header.empty() ? nullptr : &range_header, so.size));
       Result<std::string> bytes = range ? st.ReadBlob(so.sha256, range->first, range->last - range->first + 1)
                                         : st.ReadBlob(so.sha256);
-      if (!bytes.ok()) Throw(500, "InternalError", bytes.status().message());
+      if (!bytes.ok()) return AwsStatus(Code::kInternal, "InternalError", bytes.status().message());
       data = std::move(bytes).value();
     } else {
-      data = ReadPayload(host_, c.req, c.info, &checksums);
+      GEYSIR_ASSIGN_OR_RETURN(data, ReadPayload(host_, c.req, c.info, &checksums));
     }
     Result<s3::Blob> blob = st.WriteBlob(data);
-    if (!blob.ok()) Throw(500, "InternalError", blob.status().message());
+    if (!blob.ok()) return AwsStatus(Code::kInternal, "InternalError", blob.status().message());
     s3::Part p;
     p.part_number = static_cast<int>(*n);
     p.sha256 = blob->sha256;
@@ -749,7 +765,7 @@ HttpResponse S3Service::Route(Call& c) {
     p.etag = "\"" + blob->md5_hex + "\"";
     p.last_modified_ms = now;
     p.checksums = checksums;
-    ThrowIfError(st.PutPart(u.upload_id, p));
+    GEYSIR_RETURN_IF_ERROR(st.PutPart(u.upload_id, p));
     if (copy) {
       XmlWriter x;
       x.Declaration();
@@ -771,15 +787,15 @@ HttpResponse S3Service::Route(Call& c) {
     if (size_t q = src.find("?versionId="); q != std::string::npos) src.resize(q);
     size_t slash = src.find('/');
     if (slash == std::string::npos || slash + 1 == src.size()) {
-      Throw(400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+      return AwsStatus(Code::kInvalidArgument, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
     }
-    s3::Object so = ValueOrThrow(st.RequireObject(src.substr(0, slash), src.substr(slash + 1)));
-    ValueOrThrow(st.RequireBucket(c.bucket));
+    GEYSIR_ASSIGN_OR_RETURN(s3::Object so, st.RequireObject(src.substr(0, slash), src.substr(slash + 1)));
+    GEYSIR_RETURN_IF_ERROR(st.RequireBucket(c.bucket).status());
     bool replace = c.H("x-amz-metadata-directive") == "REPLACE";
     if (!replace && so.bucket == c.bucket && so.key == c.key) {
-      Throw(400, "InvalidRequest",
-            "This copy request is illegal because it is trying to copy an object to itself without changing the "
-            "object's metadata, storage class, website redirect location or encryption attributes.");
+      return AwsStatus(Code::kInvalidArgument, "InvalidRequest",
+                       "This copy request is illegal because it is trying to copy an object to itself without changing the "
+                       "object's metadata, storage class, website redirect location or encryption attributes.");
     }
     s3::Object o = so;
     o.bucket = c.bucket;
@@ -789,7 +805,7 @@ HttpResponse S3Service::Route(Call& c) {
       o.meta = MetaFromHeaders(c.req);
       o.meta.checksums = so.meta.checksums;
     }
-    ThrowIfError(st.PutObject(o));
+    GEYSIR_RETURN_IF_ERROR(st.PutObject(o));
     XmlWriter x;
     x.Declaration();
     x.Open("CopyObjectResult", kXmlns);
@@ -800,12 +816,12 @@ HttpResponse S3Service::Route(Call& c) {
   }
 
   if (m == "PUT") {
-    ValueOrThrow(st.RequireBucket(c.bucket));
+    GEYSIR_RETURN_IF_ERROR(st.RequireBucket(c.bucket).status());
     std::map<std::string, std::string> checksums;
     s3::ObjectMeta meta = MetaFromHeaders(c.req);
-    std::string data = ReadPayload(host_, c.req, c.info, &checksums);
+    GEYSIR_ASSIGN_OR_RETURN(std::string data, ReadPayload(host_, c.req, c.info, &checksums));
     Result<s3::Blob> blob = st.WriteBlob(data);
-    if (!blob.ok()) Throw(500, "InternalError", blob.status().message());
+    if (!blob.ok()) return AwsStatus(Code::kInternal, "InternalError", blob.status().message());
     s3::Object o;
     o.bucket = c.bucket;
     o.key = c.key;
@@ -815,7 +831,7 @@ HttpResponse S3Service::Route(Call& c) {
     o.last_modified_ms = now;
     o.meta = std::move(meta);
     o.meta.checksums = checksums;
-    ThrowIfError(st.PutObject(o));
+    GEYSIR_RETURN_IF_ERROR(st.PutObject(o));
     HttpResponse r = Empty(200);
     r.headers.emplace_back("ETag", o.etag);
     for (const auto& [alg, v] : checksums) r.headers.emplace_back("x-amz-checksum-" + Lower(alg), v);
@@ -823,16 +839,16 @@ HttpResponse S3Service::Route(Call& c) {
   }
 
   if (m == "DELETE") {
-    ValueOrThrow(st.RequireBucket(c.bucket));
-    ValueOrThrow(st.DeleteObject(c.bucket, c.key));
+    GEYSIR_RETURN_IF_ERROR(st.RequireBucket(c.bucket).status());
+    GEYSIR_RETURN_IF_ERROR(st.DeleteObject(c.bucket, c.key).status());
     return Empty(204);
   }
 
   if (m == "GET" || m == "HEAD") {
-    s3::Object o = ValueOrThrow(st.RequireObject(c.bucket, c.key));
+    GEYSIR_ASSIGN_OR_RETURN(s3::Object o, st.RequireObject(c.bucket, c.key));
     std::string if_match = c.H("If-Match");
     if (!if_match.empty() && !EtagMatches(if_match, o.etag)) {
-      Throw(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+      return AwsStatus(Code::kFailedPrecondition, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
     }
     std::string if_none = c.H("If-None-Match");
     if (!if_none.empty() && EtagMatches(if_none, o.etag)) {
@@ -841,7 +857,7 @@ HttpResponse S3Service::Route(Call& c) {
       r.headers.emplace_back("Last-Modified", HttpDate(o.last_modified_ms));
       return r;
     }
-    std::optional<Range> range = ParseRange(c.req.Header("Range"), o.size);
+    GEYSIR_ASSIGN_OR_RETURN(const std::optional<Range> range, ParseRange(c.req.Header("Range"), o.size));
     bool checksums = Lower(c.H("x-amz-checksum-mode")) == "enabled" && !range;
     HttpResponse r = Empty(range ? 206 : 200);
     AddObjectHeaders(r, o, checksums);
@@ -867,11 +883,11 @@ HttpResponse S3Service::Route(Call& c) {
     // bytes (no streaming yet).
     Result<std::string> body =
         range ? st.ReadBlob(o.sha256, range->first, range->last - range->first + 1) : st.ReadBlob(o.sha256);
-    if (!body.ok()) Throw(500, "InternalError", body.status().message());
+    if (!body.ok()) return AwsStatus(Code::kInternal, "InternalError", body.status().message());
     r.body = std::move(body).value();
     return r;
   }
-  Throw(405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+  return AwsStatus(Code::kUnimplemented, "MethodNotAllowed", "The specified method is not allowed against this resource.");
 }
 
 }  // namespace geysir::control

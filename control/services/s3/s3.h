@@ -37,8 +37,9 @@ class S3Service final : public Service, public ObjectSource {
 
   std::string_view signing_name() const override { return "s3"; }
   Status Start() override;
-  void Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
+  Status Handle(net::HttpRequest& req, const Responder& resp, const RequestInfo& info) override;
   net::HttpResponse ErrorResponse(const AwsError& error, const std::string& request_id) const override;
+  std::span<const ErrorStatus> error_statuses() const override;
 
   // The object store (valid after Start()).
   s3::S3ObjectStore& objects() { return *objects_; }
@@ -48,7 +49,8 @@ class S3Service final : public Service, public ObjectSource {
 
  private:
   struct Call;
-  net::HttpResponse Route(Call& c);
+  // The response to `c`, or the S3 error it gets.
+  Result<net::HttpResponse> Route(Call& c);
 
   ServiceHost& host_;
   std::optional<s3::S3ObjectStore> objects_;

@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "control/code_store.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
 #include "net/sigv4.h"
@@ -100,6 +100,47 @@ TEST_CASE("control: health is open, everything else needs a valid signature", "[
     CHECK(r.Header("x-amzn-requestid").size() == 36);
   });
   CHECK(CodeTrees(h.data) == 0);
+}
+
+TEST_CASE("control: a handler's failed Status is answered once, in its service's format and status",
+          "[control][server]") {
+  Harness h;
+  h.Run([&](Client& c) {
+    // IAM (query protocol): the code gives the status, the AWS type the <Code>.
+    Reply r = c.Call("GET", "/?Action=GetRole&RoleName=nobody&Version=2010-05-08", "", {.service = "iam"});
+    CHECK(r.status == 404);
+    CHECK(r.body.find("<Code>NoSuchEntity</Code>") != std::string::npos);
+    CHECK(r.body.find("<Type>Sender</Type>") != std::string::npos);
+    CHECK(r.body.find("The role with name nobody cannot be found.") != std::string::npos);
+    // An unknown action is Unimplemented, which IAM answers 400 (its error_statuses).
+    r = c.Call("GET", "/?Action=Nope&Version=2010-05-08", "", {.service = "iam"});
+    CHECK(r.status == 400);
+    CHECK(r.body.find("<Code>InvalidAction</Code>") != std::string::npos);
+
+    // EventBridge (JSON 1.1): a missing rule is 400, not the 404 its code gives elsewhere.
+    r = c.Call("POST", "/", json{{"Name", "nope"}}.dump(),
+               {.headers = {{"X-Amz-Target", "AWSEvents.DescribeRule"}}, .service = "events"});
+    CHECK(r.status == 400);
+    CHECK(r.ErrorType() == "ResourceNotFoundException");
+    CHECK(r.Json()["__type"] == "ResourceNotFoundException");
+    CHECK(r.Json()["message"] == "Rule nope does not exist on EventBus default.");
+
+    // S3 (rest-xml): a method a resource does not take is 405 MethodNotAllowed.
+    r = c.Call("POST", "/", "", {.service = "s3"});
+    CHECK(r.status == 405);
+    CHECK(r.body.find("<Code>MethodNotAllowed</Code>") != std::string::npos);
+    r = c.Call("HEAD", "/no-such-bucket", "", {.service = "s3"});
+    CHECK(r.status == 404);
+
+    // EventBridge Scheduler: 405 for a method a schedule does not take, 404 for a missing one.
+    r = c.Call("PATCH", "/schedules/nope", "", {.service = "scheduler"});
+    CHECK(r.status == 405);
+    CHECK(r.ErrorType() == "MethodNotAllowedException");
+    r = c.Call("GET", "/schedules/nope", "", {.service = "scheduler"});
+    CHECK(r.status == 404);
+    CHECK(r.ErrorType() == "ResourceNotFoundException");
+    CHECK(r.Json()["Message"] == "Schedule nope does not exist.");
+  });
 }
 
 TEST_CASE("control: health reports the isolation mode it was given", "[control][server]") {

@@ -1,6 +1,6 @@
 // The pure parts of control's API: routing, function-name/ARN resolution, request validation,
 // AWS error mapping and response shapes.
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 
 #include <catch2/catch.hpp>
 
@@ -27,7 +27,7 @@ std::string ErrorType(F&& f) {
 }
 
 template <typename F>
-int ErrorStatus(F&& f) {
+int ThrownStatus(F&& f) {
   try {
     f();
   } catch (const ApiException& e) {
@@ -80,12 +80,12 @@ TEST_CASE("routes: ARNs arrive percent-encoded and are decoded per segment", "[c
 }
 
 TEST_CASE("routes: unknown paths are 404, wrong methods 405", "[control][api]") {
-  CHECK(ErrorStatus([] { MatchRoute("GET", "/2015-03-31/nothing"); }) == 404);
+  CHECK(ThrownStatus([] { MatchRoute("GET", "/2015-03-31/nothing"); }) == 404);
   CHECK(ErrorType([] { MatchRoute("GET", "/"); }) == "UnknownOperationException");
-  CHECK(ErrorStatus([] { MatchRoute("PATCH", "/2015-03-31/functions/x"); }) == 405);
-  CHECK(ErrorStatus([] { MatchRoute("GET", "/2015-03-31/functions/x/code"); }) == 405);
-  CHECK(ErrorStatus([] { MatchRoute("GET", "/geysir/v1/code/../../etc/passwd"); }) == 404);
-  CHECK(ErrorStatus([] { MatchRoute("GET", "/geysir/v1/code/" + std::string(64, 'G') + ".zip"); }) == 404);
+  CHECK(ThrownStatus([] { MatchRoute("PATCH", "/2015-03-31/functions/x"); }) == 405);
+  CHECK(ThrownStatus([] { MatchRoute("GET", "/2015-03-31/functions/x/code"); }) == 405);
+  CHECK(ThrownStatus([] { MatchRoute("GET", "/geysir/v1/code/../../etc/passwd"); }) == 404);
+  CHECK(ThrownStatus([] { MatchRoute("GET", "/geysir/v1/code/" + std::string(64, 'G') + ".zip"); }) == 404);
 }
 
 TEST_CASE("function references: names, partial and full ARNs, qualifiers", "[control][api]") {
@@ -157,7 +157,7 @@ TEST_CASE("routes: versions, aliases, policy, concurrency, tags", "[control][api
   CHECK(r.op == Operation::kTagResource);
   CHECK(r.sub == "arn:aws:lambda:us-east-1:000000000000:function:f");
   CHECK(MatchRoute("GET", "/2016-08-19/account-settings/").op == Operation::kGetAccountSettings);
-  CHECK(ErrorStatus([] { MatchRoute("PATCH", "/2015-03-31/functions/f/versions"); }) == 405);
+  CHECK(ThrownStatus([] { MatchRoute("PATCH", "/2015-03-31/functions/f/versions"); }) == 405);
   CHECK(QueryValues("tagKeys=a&x=1&tagKeys=b%20c", "tagKeys") == std::vector<std::string>{"a", "b c"});
 }
 
@@ -435,6 +435,24 @@ TEST_CASE("AWS error mapping", "[control][api]") {
   CHECK(typed.http_status == 404);
   CHECK(typed.type == "NoSuchBucket");
   CHECK(typed.message == "no bucket");
+
+  // A service's own table gives a type the status it answers it with; other types, and the same
+  // type without the table, keep the code's status.
+  constexpr ErrorStatus kTable[] = {{"ResourceNotFoundException", 400}, {"ServiceUnavailable", 503}};
+  AwsError listed = FromStatus(AwsStatus(Code::kNotFound, "ResourceNotFoundException", "no rule"), kTable);
+  CHECK(listed.http_status == 400);
+  CHECK(listed.user_fault);
+  CHECK(listed.type == "ResourceNotFoundException");
+  CHECK(listed.message == "no rule");
+  AwsError service_side = FromStatus(AwsStatus(Code::kUnavailable, "ServiceUnavailable", "not started"), kTable);
+  CHECK(service_side.http_status == 503);
+  CHECK_FALSE(service_side.user_fault);
+  CHECK(FromStatus(AwsStatus(Code::kNotFound, "NoSuchEntity", "x"), kTable).http_status == 404);
+  CHECK(FromStatus(AwsStatus(Code::kNotFound, "ResourceNotFoundException", "x")).http_status == 404);
+  // The table names types, not codes: an untyped Status keeps its code's answer.
+  CHECK(FromStatus(Status::NotFound("x"), kTable).http_status == 404);
+  CHECK(AwsStatus(Code::kConflict, "DeleteConflict", "x").code() == Code::kConflict);
+  CHECK(AwsStatus(Code::kConflict, "DeleteConflict", "x").aws_type() == "DeleteConflict");
 
   net::HttpResponse r = ToHttpResponse(ResourceNotFound("Function not found: x"), "rid-1");
   CHECK(r.status == 404);

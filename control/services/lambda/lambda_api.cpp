@@ -1,4 +1,4 @@
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 
 #include "base/base64.h"
 
