@@ -17,7 +17,7 @@
 
 #include "control/aws_error.h"
 #include "control/code_store.h"
-#include "control/lambda_api.h"
+#include "control/services/lambda/lambda_api.h"
 #include "control/service.h"
 #include "control/services/apigateway/apigateway.h"
 #include "control/services/domains.h"
